@@ -1,0 +1,296 @@
+"""Rubric models, YAML loading, canonical content hashes and rubric diffs.
+
+A rubric's identity is the hash of its canonical content, never of file bytes: text is whitespace-folded
+when loaded, so re-wrapping a YAML string, reordering mapping keys or adding comments changes nothing,
+while any change to a question, anchor, scale, severity or threshold changes that criterion's hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+Severity = Literal["critical", "major", "minor"]
+SNAKE_CASE = re.compile(r"^[a-z][a-z0-9_]*$")
+PILLARS = ("reliability", "crisis", "safety", "fairness", "privacy", "robustness", "sycophancy", "ethics")
+
+
+def fold_whitespace(text: str) -> str:
+    """Canonical form of prose: YAML folding, indentation and line wrapping carry no meaning."""
+    return " ".join(text.split())
+
+
+def sha256_of(obj: Any) -> str:
+    """Hash of a JSON-able value in canonical form (sorted keys, no insignificant whitespace)."""
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _fold_text(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return fold_whitespace(value)
+        if isinstance(value, list):
+            return [fold_whitespace(v) if isinstance(v, str) else v for v in value]
+        return value
+
+
+class Scale(_Strict):
+    min: int
+    max: int
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Scale:
+        if self.max <= self.min:
+            raise ValueError(f"scale max ({self.max}) must be greater than min ({self.min})")
+        return self
+
+    @property
+    def points(self) -> range:
+        return range(self.min, self.max + 1)
+
+
+class Criterion(_Strict):
+    id: str
+    question: str = Field(min_length=1)
+    severity: Severity
+    scale: Scale
+    anchors: dict[int, str]
+    fail_below: int | None = None
+    applies_when: str | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _snake_case(cls, value: str) -> str:
+        if not SNAKE_CASE.match(value):
+            raise ValueError(f"criterion id {value!r} must be snake_case (lowercase letters, digits, _)")
+        return value
+
+    @field_validator("anchors", mode="before")
+    @classmethod
+    def _fold_anchor_text(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: fold_whitespace(v) if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Criterion:
+        points = set(self.scale.points)
+        missing = sorted(points - set(self.anchors))
+        extra = sorted(set(self.anchors) - points)
+        if missing:
+            raise ValueError(f"criterion {self.id!r}: no anchor for scale point(s) {missing}")
+        if extra:
+            raise ValueError(
+                f"criterion {self.id!r}: anchor(s) {extra} outside the scale {self.scale.min}..{self.scale.max}"
+            )
+        empty = sorted(k for k, v in self.anchors.items() if not v)
+        if empty:
+            raise ValueError(f"criterion {self.id!r}: empty anchor text for scale point(s) {empty}")
+        if self.severity == "critical" and self.fail_below is None:
+            raise ValueError(f"criterion {self.id!r} is critical and needs fail_below")
+        if self.fail_below is not None and not (self.scale.min < self.fail_below <= self.scale.max):
+            raise ValueError(
+                f"criterion {self.id!r}: fail_below {self.fail_below} must lie in "
+                f"{self.scale.min + 1}..{self.scale.max} so that some score passes and some fails"
+            )
+        return self
+
+    def canonical(self) -> dict[str, Any]:
+        data = self.model_dump(mode="json")
+        data["anchors"] = {str(k): self.anchors[k] for k in sorted(self.anchors)}
+        return data
+
+    @property
+    def content_hash(self) -> str:
+        return sha256_of(self.canonical())
+
+
+class Rubric(_Strict):
+    pillar: str
+    version: str
+    title: str = Field(min_length=1)
+    summary: str = Field(min_length=1)
+    references: list[str] = Field(default_factory=list)
+    edge_cases: dict[str, str] = Field(default_factory=dict)
+    criteria: list[Criterion] = Field(min_length=1)
+
+    @field_validator("pillar")
+    @classmethod
+    def _pillar_name(cls, value: str) -> str:
+        if not SNAKE_CASE.match(value):
+            raise ValueError(f"pillar {value!r} must be snake_case (lowercase letters, digits, _)")
+        return value
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int | float) else value
+
+    @field_validator("edge_cases", mode="before")
+    @classmethod
+    def _fold_edge_text(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: fold_whitespace(v) if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Rubric:
+        seen: set[str] = set()
+        for criterion in self.criteria:
+            if criterion.id in seen:
+                raise ValueError(f"duplicate criterion id {criterion.id!r}")
+            seen.add(criterion.id)
+        return self
+
+    def canonical(self) -> dict[str, Any]:
+        """Content that defines the rubric; `version` is a human label and is left out."""
+        data = self.model_dump(mode="json", exclude={"version", "criteria"})
+        data["criteria"] = [c.canonical() for c in self.criteria]
+        return data
+
+    @property
+    def content_hash(self) -> str:
+        return sha256_of(self.canonical())
+
+    def criterion(self, criterion_id: str) -> Criterion:
+        for criterion in self.criteria:
+            if criterion.id == criterion_id:
+                return criterion
+        raise KeyError(criterion_id)
+
+
+class RubricError(Exception):
+    """A rubric file that cannot be used; the message names file, line and field."""
+
+
+def _node_line(root: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
+    """1-based line of the YAML node at a pydantic error location (deepest node that exists)."""
+    node, line = root, None
+    for key in loc:
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if str(k.value) == str(key)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+        else:
+            node = None
+    if node is not None:
+        line = node.start_mark.line + 1
+    return line
+
+
+def _format_loc(loc: Sequence[int | str]) -> str:
+    parts: list[str] = []
+    for key in loc:
+        if isinstance(key, int) and parts:
+            parts[-1] += f"[{key}]"
+        else:
+            parts.append(str(key))
+    return ".".join(parts)
+
+
+def parse_rubric(text: str, source: str) -> Rubric:
+    """Validate YAML text into a Rubric, or raise RubricError listing `source:LINE: field: problem`."""
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        raise RubricError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)}); fix the syntax") from exc
+    if not isinstance(data, dict):
+        raise RubricError(f"{source}:1: a rubric must be a YAML mapping with pillar, criteria, ...")
+    try:
+        return Rubric.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = [p for p in err["loc"] if p not in ("function-after", "function-before")]
+            line = _node_line(root, loc)
+            where = f"{source}:{line}" if line else source
+            field = _format_loc(loc) or "(rubric)"
+            message = err["msg"].removeprefix("Value error, ")
+            lines.append(f"{where}: {field}: {message}")
+        raise RubricError("\n".join(lines)) from exc
+
+
+def load_rubric(path: Path) -> Rubric:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RubricError(f"{path}: cannot read rubric ({exc})") from exc
+    return parse_rubric(text, str(path))
+
+
+def load_rubric_dir(directory: Path) -> dict[str, Rubric]:
+    """All `*.yaml`/`*.yml` rubrics of a folder, keyed by pillar; every problem is reported at once."""
+    if not directory.is_dir():
+        raise RubricError(f"{directory}: not a folder of rubrics; pass --rubrics DIR with *.yaml files")
+    rubrics: dict[str, Rubric] = {}
+    origin: dict[str, Path] = {}
+    problems: list[str] = []
+    files = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+    if not files:
+        raise RubricError(f"{directory}: no *.yaml rubric files found")
+    for path in files:
+        try:
+            rubric = load_rubric(path)
+        except RubricError as exc:
+            problems.append(str(exc))
+            continue
+        if rubric.pillar in rubrics:
+            problems.append(
+                f"{path}:1: pillar {rubric.pillar!r} is already defined in {origin[rubric.pillar]}; "
+                "keep one rubric per pillar"
+            )
+            continue
+        rubrics[rubric.pillar] = rubric
+        origin[rubric.pillar] = path
+    if problems:
+        raise RubricError("\n".join(problems))
+    return rubrics
+
+
+@dataclass(frozen=True)
+class CriterionChange:
+    pillar: str
+    criterion: str
+    change: Literal["added", "removed", "changed", "unchanged"]
+    fields: tuple[str, ...] = ()
+
+
+def diff_rubrics(old: dict[str, Rubric], new: dict[str, Rubric]) -> list[CriterionChange]:
+    """Criterion-level differences between two rubric sets, with the fields that changed."""
+    changes: list[CriterionChange] = []
+    for pillar in sorted(set(old) | set(new)):
+        old_criteria = {c.id: c for c in old[pillar].criteria} if pillar in old else {}
+        new_criteria = {c.id: c for c in new[pillar].criteria} if pillar in new else {}
+        for cid in _ordered_union(old_criteria, new_criteria):
+            if cid not in new_criteria:
+                changes.append(CriterionChange(pillar, cid, "removed"))
+            elif cid not in old_criteria:
+                changes.append(CriterionChange(pillar, cid, "added"))
+            else:
+                before, after = old_criteria[cid].canonical(), new_criteria[cid].canonical()
+                fields = tuple(k for k in after if before.get(k) != after.get(k))
+                changes.append(CriterionChange(pillar, cid, "changed" if fields else "unchanged", fields))
+    return changes
+
+
+def _ordered_union(first: Iterable[str], second: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys([*first, *second]))
