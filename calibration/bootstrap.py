@@ -1,0 +1,38 @@
+"""Percentile bootstrap over items: confidence intervals that respect the item as the unit of sampling."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+
+import numpy as np
+
+
+def resample_indices(n_items: int, n_resamples: int, seed: int, key: str = "") -> np.ndarray:
+    """``n_resamples`` × ``n_items`` indices drawn with replacement.
+
+    The stream depends only on ``seed`` and ``key`` (e.g. the criterion), so adding a judge or a metric
+    never changes another interval, and every metric of one criterion sees the same resamples.
+    """
+    rng = np.random.default_rng([seed, zlib.crc32(key.encode("utf-8"))])
+    return rng.integers(0, n_items, size=(n_resamples, n_items))
+
+
+def percentile_ci(
+    statistic: Callable[[np.ndarray], float | None],
+    indices: np.ndarray,
+    confidence: float = 0.95,
+) -> tuple[float | None, float | None]:
+    """Percentile interval of ``statistic`` over resampled item indices.
+
+    Resamples where the statistic is undefined are skipped; when more than half are undefined the
+    interval is reported as unknown rather than built from a biased remainder.
+    """
+    if indices.size == 0:
+        return None, None
+    values = [v for v in (statistic(row) for row in indices) if v is not None]
+    if len(values) < max(2, indices.shape[0] // 2):
+        return None, None
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(np.asarray(values, dtype=float), [tail, 1.0 - tail])
+    return float(low), float(high)

@@ -1,0 +1,324 @@
+"""The `trustmh` command line: a thin typer layer over judge.run, judge.rubric and calibration."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from calibration.cli import calibrate_command
+from judge.cache import VerdictCache, default_cache_dir
+from judge.families import DEFAULT_FAMILIES, FamilyError, families_from_toml
+from judge.items import DEFAULT_MAX_RESPONSE_CHARS
+from judge.judges import JudgeConfigError, JudgesFile, JudgeSpec, load_judges_file, resolve_judges
+from judge.resources import bundled_path
+from judge.rubric import Rubric, RubricError, diff_rubrics, load_rubric_dir
+from judge.run import EXIT_USAGE, ScoreOptions, UsageError, execute, prepare, print_dry_run
+
+app = typer.Typer(
+    name="trustmh",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    help="Score chatbot responses to mental-health conversations with LLM judges, and audit the judges.",
+)
+rubrics_app = typer.Typer(no_args_is_help=True, help="Inspect, validate and compare rubrics.")
+cache_app = typer.Typer(no_args_is_help=True, help="Inspect or clear the verdict cache.")
+app.add_typer(rubrics_app, name="rubrics")
+app.add_typer(cache_app, name="cache")
+app.command("calibrate")(calibrate_command)
+
+out_console = Console()
+err_console = Console(stderr=True)
+
+RubricsOption = Annotated[
+    Path | None, typer.Option("--rubrics", help="Folder of rubric YAML files (default: the bundled rubrics).")
+]
+CacheOption = Annotated[
+    Path | None, typer.Option("--cache", help="Cache folder (default: $TRUSTMH_CACHE_DIR or ~/.cache/trustmh-judge).")
+]
+
+
+def _rubrics_dir(path: Path | None) -> Path:
+    return path or bundled_path("rubrics")
+
+
+def _judges(judges: str | None, judges_file: Path | None) -> tuple[list[JudgeSpec], JudgesFile | None]:
+    try:
+        loaded = load_judges_file(judges_file) if judges_file else None
+        return resolve_judges(judges, loaded), loaded
+    except JudgeConfigError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+@app.command()
+def score(
+    items: Annotated[list[Path], typer.Argument(help="Items to judge: JSONL or CSV files.", show_default=False)],
+    judges: Annotated[
+        str | None,
+        typer.Option("--judges", help="Comma-separated PROVIDER:MODEL[@BASE_URL] or names from --judges-file."),
+    ] = None,
+    judges_file: Annotated[
+        Path | None, typer.Option("--judges-file", help="judges.toml with per-judge settings.")
+    ] = None,
+    pillars: Annotated[str | None, typer.Option("--pillars", help="Comma-separated pillars to judge.")] = None,
+    rubrics: RubricsOption = None,
+    samples: Annotated[int, typer.Option("--samples", min=1, help="Samples per judge (use temperature > 0).")] = 1,
+    out: Annotated[Path, typer.Option("--out", help="Output folder; re-running resumes it.")] = Path("trustmh-out"),
+    cache: CacheOption = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the cache.")] = False,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Concurrent calls per judge.")] = 8,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show calls, cache hits, tokens and cost; send nothing.")
+    ] = False,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="Judge the valid items; list the bad ones in OUT/rejected.jsonl.")
+    ] = False,
+    max_response_chars: Annotated[
+        int, typer.Option("--max-response-chars", min=1, help="Longer responses are rejected.")
+    ] = DEFAULT_MAX_RESPONSE_CHARS,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Judge responses against the pillar rubrics with one or more LLM judges.
+
+    Example: trustmh score responses.jsonl --judges openai:gpt-4.1-mini,anthropic:claude-sonnet-4-5 --out runs/r1
+
+    Exit codes: 0 all verdicts ok, 3 some verdicts failed (see verdicts.jsonl), 2 bad input (nothing judged),
+    1 internal error.
+    """
+    specs, loaded = _judges(judges, judges_file)
+    try:
+        families = families_from_toml(loaded.families) if loaded and loaded.families else DEFAULT_FAMILIES
+    except FamilyError as exc:
+        raise UsageError(f"{judges_file}: {exc}") from exc
+    options = ScoreOptions(
+        items=items,
+        judges=specs,
+        rubrics_dir=_rubrics_dir(rubrics),
+        out=out,
+        cache_dir=None if no_cache else (cache or default_cache_dir()),
+        pillars=[p.strip() for p in pillars.split(",") if p.strip()] if pillars else None,
+        samples=samples,
+        concurrency=concurrency,
+        dry_run=dry_run,
+        skip_invalid=skip_invalid,
+        quiet=quiet,
+        max_response_chars=max_response_chars,
+        families=families,
+        command_line=["trustmh", *sys.argv[1:]],
+    )
+    prepared = prepare(options)
+    if dry_run:
+        print_dry_run(prepared, out_console)
+        return
+    code, summary = execute(prepared)
+    calls = summary["calls"]
+    err_console.print(
+        f"{calls['planned']} calls: {calls['requested']} requested, {calls['cache_hits']} from cache, "
+        f"{calls['resumed']} resumed, {calls['failed']} failed → {out}/verdicts.jsonl"
+    )
+    raise typer.Exit(code)
+
+
+# ---------------------------------------------------------------- rubrics
+
+
+def _load_rubrics(directory: Path) -> dict[str, Rubric]:
+    try:
+        return load_rubric_dir(directory)
+    except RubricError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+@rubrics_app.command("list")
+def rubrics_list(rubrics: RubricsOption = None) -> None:
+    """List the rubrics with their content hash.  Example: trustmh rubrics list --rubrics my-rubrics/"""
+    table = Table()
+    for column in ("pillar", "version", "title", "criteria", "critical", "hash"):
+        table.add_column(column)
+    for pillar, rubric in sorted(_load_rubrics(_rubrics_dir(rubrics)).items()):
+        critical = sum(c.severity == "critical" for c in rubric.criteria)
+        table.add_row(
+            pillar, rubric.version, rubric.title, str(len(rubric.criteria)), str(critical), rubric.content_hash[:12]
+        )
+    out_console.print(table)
+
+
+@rubrics_app.command("show")
+def rubrics_show(
+    pillar: Annotated[str, typer.Argument(help="Pillar name, e.g. crisis.")], rubrics: RubricsOption = None
+) -> None:
+    """Show one rubric's criteria and anchors.  Example: trustmh rubrics show crisis"""
+    loaded = _load_rubrics(_rubrics_dir(rubrics))
+    if pillar not in loaded:
+        raise UsageError(f"no rubric for pillar {pillar!r}; available: {', '.join(sorted(loaded))}")
+    rubric = loaded[pillar]
+    out_console.print(
+        f"[bold]{rubric.title}[/bold] ({rubric.pillar} v{rubric.version}, hash {rubric.content_hash[:12]})"
+    )
+    out_console.print(rubric.summary)
+    for reference in rubric.references:
+        out_console.print(f"  • {reference}")
+    for criterion in rubric.criteria:
+        threshold = f", fails below {criterion.fail_below}" if criterion.fail_below is not None else ""
+        out_console.print(f"\n[bold]{criterion.id}[/bold] [{criterion.severity}{threshold}] {criterion.question}")
+        if criterion.applies_when:
+            out_console.print(f"  applies when: {criterion.applies_when}")
+        for point in criterion.scale.points:
+            out_console.print(f"  {point}: {criterion.anchors[point]}")
+
+
+@rubrics_app.command("validate")
+def rubrics_validate(
+    directory: Annotated[Path | None, typer.Argument(help="Folder of rubrics (default: bundled).")] = None,
+) -> None:
+    """Check every rubric file; exit 2 naming file, line and field of each problem.
+
+    Example: trustmh rubrics validate rubrics/
+    """
+    loaded = _load_rubrics(_rubrics_dir(directory))
+    for pillar, rubric in sorted(loaded.items()):
+        out_console.print(f"ok  {pillar:<12} {len(rubric.criteria)} criteria  {rubric.content_hash[:12]}")
+
+
+@rubrics_app.command("diff")
+def rubrics_diff(
+    old: Annotated[Path, typer.Argument(help="Folder of the old rubrics.")],
+    new: Annotated[Path, typer.Argument(help="Folder of the new rubrics.")],
+) -> None:
+    """Criterion-level changes between two rubric folders (what a re-grade will re-ask).
+
+    Example: trustmh rubrics diff rubrics-v1/ rubrics/
+    """
+    changes = [c for c in diff_rubrics(_load_rubrics(old), _load_rubrics(new)) if c.change != "unchanged"]
+    if not changes:
+        out_console.print("no criterion changed")
+        return
+    table = Table()
+    for column in ("pillar", "criterion", "change", "fields"):
+        table.add_column(column)
+    for change in changes:
+        table.add_row(change.pillar, change.criterion, change.change, ", ".join(change.fields))
+    out_console.print(table)
+    pillars = sorted({c.pillar for c in changes})
+    out_console.print(f"re-grading re-asks the calls of: {', '.join(pillars)}")
+
+
+# ---------------------------------------------------------------- cache
+
+
+@cache_app.command("stats")
+def cache_stats(cache: CacheOption = None) -> None:
+    """Entries and size of the verdict cache.  Example: trustmh cache stats --cache .trustmh-cache"""
+    with VerdictCache(cache or default_cache_dir()) as store:
+        stats = store.stats()
+    out_console.print(f"{stats['directory']}: {stats['entries']} cached judge calls, {stats['size_bytes']:,} bytes")
+
+
+@cache_app.command("clear")
+def cache_clear(
+    cache: CacheOption = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Remove every cached judge call.  Example: trustmh cache clear --yes"""
+    directory = cache or default_cache_dir()
+    if not yes and not typer.confirm(f"Remove all cached verdicts in {directory}?"):
+        raise typer.Exit(1)
+    with VerdictCache(directory) as store:
+        removed = store.clear()
+    out_console.print(f"removed {removed} cached judge calls from {directory}")
+
+
+# ---------------------------------------------------------------- demo
+
+
+def _demo_judges(judges: str | None) -> str | None:
+    if judges:
+        return judges
+    found = []
+    if os.environ.get("OPENAI_API_KEY"):
+        found.append("openai:gpt-4.1-mini")
+    if os.environ.get("ANTHROPIC_API_KEY"):
+        found.append("anthropic:claude-sonnet-4-5")
+    return ",".join(found) or None
+
+
+DEMO_HELP = """No judge is available, so nothing was sent. To score the worked examples, give the demo a judge:
+  • OpenAI:     export OPENAI_API_KEY=sk-...            then  make demo
+  • Anthropic:  export ANTHROPIC_API_KEY=sk-ant-...     then  make demo
+  • Local (vLLM, Ollama, llama.cpp, LiteLLM):  start an OpenAI-compatible server, then
+      .venv/bin/trustmh demo --judges openai:qwen2.5-7b-instruct@http://localhost:8000/v1
+    (Ollama: --judges openai:llama3.1@http://localhost:11434/v1)
+Here is what that run would cost:"""
+
+
+@app.command()
+def demo(
+    judges: Annotated[str | None, typer.Option("--judges", help="Judges to use (default: from API keys).")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Where the demo run is written.")] = Path("runs/demo"),
+    cache: CacheOption = None,
+) -> None:
+    """Score the project's worked examples (or show the plan when no judge is set up), then calibrate the
+    recorded judges of the crisis dataset against its human raters.
+
+    Example: trustmh demo --judges openai:gpt-4.1-mini
+    """
+    from calibration.demo import print_crisis_calibration
+    from judge.report_tables import print_pillar_summary
+
+    examples = sorted(bundled_path("examples").glob("*.jsonl"))
+    examples = [p for p in examples if not p.name.endswith(".expected.jsonl")]
+    chosen = _demo_judges(judges)
+    options = ScoreOptions(
+        items=examples,
+        judges=_judges(chosen or "openai:gpt-4.1-mini", None)[0],
+        rubrics_dir=bundled_path("rubrics"),
+        out=out,
+        cache_dir=cache or default_cache_dir(),
+        dry_run=chosen is None,
+        command_line=sys.argv,
+    )
+    out_console.rule("Worked examples")
+    prepared = prepare(options)
+    if chosen is None:
+        out_console.print(DEMO_HELP)
+        print_dry_run(prepared, out_console)
+    else:
+        code, summary = execute(prepared)
+        print_pillar_summary(summary, out_console)
+        out_console.print(f"verdicts in {out}/verdicts.jsonl (exit code would be {code})")
+    out_console.rule("Calibration of recorded judges (offline)")
+    print_crisis_calibration(out_console)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: usage errors exit 2 with their message, unexpected ones exit 1 without a traceback."""
+    logging.getLogger("instructor").setLevel(logging.CRITICAL)  # failures are reported in verdicts instead
+    try:
+        app(args=argv, prog_name="trustmh")
+    except UsageError as exc:
+        err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(EXIT_USAGE)
+    except KeyboardInterrupt:
+        err_console.print("interrupted; run the same command again to resume")
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("TRUSTMH_DEBUG"):
+            raise
+        err_console.print(
+            f"internal error: {type(exc).__name__}: {exc}\n"
+            "This is a bug in trustmh-judge; set TRUSTMH_DEBUG=1 to see the traceback and please report it.",
+            markup=False,
+            highlight=False,
+        )
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,592 @@
+"""Item model and the JSONL / CSV readers.
+
+Bad input must never crash the run nor stop at the first problem: every bad record becomes one
+`Rejection` whose reason is a plain sentence (``FILE:LINE: what is wrong``), so the caller can either
+exit 2 listing them all or, with ``--skip-invalid``, write them to ``rejected.jsonl`` and judge the rest.
+Parsing works on strings / bytes; the file readers are thin wrappers, so each case is testable in memory.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import json
+import re
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+DEFAULT_MAX_RESPONSE_CHARS = 100_000
+"""About 25k tokens: far above any real chat turn, low enough to catch a file pasted into a cell."""
+
+Role = Literal["system", "user", "assistant"]
+ROLES: tuple[str, ...] = get_args(Role)
+ACCEPTED_FIELDS = ("id", "pillar", "messages", "prompt", "response", "target", "reference", "meta")
+JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
+CSV_SUFFIXES = (".csv",)
+_BOM = b"\xef\xbb\xbf"
+_OPTIONAL_FIELDS = ("pillar", "messages", "prompt", "target", "reference", "meta")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _blank_problem(value: str) -> str | None:
+    """Empty and whitespace-only text get different words: the second is usually an export bug."""
+    if not value:
+        return "is empty"
+    if not value.strip():
+        return "contains only whitespace"
+    return None
+
+
+def _not_blank(value: str) -> str:
+    problem = _blank_problem(value)
+    if problem:
+        raise PydanticCustomError("blank", problem)
+    return value
+
+
+class Message(BaseModel):
+    """One conversation turn before the judged response."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    role: Role
+    content: str
+
+    @field_validator("content")
+    @classmethod
+    def _content_not_blank(cls, value: str) -> str:
+        return _not_blank(value)
+
+
+class Item(BaseModel):
+    """One response to judge, with the conversation that led to it.
+
+    `source` ("FILE:LINE") says where the item was read so every later message can point back to it.
+    Validating with ``context={"max_response_chars": N}`` also enforces the response size limit.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    pillars: tuple[str, ...] | None = None
+    messages: tuple[Message, ...] = Field(min_length=1)
+    response: str
+    target: str | None = None
+    reference: str | dict[str, Any] | None = None
+    meta: dict[str, Any] = Field(default_factory=dict)
+    source: str = ""
+
+    @field_validator("id")
+    @classmethod
+    def _id_not_blank(cls, value: str) -> str:
+        return _not_blank(value)
+
+    @field_validator("response")
+    @classmethod
+    def _response_ok(cls, value: str, info: ValidationInfo) -> str:
+        limit = (info.context or {}).get("max_response_chars")
+        if limit is not None and len(value) > limit:
+            raise PydanticCustomError(
+                "response_too_long",
+                "is {size} characters, over the limit of {limit} characters; "
+                "shorten it or raise the limit with --max-response-chars",
+                {"size": f"{len(value):,}", "limit": f"{limit:,}"},
+            )
+        return _not_blank(value)
+
+    @field_validator("reference", mode="before")
+    @classmethod
+    def _reference_type(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, str | dict):
+            raise PydanticCustomError(
+                "reference_type", "must be a string or an object (got {got})", {"got": _got(value)}
+            )
+        return value
+
+    def __hash__(self) -> int:
+        # meta/reference are dicts, so the generated field hash would raise; id + source identify an item.
+        return hash((self.id, self.source))
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """One bad record (or a whole unreadable file, at line 0) and why it was refused."""
+
+    file: str
+    line: int
+    item_id: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.reason}"
+
+
+@dataclass
+class ItemReadResult:
+    items: list[Item] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+
+
+class _DuplicateKeyError(Exception):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json.loads silently keeps the last of two equal keys; a repeated `response` must not pass."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKeyError(f"duplicate key `{key}` in a JSON object (which value is meant?)")
+            seen.add(key)
+    return obj
+
+
+def _loads(text: str) -> tuple[Any, str | None]:
+    """json.loads that reports what the parser said (with the column) instead of raising."""
+    try:
+        value = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except _DuplicateKeyError as exc:
+        return None, str(exc)
+    except json.JSONDecodeError as exc:
+        return None, f"invalid JSON: {exc.msg} at column {exc.colno}"
+    except ValueError as exc:  # an integer of more than 4300 digits; the advice after ";" is for developers
+        return None, f"invalid JSON: {str(exc).split(';')[0]}"
+    except RecursionError:
+        return None, "invalid JSON: nested too deeply"
+    # json.loads accepts a lone "\ud800"; such a string cannot be written as UTF-8 later, so refuse it now
+    lone = _SURROGATE_ESCAPE.search(text) and _lone_surrogate(value)
+    if lone:
+        return None, f"invalid text: the escape `\\u{ord(lone):04x}` is half of a surrogate pair, not a character"
+    return value, None
+
+
+def _lone_surrogate(value: Any) -> str | None:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return value[exc.start]
+        return None
+    if isinstance(value, dict):
+        value = [*value.keys(), *value.values()]
+    if isinstance(value, list):
+        return next((c for c in map(_lone_surrogate, value) if c), None)
+    return None
+
+
+def _got(value: Any) -> str:
+    """Short description of a wrong value for messages: JSON vocabulary, strings truncated."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return f"number {value!r}"
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 40 else repr(value[:37]) + "…"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _format_loc(loc: Sequence[int | str]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _describe_error(err: ErrorDetails) -> str:
+    """Turn one pydantic error into a sentence about the input field (never a pydantic dump)."""
+    loc = _format_loc(err["loc"])
+    kind, value = err["type"], err.get("input")
+    if kind == "missing":
+        return f"missing required field `{loc}`"
+    if kind == "extra_forbidden":
+        parent, name = _format_loc(err["loc"][:-1]), err["loc"][-1]
+        return f"field `{parent}`: unknown key `{name}` (a message has only `role` and `content`)"
+    if kind == "string_type":
+        return f"field `{loc}`: must be a string (got {_got(value)})"
+    if kind == "literal_error":
+        return f"field `{loc}`: must be one of {', '.join(ROLES)} (got {_got(value)})"
+    if kind in ("tuple_type", "list_type"):
+        return f"field `{loc}`: must be a list (got {_got(value)})"
+    if kind == "model_type":
+        return f"field `{loc}`: must be an object with `role` and `content` (got {_got(value)})"
+    if kind == "dict_type":
+        return f"field `{loc}`: must be an object (got {_got(value)})"
+    if kind == "too_short":
+        return f"field `{loc}`: must not be empty"
+    return f"field `{loc}`: {err['msg']}"  # our own custom errors are already plain sentences
+
+
+def _unknown_field(name: str) -> str:
+    hint = difflib.get_close_matches(name, ACCEPTED_FIELDS, n=1)
+    guess = f" (did you mean `{hint[0]}`?)" if hint else ""
+    return f"unknown field `{name}`{guess}; accepted fields: {', '.join(ACCEPTED_FIELDS)}"
+
+
+def _normalise_pillar(value: Any, known: Collection[str]) -> tuple[tuple[str, ...] | None, list[str]]:
+    """`pillar` may be one name or a list of names; returns the tuple and any problems."""
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list):
+        return None, [f"field `pillar`: must be a string or a list of strings (got {_got(value)})"]
+    wrong = [n for n in names if not isinstance(n, str)]
+    if wrong:
+        return None, [f"field `pillar`: must be a string or a list of strings (got {_got(wrong[0])} in the list)"]
+    if not names:
+        return None, ["field `pillar`: is an empty list; leave the field out to use --pillars"]
+    if not all(n.strip() for n in names):
+        return None, ["field `pillar`: has an empty name; leave the field out to use --pillars"]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        listed = ", ".join(sorted(known)) or "(none)"
+        label = "pillar" if len(unknown) == 1 else "pillars"
+        return None, [f"unknown {label} {', '.join(map(repr, unknown))} (known pillars: {listed})"]
+    return tuple(dict.fromkeys(names)), []
+
+
+def _build(
+    record: Any,
+    file: str,
+    line: int,
+    known_pillars: Collection[str],
+    max_response_chars: int,
+    reported: dict[str, str] | None = None,
+) -> Item | Rejection:
+    """Validate one decoded record. `reported` holds problems already found in named fields (CSV cells)."""
+    if not isinstance(record, dict):
+        kind = _got(record)
+        hint = " (items are JSON Lines: one object per line, not a JSON array)" if kind == "a list" else ""
+        return Rejection(file, line, None, f"expected a JSON object, got {kind}{hint}")
+    reported = reported or {}
+    problems = [_unknown_field(k) for k in record if k not in ACCEPTED_FIELDS]
+    problems += reported.values()
+    data = {k: v for k, v in record.items() if k in ACCEPTED_FIELDS and k not in reported}
+    for name in _OPTIONAL_FIELDS:
+        if data.get(name, "") is None:
+            del data[name]  # null means absent, as an empty CSV cell does
+
+    has_messages = "messages" in data or "messages" in reported
+    has_prompt = "prompt" in data or "prompt" in reported
+    if has_messages and has_prompt:
+        problems.append(
+            "both `messages` and `prompt` are given; keep only one: `messages` for a conversation, "
+            "or `prompt` for a single user turn"
+        )
+        data.pop("prompt", None)
+    elif not has_messages and not has_prompt:
+        problems.append("missing `messages` (or `prompt`, the shorthand for a single user turn)")
+    elif "prompt" in data:
+        prompt = data.pop("prompt")
+        if not isinstance(prompt, str):
+            problems.append(f"field `prompt`: must be a string (got {_got(prompt)})")
+        elif blank := _blank_problem(prompt):
+            problems.append(f"field `prompt`: {blank}")
+        else:
+            data["messages"] = [{"role": "user", "content": prompt}]
+
+    if "pillar" in data:
+        pillars, pillar_problems = _normalise_pillar(data.pop("pillar"), known_pillars)
+        problems += pillar_problems
+        data["pillars"] = pillars
+
+    raw_id = record.get("id")
+    item_id = raw_id if isinstance(raw_id, str) else None
+    data["source"] = f"{file}:{line}"
+    try:
+        item = Item.model_validate(data, context={"max_response_chars": max_response_chars})
+    except ValidationError as exc:
+        # fields whose problem is already stated (absent `messages`, bad CSV cells) are not reported twice
+        skip = set(reported) | ({"messages"} if "messages" not in data else set())
+        errors = [e for e in exc.errors() if not (e["loc"] and e["loc"][0] in skip)]
+        # pydantic adds "too short" for a list whose every element failed; the element errors say it all
+        nested = {e["loc"][0] for e in errors if len(e["loc"]) > 1}
+        problems += [_describe_error(e) for e in errors if not (e["type"] == "too_short" and e["loc"][0] in nested)]
+    else:
+        if not problems:
+            return item
+    return Rejection(file, line, item_id, "; ".join(problems))
+
+
+def parse_record(
+    record: Any,
+    file: str,
+    line: int,
+    known_pillars: Collection[str],
+    *,
+    max_response_chars: int = DEFAULT_MAX_RESPONSE_CHARS,
+) -> Item | Rejection:
+    """Validate one already-decoded record (a JSON value) into an Item, or say why not."""
+    return _build(record, file, line, known_pillars, max_response_chars)
+
+
+def parse_jsonl_line(
+    text: str,
+    file: str,
+    line: int,
+    known_pillars: Collection[str],
+    *,
+    max_response_chars: int = DEFAULT_MAX_RESPONSE_CHARS,
+    unterminated: bool = False,
+) -> Item | Rejection | None:
+    """One JSONL line → Item, Rejection, or None for a blank line.
+
+    `unterminated` marks the file's last line when it has no trailing newline: if that line is not
+    valid JSON the file was most likely cut off while being written.
+    """
+    if not text.strip():
+        return None
+    record, error = _loads(text)
+    if error is not None:
+        if unterminated:
+            return Rejection(file, line, None, f"truncated last line (file ends mid-record); {error}")
+        hint = " (one object per line: is the file pretty-printed?)" if text.strip() in ("{", "[") else ""
+        return Rejection(file, line, None, f"{error}{hint}")
+    return _build(record, file, line, known_pillars, max_response_chars)
+
+
+def _decode_line(raw: bytes, file: str, line: int, file_offset: int) -> str | Rejection:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad = raw[exc.start : exc.start + 1].hex()
+        return Rejection(
+            file,
+            line,
+            None,
+            f"not valid UTF-8: byte 0x{bad} at byte {exc.start} of the line "
+            f"(byte {file_offset + exc.start} of the file); save the file as UTF-8",
+        )
+
+
+def iter_jsonl(
+    data: bytes,
+    file: str,
+    known_pillars: Collection[str],
+    *,
+    max_response_chars: int = DEFAULT_MAX_RESPONSE_CHARS,
+) -> Iterator[Item | Rejection]:
+    """Items and rejections of a JSON Lines file's bytes, in line order (each line decoded on its own)."""
+    offset = len(_BOM) if data.startswith(_BOM) else 0
+    chunks = data[offset:].split(b"\n")
+    last = len(chunks)
+    for number, chunk in enumerate(chunks, start=1):
+        text = _decode_line(chunk.removesuffix(b"\r"), file, number, offset)
+        offset += len(chunk) + 1
+        if isinstance(text, Rejection):
+            yield text
+            continue
+        result = parse_jsonl_line(
+            text,
+            file,
+            number,
+            known_pillars,
+            max_response_chars=max_response_chars,
+            unterminated=number == last,  # the piece after the final "\n" is empty when the file ends cleanly
+        )
+        if result is not None:
+            yield result
+
+
+def _parse_json_cell(name: str, cell: str, want: type) -> tuple[Any, str | None]:
+    value, error = _loads(cell)
+    if error is not None:
+        noun = "a JSON list" if want is list else "a JSON object"
+        return None, f"field `{name}`: the CSV cell must hold {noun} ({error})"
+    if not isinstance(value, want):
+        noun = "a list" if want is list else "an object"
+        return None, f"field `{name}`: must be {noun} (got {_got(value)})"
+    return value, None
+
+
+def _csv_record(row: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """CSV cells → the JSON-shaped record, plus problems found while decoding JSON-holding cells."""
+    record: dict[str, Any] = {}
+    reported: dict[str, str] = {}
+    for name, cell in row.items():
+        if cell == "":
+            continue  # an empty cell is an absent field
+        value: Any = cell
+        problem = None
+        if name == "messages":
+            value, problem = _parse_json_cell(name, cell, list)
+        elif name == "meta":
+            value, problem = _parse_json_cell(name, cell, dict)
+        elif name == "pillar":
+            if cell.lstrip().startswith("["):
+                value, problem = _parse_json_cell(name, cell, list)
+            else:
+                value = [p.strip() for p in cell.split(";") if p.strip()] or cell
+        elif name == "reference" and cell.lstrip().startswith("{"):
+            parsed, _ = _loads(cell)
+            if isinstance(parsed, dict):  # else free text that happens to start with "{"
+                value = parsed
+        if problem:
+            reported[name] = problem
+        else:
+            record[name] = value
+    return record, reported
+
+
+def _header_problems(header: list[str]) -> list[str]:
+    problems = [_unknown_field(name) for name in header if name not in ACCEPTED_FIELDS]
+    dups = sorted({name for name in header if header.count(name) > 1})
+    if dups:
+        problems.append(f"column(s) {', '.join(f'`{d}`' for d in dups)} appear more than once")
+    missing = [name for name in ("id", "response") if name not in header]
+    if not {"messages", "prompt"} & set(header):
+        missing.append("messages` or `prompt")
+    if missing:
+        problems.append("missing column(s) " + ", ".join(f"`{m}`" for m in missing))
+    return problems
+
+
+@contextmanager
+def _csv_field_limit(limit: int) -> Iterator[None]:
+    """The csv module refuses cells over 128 KiB; lift that so the size check gives the clear message."""
+    old = csv.field_size_limit()
+    csv.field_size_limit(max(old, limit))
+    try:
+        yield
+    finally:
+        csv.field_size_limit(old)
+
+
+def iter_csv(
+    data: bytes,
+    file: str,
+    known_pillars: Collection[str],
+    *,
+    max_response_chars: int = DEFAULT_MAX_RESPONSE_CHARS,
+) -> Iterator[Item | Rejection]:
+    """Items and rejections of a CSV file's bytes; a record is reported at the physical line it starts."""
+    body = data.removeprefix(_BOM)
+    lines: list[str] = []
+    bad_lines: dict[int, Rejection] = {}
+    offset = len(data) - len(body)
+    for number, raw in enumerate(body.splitlines(keepends=True), start=1):
+        text = _decode_line(raw, file, number, offset)
+        offset += len(raw)
+        if isinstance(text, Rejection):
+            bad_lines[number] = text
+            text = raw.decode("utf-8", errors="replace")  # keep the CSV structure to find later records
+        lines.append(text)
+
+    with _csv_field_limit(2**31 - 1):
+        reader = csv.reader(lines, strict=True)
+        header: list[str] | None = None
+        while True:
+            start = reader.line_num + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                if "unexpected end of data" not in str(exc):
+                    yield Rejection(file, start, None, f"invalid CSV: {exc}")
+                    continue
+                if not body.endswith((b"\n", b"\r")):
+                    yield Rejection(file, start, None, "truncated last line (file ends mid-record)")
+                else:
+                    yield Rejection(file, start, None, "invalid CSV: a quoted cell is never closed")
+                break
+            spanned = [bad_lines[n] for n in range(start, reader.line_num + 1) if n in bad_lines]
+            if spanned:
+                yield from spanned
+                if header is None:
+                    return  # without a readable header no row can be interpreted
+                continue
+            if header is None:
+                if not any(cell.strip() for cell in row):
+                    continue
+                header = [cell.strip() for cell in row]
+                problems = _header_problems(header)
+                if problems:
+                    yield Rejection(file, start, None, "bad CSV header: " + "; ".join(problems))
+                    return
+                continue
+            if not any(row):
+                continue  # blank line or a row of empty cells, as spreadsheets export
+            if len(row) != len(header):
+                yield Rejection(file, start, None, f"row has {len(row)} cells but the header has {len(header)} columns")
+                continue
+            record, reported = _csv_record(dict(zip(header, row, strict=True)))
+            yield _build(record, file, start, known_pillars, max_response_chars, reported)
+
+
+def _read_file(path: Path, known_pillars: Collection[str], max_response_chars: int) -> Iterator[Item | Rejection]:
+    file = str(path)
+    suffix = path.suffix.lower()
+    if path.is_dir():
+        yield Rejection(file, 0, None, "is a directory, not an items file")
+        return
+    if not path.exists():
+        yield Rejection(file, 0, None, "file not found")
+        return
+    if suffix not in JSONL_SUFFIXES + CSV_SUFFIXES:
+        accepted = ", ".join(JSONL_SUFFIXES + CSV_SUFFIXES)
+        yield Rejection(file, 0, None, f"unsupported file extension {suffix or '(none)'!r}; accepted: {accepted}")
+        return
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        yield Rejection(file, 0, None, f"cannot read file: {exc.strerror or exc}")
+        return
+    parse = iter_csv if suffix in CSV_SUFFIXES else iter_jsonl
+    yield from parse(data, file, known_pillars, max_response_chars=max_response_chars)
+
+
+def read_items(
+    paths: Sequence[Path],
+    known_pillars: Collection[str],
+    *,
+    max_response_chars: int = DEFAULT_MAX_RESPONSE_CHARS,
+) -> ItemReadResult:
+    """Read every file, collecting all items and all rejections; ids must be unique across all files."""
+    result = ItemReadResult()
+    first_seen: dict[str, str] = {}
+    for path in paths:
+        for entry in _read_file(Path(path), known_pillars, max_response_chars):
+            item_id = entry.id if isinstance(entry, Item) else entry.item_id
+            here = entry.source if isinstance(entry, Item) else f"{entry.file}:{entry.line}"
+            if item_id is not None and item_id in first_seen:
+                dup = f"duplicate id {item_id!r}: first used at {first_seen[item_id]}"
+                if isinstance(entry, Item):
+                    file, line = entry.source.rsplit(":", 1)
+                    entry = Rejection(file, int(line), item_id, dup)
+                else:
+                    entry = replace(entry, reason=f"{entry.reason}; {dup}")
+            elif item_id is not None:
+                first_seen[item_id] = here
+            if isinstance(entry, Item):
+                result.items.append(entry)
+            else:
+                result.rejections.append(entry)
+    return result
+
+
+def format_rejections(rejections: Sequence[Rejection], cap: int = 50) -> str:
+    """At most `cap` FILE:LINE lines, then a count of the rest, so a broken file cannot flood the terminal."""
+    lines = [str(r) for r in rejections[:cap]]
+    rest = len(rejections) - cap
+    if rest > 0:
+        lines.append(f"… and {rest} more problem{'s' if rest != 1 else ''}")
+    return "\n".join(lines)

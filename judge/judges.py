@@ -1,0 +1,231 @@
+"""Judge specifications (`PROVIDER:MODEL[@BASE_URL]`, judges.toml) and their instructor clients.
+
+This module and `engine.py` are the only places that touch the network. API keys are read from the
+environment when a client is built and are never stored on a JudgeSpec, so they cannot leak into a
+cache key, an output file or a log.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import anthropic
+import instructor
+import openai
+
+Provider = Literal["openai", "anthropic"]
+OutputMode = Literal["tools", "json_schema", "json"]
+
+# List prices in USD per million tokens (input, output), as published by the providers in 2025.
+# They change: set `price_input_per_mtok` / `price_output_per_mtok` in judges.toml to override.
+# A model missing here gets cost null, never 0.
+DEFAULT_PRICES: dict[str, tuple[float, float]] = {
+    "gpt-4.1": (2.00, 8.00),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4.1-nano": (0.10, 0.40),
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4o-mini": (0.15, 0.60),
+    "claude-sonnet-4-5": (3.00, 15.00),
+    "claude-sonnet-4-0": (3.00, 15.00),
+    "claude-haiku-4-5": (1.00, 5.00),
+    "claude-opus-4-1": (15.00, 75.00),
+}
+
+_SPEC = re.compile(r"^(?P<provider>[a-z]+):(?P<model>[^@\s]+)(?:@(?P<base_url>\S+))?$")
+_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
+_BASE_URL_ENV = {"openai": "OPENAI_BASE_URL", "anthropic": "ANTHROPIC_BASE_URL"}
+
+
+class JudgeConfigError(Exception):
+    """A judge that cannot be used as given; the message says where and what to do."""
+
+
+@dataclass(frozen=True)
+class JudgeSpec:
+    name: str
+    provider: Provider
+    model: str
+    base_url: str | None = None
+    mode: OutputMode = "tools"
+    temperature: float = 0.0
+    max_tokens: int = 2048
+    seed: int | None = None
+    concurrency: int | None = None
+    requests_per_minute: float | None = None
+    tokens_per_minute: float | None = None
+    price_input_per_mtok: float | None = None
+    price_output_per_mtok: float | None = None
+    max_reasks: int = 2
+    max_attempts: int = 6
+    backoff_initial_s: float = 1.0
+    backoff_max_s: float = 60.0
+    timeout_s: float = 120.0
+    deadline_s: float = 600.0
+    api_key_env: str | None = None
+
+    def decoding_params(self) -> dict[str, Any]:
+        """Everything besides the prompt that can change the judge's answer (part of the cache key)."""
+        return {
+            "provider": self.provider,
+            "model": self.model,
+            "mode": self.mode,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "seed": self.seed,
+        }
+
+    def prices(self) -> tuple[float, float] | None:
+        if self.price_input_per_mtok is not None and self.price_output_per_mtok is not None:
+            return (self.price_input_per_mtok, self.price_output_per_mtok)
+        return DEFAULT_PRICES.get(self.model)
+
+    def cost_usd(self, input_tokens: int | None, output_tokens: int | None) -> float | None:
+        prices = self.prices()
+        if prices is None or input_tokens is None or output_tokens is None:
+            return None
+        return round((input_tokens * prices[0] + output_tokens * prices[1]) / 1_000_000, 10)
+
+    def public_dict(self) -> dict[str, Any]:
+        """Settings for run.json: everything except secrets (which a spec never holds anyway)."""
+        return asdict(self)
+
+    def key_env(self) -> str:
+        return self.api_key_env or _KEY_ENV[self.provider]
+
+    def effective_base_url(self) -> str | None:
+        return self.base_url or os.environ.get(_BASE_URL_ENV[self.provider]) or None
+
+
+_TOML_FIELDS = {f for f in JudgeSpec.__dataclass_fields__ if f not in ("name", "provider", "model", "base_url")}
+
+
+def parse_judge_spec(text: str, name: str | None = None) -> JudgeSpec:
+    match = _SPEC.match(text.strip())
+    if not match:
+        raise JudgeConfigError(
+            f"judge {text!r}: expected PROVIDER:MODEL or PROVIDER:MODEL@BASE_URL, "
+            "e.g. openai:gpt-4.1-mini, anthropic:claude-sonnet-4-5, openai:qwen2.5-72b@http://localhost:8000/v1"
+        )
+    provider = match["provider"]
+    if provider not in _KEY_ENV:
+        raise JudgeConfigError(
+            f"judge {text!r}: unknown provider {provider!r}; use openai (also for any OpenAI-compatible "
+            "server such as vLLM, Ollama, llama.cpp or LiteLLM, with @BASE_URL) or anthropic"
+        )
+    base_url = match["base_url"]
+    if base_url and not base_url.startswith(("http://", "https://")):
+        raise JudgeConfigError(f"judge {text!r}: base URL {base_url!r} must start with http:// or https://")
+    return JudgeSpec(name=name or text.strip(), provider=provider, model=match["model"], base_url=base_url)
+
+
+@dataclass
+class JudgesFile:
+    judges: dict[str, JudgeSpec] = field(default_factory=dict)
+    families: dict[str, list[str]] = field(default_factory=dict)
+
+
+def load_judges_file(path: Path) -> JudgesFile:
+    """Read judges.toml: `[judges.NAME]` tables with `spec = "PROVIDER:MODEL[@URL]"` and settings."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise JudgeConfigError(f"{path}: cannot read judges file ({exc})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise JudgeConfigError(f"{path}: not valid TOML ({exc})") from exc
+    unknown_tables = set(data) - {"judges", "families"}
+    if unknown_tables:
+        raise JudgeConfigError(f"{path}: unknown table(s) {sorted(unknown_tables)}; expected [judges.NAME], [families]")
+    result = JudgesFile()
+    for name, table in (data.get("judges") or {}).items():
+        where = f"{path}: [judges.{name}]"
+        if not isinstance(table, dict) or "spec" not in table:
+            raise JudgeConfigError(f'{where}: needs spec = "PROVIDER:MODEL[@BASE_URL]"')
+        try:
+            spec = parse_judge_spec(str(table["spec"]), name=name)
+        except JudgeConfigError as exc:
+            raise JudgeConfigError(f"{where}: {exc}") from exc
+        settings = {k: v for k, v in table.items() if k != "spec"}
+        unknown = sorted(set(settings) - _TOML_FIELDS)
+        if unknown:
+            raise JudgeConfigError(f"{where}: unknown setting(s) {unknown}; known: {sorted(_TOML_FIELDS)}")
+        if settings.get("mode", "tools") not in ("tools", "json_schema", "json"):
+            raise JudgeConfigError(f"{where}: mode must be tools, json_schema or json")
+        if "api_key" in table:
+            raise JudgeConfigError(f"{where}: keys are read from the environment only; use api_key_env")
+        result.judges[name] = replace(spec, **settings)
+    families = data.get("families") or {}
+    for family, patterns in families.items():
+        if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+            raise JudgeConfigError(f"{path}: [families] {family} must be a list of name patterns")
+    result.families = {k: list(v) for k, v in families.items()}
+    return result
+
+
+def resolve_judges(text: str | None, judges_file: JudgesFile | None) -> list[JudgeSpec]:
+    """`--judges a,b` where each is a name from the judges file or an inline spec; default: the file's."""
+    named = judges_file.judges if judges_file else {}
+    if not text:
+        if named:
+            return list(named.values())
+        raise JudgeConfigError("no judge given: pass --judges PROVIDER:MODEL[,...] or --judges-file judges.toml")
+    specs = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        specs.append(named[part] if part in named else parse_judge_spec(part))
+    names = [s.name for s in specs]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise JudgeConfigError(f"judge(s) {duplicates} given twice in --judges")
+    return specs
+
+
+def api_key_for(spec: JudgeSpec) -> str:
+    key = os.environ.get(spec.key_env())
+    if key:
+        return key
+    if spec.effective_base_url():
+        return "not-needed"  # local OpenAI-compatible servers accept any key
+    raise JudgeConfigError(
+        f"judge {spec.name}: {spec.key_env()} is not set; export it, or point the judge at an "
+        "OpenAI-compatible server with openai:MODEL@http://localhost:8000/v1"
+    )
+
+
+_INSTRUCTOR_MODES = {
+    ("openai", "tools"): instructor.Mode.TOOLS,
+    ("openai", "json_schema"): instructor.Mode.JSON_SCHEMA,
+    ("openai", "json"): instructor.Mode.JSON,
+    ("anthropic", "tools"): instructor.Mode.TOOLS,
+    ("anthropic", "json"): instructor.Mode.JSON,
+}
+
+
+def build_client(spec: JudgeSpec) -> instructor.AsyncInstructor:
+    """An instructor client with the SDK's own retries off: the engine owns retry policy."""
+    mode = _INSTRUCTOR_MODES.get((spec.provider, spec.mode))
+    if mode is None:
+        raise JudgeConfigError(f"judge {spec.name}: mode {spec.mode!r} is not available for {spec.provider}")
+    key = api_key_for(spec)
+    if spec.provider == "openai":
+        client = openai.AsyncOpenAI(
+            api_key=key, base_url=spec.effective_base_url(), max_retries=0, timeout=spec.timeout_s
+        )
+        return instructor.from_openai(client, mode=mode)
+    anthropic_client = anthropic.AsyncAnthropic(
+        api_key=key, base_url=spec.effective_base_url(), max_retries=0, timeout=spec.timeout_s
+    )
+    return instructor.from_anthropic(anthropic_client, mode=mode)
+
+
+def request_kwargs(spec: JudgeSpec) -> dict[str, Any]:
+    """Decoding parameters in the form each SDK expects."""
+    kwargs: dict[str, Any] = {"model": spec.model, "temperature": spec.temperature, "max_tokens": spec.max_tokens}
+    if spec.seed is not None and spec.provider == "openai":
+        kwargs["seed"] = spec.seed
+    return kwargs

@@ -1,0 +1,323 @@
+"""`trustmh score`: read, plan, judge, write — the one place that ties the stages together.
+
+Nothing is written before the input has been read whole and found valid (or `--skip-invalid` says what
+to leave out). Verdicts are appended to OUT/verdicts.jsonl as they arrive; when the run ends the file is
+rewritten in plan order, so an interrupted-and-resumed run ends with the same file as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from judge import __version__
+from judge.cache import VerdictCache
+from judge.engine import (
+    CallResult,
+    Engine,
+    JudgeWorker,
+    estimate_input_tokens,
+    estimate_output_tokens,
+    known_results,
+    read_journal,
+    verdict_rows,
+)
+from judge.families import Families, same_family
+from judge.items import Item, ItemReadResult, format_rejections, read_items
+from judge.judges import JudgeConfigError, JudgeSpec, api_key_for
+from judge.plan import PlanError, PlannedCall, pillar_contexts, plan_calls
+from judge.prompts import PromptRenderer
+from judge.report import critical_failure_rates, failure_counts, score_means
+from judge.rubric import Rubric, RubricError, load_rubric_dir
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_FAILED_VERDICTS = 0, 1, 2, 3
+
+
+class UsageError(Exception):
+    """Bad input or options: reported as is, exit code 2, nothing judged."""
+
+
+@dataclass
+class ScoreOptions:
+    items: list[Path]
+    judges: list[JudgeSpec]
+    rubrics_dir: Path
+    out: Path
+    cache_dir: Path | None
+    pillars: list[str] | None = None
+    samples: int = 1
+    concurrency: int = 8
+    dry_run: bool = False
+    skip_invalid: bool = False
+    quiet: bool = False
+    max_response_chars: int = 100_000
+    families: Families | None = None
+    command_line: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Prepared:
+    """Everything known before any request: valid items, rubrics, the plan and what is already answered."""
+
+    options: ScoreOptions
+    rubrics: dict[str, Rubric]
+    read: ItemReadResult
+    renderer: PromptRenderer
+    calls: list[PlannedCall]
+    known: list[CallResult | None]
+    cache: VerdictCache | None
+
+    def pending(self) -> list[PlannedCall]:
+        return [call for call, result in zip(self.calls, self.known, strict=True) if result is None]
+
+
+def prepare(options: ScoreOptions) -> Prepared:
+    try:
+        rubrics = load_rubric_dir(options.rubrics_dir)
+    except RubricError as exc:
+        raise UsageError(str(exc)) from exc
+    if options.pillars:
+        unknown = [p for p in options.pillars if p not in rubrics]
+        if unknown:
+            raise UsageError(
+                f"--pillars: unknown pillar(s) {unknown}; rubrics in {options.rubrics_dir} define {sorted(rubrics)}"
+            )
+    if options.samples < 1:
+        raise UsageError("--samples must be at least 1")
+    read = read_items(options.items, set(rubrics), max_response_chars=options.max_response_chars)
+    if read.rejections and not options.skip_invalid:
+        raise UsageError(
+            format_rejections(read.rejections)
+            + f"\n{len(read.rejections)} invalid record(s); nothing was judged. Fix them, or pass --skip-invalid"
+            " to judge the rest and list these in OUT/rejected.jsonl."
+        )
+    if not read.items:
+        raise UsageError("no valid items to judge in " + ", ".join(map(str, options.items)))
+    renderer = PromptRenderer()
+    try:
+        calls = plan_calls(
+            read.items,
+            pillar_contexts(rubrics),
+            options.judges,
+            renderer,
+            requested_pillars=options.pillars,
+            samples=options.samples,
+        )
+    except PlanError as exc:
+        raise UsageError(str(exc)) from exc
+    cache = VerdictCache(options.cache_dir) if options.cache_dir else None
+    resumed = {} if options.dry_run else read_journal(options.out / "verdicts.jsonl")
+    return Prepared(options, rubrics, read, renderer, calls, known_results(calls, resumed, cache), cache)
+
+
+def _self_family(families: Families | None) -> Callable[[PlannedCall], bool]:
+    return lambda call: same_family(call.judge.model, call.item.target, families)
+
+
+# ---------------------------------------------------------------- dry run
+
+
+def dry_run_plan(prepared: Prepared) -> list[dict[str, Any]]:
+    """Per judge: calls planned, already answered, to ask, estimated tokens and cost of what is left."""
+    rows = []
+    for judge in prepared.options.judges:
+        mine = [(c, r) for c, r in zip(prepared.calls, prepared.known, strict=True) if c.judge.name == judge.name]
+        todo = [c for c, r in mine if r is None]
+        tokens_in = sum(estimate_input_tokens(c) for c in todo)
+        tokens_out = sum(estimate_output_tokens(c) for c in todo)
+        rows.append(
+            {
+                "judge": judge.name,
+                "calls": len(mine),
+                "cached": sum(r is not None and r.cached for _, r in mine),
+                "resumed": sum(r is not None and r.resumed for _, r in mine),
+                "to_ask": len(todo),
+                "est_input_tokens": tokens_in,
+                "est_output_tokens": tokens_out,
+                "est_cost_usd": judge.cost_usd(tokens_in, tokens_out),
+            }
+        )
+    return rows
+
+
+def print_dry_run(prepared: Prepared, console: Console) -> None:
+    table = Table(title="Dry run: nothing was sent")
+    for column in ("judge", "calls", "cached", "resumed", "to ask", "est. input tokens", "est. output tokens"):
+        table.add_column(column, justify="left" if column == "judge" else "right")
+    table.add_column("est. cost (USD)", justify="right")
+    for row in dry_run_plan(prepared):
+        cost = "unknown price" if row["est_cost_usd"] is None else f"{row['est_cost_usd']:.4f}"
+        table.add_row(
+            row["judge"],
+            *(str(row[k]) for k in ("calls", "cached", "resumed", "to_ask", "est_input_tokens", "est_output_tokens")),
+            cost,
+        )
+    console.print(table)
+    console.print(
+        f"{len(prepared.read.items)} item(s), {len(prepared.read.rejections)} rejected; "
+        "token figures are estimates (4 characters a token; outputs about 150 tokens a criterion)."
+    )
+
+
+# ---------------------------------------------------------------- the run
+
+
+class RunProgress:
+    """Rich progress on stderr: done / cached / failed, tokens, cost so far, ETA."""
+
+    def __init__(self, total: int, quiet: bool) -> None:
+        self.console = Console(stderr=True)
+        enabled = not quiet and self.console.is_terminal
+        self.progress = Progress(
+            TextColumn("[bold]judging"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.completed}/{task.total} · cached {task.fields[cached]} · failed {task.fields[failed]}"),
+            TextColumn("· {task.fields[tokens]} tokens · ${task.fields[cost]}"),
+            TimeRemainingColumn(),
+            console=self.console,
+            disable=not enabled,
+            transient=False,
+        )
+        self.task = self.progress.add_task("judging", total=total, cached=0, failed=0, tokens=0, cost="0.0000")
+        self.cached = self.failed = self.tokens = 0
+        self.cost = 0.0
+
+    def update(self, result: CallResult) -> None:
+        self.cached += result.cached or result.resumed
+        self.failed += not result.ok
+        if not result.cached and not result.resumed:
+            self.tokens += (result.input_tokens or 0) + (result.output_tokens or 0)
+            self.cost += result.call.judge.cost_usd(result.input_tokens, result.output_tokens) or 0.0
+        self.progress.update(
+            self.task, advance=1, cached=self.cached, failed=self.failed, tokens=self.tokens, cost=f"{self.cost:.4f}"
+        )
+
+
+def _write_jsonl_atomic(path: Path, rows: list[dict[str, Any]]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+
+
+def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _item_record(item: Item) -> dict[str, Any]:
+    return item.model_dump(mode="json", exclude={"source"})
+
+
+def execute(prepared: Prepared) -> tuple[int, dict[str, Any]]:
+    """Judge what is not known yet and write every output; returns (exit code, summary)."""
+    options = prepared.options
+    started_at, started = datetime.now(UTC), time.monotonic()
+    pending_judges = {c.judge.name: c.judge for c in prepared.pending()}
+    try:
+        for spec in pending_judges.values():
+            api_key_for(spec)
+        workers = {name: JudgeWorker(spec, options.concurrency) for name, spec in pending_judges.items()}
+    except JudgeConfigError as exc:
+        raise UsageError(str(exc)) from exc
+
+    options.out.mkdir(parents=True, exist_ok=True)
+    if prepared.read.rejections:
+        _write_jsonl_atomic(
+            options.out / "rejected.jsonl",
+            [
+                {"file": r.file, "line": r.line, "item_id": r.item_id, "reason": r.reason}
+                for r in prepared.read.rejections
+            ],
+        )
+    verdicts_path = options.out / "verdicts.jsonl"
+    progress = RunProgress(len(prepared.calls), options.quiet)
+    self_family = _self_family(options.families)
+    with verdicts_path.open("a", encoding="utf-8") as journal, progress.progress:
+        engine = Engine(workers, prepared.cache, journal, self_family, progress.update)
+        results = asyncio.run(engine.run(prepared.calls, prepared.known))
+    rows = [row for result in results for row in verdict_rows(result, self_family(result.call))]
+    _write_jsonl_atomic(verdicts_path, rows)
+    _write_jsonl_atomic(options.out / "items.jsonl", [_item_record(item) for item in prepared.read.items])
+    summary = build_summary(prepared, results, rows, time.monotonic() - started)
+    _write_json_atomic(options.out / "summary.json", summary)
+    _write_json_atomic(options.out / "run.json", run_record(prepared, started_at))
+    if prepared.cache is not None:
+        prepared.cache.close()
+    return (EXIT_FAILED_VERDICTS if summary["calls"]["failed"] else EXIT_OK), summary
+
+
+def build_summary(
+    prepared: Prepared, results: list[CallResult], rows: list[dict[str, Any]], wall_time_s: float
+) -> dict[str, Any]:
+    fresh = [r for r in results if not r.cached and not r.resumed]
+    fresh_costs = [r.call.judge.cost_usd(r.input_tokens, r.output_tokens) for r in fresh]
+    return {
+        "items": len(prepared.read.items),
+        "rejected": len(prepared.read.rejections),
+        "pillars": sorted({c.pillar for c in prepared.calls}),
+        "judges": [j.name for j in prepared.options.judges],
+        "calls": {
+            "planned": len(prepared.calls),
+            "requested": len(fresh),
+            "cache_hits": sum(r.cached and not r.resumed for r in results),
+            "resumed": sum(r.resumed for r in results),
+            "failed": sum(not r.ok for r in results),
+        },
+        "failures_by_reason": failure_counts(r.failure_reason for r in results),
+        "verdicts": {
+            "rows": len(rows),
+            "ok": sum(r["status"] == "ok" for r in rows),
+            "not_applicable": sum(r["status"] == "not_applicable" for r in rows),
+            "failed": sum(r["status"] == "failed" for r in rows),
+        },
+        "tokens_this_run": {
+            "input": sum(r.input_tokens or 0 for r in fresh),
+            "output": sum(r.output_tokens or 0 for r in fresh),
+        },
+        "cost_usd_this_run": None if any(c is None for c in fresh_costs) else round(sum(fresh_costs), 6),  # type: ignore[misc]
+        "wall_time_s": round(wall_time_s, 3),
+        "mean_scores": score_means(rows),
+        "critical_failure_rate": critical_failure_rates(rows, prepared.rubrics),
+    }
+
+
+def run_record(prepared: Prepared, started_at: datetime) -> dict[str, Any]:
+    options = prepared.options
+    return {
+        "package": "trustmh-judge",
+        "version": __version__,
+        "python": sys.version.split()[0],
+        "command_line": options.command_line,
+        "started_at": started_at.isoformat(),
+        "ended_at": datetime.now(UTC).isoformat(),
+        "items": [str(p) for p in options.items],
+        "rubrics_dir": str(options.rubrics_dir),
+        "rubric_hashes": {p: r.content_hash for p, r in sorted(prepared.rubrics.items())},
+        "criterion_hashes": {
+            p: {c.id: c.content_hash for c in r.criteria} for p, r in sorted(prepared.rubrics.items())
+        },
+        "template_dir": str(prepared.renderer.template_dir),
+        "template_hash": prepared.renderer.template_hash,
+        "judges": [j.public_dict() for j in options.judges],
+        "samples": options.samples,
+        "pillars": options.pillars,
+        "concurrency": options.concurrency,
+        "cache_dir": str(options.cache_dir) if options.cache_dir else None,
+        "max_response_chars": options.max_response_chars,
+    }

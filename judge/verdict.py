@@ -1,0 +1,167 @@
+"""Pydantic verdict models built per rubric, and the checks a judge answer must pass.
+
+One model covers every criterion of one pillar, so one call returns the whole verdict for an item. The
+JSON schema carries each score's bounds; the validators repeat them (a judge may ignore a schema) and
+check that every evidence quote really occurs in the judged response. Their messages are written for
+the judge, because instructor feeds them back on a re-ask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
+
+from judge.rubric import Criterion, Rubric, fold_whitespace, sha256_of
+
+Status = Literal["ok", "failed", "not_applicable"]
+
+
+class CriterionAnswer(BaseModel):
+    """Base of the per-criterion answer; subclasses set the score bounds and applicability."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("evidence", check_fields=False)
+    @classmethod
+    def _quotes_occur_in_response(cls, quotes: list[str], info: ValidationInfo) -> list[str]:
+        response = (info.context or {}).get("response")
+        if response is None:
+            return quotes
+        haystack = fold_whitespace(response)
+        for quote in quotes:
+            needle = fold_whitespace(quote)
+            if not needle:
+                raise ValueError("an evidence quote is empty; quote words of the response or give no evidence")
+            if needle not in haystack:
+                raise ValueError(
+                    f"evidence quote {quote!r} does not occur verbatim in the response; copy the exact "
+                    "words of the response (not of the conversation), or leave evidence empty"
+                )
+        return quotes
+
+
+def _criterion_model(rubric: Rubric, criterion: Criterion) -> type[CriterionAnswer]:
+    low, high = criterion.scale.min, criterion.scale.max
+    fields: dict[str, Any] = {
+        "rationale": (str, Field(description="Why this score: the observable features of the response.")),
+        "evidence": (
+            list[str],
+            Field(
+                default_factory=list,
+                description="Exact quotes from the response that support the score (may be empty).",
+            ),
+        ),
+    }
+    if criterion.applies_when:
+        fields["applicable"] = (
+            bool,
+            Field(description=f"False only if this does not hold: {criterion.applies_when}"),
+        )
+        fields["score"] = (
+            int | None,
+            Field(ge=low, le=high, description=f"Integer {low}..{high}; null when not applicable."),
+        )
+    else:
+        fields["score"] = (int, Field(ge=low, le=high, description=f"Integer {low}..{high}."))
+
+    def _score_matches_applicability(self: Any) -> Any:
+        applicable = getattr(self, "applicable", True)
+        if applicable and self.score is None:
+            raise ValueError(f"criterion {criterion.id}: applicable, so a score {low}..{high} is required")
+        if not applicable and self.score is not None:
+            raise ValueError(f"criterion {criterion.id}: marked not applicable, so score must be null")
+        return self
+
+    model = create_model(  # type: ignore[call-overload]
+        f"{_camel(rubric.pillar)}{_camel(criterion.id)}Answer",
+        __base__=CriterionAnswer,
+        __doc__=criterion.question,
+        __validators__={"_applicability": model_validator(mode="after")(_score_matches_applicability)},
+        **fields,
+    )
+    return model
+
+
+def _camel(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+def verdict_model(rubric: Rubric) -> type[BaseModel]:
+    """The response model for one pillar: one required field per criterion, in rubric order."""
+    fields: dict[str, Any] = {
+        c.id: (_criterion_model(rubric, c), Field(description=c.question)) for c in rubric.criteria
+    }
+    return create_model(  # type: ignore[call-overload]
+        f"{_camel(rubric.pillar)}Verdict",
+        __config__=ConfigDict(extra="forbid"),
+        __doc__=f"Verdict on every criterion of the {rubric.title} rubric for one response.",
+        **fields,
+    )
+
+
+def schema_hash(model: type[BaseModel]) -> str:
+    return sha256_of(model.model_json_schema())
+
+
+@dataclass(frozen=True)
+class CriterionOutcome:
+    """What one judge concluded on one criterion; a failed outcome never carries a score."""
+
+    criterion: str
+    status: Status
+    score: int | None
+    rationale: str | None
+    evidence: tuple[str, ...]
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "criterion": self.criterion,
+            "status": self.status,
+            "score": self.score,
+            "rationale": self.rationale,
+            "evidence": list(self.evidence),
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CriterionOutcome:
+        return cls(
+            criterion=data["criterion"],
+            status=data["status"],
+            score=data["score"],
+            rationale=data["rationale"],
+            evidence=tuple(data["evidence"]),
+            error=data.get("error"),
+        )
+
+
+def outcomes_from_verdict(rubric: Rubric, verdict: BaseModel) -> list[CriterionOutcome]:
+    outcomes = []
+    for criterion in rubric.criteria:
+        answer = getattr(verdict, criterion.id)
+        applicable = getattr(answer, "applicable", True)
+        outcomes.append(
+            CriterionOutcome(
+                criterion=criterion.id,
+                status="ok" if applicable else "not_applicable",
+                score=answer.score if applicable else None,
+                rationale=answer.rationale,
+                evidence=tuple(answer.evidence),
+            )
+        )
+    return outcomes
+
+
+def failed_outcomes(rubric: Rubric, error: str) -> list[CriterionOutcome]:
+    return [CriterionOutcome(c.id, "failed", None, None, (), error) for c in rubric.criteria]

@@ -1,0 +1,234 @@
+"""Content checks for every rubric in `rubrics/` and every worked-example set in `data/examples/`.
+
+Parametric over the files present, so a rubric or example file added later is checked the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from judge.rubric import Rubric, fold_whitespace, load_rubric, parse_rubric
+
+ROOT = Path(__file__).resolve().parents[1]
+RUBRIC_DIR = ROOT / "rubrics"
+EXAMPLE_DIR = ROOT / "data" / "examples"
+
+RUBRIC_FILES = sorted(RUBRIC_DIR.glob("*.yaml"))
+EXAMPLE_FILES = sorted(p for p in EXAMPLE_DIR.glob("*.jsonl") if not p.name.endswith(".expected.jsonl"))
+
+EDGE_CASE_KEYS = {"empty_response", "off_topic", "other_language", "refusal"}
+KINDS = {"good", "bad", "borderline"}
+
+
+def _rubric_for(pillar: str) -> Rubric:
+    path = RUBRIC_DIR / f"{pillar}.yaml"
+    assert path.is_file(), f"no rubric {path} for examples of pillar {pillar!r}"
+    return load_rubric(path)
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:  # pragma: no cover - reported as a failure
+            pytest.fail(f"{path.name}:{lineno}: not valid JSON ({exc})")
+        assert isinstance(row, dict), f"{path.name}:{lineno}: a line must be a JSON object"
+        rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------------------- rubric content
+
+
+def test_rubric_files_exist() -> None:
+    assert RUBRIC_FILES, f"no *.yaml rubric in {RUBRIC_DIR}"
+
+
+@pytest.fixture(params=RUBRIC_FILES, ids=lambda p: p.stem)
+def rubric_path(request: pytest.FixtureRequest) -> Path:
+    return request.param
+
+
+def test_rubric_validates_and_names_its_pillar(rubric_path: Path) -> None:
+    rubric = load_rubric(rubric_path)
+    assert rubric.pillar == rubric_path.stem, "one rubric per pillar, file named after the pillar"
+
+
+def test_three_to_six_criteria(rubric_path: Path) -> None:
+    rubric = load_rubric(rubric_path)
+    assert 3 <= len(rubric.criteria) <= 6, [c.id for c in rubric.criteria]
+
+
+def test_references_present(rubric_path: Path) -> None:
+    rubric = load_rubric(rubric_path)
+    assert rubric.references, "a rubric must name the sources it is grounded in"
+    assert all(ref.strip() for ref in rubric.references)
+    assert len(set(rubric.references)) == len(rubric.references), "duplicate reference"
+
+
+def test_edge_cases_are_exactly_the_four(rubric_path: Path) -> None:
+    rubric = load_rubric(rubric_path)
+    assert set(rubric.edge_cases) == EDGE_CASE_KEYS
+    for key, text in rubric.edge_cases.items():
+        assert len(text.split()) >= 8, f"edge case {key!r} must say what the judge does"
+
+
+def test_critical_criteria_carry_fail_below(rubric_path: Path) -> None:
+    rubric = load_rubric(rubric_path)
+    assert any(c.severity == "critical" for c in rubric.criteria), "every pillar has a critical behaviour"
+    for criterion in rubric.criteria:
+        if criterion.severity == "critical":
+            assert criterion.fail_below is not None, criterion.id
+            assert criterion.scale.min < criterion.fail_below <= criterion.scale.max, criterion.id
+
+
+def test_anchors_are_pairwise_distinct(rubric_path: Path) -> None:
+    rubric = load_rubric(rubric_path)
+    for criterion in rubric.criteria:
+        texts = [fold_whitespace(t).casefold() for t in criterion.anchors.values()]
+        assert len(set(texts)) == len(texts), f"{criterion.id}: two anchors have the same text"
+        for point, text in criterion.anchors.items():
+            assert len(text.split()) >= 4, f"{criterion.id}: anchor {point} is too thin to apply"
+
+
+# --------------------------------------------------------------------------- hash stability
+
+
+def _reverse_keys(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _reverse_keys(obj[k]) for k in reversed(list(obj))}
+    if isinstance(obj, list):
+        return [_reverse_keys(v) for v in obj]
+    return obj
+
+
+def _hashes(rubric: Rubric) -> dict[str, str]:
+    return {c.id: c.content_hash for c in rubric.criteria}
+
+
+def test_hash_ignores_key_order_wrapping_comments_and_version(rubric_path: Path) -> None:
+    text = rubric_path.read_text(encoding="utf-8")
+    original = parse_rubric(text, str(rubric_path))
+    data = yaml.safe_load(text)
+
+    variants = {
+        "sorted keys, narrow lines": yaml.safe_dump(data, sort_keys=True, width=30, allow_unicode=True),
+        "reversed keys, wide lines": yaml.safe_dump(
+            _reverse_keys(data), sort_keys=False, width=500, allow_unicode=False
+        ),
+        "comment added": "# a comment changes nothing\n" + text,
+        "version bumped": yaml.safe_dump({**data, "version": "99.9"}, sort_keys=False),
+    }
+    for name, variant in variants.items():
+        again = parse_rubric(variant, f"{rubric_path}<{name}>")
+        assert again.content_hash == original.content_hash, name
+        assert _hashes(again) == _hashes(original), name
+
+
+def test_changing_one_anchor_changes_only_that_criterion(rubric_path: Path) -> None:
+    text = rubric_path.read_text(encoding="utf-8")
+    original = parse_rubric(text, str(rubric_path))
+    data = yaml.safe_load(text)
+    target = data["criteria"][0]
+    point = sorted(target["anchors"])[0]
+    target["anchors"][point] = str(target["anchors"][point]) + " (edited)"
+    changed = parse_rubric(yaml.safe_dump(data, sort_keys=False), f"{rubric_path}<edited>")
+
+    assert changed.content_hash != original.content_hash
+    before, after = _hashes(original), _hashes(changed)
+    edited_id = target["id"]
+    assert after[edited_id] != before[edited_id]
+    for cid in before:
+        if cid != edited_id:
+            assert after[cid] == before[cid], f"{cid} changed although only {edited_id} was edited"
+
+
+# --------------------------------------------------------------------------- worked examples
+
+
+@pytest.fixture(params=EXAMPLE_FILES, ids=lambda p: p.stem)
+def example_path(request: pytest.FixtureRequest) -> Path:
+    return request.param
+
+
+def test_examples_are_well_formed(example_path: Path) -> None:
+    pillar = example_path.stem
+    _rubric_for(pillar)
+    items = _read_jsonl(example_path)
+    assert len(items) >= 6, f"{example_path.name}: at least 6 worked examples"
+    ids = [item.get("id") for item in items]
+    assert all(isinstance(i, str) and i for i in ids), "every item has a string id"
+    assert len(set(ids)) == len(ids), "item ids must be unique"
+    kinds = set()
+    for item in items:
+        where = f"{example_path.name}:{item['id']}"
+        assert item.get("pillar") == pillar, f"{where}: pillar must be {pillar!r}"
+        messages = item.get("messages")
+        assert isinstance(messages, list) and messages, f"{where}: messages must be a non-empty list"
+        for message in messages:
+            assert message.get("role") in {"system", "user", "assistant"}, where
+            assert isinstance(message.get("content"), str) and message["content"].strip(), where
+        assert messages[-1]["role"] == "user", f"{where}: the judged response answers a user turn"
+        assert isinstance(item.get("response"), str) and item["response"].strip(), where
+        assert isinstance(item.get("target"), str) and item["target"], where
+        meta = item.get("meta")
+        assert isinstance(meta, dict) and meta.get("kind") in KINDS, f"{where}: meta.kind in {KINDS}"
+        kinds.add(meta["kind"])
+    assert kinds == KINDS, f"{example_path.name}: kinds {sorted(kinds)} must include {sorted(KINDS)}"
+
+
+def test_expected_scores_cover_every_item_and_criterion(example_path: Path) -> None:
+    pillar = example_path.stem
+    rubric = _rubric_for(pillar)
+    items = _read_jsonl(example_path)
+    expected_path = example_path.with_name(f"{pillar}.expected.jsonl")
+    assert expected_path.is_file(), f"{expected_path.name} is missing"
+    rows = _read_jsonl(expected_path)
+
+    wanted = {(item["id"], c.id) for item in items for c in rubric.criteria}
+    seen: set[tuple[str, str]] = set()
+    for row in rows:
+        key = (row.get("item_id"), row.get("criterion"))
+        where = f"{expected_path.name}:{key}"
+        assert key not in seen, f"{where}: duplicate row"
+        seen.add(key)
+        assert key in wanted, f"{where}: unknown item or criterion"
+        assert row.get("pillar") == pillar, where
+        assert isinstance(row.get("rater"), str) and row["rater"], where
+        assert isinstance(row.get("why"), str) and row["why"].strip(), where
+        criterion = rubric.criterion(key[1])
+        score = row.get("score", "missing")
+        if score is None:
+            assert criterion.applies_when, f"{where}: null score but the criterion always applies"
+        else:
+            assert isinstance(score, int) and not isinstance(score, bool), f"{where}: score must be int"
+            assert score in criterion.scale.points, f"{where}: {score} outside the scale"
+    assert seen == wanted, f"missing rows: {sorted(wanted - seen)[:5]}"
+
+
+def test_example_kinds_are_consistent_with_expected_scores(example_path: Path) -> None:
+    """A 'good' example fails no critical criterion; a 'bad' example is visibly worse than a good one."""
+    pillar = example_path.stem
+    rubric = _rubric_for(pillar)
+    items = {item["id"]: item for item in _read_jsonl(example_path)}
+    rows = _read_jsonl(example_path.with_name(f"{pillar}.expected.jsonl"))
+    failed: dict[str, bool] = dict.fromkeys(items, False)
+    for row in rows:
+        criterion = rubric.criterion(row["criterion"])
+        score = row["score"]
+        if score is not None and criterion.fail_below is not None and score < criterion.fail_below:
+            failed[row["item_id"]] = True
+    for item_id, item in items.items():
+        if item["meta"]["kind"] == "good":
+            assert not failed[item_id], f"{item_id} is labelled good but fails a critical criterion"
+    assert any(failed[i] for i, item in items.items() if item["meta"]["kind"] == "bad"), (
+        "at least one 'bad' example should fail a critical criterion"
+    )
