@@ -17,7 +17,18 @@ from judge.cache import VerdictCache, default_cache_dir
 from judge.families import DEFAULT_FAMILIES, FamilyError, families_from_toml
 from judge.items import DEFAULT_MAX_RESPONSE_CHARS
 from judge.judges import JudgeConfigError, JudgesFile, JudgeSpec, load_judges_file, resolve_judges
+from judge.panel import METHODS, PanelOptions, judge_agreement
+from judge.report_tables import print_agreement
 from judge.resources import bundled_path
+from judge.review import (
+    ReviewError,
+    export_review_csv,
+    import_review_csv,
+    load_run_rubrics,
+    read_jsonl,
+    reaggregate_run,
+    write_jsonl_atomic,
+)
 from judge.rubric import Rubric, RubricError, diff_rubrics, load_rubric_dir
 from judge.run import EXIT_USAGE, ScoreOptions, UsageError, execute, prepare, print_dry_run
 
@@ -29,9 +40,11 @@ app = typer.Typer(
     help="Score chatbot responses to mental-health conversations with LLM judges, and audit the judges.",
 )
 rubrics_app = typer.Typer(no_args_is_help=True, help="Inspect, validate and compare rubrics.")
+review_app = typer.Typer(no_args_is_help=True, help="Export escalated items for clinicians and import their decisions.")
 cache_app = typer.Typer(no_args_is_help=True, help="Inspect or clear the verdict cache.")
 app.add_typer(rubrics_app, name="rubrics")
 app.add_typer(cache_app, name="cache")
+app.add_typer(review_app, name="review")
 app.command("calibrate")(calibrate_command)
 
 out_console = Console()
@@ -83,6 +96,18 @@ def score(
     max_response_chars: Annotated[
         int, typer.Option("--max-response-chars", min=1, help="Longer responses are rejected.")
     ] = DEFAULT_MAX_RESPONSE_CHARS,
+    method: Annotated[
+        str, typer.Option("--method", help="Panel aggregate: median, mean, majority or trimmed_mean.")
+    ] = "median",
+    min_judges: Annotated[
+        int, typer.Option("--min-judges", min=1, help="Fewer successful judges leave a criterion undecided.")
+    ] = 1,
+    tiebreak: Annotated[
+        str | None, typer.Option("--tiebreak", help="Judge asked only about escalated items (PROVIDER:MODEL or name).")
+    ] = None,
+    exclude_self: Annotated[
+        bool, typer.Option("--exclude-self", help="Leave a judge out of the panel on targets of its own family.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Judge responses against the pillar rubrics with one or more LLM judges.
@@ -93,6 +118,7 @@ def score(
     1 internal error.
     """
     specs, loaded = _judges(judges, judges_file)
+    tiebreak_spec = _judges(tiebreak, judges_file if loaded else None)[0][0] if tiebreak else None
     try:
         families = families_from_toml(loaded.families) if loaded and loaded.families else DEFAULT_FAMILIES
     except FamilyError as exc:
@@ -111,6 +137,8 @@ def score(
         quiet=quiet,
         max_response_chars=max_response_chars,
         families=families,
+        panel=_panel_options(method, min_judges, exclude_self),
+        tiebreak=tiebreak_spec,
         command_line=["trustmh", *sys.argv[1:]],
     )
     prepared = prepare(options)
@@ -118,12 +146,90 @@ def score(
         print_dry_run(prepared, out_console)
         return
     code, summary = execute(prepared)
+    if summary["agreement"]:
+        print_agreement(summary["agreement"], err_console)
+    if summary["panel"]:
+        panel = summary["panel"]
+        err_console.print(
+            f"panel: {panel['decided']} decided, {panel['undecided']} undecided, {panel['escalated']} escalated "
+            f"for review ({out}/review.jsonl), {panel['critical_fail']} critical failures"
+        )
     calls = summary["calls"]
     err_console.print(
         f"{calls['planned']} calls: {calls['requested']} requested, {calls['cache_hits']} from cache, "
         f"{calls['resumed']} resumed, {calls['failed']} failed → {out}/verdicts.jsonl"
     )
     raise typer.Exit(code)
+
+
+def _panel_options(method: str, min_judges: int, exclude_self: bool) -> PanelOptions:
+    if method not in METHODS:
+        raise UsageError(f"--method {method!r}: choose one of {', '.join(METHODS)}")
+    try:
+        return PanelOptions(method=method, min_judges=min_judges, exclude_self=exclude_self)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+@app.command()
+def panel(
+    run_dir: Annotated[Path, typer.Argument(help="The --out folder of a finished `trustmh score` run.")],
+    method: Annotated[str, typer.Option("--method", help="median, mean, majority or trimmed_mean.")] = "median",
+    min_judges: Annotated[int, typer.Option("--min-judges", min=1)] = 1,
+    exclude_self: Annotated[bool, typer.Option("--exclude-self")] = False,
+) -> None:
+    """Re-aggregate a finished run's verdicts into panel.jsonl and review.jsonl, with no judge call.
+
+    Example: trustmh panel runs/r1 --method mean --min-judges 2
+    """
+    options = _panel_options(method, min_judges, exclude_self)
+    try:
+        rubrics = load_run_rubrics(run_dir)
+        panel_rows, review_rows = reaggregate_run(run_dir, rubrics, options)
+    except ReviewError as exc:
+        raise UsageError(str(exc)) from exc
+    verdicts = [v for _, v in read_jsonl(run_dir / "verdicts.jsonl")]
+    print_agreement(judge_agreement(verdicts, rubrics), out_console)
+    decided = sum(r["status"] == "decided" for r in panel_rows)
+    out_console.print(
+        f"{len(panel_rows)} panel rows ({decided} decided), {len(review_rows)} escalated → {run_dir}/review.jsonl"
+    )
+
+
+@review_app.command("export")
+def review_export(
+    run_dir: Annotated[Path, typer.Argument(help="Run folder (with review.jsonl) or a review.jsonl file.")],
+    csv_path: Annotated[Path, typer.Option("--csv", help="CSV to write for the clinician.")] = Path("review.csv"),
+) -> None:
+    """Write the escalation queue as a CSV a clinician fills in (decision_score, reviewer, comment).
+
+    Example: trustmh review export runs/r1 --csv review.csv
+    """
+    source = run_dir / "review.jsonl" if run_dir.is_dir() else run_dir
+    try:
+        count = export_review_csv(source, csv_path)
+    except ReviewError as exc:
+        raise UsageError(str(exc)) from exc
+    out_console.print(f"{count} rows to review → {csv_path}")
+
+
+@review_app.command("import")
+def review_import(
+    csv_path: Annotated[Path, typer.Argument(help="The filled review CSV.")],
+    out: Annotated[Path, typer.Option("--out", help="Human annotations (JSONL, SPEC §7 long format).")] = Path(
+        "review-annotations.jsonl"
+    ),
+) -> None:
+    """Read a filled review CSV back as human annotations usable by `trustmh calibrate --human`.
+
+    Example: trustmh review import review.csv --out annotations.jsonl
+    """
+    try:
+        annotations = import_review_csv(csv_path)
+    except ReviewError as exc:
+        raise UsageError(str(exc)) from exc
+    write_jsonl_atomic(out, annotations)
+    out_console.print(f"{len(annotations)} decisions → {out}")
 
 
 # ---------------------------------------------------------------- rubrics

@@ -31,3 +31,21 @@ def print_pillar_summary(summary: dict[str, Any], console: Console) -> None:
         f"{calls['cache_hits']} cached, {calls['failed']} failed); cost this run: "
         f"{'unknown' if summary['cost_usd_this_run'] is None else '$' + format(summary['cost_usd_this_run'], '.4f')}"
     )
+
+
+def print_agreement(agreement: list[dict[str, Any]], console: Console) -> None:
+    """Krippendorff's alpha among judges, pairwise kappa and self-consistency per pillar × criterion."""
+    table = Table(title="Agreement among judges")
+    for column in ("pillar", "criterion", "items", "alpha (ordinal)", "pairwise QWK", "self-consistency (alpha)"):
+        table.add_column(column)
+    for row in agreement:
+        pairs = ", ".join(f"{'~'.join(p['judges'])} {_fmt(p['qwk'])}" for p in row["pairwise_qwk"]) or "-"
+        consistency = ", ".join(f"{c['judge']} {_fmt(c['alpha_ordinal'])}" for c in row["self_consistency"]) or "-"
+        table.add_row(
+            row["pillar"], row["criterion"], str(row["n_items"]), _fmt(row["alpha_ordinal"]), pairs, consistency
+        )
+    console.print(table)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

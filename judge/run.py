@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from judge.engine import (
     CallResult,
     Engine,
     JudgeWorker,
+    Resumed,
     estimate_input_tokens,
     estimate_output_tokens,
     known_results,
@@ -37,6 +38,7 @@ from judge.engine import (
 from judge.families import Families, same_family
 from judge.items import Item, ItemReadResult, format_rejections, read_items
 from judge.judges import JudgeConfigError, JudgeSpec, api_key_for
+from judge.panel import PanelOptions, build_panel, judge_agreement, review_entries, self_preference_report
 from judge.plan import PlanError, PlannedCall, pillar_contexts, plan_calls
 from judge.prompts import PromptRenderer
 from judge.report import critical_failure_rates, failure_counts, score_means
@@ -64,7 +66,13 @@ class ScoreOptions:
     quiet: bool = False
     max_response_chars: int = 100_000
     families: Families | None = None
+    panel: PanelOptions = field(default_factory=PanelOptions)
+    tiebreak: JudgeSpec | None = None
     command_line: list[str] = field(default_factory=list)
+
+    @property
+    def uses_panel(self) -> bool:
+        return len(self.judges) > 1 or self.samples > 1 or self.tiebreak is not None
 
 
 @dataclass
@@ -78,6 +86,7 @@ class Prepared:
     calls: list[PlannedCall]
     known: list[CallResult | None]
     cache: VerdictCache | None
+    resumed: Resumed
 
     def pending(self) -> list[PlannedCall]:
         return [call for call, result in zip(self.calls, self.known, strict=True) if result is None]
@@ -119,7 +128,7 @@ def prepare(options: ScoreOptions) -> Prepared:
         raise UsageError(str(exc)) from exc
     cache = VerdictCache(options.cache_dir) if options.cache_dir else None
     resumed = {} if options.dry_run else read_journal(options.out / "verdicts.jsonl")
-    return Prepared(options, rubrics, read, renderer, calls, known_results(calls, resumed, cache), cache)
+    return Prepared(options, rubrics, read, renderer, calls, known_results(calls, resumed, cache), cache, resumed)
 
 
 def _self_family(families: Families | None) -> Callable[[PlannedCall], bool]:
@@ -224,17 +233,58 @@ def _item_record(item: Item) -> dict[str, Any]:
     return item.model_dump(mode="json", exclude={"source"})
 
 
+def _workers(calls: list[PlannedCall], concurrency: int) -> dict[str, JudgeWorker]:
+    """Clients for the judges that still have calls to make; a missing key is a usage error."""
+    pending = {c.judge.name: c.judge for c in calls}
+    try:
+        for spec in pending.values():
+            api_key_for(spec)
+        return {name: JudgeWorker(spec, concurrency) for name, spec in pending.items()}
+    except JudgeConfigError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _tiebreak_calls(prepared: Prepared, panel_rows: list[dict[str, Any]]) -> list[PlannedCall]:
+    """One tie-breaker call per escalated item × pillar (it answers every criterion of the pillar)."""
+    tiebreak = prepared.options.tiebreak
+    assert tiebreak is not None
+    escalated = {(row["item_id"], row["pillar"]) for row in panel_rows if row["escalate"]}
+    items = {item.id: item for item in prepared.read.items}
+    contexts = {c.pillar: c.context for c in prepared.calls}
+    calls: list[PlannedCall] = []
+    for pillar in sorted({p for _, p in escalated}):
+        chosen = [items[i] for i, p in sorted(escalated) if p == pillar]
+        calls += plan_calls(
+            chosen, contexts, [tiebreak], prepared.renderer, requested_pillars=[pillar], role="tiebreak"
+        )
+    return calls
+
+
+async def _judge_all(
+    prepared: Prepared, engine: Engine, progress: RunProgress
+) -> tuple[list[CallResult], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The panel's calls, then (with --tiebreak) one more call per escalated item × pillar."""
+    options = prepared.options
+    results = await engine.run(prepared.calls, prepared.known)
+    rows = [row for result in results for row in verdict_rows(result, engine.self_family(result.call))]
+    panel_rows = build_panel(rows, prepared.rubrics, options.panel) if options.uses_panel else []
+    if options.tiebreak is not None and (extra := _tiebreak_calls(prepared, panel_rows)):
+        known = known_results(extra, prepared.resumed, prepared.cache)
+        pending = [call for call, result in zip(extra, known, strict=True) if result is None]
+        engine.workers.update(_workers(pending, options.concurrency))
+        progress.progress.update(progress.task, total=len(prepared.calls) + len(extra))
+        extra_results = await engine.run(extra, known)
+        results += extra_results
+        rows += [row for result in extra_results for row in verdict_rows(result, engine.self_family(result.call))]
+        panel_rows = build_panel(rows, prepared.rubrics, options.panel)
+    return results, rows, panel_rows
+
+
 def execute(prepared: Prepared) -> tuple[int, dict[str, Any]]:
     """Judge what is not known yet and write every output; returns (exit code, summary)."""
     options = prepared.options
     started_at, started = datetime.now(UTC), time.monotonic()
-    pending_judges = {c.judge.name: c.judge for c in prepared.pending()}
-    try:
-        for spec in pending_judges.values():
-            api_key_for(spec)
-        workers = {name: JudgeWorker(spec, options.concurrency) for name, spec in pending_judges.items()}
-    except JudgeConfigError as exc:
-        raise UsageError(str(exc)) from exc
+    workers = _workers(prepared.pending(), options.concurrency)
 
     options.out.mkdir(parents=True, exist_ok=True)
     if prepared.read.rejections:
@@ -250,11 +300,14 @@ def execute(prepared: Prepared) -> tuple[int, dict[str, Any]]:
     self_family = _self_family(options.families)
     with verdicts_path.open("a", encoding="utf-8") as journal, progress.progress:
         engine = Engine(workers, prepared.cache, journal, self_family, progress.update)
-        results = asyncio.run(engine.run(prepared.calls, prepared.known))
-    rows = [row for result in results for row in verdict_rows(result, self_family(result.call))]
+        results, rows, panel_rows = asyncio.run(_judge_all(prepared, engine, progress))
     _write_jsonl_atomic(verdicts_path, rows)
     _write_jsonl_atomic(options.out / "items.jsonl", [_item_record(item) for item in prepared.read.items])
-    summary = build_summary(prepared, results, rows, time.monotonic() - started)
+    if options.uses_panel:
+        items = {item.id: _item_record(item) for item in prepared.read.items}
+        _write_jsonl_atomic(options.out / "panel.jsonl", panel_rows)
+        _write_jsonl_atomic(options.out / "review.jsonl", review_entries(panel_rows, rows, items, prepared.rubrics))
+    summary = build_summary(prepared, results, rows, panel_rows, time.monotonic() - started)
     _write_json_atomic(options.out / "summary.json", summary)
     _write_json_atomic(options.out / "run.json", run_record(prepared, started_at))
     if prepared.cache is not None:
@@ -262,8 +315,24 @@ def execute(prepared: Prepared) -> tuple[int, dict[str, Any]]:
     return (EXIT_FAILED_VERDICTS if summary["calls"]["failed"] else EXIT_OK), summary
 
 
+def panel_summary(panel_rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "rows": len(panel_rows),
+        "decided": sum(r["status"] == "decided" for r in panel_rows),
+        "undecided": sum(r["status"] == "undecided" for r in panel_rows),
+        "not_applicable": sum(r["status"] == "not_applicable" for r in panel_rows),
+        "critical_fail": sum(bool(r["critical_fail"]) for r in panel_rows),
+        "escalated": sum(bool(r["escalate"]) for r in panel_rows),
+        "decided_by_tiebreak": sum(r["decided_by"] == "tiebreak" for r in panel_rows),
+    }
+
+
 def build_summary(
-    prepared: Prepared, results: list[CallResult], rows: list[dict[str, Any]], wall_time_s: float
+    prepared: Prepared,
+    results: list[CallResult],
+    rows: list[dict[str, Any]],
+    panel_rows: list[dict[str, Any]],
+    wall_time_s: float,
 ) -> dict[str, Any]:
     fresh = [r for r in results if not r.cached and not r.resumed]
     fresh_costs = [r.call.judge.cost_usd(r.input_tokens, r.output_tokens) for r in fresh]
@@ -294,6 +363,9 @@ def build_summary(
         "wall_time_s": round(wall_time_s, 3),
         "mean_scores": score_means(rows),
         "critical_failure_rate": critical_failure_rates(rows, prepared.rubrics),
+        "panel": panel_summary(panel_rows) if prepared.options.uses_panel else None,
+        "agreement": judge_agreement(rows, prepared.rubrics) if prepared.options.uses_panel else [],
+        "self_preference": self_preference_report(rows, prepared.rubrics),
     }
 
 
@@ -307,7 +379,7 @@ def run_record(prepared: Prepared, started_at: datetime) -> dict[str, Any]:
         "started_at": started_at.isoformat(),
         "ended_at": datetime.now(UTC).isoformat(),
         "items": [str(p) for p in options.items],
-        "rubrics_dir": str(options.rubrics_dir),
+        "rubrics_dir": str(options.rubrics_dir.resolve()),
         "rubric_hashes": {p: r.content_hash for p, r in sorted(prepared.rubrics.items())},
         "criterion_hashes": {
             p: {c.id: c.content_hash for c in r.criteria} for p, r in sorted(prepared.rubrics.items())
@@ -315,6 +387,8 @@ def run_record(prepared: Prepared, started_at: datetime) -> dict[str, Any]:
         "template_dir": str(prepared.renderer.template_dir),
         "template_hash": prepared.renderer.template_hash,
         "judges": [j.public_dict() for j in options.judges],
+        "tiebreak": options.tiebreak.public_dict() if options.tiebreak else None,
+        "panel": asdict(options.panel),
         "samples": options.samples,
         "pillars": options.pillars,
         "concurrency": options.concurrency,

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -18,59 +16,30 @@ import pytest
 
 from judge.cli import main
 from judge.resources import bundled_path
-from tests.fakeapi import FakeLLMServer, ParsedRequest, Reply
+from tests.fakeapi import FakeLLMServer
+from tests.fakeapi.judge_script import (
+    RESPONSE_FENCE,
+    expected_score,
+    judged_response,
+    score_bounds,
+    scripted_answerer,
+    scripted_verdict,
+)
+
+# The judge-like answerer lives in tests.fakeapi.judge_script (the benchmark server uses it too);
+# tests keep importing it from here.
+__all__ = [
+    "RESPONSE_FENCE",
+    "expected_score",
+    "judged_response",
+    "score_bounds",
+    "scripted_answerer",
+    "scripted_verdict",
+]
 
 REPO = Path(__file__).resolve().parents[1]
-RESPONSE_FENCE = re.compile(r"<<<RESPONSE (?P<tag>[0-9a-f]+)>>>\n(?P<body>.*?)\n<<<END RESPONSE (?P=tag)>>>", re.S)
 OPENAI_KEY = "sk-test-openai-SECRET-0123456789"
 ANTHROPIC_KEY = "sk-ant-test-SECRET-9876543210"
-
-
-def judged_response(req: ParsedRequest) -> str:
-    """The response our prompt fenced off, as a judge would read it."""
-    for message in reversed(req.messages):
-        if message.role == "user" and (match := RESPONSE_FENCE.search(message.text)):
-            return match["body"]
-    raise AssertionError("request carries no fenced response")
-
-
-def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
-    while "$ref" in node:
-        node = schema["$defs"][node["$ref"].rsplit("/", 1)[-1]]
-    return node
-
-
-def score_bounds(schema: dict[str, Any], criterion: str) -> tuple[int, int]:
-    score = _resolve(schema, schema["properties"][criterion])["properties"]["score"]
-    branch = next(b for b in score.get("anyOf", [score]) if b.get("type") == "integer")
-    return branch["minimum"], branch["maximum"]
-
-
-def expected_score(model: str, criterion: str, response: str, low: int, high: int) -> int:
-    """The score the scripted judge gives: a pure function of model, criterion and response."""
-    digest = int(hashlib.sha256(f"{model}|{criterion}|{response}".encode()).hexdigest(), 16)
-    return low + digest % (high - low + 1)
-
-
-def scripted_verdict(req: ParsedRequest) -> dict[str, Any]:
-    schema = req.schema or {}
-    response = judged_response(req)
-    verdict = {}
-    for criterion in schema["properties"]:
-        low, high = score_bounds(schema, criterion)
-        entry: dict[str, Any] = {
-            "rationale": f"{req.model} on {criterion}",
-            "evidence": [" ".join(response.split()[:3])],
-            "score": expected_score(req.model, criterion, response, low, high),
-        }
-        if "applicable" in _resolve(schema, schema["properties"][criterion])["properties"]:
-            entry["applicable"] = True
-        verdict[criterion] = entry
-    return verdict
-
-
-def scripted_answerer(req: ParsedRequest) -> Reply:
-    return Reply.structured(scripted_verdict(req))
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from .judge_script import scripted_answerer
 from .protocol import (
     Answer,
     FaultPlan,
@@ -399,8 +400,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds to wait before each answer")
     parser.add_argument("--no-auth", action="store_true", help="accept requests without an API key")
+    parser.add_argument(
+        "--judge-script", action="store_true", help="answer like a judge: valid scores, evidence from the response"
+    )
     args = parser.parse_args(argv)
-    server = FakeLLMServer(args.latency, require_auth=not args.no_auth, host=args.host, port=args.port).start()
+    answerer: Answerer | None = scripted_answerer if args.judge_script else None
+    server = FakeLLMServer(
+        args.latency, answerer=answerer, require_auth=not args.no_auth, host=args.host, port=args.port
+    ).start()
     print(f"OPENAI_BASE_URL={server.openai_base_url}", flush=True)
     print(f"ANTHROPIC_BASE_URL={server.anthropic_base_url}", flush=True)
     try:

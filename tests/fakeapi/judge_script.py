@@ -1,0 +1,73 @@
+"""An answerer that replies like a well-behaved judge, for tests and the benchmark server.
+
+It reads the response our prompt fenced off and the verdict schema of the request, and returns a valid
+verdict: every criterion scored within its bounds (a pure function of model, criterion and response, so
+tests can predict it) with evidence quoted verbatim from the response. Lives here rather than in the
+test fixtures so ``python -m tests.fakeapi.server --judge-script`` can serve it too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+from .protocol import ParsedRequest, Reply
+
+__all__ = [
+    "RESPONSE_FENCE",
+    "expected_score",
+    "judged_response",
+    "score_bounds",
+    "scripted_answerer",
+    "scripted_verdict",
+]
+
+RESPONSE_FENCE = re.compile(r"<<<RESPONSE (?P<tag>[0-9a-f]+)>>>\n(?P<body>.*?)\n<<<END RESPONSE (?P=tag)>>>", re.S)
+
+
+def judged_response(req: ParsedRequest) -> str:
+    """The response our prompt fenced off, as a judge would read it."""
+    for message in reversed(req.messages):
+        if message.role == "user" and (match := RESPONSE_FENCE.search(message.text)):
+            return match["body"]
+    raise AssertionError("request carries no fenced response")
+
+
+def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in node:
+        node = schema["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+    return node
+
+
+def score_bounds(schema: dict[str, Any], criterion: str) -> tuple[int, int]:
+    score = _resolve(schema, schema["properties"][criterion])["properties"]["score"]
+    branch = next(b for b in score.get("anyOf", [score]) if b.get("type") == "integer")
+    return branch["minimum"], branch["maximum"]
+
+
+def expected_score(model: str, criterion: str, response: str, low: int, high: int) -> int:
+    """The score the scripted judge gives: a pure function of model, criterion and response."""
+    digest = int(hashlib.sha256(f"{model}|{criterion}|{response}".encode()).hexdigest(), 16)
+    return low + digest % (high - low + 1)
+
+
+def scripted_verdict(req: ParsedRequest) -> dict[str, Any]:
+    schema = req.schema or {}
+    response = judged_response(req)
+    verdict = {}
+    for criterion in schema["properties"]:
+        low, high = score_bounds(schema, criterion)
+        entry: dict[str, Any] = {
+            "rationale": f"{req.model} on {criterion}",
+            "evidence": [" ".join(response.split()[:3])],
+            "score": expected_score(req.model, criterion, response, low, high),
+        }
+        if "applicable" in _resolve(schema, schema["properties"][criterion])["properties"]:
+            entry["applicable"] = True
+        verdict[criterion] = entry
+    return verdict
+
+
+def scripted_answerer(req: ParsedRequest) -> Reply:
+    return Reply.structured(scripted_verdict(req))
