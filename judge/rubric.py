@@ -44,6 +44,8 @@ class _Strict(BaseModel):
             return fold_whitespace(value)
         if isinstance(value, list):
             return [fold_whitespace(v) if isinstance(v, str) else v for v in value]
+        if isinstance(value, dict):  # anchors and edge cases: prose keyed by scale point or case name
+            return {k: fold_whitespace(v) if isinstance(v, str) else v for k, v in value.items()}
         return value
 
 
@@ -76,13 +78,6 @@ class Criterion(_Strict):
     def _snake_case(cls, value: str) -> str:
         if not SNAKE_CASE.match(value):
             raise ValueError(f"criterion id {value!r} must be snake_case (lowercase letters, digits, _)")
-        return value
-
-    @field_validator("anchors", mode="before")
-    @classmethod
-    def _fold_anchor_text(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: fold_whitespace(v) if isinstance(v, str) else v for k, v in value.items()}
         return value
 
     @model_validator(mode="after")
@@ -138,13 +133,6 @@ class Rubric(_Strict):
     @classmethod
     def _version_as_text(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int | float) else value
-
-    @field_validator("edge_cases", mode="before")
-    @classmethod
-    def _fold_edge_text(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: fold_whitespace(v) if isinstance(v, str) else v for k, v in value.items()}
-        return value
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Rubric:

@@ -42,6 +42,7 @@ from judge.panel import PanelOptions, build_panel, judge_agreement, review_entri
 from judge.plan import PlanError, PlannedCall, pillar_contexts, plan_calls
 from judge.prompts import PromptRenderer
 from judge.report import critical_failure_rates, failure_counts, score_means
+from judge.review import write_jsonl_atomic
 from judge.rubric import Rubric, RubricError, load_rubric_dir
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_FAILED_VERDICTS = 0, 1, 2, 3
@@ -215,14 +216,6 @@ class RunProgress:
         )
 
 
-def _write_jsonl_atomic(path: Path, rows: list[dict[str, Any]]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
-
-
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -288,7 +281,7 @@ def execute(prepared: Prepared) -> tuple[int, dict[str, Any]]:
 
     options.out.mkdir(parents=True, exist_ok=True)
     if prepared.read.rejections:
-        _write_jsonl_atomic(
+        write_jsonl_atomic(
             options.out / "rejected.jsonl",
             [
                 {"file": r.file, "line": r.line, "item_id": r.item_id, "reason": r.reason}
@@ -301,12 +294,12 @@ def execute(prepared: Prepared) -> tuple[int, dict[str, Any]]:
     with verdicts_path.open("a", encoding="utf-8") as journal, progress.progress:
         engine = Engine(workers, prepared.cache, journal, self_family, progress.update)
         results, rows, panel_rows = asyncio.run(_judge_all(prepared, engine, progress))
-    _write_jsonl_atomic(verdicts_path, rows)
-    _write_jsonl_atomic(options.out / "items.jsonl", [_item_record(item) for item in prepared.read.items])
+    write_jsonl_atomic(verdicts_path, rows)
+    write_jsonl_atomic(options.out / "items.jsonl", [_item_record(item) for item in prepared.read.items])
     if options.uses_panel:
         items = {item.id: _item_record(item) for item in prepared.read.items}
-        _write_jsonl_atomic(options.out / "panel.jsonl", panel_rows)
-        _write_jsonl_atomic(options.out / "review.jsonl", review_entries(panel_rows, rows, items, prepared.rubrics))
+        write_jsonl_atomic(options.out / "panel.jsonl", panel_rows)
+        write_jsonl_atomic(options.out / "review.jsonl", review_entries(panel_rows, rows, items, prepared.rubrics))
     summary = build_summary(prepared, results, rows, panel_rows, time.monotonic() - started)
     _write_json_atomic(options.out / "summary.json", summary)
     _write_json_atomic(options.out / "run.json", run_record(prepared, started_at))
