@@ -160,9 +160,15 @@ def _check_duplicates(path: Path, keys: list[tuple[str, ...]], what: str) -> Non
 
 
 def read_human(path: Path) -> list[Annotation]:
-    """Human annotations from a long JSONL/CSV file."""
+    """Human annotations from a long JSONL/CSV file.
 
-    def build(record: dict[str, Any]) -> Annotation:
+    A `score` given as null (or an empty CSV cell) means the rater gave no score — for instance the
+    criterion did not apply — and the record is skipped; a record without a `score` field is an error.
+    """
+
+    def build(record: dict[str, Any]) -> Annotation | None:
+        if "score" in record and record["score"] in (None, ""):
+            return None
         return Annotation(item_id=_text(record, "item_id"), criterion=_text(record, "criterion"),
                           rater=_text(record, "rater"), score=_number(record, "score"),
                           target=_text(record, "target", False), pillar=_text(record, "pillar", False))
