@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -265,19 +266,18 @@ def rubrics_show(
     if pillar not in loaded:
         raise UsageError(f"no rubric for pillar {pillar!r}; available: {', '.join(sorted(loaded))}")
     rubric = loaded[pillar]
-    out_console.print(
-        f"[bold]{rubric.title}[/bold] ({rubric.pillar} v{rubric.version}, hash {rubric.content_hash[:12]})"
-    )
-    out_console.print(rubric.summary)
+    show = functools.partial(out_console.print, markup=False, highlight=False)
+    show(f"{rubric.title} ({rubric.pillar} v{rubric.version}, hash {rubric.content_hash[:12]})")
+    show(rubric.summary)
     for reference in rubric.references:
-        out_console.print(f"  • {reference}")
+        show(f"  • {reference}")
     for criterion in rubric.criteria:
         threshold = f", fails below {criterion.fail_below}" if criterion.fail_below is not None else ""
-        out_console.print(f"\n[bold]{criterion.id}[/bold] [{criterion.severity}{threshold}] {criterion.question}")
+        show(f"\n{criterion.id} [{criterion.severity}{threshold}] {criterion.question}")
         if criterion.applies_when:
-            out_console.print(f"  applies when: {criterion.applies_when}")
+            show(f"  applies when: {criterion.applies_when}")
         for point in criterion.scale.points:
-            out_console.print(f"  {point}: {criterion.anchors[point]}")
+            show(f"  {point}: {criterion.anchors[point]}")
 
 
 @rubrics_app.command("validate")

@@ -101,6 +101,30 @@ class JudgeSpec:
         return self.base_url or os.environ.get(_BASE_URL_ENV[self.provider]) or None
 
 
+_NUMBER = (int, float)
+_SETTING_TYPES: dict[str, tuple[type, ...]] = {
+    "mode": (str,),
+    "api_key_env": (str,),
+    "seed": (int,),
+    "max_tokens": (int,),
+    "concurrency": (int,),
+    "max_reasks": (int,),
+    "max_attempts": (int,),
+    **{
+        k: _NUMBER
+        for k in (
+            "temperature",
+            "requests_per_minute",
+            "tokens_per_minute",
+            "price_input_per_mtok",
+            "price_output_per_mtok",
+            "backoff_initial_s",
+            "backoff_max_s",
+            "timeout_s",
+            "deadline_s",
+        )
+    },
+}
 _TOML_FIELDS = {f for f in JudgeSpec.__dataclass_fields__ if f not in ("name", "provider", "model", "base_url")}
 
 
@@ -150,13 +174,18 @@ def load_judges_file(path: Path) -> JudgesFile:
         except JudgeConfigError as exc:
             raise JudgeConfigError(f"{where}: {exc}") from exc
         settings = {k: v for k, v in table.items() if k != "spec"}
+        if "api_key" in settings:
+            raise JudgeConfigError(f"{where}: keys are read from the environment only; use api_key_env")
         unknown = sorted(set(settings) - _TOML_FIELDS)
         if unknown:
             raise JudgeConfigError(f"{where}: unknown setting(s) {unknown}; known: {sorted(_TOML_FIELDS)}")
+        for key, value in settings.items():
+            expected = _SETTING_TYPES[key]
+            if isinstance(value, bool) or not isinstance(value, expected):
+                kind = " or ".join(t.__name__ for t in expected)
+                raise JudgeConfigError(f"{where}: {key} must be a {kind}, got {value!r}")
         if settings.get("mode", "tools") not in ("tools", "json_schema", "json"):
             raise JudgeConfigError(f"{where}: mode must be tools, json_schema or json")
-        if "api_key" in table:
-            raise JudgeConfigError(f"{where}: keys are read from the environment only; use api_key_env")
         result.judges[name] = replace(spec, **settings)
     families = data.get("families") or {}
     for family, patterns in families.items():
@@ -173,11 +202,10 @@ def resolve_judges(text: str | None, judges_file: JudgesFile | None) -> list[Jud
         if named:
             return list(named.values())
         raise JudgeConfigError("no judge given: pass --judges PROVIDER:MODEL[,...] or --judges-file judges.toml")
-    specs = []
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        specs.append(named[part] if part in named else parse_judge_spec(part))
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    specs = [named[part] if part in named else parse_judge_spec(part) for part in parts]
+    if not specs:
+        raise JudgeConfigError(f"--judges {text!r} names no judge; give PROVIDER:MODEL[,...]")
     names = [s.name for s in specs]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:

@@ -192,6 +192,27 @@ def _format_loc(loc: Sequence[int | str]) -> str:
     return ".".join(parts)
 
 
+def _duplicate_ids(root: yaml.Node | None, data: dict[str, Any], source: str) -> list[str]:
+    """Repeated criterion ids, each located at its own line (the model check cannot say where)."""
+    criteria = data.get("criteria")
+    if not isinstance(criteria, list):
+        return []
+    first: dict[str, int] = {}
+    problems = []
+    for index, criterion in enumerate(criteria):
+        cid = criterion.get("id") if isinstance(criterion, dict) else None
+        if not isinstance(cid, str):
+            continue
+        line = _node_line(root, ["criteria", index, "id"]) or 1
+        if cid in first:
+            problems.append(
+                f"{source}:{line}: criteria[{index}].id: duplicate criterion id {cid!r} (first at line {first[cid]})"
+            )
+        else:
+            first[cid] = line
+    return problems
+
+
 def parse_rubric(text: str, source: str) -> Rubric:
     """Validate YAML text into a Rubric, or raise RubricError listing `source:LINE: field: problem`."""
     try:
@@ -203,6 +224,8 @@ def parse_rubric(text: str, source: str) -> Rubric:
         raise RubricError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)}); fix the syntax") from exc
     if not isinstance(data, dict):
         raise RubricError(f"{source}:1: a rubric must be a YAML mapping with pillar, criteria, ...")
+    if duplicates := _duplicate_ids(root, data, source):
+        raise RubricError("\n".join(duplicates))
     try:
         return Rubric.model_validate(data)
     except ValidationError as exc:

@@ -165,8 +165,8 @@ def test_injected_faults_end_ok_and_correct_or_failed_with_reason(
         FaultPlan.at([1, 9], Reply.rate_limited(retry_after=0))
         + FaultPlan.at([3], Reply.server_error(500))
         + FaultPlan.when(lambda r: r.provider == "anthropic", Reply.overloaded(), times=2)
-        + FaultPlan.at([5], Reply.raw_arguments('{"risk_recognition": {"score": 3,'))
-        + FaultPlan.at([7], too_high)
+        + FaultPlan.when(lambda r: _first_ask(r, "openai", 1), Reply.raw_arguments('{"risk_recognition": {"score": 3,'))
+        + FaultPlan.when(lambda r: _first_ask(r, "openai", 2), too_high)
         + FaultPlan.at([11], Reply.disconnect())
         + FaultPlan.at([13], Reply.slow(3.0))
         + FaultPlan.when(lambda r: "case 4)" in r.prompt_text and r.provider == "openai", Reply.server_error(503), None)
@@ -222,8 +222,13 @@ max_attempts = 4
             assert row["score"] == expected_score(row["model"], row["criterion"], item["response"], low, high)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["failures_by_reason"] == {"server_error": 1}
-    assert sum(1 for r in log if r.is_reask) >= 2, "malformed and out-of-range answers are re-asked"
+    reasked = {judged_response(r.parsed).split(":")[0] for r in log if r.is_reask and r.provider == "openai"}
+    assert {"Case 1", "Case 2"} <= reasked, "malformed and out-of-range answers are re-asked"
     assert any(r.status == 429 for r in log) and any(r.status == 529 for r in log)
+
+
+def _first_ask(req: ParsedRequest, provider: str, case: int) -> bool:
+    return req.provider == provider and f"(case {case})" in req.prompt_text and not req.is_reask
 
 
 def _bounds_from_log(log: list[Any], criterion: str) -> tuple[int, int]:
