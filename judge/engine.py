@@ -35,7 +35,7 @@ from tenacity import (
 from judge.cache import VerdictCache
 from judge.judges import JudgeSpec, build_client, request_kwargs
 from judge.plan import PlannedCall
-from judge.verdict import CriterionOutcome, failed_outcomes, outcomes_from_verdict
+from judge.verdict import JUDGED_RESPONSE, CriterionOutcome, failed_outcomes, outcomes_from_verdict
 
 RETRY_AFTER_CAP_S = 300.0
 
@@ -188,7 +188,7 @@ class RateLimiter:
 
 def estimate_input_tokens(call: PlannedCall) -> int:
     """Rough prompt size (4 characters a token) plus the schema; used for TPM limits and dry runs."""
-    chars = sum(len(m.content) for m in call.messages) + len(json.dumps(call.context.model.model_json_schema()))
+    chars = sum(len(m.content) for m in call.messages) + call.context.schema_chars
     return chars // 4 + 1
 
 
@@ -224,13 +224,16 @@ class JudgeWorker:
     async def _ask_once(self, call: PlannedCall) -> tuple[Any, int | None, int | None]:
         estimate = estimate_input_tokens(call) + estimate_output_tokens(call)
         await self.limiter.acquire(estimate)
-        model, completion = await self.client.chat.completions.create_with_completion(
-            response_model=call.context.model,
-            messages=[m.as_dict() for m in call.messages],
-            max_retries=self.spec.max_reasks,
-            context={"response": call.item.response},
-            **request_kwargs(self.spec),
-        )
+        token = JUDGED_RESPONSE.set(call.item.response)
+        try:
+            model, completion = await self.client.chat.completions.create_with_completion(
+                response_model=call.context.model,
+                messages=[m.as_dict() for m in call.messages],
+                max_retries=self.spec.max_reasks,
+                **request_kwargs(self.spec),
+            )
+        finally:
+            JUDGED_RESPONSE.reset(token)
         input_tokens, output_tokens = _usage(model, completion)
         self.limiter.settle(estimate, (input_tokens or 0) + (output_tokens or 0))
         return model, input_tokens, output_tokens

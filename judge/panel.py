@@ -279,8 +279,9 @@ def build_panel(
     rows = []
     groups = _group(verdicts, rubrics)
     for item_id, pillar, cid in sorted(groups, key=lambda k: (k[0], k[1], order[(k[1], k[2])])):
-        rows.append(_panel_row(item_id, pillar, rubrics[pillar].criterion(cid), groups[(item_id, pillar, cid)],
-                               options))
+        rows.append(
+            _panel_row(item_id, pillar, rubrics[pillar].criterion(cid), groups[(item_id, pillar, cid)], options)
+        )
     return rows
 
 
@@ -380,7 +381,8 @@ def _why(row: Mapping[str, Any]) -> list[str]:
             )
         elif reason == "inconsistent_samples":
             unstable = ", ".join(
-                f"{n} gave {[s for s in j['scores'] if s is not None]}" for n, j in taking_part.items()
+                f"{n} gave {[s for s in j['scores'] if s is not None]}"
+                for n, j in taking_part.items()
                 if (j["sample_spread"] or 0) >= row["spread_threshold"]
             )
             texts.append(f"inconsistent samples: {unstable}")
@@ -391,7 +393,8 @@ def _why(row: Mapping[str, Any]) -> list[str]:
             )
         elif reason == "critical_split":
             low = ", ".join(
-                f"{n} ({min(s for s in j['scores'] if s is not None)})" for n, j in taking_part.items()
+                f"{n} ({min(s for s in j['scores'] if s is not None)})"
+                for n, j in taking_part.items()
                 if any(s is not None and s < row["fail_below"] for s in j["scores"])
             )
             texts.append(
@@ -434,27 +437,30 @@ def review_entries(
                 "self_family": bool(v.get("self_family", False)),
                 "excluded": row["tiebreak" if v.get("role") == "tiebreak" else "judges"][v["judge"]]["excluded"],
             }
-            for v in sorted(by_row[key], key=lambda v: (v.get("role", "panel") == "tiebreak", v["judge"],
-                                                         v.get("sample", 0)))
+            for v in sorted(
+                by_row[key], key=lambda v: (v.get("role", "panel") == "tiebreak", v["judge"], v.get("sample", 0))
+            )
         ]
-        entries.append({
-            "item_id": row["item_id"],
-            "pillar": row["pillar"],
-            "criterion": row["criterion"],
-            "severity": criterion.severity,
-            "question": criterion.question,
-            "scale": row["scale"],
-            "anchors": {str(k): criterion.anchors[k] for k in sorted(criterion.anchors)},
-            "fail_below": criterion.fail_below,
-            "target": row["target"],
-            "messages": item.get("messages") or [],
-            "response": item.get("response"),
-            "reference": item.get("reference"),
-            "panel": {k: row[k] for k in ("status", "score", "critical_fail", "decided_by", "method", "spread")},
-            "escalate_reasons": row["escalate_reasons"],
-            "why": _why(row),
-            "judgments": judgments,
-        })
+        entries.append(
+            {
+                "item_id": row["item_id"],
+                "pillar": row["pillar"],
+                "criterion": row["criterion"],
+                "severity": criterion.severity,
+                "question": criterion.question,
+                "scale": row["scale"],
+                "anchors": {str(k): criterion.anchors[k] for k in sorted(criterion.anchors)},
+                "fail_below": criterion.fail_below,
+                "target": row["target"],
+                "messages": item.get("messages") or [],
+                "response": item.get("response"),
+                "reference": item.get("reference"),
+                "panel": {k: row[k] for k in ("status", "score", "critical_fail", "decided_by", "method", "spread")},
+                "escalate_reasons": row["escalate_reasons"],
+                "why": _why(row),
+                "judgments": judgments,
+            }
+        )
     return entries
 
 
@@ -506,16 +512,18 @@ def judge_agreement(verdicts: Iterable[Mapping[str, Any]], rubrics: Mapping[str,
             }
             for a, b in combinations(range(len(judges)), 2)
         ]
-        results.append({
-            "pillar": pillar,
-            "criterion": cid,
-            "judges": judges,
-            "n_items": len(items),
-            "n_units": int(((~np.isnan(matrix)).sum(axis=0) >= 2).sum()),
-            "alpha_ordinal": krippendorff_alpha(matrix, "ordinal", points) if len(judges) > 1 else None,
-            "pairwise_qwk": pairwise,
-            "self_consistency": [_self_consistency(judge, items, table, points) for judge in judges],
-        })
+        results.append(
+            {
+                "pillar": pillar,
+                "criterion": cid,
+                "judges": judges,
+                "n_items": len(items),
+                "n_units": int(((~np.isnan(matrix)).sum(axis=0) >= 2).sum()),
+                "alpha_ordinal": krippendorff_alpha(matrix, "ordinal", points) if len(judges) > 1 else None,
+                "pairwise_qwk": pairwise,
+                "self_consistency": [_self_consistency(judge, items, table, points) for judge in judges],
+            }
+        )
     return results
 
 
@@ -565,15 +573,17 @@ def self_preference_report(
     for judge in sorted(models):
         mean_own = statistics.fmean(own[judge]) if own[judge] else None
         mean_other = statistics.fmean(other[judge]) if other[judge] else None
-        report.append({
-            "judge": judge,
-            "model": models[judge],
-            "family": model_family(models[judge] or judge),
-            "normalized": rubrics is not None,
-            "n_own": len(own[judge]),
-            "mean_own": mean_own,
-            "n_other": len(other[judge]),
-            "mean_other": mean_other,
-            "difference": None if mean_own is None or mean_other is None else mean_own - mean_other,
-        })
+        report.append(
+            {
+                "judge": judge,
+                "model": models[judge],
+                "family": model_family(models[judge] or judge),
+                "normalized": rubrics is not None,
+                "n_own": len(own[judge]),
+                "mean_own": mean_own,
+                "n_other": len(other[judge]),
+                "mean_other": mean_other,
+                "difference": None if mean_own is None or mean_other is None else mean_own - mean_other,
+            }
+        )
     return report

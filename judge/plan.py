@@ -6,6 +6,7 @@ concurrent run writes the same file as a sequential one.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -29,6 +30,7 @@ class PillarContext:
     rubric: Rubric
     model: type[BaseModel]
     schema_hash: str
+    schema_chars: int
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,8 @@ def pillar_contexts(rubrics: dict[str, Rubric]) -> dict[str, PillarContext]:
     contexts = {}
     for pillar, rubric in rubrics.items():
         model = verdict_model(rubric)
-        contexts[pillar] = PillarContext(rubric, model, schema_hash(model))
+        schema_chars = len(json.dumps(model.model_json_schema()))
+        contexts[pillar] = PillarContext(rubric, model, schema_hash(model), schema_chars)
     return contexts
 
 

@@ -55,8 +55,10 @@ def read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
-            problems.append(f"{path}:{number}: not valid JSON ({exc.msg}); a truncated line from an interrupted "
-                            "run is completed by running the same command again")
+            problems.append(
+                f"{path}:{number}: not valid JSON ({exc.msg}); a truncated line from an interrupted "
+                "run is completed by running the same command again"
+            )
             continue
         if not isinstance(row, dict):
             problems.append(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
@@ -101,7 +103,7 @@ def load_run_rubrics(run_dir: Path) -> dict[str, Rubric]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ReviewError(f"{run_json}: cannot read ({exc})") from exc
     if not isinstance(run, dict) or not isinstance(run.get("rubrics_dir"), str):
-        raise ReviewError(f"{run_json}: no \"rubrics_dir\"; cannot tell which rubrics the run used")
+        raise ReviewError(f'{run_json}: no "rubrics_dir"; cannot tell which rubrics the run used')
     try:
         rubrics = load_rubric_dir(Path(run["rubrics_dir"]))
     except RubricError as exc:
@@ -166,8 +168,7 @@ def _judge_label(judgment: Mapping[str, Any]) -> str:
 
 
 def _score_cell(judgments: list[Mapping[str, Any]]) -> str:
-    cells = [str(j["score"]) if j["status"] == "ok" else _STATUS_LABEL.get(j["status"], j["status"])
-             for j in judgments]
+    cells = [str(j["score"]) if j["status"] == "ok" else _STATUS_LABEL.get(j["status"], j["status"]) for j in judgments]
     return ", ".join(cells) + (" (excluded: same family as target)" if judgments[0].get("excluded") else "")
 
 
@@ -199,14 +200,27 @@ def export_review_csv(review_jsonl: Path, csv_path: Path) -> int:
     The scale is written MIN..MAX (a spreadsheet would turn 1-5 into a date).
     """
     entries = [entry for _, entry in read_jsonl(review_jsonl)]
-    labels = list(dict.fromkeys(
-        _judge_label(j)
-        for j in sorted((j for e in entries for j in e["judgments"]),
-                        key=lambda j: (j.get("role") == "tiebreak", j["judge"]))
-    ))
+    labels = list(
+        dict.fromkeys(
+            _judge_label(j)
+            for j in sorted(
+                (j for e in entries for j in e["judgments"]), key=lambda j: (j.get("role") == "tiebreak", j["judge"])
+            )
+        )
+    )
     header = [
-        "item_id", "pillar", "criterion", "severity", "target", "question", "scale", "anchors",
-        "conversation", "response", "panel_result", "why_escalated",
+        "item_id",
+        "pillar",
+        "criterion",
+        "severity",
+        "target",
+        "question",
+        "scale",
+        "anchors",
+        "conversation",
+        "response",
+        "panel_result",
+        "why_escalated",
         *(f"{label} {kind}" for label in labels for kind in ("score", "rationale")),
         *DECISION_COLUMNS,
     ]
@@ -225,15 +239,24 @@ def export_review_csv(review_jsonl: Path, csv_path: Path) -> int:
             for label in labels:
                 js = per_judge.get(label)
                 judge_cells += [_score_cell(js), _rationale_cell(js)] if js else ["", ""]
-            writer.writerow([
-                e["item_id"], e["pillar"], e["criterion"], e.get("severity", ""), e.get("target") or "",
-                _text(e.get("question")), scale,
-                _text("\n".join(f"{k}: {v}" for k, v in e.get("anchors", {}).items())),
-                _text("\n".join(f"{m.get('role')}: {m.get('content')}" for m in e.get("messages") or [])),
-                _text(e.get("response")), _panel_cell(e["panel"]), _text("\n".join(e.get("why") or [])),
-                *judge_cells,
-                *("" for _ in DECISION_COLUMNS),
-            ])
+            writer.writerow(
+                [
+                    e["item_id"],
+                    e["pillar"],
+                    e["criterion"],
+                    e.get("severity", ""),
+                    e.get("target") or "",
+                    _text(e.get("question")),
+                    scale,
+                    _text("\n".join(f"{k}: {v}" for k, v in e.get("anchors", {}).items())),
+                    _text("\n".join(f"{m.get('role')}: {m.get('content')}" for m in e.get("messages") or [])),
+                    _text(e.get("response")),
+                    _panel_cell(e["panel"]),
+                    _text("\n".join(e.get("why") or [])),
+                    *judge_cells,
+                    *("" for _ in DECISION_COLUMNS),
+                ]
+            )
 
     _write_atomic(csv_path, write, encoding="utf-8-sig")
     return len(entries)
@@ -262,8 +285,10 @@ def import_review_csv(csv_path: Path) -> list[dict[str, Any]]:
             continue
         low, high = int(match[1]), int(match[2])
         if not _INTEGER.match(decision):
-            problems.append(f"{where}: column decision_score: {decision!r} is not a whole number on the scale "
-                            f"{low}..{high}; leave it blank to skip the row")
+            problems.append(
+                f"{where}: column decision_score: {decision!r} is not a whole number on the scale "
+                f"{low}..{high}; leave it blank to skip the row"
+            )
             continue
         score = int(decision)
         if not low <= score <= high:
@@ -276,18 +301,22 @@ def import_review_csv(csv_path: Path) -> list[dict[str, Any]]:
             continue
         key = tuple(record[c].strip() for c in ("item_id", "pillar", "criterion", "reviewer"))
         if key in seen:
-            problems.append(f"{where}: reviewer {key[3]!r} decided {key[0]}/{key[1]}/{key[2]} already on line "
-                            f"{seen[key]}; keep one decision per reviewer")
+            problems.append(
+                f"{where}: reviewer {key[3]!r} decided {key[0]}/{key[1]}/{key[2]} already on line "
+                f"{seen[key]}; keep one decision per reviewer"
+            )
             continue
         seen[key] = line
-        annotations.append({
-            "item_id": key[0],
-            "pillar": key[1],
-            "criterion": key[2],
-            "rater": key[3],
-            "score": score,
-            "target": record["target"].strip() or None,
-        })
+        annotations.append(
+            {
+                "item_id": key[0],
+                "pillar": key[1],
+                "criterion": key[2],
+                "rater": key[3],
+                "score": score,
+                "target": record["target"].strip() or None,
+            }
+        )
     _raise_problems(problems)
     return annotations
 
@@ -303,8 +332,9 @@ def _read_csv_records(csv_path: Path, f: TextIO) -> list[tuple[int, dict[str, st
         raise ReviewError(f"{csv_path}:1: not valid CSV ({exc})") from exc
     missing = [c for c in IMPORT_COLUMNS if c not in header]
     if missing:
-        raise ReviewError(f"{csv_path}:1: missing column(s) {', '.join(missing)}; "
-                          "use the CSV written by `trustmh review export`")
+        raise ReviewError(
+            f"{csv_path}:1: missing column(s) {', '.join(missing)}; use the CSV written by `trustmh review export`"
+        )
     records, problems = [], []
     while True:
         start = reader.line_num + 1

@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -108,7 +109,7 @@ class Criterion(_Strict):
         data["anchors"] = {str(k): self.anchors[k] for k in sorted(self.anchors)}
         return data
 
-    @property
+    @cached_property  # frozen model: computed once, not for every verdict row
     def content_hash(self) -> str:
         return sha256_of(self.canonical())
 
@@ -149,7 +150,7 @@ class Rubric(_Strict):
         data["criteria"] = [c.canonical() for c in self.criteria]
         return data
 
-    @property
+    @cached_property  # frozen model: computed once, not for every verdict row
     def content_hash(self) -> str:
         return sha256_of(self.canonical())
 

@@ -8,6 +8,7 @@ the judge, because instructor feeds them back on a re-ask.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -25,6 +26,11 @@ from judge.rubric import Criterion, Rubric, fold_whitespace, sha256_of
 
 Status = Literal["ok", "failed", "not_applicable"]
 
+# The response being judged, for the evidence check. A context variable rather than instructor's
+# `context=`: given a context, instructor renders every prompt message as a Jinja template, which would
+# alter (and execute template syntax in) the very response under evaluation.
+JUDGED_RESPONSE: ContextVar[str | None] = ContextVar("judged_response", default=None)
+
 
 class CriterionAnswer(BaseModel):
     """Base of the per-criterion answer; subclasses set the score bounds and applicability."""
@@ -34,7 +40,7 @@ class CriterionAnswer(BaseModel):
     @field_validator("evidence", check_fields=False)
     @classmethod
     def _quotes_occur_in_response(cls, quotes: list[str], info: ValidationInfo) -> list[str]:
-        response = (info.context or {}).get("response")
+        response = (info.context or {}).get("response", JUDGED_RESPONSE.get())
         if response is None:
             return quotes
         haystack = fold_whitespace(response)

@@ -279,3 +279,18 @@ def test_killed_run_resumes_to_identical_files_without_reasking(
     assert len(asked_again) + len(journaled) >= 80 - 2  # at most the in-flight calls are asked twice
     summary = json.loads((out / "summary.json").read_text())
     assert summary["calls"]["resumed"] == len(journaled)
+
+
+def test_template_syntax_in_a_response_reaches_the_judge_verbatim(
+    tmp_path: Path, llm_server: FakeLLMServer, judge_env: Path, rubric_dir: Path, run_cli: Any
+) -> None:
+    item = make_items(1)[0]
+    item["response"] = "{{ 7*7 }} {% raw %} I hear you; please call 988 if you feel unsafe.   Two  spaces."
+    items = write_jsonl(tmp_path / "items.jsonl", [item])
+    judge = f"openai:gpt-4.1-mini@{llm_server.openai_base_url}"
+    result = run_cli("score", items, "--judges", judge, "--rubrics", rubric_dir, "--out", tmp_path / "out", "-q")
+    assert result.code == 0, result.stderr
+    (request,) = llm_server.requests
+    assert judged_response(request.parsed) == item["response"]
+    rows = read_jsonl(tmp_path / "out" / "verdicts.jsonl")
+    assert all(r["status"] == "ok" and r["evidence"] == ["{{ 7*7 }}"] for r in rows)

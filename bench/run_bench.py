@@ -1,0 +1,553 @@
+"""Performance benchmark of `trustmh score` against the loopback fake API (no internet, no keys).
+
+Four figures, each against a target from the performance issue:
+
+* throughput   at 250 ms server latency and concurrency 32, as a fraction of the ideal 32 / 0.25 = 128 calls/s
+* overhead     mean time per call at 0 ms latency, our engine vs. bare instructor calls on the same server
+* cache        verdict rows per second when a run is repeated and every call is a cache hit
+* memory       peak RSS of a `trustmh score` process over 10,000 items
+
+The fake server always runs in its own process (so its CPU is not charged to the client's event loop) and
+binds 127.0.0.1 only; `trustmh score` runs as a subprocess, as a user would run it, except where the
+figure is a per-call cost (overhead, cache re-run), which is timed in this process to leave out start-up.
+
+Usage:  .venv/bin/python bench/run_bench.py [--quick] [--only PHASE ...] [--write] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import io
+import json
+import logging
+import os
+import platform
+import pstats
+import select
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # `python bench/run_bench.py` puts bench/, not the repo, on the path
+    sys.path.insert(0, str(REPO))
+
+import instructor  # noqa: E402
+import openai  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from judge.judges import JudgeSpec, parse_judge_spec, request_kwargs  # noqa: E402
+from judge.resources import bundled_path  # noqa: E402
+from judge.run import Prepared, ScoreOptions, execute, prepare  # noqa: E402
+
+DUMMY_KEYS = {"OPENAI_API_KEY": "sk-bench-dummy-openai", "ANTHROPIC_API_KEY": "sk-ant-bench-dummy"}
+MODEL = "gpt-4.1-mini"
+PILLAR = "crisis"
+PHASES = ("throughput", "overhead", "cache", "memory")
+TARGETS = {"throughput": 0.9, "overhead": 0.25, "cache": 5000.0}
+
+console = Console(width=None if sys.stdout.isatty() else 140)
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much work each phase does; --quick shrinks everything for a smoke run."""
+
+    throughput_calls: int = 640  # 20 rounds of 32 concurrent calls
+    overhead_calls: int = 200
+    overhead_repeats: int = 3
+    cache_items: int = 2000  # x 6 crisis criteria = 12,000 cached verdict rows
+    memory_items: int = 10_000
+
+
+QUICK = Sizes(throughput_calls=128, overhead_calls=40, overhead_repeats=1, cache_items=200, memory_items=1000)
+
+
+# ---------------------------------------------------------------- processes
+
+
+def child_env() -> dict[str, str]:
+    """Environment for child processes: dummy keys, no proxies, no real endpoints or caches leaking in."""
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_BASE_URL") and "PROXY" not in k.upper()}
+    env.update(DUMMY_KEYS)
+    env["NO_PROXY"] = "127.0.0.1,localhost"
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def proc_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU of a running process (Linux /proc), to see whether the server is the bottleneck."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+@dataclass
+class FakeServer:
+    """The loopback fake API in a child process; always stopped by `stop()` (SIGINT, then SIGKILL)."""
+
+    latency_s: float
+    proc: subprocess.Popen[str] | None = None
+    openai_base_url: str = ""
+
+    def start(self, log_dir: Path) -> FakeServer:
+        log = (log_dir / f"server-{self.latency_s:g}.log").open("w")
+        self.proc = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "tests.fakeapi.server", "--host", "127.0.0.1", "--port", "0"),
+                *("--latency", str(self.latency_s), "--judge-script"),
+            ],
+            cwd=REPO,
+            env=child_env(),
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+        log.close()
+        deadline = time.monotonic() + 30
+        assert self.proc.stdout is not None
+        while not self.openai_base_url:
+            left = deadline - time.monotonic()
+            if left <= 0 or self.proc.poll() is not None:
+                self.stop()
+                raise RuntimeError(f"fake server did not start; see {log_dir}/server-{self.latency_s:g}.log")
+            ready, _, _ = select.select([self.proc.stdout], [], [], left)
+            line = self.proc.stdout.readline() if ready else ""
+            if line.startswith("OPENAI_BASE_URL="):
+                self.openai_base_url = line.split("=", 1)[1].strip()
+        return self
+
+    @property
+    def judge(self) -> str:
+        return f"openai:{MODEL}@{self.openai_base_url}"
+
+    def cpu_seconds(self) -> float | None:
+        return proc_cpu_seconds(self.proc.pid) if self.proc else None
+
+    def stop(self) -> None:
+        """SIGINT lets the server close cleanly; SIGTERM, then SIGKILL, cover a child started with SIGINT
+        ignored (a background job of a non-interactive shell passes SIG_IGN on to its children)."""
+        if self.proc is None:
+            return
+        for sig, grace in ((signal.SIGINT, 3.0), (signal.SIGTERM, 3.0), (signal.SIGKILL, None)):
+            if self.proc.poll() is not None:
+                return
+            self.proc.send_signal(sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=grace)
+
+
+@contextlib.contextmanager
+def fake_server(latency_s: float, log_dir: Path) -> Iterator[FakeServer]:
+    server = FakeServer(latency_s)
+    try:
+        yield server.start(log_dir)
+    finally:
+        server.stop()
+
+
+@dataclass
+class ScoreRun:
+    """One `trustmh score` subprocess: its exit code, summary.json, wall time and resource usage."""
+
+    code: int
+    summary: dict[str, Any]
+    process_s: float
+    max_rss_mib: float
+    cpu_s: float
+    stderr: str
+
+
+def run_score(items: Path, judge: str, out: Path, *, cache: Path | None, concurrency: int) -> ScoreRun:
+    """Run the real CLI in a child and reap it with wait4, so ru_maxrss is this child's own peak."""
+    args = [sys.executable, "-m", "judge.cli", "score", str(items), "--judges", judge, "--out", str(out), "-q"]
+    args += ["--concurrency", str(concurrency)]
+    args += ["--cache", str(cache)] if cache else ["--no-cache"]
+    err_path = out.with_name(out.name + ".stderr")
+    with err_path.open("w") as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(args, cwd=REPO, env=child_env(), stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        if proc.returncode is None and proc.poll() is None:  # interrupted while waiting: do not leave it running
+            proc.kill()
+            proc.wait()
+    process_s = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    stderr = err_path.read_text()
+    summary_path = out / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    if proc.returncode != 0:
+        raise RuntimeError(f"trustmh score exited {proc.returncode}:\n{stderr[-2000:]}")
+    return ScoreRun(
+        proc.returncode,
+        summary,
+        process_s,
+        usage.ru_maxrss / 1024,  # KiB on Linux
+        usage.ru_utime + usage.ru_stime,
+        stderr,
+    )
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def write_items(path: Path, n: int, tag: str) -> Path:
+    """n crisis items with distinct responses (distinct cache keys); `tag` keeps phases from sharing keys."""
+    with path.open("w", encoding="utf-8") as handle:
+        for i in range(n):
+            item = {
+                "id": f"{tag}-{i:05d}",
+                "pillar": PILLAR,
+                "messages": [
+                    {"role": "user", "content": f"I can't sleep and everything feels pointless ({tag} case {i})."}
+                ],
+                "response": (
+                    f"Case {tag}-{i}: I'm sorry you're carrying this. If you ever think about ending your life, "
+                    "call or text 988 now. Would you tell me more about what has been happening?"
+                ),
+                "target": "claude-3-haiku",
+            }
+            handle.write(json.dumps(item) + "\n")
+    return path
+
+
+def options(items: Path, judge: str, out: Path, *, cache: Path | None, concurrency: int) -> ScoreOptions:
+    return ScoreOptions(
+        items=[items],
+        judges=[parse_judge_spec(judge)],
+        rubrics_dir=bundled_path("rubrics"),
+        out=out,
+        cache_dir=cache,
+        concurrency=concurrency,
+        quiet=True,
+    )
+
+
+# ---------------------------------------------------------------- phases
+
+
+def bench_throughput(sizes: Sizes, work: Path, profile: bool) -> dict[str, Any]:
+    """Calls/s at 250 ms latency and concurrency 32, against the ideal concurrency / latency."""
+    latency, concurrency = 0.25, 32
+    items = write_items(work / "throughput.jsonl", sizes.throughput_calls, "tp")
+    with fake_server(latency, work) as server:
+        server_cpu0 = server.cpu_seconds()
+        run = run_score(items, server.judge, work / "tp-out", cache=None, concurrency=concurrency)
+        server_cpu1 = server.cpu_seconds()
+        profile_text = _profile_in_process(items, server.judge, work / "tp-prof", concurrency) if profile else None
+    requested = run.summary["calls"]["requested"]
+    wall = run.summary["wall_time_s"]
+    ideal = concurrency / latency
+    result = {
+        "latency_s": latency,
+        "concurrency": concurrency,
+        "calls": requested,
+        "wall_time_s": wall,
+        "process_s": round(run.process_s, 3),
+        "calls_per_s": round(requested / wall, 2),
+        "ideal_calls_per_s": ideal,
+        "ratio_of_ideal": round(requested / wall / ideal, 3),
+        "ideal_wall_time_s": round(requested / ideal, 3),
+        "client_cpu_s": round(run.cpu_s, 2),  # the whole process, start-up included
+        "client_cpu_ms_per_call": round(run.cpu_s * 1000 / requested, 2),
+        "server_cpu_s": None if server_cpu0 is None or server_cpu1 is None else round(server_cpu1 - server_cpu0, 2),
+        "failed": run.summary["calls"]["failed"],
+    }
+    if profile_text:
+        result["profile"] = profile_text
+    return result
+
+
+def _profile_in_process(items: Path, judge: str, out: Path, concurrency: int) -> str:
+    """cProfile of the same run in this process: where the client spends its CPU (top functions by own time)."""
+    prepared = prepare(options(items, judge, out, cache=None, concurrency=concurrency))
+    profiler = cProfile.Profile()
+    profiler.enable()
+    execute(prepared)
+    profiler.disable()
+    buffer = io.StringIO()
+    stats = pstats.Stats(profiler, stream=buffer)
+    stats.sort_stats("tottime").print_stats(25)
+    stats.sort_stats("cumulative").print_stats(30)
+    return buffer.getvalue()
+
+
+async def _bare_calls(prepared: Prepared, spec: JudgeSpec, concurrency: int) -> float:
+    """Bare instructor: the same messages, response model and context as our calls; returns seconds."""
+    client = instructor.from_openai(
+        openai.AsyncOpenAI(base_url=spec.effective_base_url(), api_key=DUMMY_KEYS["OPENAI_API_KEY"], max_retries=0),
+        mode=instructor.Mode.TOOLS,
+    )
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one(index: int) -> None:
+        call = prepared.calls[index]
+        async with semaphore:
+            await client.chat.completions.create_with_completion(
+                response_model=call.context.model,
+                messages=[m.as_dict() for m in call.messages],
+                max_retries=spec.max_reasks,
+                context={"response": call.item.response},
+                **request_kwargs(spec),
+            )
+
+    started = time.perf_counter()
+    if concurrency == 1:
+        for index in range(len(prepared.calls)):
+            await one(index)
+    else:
+        await asyncio.gather(*(one(index) for index in range(len(prepared.calls))))
+    elapsed = time.perf_counter() - started
+    await client.client.close()
+    return elapsed
+
+
+def _ours(items: Path, judge: str, out: Path, concurrency: int) -> float:
+    """Our engine through judge.run (what `trustmh score` runs), timed around execute(); returns seconds."""
+    prepared = prepare(options(items, judge, out, cache=None, concurrency=concurrency))
+    started = time.perf_counter()
+    code, _ = execute(prepared)
+    elapsed = time.perf_counter() - started
+    if code != 0:
+        raise RuntimeError(f"overhead run failed with exit code {code}; see {out}/verdicts.jsonl")
+    return elapsed
+
+
+def bench_overhead(sizes: Sizes, work: Path) -> dict[str, Any]:
+    """Mean time per call at 0 ms latency: our engine vs. bare instructor on the same server and prompts.
+
+    Both run in this (warmed-up) process, alternating, `overhead_repeats` times; the median round counts.
+    """
+    n = sizes.overhead_calls
+    items = write_items(work / "overhead.jsonl", n, "oh")
+    warm = write_items(work / "warm.jsonl", 5, "warm")
+    result: dict[str, Any] = {"calls": n, "repeats": sizes.overhead_repeats}
+    with fake_server(0.0, work) as server:
+        spec = parse_judge_spec(server.judge)
+        prepared = prepare(options(items, server.judge, work / "oh-plan", cache=None, concurrency=1))
+        warm_plan = prepare(options(warm, server.judge, work / "warm-plan", cache=None, concurrency=1))
+        asyncio.run(_bare_calls(warm_plan, spec, 1))
+        _ours(warm, server.judge, work / "warm-out", 1)
+        for concurrency in (1, 8):
+            bare_ms, ours_ms = [], []
+            for repeat in range(sizes.overhead_repeats):
+                bare_ms.append(asyncio.run(_bare_calls(prepared, spec, concurrency)) * 1000 / n)
+                ours_ms.append(
+                    _ours(items, server.judge, work / f"oh-out-c{concurrency}-{repeat}", concurrency) * 1000 / n
+                )
+            bare, ours = statistics.median(bare_ms), statistics.median(ours_ms)
+            result[f"c{concurrency}"] = {
+                "bare_ms_per_call": round(bare, 3),
+                "ours_ms_per_call": round(ours, 3),
+                "overhead": round(ours / bare - 1, 3),
+                "bare_rounds_ms": [round(x, 3) for x in bare_ms],
+                "ours_rounds_ms": [round(x, 3) for x in ours_ms],
+            }
+    return result
+
+
+def bench_cache(sizes: Sizes, work: Path) -> dict[str, Any]:
+    """Populate a fresh cache, then repeat the run into a new --out: every call is a cache hit."""
+    items = write_items(work / "cache.jsonl", sizes.cache_items, "cache")
+    cache = work / "cache-dir"
+    with fake_server(0.0, work) as server:
+        fill = run_score(items, server.judge, work / "cache-fill", cache=cache, concurrency=32)
+        # The re-run as a user runs it (a new process: start-up, imports, prepare, execute) ...
+        rerun = run_score(items, server.judge, work / "cache-rerun", cache=cache, concurrency=32)
+        # ... and in this process, timing prepare (where cache lookups happen) plus execute, without start-up.
+        started = time.perf_counter()
+        prepared = prepare(options(items, server.judge, work / "cache-rerun2", cache=cache, concurrency=32))
+        prepare_s = time.perf_counter() - started
+        _, summary2 = execute(prepared)
+        in_process_s = time.perf_counter() - started
+    calls = rerun.summary["calls"]
+    rows = rerun.summary["verdicts"]["rows"]
+    if calls["cache_hits"] != calls["planned"] or summary2["calls"]["cache_hits"] != calls["planned"]:
+        raise RuntimeError(f"re-run was not all cache hits: {calls}")
+    return {
+        "items": sizes.cache_items,
+        "cached_calls": calls["cache_hits"],
+        "cached_rows": rows,
+        "fill_wall_time_s": fill.summary["wall_time_s"],
+        "fill_calls_per_s": round(fill.summary["calls"]["requested"] / fill.summary["wall_time_s"], 1),
+        "rerun_process_s": round(rerun.process_s, 3),
+        "rerun_wall_time_s": rerun.summary["wall_time_s"],
+        "rows_per_s_process": round(rows / rerun.process_s, 1),
+        "calls_per_s_process": round(calls["planned"] / rerun.process_s, 1),
+        "rows_per_s_wall_time": round(rows / rerun.summary["wall_time_s"], 1),
+        "in_process_prepare_s": round(prepare_s, 3),
+        "in_process_total_s": round(in_process_s, 3),
+        "rows_per_s_in_process": round(rows / in_process_s, 1),
+        "calls_per_s_in_process": round(calls["planned"] / in_process_s, 1),
+        "rerun_max_rss_mib": round(rerun.max_rss_mib, 1),
+    }
+
+
+def bench_memory(sizes: Sizes, work: Path) -> dict[str, Any]:
+    """Peak RSS of `trustmh score` over N items: a fresh run at 0 ms latency, then its all-cached re-run."""
+    n = sizes.memory_items
+    items = write_items(work / "memory.jsonl", n, "mem")
+    cache = work / "mem-cache"
+    with fake_server(0.0, work) as server:
+        fresh = run_score(items, server.judge, work / "mem-fresh", cache=cache, concurrency=32)
+        cached = run_score(items, server.judge, work / "mem-cached", cache=cache, concurrency=32)
+    return {
+        "items": n,
+        "rows": fresh.summary["verdicts"]["rows"],
+        "fresh_peak_rss_mib": round(fresh.max_rss_mib, 1),
+        "fresh_wall_time_s": fresh.summary["wall_time_s"],
+        "fresh_process_s": round(fresh.process_s, 2),
+        "fresh_calls_per_s": round(fresh.summary["calls"]["requested"] / fresh.summary["wall_time_s"], 1),
+        "cached_peak_rss_mib": round(cached.max_rss_mib, 1),
+        "cached_process_s": round(cached.process_s, 2),
+    }
+
+
+# ---------------------------------------------------------------- report
+
+
+def verdict(ok: bool) -> str:
+    return "[green]met[/green]" if ok else "[red]NOT met[/red]"
+
+
+def print_report(results: dict[str, Any]) -> None:
+    table = Table(
+        title=f"trustmh-judge benchmark ({results['machine']['cpus']} CPUs, Python {results['machine']['python']})"
+    )
+    for column in ("figure", "measured", "target", ""):
+        table.add_column(column)
+    if tp := results.get("throughput"):
+        table.add_row(
+            f"throughput @ {tp['latency_s'] * 1000:g} ms, concurrency {tp['concurrency']} ({tp['calls']} calls)",
+            f"{tp['calls_per_s']} calls/s = {tp['ratio_of_ideal']:.2f} × ideal {tp['ideal_calls_per_s']:g}",
+            f"≥ {TARGETS['throughput']} × ideal",
+            verdict(tp["ratio_of_ideal"] >= TARGETS["throughput"]),
+        )
+        table.add_row(
+            "  wall vs ideal; CPU of client / server",
+            f"{tp['wall_time_s']} s vs {tp['ideal_wall_time_s']} s; {tp['client_cpu_s']} s "
+            f"({tp['client_cpu_ms_per_call']} ms/call) / {tp['server_cpu_s']} s",
+            "",
+            "",
+        )
+    if oh := results.get("overhead"):
+        for key, label in (("c1", "concurrency 1"), ("c8", "concurrency 8")):
+            row = oh[key]
+            table.add_row(
+                f"per-call time @ 0 ms, {label} ({oh['calls']} calls)",
+                f"ours {row['ours_ms_per_call']:.2f} ms vs bare instructor {row['bare_ms_per_call']:.2f} ms "
+                f"= {row['overhead'] * 100:+.1f} %",
+                f"≤ +{TARGETS['overhead'] * 100:g} %",
+                verdict(row["overhead"] <= TARGETS["overhead"]),
+            )
+    if ca := results.get("cache"):
+        table.add_row(
+            f"cache-hit re-run, in process ({ca['cached_rows']:,} rows)",
+            f"{ca['rows_per_s_in_process']:,.0f} rows/s ({ca['calls_per_s_in_process']:,.0f} calls/s)",
+            f"≥ {TARGETS['cache']:,.0f} rows/s",
+            verdict(ca["rows_per_s_in_process"] >= TARGETS["cache"]),
+        )
+        table.add_row(
+            "  whole process (start-up included)",
+            f"{ca['rows_per_s_process']:,.0f} rows/s ({ca['calls_per_s_process']:,.0f} calls/s), "
+            f"{ca['rerun_process_s']} s",
+            f"≥ {TARGETS['cache']:,.0f} rows/s",
+            verdict(ca["rows_per_s_process"] >= TARGETS["cache"]),
+        )
+        table.add_row(
+            "  summary wall_time_s (execute only)",
+            f"{ca['rows_per_s_wall_time']:,.0f} rows/s, {ca['rerun_wall_time_s']} s",
+            "",
+            "",
+        )
+    if me := results.get("memory"):
+        table.add_row(
+            f"peak RSS, {me['items']:,} items fresh @ 0 ms",
+            f"{me['fresh_peak_rss_mib']} MiB ({me['fresh_calls_per_s']} calls/s, {me['fresh_process_s']} s)",
+            "(reported)",
+            "",
+        )
+        table.add_row(
+            f"peak RSS, {me['items']:,} items all cached", f"{me['cached_peak_rss_mib']} MiB", "(reported)", ""
+        )
+    console.print(table)
+    loads = {k: v["load_avg_1min"] for k, v in results.items() if isinstance(v, dict) and "load_avg_1min" in v}
+    console.print(f"1-min load average before/after each phase: {loads}")
+    if tp and "profile" in tp:
+        console.print(tp["profile"], markup=False, highlight=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the chosen phases; print the table; write bench/results.json only with --write."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes: a smoke run, not a measurement")
+    parser.add_argument("--only", action="append", choices=PHASES, help="run only this phase (repeatable)")
+    parser.add_argument("--write", action="store_true", help="write the figures to bench/results.json")
+    parser.add_argument("--profile", action="store_true", help="also cProfile the throughput run in process")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else Sizes()
+    phases = args.only or list(PHASES)
+
+    os.environ.update(DUMMY_KEYS)  # in-process runs must never pick up a real key
+    for name in ("OPENAI_BASE_URL", "ANTHROPIC_BASE_URL"):
+        os.environ.pop(name, None)
+    logging.getLogger("instructor").setLevel(logging.CRITICAL)
+    # execute() leaves its SDK clients for the garbage collector, which then reports "Event loop is closed"
+    # from a later asyncio.run; harmless in the CLI (the process exits), noise when runs repeat in process.
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks that stop the servers
+
+    results: dict[str, Any] = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "instructor": instructor.__version__ if hasattr(instructor, "__version__") else None,
+            "openai": openai.__version__,
+        },
+        "quick": args.quick,
+        "sizes": sizes.__dict__,
+    }
+    runners = {
+        "throughput": lambda work: bench_throughput(sizes, work, args.profile),
+        "overhead": lambda work: bench_overhead(sizes, work),
+        "cache": lambda work: bench_cache(sizes, work),
+        "memory": lambda work: bench_memory(sizes, work),
+    }
+    with tempfile.TemporaryDirectory(prefix="trustmh-bench-") as tmp:
+        for phase in phases:
+            work = Path(tmp) / phase
+            work.mkdir()
+            console.print(f"[bold]{phase}[/bold] …")
+            load_before = os.getloadavg()[0]
+            if load_before > 0.5:
+                console.print(f"  [yellow]load average {load_before:.2f}: other work on this machine skews figures")
+            started = time.perf_counter()
+            results[phase] = runners[phase](work)
+            results[phase]["load_avg_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+            console.print(f"  done in {time.perf_counter() - started:.1f} s")
+    print_report(results)
+    if args.write:
+        path = REPO / "bench" / "results.json"
+        path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        console.print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
