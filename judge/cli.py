@@ -119,7 +119,10 @@ def score(
     1 internal error.
     """
     specs, loaded = _judges(judges, judges_file)
-    tiebreak_spec = _judges(tiebreak, judges_file if loaded else None)[0][0] if tiebreak else None
+    try:
+        tiebreak_spec = resolve_judges(tiebreak, loaded)[0] if tiebreak else None
+    except JudgeConfigError as exc:
+        raise UsageError(f"--tiebreak: {exc}") from exc
     try:
         families = families_from_toml(loaded.families) if loaded and loaded.families else DEFAULT_FAMILIES
     except FamilyError as exc:

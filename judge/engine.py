@@ -15,7 +15,7 @@ import email.utils
 import json
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -50,6 +50,7 @@ class CallResult:
     cached: bool
     failure_reason: str | None = None  # a short category for summaries; the detail is in outcomes
     resumed: bool = False
+    rows: list[dict[str, Any]] = field(default_factory=list)  # verdict lines, filled once by the engine
 
     @property
     def ok(self) -> bool:
@@ -458,9 +459,9 @@ class Engine:
         self.on_result = on_result
 
     def _finish(self, result: CallResult) -> None:
+        result.rows = verdict_rows(result, self.self_family(result.call))
         if self.journal is not None and not result.resumed:
-            rows = verdict_rows(result, self.self_family(result.call))
-            self.journal.write("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+            self.journal.write("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in result.rows))
             self.journal.flush()
         if self.cache is not None and result.ok and not result.cached and not result.resumed:
             self.cache.set(result.call.request_key, call_record(result))

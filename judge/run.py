@@ -33,7 +33,6 @@ from judge.engine import (
     estimate_output_tokens,
     known_results,
     read_journal,
-    verdict_rows,
 )
 from judge.families import Families, same_family
 from judge.items import Item, ItemReadResult, format_rejections, read_items
@@ -259,7 +258,7 @@ async def _judge_all(
     """The panel's calls, then (with --tiebreak) one more call per escalated item × pillar."""
     options = prepared.options
     results = await engine.run(prepared.calls, prepared.known)
-    rows = [row for result in results for row in verdict_rows(result, engine.self_family(result.call))]
+    rows = [row for result in results for row in result.rows]
     panel_rows = build_panel(rows, prepared.rubrics, options.panel) if options.uses_panel else []
     if options.tiebreak is not None and (extra := _tiebreak_calls(prepared, panel_rows)):
         known = known_results(extra, prepared.resumed, prepared.cache)
@@ -268,7 +267,7 @@ async def _judge_all(
         progress.progress.update(progress.task, total=len(prepared.calls) + len(extra))
         extra_results = await engine.run(extra, known)
         results += extra_results
-        rows += [row for result in extra_results for row in verdict_rows(result, engine.self_family(result.call))]
+        rows += [row for result in extra_results for row in result.rows]
         panel_rows = build_panel(rows, prepared.rubrics, options.panel)
     return results, rows, panel_rows
 
