@@ -47,9 +47,11 @@ import openai  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from judge.judges import JudgeSpec, parse_judge_spec, request_kwargs  # noqa: E402
+from judge.client import request_kwargs  # noqa: E402
+from judge.judges import JudgeSpec, parse_judge_spec  # noqa: E402
 from judge.resources import bundled_path  # noqa: E402
 from judge.run import Prepared, ScoreOptions, execute, prepare  # noqa: E402
+from judge.verdict import JUDGED_RESPONSE  # noqa: E402
 
 DUMMY_KEYS = {"OPENAI_API_KEY": "sk-bench-dummy-openai", "ANTHROPIC_API_KEY": "sk-ant-bench-dummy"}
 MODEL = "gpt-4.1-mini"
@@ -288,7 +290,8 @@ def _profile_in_process(items: Path, judge: str, out: Path, concurrency: int) ->
 
 
 async def _bare_calls(prepared: Prepared, spec: JudgeSpec, concurrency: int) -> float:
-    """Bare instructor: the same messages, response model and context as our calls; returns seconds."""
+    """Bare instructor, as its README shows it: `create_with_completion` with the same messages, verdict
+    model and decoding parameters as our calls, the evidence check fed the same way; returns seconds."""
     client = instructor.from_openai(
         openai.AsyncOpenAI(base_url=spec.effective_base_url(), api_key=DUMMY_KEYS["OPENAI_API_KEY"], max_retries=0),
         mode=instructor.Mode.TOOLS,
@@ -298,13 +301,16 @@ async def _bare_calls(prepared: Prepared, spec: JudgeSpec, concurrency: int) -> 
     async def one(index: int) -> None:
         call = prepared.calls[index]
         async with semaphore:
-            await client.chat.completions.create_with_completion(
-                response_model=call.context.model,
-                messages=[m.as_dict() for m in call.messages],
-                max_retries=spec.max_reasks,
-                context={"response": call.item.response},
-                **request_kwargs(spec),
-            )
+            token = JUDGED_RESPONSE.set(call.item.response)
+            try:
+                await client.chat.completions.create_with_completion(
+                    response_model=call.context.model,
+                    messages=[m.as_dict() for m in call.messages],
+                    max_retries=spec.max_reasks,
+                    **request_kwargs(spec),
+                )
+            finally:
+                JUDGED_RESPONSE.reset(token)
 
     started = time.perf_counter()
     if concurrency == 1:

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
 from calibration.annotations import CalibrationData, InputError, load_dataset, read_human, read_judged
-from calibration.compute import calibrate
 from calibration.registry import DatasetError
-from calibration.report import Gate, check_gates, parse_gate, write_reports
+
+if TYPE_CHECKING:
+    from calibration.report import Gate
 
 EXIT_USAGE = 2
 EXIT_GATE = 4
@@ -62,6 +63,10 @@ def calibrate_command(
 
         TRUSTMH_DATA_MIRROR=../shared/datasets trustmh calibrate --dataset llms-mental-health-crisis --level target
     """
+    # numpy/scipy/krippendorff load here, not when `trustmh` starts: `trustmh score` never needs them.
+    from calibration.compute import calibrate
+    from calibration.report import check_gates, parse_gate, write_reports
+
     if level not in ("item", "target"):
         raise _fail([f"--level {level!r}: choose item or target"])
     try:

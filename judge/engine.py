@@ -1,43 +1,27 @@
-"""The async scheduler: per-judge concurrency, client-side rate limits, retries, cache and journal.
+"""The async scheduler: per-judge queues and concurrency, client-side rate limits, cache and journal.
 
 Every finished call is appended to the run's journal (its `verdicts.jsonl`) before it is cached, so a
-run killed at any moment and started again re-asks only calls that had no answer yet. Transient
-failures (429, 5xx, 529 overloaded, timeouts, dropped connections) are retried with exponential backoff
-and jitter, honouring `retry-after`, up to a number of attempts and a per-call deadline. Invalid
-answers are re-asked by instructor with the validation error; when those re-asks run out the call is
-recorded as failed, with the error and without a score.
+run killed at any moment and started again re-asks only calls that had no answer yet. Sending a call,
+retrying it and re-asking an invalid answer is the judge worker's business (`client.py`); this module
+imports no SDK, so a run whose every call is known starts without loading them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
-
-import anthropic
-import instructor
-import openai
-from instructor.core import InstructorRetryException
-from pydantic import ValidationError
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_random_exponential,
-)
+from typing import TYPE_CHECKING, Any, TextIO
 
 from judge.cache import VerdictCache
-from judge.judges import JudgeSpec, build_client, request_kwargs
 from judge.plan import PlannedCall
-from judge.verdict import JUDGED_RESPONSE, CriterionOutcome, failed_outcomes, outcomes_from_verdict
+from judge.verdict import CriterionOutcome
 
-RETRY_AFTER_CAP_S = 300.0
+if TYPE_CHECKING:
+    from judge.client import JudgeWorker
 
 
 @dataclass
@@ -55,88 +39,6 @@ class CallResult:
     @property
     def ok(self) -> bool:
         return self.failure_reason is None
-
-
-# ---------------------------------------------------------------- errors and retry policy
-
-
-def _root_error(exc: BaseException) -> BaseException:
-    """The API error behind instructor's wrapper, if there is one."""
-    if isinstance(exc, InstructorRetryException) and exc.__cause__ is not None:
-        return exc.__cause__
-    return exc
-
-
-_STATUS_REASONS = {401: "auth", 403: "auth", 404: "not_found", 408: "timeout", 429: "rate_limited", 529: "overloaded"}
-_STATUS_ERRORS = (openai.APIStatusError, anthropic.APIStatusError)
-_TIMEOUT_ERRORS = (openai.APITimeoutError, anthropic.APITimeoutError, TimeoutError)
-_CONNECTION_ERRORS = (openai.APIConnectionError, anthropic.APIConnectionError)
-
-
-def failure_reason(exc: BaseException) -> str:
-    root = _root_error(exc)
-    if isinstance(root, _STATUS_ERRORS):
-        status = root.status_code
-        return _STATUS_REASONS.get(status, "server_error" if status >= 500 else "bad_request")
-    if isinstance(root, _TIMEOUT_ERRORS):
-        return "timeout"
-    if isinstance(root, _CONNECTION_ERRORS):
-        return "connection"
-    if isinstance(exc, InstructorRetryException) or isinstance(root, ValidationError | json.JSONDecodeError):
-        return "invalid_answer"
-    return "error"
-
-
-def is_transient(exc: BaseException) -> bool:
-    return failure_reason(exc) in {"rate_limited", "overloaded", "server_error", "timeout", "connection"}
-
-
-def retry_after_seconds(exc: BaseException) -> float | None:
-    """Delay the server asked for (`retry-after-ms`, `retry-after` in seconds or as an HTTP date)."""
-    root = _root_error(exc)
-    response = getattr(root, "response", None)
-    headers = getattr(response, "headers", None)
-    if not headers:
-        return None
-    if (ms := headers.get("retry-after-ms")) is not None:
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        parsed = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None  # unreadable: fall back to our own backoff
-    return max(0.0, parsed.timestamp() - time.time())
-
-
-class WaitRetryAfter:
-    """Tenacity wait: the server's `retry-after` when given (capped), else exponential backoff with jitter."""
-
-    def __init__(self, initial_s: float, max_s: float) -> None:
-        self._fallback = wait_random_exponential(multiplier=initial_s, max=max_s)
-
-    def __call__(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if exc is not None and (asked := retry_after_seconds(exc)) is not None:
-            return min(asked, RETRY_AFTER_CAP_S)
-        return float(self._fallback(state))
-
-
-def retry_policy(spec: JudgeSpec) -> AsyncRetrying:
-    return AsyncRetrying(
-        retry=retry_if_exception(is_transient),
-        wait=WaitRetryAfter(spec.backoff_initial_s, spec.backoff_max_s),
-        stop=stop_after_attempt(spec.max_attempts),
-        reraise=True,
-    )
 
 
 # ---------------------------------------------------------------- rate limits
@@ -195,113 +97,6 @@ def estimate_input_tokens(call: PlannedCall) -> int:
 
 def estimate_output_tokens(call: PlannedCall) -> int:
     return min(call.judge.max_tokens, 150 * len(call.rubric.criteria))
-
-
-# ---------------------------------------------------------------- one judge's calls
-
-
-def _usage(model: Any, completion: Any) -> tuple[int | None, int | None]:
-    usage = getattr(model, "_total_usage", None) or getattr(completion, "usage", None)
-    return _usage_numbers(usage)
-
-
-def _usage_numbers(usage: Any) -> tuple[int | None, int | None]:
-    if usage is None:
-        return None, None
-    if hasattr(usage, "input_tokens"):
-        return usage.input_tokens, usage.output_tokens
-    return getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None)
-
-
-class JudgeWorker:
-    """Sends one judge's calls: its client, its concurrency bound and its rate limits."""
-
-    def __init__(self, spec: JudgeSpec, default_concurrency: int) -> None:
-        self.spec = spec
-        self.client: instructor.AsyncInstructor = build_client(spec)
-        self.concurrency = spec.concurrency or default_concurrency
-        self.limiter = RateLimiter(spec.requests_per_minute, spec.tokens_per_minute)
-
-    async def _ask_once(self, call: PlannedCall) -> tuple[Any, int | None, int | None]:
-        estimate = estimate_input_tokens(call) + estimate_output_tokens(call)
-        await self.limiter.acquire(estimate)
-        token = JUDGED_RESPONSE.set(call.item.response)
-        try:
-            model, completion = await self.client.chat.completions.create_with_completion(
-                response_model=call.context.model,
-                messages=[m.as_dict() for m in call.messages],
-                max_retries=self.spec.max_reasks,
-                **request_kwargs(self.spec),
-            )
-        finally:
-            JUDGED_RESPONSE.reset(token)
-        input_tokens, output_tokens = _usage(model, completion)
-        self.limiter.settle(estimate, (input_tokens or 0) + (output_tokens or 0))
-        return model, input_tokens, output_tokens
-
-    async def ask(self, call: PlannedCall) -> CallResult:
-        started = time.monotonic()
-        try:
-            async with asyncio.timeout(self.spec.deadline_s):
-                async for attempt in retry_policy(self.spec):
-                    with attempt:
-                        model, input_tokens, output_tokens = await self._ask_once(call)
-        except Exception as exc:
-            reason = "deadline" if isinstance(exc, TimeoutError) and not _is_sdk_timeout(exc) else failure_reason(exc)
-            input_tokens, output_tokens = _failed_usage(exc)
-            return CallResult(
-                call,
-                failed_outcomes(call.rubric, _describe(exc, reason, self.spec)),
-                input_tokens,
-                output_tokens,
-                round(time.monotonic() - started, 4),
-                cached=False,
-                failure_reason=reason,
-            )
-        return CallResult(
-            call,
-            outcomes_from_verdict(call.rubric, model),
-            input_tokens,
-            output_tokens,
-            round(time.monotonic() - started, 4),
-            cached=False,
-        )
-
-
-def _is_sdk_timeout(exc: BaseException) -> bool:
-    return isinstance(_root_error(exc), openai.APITimeoutError | anthropic.APITimeoutError)
-
-
-def _failed_usage(exc: BaseException) -> tuple[int | None, int | None]:
-    """Tokens spent on answers that never validated still cost money; count them."""
-    if isinstance(exc, InstructorRetryException):
-        return _usage_numbers(getattr(exc, "total_usage", None))
-    return None, None
-
-
-def _validation_detail(error: BaseException) -> str:
-    """One line per problem, without pydantic's documentation links."""
-    if isinstance(error, ValidationError):
-        return "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'answer'}: {e['msg'].removeprefix('Value error, ')}"
-            for e in error.errors()
-        )
-    return str(error)
-
-
-def _describe(exc: BaseException, reason: str, spec: JudgeSpec) -> str:
-    root = _root_error(exc)
-    if reason == "invalid_answer":
-        attempts = getattr(exc, "n_attempts", None) or spec.max_reasks + 1
-        return f"invalid answer after {attempts} attempt(s): {_validation_detail(root)}"
-    if reason == "deadline":
-        return f"no answer within the per-call deadline of {spec.deadline_s:g} s (deadline_s in judges.toml)"
-    status = getattr(root, "status_code", None)
-    prefix = f"HTTP {status} " if status else ""
-    message = str(root) or type(root).__name__
-    if is_transient(exc):
-        return f"{reason}: {prefix}{message} (gave up after {spec.max_attempts} attempts)"
-    return f"{reason}: {prefix}{message}"
 
 
 # ---------------------------------------------------------------- journal and cache records
@@ -491,3 +286,7 @@ class Engine:
             )
         )
         return [r for r in results if r is not None]
+
+    async def close(self) -> None:
+        """Close every judge's HTTP client inside the loop that used it."""
+        await asyncio.gather(*(worker.client.close() for worker in self.workers.values()))

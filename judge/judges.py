@@ -1,8 +1,8 @@
-"""Judge specifications (`PROVIDER:MODEL[@BASE_URL]`, judges.toml) and their instructor clients.
+"""Judge specifications (`PROVIDER:MODEL[@BASE_URL]`, judges.toml), prices and API keys.
 
-This module and `engine.py` are the only places that touch the network. API keys are read from the
-environment when a client is built and are never stored on a JudgeSpec, so they cannot leak into a
-cache key, an output file or a log.
+No network here: `client.py` builds the clients. API keys are read from the environment when a client
+is built and are never stored on a JudgeSpec, so they cannot leak into a cache key, an output file or
+a log.
 """
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-import anthropic
-import instructor
-import openai
-
 Provider = Literal["openai", "anthropic"]
 OutputMode = Literal["tools", "json_schema", "json"]
+# json_schema is OpenAI's `response_format`; Anthropic has tool use and plain JSON.
+MODES_BY_PROVIDER: dict[str, tuple[str, ...]] = {
+    "openai": ("tools", "json_schema", "json"),
+    "anthropic": ("tools", "json"),
+}
 
 # List prices in USD per million tokens (input, output), as published by the providers in 2025.
 # They change: set `price_input_per_mtok` / `price_output_per_mtok` in judges.toml to override.
@@ -184,8 +185,9 @@ def load_judges_file(path: Path) -> JudgesFile:
             if isinstance(value, bool) or not isinstance(value, expected):
                 kind = " or ".join(t.__name__ for t in expected)
                 raise JudgeConfigError(f"{where}: {key} must be a {kind}, got {value!r}")
-        if settings.get("mode", "tools") not in ("tools", "json_schema", "json"):
-            raise JudgeConfigError(f"{where}: mode must be tools, json_schema or json")
+        modes = MODES_BY_PROVIDER[spec.provider]
+        if settings.get("mode", "tools") not in modes:
+            raise JudgeConfigError(f"{where}: mode for {spec.provider} must be one of {', '.join(modes)}")
         result.judges[name] = replace(spec, **settings)
     families = data.get("families") or {}
     for family, patterns in families.items():
@@ -223,37 +225,3 @@ def api_key_for(spec: JudgeSpec) -> str:
         f"judge {spec.name}: {spec.key_env()} is not set; export it, or point the judge at an "
         "OpenAI-compatible server with openai:MODEL@http://localhost:8000/v1"
     )
-
-
-_INSTRUCTOR_MODES = {
-    ("openai", "tools"): instructor.Mode.TOOLS,
-    ("openai", "json_schema"): instructor.Mode.JSON_SCHEMA,
-    ("openai", "json"): instructor.Mode.JSON,
-    ("anthropic", "tools"): instructor.Mode.TOOLS,
-    ("anthropic", "json"): instructor.Mode.JSON,
-}
-
-
-def build_client(spec: JudgeSpec) -> instructor.AsyncInstructor:
-    """An instructor client with the SDK's own retries off: the engine owns retry policy."""
-    mode = _INSTRUCTOR_MODES.get((spec.provider, spec.mode))
-    if mode is None:
-        raise JudgeConfigError(f"judge {spec.name}: mode {spec.mode!r} is not available for {spec.provider}")
-    key = api_key_for(spec)
-    if spec.provider == "openai":
-        client = openai.AsyncOpenAI(
-            api_key=key, base_url=spec.effective_base_url(), max_retries=0, timeout=spec.timeout_s
-        )
-        return instructor.from_openai(client, mode=mode)
-    anthropic_client = anthropic.AsyncAnthropic(
-        api_key=key, base_url=spec.effective_base_url(), max_retries=0, timeout=spec.timeout_s
-    )
-    return instructor.from_anthropic(anthropic_client, mode=mode)
-
-
-def request_kwargs(spec: JudgeSpec) -> dict[str, Any]:
-    """Decoding parameters in the form each SDK expects."""
-    kwargs: dict[str, Any] = {"model": spec.model, "temperature": spec.temperature, "max_tokens": spec.max_tokens}
-    if spec.seed is not None and spec.provider == "openai":
-        kwargs["seed"] = spec.seed
-    return kwargs

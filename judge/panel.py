@@ -70,9 +70,7 @@ from itertools import combinations
 from typing import Any, Literal
 
 import numpy as np
-from scipy.stats import trim_mean
 
-from calibration.agreement import krippendorff_alpha, quadratic_weighted_kappa
 from judge.families import model_family
 from judge.rubric import Criterion, Rubric
 
@@ -115,6 +113,8 @@ def aggregate_scores(values: Sequence[float], method: Method, trim: float = 0.2)
     if method == "mean":
         return statistics.fmean(values)
     if method == "trimmed_mean":
+        from scipy.stats import trim_mean  # scipy and krippendorff load on first use: start-up stays short
+
         return float(trim_mean(values, trim))
     if method == "majority":
         counts = Counter(values)
@@ -507,7 +507,7 @@ def judge_agreement(verdicts: Iterable[Mapping[str, Any]], rubrics: Mapping[str,
         pairwise = [
             {
                 "judges": [judges[a], judges[b]],
-                "qwk": quadratic_weighted_kappa(matrix[a], matrix[b], categories=points),
+                "qwk": _qwk(matrix[a], matrix[b], points),
                 "n": int((~np.isnan(matrix[a]) & ~np.isnan(matrix[b])).sum()),
             }
             for a, b in combinations(range(len(judges)), 2)
@@ -519,12 +519,24 @@ def judge_agreement(verdicts: Iterable[Mapping[str, Any]], rubrics: Mapping[str,
                 "judges": judges,
                 "n_items": len(items),
                 "n_units": int(((~np.isnan(matrix)).sum(axis=0) >= 2).sum()),
-                "alpha_ordinal": krippendorff_alpha(matrix, "ordinal", points) if len(judges) > 1 else None,
+                "alpha_ordinal": _ordinal_alpha(matrix, points) if len(judges) > 1 else None,
                 "pairwise_qwk": pairwise,
                 "self_consistency": [_self_consistency(judge, items, table, points) for judge in judges],
             }
         )
     return results
+
+
+def _ordinal_alpha(matrix: np.ndarray, points: list[int]) -> float | None:
+    from calibration.agreement import krippendorff_alpha
+
+    return krippendorff_alpha(matrix, "ordinal", points)
+
+
+def _qwk(a: np.ndarray, b: np.ndarray, points: list[int]) -> float | None:
+    from calibration.agreement import quadratic_weighted_kappa
+
+    return quadratic_weighted_kappa(a, b, categories=points)
 
 
 def _self_consistency(
@@ -541,7 +553,7 @@ def _self_consistency(
         "judge": judge,
         "n_samples": len(samples),
         "n_items": len(repeated),
-        "alpha_ordinal": krippendorff_alpha(matrix, "ordinal", points) if len(samples) > 1 else None,
+        "alpha_ordinal": _ordinal_alpha(matrix, points) if len(samples) > 1 else None,
         "all_agree_share": agree / len(repeated) if repeated else None,
     }
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
@@ -27,7 +27,6 @@ from judge.cache import VerdictCache
 from judge.engine import (
     CallResult,
     Engine,
-    JudgeWorker,
     Resumed,
     estimate_input_tokens,
     estimate_output_tokens,
@@ -43,6 +42,9 @@ from judge.prompts import PromptRenderer
 from judge.report import critical_failure_rates, failure_counts, score_means
 from judge.review import write_jsonl_atomic
 from judge.rubric import Rubric, RubricError, load_rubric_dir
+
+if TYPE_CHECKING:
+    from judge.client import JudgeWorker
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_FAILED_VERDICTS = 0, 1, 2, 3
 
@@ -226,8 +228,15 @@ def _item_record(item: Item) -> dict[str, Any]:
 
 
 def _workers(calls: list[PlannedCall], concurrency: int) -> dict[str, JudgeWorker]:
-    """Clients for the judges that still have calls to make; a missing key is a usage error."""
+    """Clients for the judges that still have calls to make; a missing key is a usage error.
+
+    The SDKs are imported here, not at start-up: a run whose every call is cached never loads them.
+    """
     pending = {c.judge.name: c.judge for c in calls}
+    if not pending:
+        return {}
+    from judge.client import JudgeWorker
+
     try:
         for spec in pending.values():
             api_key_for(spec)
@@ -256,6 +265,15 @@ async def _judge_all(
     prepared: Prepared, engine: Engine, progress: RunProgress
 ) -> tuple[list[CallResult], list[dict[str, Any]], list[dict[str, Any]]]:
     """The panel's calls, then (with --tiebreak) one more call per escalated item × pillar."""
+    try:
+        return await _judge_panel_then_tiebreak(prepared, engine, progress)
+    finally:
+        await engine.close()
+
+
+async def _judge_panel_then_tiebreak(
+    prepared: Prepared, engine: Engine, progress: RunProgress
+) -> tuple[list[CallResult], list[dict[str, Any]], list[dict[str, Any]]]:
     options = prepared.options
     results = await engine.run(prepared.calls, prepared.known)
     rows = [row for result in results for row in result.rows]
@@ -263,7 +281,9 @@ async def _judge_all(
     if options.tiebreak is not None and (extra := _tiebreak_calls(prepared, panel_rows)):
         known = known_results(extra, prepared.resumed, prepared.cache)
         pending = [call for call, result in zip(extra, known, strict=True) if result is None]
-        engine.workers.update(_workers(pending, options.concurrency))
+        engine.workers.update(
+            _workers([call for call in pending if call.judge.name not in engine.workers], options.concurrency)
+        )
         progress.progress.update(progress.task, total=len(prepared.calls) + len(extra))
         extra_results = await engine.run(extra, known)
         results += extra_results

@@ -15,23 +15,20 @@ import anthropic
 import httpx
 import openai
 import pytest
-from instructor.core import InstructorRetryException
+from instructor.core.exceptions import IncompleteOutputException
+from pydantic import BaseModel, Field, ValidationError
 from tenacity import RetryCallState
 
-from judge.engine import (
+from judge.client import (
     RETRY_AFTER_CAP_S,
-    CallResult,
-    RateLimiter,
+    InvalidAnswerError,
     WaitRetryAfter,
     failure_reason,
     is_transient,
-    known_results,
-    read_journal,
     retry_after_seconds,
     retry_policy,
-    split_evenly,
-    verdict_rows,
 )
+from judge.engine import CallResult, RateLimiter, known_results, read_journal, split_evenly, verdict_rows
 from judge.items import Item
 from judge.judges import JudgeSpec, load_judges_file
 from judge.plan import PlannedCall, pillar_contexts, plan_calls
@@ -70,17 +67,6 @@ def anthropic_overloaded() -> anthropic.APIStatusError:
 
 def anthropic_529_plain() -> anthropic.APIStatusError:
     return anthropic.APIStatusError("Overloaded", response=http_response(529, url=ANTHROPIC_URL), body=None)
-
-
-def wrapped(error: BaseException) -> InstructorRetryException:
-    """What instructor raises around an API error."""
-    try:
-        try:
-            raise error
-        except BaseException as inner:
-            raise InstructorRetryException(str(inner), n_attempts=1, total_usage=0) from inner
-    except InstructorRetryException as outer:
-        return outer
 
 
 # ---------------------------------------------------------------- classification
@@ -132,24 +118,30 @@ def test_failure_reason_and_transience_of_sdk_errors(make: Any, reason: str, tra
     assert is_transient(error) is transient
 
 
-@pytest.mark.parametrize(
-    ("make", "reason", "transient"),
-    [
-        (lambda: rate_limited(), "rate_limited", True),
-        (lambda: anthropic_overloaded(), "overloaded", True),
-        (lambda: openai.APITimeoutError(request=httpx.Request("POST", OPENAI_URL)), "timeout", True),
-        (lambda: openai_status(401), "auth", False),
-    ],
-)
-def test_errors_wrapped_by_instructor_are_classified_by_their_cause(make: Any, reason: str, transient: bool) -> None:
-    error = wrapped(make())
-    assert failure_reason(error) == reason
-    assert is_transient(error) is transient
+def invalid_answer(attempts: int) -> InvalidAnswerError:
+    try:
+        BoundedScore.model_validate({"score": 9})
+    except ValidationError as error:
+        try:
+            raise InvalidAnswerError(error, attempts) from error
+        except InvalidAnswerError as raised:
+            return raised
+    raise AssertionError("score 9 should not validate")
+
+
+class BoundedScore(BaseModel):
+    score: int = Field(ge=1, le=5)
 
 
 def test_exhausted_reasks_are_an_invalid_answer_and_not_retried() -> None:
-    error = InstructorRetryException("score too high", n_attempts=3, total_usage=0)
+    error = invalid_answer(3)
     assert failure_reason(error) == "invalid_answer"
+    assert not is_transient(error)
+
+
+def test_an_answer_cut_off_at_max_tokens_is_truncated_and_not_retried() -> None:
+    error = IncompleteOutputException(last_completion=None)
+    assert failure_reason(error) == "truncated"
     assert not is_transient(error)
 
 
@@ -193,10 +185,6 @@ def test_garbage_retry_after_ms_falls_back_to_retry_after() -> None:
 def test_garbage_retry_after_is_ignored_not_raised(value: str) -> None:
     # A server sending a malformed header must not turn a retryable 429 into a crash of the retry policy.
     assert retry_after_seconds(rate_limited({"retry-after": value})) is None
-
-
-def test_retry_after_seen_through_instructor_wrapper() -> None:
-    assert retry_after_seconds(wrapped(rate_limited({"retry-after": "3"}))) == pytest.approx(3.0)
 
 
 # ---------------------------------------------------------------- wait and stop
