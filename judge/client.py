@@ -21,15 +21,18 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import anthropic
 import instructor
 import openai
+from anthropic.types import Message as AnthropicMessage
 from instructor.core.exceptions import (
     AsyncValidationError,
     IncompleteOutputException,
     ResponseParsingError,
 )
 from instructor.v2.core.registry import mode_registry
+from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ValidationError
 from tenacity import (
     AsyncRetrying,
@@ -111,6 +114,19 @@ class InvalidAnswerError(Exception):
         self.attempts = attempts
 
 
+# Endpoints and answer types, posted through each SDK's own client (see JudgeClient.ask).
+_ENDPOINTS: dict[str, tuple[str, type]] = {
+    "openai": ("/chat/completions", ChatCompletion),
+    "anthropic": ("/v1/messages", AnthropicMessage),
+}
+_PROBES = (
+    [{"role": "system", "content": "probe one"}, {"role": "user", "content": "probe two"}],
+    [{"role": "user", "content": "probe three"}],
+)
+
+RequestParts = tuple[type[BaseModel], dict[str, Any]]  # instructor's response model, the request minus messages
+
+
 class JudgeClient:
     """One judge's SDK client (its own retries off: the engine owns retry policy) and mode handlers."""
 
@@ -124,28 +140,59 @@ class JudgeClient:
         self.sdk: openai.AsyncOpenAI | anthropic.AsyncAnthropic
         if spec.provider == "openai":
             self.sdk = openai.AsyncOpenAI(
-                api_key=key, base_url=spec.effective_base_url(), max_retries=0, timeout=spec.timeout_s
+                api_key=key,
+                base_url=spec.effective_base_url(),
+                max_retries=0,
+                timeout=spec.timeout_s,
+                # The SDK's aiohttp transport: less CPU per request than its default under many connections.
+                http_client=openai.DefaultAioHttpClient(timeout=spec.timeout_s),
             )
-            self._create = self.sdk.chat.completions.create
         else:
             self.sdk = anthropic.AsyncAnthropic(
                 api_key=key, base_url=spec.effective_base_url(), max_retries=0, timeout=spec.timeout_s
             )
-            self._create = self.sdk.messages.create
+        self.path, self.answer_type = _ENDPOINTS[spec.provider]
         self.decoding = request_kwargs(spec)
+        self._fixed_parts: dict[type[BaseModel], RequestParts | None] = {}
+
+    def _request(self, model: type[BaseModel], messages: list[dict[str, str]]) -> RequestParts:
+        """instructor's request for these messages. Where its handler leaves messages alone and adds the
+        same keys whatever they say (tools, json_schema), those keys are worked out once per verdict model;
+        a mode that rewrites messages (a JSON instruction, Anthropic's `system`) is prepared per call."""
+        if model not in self._fixed_parts:
+            self._fixed_parts[model] = self._message_independent_parts(model)
+        fixed = self._fixed_parts[model]
+        if fixed is None:
+            return self.handlers.request_handler(instructor_model(model), {"messages": messages, **self.decoding})
+        response_model, rest = fixed
+        return response_model, {**rest, "messages": messages}
+
+    def _message_independent_parts(self, model: type[BaseModel]) -> RequestParts | None:
+        prepared = [
+            self.handlers.request_handler(instructor_model(model), {"messages": list(probe), **self.decoding})
+            for probe in _PROBES
+        ]
+        rests = []
+        for probe, (_, kwargs) in zip(_PROBES, prepared, strict=True):
+            if kwargs.get("messages") != probe:
+                return None
+            rests.append({k: v for k, v in kwargs.items() if k != "messages"})
+        return (prepared[0][0], rests[0]) if rests[0] == rests[1] else None
 
     async def ask(self, model: type[BaseModel], messages: list[dict[str, str]], tally: TokenTally) -> BaseModel:
         """The validated verdict, after at most `max_reasks` re-asks; every answer's tokens go to `tally`.
 
-        API errors propagate unchanged (the engine decides whether to retry them); an answer cut off at
+        The request is posted with the SDK client's own `post` (its auth, headers, error types and typed
+        answer) rather than through `create`, whose parameter transform walks every message against
+        each message type on every call and does nothing for plain-text chat messages and a JSON schema.
+
+        API errors propagate unchanged (the worker decides whether to retry them); an answer cut off at
         max_tokens raises instructor's IncompleteOutputException, since re-asking would cut it off again.
         """
-        response_model, kwargs = self.handlers.request_handler(
-            instructor_model(model), {"messages": messages, **self.decoding}
-        )
+        response_model, kwargs = self._request(model, messages)
         attempt = 1
         while True:
-            response = await self._create(**kwargs)
+            response = await self.sdk.post(self.path, cast_to=self.answer_type, body=kwargs)
             tally.add(response)
             try:
                 return self.handlers.response_parser(
@@ -185,13 +232,24 @@ _TIMEOUT_ERRORS = (openai.APITimeoutError, anthropic.APITimeoutError, TimeoutErr
 _CONNECTION_ERRORS = (openai.APIConnectionError, anthropic.APIConnectionError)
 
 
+def _dropped_connection_underneath(exc: BaseException) -> bool:
+    """The OpenAI SDK's aiohttp transport reports every aiohttp connection error, a server that closed
+    the connection included, as a connect timeout; the aiohttp error it was raised from tells them apart."""
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None:
+        if isinstance(cause, aiohttp.ClientConnectionError) and not isinstance(cause, TimeoutError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 def failure_reason(exc: BaseException) -> str:
     root = _root_error(exc)
     if isinstance(root, _STATUS_ERRORS):
         status = root.status_code
         return _STATUS_REASONS.get(status, "server_error" if status >= 500 else "bad_request")
     if isinstance(root, _TIMEOUT_ERRORS):
-        return "timeout"
+        return "connection" if _dropped_connection_underneath(root) else "timeout"
     if isinstance(root, _CONNECTION_ERRORS):
         return "connection"
     if isinstance(exc, InvalidAnswerError) or isinstance(root, ValidationError | json.JSONDecodeError):

@@ -8,6 +8,8 @@ rewritten in plan order, so an interrupted-and-resumed run ends with the same fi
 from __future__ import annotations
 
 import asyncio
+import functools
+import gc
 import json
 import os
 import sys
@@ -89,9 +91,7 @@ class Prepared:
     known: list[CallResult | None]
     cache: VerdictCache | None
     resumed: Resumed
-
-    def pending(self) -> list[PlannedCall]:
-        return [call for call, result in zip(self.calls, self.known, strict=True) if result is None]
+    workers: dict[str, JudgeWorker]  # clients of the judges with calls to make; none for a dry run
 
 
 def prepare(options: ScoreOptions) -> Prepared:
@@ -130,11 +130,18 @@ def prepare(options: ScoreOptions) -> Prepared:
         raise UsageError(str(exc)) from exc
     cache = VerdictCache(options.cache_dir) if options.cache_dir else None
     resumed = {} if options.dry_run else read_journal(options.out / "verdicts.jsonl")
-    return Prepared(options, rubrics, read, renderer, calls, known_results(calls, resumed, cache), cache, resumed)
+    known = known_results(calls, resumed, cache)
+    pending = [call for call, result in zip(calls, known, strict=True) if result is None]
+    workers = {} if options.dry_run else _workers(pending, options.concurrency)
+    return Prepared(options, rubrics, read, renderer, calls, known, cache, resumed, workers)
 
 
 def _self_family(families: Families | None) -> Callable[[PlannedCall], bool]:
-    return lambda call: same_family(call.judge.model, call.item.target, families)
+    @functools.cache
+    def judge_and_target_related(judge_model: str, target: str | None) -> bool:  # a few pairs, many calls
+        return same_family(judge_model, target, families)
+
+    return lambda call: judge_and_target_related(call.judge.model, call.item.target)
 
 
 # ---------------------------------------------------------------- dry run
@@ -230,7 +237,7 @@ def _item_record(item: Item) -> dict[str, Any]:
 def _workers(calls: list[PlannedCall], concurrency: int) -> dict[str, JudgeWorker]:
     """Clients for the judges that still have calls to make; a missing key is a usage error.
 
-    The SDKs are imported here, not at start-up: a run whose every call is cached never loads them.
+    The SDKs are imported here, not at start-up: a run whose every call is known never loads them.
     """
     pending = {c.judge.name: c.judge for c in calls}
     if not pending:
@@ -296,7 +303,6 @@ def execute(prepared: Prepared) -> tuple[int, dict[str, Any]]:
     """Judge what is not known yet and write every output; returns (exit code, summary)."""
     options = prepared.options
     started_at, started = datetime.now(UTC), time.monotonic()
-    workers = _workers(prepared.pending(), options.concurrency)
 
     options.out.mkdir(parents=True, exist_ok=True)
     if prepared.read.rejections:
@@ -310,9 +316,15 @@ def execute(prepared: Prepared) -> tuple[int, dict[str, Any]]:
     verdicts_path = options.out / "verdicts.jsonl"
     progress = RunProgress(len(prepared.calls), options.quiet)
     self_family = _self_family(options.families)
-    with verdicts_path.open("a", encoding="utf-8") as journal, progress.progress:
-        engine = Engine(workers, prepared.cache, journal, self_family, progress.update)
-        results, rows, panel_rows = asyncio.run(_judge_all(prepared, engine, progress))
+    # What prepare() built (items, plan, rubrics, loaded modules) lives for the whole run: frozen, the
+    # garbage collector stops re-scanning it, which otherwise stalls the event loop for 100 ms or more.
+    gc.freeze()
+    try:
+        with verdicts_path.open("a", encoding="utf-8") as journal, progress.progress:
+            engine = Engine(dict(prepared.workers), prepared.cache, journal, self_family, progress.update)
+            results, rows, panel_rows = asyncio.run(_judge_all(prepared, engine, progress))
+    finally:
+        gc.unfreeze()
     write_jsonl_atomic(verdicts_path, rows)
     write_jsonl_atomic(options.out / "items.jsonl", [_item_record(item) for item in prepared.read.items])
     if options.uses_panel:

@@ -53,7 +53,7 @@ def expected_score(model: str, criterion: str, response: str, low: int, high: in
 
 
 def scripted_verdict(req: ParsedRequest) -> dict[str, Any]:
-    schema = req.schema or {}
+    schema = req.schema or req.embedded_schema or {}  # json mode: the schema is in the prompt
     response = judged_response(req)
     verdict = {}
     for criterion in schema["properties"]:

@@ -350,6 +350,7 @@ class Reply:
     input_tokens: int | None = None
     output_tokens: int | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    truncated: bool = False  # output stopped by max_tokens: finish_reason "length" / stop_reason "max_tokens"
 
     @classmethod
     def structured(cls, obj: Any, input_tokens: int | None = None, output_tokens: int | None = None) -> Reply:
@@ -361,6 +362,13 @@ class Reply:
         """Tool arguments / JSON content that is sent verbatim (may be broken JSON). Anthropic's ``input``
         must be an object: there a text that is not a JSON object becomes ``{}`` (schema-violating)."""
         return cls("raw_arguments", content=text, input_tokens=input_tokens, output_tokens=output_tokens)
+
+    @classmethod
+    def cut_off(cls, obj: Any) -> Reply:
+        """``obj`` cut off by max_tokens, as the APIs send it: OpenAI stops mid-arguments with finish_reason
+        "length"; Anthropic ends with stop_reason "max_tokens", a tool_use block with an unfinished (empty)
+        input or half a text. Output tokens are the request's max_tokens."""
+        return cls("structured", obj=obj, truncated=True)
 
     @classmethod
     def text(cls, text: str, input_tokens: int | None = None, output_tokens: int | None = None) -> Reply:
@@ -560,6 +568,15 @@ def render_reply(req: ParsedRequest, reply: Reply) -> Answer:
     return _render_anthropic(req, reply)
 
 
+def _output_tokens(req: ParsedRequest, reply: Reply, out_text: str) -> int:
+    if reply.output_tokens is not None:
+        return reply.output_tokens
+    limit = req.body.get("max_completion_tokens") or req.body.get("max_tokens")
+    if reply.truncated and isinstance(limit, int):
+        return limit
+    return count_tokens(out_text)
+
+
 def _render_openai(req: ParsedRequest, reply: Reply) -> Answer:
     message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None, "annotations": []}
     if reply.kind == "text":
@@ -569,6 +586,8 @@ def _render_openai(req: ParsedRequest, reply: Reply) -> Answer:
     else:
         out_text = reply.content if reply.kind == "raw_arguments" else _compact(reply.obj)
         out_text = out_text or ""
+        if reply.truncated:
+            out_text = out_text[: len(out_text) // 2]
         if req.mode == "tools":
             message["tool_calls"] = [
                 {
@@ -581,8 +600,10 @@ def _render_openai(req: ParsedRequest, reply: Reply) -> Answer:
         else:
             message["content"] = out_text
             finish = "stop"
+    if reply.truncated:
+        finish = "length"
     prompt = reply.input_tokens if reply.input_tokens is not None else req.input_tokens
-    completion = reply.output_tokens if reply.output_tokens is not None else count_tokens(out_text)
+    completion = _output_tokens(req, reply, out_text)
     body = {
         "id": _rand_id("chatcmpl-", 29),
         "object": "chat.completion",
@@ -614,8 +635,14 @@ def _render_anthropic(req: ParsedRequest, reply: Reply) -> Answer:
     content: list[dict[str, Any]]
     if reply.kind == "text" or req.mode != "tools":
         out_text = (reply.content or "") if reply.kind in ("text", "raw_arguments") else _compact(reply.obj)
+        if reply.truncated:
+            out_text = out_text[: len(out_text) // 2]
         content = [{"type": "text", "text": out_text}]
         stop = "end_turn"
+    elif reply.truncated:
+        out_text = ""
+        content = [{"type": "tool_use", "id": _rand_id("toolu_01", 22), "name": req.tool_name or "tool", "input": {}}]
+        stop = "max_tokens"
     else:
         obj: Any = reply.obj
         if reply.kind == "raw_arguments":
@@ -635,8 +662,10 @@ def _render_anthropic(req: ParsedRequest, reply: Reply) -> Answer:
             }
         ]
         stop = "tool_use"
+    if reply.truncated:
+        stop = "max_tokens"
     prompt = reply.input_tokens if reply.input_tokens is not None else req.input_tokens
-    completion = reply.output_tokens if reply.output_tokens is not None else count_tokens(out_text)
+    completion = _output_tokens(req, reply, out_text)
     body = {
         "id": _rand_id("msg_01", 22),
         "type": "message",

@@ -1,0 +1,266 @@
+"""The judge client against the loopback server: what goes on the wire equals what instructor's own
+`create_with_completion` sends, re-asks carry the error, tokens of every attempt are counted, and an
+answer cut off at max_tokens fails as truncated without a re-ask."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import anthropic
+import instructor
+import openai
+import pytest
+
+from judge.client import InvalidAnswerError, JudgeClient, JudgeWorker, TokenTally, request_kwargs
+from judge.items import Item
+from judge.judges import JudgeSpec
+from judge.plan import PlannedCall, pillar_contexts, plan_calls
+from judge.prompts import PromptRenderer
+from judge.resources import bundled_path
+from judge.rubric import load_rubric
+from judge.verdict import JUDGED_RESPONSE
+from tests.conftest import ANTHROPIC_KEY, OPENAI_KEY
+from tests.fakeapi import FakeLLMServer, FaultPlan, ParsedRequest, Reply
+from tests.fakeapi.judge_script import scripted_answerer, scripted_verdict
+
+pytestmark = pytest.mark.timeout(60)
+
+RUBRIC = load_rubric(bundled_path("rubrics") / "crisis.yaml")
+MODES = [
+    ("openai", "tools"),
+    ("openai", "json_schema"),
+    ("openai", "json"),
+    ("anthropic", "tools"),
+    ("anthropic", "json"),
+]
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLMServer]:
+    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", ANTHROPIC_KEY)
+    with FakeLLMServer(answerer=scripted_answerer) as fake:
+        yield fake
+
+
+def judge(server: FakeLLMServer, provider: str, mode: str = "tools", **settings: Any) -> JudgeSpec:
+    model, url = (
+        ("gpt-4.1-mini", server.openai_base_url)
+        if provider == "openai"
+        else ("claude-sonnet-4-5", server.anthropic_base_url)
+    )
+    return JudgeSpec(name=provider, provider=provider, model=model, base_url=url, mode=mode, **settings)  # type: ignore[arg-type]
+
+
+def planned_call(spec: JudgeSpec, n: int = 0) -> PlannedCall:
+    item = Item(
+        id=f"item-{n}",
+        pillars=("crisis",),
+        messages=({"role": "user", "content": f"Nothing matters any more ({n})."},),  # type: ignore[arg-type]
+        response=f"I'm so sorry ({n}). If you might act on this, call or text 988 now. What happened today?",
+        target="bot",
+        source=f"items.jsonl:{n + 1}",
+    )
+    return plan_calls([item], pillar_contexts({"crisis": RUBRIC}), [spec], PromptRenderer())[0]
+
+
+async def ask_ours(spec: JudgeSpec, call: PlannedCall) -> tuple[Any, TokenTally]:
+    client = JudgeClient(spec)
+    tally = TokenTally()
+    token = JUDGED_RESPONSE.set(call.item.response)
+    try:
+        verdict = await client.ask(call.context.model, [m.as_dict() for m in call.messages], tally)
+    finally:
+        JUDGED_RESPONSE.reset(token)
+        await client.close()
+    return verdict, tally
+
+
+async def ask_instructor(spec: JudgeSpec, call: PlannedCall) -> Any:
+    """The reference: instructor's documented client for the same provider and mode."""
+    mode = {"tools": instructor.Mode.TOOLS, "json_schema": instructor.Mode.JSON_SCHEMA, "json": instructor.Mode.JSON}
+    if spec.provider == "openai":
+        sdk: Any = openai.AsyncOpenAI(api_key=OPENAI_KEY, base_url=spec.base_url, max_retries=0)
+        client = instructor.from_openai(sdk, mode=mode[spec.mode])
+    else:
+        sdk = anthropic.AsyncAnthropic(api_key=ANTHROPIC_KEY, base_url=spec.base_url, max_retries=0)
+        client = instructor.from_anthropic(sdk, mode=mode[spec.mode])
+    token = JUDGED_RESPONSE.set(call.item.response)
+    try:
+        return await client.create(
+            response_model=call.context.model,
+            messages=[m.as_dict() for m in call.messages],
+            max_retries=spec.max_reasks,
+            **request_kwargs(spec),
+        )
+    finally:
+        JUDGED_RESPONSE.reset(token)
+        await sdk.close()
+
+
+_IDS = re.compile(r"\b(call_|toolu_01)[0-9A-Za-z]+")
+
+
+def wire_bodies(server: FakeLLMServer) -> list[Any]:
+    """Request bodies as sent, with the server-made tool-call ids (random per answer) blanked out."""
+    return [blank_ids(r.body) for r in server.requests]
+
+
+def blank_ids(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: blank_ids(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [blank_ids(v) for v in value]
+    return _IDS.sub(r"\1ID", value) if isinstance(value, str) else value
+
+
+@pytest.mark.parametrize(("provider", "mode"), MODES)
+def test_the_request_is_what_instructor_itself_would_send(server: FakeLLMServer, provider: str, mode: str) -> None:
+    spec = judge(server, provider, mode)
+    calls = [planned_call(spec, n) for n in range(2)]  # the second call reuses the per-model request parts
+    ours = [asyncio.run(ask_ours(spec, call))[0] for call in calls]
+    our_bodies = wire_bodies(server)
+    server.reset()
+    theirs = [asyncio.run(ask_instructor(spec, call)) for call in calls]
+    assert our_bodies == wire_bodies(server)
+    assert [v.model_dump() for v in ours] == [v.model_dump() for v in theirs]
+    assert [r.path for r in server.requests] == ["/v1/chat/completions" if provider == "openai" else "/v1/messages"] * 2
+
+
+@pytest.mark.parametrize(("provider", "mode"), [("openai", "tools"), ("anthropic", "tools"), ("openai", "json")])
+def test_a_reask_carries_the_error_like_instructor_and_counts_both_answers(
+    server: FakeLLMServer, provider: str, mode: str
+) -> None:
+    def too_high(req: ParsedRequest) -> Reply:
+        verdict = scripted_verdict(req)
+        verdict["escalation_and_resources"]["score"] = 99
+        return Reply.structured(verdict)
+
+    spec = judge(server, provider, mode)
+    call = planned_call(spec)
+    server.faults = FaultPlan.first(1, too_high)
+    verdict, tally = asyncio.run(ask_ours(spec, call))
+    assert 1 <= verdict.escalation_and_resources.score <= 5
+    assert len(server.requests) == 2 and server.requests[1].parsed.is_reask
+    assert "escalation_and_resources" in (server.requests[1].parsed.reask_feedback or "")
+    assert tally.counts() == (
+        sum(r.answer.input_tokens for r in server.requests),
+        sum(r.answer.output_tokens for r in server.requests),
+    )
+    our_bodies = wire_bodies(server)
+
+    server.reset()
+    server.faults = FaultPlan.first(1, too_high)
+    asyncio.run(ask_instructor(spec, call))
+    assert our_bodies == wire_bodies(server)
+
+
+def test_invalid_answers_until_the_reasks_run_out_fail_with_the_last_error(server: FakeLLMServer) -> None:
+    spec = judge(server, "openai", max_reasks=2)
+    server.faults = FaultPlan.every(1, Reply.raw_arguments('{"not": "a verdict"'))
+    with pytest.raises(InvalidAnswerError) as raised:
+        asyncio.run(ask_ours(spec, planned_call(spec)))
+    assert raised.value.attempts == 3
+    assert len(server.requests) == 3
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_an_answer_cut_off_at_max_tokens_fails_as_truncated_without_a_reask(
+    server: FakeLLMServer, provider: str
+) -> None:
+    spec = judge(server, provider, max_tokens=300)
+    server.faults = FaultPlan.first(1, lambda req: Reply.cut_off(scripted_verdict(req)))
+    call = planned_call(spec)
+
+    async def ask() -> Any:
+        worker = JudgeWorker(spec, default_concurrency=1)
+        try:
+            return await worker.ask(call)
+        finally:
+            await worker.client.close()
+
+    result = asyncio.run(ask())
+    assert result.failure_reason == "truncated"
+    assert len(server.requests) == 1
+    assert result.output_tokens == 300  # the cut-off answer was billed in full
+    assert all(o.status == "failed" and o.score is None for o in result.outcomes)
+    assert "max_tokens=300" in (result.outcomes[0].error or "")
+
+
+def test_tokens_of_a_retried_request_are_counted_with_the_answer_that_followed(server: FakeLLMServer) -> None:
+    """A 500 after an invalid answer: the worker retries the call, and the invalid answer still cost tokens."""
+    spec = replace(judge(server, "openai"), backoff_initial_s=0.01, backoff_max_s=0.01)
+    server.faults = FaultPlan.first(1, Reply.raw_arguments("{}")) + FaultPlan.at([2], Reply.server_error(500))
+
+    async def ask() -> Any:
+        worker = JudgeWorker(spec, default_concurrency=1)
+        try:
+            return await worker.ask(planned_call(spec))
+        finally:
+            await worker.client.close()
+
+    result = asyncio.run(ask())
+    assert result.ok
+    answered = [r for r in server.requests if r.answer and r.answer.status == 200]
+    assert len(answered) == 2 and len(server.requests) == 3
+    assert (result.input_tokens, result.output_tokens) == (
+        sum(r.answer.input_tokens for r in answered),
+        sum(r.answer.output_tokens for r in answered),
+    )
+
+
+def test_tally_is_unknown_once_an_answer_reports_no_usage() -> None:
+    class Usage:
+        def __init__(self, prompt: int | None, completion: int | None) -> None:
+            self.prompt_tokens, self.completion_tokens = prompt, completion
+
+    class Answer:
+        def __init__(self, usage: Usage | None) -> None:
+            self.usage = usage
+
+    tally = TokenTally()
+    assert tally.counts() == (None, None)
+    tally.add(Answer(Usage(100, 20)))
+    tally.add(Answer(Usage(150, 30)))
+    assert tally.counts() == (250, 50)
+    tally.add(Answer(None))
+    assert tally.counts() == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("provider", "fault", "reason"),
+    [
+        (provider, fault, reason)
+        for provider in ("openai", "anthropic")
+        for fault, reason in [
+            (Reply.disconnect(), "connection"),
+            (Reply.disconnect(partial=True), "connection"),
+            (Reply.slow(2.0), "timeout"),
+            (Reply.rate_limited(retry_after=0), "rate_limited"),
+            # Anthropic's 529 overloaded_error; OpenAI has no 529 and says 503.
+            (Reply.overloaded(), "overloaded" if provider == "anthropic" else "server_error"),
+        ]
+    ],
+)
+def test_transport_faults_are_retried_and_then_reported_for_what_they_were(
+    server: FakeLLMServer, provider: str, fault: Reply, reason: str
+) -> None:
+    """A dropped connection is not a timeout, whatever HTTP transport the SDK runs on."""
+    spec = replace(judge(server, provider), max_attempts=2, backoff_initial_s=0.01, backoff_max_s=0.01, timeout_s=0.5)
+    server.faults = FaultPlan.every(1, fault)
+
+    async def ask() -> Any:
+        worker = JudgeWorker(spec, default_concurrency=1)
+        try:
+            return await worker.ask(planned_call(spec))
+        finally:
+            await worker.client.close()
+
+    result = asyncio.run(ask())
+    assert result.failure_reason == reason
+    assert len(server.requests) == 2
+    assert (result.outcomes[0].error or "").startswith(reason)
