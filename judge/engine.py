@@ -35,6 +35,7 @@ class CallResult:
     failure_reason: str | None = None  # a short category for summaries; the detail is in outcomes
     resumed: bool = False
     rows: list[dict[str, Any]] = field(default_factory=list)  # verdict lines, filled once by the engine
+    lines: str = ""  # the same rows as JSONL text, for the journal and the final verdicts.jsonl
 
     @property
     def ok(self) -> bool:
@@ -255,8 +256,9 @@ class Engine:
 
     def _finish(self, result: CallResult) -> None:
         result.rows = verdict_rows(result, self.self_family(result.call))
+        result.lines = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in result.rows)
         if self.journal is not None and not result.resumed:
-            self.journal.write("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in result.rows))
+            self.journal.write(result.lines)
             self.journal.flush()
         if self.cache is not None and result.ok and not result.cached and not result.resumed:
             self.cache.set(result.call.request_key, call_record(result))

@@ -85,12 +85,12 @@ def _write_atomic(path: Path, write: Callable[[TextIO], None], encoding: str = "
 
 def write_jsonl_atomic(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
     """One JSON object per line, replacing `path` atomically."""
+    write_text_atomic(path, (json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
-    def write(f: TextIO) -> None:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
-    _write_atomic(path, write)
+def write_text_atomic(path: Path, chunks: Iterable[str]) -> None:
+    """Text already serialised (e.g. JSONL lines), replacing `path` atomically."""
+    _write_atomic(path, lambda f: f.writelines(chunks))
 
 
 def load_run_rubrics(run_dir: Path) -> dict[str, Rubric]:

@@ -11,7 +11,6 @@ import asyncio
 import functools
 import gc
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -42,7 +41,7 @@ from judge.panel import PanelOptions, build_panel, judge_agreement, review_entri
 from judge.plan import PlanError, PlannedCall, pillar_contexts, plan_calls
 from judge.prompts import PromptRenderer
 from judge.report import critical_failure_rates, failure_counts, score_means
-from judge.review import write_jsonl_atomic
+from judge.review import write_jsonl_atomic, write_text_atomic
 from judge.rubric import Rubric, RubricError, load_rubric_dir
 
 if TYPE_CHECKING:
@@ -225,9 +224,7 @@ class RunProgress:
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, [json.dumps(data, indent=2, ensure_ascii=False) + "\n"])
 
 
 def _item_record(item: Item) -> dict[str, Any]:
@@ -325,7 +322,7 @@ def execute(prepared: Prepared) -> tuple[int, dict[str, Any]]:
             results, rows, panel_rows = asyncio.run(_judge_all(prepared, engine, progress))
     finally:
         gc.unfreeze()
-    write_jsonl_atomic(verdicts_path, rows)
+    write_text_atomic(verdicts_path, (result.lines for result in results))
     write_jsonl_atomic(options.out / "items.jsonl", [_item_record(item) for item in prepared.read.items])
     if options.uses_panel:
         items = {item.id: _item_record(item) for item in prepared.read.items}

@@ -365,13 +365,20 @@ class FakeLLMServer:
             return error_answer(provider, 400, "invalid_request_error", exc.message, param=exc.param)
         rec.parsed, rec.model = req, req.model
 
-        if self.latency_s > 0 and self._stop.wait(self.latency_s):
-            return Answer(0, None, {}, disconnected=True)
         reply: Reply | None = self.faults.pick(req) if self.faults is not None else None
         rec.faulted = reply is not None
         try:
             if reply is None:
                 reply = self._call_answerer(req)
+        except Exception as exc:  # a buggy answerer must show up in the log, not hang the client
+            rec.error = f"answerer raised {exc!r}"
+            return error_answer(provider, 500, None, f"fake server answerer raised {exc!r}")
+        # The latency counts from the request's arrival, as an API's does: the time spent parsing and
+        # answering here comes out of it instead of adding to it.
+        wait = self.latency_s - (time.time() - rec.t_start)
+        if self.latency_s > 0 and self._stop.wait(max(0.0, wait)):
+            return Answer(0, None, {}, disconnected=True)
+        try:
             while reply.kind == "slow":
                 if self._stop.wait(reply.seconds):
                     return Answer(0, None, {}, disconnected=True)
@@ -398,7 +405,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Fake OpenAI + Anthropic API for offline tests and benchmarks")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds to wait before each answer")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds from a request's arrival to its answer")
     parser.add_argument("--no-auth", action="store_true", help="accept requests without an API key")
     parser.add_argument(
         "--judge-script", action="store_true", help="answer like a judge: valid scores, evidence from the response"
