@@ -16,6 +16,7 @@ import openai
 import pytest
 
 from judge.client import InvalidAnswerError, JudgeClient, JudgeWorker, TokenTally, request_kwargs
+from judge.engine import CallResult
 from judge.items import Item
 from judge.judges import JudgeSpec
 from judge.plan import PlannedCall, pillar_contexts, plan_calls
@@ -78,6 +79,15 @@ async def ask_ours(spec: JudgeSpec, call: PlannedCall) -> tuple[Any, TokenTally]
         JUDGED_RESPONSE.reset(token)
         await client.close()
     return verdict, tally
+
+
+async def ask_worker(spec: JudgeSpec, call: PlannedCall) -> CallResult:
+    """One call the way the engine makes it: retries, re-asks, failure reasons and token counts."""
+    worker = JudgeWorker(spec, default_concurrency=1)
+    try:
+        return await worker.ask(call)
+    finally:
+        await worker.client.close()
 
 
 async def ask_instructor(spec: JudgeSpec, call: PlannedCall) -> Any:
@@ -174,16 +184,7 @@ def test_an_answer_cut_off_at_max_tokens_fails_as_truncated_without_a_reask(
 ) -> None:
     spec = judge(server, provider, max_tokens=300)
     server.faults = FaultPlan.first(1, lambda req: Reply.cut_off(scripted_verdict(req)))
-    call = planned_call(spec)
-
-    async def ask() -> Any:
-        worker = JudgeWorker(spec, default_concurrency=1)
-        try:
-            return await worker.ask(call)
-        finally:
-            await worker.client.close()
-
-    result = asyncio.run(ask())
+    result = asyncio.run(ask_worker(spec, planned_call(spec)))
     assert result.failure_reason == "truncated"
     assert len(server.requests) == 1
     assert result.output_tokens == 300  # the cut-off answer was billed in full
@@ -196,14 +197,7 @@ def test_tokens_of_a_retried_request_are_counted_with_the_answer_that_followed(s
     spec = replace(judge(server, "openai"), backoff_initial_s=0.01, backoff_max_s=0.01)
     server.faults = FaultPlan.first(1, Reply.raw_arguments("{}")) + FaultPlan.at([2], Reply.server_error(500))
 
-    async def ask() -> Any:
-        worker = JudgeWorker(spec, default_concurrency=1)
-        try:
-            return await worker.ask(planned_call(spec))
-        finally:
-            await worker.client.close()
-
-    result = asyncio.run(ask())
+    result = asyncio.run(ask_worker(spec, planned_call(spec)))
     assert result.ok
     answered = [r for r in server.requests if r.answer and r.answer.status == 200]
     assert len(answered) == 2 and len(server.requests) == 3
@@ -253,14 +247,7 @@ def test_transport_faults_are_retried_and_then_reported_for_what_they_were(
     spec = replace(judge(server, provider), max_attempts=2, backoff_initial_s=0.01, backoff_max_s=0.01, timeout_s=0.5)
     server.faults = FaultPlan.every(1, fault)
 
-    async def ask() -> Any:
-        worker = JudgeWorker(spec, default_concurrency=1)
-        try:
-            return await worker.ask(planned_call(spec))
-        finally:
-            await worker.client.close()
-
-    result = asyncio.run(ask())
+    result = asyncio.run(ask_worker(spec, planned_call(spec)))
     assert result.failure_reason == reason
     assert len(server.requests) == 2
     assert (result.outcomes[0].error or "").startswith(reason)
