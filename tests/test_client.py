@@ -141,7 +141,7 @@ def test_the_request_is_what_instructor_itself_would_send(server: FakeLLMServer,
     assert [r.path for r in server.requests] == ["/v1/chat/completions" if provider == "openai" else "/v1/messages"] * 2
 
 
-@pytest.mark.parametrize(("provider", "mode"), [("openai", "tools"), ("anthropic", "tools"), ("openai", "json")])
+@pytest.mark.parametrize(("provider", "mode"), MODES)
 def test_a_reask_carries_the_error_like_instructor_and_counts_both_answers(
     server: FakeLLMServer, provider: str, mode: str
 ) -> None:

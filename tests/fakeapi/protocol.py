@@ -33,7 +33,8 @@ __all__ = [
 
 Provider = Literal["openai", "anthropic"]
 OutputMode = Literal["tools", "json_schema", "json_object", "text"]
-_REASK_HINT = re.compile(r"error|correct your json|fix the errors", re.IGNORECASE)
+# instructor's corrections: "Validation Error(s) found" (tools fallback, Anthropic JSON), "Correct your JSON".
+_REASK_HINT = re.compile(r"validation errors? found|correct your json|fix the errors", re.IGNORECASE)
 _RESPONSE_TAG = re.compile(
     r"<(response|judged_response|candidate_response|assistant_response)>(.*?)</\1>", re.IGNORECASE | re.DOTALL
 )
@@ -96,13 +97,9 @@ class ParsedRequest:
         """True when the conversation holds a previous answer plus error feedback (instructor retry)."""
         if any(m.tool_result for m in self.messages):
             return True
-        seen_assistant = False
-        for m in self.messages:
-            if m.role == "assistant":
-                seen_assistant = True
-            elif seen_assistant and m.role == "user" and _REASK_HINT.search(m.text):
-                return True
-        return False
+        # A correction follows an earlier turn: the previous answer (OpenAI JSON) or, in Anthropic's JSON
+        # mode, directly the first question (instructor appends only the correction there).
+        return any(m.role == "user" and _REASK_HINT.search(m.text) for m in self.messages[1:])
 
     @property
     def reask_feedback(self) -> str | None:
