@@ -43,7 +43,7 @@ from tenacity import (
 )
 
 from judge.engine import CallResult, RateLimiter, estimate_input_tokens, estimate_output_tokens
-from judge.judges import JudgeConfigError, JudgeSpec, api_key_for
+from judge.judges import MODES_BY_PROVIDER, JudgeConfigError, JudgeSpec, api_key_for
 from judge.plan import PlannedCall
 from judge.verdict import JUDGED_RESPONSE, failed_outcomes, outcomes_from_verdict
 
@@ -52,13 +52,8 @@ RETRY_AFTER_CAP_S = 300.0
 # Answers worth a re-ask: the judge can fix these when shown the error (as instructor's own retry does).
 REASKABLE_ERRORS = (ValidationError, json.JSONDecodeError, AsyncValidationError, ResponseParsingError)
 
-_MODES = {
-    ("openai", "tools"): instructor.Mode.TOOLS,
-    ("openai", "json_schema"): instructor.Mode.JSON_SCHEMA,
-    ("openai", "json"): instructor.Mode.JSON,
-    ("anthropic", "tools"): instructor.Mode.TOOLS,
-    ("anthropic", "json"): instructor.Mode.JSON,
-}
+# Which modes each provider offers is judges.MODES_BY_PROVIDER; this is only their instructor names.
+_MODES = {"tools": instructor.Mode.TOOLS, "json_schema": instructor.Mode.JSON_SCHEMA, "json": instructor.Mode.JSON}
 _PROVIDERS = {"openai": instructor.Provider.OPENAI, "anthropic": instructor.Provider.ANTHROPIC}
 
 
@@ -131,11 +126,10 @@ class JudgeClient:
     """One judge's SDK client (its own retries off: the engine owns retry policy) and mode handlers."""
 
     def __init__(self, spec: JudgeSpec) -> None:
-        mode = _MODES.get((spec.provider, spec.mode))
-        if mode is None:
+        if spec.mode not in MODES_BY_PROVIDER[spec.provider]:
             raise JudgeConfigError(f"judge {spec.name}: mode {spec.mode!r} is not available for {spec.provider}")
         self.spec = spec
-        self.handlers = mode_registry.get_handlers(_PROVIDERS[spec.provider], mode)
+        self.handlers = mode_registry.get_handlers(_PROVIDERS[spec.provider], _MODES[spec.mode])
         key = api_key_for(spec)
         self.sdk: openai.AsyncOpenAI | anthropic.AsyncAnthropic
         if spec.provider == "openai":

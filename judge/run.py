@@ -36,7 +36,7 @@ from judge.engine import (
 )
 from judge.families import Families, same_family
 from judge.items import Item, ItemReadResult, format_rejections, read_items
-from judge.judges import JudgeConfigError, JudgeSpec, api_key_for
+from judge.judges import JudgeConfigError, JudgeSpec
 from judge.panel import PanelOptions, build_panel, judge_agreement, review_entries, self_preference_report
 from judge.plan import PlanError, PlannedCall, pillar_contexts, plan_calls
 from judge.prompts import PromptRenderer
@@ -242,8 +242,6 @@ def _workers(calls: list[PlannedCall], concurrency: int) -> dict[str, JudgeWorke
     from judge.client import JudgeWorker
 
     try:
-        for spec in pending.values():
-            api_key_for(spec)
         return {name: JudgeWorker(spec, concurrency) for name, spec in pending.items()}
     except JudgeConfigError as exc:
         raise UsageError(str(exc)) from exc

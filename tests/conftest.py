@@ -17,25 +17,7 @@ import pytest
 from judge.cli import main
 from judge.resources import bundled_path
 from tests.fakeapi import FakeLLMServer
-from tests.fakeapi.judge_script import (
-    RESPONSE_FENCE,
-    expected_score,
-    judged_response,
-    score_bounds,
-    scripted_answerer,
-    scripted_verdict,
-)
-
-# The judge-like answerer lives in tests.fakeapi.judge_script (the benchmark server uses it too);
-# tests keep importing it from here.
-__all__ = [
-    "RESPONSE_FENCE",
-    "expected_score",
-    "judged_response",
-    "score_bounds",
-    "scripted_answerer",
-    "scripted_verdict",
-]
+from tests.fakeapi.judge_script import scripted_answerer
 
 REPO = Path(__file__).resolve().parents[1]
 OPENAI_KEY = "sk-test-openai-SECRET-0123456789"

@@ -14,8 +14,9 @@ import pytest
 from rich.console import Console
 
 import judge.cli
-from tests.conftest import judges_arg, make_items, read_jsonl, scripted_answerer, write_jsonl
+from tests.conftest import judges_arg, make_items, read_jsonl, write_jsonl
 from tests.fakeapi import FakeLLMServer
+from tests.fakeapi.judge_script import scripted_answerer
 
 
 def good_line(item_id: str = "ok-1", **changes: Any) -> str:

@@ -7,8 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import judged_response, make_items, read_jsonl, score_bounds, write_jsonl
+from tests.conftest import make_items, read_jsonl, write_jsonl
 from tests.fakeapi import FakeLLMServer, ParsedRequest, Reply
+from tests.fakeapi.judge_script import judged_response, resolve_ref, score_bounds
 
 DISSENT_ON = {"item-002", "item-005", "item-007"}
 JUDGES = ["openai:judge-a", "openai:judge-b", "anthropic:judge-c"]
@@ -23,9 +24,7 @@ def arranged_answerer(req: ParsedRequest) -> Reply:
     for criterion in schema["properties"]:
         low, high = score_bounds(schema, criterion)
         entry: dict[str, Any] = {"rationale": f"{req.model} view", "evidence": [], "score": low if dissent else high}
-        sub = schema["properties"][criterion]
-        node = schema["$defs"][sub["$ref"].rsplit("/", 1)[-1]] if "$ref" in sub else sub
-        if "applicable" in node["properties"]:
+        if "applicable" in resolve_ref(schema, schema["properties"][criterion])["properties"]:
             entry["applicable"] = True
         verdict[criterion] = entry
     return Reply.structured(verdict)

@@ -17,18 +17,20 @@ import yaml
 from tests.conftest import (
     ANTHROPIC_KEY,
     OPENAI_KEY,
-    expected_score,
-    judged_response,
     judges_arg,
     make_items,
     read_jsonl,
-    score_bounds,
-    scripted_answerer,
-    scripted_verdict,
     trustmh_subprocess,
     write_jsonl,
 )
 from tests.fakeapi import FakeLLMServer, FaultPlan, ParsedRequest, Reply
+from tests.fakeapi.judge_script import (
+    expected_score,
+    judged_response,
+    score_bounds,
+    scripted_answerer,
+    scripted_verdict,
+)
 
 VOLATILE = {"cached", "latency_s"}
 

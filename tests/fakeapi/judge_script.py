@@ -18,6 +18,7 @@ __all__ = [
     "RESPONSE_FENCE",
     "expected_score",
     "judged_response",
+    "resolve_ref",
     "score_bounds",
     "scripted_answerer",
     "scripted_verdict",
@@ -34,14 +35,15 @@ def judged_response(req: ParsedRequest) -> str:
     raise AssertionError("request carries no fenced response")
 
 
-def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+def resolve_ref(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    """A schema node with its local `$ref` chain followed into `$defs`."""
     while "$ref" in node:
         node = schema["$defs"][node["$ref"].rsplit("/", 1)[-1]]
     return node
 
 
 def score_bounds(schema: dict[str, Any], criterion: str) -> tuple[int, int]:
-    score = _resolve(schema, schema["properties"][criterion])["properties"]["score"]
+    score = resolve_ref(schema, schema["properties"][criterion])["properties"]["score"]
     branch = next(b for b in score.get("anyOf", [score]) if b.get("type") == "integer")
     return branch["minimum"], branch["maximum"]
 
@@ -63,7 +65,7 @@ def scripted_verdict(req: ParsedRequest) -> dict[str, Any]:
             "evidence": [" ".join(response.split()[:3])],
             "score": expected_score(req.model, criterion, response, low, high),
         }
-        if "applicable" in _resolve(schema, schema["properties"][criterion])["properties"]:
+        if "applicable" in resolve_ref(schema, schema["properties"][criterion])["properties"]:
             entry["applicable"] = True
         verdict[criterion] = entry
     return verdict
