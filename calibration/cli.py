@@ -1,6 +1,6 @@
 """`trustmh calibrate`: agreement of judges with human annotations (SPEC §7).
 
-Registered in judge/cli.py with ``app.command("calibrate")(calibrate_command)``.
+Registered in cli/main.py with ``app.command("calibrate")(calibrate_command)``.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from rich.console import Console
 
-import judge.cli
+import cli.main
 from judge.resources import bundled_path
 from judge.rubric import load_rubric_dir
 from tests.conftest import REPO, judges_arg, make_items, write_jsonl
@@ -21,7 +21,7 @@ from tests.fakeapi import FakeLLMServer
 @pytest.fixture
 def wide_stdout(monkeypatch: pytest.MonkeyPatch) -> None:
     """Rich output on long lines, so assertions do not depend on the test terminal's width."""
-    monkeypatch.setattr(judge.cli, "out_console", Console(width=2000))
+    monkeypatch.setattr(cli.main, "out_console", Console(width=2000))
 
 
 # ---------------------------------------------------------------- rubrics list / show

@@ -11,7 +11,7 @@ The fake server always runs in its own process (so its CPU is not charged to the
 binds 127.0.0.1 only; `trustmh score` runs as a subprocess, as a user would run it, except where the
 figure is a per-call cost (overhead, cache re-run), which is timed in this process to leave out start-up.
 
-Usage:  .venv/bin/python bench/run_bench.py [--quick] [--only PHASE ...] [--write] [--profile]
+Usage:  .venv/bin/python perf/run_bench.py [--quick] [--only PHASE ...] [--write] [--profile]
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # `python bench/run_bench.py` puts bench/, not the repo, on the path
+if str(REPO) not in sys.path:  # `python perf/run_bench.py` puts perf/, not the repo, on the path
     sys.path.insert(0, str(REPO))
 
 import aiohttp  # noqa: E402
@@ -185,7 +185,7 @@ class ScoreRun:
 
 def run_score(items: Path, judge: str, out: Path, *, cache: Path | None, concurrency: int) -> ScoreRun:
     """Run the real CLI in a child and reap it with wait4, so ru_maxrss is this child's own peak."""
-    args = [sys.executable, "-m", "judge.cli", "score", str(items), "--judges", judge, "--out", str(out), "-q"]
+    args = [sys.executable, "-m", "cli", "score", str(items), "--judges", judge, "--out", str(out), "-q"]
     args += ["--concurrency", str(concurrency)]
     args += ["--cache", str(cache)] if cache else ["--no-cache"]
     err_path = out.with_name(out.name + ".stderr")
@@ -561,11 +561,11 @@ def print_report(results: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the chosen phases; print the table; write bench/results.json only with --write."""
+    """Run the chosen phases; print the table; write perf/results.json only with --write."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes: a smoke run, not a measurement")
     parser.add_argument("--only", action="append", choices=PHASES, help="run only this phase (repeatable)")
-    parser.add_argument("--write", action="store_true", help="write the figures to bench/results.json")
+    parser.add_argument("--write", action="store_true", help="write the figures to perf/results.json")
     parser.add_argument("--profile", action="store_true", help="also cProfile the throughput run in process")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else Sizes()

@@ -1,0 +1,1 @@
+"""The `trustmh` command line: it sits above every stage (suites, respond, judge, metrics, report)."""
