@@ -110,6 +110,9 @@ def score(
         bool, typer.Option("--exclude-self", help="Leave a judge out of the panel on targets of its own family.")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace the results of a different run already in --out.")
+    ] = False,
 ) -> None:
     """Judge responses against the pillar rubrics with one or more LLM judges.
 
@@ -143,6 +146,7 @@ def score(
         families=families,
         panel=_panel_options(method, min_judges, exclude_self),
         tiebreak=tiebreak_spec,
+        overwrite=overwrite,
         command_line=["trustmh", *sys.argv[1:]],
     )
     prepared = prepare(options)

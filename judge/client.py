@@ -1,14 +1,20 @@
-"""The one place that talks to LLM APIs: each judge's SDK client, its retries and its re-asks.
+"""The one place that talks to LLM APIs: SDK clients, the retry of each request, judge and target asks.
 
-instructor prepares each request (tools, `response_format` or a JSON instruction), parses the answer
-into the verdict model and writes the re-ask that carries a validation error back to the judge. Its
-`create` wrapper is not used: on every call it re-scans and re-wraps the response model, which cost
-more client CPU than the SDK request itself and capped throughput well below what the API allows.
+Two kinds of call go through the same `Connection` (one per judge or target: its SDK client, rate
+limits and per-request retries):
+- a judge call: instructor prepares the request for the judge's mode (tools, `response_format` or a
+  JSON instruction), parses the answer into the verdict model and writes the re-ask that carries a
+  validation error back; its `create` wrapper is not used, because on every call it re-scans and
+  re-wraps the response model, which cost more client CPU than the SDK request itself;
+- a target call: free text, one request per turn, scripted follow-up user turns answered in order.
 
 Transient failures (429, 5xx, 529 overloaded, timeouts, dropped connections) are retried with
-exponential backoff and jitter, honouring `retry-after`, up to a number of attempts and a per-call
-deadline. When the re-asks of an invalid answer run out, the call is recorded as failed, with the
-error and without a score.
+exponential backoff and jitter, honouring `retry-after`, up to a number of attempts, request by
+request: a failure during a re-ask or a follow-up repeats that request only. The answers of a call
+that needs more than one request are kept in the run's request log until the call is journalled, so
+a run killed mid-call replays them on restart instead of paying for them again. A per-call deadline
+bounds everything. When the re-asks of an invalid answer run out, the call is recorded as failed,
+with the error and without a score.
 """
 
 from __future__ import annotations
@@ -17,22 +23,19 @@ import asyncio
 import email.utils
 import functools
 import json
+import sys
 import time
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
-import anthropic
 import instructor
-import openai
-from anthropic.types import Message as AnthropicMessage
 from instructor.core.exceptions import (
     AsyncValidationError,
     IncompleteOutputException,
     ResponseParsingError,
 )
 from instructor.v2.core.registry import mode_registry
-from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ValidationError
 from tenacity import (
     AsyncRetrying,
@@ -42,10 +45,15 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from judge.engine import CallResult, RateLimiter, estimate_input_tokens, estimate_output_tokens
+from judge.engine import CallResult, RateLimiter
+from judge.judge_calls import estimate_input_tokens, estimate_output_tokens
 from judge.judges import MODES_BY_PROVIDER, JudgeConfigError, JudgeSpec, api_key_for
 from judge.plan import PlannedCall
+from judge.request_log import RequestLog
 from judge.verdict import JUDGED_RESPONSE, failed_outcomes, outcomes_from_verdict
+
+if TYPE_CHECKING:
+    from respond.plan import TargetCall
 
 RETRY_AFTER_CAP_S = 300.0
 
@@ -65,21 +73,26 @@ def instructor_model(model: type[BaseModel]) -> type[BaseModel]:
 
 @dataclass
 class TokenTally:
-    """Tokens billed across every attempt of one call, re-asks and retried requests included.
+    """Tokens billed across every request of one call, re-asks, follow-ups and retried requests included.
 
     A count becomes None (unknown) as soon as one answered request reports no usage: a partial sum
-    would understate the cost.
+    would understate the cost. `sent` counts requests this process sent; `requests` also counts
+    answers replayed from the request log.
     """
 
     input_tokens: int | None = 0
     output_tokens: int | None = 0
     requests: int = 0
+    sent: int = 0
 
     def add(self, response: Any) -> None:
         self.requests += 1
         input_tokens, output_tokens = usage_numbers(getattr(response, "usage", None))
         self.input_tokens = _add_known(self.input_tokens, input_tokens)
         self.output_tokens = _add_known(self.output_tokens, output_tokens)
+
+    def spent(self) -> int:
+        return (self.input_tokens or 0) + (self.output_tokens or 0)
 
     def counts(self) -> tuple[int | None, int | None]:
         """(input, output); both None when no request was answered."""
@@ -109,30 +122,25 @@ class InvalidAnswerError(Exception):
         self.attempts = attempts
 
 
-# Endpoints and answer types, posted through each SDK's own client (see JudgeClient.ask).
-_ENDPOINTS: dict[str, tuple[str, type]] = {
-    "openai": ("/chat/completions", ChatCompletion),
-    "anthropic": ("/v1/messages", AnthropicMessage),
-}
-_PROBES = (
-    [{"role": "system", "content": "probe one"}, {"role": "user", "content": "probe two"}],
-    [{"role": "user", "content": "probe three"}],
-)
-
-RequestParts = tuple[type[BaseModel], dict[str, Any]]  # instructor's response model, the request minus messages
+# ---------------------------------------------------------------- one endpoint
 
 
-class JudgeClient:
-    """One judge's SDK client (its own retries off: the engine owns retry policy) and mode handlers."""
+class Connection:
+    """One judge's or target's SDK client (its own retries off), rate limits and per-request retries.
+
+    Only the SDK of the spec's provider is imported. Requests are posted with the SDK client's own
+    `post` (its auth, headers, error types and typed answer) rather than through `create`, whose
+    parameter transform walks every message against each message type on every call.
+    """
 
     def __init__(self, spec: JudgeSpec) -> None:
-        if spec.mode not in MODES_BY_PROVIDER[spec.provider]:
-            raise JudgeConfigError(f"judge {spec.name}: mode {spec.mode!r} is not available for {spec.provider}")
         self.spec = spec
-        self.handlers = mode_registry.get_handlers(_PROVIDERS[spec.provider], _MODES[spec.mode])
         key = api_key_for(spec)
-        self.sdk: openai.AsyncOpenAI | anthropic.AsyncAnthropic
+        self.sdk: Any
         if spec.provider == "openai":
+            import openai
+            from openai.types.chat import ChatCompletion
+
             self.sdk = openai.AsyncOpenAI(
                 api_key=key,
                 base_url=spec.effective_base_url(),
@@ -141,11 +149,89 @@ class JudgeClient:
                 # The SDK's aiohttp transport: less CPU per request than its default under many connections.
                 http_client=openai.DefaultAioHttpClient(timeout=spec.timeout_s),
             )
+            self.path, self.answer_type = "/chat/completions", ChatCompletion
         else:
+            import anthropic
+            from anthropic.types import Message
+
             self.sdk = anthropic.AsyncAnthropic(
                 api_key=key, base_url=spec.effective_base_url(), max_retries=0, timeout=spec.timeout_s
             )
-        self.path, self.answer_type = _ENDPOINTS[spec.provider]
+            self.path, self.answer_type = "/v1/messages", Message
+        self.limiter = RateLimiter(spec.requests_per_minute, spec.tokens_per_minute)
+
+    async def post(self, body: dict[str, Any], estimate: int, tally: TokenTally) -> Any:
+        """Send one request, retrying it alone on transient errors; its answer's tokens go to `tally`."""
+        async for attempt in retry_policy(self.spec):
+            with attempt:
+                await self.limiter.acquire(estimate)
+                spent_before = tally.spent()
+                try:
+                    tally.sent += 1
+                    response = await self.sdk.post(self.path, cast_to=self.answer_type, body=body)
+                    tally.add(response)
+                finally:
+                    self.limiter.settle(estimate, tally.spent() - spent_before)
+        return response
+
+    async def close(self) -> None:
+        await self.sdk.close()
+
+
+@dataclass
+class CallRequests:
+    """The numbered requests of one call. Before a second request is sent, the answer to the first is
+    written to the run's request log; after a kill, a restart replays logged answers instead of
+    sending (and paying for) them again. The call's entries are dropped once it is journalled."""
+
+    connection: Connection
+    log: RequestLog | None
+    call_key: str
+    tally: TokenTally = field(default_factory=TokenTally)
+    _answers: list[Any] = field(default_factory=list)
+    _logged: list[str] = field(default_factory=list)
+
+    def _key(self, index: int) -> str:
+        return f"{self.call_key}:{index}"
+
+    async def send(self, body: dict[str, Any], estimate: int) -> Any:
+        index = len(self._answers)
+        if self.log is not None and index > 0 and self._key(index - 1) not in self._logged:
+            self.log.put(self._key(index - 1), self._answers[-1].model_dump(mode="json"))
+            self._logged.append(self._key(index - 1))
+        replayed = self.log.get(self._key(index)) if self.log is not None else None
+        if replayed is not None:
+            response = self.connection.answer_type.model_validate(replayed)
+            self.tally.add(response)
+            self._logged.append(self._key(index))
+        else:
+            response = await self.connection.post(body, estimate, self.tally)
+        self._answers.append(response)
+        return response
+
+    def finish(self) -> None:
+        if self.log is not None and self._logged:
+            self.log.forget(self._logged)
+
+
+# ---------------------------------------------------------------- judge calls
+
+RequestParts = tuple[type[BaseModel], dict[str, Any]]  # instructor's response model, the request minus messages
+_PROBES = (
+    [{"role": "system", "content": "probe one"}, {"role": "user", "content": "probe two"}],
+    [{"role": "user", "content": "probe three"}],
+)
+
+
+class JudgeClient:
+    """One judge's connection and instructor's mode handlers for it."""
+
+    def __init__(self, spec: JudgeSpec) -> None:
+        if spec.mode not in MODES_BY_PROVIDER[spec.provider]:
+            raise JudgeConfigError(f"judge {spec.name}: mode {spec.mode!r} is not available for {spec.provider}")
+        self.spec = spec
+        self.handlers = mode_registry.get_handlers(_PROVIDERS[spec.provider], _MODES[spec.mode])
+        self.connection = Connection(spec)
         self.decoding = request_kwargs(spec)
         self._fixed_parts: dict[type[BaseModel], RequestParts | None] = {}
 
@@ -173,21 +259,18 @@ class JudgeClient:
             rests.append({k: v for k, v in kwargs.items() if k != "messages"})
         return (prepared[0][0], rests[0]) if rests[0] == rests[1] else None
 
-    async def ask(self, model: type[BaseModel], messages: list[dict[str, str]], tally: TokenTally) -> BaseModel:
-        """The validated verdict, after at most `max_reasks` re-asks; every answer's tokens go to `tally`.
+    async def ask(
+        self, model: type[BaseModel], messages: list[dict[str, str]], requests: CallRequests, estimate: int = 1
+    ) -> BaseModel:
+        """The validated verdict, after at most `max_reasks` re-asks; every answer's tokens are counted.
 
-        The request is posted with the SDK client's own `post` (its auth, headers, error types and typed
-        answer) rather than through `create`, whose parameter transform walks every message against
-        each message type on every call and does nothing for plain-text chat messages and a JSON schema.
-
-        API errors propagate unchanged (the worker decides whether to retry them); an answer cut off at
-        max_tokens raises instructor's IncompleteOutputException, since re-asking would cut it off again.
+        API errors propagate once the request's retries are spent; an answer cut off at max_tokens
+        raises instructor's IncompleteOutputException, since re-asking would cut it off again.
         """
         response_model, kwargs = self._request(model, messages)
         attempt = 1
         while True:
-            response = await self.sdk.post(self.path, cast_to=self.answer_type, body=kwargs)
-            tally.add(response)
+            response = await requests.send(kwargs, estimate)
             try:
                 return self.handlers.response_parser(
                     response=response, response_model=response_model, strict=True, is_async=True
@@ -201,7 +284,7 @@ class JudgeClient:
             attempt += 1
 
     async def close(self) -> None:
-        await self.sdk.close()
+        await self.connection.close()
 
 
 def request_kwargs(spec: JudgeSpec) -> dict[str, Any]:
@@ -221,9 +304,13 @@ def _root_error(exc: BaseException) -> BaseException:
 
 
 _STATUS_REASONS = {401: "auth", 403: "auth", 404: "not_found", 408: "timeout", 429: "rate_limited", 529: "overloaded"}
-_STATUS_ERRORS = (openai.APIStatusError, anthropic.APIStatusError)
-_TIMEOUT_ERRORS = (openai.APITimeoutError, anthropic.APITimeoutError, TimeoutError)
-_CONNECTION_ERRORS = (openai.APIConnectionError, anthropic.APIConnectionError)
+_SDKS = ("openai", "anthropic")
+
+
+def _sdk_errors(name: str) -> tuple[type[BaseException], ...]:
+    """One error class of each SDK this process has loaded: an SDK never imported raised nothing, and
+    importing it only to classify errors would cost a run start-up time for a provider it does not use."""
+    return tuple(getattr(sys.modules[sdk], name) for sdk in _SDKS if sdk in sys.modules)
 
 
 def _dropped_connection_underneath(exc: BaseException) -> bool:
@@ -239,12 +326,12 @@ def _dropped_connection_underneath(exc: BaseException) -> bool:
 
 def failure_reason(exc: BaseException) -> str:
     root = _root_error(exc)
-    if isinstance(root, _STATUS_ERRORS):
+    if isinstance(root, _sdk_errors("APIStatusError")):
         status = root.status_code
         return _STATUS_REASONS.get(status, "server_error" if status >= 500 else "bad_request")
-    if isinstance(root, _TIMEOUT_ERRORS):
+    if isinstance(root, (*_sdk_errors("APITimeoutError"), TimeoutError)):
         return "connection" if _dropped_connection_underneath(root) else "timeout"
-    if isinstance(root, _CONNECTION_ERRORS):
+    if isinstance(root, _sdk_errors("APIConnectionError")):
         return "connection"
     if isinstance(exc, InvalidAnswerError) or isinstance(root, ValidationError | json.JSONDecodeError):
         return "invalid_answer"
@@ -297,6 +384,7 @@ class WaitRetryAfter:
 
 
 def retry_policy(spec: JudgeSpec) -> AsyncRetrying:
+    """Retries of one HTTP request (never of a whole call: answered requests are not sent again)."""
     return AsyncRetrying(
         retry=retry_if_exception(is_transient),
         wait=WaitRetryAfter(spec.backoff_initial_s, spec.backoff_max_s),
@@ -305,63 +393,138 @@ def retry_policy(spec: JudgeSpec) -> AsyncRetrying:
     )
 
 
-# ---------------------------------------------------------------- one judge's calls
+# ---------------------------------------------------------------- workers: one judge's or target's calls
 
 
 class JudgeWorker:
-    """Sends one judge's calls: its client, its concurrency bound and its rate limits."""
+    """Sends one judge's calls: its client, its concurrency bound; rate limits live in the connection."""
 
-    def __init__(self, spec: JudgeSpec, default_concurrency: int) -> None:
+    def __init__(self, spec: JudgeSpec, default_concurrency: int, log: RequestLog | None = None) -> None:
         self.spec = spec
         self.client = JudgeClient(spec)
         self.concurrency = spec.concurrency or default_concurrency
-        self.limiter = RateLimiter(spec.requests_per_minute, spec.tokens_per_minute)
-
-    async def _ask_once(self, call: PlannedCall, tally: TokenTally) -> BaseModel:
-        estimate = estimate_input_tokens(call) + estimate_output_tokens(call)
-        await self.limiter.acquire(estimate)
-        spent_before = (tally.input_tokens or 0) + (tally.output_tokens or 0)
-        token = JUDGED_RESPONSE.set(call.item.response)
-        try:
-            return await self.client.ask(call.context.model, [m.as_dict() for m in call.messages], tally)
-        finally:
-            JUDGED_RESPONSE.reset(token)
-            spent = (tally.input_tokens or 0) + (tally.output_tokens or 0) - spent_before
-            self.limiter.settle(estimate, spent)
+        self.log = log
 
     async def ask(self, call: PlannedCall) -> CallResult:
         started = time.monotonic()
-        tally = TokenTally()
+        requests = CallRequests(self.client.connection, self.log, call.request_key)
+        estimate = estimate_input_tokens(call) + estimate_output_tokens(call)
+        token = JUDGED_RESPONSE.set(call.item.response)
         try:
             async with asyncio.timeout(self.spec.deadline_s):
-                async for attempt in retry_policy(self.spec):
-                    with attempt:
-                        verdict = await self._ask_once(call, tally)
+                verdict = await self.client.ask(
+                    call.context.model, [m.as_dict() for m in call.messages], requests, estimate
+                )
         except Exception as exc:
-            reason = "deadline" if isinstance(exc, TimeoutError) and not _is_sdk_timeout(exc) else failure_reason(exc)
-            input_tokens, output_tokens = tally.counts()
-            return CallResult(
-                call,
-                failed_outcomes(call.rubric, _describe(exc, reason, self.spec)),
-                input_tokens,
-                output_tokens,
-                round(time.monotonic() - started, 4),
-                cached=False,
-                failure_reason=reason,
-            )
-        input_tokens, output_tokens = tally.counts()
-        return CallResult(
-            call,
-            outcomes_from_verdict(call.rubric, verdict),
-            input_tokens,
-            output_tokens,
-            round(time.monotonic() - started, 4),
-            cached=False,
-        )
+            reason = _reason(exc)
+            outcomes = failed_outcomes(call.rubric, _describe(exc, reason, self.spec))
+            return _result(call, outcomes, requests, started, reason)
+        finally:
+            JUDGED_RESPONSE.reset(token)
+        return _result(call, outcomes_from_verdict(call.rubric, verdict), requests, started, None)
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+class TargetWorker:
+    """Sends one target's calls: free-text answers, one request per turn, follow-ups in order."""
+
+    def __init__(self, spec: JudgeSpec, default_concurrency: int, log: RequestLog | None = None) -> None:
+        self.spec = spec
+        self.connection = Connection(spec)
+        self.concurrency = spec.concurrency or default_concurrency
+        self.log = log
+
+    async def ask(self, call: TargetCall) -> CallResult:
+        started = time.monotonic()
+        requests = CallRequests(self.connection, self.log, call.request_key)
+        conversation = [m.as_dict() for m in call.prompt.messages]
+        turns: list[str] = []
+        truncated = False
+        try:
+            async with asyncio.timeout(self.spec.deadline_s):
+                for followup in (None, *call.prompt.followups):
+                    if followup is not None:
+                        conversation += [
+                            {"role": "assistant", "content": turns[-1]},
+                            {"role": "user", "content": followup},
+                        ]
+                    body = target_request(self.spec, call.system_prompt, conversation)
+                    response = await requests.send(body, call.estimate_tokens(conversation))
+                    text, cut = answer_text(self.spec.provider, response)
+                    if not text.strip():
+                        raise EmptyAnswerError(len(turns) + 1)
+                    turns.append(text)
+                    truncated = truncated or cut
+        except Exception as exc:
+            reason = _reason(exc)
+            payload = {"turns": turns, "truncated": truncated, "error": _describe(exc, reason, self.spec)}
+            return _result(call, payload, requests, started, reason)
+        return _result(call, {"turns": turns, "truncated": truncated, "error": None}, requests, started, None)
+
+    async def close(self) -> None:
+        await self.connection.close()
+
+
+class EmptyAnswerError(Exception):
+    """The target answered with no text: nothing to judge, and not a refusal anyone could read."""
+
+    def __init__(self, turn: int) -> None:
+        super().__init__(f"the target answered turn {turn} with no text")
+
+
+def target_request(spec: JudgeSpec, system_prompt: str | None, conversation: list[dict[str, str]]) -> dict[str, Any]:
+    """A plain chat request: OpenAI takes system turns in `messages`, Anthropic in `system`."""
+    body = request_kwargs(spec)
+    if spec.provider == "openai":
+        system = [{"role": "system", "content": system_prompt}] if system_prompt else []
+        return {**body, "messages": system + conversation}
+    systems = [system_prompt] if system_prompt else []
+    systems += [m["content"] for m in conversation if m["role"] == "system"]
+    body["messages"] = [m for m in conversation if m["role"] != "system"]
+    if systems:
+        body["system"] = "\n\n".join(systems)
+    return body
+
+
+def answer_text(provider: str, response: Any) -> tuple[str, bool]:
+    """(the answer's text, whether max_tokens cut it off) of a plain chat answer."""
+    if provider == "openai":
+        if not response.choices:
+            return "", False
+        choice = response.choices[0]
+        message = choice.message
+        return (message.content or getattr(message, "refusal", None) or ""), choice.finish_reason == "length"
+    text = "".join(block.text for block in response.content if getattr(block, "type", None) == "text")
+    return text, response.stop_reason == "max_tokens"
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError) and not _is_sdk_timeout(exc):
+        return "deadline"
+    if isinstance(exc, EmptyAnswerError):
+        return "empty_answer"
+    return failure_reason(exc)
+
+
+def _result(call: Any, payload: Any, requests: CallRequests, started: float, reason: str | None) -> CallResult:
+    requests.finish()
+    input_tokens, output_tokens = requests.tally.counts()
+    return CallResult(
+        call,
+        payload,
+        input_tokens,
+        output_tokens,
+        round(time.monotonic() - started, 4),
+        cached=False,
+        failure_reason=reason,
+        requests=requests.tally.sent,
+    )
 
 
 def _is_sdk_timeout(exc: BaseException) -> bool:
-    return isinstance(_root_error(exc), openai.APITimeoutError | anthropic.APITimeoutError)
+    return isinstance(_root_error(exc), _sdk_errors("APITimeoutError"))
 
 
 def _validation_detail(error: BaseException) -> str:
@@ -382,10 +545,12 @@ def _describe(exc: BaseException, reason: str, spec: JudgeSpec) -> str:
     if reason == "truncated":
         return (
             f"truncated: the answer hit max_tokens={spec.max_tokens} before it was complete; "
-            "raise max_tokens in judges.toml"
+            "raise max_tokens in the judges file"
         )
+    if reason == "empty_answer":
+        return f"empty_answer: {root}"
     if reason == "deadline":
-        return f"no answer within the per-call deadline of {spec.deadline_s:g} s (deadline_s in judges.toml)"
+        return f"no answer within the per-call deadline of {spec.deadline_s:g} s (deadline_s in the judges/targets file)"
     status = getattr(root, "status_code", None)
     prefix = f"HTTP {status} " if status else ""
     message = str(root) or type(root).__name__

@@ -54,6 +54,10 @@ class PlannedCall:
     def rubric(self) -> Rubric:
         return self.context.rubric
 
+    @property
+    def worker_name(self) -> str:
+        return self.judge.name
+
 
 class PlanError(Exception):
     """Items and options that cannot be planned (a usage error)."""

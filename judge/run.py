@@ -1,17 +1,15 @@
-"""`trustmh score`: read, plan, judge, write — the one place that ties the stages together.
+"""`trustmh score`: read, plan, judge, write — the one place that ties the judging stages together.
 
 Nothing is written before the input has been read whole and found valid (or `--skip-invalid` says what
 to leave out). Verdicts are appended to OUT/verdicts.jsonl as they arrive; when the run ends the file is
-rewritten in plan order, so an interrupted-and-resumed run ends with the same file as an uninterrupted one.
+rewritten in plan order, so an interrupted-and-resumed run ends with the same file as an uninterrupted one
+(the out-directory lock, reuse check and journal handling are `judge.runner`'s, shared with `respond`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import gc
 import json
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -20,22 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from judge import __version__
 from judge.cache import VerdictCache
-from judge.engine import (
-    CallResult,
-    Engine,
-    Resumed,
-    estimate_input_tokens,
-    estimate_output_tokens,
-    known_results,
-    read_journal,
-)
+from judge.engine import CallResult, Engine, Resumed, known_results, read_journal
 from judge.families import Families, same_family
 from judge.items import Item, ItemReadResult, format_rejections, read_items
+from judge.judge_calls import JudgeCalls, estimate_input_tokens, estimate_output_tokens
 from judge.judges import JudgeConfigError, JudgeSpec
 from judge.panel import PanelOptions, build_panel, judge_agreement, review_entries, self_preference_report
 from judge.plan import PlanError, PlannedCall, pillar_contexts, plan_calls
@@ -43,15 +32,26 @@ from judge.prompts import PromptRenderer
 from judge.report import critical_failure_rates, failure_counts, score_means
 from judge.review import write_jsonl_atomic, write_text_atomic
 from judge.rubric import Rubric, RubricError, load_rubric_dir
+from judge.runner import (
+    CallRunFiles,
+    OutDirLock,
+    RunProgress,
+    UsageError,
+    call_counts,
+    check_reuse,
+    common_record,
+    make_private_dir,
+    run_calls,
+    run_identity,
+    spend,
+)
 
 if TYPE_CHECKING:
     from judge.client import JudgeWorker
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_FAILED_VERDICTS = 0, 1, 2, 3
-
-
-class UsageError(Exception):
-    """Bad input or options: reported as is, exit code 2, nothing judged."""
+SCORE_OUTPUTS = ("verdicts.jsonl", "items.jsonl", "panel.jsonl", "review.jsonl", "summary.json", "rejected.jsonl")
+__all__ = ["EXIT_FAILED_VERDICTS", "EXIT_OK", "EXIT_USAGE", "ScoreOptions", "UsageError", "execute", "prepare"]
 
 
 @dataclass
@@ -71,6 +71,7 @@ class ScoreOptions:
     families: Families | None = None
     panel: PanelOptions = field(default_factory=PanelOptions)
     tiebreak: JudgeSpec | None = None
+    overwrite: bool = False
     command_line: list[str] = field(default_factory=list)
 
     @property
@@ -90,6 +91,7 @@ class Prepared:
     known: list[CallResult | None]
     cache: VerdictCache | None
     resumed: Resumed
+    kind: JudgeCalls
     workers: dict[str, JudgeWorker]  # clients of the judges with calls to make; none for a dry run
 
 
@@ -106,6 +108,7 @@ def prepare(options: ScoreOptions) -> Prepared:
             )
     if options.samples < 1:
         raise UsageError("--samples must be at least 1")
+    _check_tiebreak(options)
     read = read_items(options.items, set(rubrics), max_response_chars=options.max_response_chars)
     if read.rejections and not options.skip_invalid:
         raise UsageError(
@@ -128,11 +131,29 @@ def prepare(options: ScoreOptions) -> Prepared:
     except PlanError as exc:
         raise UsageError(str(exc)) from exc
     cache = VerdictCache(options.cache_dir) if options.cache_dir else None
-    resumed = {} if options.dry_run else read_journal(options.out / "verdicts.jsonl")
-    known = known_results(calls, resumed, cache)
+    kind = JudgeCalls(_self_family(options.families))
+    resumed = {} if options.dry_run else read_journal(options.out / "verdicts.jsonl", kind)
+    known = known_results(calls, resumed, cache, kind)
     pending = [call for call, result in zip(calls, known, strict=True) if result is None]
     workers = {} if options.dry_run else _workers(pending, options.concurrency)
-    return Prepared(options, rubrics, read, renderer, calls, known, cache, resumed, workers)
+    return Prepared(options, rubrics, read, renderer, calls, known, cache, resumed, kind, workers)
+
+
+def _check_tiebreak(options: ScoreOptions) -> None:
+    """A tie-breaker already on the panel would repeat its own panel answer and decide nothing new."""
+    tiebreak = options.tiebreak
+    if tiebreak is None:
+        return
+    same = [
+        j.name
+        for j in options.judges
+        if j.name == tiebreak.name or (j.provider, j.model) == (tiebreak.provider, tiebreak.model)
+    ]
+    if same:
+        raise UsageError(
+            f"--tiebreak {tiebreak.name}: that model is already on the panel ({', '.join(same)}); its answer would "
+            "repeat its own panel verdict. Name a judge that is not on the panel."
+        )
 
 
 def _self_family(families: Families | None) -> Callable[[PlannedCall], bool]:
@@ -166,7 +187,27 @@ def dry_run_plan(prepared: Prepared) -> list[dict[str, Any]]:
                 "est_cost_usd": judge.cost_usd(tokens_in, tokens_out),
             }
         )
+    if prepared.options.tiebreak is not None:
+        rows.append(_tiebreak_estimate(prepared, prepared.options.tiebreak))
     return rows
+
+
+def _tiebreak_estimate(prepared: Prepared, tiebreak: JudgeSpec) -> dict[str, Any]:
+    """At most one tie-breaker call per item × pillar (only escalated ones are asked): an upper bound."""
+    first_judge = prepared.options.judges[0].name
+    shapes = [c for c in prepared.calls if c.judge.name == first_judge and c.sample == 0]
+    tokens_in = sum(estimate_input_tokens(c) for c in shapes)
+    tokens_out = sum(min(tiebreak.max_tokens, 150 * len(c.rubric.criteria)) for c in shapes)
+    return {
+        "judge": f"{tiebreak.name} (tie-breaker, at most)",
+        "calls": len(shapes),
+        "cached": 0,
+        "resumed": 0,
+        "to_ask": len(shapes),
+        "est_input_tokens": tokens_in,
+        "est_output_tokens": tokens_out,
+        "est_cost_usd": tiebreak.cost_usd(tokens_in, tokens_out),
+    }
 
 
 def print_dry_run(prepared: Prepared, console: Console) -> None:
@@ -185,42 +226,15 @@ def print_dry_run(prepared: Prepared, console: Console) -> None:
     console.print(
         f"{len(prepared.read.items)} item(s), {len(prepared.read.rejections)} rejected; "
         "token figures are estimates (4 characters a token; outputs about 150 tokens a criterion)."
+        + (
+            " The tie-breaker row is an upper bound: it is asked only about escalated items."
+            if prepared.options.tiebreak
+            else ""
+        )
     )
 
 
 # ---------------------------------------------------------------- the run
-
-
-class RunProgress:
-    """Rich progress on stderr: done / cached / failed, tokens, cost so far, ETA."""
-
-    def __init__(self, total: int, quiet: bool) -> None:
-        self.console = Console(stderr=True)
-        enabled = not quiet and self.console.is_terminal
-        self.progress = Progress(
-            TextColumn("[bold]judging"),
-            BarColumn(),
-            TaskProgressColumn(),
-            TextColumn("{task.completed}/{task.total} · cached {task.fields[cached]} · failed {task.fields[failed]}"),
-            TextColumn("· {task.fields[tokens]} tokens · ${task.fields[cost]}"),
-            TimeRemainingColumn(),
-            console=self.console,
-            disable=not enabled,
-            transient=False,
-        )
-        self.task = self.progress.add_task("judging", total=total, cached=0, failed=0, tokens=0, cost="0.0000")
-        self.cached = self.failed = self.tokens = 0
-        self.cost = 0.0
-
-    def update(self, result: CallResult) -> None:
-        self.cached += result.cached or result.resumed
-        self.failed += not result.ok
-        if not result.cached and not result.resumed:
-            self.tokens += (result.input_tokens or 0) + (result.output_tokens or 0)
-            self.cost += result.call.judge.cost_usd(result.input_tokens, result.output_tokens) or 0.0
-        self.progress.update(
-            self.task, advance=1, cached=self.cached, failed=self.failed, tokens=self.tokens, cost=f"{self.cost:.4f}"
-        )
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
@@ -263,30 +277,34 @@ def _tiebreak_calls(prepared: Prepared, panel_rows: list[dict[str, Any]]) -> lis
     return calls
 
 
-async def _judge_all(
-    prepared: Prepared, engine: Engine, progress: RunProgress
-) -> tuple[list[CallResult], list[dict[str, Any]], list[dict[str, Any]]]:
+def _judge_all(prepared: Prepared, progress: RunProgress) -> Callable[[CallRunFiles], Any]:
     """The panel's calls, then (with --tiebreak) one more call per escalated item × pillar."""
-    try:
-        return await _judge_panel_then_tiebreak(prepared, engine, progress)
-    finally:
-        await engine.close()
+
+    async def body(files: CallRunFiles) -> tuple[list[CallResult], list[dict[str, Any]], list[dict[str, Any]]]:
+        engine = Engine(dict(prepared.workers), prepared.cache, files.journal, prepared.kind, progress.update)
+        try:
+            return await _judge_panel_then_tiebreak(prepared, engine, progress, files)
+        finally:
+            await engine.close()
+
+    return body
 
 
 async def _judge_panel_then_tiebreak(
-    prepared: Prepared, engine: Engine, progress: RunProgress
+    prepared: Prepared, engine: Engine, progress: RunProgress, files: CallRunFiles
 ) -> tuple[list[CallResult], list[dict[str, Any]], list[dict[str, Any]]]:
     options = prepared.options
     results = await engine.run(prepared.calls, prepared.known)
     rows = [row for result in results for row in result.rows]
     panel_rows = build_panel(rows, prepared.rubrics, options.panel) if options.uses_panel else []
     if options.tiebreak is not None and (extra := _tiebreak_calls(prepared, panel_rows)):
-        known = known_results(extra, prepared.resumed, prepared.cache)
+        known = known_results(extra, prepared.resumed, prepared.cache, prepared.kind)
         pending = [call for call, result in zip(extra, known, strict=True) if result is None]
-        engine.workers.update(
-            _workers([call for call in pending if call.judge.name not in engine.workers], options.concurrency)
-        )
-        progress.progress.update(progress.task, total=len(prepared.calls) + len(extra))
+        new_workers = _workers([call for call in pending if call.judge.name not in engine.workers], options.concurrency)
+        for worker in new_workers.values():
+            worker.log = files.log
+        engine.workers.update(new_workers)
+        progress.grow(len(extra))
         extra_results = await engine.run(extra, known)
         results += extra_results
         rows += [row for result in extra_results for row in result.rows]
@@ -294,12 +312,28 @@ async def _judge_panel_then_tiebreak(
     return results, rows, panel_rows
 
 
+def _cost(result: CallResult) -> float | None:
+    return result.call.judge.cost_usd(result.input_tokens, result.output_tokens)
+
+
 def execute(prepared: Prepared) -> tuple[int, dict[str, Any]]:
     """Judge what is not known yet and write every output; returns (exit code, summary)."""
     options = prepared.options
     started_at, started = datetime.now(UTC), time.monotonic()
+    make_private_dir(options.out)
+    with OutDirLock(options.out):
+        identity = run_identity(prepared.calls)
+        check_reuse(options.out, identity, SCORE_OUTPUTS, options.overwrite)
+        if options.overwrite:  # what the journal held belongs to the replaced run
+            prepared.known = known_results(prepared.calls, {}, prepared.cache, prepared.kind)
+        _write_json_atomic(options.out / "run.json", run_record(prepared, started_at, identity, ended=False))
+        return _execute_locked(prepared, started_at, started, identity)
 
-    options.out.mkdir(parents=True, exist_ok=True)
+
+def _execute_locked(
+    prepared: Prepared, started_at: datetime, started: float, identity: str
+) -> tuple[int, dict[str, Any]]:
+    options = prepared.options
     if prepared.read.rejections:
         write_jsonl_atomic(
             options.out / "rejected.jsonl",
@@ -309,17 +343,10 @@ def execute(prepared: Prepared) -> tuple[int, dict[str, Any]]:
             ],
         )
     verdicts_path = options.out / "verdicts.jsonl"
-    progress = RunProgress(len(prepared.calls), options.quiet)
-    self_family = _self_family(options.families)
-    # What prepare() built (items, plan, rubrics, loaded modules) lives for the whole run: frozen, the
-    # garbage collector stops re-scanning it, which otherwise stalls the event loop for 100 ms or more.
-    gc.freeze()
-    try:
-        with verdicts_path.open("a", encoding="utf-8") as journal, progress.progress:
-            engine = Engine(dict(prepared.workers), prepared.cache, journal, self_family, progress.update)
-            results, rows, panel_rows = asyncio.run(_judge_all(prepared, engine, progress))
-    finally:
-        gc.unfreeze()
+    progress = RunProgress("judging", len(prepared.calls), options.quiet, _cost)
+    results, rows, panel_rows = run_calls(
+        options.out, "verdicts.jsonl", progress, prepared.workers, _judge_all(prepared, progress)
+    )
     write_text_atomic(verdicts_path, (result.lines for result in results))
     write_jsonl_atomic(options.out / "items.jsonl", [_item_record(item) for item in prepared.read.items])
     if options.uses_panel:
@@ -328,7 +355,7 @@ def execute(prepared: Prepared) -> tuple[int, dict[str, Any]]:
         write_jsonl_atomic(options.out / "review.jsonl", review_entries(panel_rows, rows, items, prepared.rubrics))
     summary = build_summary(prepared, results, rows, panel_rows, time.monotonic() - started)
     _write_json_atomic(options.out / "summary.json", summary)
-    _write_json_atomic(options.out / "run.json", run_record(prepared, started_at))
+    _write_json_atomic(options.out / "run.json", run_record(prepared, started_at, identity, ended=True))
     if prepared.cache is not None:
         prepared.cache.close()
     return (EXIT_FAILED_VERDICTS if summary["calls"]["failed"] else EXIT_OK), summary
@@ -353,20 +380,13 @@ def build_summary(
     panel_rows: list[dict[str, Any]],
     wall_time_s: float,
 ) -> dict[str, Any]:
-    fresh = [r for r in results if not r.cached and not r.resumed]
-    fresh_costs = [r.call.judge.cost_usd(r.input_tokens, r.output_tokens) for r in fresh]
+    paid = spend(results, _cost)
     return {
         "items": len(prepared.read.items),
         "rejected": len(prepared.read.rejections),
         "pillars": sorted({c.pillar for c in prepared.calls}),
         "judges": [j.name for j in prepared.options.judges],
-        "calls": {
-            "planned": len(prepared.calls),
-            "requested": len(fresh),
-            "cache_hits": sum(r.cached and not r.resumed for r in results),
-            "resumed": sum(r.resumed for r in results),
-            "failed": sum(not r.ok for r in results),
-        },
+        "calls": call_counts(results, len(results)),
         "failures_by_reason": failure_counts(r.failure_reason for r in results),
         "verdicts": {
             "rows": len(rows),
@@ -374,11 +394,8 @@ def build_summary(
             "not_applicable": sum(r["status"] == "not_applicable" for r in rows),
             "failed": sum(r["status"] == "failed" for r in rows),
         },
-        "tokens_this_run": {
-            "input": sum(r.input_tokens or 0 for r in fresh),
-            "output": sum(r.output_tokens or 0 for r in fresh),
-        },
-        "cost_usd_this_run": None if any(c is None for c in fresh_costs) else round(sum(fresh_costs), 6),  # type: ignore[misc]
+        "tokens_this_run": paid["tokens"],
+        "cost_usd_this_run": paid["cost_usd"],
         "wall_time_s": round(wall_time_s, 3),
         "mean_scores": score_means(rows),
         "critical_failure_rate": critical_failure_rates(rows, prepared.rubrics),
@@ -388,15 +405,11 @@ def build_summary(
     }
 
 
-def run_record(prepared: Prepared, started_at: datetime) -> dict[str, Any]:
+def run_record(prepared: Prepared, started_at: datetime, identity: str, *, ended: bool) -> dict[str, Any]:
     options = prepared.options
     return {
-        "package": "trustmh-judge",
-        "version": __version__,
-        "python": sys.version.split()[0],
-        "command_line": options.command_line,
-        "started_at": started_at.isoformat(),
-        "ended_at": datetime.now(UTC).isoformat(),
+        **common_record(options.command_line, started_at, ended),
+        "identity": identity,
         "items": [str(p) for p in options.items],
         "rubrics_dir": str(options.rubrics_dir.resolve()),
         "rubric_hashes": {p: r.content_hash for p, r in sorted(prepared.rubrics.items())},

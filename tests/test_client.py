@@ -15,7 +15,7 @@ import instructor
 import openai
 import pytest
 
-from judge.client import InvalidAnswerError, JudgeClient, JudgeWorker, TokenTally, request_kwargs
+from judge.client import CallRequests, InvalidAnswerError, JudgeClient, JudgeWorker, TokenTally, request_kwargs
 from judge.engine import CallResult
 from judge.items import Item
 from judge.judges import JudgeSpec
@@ -71,14 +71,14 @@ def planned_call(spec: JudgeSpec, n: int = 0) -> PlannedCall:
 
 async def ask_ours(spec: JudgeSpec, call: PlannedCall) -> tuple[Any, TokenTally]:
     client = JudgeClient(spec)
-    tally = TokenTally()
+    requests = CallRequests(client.connection, None, call.request_key)
     token = JUDGED_RESPONSE.set(call.item.response)
     try:
-        verdict = await client.ask(call.context.model, [m.as_dict() for m in call.messages], tally)
+        verdict = await client.ask(call.context.model, [m.as_dict() for m in call.messages], requests)
     finally:
         JUDGED_RESPONSE.reset(token)
         await client.close()
-    return verdict, tally
+    return verdict, requests.tally
 
 
 async def ask_worker(spec: JudgeSpec, call: PlannedCall) -> CallResult:
@@ -87,7 +87,7 @@ async def ask_worker(spec: JudgeSpec, call: PlannedCall) -> CallResult:
     try:
         return await worker.ask(call)
     finally:
-        await worker.client.close()
+        await worker.close()
 
 
 async def ask_instructor(spec: JudgeSpec, call: PlannedCall) -> Any:
@@ -188,12 +188,13 @@ def test_an_answer_cut_off_at_max_tokens_fails_as_truncated_without_a_reask(
     assert result.failure_reason == "truncated"
     assert len(server.requests) == 1
     assert result.output_tokens == 300  # the cut-off answer was billed in full
-    assert all(o.status == "failed" and o.score is None for o in result.outcomes)
-    assert "max_tokens=300" in (result.outcomes[0].error or "")
+    assert all(o.status == "failed" and o.score is None for o in result.payload)
+    assert "max_tokens=300" in (result.payload[0].error or "")
 
 
 def test_tokens_of_a_retried_request_are_counted_with_the_answer_that_followed(server: FakeLLMServer) -> None:
-    """A 500 after an invalid answer: the worker retries the call, and the invalid answer still cost tokens."""
+    """A 500 on the re-ask after an invalid answer: only the re-ask is sent again, never the answered first
+    request, and the invalid answer still cost tokens."""
     spec = replace(judge(server, "openai"), backoff_initial_s=0.01, backoff_max_s=0.01)
     server.faults = FaultPlan.first(1, Reply.raw_arguments("{}")) + FaultPlan.at([2], Reply.server_error(500))
 
@@ -201,6 +202,8 @@ def test_tokens_of_a_retried_request_are_counted_with_the_answer_that_followed(s
     assert result.ok
     answered = [r for r in server.requests if r.answer and r.answer.status == 200]
     assert len(answered) == 2 and len(server.requests) == 3
+    assert [r.parsed.is_reask for r in server.requests] == [False, True, True]
+    assert result.requests == 3
     assert (result.input_tokens, result.output_tokens) == (
         sum(r.answer.input_tokens for r in answered),
         sum(r.answer.output_tokens for r in answered),
@@ -250,4 +253,4 @@ def test_transport_faults_are_retried_and_then_reported_for_what_they_were(
     result = asyncio.run(ask_worker(spec, planned_call(spec)))
     assert result.failure_reason == reason
     assert len(server.requests) == 2
-    assert (result.outcomes[0].error or "").startswith(reason)
+    assert (result.payload[0].error or "").startswith(reason)

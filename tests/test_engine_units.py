@@ -28,8 +28,9 @@ from judge.client import (
     retry_after_seconds,
     retry_policy,
 )
-from judge.engine import CallResult, RateLimiter, known_results, read_journal, split_evenly, verdict_rows
+from judge.engine import CallResult, RateLimiter, known_results, read_journal, split_evenly
 from judge.items import Item
+from judge.judge_calls import JudgeCalls, verdict_rows
 from judge.judges import JudgeSpec, load_judges_file
 from judge.plan import PlannedCall, pillar_contexts, plan_calls
 from judge.prompts import PromptRenderer
@@ -37,6 +38,7 @@ from judge.resources import bundled_path
 from judge.rubric import load_rubric
 from judge.verdict import CriterionOutcome, failed_outcomes
 
+KIND = JudgeCalls(lambda call: False)
 OPENAI_URL = "https://api.openai.com/v1/chat/completions"
 ANTHROPIC_URL = "https://api.anthropic.com/v1/messages"
 
@@ -499,7 +501,7 @@ def test_read_journal_keeps_complete_answered_calls(tmp_path: Path) -> None:
     calls = planned(2)
     rows = verdict_rows(ok_result(calls[0]), False) + verdict_rows(ok_result(calls[1]), False)
     write_journal(tmp_path / "verdicts.jsonl", rows)
-    journal = read_journal(tmp_path / "verdicts.jsonl")
+    journal = read_journal(tmp_path / "verdicts.jsonl", KIND)
     assert set(journal) == {c.call_id for c in calls}
     for call in calls:
         key, found = journal[call.call_id]
@@ -514,16 +516,16 @@ def test_read_journal_ignores_a_truncated_last_line_and_failed_calls(tmp_path: P
     last = json.dumps(cut[-1])
     path = tmp_path / "verdicts.jsonl"
     write_journal(path, done + failed + cut[:-1], tail=last[: len(last) // 2])
-    journal = read_journal(path)
+    journal = read_journal(path, KIND)
     assert calls[1].call_id not in journal, "a failed call is asked again on resume"
     assert len(journal[calls[0].call_id][1]) == len(RUBRIC.criteria)
     assert len(journal[calls[2].call_id][1]) == len(RUBRIC.criteria) - 1, "the cut row is not read"
 
-    known = known_results(calls, journal, cache=None)
+    known = known_results(calls, journal, cache=None, kind=KIND)
     assert (
         known[0] is not None
         and known[0].resumed
-        and [o.score for o in known[0].outcomes] == [c.scale.min + 1 for c in RUBRIC.criteria]
+        and [o.score for o in known[0].payload] == [c.scale.min + 1 for c in RUBRIC.criteria]
     )
     assert known[0].input_tokens == 1001 and known[0].output_tokens == 337
     assert known[1] is None, "failed before: ask again"
@@ -537,11 +539,11 @@ def test_read_journal_ignores_rows_of_an_older_request_key(tmp_path: Path) -> No
         row["request_key"] = "0" * 64  # the rubric changed since
     path = tmp_path / "verdicts.jsonl"
     write_journal(path, rows)
-    assert known_results([call], read_journal(path), cache=None) == [None]
+    assert known_results([call], read_journal(path, KIND), cache=None, kind=KIND) == [None]
 
 
 def test_read_journal_of_a_missing_file_and_of_junk_lines(tmp_path: Path) -> None:
-    assert read_journal(tmp_path / "absent.jsonl") == {}
+    assert read_journal(tmp_path / "absent.jsonl", KIND) == {}
     path = tmp_path / "verdicts.jsonl"
     path.write_bytes(b'[1, 2]\n"text"\nnull\n{"item_id": "x"}\n\xff\xfe garbage\n{"item_id": "x", "pillar": "p"')
-    assert read_journal(path) == {}
+    assert read_journal(path, KIND) == {}

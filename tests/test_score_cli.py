@@ -89,7 +89,14 @@ def test_fifty_items_two_providers_verdicts_are_what_the_server_answered(
         assert total == served[(model, by_id[item_id]["response"])]
 
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["calls"] == {"planned": 100, "requested": 100, "cache_hits": 0, "resumed": 0, "failed": 0}
+    assert summary["calls"] == {
+        "planned": 100,
+        "requested": 100,
+        "cache_hits": 0,
+        "resumed": 0,
+        "failed": 0,
+        "http_requests_this_process": 100,
+    }
     assert summary["tokens_this_run"]["input"] == sum(r.answer.input_tokens for r in answered(llm_server))
     assert summary["cost_usd_this_run"] is not None and summary["cost_usd_this_run"] > 0
     run = json.loads((out / "run.json").read_text())

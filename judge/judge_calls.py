@@ -1,0 +1,114 @@
+"""Judge calls as the engine sees them: journal rows (one per criterion), cache records, estimates.
+
+A judge call answers every criterion of one pillar for one item; its journal is `verdicts.jsonl`,
+one row per criterion, with the call's tokens split over the rows so that they add up exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from judge.engine import CallResult, split_evenly, sum_or_none
+from judge.plan import PlannedCall
+from judge.verdict import CriterionOutcome
+
+OUTCOME_FIELDS = ("criterion", "status", "score", "rationale", "evidence", "error")
+
+
+def estimate_input_tokens(call: PlannedCall) -> int:
+    """Rough prompt size (4 characters a token) plus the schema; used for TPM limits and dry runs."""
+    chars = sum(len(m.content) for m in call.messages) + call.context.schema_chars
+    return chars // 4 + 1
+
+
+def estimate_output_tokens(call: PlannedCall) -> int:
+    return min(call.judge.max_tokens, 150 * len(call.rubric.criteria))
+
+
+def verdict_rows(result: CallResult, self_family: bool) -> list[dict[str, Any]]:
+    call: PlannedCall = result.call
+    outcomes: list[CriterionOutcome] = result.payload
+    n = len(outcomes)
+    inputs = split_evenly(result.input_tokens, n)
+    outputs = split_evenly(result.output_tokens, n)
+    rows = []
+    for outcome, input_tokens, output_tokens in zip(outcomes, inputs, outputs, strict=True):
+        criterion = call.rubric.criterion(outcome.criterion)
+        rows.append(
+            {
+                "item_id": call.item.id,
+                "pillar": call.pillar,
+                "criterion": outcome.criterion,
+                "judge": call.judge.name,
+                "provider": call.judge.provider,
+                "model": call.judge.model,
+                "role": call.role,
+                "sample": call.sample,
+                "status": outcome.status,
+                "score": outcome.score,
+                "rationale": outcome.rationale,
+                "evidence": list(outcome.evidence),
+                "error": outcome.error,
+                "rubric_hash": call.rubric.content_hash,
+                "criterion_hash": criterion.content_hash,
+                "prompt_hash": call.prompt_hash,
+                "request_key": call.request_key,
+                "cached": result.cached,
+                "input_tokens": input_tokens,
+                "output_tokens": output_tokens,
+                "cost_usd": call.judge.cost_usd(input_tokens, output_tokens),
+                "latency_s": result.latency_s,
+                "target": call.item.target,
+                "self_family": self_family,
+                "meta": call.item.meta,
+            }
+        )
+    return rows
+
+
+class JudgeCalls:
+    """The engine's view of judge calls (see `judge.engine.CallKind`)."""
+
+    def __init__(self, self_family: Callable[[PlannedCall], bool]) -> None:
+        self.self_family = self_family
+
+    def rows(self, result: CallResult) -> list[dict[str, Any]]:
+        return verdict_rows(result, self.self_family(result.call))
+
+    def cache_record(self, result: CallResult) -> dict[str, Any]:
+        return {
+            "outcomes": [o.as_dict() for o in result.payload],
+            "input_tokens": result.input_tokens,
+            "output_tokens": result.output_tokens,
+            "latency_s": result.latency_s,
+        }
+
+    def from_record(self, call: PlannedCall, record: dict[str, Any], *, cached: bool, resumed: bool) -> CallResult:
+        return CallResult(
+            call,
+            [CriterionOutcome.from_dict(o) for o in record["outcomes"]],
+            record["input_tokens"],
+            record["output_tokens"],
+            record["latency_s"],
+            cached=cached,
+            resumed=resumed,
+        )
+
+    def journal_identity(self, row: dict[str, Any]) -> tuple[Hashable, str] | None:
+        if row.get("status") == "failed":
+            return None
+        return (row["item_id"], row["pillar"], row["judge"], row["role"], row["sample"]), row["request_key"]
+
+    def record_from_rows(self, call: PlannedCall, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+        order = [c.id for c in call.rubric.criteria]
+        by_criterion = {row["criterion"]: row for row in rows}
+        if set(by_criterion) != set(order):
+            return None
+        ordered = [by_criterion[c] for c in order]
+        return {
+            "outcomes": [{k: row[k] for k in OUTCOME_FIELDS} for row in ordered],
+            "input_tokens": sum_or_none(row["input_tokens"] for row in ordered),
+            "output_tokens": sum_or_none(row["output_tokens"] for row in ordered),
+            "latency_s": ordered[0]["latency_s"],
+        }

@@ -1,0 +1,213 @@
+"""What every run of calls into an out directory shares, judge runs (`score`) and target runs (`respond`).
+
+- one run at a time per out directory (a lock file naming the holder);
+- an out directory keeps one run: reusing it for other inputs is refused unless `--overwrite`;
+- the journal is appended as calls finish and rewritten in plan order at the end, so a resumed run ends
+  with the same file as an uninterrupted one; the request log keeps mid-call answers until then;
+- a progress bar on stderr; call counts, tokens and cost of the whole run (earlier processes of a
+  resumed run included).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import gc
+import json
+import os
+import socket
+import sys
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+from judge.engine import CallResult
+from judge.request_log import RequestLog
+from judge.rubric import sha256_of
+
+LOCK_NAME = ".lock"
+REQUEST_LOG_NAME = "inflight.jsonl"
+
+
+class UsageError(Exception):
+    """Bad input or options: reported as is, exit code 2, nothing sent."""
+
+
+def run_identity(calls: Sequence[Any]) -> str:
+    """What a run's results depend on: every call's identity and content key, in plan order."""
+    return sha256_of([[list(c.call_id), c.request_key] for c in calls])
+
+
+def make_private_dir(path: Path) -> None:
+    """An out directory readable by its owner only (its files hold people's conversations)."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+
+
+class OutDirLock:
+    """An exclusive lock on an out directory; a second run on it stops at once, naming the holder."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = out / LOCK_NAME
+        self._fd: int | None = None
+
+    def __enter__(self) -> OutDirLock:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 400).decode("utf-8", "replace").strip() or "another process"
+            os.close(fd)
+            raise UsageError(
+                f"{self.path.parent}: another run is using this out directory ({holder}); wait for it to "
+                "finish, or pass a different --out"
+            ) from None
+        os.ftruncate(fd, 0)
+        started = datetime.now(UTC).isoformat(timespec="seconds")
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, started {started}\n".encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def check_reuse(out: Path, identity: str, outputs: Iterable[str], overwrite: bool) -> None:
+    """Refuse to mix two different runs in one out directory; `--overwrite` starts it afresh."""
+    run_json = out / "run.json"
+    earlier: str | None = None
+    if run_json.exists():
+        try:
+            earlier = json.loads(run_json.read_text(encoding="utf-8")).get("identity")
+        except (OSError, ValueError, AttributeError):
+            earlier = "unreadable"
+    present = [name for name in outputs if (out / name).exists()]
+    if not present or earlier == identity:
+        return
+    if not overwrite:
+        raise UsageError(
+            f"{out}: holds the results of a different run (other items, targets, judges, rubrics or "
+            "settings); pass --overwrite to replace them, or choose another --out. Calls answered "
+            "before are still served from the cache."
+        )
+    for name in [*present, REQUEST_LOG_NAME]:
+        (out / name).unlink(missing_ok=True)
+
+
+class RunProgress:
+    """Rich progress on stderr: done / cached / failed, tokens, cost so far, ETA."""
+
+    def __init__(self, label: str, total: int, quiet: bool, cost: Callable[[CallResult], float | None]) -> None:
+        self.console = Console(stderr=True)
+        enabled = not quiet and self.console.is_terminal
+        self.progress = Progress(
+            TextColumn(f"[bold]{label}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.completed}/{task.total} · cached {task.fields[cached]} · failed {task.fields[failed]}"),
+            TextColumn("· {task.fields[tokens]} tokens · ${task.fields[cost]}"),
+            TimeRemainingColumn(),
+            console=self.console,
+            disable=not enabled,
+            transient=False,
+        )
+        self.task = self.progress.add_task(label, total=total, cached=0, failed=0, tokens=0, cost="0.0000")
+        self._cost = cost
+        self.cached = self.failed = self.tokens = 0
+        self.spent = 0.0
+
+    def grow(self, more: int) -> None:
+        task = self.progress.tasks[0]
+        self.progress.update(self.task, total=(task.total or 0) + more)
+
+    def update(self, result: CallResult) -> None:
+        self.cached += result.cached or result.resumed
+        self.failed += not result.ok
+        if not result.cached and not result.resumed:
+            self.tokens += (result.input_tokens or 0) + (result.output_tokens or 0)
+            self.spent += self._cost(result) or 0.0
+        self.progress.update(
+            self.task, advance=1, cached=self.cached, failed=self.failed, tokens=self.tokens, cost=f"{self.spent:.4f}"
+        )
+
+
+@dataclass
+class CallRunFiles:
+    """The open files of a run in progress: its journal and its request log."""
+
+    journal: TextIO
+    log: RequestLog
+
+
+def run_calls(
+    out: Path,
+    journal_name: str,
+    progress: RunProgress,
+    workers: dict[str, Any],
+    body: Callable[[CallRunFiles], Coroutine[Any, Any, Any]],
+) -> Any:
+    """Open the journal and request log, hand the request log to the workers, run `body` in an event loop.
+
+    What was prepared before the run (items, plan, rubrics, loaded modules) lives for the whole run:
+    frozen, the garbage collector stops re-scanning it, which otherwise stalls the event loop for 100 ms
+    or more. The request log is deleted only when `body` returns, i.e. every call was journalled.
+    """
+    fd = os.open(out / journal_name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    log = RequestLog(out / REQUEST_LOG_NAME)
+    finished = False
+    gc.freeze()
+    try:
+        with os.fdopen(fd, "a", encoding="utf-8") as journal, progress.progress:
+            for worker in workers.values():
+                worker.log = log
+            files = CallRunFiles(journal, log)
+            outcome = asyncio.run(body(files))
+            finished = True
+            return outcome
+    finally:
+        gc.unfreeze()
+        log.close(finished=finished)
+
+
+def call_counts(results: Sequence[CallResult], planned: int) -> dict[str, int]:
+    """Calls of the whole run: a call answered by an earlier, interrupted process counts as requested."""
+    return {
+        "planned": planned,
+        "requested": sum(not r.cached for r in results),
+        "cache_hits": sum(r.cached for r in results),
+        "resumed": sum(r.resumed for r in results),
+        "failed": sum(not r.ok for r in results),
+        "http_requests_this_process": sum(r.requests for r in results),
+    }
+
+
+def spend(results: Sequence[CallResult], cost: Callable[[CallResult], float | None]) -> dict[str, Any]:
+    """Tokens and cost of every call this run paid for (not cache hits), earlier processes included."""
+    paid = [r for r in results if not r.cached]
+    costs = [cost(r) for r in paid]
+    return {
+        "tokens": {"input": sum(r.input_tokens or 0 for r in paid), "output": sum(r.output_tokens or 0 for r in paid)},
+        "cost_usd": None if any(c is None for c in costs) else round(sum(c or 0.0 for c in costs), 6),
+    }
+
+
+def common_record(command_line: list[str], started_at: datetime, ended: bool) -> dict[str, Any]:
+    from judge import __version__
+
+    return {
+        "package": "trustmh-judge",
+        "version": __version__,
+        "python": sys.version.split()[0],
+        "command_line": command_line,
+        "started_at": started_at.isoformat(),
+        "ended_at": datetime.now(UTC).isoformat() if ended else None,
+    }
