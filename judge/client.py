@@ -550,7 +550,7 @@ def _describe(exc: BaseException, reason: str, spec: JudgeSpec) -> str:
     if reason == "empty_answer":
         return f"empty_answer: {root}"
     if reason == "deadline":
-        return f"no answer within the per-call deadline of {spec.deadline_s:g} s (deadline_s in the judges/targets file)"
+        return f"no answer within the per-call deadline of {spec.deadline_s:g} s (deadline_s in its TOML file)"
     status = getattr(root, "status_code", None)
     prefix = f"HTTP {status} " if status else ""
     message = str(root) or type(root).__name__
