@@ -34,6 +34,23 @@ def request_key(decoding_params: dict[str, Any], messages: list[dict[str, str]],
     )
 
 
+def target_request_key(
+    decoding_params: dict[str, Any], messages: list[dict[str, str]], followups: list[str], sample: int
+) -> str:
+    """A target call's key: the chatbot, its decoding parameters and system prompt, the conversation,
+    its scripted follow-up turns and the sample index. Target answers share the store with verdicts."""
+    return sha256_of(
+        {
+            "v": KEY_VERSION,
+            "kind": "target",
+            "params": decoding_params,
+            "messages": messages,
+            "followups": followups,
+            "sample": sample,
+        }
+    )
+
+
 def default_cache_dir() -> Path:
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV])

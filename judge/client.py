@@ -439,7 +439,7 @@ class TargetWorker:
     async def ask(self, call: TargetCall) -> CallResult:
         started = time.monotonic()
         requests = CallRequests(self.connection, self.log, call.request_key)
-        conversation = [m.as_dict() for m in call.prompt.messages]
+        conversation = [m.model_dump() for m in call.prompt.messages]
         turns: list[str] = []
         truncated = False
         try:

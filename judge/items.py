@@ -34,6 +34,7 @@ DEFAULT_MAX_RESPONSE_CHARS = 100_000
 Role = Literal["system", "user", "assistant"]
 ROLES: tuple[str, ...] = get_args(Role)
 ACCEPTED_FIELDS = ("id", "pillar", "messages", "prompt", "response", "target", "reference", "meta")
+PROMPT_FIELDS = ("id", "pillar", "messages", "prompt", "followups", "reference", "meta")
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 CSV_SUFFIXES = (".csv",)
 _BOM = b"\xef\xbb\xbf"
@@ -119,6 +120,69 @@ class Item(BaseModel):
     def __hash__(self) -> int:
         # meta/reference are dicts, so the generated field hash would raise; id + source identify an item.
         return hash((self.id, self.source))
+
+
+class Prompt(BaseModel):
+    """A benchmark prompt before a target has answered it: an item without `response`, plus optional
+    scripted follow-up user turns (`followups`) that the target answers in turn."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    pillars: tuple[str, ...] | None = None
+    messages: tuple[Message, ...] = Field(min_length=1)
+    followups: tuple[str, ...] = ()
+    reference: str | dict[str, Any] | None = None
+    meta: dict[str, Any] = Field(default_factory=dict)
+    source: str = ""
+
+    @field_validator("id")
+    @classmethod
+    def _id_not_blank(cls, value: str) -> str:
+        return _not_blank(value)
+
+    @field_validator("followups")
+    @classmethod
+    def _followups_not_blank(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for text in value:
+            _not_blank(text)
+        return value
+
+    _reference_type = field_validator("reference", mode="before")(Item._reference_type.__func__)  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((self.id, self.source))
+
+
+@dataclass(frozen=True)
+class RecordShape:
+    """What one kind of input record looks like: items (with a response) or prompts (without)."""
+
+    noun: str
+    model: type[Item] | type[Prompt]
+    fields: tuple[str, ...]
+    required_columns: tuple[str, ...]
+    wrong_fields: dict[str, str]  # fields that mean the wrong kind of file, with what to say
+
+
+ITEM_SHAPE = RecordShape(
+    "items",
+    Item,
+    ACCEPTED_FIELDS,
+    ("id", "response"),
+    {"followups": "follow-up turns belong in a prompts file for `trustmh respond`; an item holds the answer"},
+)
+PROMPT_SHAPE = RecordShape(
+    "prompts",
+    Prompt,
+    PROMPT_FIELDS,
+    ("id",),
+    {
+        "response": "a prompts file holds no responses (the targets write them); this looks like an items file "
+        "for `trustmh score`",
+        "target": "a prompts file names no target; targets are given with --targets",
+    },
+)
 
 
 @dataclass(frozen=True)
@@ -237,10 +301,12 @@ def _describe_error(err: ErrorDetails) -> str:
     return f"field `{loc}`: {err['msg']}"  # our own custom errors are already plain sentences
 
 
-def _unknown_field(name: str) -> str:
-    hint = difflib.get_close_matches(name, ACCEPTED_FIELDS, n=1)
+def _unknown_field(name: str, shape: RecordShape = ITEM_SHAPE) -> str:
+    if name in shape.wrong_fields:
+        return f"field `{name}`: {shape.wrong_fields[name]}"
+    hint = difflib.get_close_matches(name, shape.fields, n=1)
     guess = f" (did you mean `{hint[0]}`?)" if hint else ""
-    return f"unknown field `{name}`{guess}; accepted fields: {', '.join(ACCEPTED_FIELDS)}"
+    return f"unknown field `{name}`{guess}; accepted fields: {', '.join(shape.fields)}"
 
 
 def _normalise_pillar(value: Any, known: Collection[str]) -> tuple[tuple[str, ...] | None, list[str]]:
@@ -270,16 +336,17 @@ def _build(
     known_pillars: Collection[str],
     max_response_chars: int,
     reported: dict[str, str] | None = None,
-) -> Item | Rejection:
+    shape: RecordShape = ITEM_SHAPE,
+) -> Item | Prompt | Rejection:
     """Validate one decoded record. `reported` holds problems already found in named fields (CSV cells)."""
     if not isinstance(record, dict):
         kind = _got(record)
         hint = " (items are JSON Lines: one object per line, not a JSON array)" if kind == "a list" else ""
         return Rejection(file, line, None, f"expected a JSON object, got {kind}{hint}")
     reported = reported or {}
-    problems = [_unknown_field(k) for k in record if k not in ACCEPTED_FIELDS]
+    problems = [_unknown_field(k, shape) for k in record if k not in shape.fields]
     problems += reported.values()
-    data = {k: v for k, v in record.items() if k in ACCEPTED_FIELDS and k not in reported}
+    data = {k: v for k, v in record.items() if k in shape.fields and k not in reported}
     for name in _OPTIONAL_FIELDS:
         if data.get(name, "") is None:
             del data[name]  # null means absent, as an empty CSV cell does
@@ -312,7 +379,7 @@ def _build(
     item_id = raw_id if isinstance(raw_id, str) else None
     data["source"] = f"{file}:{line}"
     try:
-        item = Item.model_validate(data, context={"max_response_chars": max_response_chars})
+        item = shape.model.model_validate(data, context={"max_response_chars": max_response_chars})
     except ValidationError as exc:
         # fields whose problem is already stated (absent `messages`, bad CSV cells) are not reported twice
         skip = set(reported) | ({"messages"} if "messages" not in data else set())
@@ -333,9 +400,10 @@ def parse_record(
     known_pillars: Collection[str],
     *,
     max_response_chars: int = DEFAULT_MAX_RESPONSE_CHARS,
-) -> Item | Rejection:
-    """Validate one already-decoded record (a JSON value) into an Item, or say why not."""
-    return _build(record, file, line, known_pillars, max_response_chars)
+    shape: RecordShape = ITEM_SHAPE,
+) -> Item | Prompt | Rejection:
+    """Validate one already-decoded record (a JSON value) into an Item (or a Prompt), or say why not."""
+    return _build(record, file, line, known_pillars, max_response_chars, shape=shape)
 
 
 def parse_jsonl_line(
@@ -346,7 +414,8 @@ def parse_jsonl_line(
     *,
     max_response_chars: int = DEFAULT_MAX_RESPONSE_CHARS,
     unterminated: bool = False,
-) -> Item | Rejection | None:
+    shape: RecordShape = ITEM_SHAPE,
+) -> Item | Prompt | Rejection | None:
     """One JSONL line → Item, Rejection, or None for a blank line.
 
     `unterminated` marks the file's last line when it has no trailing newline: if that line is not
@@ -360,7 +429,7 @@ def parse_jsonl_line(
             return Rejection(file, line, None, f"truncated last line (file ends mid-record); {error}")
         hint = " (one object per line: is the file pretty-printed?)" if text.strip() in ("{", "[") else ""
         return Rejection(file, line, None, f"{error}{hint}")
-    return _build(record, file, line, known_pillars, max_response_chars)
+    return _build(record, file, line, known_pillars, max_response_chars, shape=shape)
 
 
 def _decode_line(raw: bytes, file: str, line: int, file_offset: int) -> str | Rejection:
@@ -383,7 +452,8 @@ def iter_jsonl(
     known_pillars: Collection[str],
     *,
     max_response_chars: int = DEFAULT_MAX_RESPONSE_CHARS,
-) -> Iterator[Item | Rejection]:
+    shape: RecordShape = ITEM_SHAPE,
+) -> Iterator[Item | Prompt | Rejection]:
     """Items and rejections of a JSON Lines file's bytes, in line order (each line decoded on its own)."""
     offset = len(_BOM) if data.startswith(_BOM) else 0
     chunks = data[offset:].split(b"\n")
@@ -401,6 +471,7 @@ def iter_jsonl(
             known_pillars,
             max_response_chars=max_response_chars,
             unterminated=number == last,  # the piece after the final "\n" is empty when the file ends cleanly
+            shape=shape,
         )
         if result is not None:
             yield result
@@ -446,12 +517,12 @@ def _csv_record(row: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
     return record, reported
 
 
-def _header_problems(header: list[str]) -> list[str]:
-    problems = [_unknown_field(name) for name in header if name not in ACCEPTED_FIELDS]
+def _header_problems(header: list[str], shape: RecordShape = ITEM_SHAPE) -> list[str]:
+    problems = [_unknown_field(name, shape) for name in header if name not in shape.fields]
     dups = sorted({name for name in header if header.count(name) > 1})
     if dups:
         problems.append(f"column(s) {', '.join(f'`{d}`' for d in dups)} appear more than once")
-    missing = [name for name in ("id", "response") if name not in header]
+    missing = [name for name in shape.required_columns if name not in header]
     if not {"messages", "prompt"} & set(header):
         missing.append("messages` or `prompt")
     if missing:
@@ -476,7 +547,8 @@ def iter_csv(
     known_pillars: Collection[str],
     *,
     max_response_chars: int = DEFAULT_MAX_RESPONSE_CHARS,
-) -> Iterator[Item | Rejection]:
+    shape: RecordShape = ITEM_SHAPE,
+) -> Iterator[Item | Prompt | Rejection]:
     """Items and rejections of a CSV file's bytes; a record is reported at the physical line it starts."""
     body = data.removeprefix(_BOM)
     lines: list[str] = []
@@ -518,7 +590,7 @@ def iter_csv(
                 if not any(cell.strip() for cell in row):
                     continue
                 header = [cell.strip() for cell in row]
-                problems = _header_problems(header)
+                problems = _header_problems(header, shape)
                 if problems:
                     yield Rejection(file, start, None, "bad CSV header: " + "; ".join(problems))
                     return
@@ -529,14 +601,16 @@ def iter_csv(
                 yield Rejection(file, start, None, f"row has {len(row)} cells but the header has {len(header)} columns")
                 continue
             record, reported = _csv_record(dict(zip(header, row, strict=True)))
-            yield _build(record, file, start, known_pillars, max_response_chars, reported)
+            yield _build(record, file, start, known_pillars, max_response_chars, reported, shape)
 
 
-def _read_file(path: Path, known_pillars: Collection[str], max_response_chars: int) -> Iterator[Item | Rejection]:
+def _read_file(
+    path: Path, known_pillars: Collection[str], max_response_chars: int, shape: RecordShape
+) -> Iterator[Item | Prompt | Rejection]:
     file = str(path)
     suffix = path.suffix.lower()
     if path.is_dir():
-        yield Rejection(file, 0, None, "is a directory, not an items file")
+        yield Rejection(file, 0, None, f"is a directory, not a {shape.noun} file")
         return
     if not path.exists():
         yield Rejection(file, 0, None, "file not found")
@@ -551,7 +625,7 @@ def _read_file(path: Path, known_pillars: Collection[str], max_response_chars: i
         yield Rejection(file, 0, None, f"cannot read file: {exc.strerror or exc}")
         return
     parse = iter_csv if suffix in CSV_SUFFIXES else iter_jsonl
-    yield from parse(data, file, known_pillars, max_response_chars=max_response_chars)
+    yield from parse(data, file, known_pillars, max_response_chars=max_response_chars, shape=shape)
 
 
 def read_items(
@@ -559,27 +633,28 @@ def read_items(
     known_pillars: Collection[str],
     *,
     max_response_chars: int = DEFAULT_MAX_RESPONSE_CHARS,
+    shape: RecordShape = ITEM_SHAPE,
 ) -> ItemReadResult:
-    """Read every file, collecting all items and all rejections; ids must be unique across all files."""
+    """Read every file, collecting all items (or prompts) and all rejections; ids must be unique across files."""
     result = ItemReadResult()
     first_seen: dict[str, str] = {}
     for path in paths:
-        for entry in _read_file(Path(path), known_pillars, max_response_chars):
-            item_id = entry.id if isinstance(entry, Item) else entry.item_id
-            here = entry.source if isinstance(entry, Item) else f"{entry.file}:{entry.line}"
+        for entry in _read_file(Path(path), known_pillars, max_response_chars, shape):
+            item_id = entry.item_id if isinstance(entry, Rejection) else entry.id
+            here = f"{entry.file}:{entry.line}" if isinstance(entry, Rejection) else entry.source
             if item_id is not None and item_id in first_seen:
                 dup = f"duplicate id {item_id!r}: first used at {first_seen[item_id]}"
-                if isinstance(entry, Item):
+                if isinstance(entry, Rejection):
+                    entry = replace(entry, reason=f"{entry.reason}; {dup}")
+                else:
                     file, line = entry.source.rsplit(":", 1)
                     entry = Rejection(file, int(line), item_id, dup)
-                else:
-                    entry = replace(entry, reason=f"{entry.reason}; {dup}")
             elif item_id is not None:
                 first_seen[item_id] = here
-            if isinstance(entry, Item):
-                result.items.append(entry)
-            else:
+            if isinstance(entry, Rejection):
                 result.rejections.append(entry)
+            else:
+                result.items.append(entry)  # type: ignore[arg-type]
     return result
 
 

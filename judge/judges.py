@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -154,20 +154,43 @@ class JudgesFile:
     families: dict[str, list[str]] = field(default_factory=dict)
 
 
-def load_judges_file(path: Path) -> JudgesFile:
-    """Read judges.toml: `[judges.NAME]` tables with `spec = "PROVIDER:MODEL[@URL]"` and settings."""
+def read_toml(path: Path, what: str) -> dict[str, Any]:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
-        raise JudgeConfigError(f"{path}: cannot read judges file ({exc})") from exc
+        raise JudgeConfigError(f"{path}: cannot read {what} ({exc})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise JudgeConfigError(f"{path}: not valid TOML ({exc})") from exc
+
+
+def load_judges_file(path: Path) -> JudgesFile:
+    """Read judges.toml: `[judges.NAME]` tables with `spec = "PROVIDER:MODEL[@URL]"` and settings."""
+    data = read_toml(path, "judges file")
     unknown_tables = set(data) - {"judges", "families"}
     if unknown_tables:
         raise JudgeConfigError(f"{path}: unknown table(s) {sorted(unknown_tables)}; expected [judges.NAME], [families]")
     result = JudgesFile()
-    for name, table in (data.get("judges") or {}).items():
-        where = f"{path}: [judges.{name}]"
+    result.judges = load_spec_tables(path, "judges", data.get("judges") or {}, JudgeSpec, _TOML_FIELDS, _SETTING_TYPES)
+    families = data.get("families") or {}
+    for family, patterns in families.items():
+        if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+            raise JudgeConfigError(f"{path}: [families] {family} must be a list of name patterns")
+    result.families = {k: list(v) for k, v in families.items()}
+    return result
+
+
+def load_spec_tables(
+    path: Path,
+    table_name: str,
+    tables: dict[str, Any],
+    spec_type: type[JudgeSpec],
+    fields: set[str],
+    types: dict[str, tuple[type, ...]],
+) -> dict[str, Any]:
+    """`[TABLE.NAME]` tables of a judges or targets file, each a spec string plus settings, checked."""
+    specs: dict[str, Any] = {}
+    for name, table in tables.items():
+        where = f"{path}: [{table_name}.{name}]"
         if not isinstance(table, dict) or "spec" not in table:
             raise JudgeConfigError(f'{where}: needs spec = "PROVIDER:MODEL[@BASE_URL]"')
         try:
@@ -177,24 +200,21 @@ def load_judges_file(path: Path) -> JudgesFile:
         settings = {k: v for k, v in table.items() if k != "spec"}
         if "api_key" in settings:
             raise JudgeConfigError(f"{where}: keys are read from the environment only; use api_key_env")
-        unknown = sorted(set(settings) - _TOML_FIELDS)
+        unknown = sorted(set(settings) - fields)
         if unknown:
-            raise JudgeConfigError(f"{where}: unknown setting(s) {unknown}; known: {sorted(_TOML_FIELDS)}")
+            raise JudgeConfigError(f"{where}: unknown setting(s) {unknown}; known: {sorted(fields)}")
         for key, value in settings.items():
-            expected = _SETTING_TYPES[key]
+            expected = types[key]
             if isinstance(value, bool) or not isinstance(value, expected):
                 kind = " or ".join(t.__name__ for t in expected)
                 raise JudgeConfigError(f"{where}: {key} must be a {kind}, got {value!r}")
         modes = MODES_BY_PROVIDER[spec.provider]
         if settings.get("mode", "tools") not in modes:
             raise JudgeConfigError(f"{where}: mode for {spec.provider} must be one of {', '.join(modes)}")
-        result.judges[name] = replace(spec, **settings)
-    families = data.get("families") or {}
-    for family, patterns in families.items():
-        if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
-            raise JudgeConfigError(f"{path}: [families] {family} must be a list of name patterns")
-    result.families = {k: list(v) for k, v in families.items()}
-    return result
+        specs[name] = spec_type(
+            name=spec.name, provider=spec.provider, model=spec.model, base_url=spec.base_url, **settings
+        )
+    return specs
 
 
 def resolve_judges(text: str | None, judges_file: JudgesFile | None) -> list[JudgeSpec]:

@@ -9,7 +9,6 @@ rewritten in plan order, so an interrupted-and-resumed run ends with the same fi
 from __future__ import annotations
 
 import functools
-import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -18,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.table import Table
 
 from judge.cache import VerdictCache
 from judge.engine import CallResult, Engine, Resumed, known_results, read_journal
@@ -41,9 +39,11 @@ from judge.runner import (
     check_reuse,
     common_record,
     make_private_dir,
+    print_plan_table,
     run_calls,
     run_identity,
     spend,
+    write_json_atomic,
 )
 
 if TYPE_CHECKING:
@@ -211,18 +211,7 @@ def _tiebreak_estimate(prepared: Prepared, tiebreak: JudgeSpec) -> dict[str, Any
 
 
 def print_dry_run(prepared: Prepared, console: Console) -> None:
-    table = Table(title="Dry run: nothing was sent")
-    for column in ("judge", "calls", "cached", "resumed", "to ask", "est. input tokens", "est. output tokens"):
-        table.add_column(column, justify="left" if column == "judge" else "right")
-    table.add_column("est. cost (USD)", justify="right")
-    for row in dry_run_plan(prepared):
-        cost = "unknown price" if row["est_cost_usd"] is None else f"{row['est_cost_usd']:.4f}"
-        table.add_row(
-            row["judge"],
-            *(str(row[k]) for k in ("calls", "cached", "resumed", "to_ask", "est_input_tokens", "est_output_tokens")),
-            cost,
-        )
-    console.print(table)
+    print_plan_table(dry_run_plan(prepared), "judge", "Dry run: nothing was sent", console)
     console.print(
         f"{len(prepared.read.items)} item(s), {len(prepared.read.rejections)} rejected; "
         "token figures are estimates (4 characters a token; outputs about 150 tokens a criterion)."
@@ -235,10 +224,6 @@ def print_dry_run(prepared: Prepared, console: Console) -> None:
 
 
 # ---------------------------------------------------------------- the run
-
-
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    write_text_atomic(path, [json.dumps(data, indent=2, ensure_ascii=False) + "\n"])
 
 
 def _item_record(item: Item) -> dict[str, Any]:
@@ -326,7 +311,7 @@ def execute(prepared: Prepared) -> tuple[int, dict[str, Any]]:
         check_reuse(options.out, identity, SCORE_OUTPUTS, options.overwrite)
         if options.overwrite:  # what the journal held belongs to the replaced run
             prepared.known = known_results(prepared.calls, {}, prepared.cache, prepared.kind)
-        _write_json_atomic(options.out / "run.json", run_record(prepared, started_at, identity, ended=False))
+        write_json_atomic(options.out / "run.json", run_record(prepared, started_at, identity, ended=False))
         return _execute_locked(prepared, started_at, started, identity)
 
 
@@ -354,8 +339,8 @@ def _execute_locked(
         write_jsonl_atomic(options.out / "panel.jsonl", panel_rows)
         write_jsonl_atomic(options.out / "review.jsonl", review_entries(panel_rows, rows, items, prepared.rubrics))
     summary = build_summary(prepared, results, rows, panel_rows, time.monotonic() - started)
-    _write_json_atomic(options.out / "summary.json", summary)
-    _write_json_atomic(options.out / "run.json", run_record(prepared, started_at, identity, ended=True))
+    write_json_atomic(options.out / "summary.json", summary)
+    write_json_atomic(options.out / "run.json", run_record(prepared, started_at, identity, ended=True))
     if prepared.cache is not None:
         prepared.cache.close()
     return (EXIT_FAILED_VERDICTS if summary["calls"]["failed"] else EXIT_OK), summary

@@ -25,9 +25,11 @@ from typing import Any, TextIO
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.table import Table
 
 from judge.engine import CallResult
 from judge.request_log import RequestLog
+from judge.review import write_text_atomic
 from judge.rubric import sha256_of
 
 LOCK_NAME = ".lock"
@@ -200,6 +202,10 @@ def spend(results: Sequence[CallResult], cost: Callable[[CallResult], float | No
     }
 
 
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    write_text_atomic(path, [json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"])
+
+
 def common_record(command_line: list[str], started_at: datetime, ended: bool) -> dict[str, Any]:
     from judge import __version__
 
@@ -211,3 +217,19 @@ def common_record(command_line: list[str], started_at: datetime, ended: bool) ->
         "started_at": started_at.isoformat(),
         "ended_at": datetime.now(UTC).isoformat() if ended else None,
     }
+
+
+def print_plan_table(rows: list[dict[str, Any]], who: str, title: str, console: Console) -> None:
+    """The dry-run table of one stage: per judge or target, calls, what is known, estimated tokens and cost."""
+    table = Table(title=title)
+    for column in (who, "calls", "cached", "resumed", "to ask", "est. input tokens", "est. output tokens"):
+        table.add_column(column, justify="left" if column == who else "right", overflow="fold")
+    table.add_column("est. cost (USD)", justify="right")
+    for row in rows:
+        cost = "unknown price" if row["est_cost_usd"] is None else f"{row['est_cost_usd']:.4f}"
+        table.add_row(
+            row[who],
+            *(str(row[k]) for k in ("calls", "cached", "resumed", "to_ask", "est_input_tokens", "est_output_tokens")),
+            cost,
+        )
+    console.print(table)
