@@ -166,14 +166,14 @@ class RecordShape:
 
 
 ITEM_SHAPE = RecordShape(
-    "items",
+    "an items",
     Item,
     ACCEPTED_FIELDS,
     ("id", "response"),
     {"followups": "follow-up turns belong in a prompts file for `trustmh respond`; an item holds the answer"},
 )
 PROMPT_SHAPE = RecordShape(
-    "prompts",
+    "a prompts",
     Prompt,
     PROMPT_FIELDS,
     ("id",),
@@ -610,7 +610,7 @@ def _read_file(
     file = str(path)
     suffix = path.suffix.lower()
     if path.is_dir():
-        yield Rejection(file, 0, None, f"is a directory, not a {shape.noun} file")
+        yield Rejection(file, 0, None, f"is a directory, not {shape.noun} file")
         return
     if not path.exists():
         yield Rejection(file, 0, None, "file not found")
