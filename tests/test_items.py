@@ -147,7 +147,7 @@ def test_duplicate_key_in_object() -> None:
      ("Infinity", "`Infinity` is not a JSON number"), ("1e999", "the number 1e999 is too large")],
 )
 def test_nan_and_infinity_are_refused_at_input_since_no_output_could_hold_them(value: str, words: str) -> None:
-    msg = reject('{"id": "a", "prompt": "p", "response": "x", "meta": {"score": %s}}' % value)
+    msg = reject('{"id": "a", "prompt": "p", "response": "x", "meta": {"score": ' + value + "}}")
     assert msg.startswith(f"in.jsonl:7: {words}")
 
 
