@@ -17,7 +17,15 @@ from calibration.cli import calibrate_command
 from judge.cache import VerdictCache, default_cache_dir
 from judge.families import DEFAULT_FAMILIES, FamilyError, families_from_toml
 from judge.items import DEFAULT_MAX_RESPONSE_CHARS
-from judge.judges import JudgeConfigError, JudgesFile, JudgeSpec, load_judges_file, resolve_judges
+from judge.judges import (
+    JudgeConfigError,
+    JudgesFile,
+    JudgeSpec,
+    check_samples,
+    load_judges_file,
+    redact_urls,
+    resolve_judges,
+)
 from judge.panel import METHODS, PanelOptions, judge_agreement
 from judge.report_tables import print_agreement
 from judge.resources import bundled_path
@@ -124,6 +132,10 @@ def score(
     except JudgeConfigError as exc:
         raise UsageError(f"--tiebreak: {exc}") from exc
     try:
+        check_samples(specs, samples)
+    except JudgeConfigError as exc:
+        raise UsageError(str(exc)) from exc
+    try:
         families = families_from_toml(loaded.families) if loaded and loaded.families else DEFAULT_FAMILIES
     except FamilyError as exc:
         raise UsageError(f"{judges_file}: {exc}") from exc
@@ -143,7 +155,7 @@ def score(
         families=families,
         panel=_panel_options(method, min_judges, exclude_self),
         tiebreak=tiebreak_spec,
-        command_line=["trustmh", *sys.argv[1:]],
+        command_line=_public_command_line(),
     )
     prepared = prepare(options)
     if dry_run:
@@ -164,6 +176,15 @@ def score(
         f"{calls['resumed']} resumed, {calls['failed']} failed → {out}/verdicts.jsonl"
     )
     raise typer.Exit(code)
+
+
+_invoked_args: list[str] | None = None  # what main() was given (tests call it in process), else sys.argv
+
+
+def _public_command_line() -> list[str]:
+    """The command line for run.json, with credentials in any base URL removed."""
+    args = sys.argv[1:] if _invoked_args is None else _invoked_args
+    return ["trustmh", *(redact_urls(arg) for arg in args)]
 
 
 def _panel_options(method: str, min_judges: int, exclude_self: bool) -> PanelOptions:
@@ -391,7 +412,7 @@ def demo(
         out=out,
         cache_dir=cache or default_cache_dir(),
         dry_run=chosen is None,
-        command_line=sys.argv,
+        command_line=_public_command_line(),
     )
     out_console.rule("Worked examples")
     prepared = prepare(options)
@@ -408,6 +429,8 @@ def demo(
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: usage errors exit 2 with their message, unexpected ones exit 1 without a traceback."""
+    global _invoked_args
+    _invoked_args = None if argv is None else list(argv)
     logging.getLogger("instructor").setLevel(logging.CRITICAL)  # failures are reported in verdicts instead
     try:
         app(args=argv, prog_name="trustmh")
