@@ -214,6 +214,8 @@ def icc_a1(ratings: np.ndarray) -> float | None:
     complete design). None with fewer than 2 complete items or raters, or zero total variance.
     """
     msr, msc, mse, n, k = _two_way_mean_squares(ratings)
+    if n < 2 or k < 2:  # no complete design (e.g. the judge scored none of the human-rated items)
+        return None
     denominator = msr + (k - 1) * mse + k * (msc - mse) / n
     if not math.isfinite(denominator) or denominator == 0:
         return None
@@ -222,7 +224,9 @@ def icc_a1(ratings: np.ndarray) -> float | None:
 
 def icc_c1(ratings: np.ndarray) -> float | None:
     """ICC(C,1): two-way, consistency, single rater (McGraw & Wong 1996; Shrout-Fleiss ICC(3,1))."""
-    msr, _, mse, _, k = _two_way_mean_squares(ratings)
+    msr, _, mse, n, k = _two_way_mean_squares(ratings)
+    if n < 2 or k < 2:
+        return None
     denominator = msr + (k - 1) * mse
     if not math.isfinite(denominator) or denominator == 0:
         return None
@@ -267,8 +271,15 @@ def within_one_agreement(a: Sequence[float], b: Sequence[float]) -> float | None
 
 def alpha_with_judge(humans: np.ndarray, judge: Sequence[float], level: Level,
                      value_domain: Sequence[float] | None = None) -> float | None:
-    """Alpha over the humans plus the judge as one more rater (humans: raters × units)."""
-    data = np.vstack([_as_float_array(humans), _as_float_array(judge)[None, :]])
+    """Alpha over the humans plus the judge as one more rater (humans: raters × units).
+
+    None when the judge scored none of the units a human scored: the value would be the humans' own
+    alpha, which says nothing about the judge.
+    """
+    human_rows, judge_row = _as_float_array(humans), _as_float_array(judge)
+    if not (~np.isnan(judge_row) & (~np.isnan(human_rows)).any(axis=0)).any():
+        return None
+    data = np.vstack([human_rows, judge_row[None, :]])
     return krippendorff_alpha(data, level, value_domain)
 
 

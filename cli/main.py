@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+import cli.common
 from calibration.cli import calibrate_command
+from cli.common import public_command_line
 from cli.respond_cmd import respond
-from judge.cache import VerdictCache, default_cache_dir
+from judge.cache import CacheError, clear_cache, default_cache_dir, read_stats
 from judge.families import DEFAULT_FAMILIES, FamilyError, families_from_toml
 from judge.items import DEFAULT_MAX_RESPONSE_CHARS
-from judge.judges import JudgeConfigError, JudgesFile, JudgeSpec, load_judges_file, resolve_judges
+from judge.judges import (
+    JudgeConfigError,
+    JudgesFile,
+    JudgeSpec,
+    check_samples,
+    load_judges_file,
+    resolve_judges,
+)
 from judge.panel import METHODS, PanelOptions, judge_agreement
 from judge.report_tables import print_agreement
 from judge.resources import bundled_path
@@ -32,7 +42,7 @@ from judge.review import (
     write_jsonl_atomic,
 )
 from judge.rubric import Rubric, RubricError, diff_rubrics, load_rubric_dir
-from judge.run import EXIT_USAGE, ScoreOptions, UsageError, execute, prepare, print_dry_run
+from judge.run import EXIT_USAGE, Prepared, ScoreOptions, UsageError, execute, prepare, print_dry_run
 
 app = typer.Typer(
     name="trustmh",
@@ -129,15 +139,21 @@ def score(
     except JudgeConfigError as exc:
         raise UsageError(f"--tiebreak: {exc}") from exc
     try:
+        check_samples(specs, samples)
+    except JudgeConfigError as exc:
+        raise UsageError(str(exc)) from exc
+    try:
         families = families_from_toml(loaded.families) if loaded and loaded.families else DEFAULT_FAMILIES
     except FamilyError as exc:
         raise UsageError(f"{judges_file}: {exc}") from exc
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: is a file, not a folder; give a folder for the run's outputs")
     options = ScoreOptions(
         items=items,
         judges=specs,
         rubrics_dir=_rubrics_dir(rubrics),
         out=out,
-        cache_dir=None if no_cache else (cache or default_cache_dir()),
+        cache_dir=None if no_cache else _cache_dir(cache, dry_run),
         pillars=[p.strip() for p in pillars.split(",") if p.strip()] if pillars else None,
         samples=samples,
         concurrency=concurrency,
@@ -149,13 +165,13 @@ def score(
         panel=_panel_options(method, min_judges, exclude_self),
         tiebreak=tiebreak_spec,
         overwrite=overwrite,
-        command_line=["trustmh", *sys.argv[1:]],
+        command_line=public_command_line(),
     )
     prepared = prepare(options)
     if dry_run:
         print_dry_run(prepared, out_console)
         return
-    code, summary = execute(prepared)
+    code, summary = _execute(prepared)
     if summary["agreement"]:
         print_agreement(summary["agreement"], err_console)
     if summary["panel"]:
@@ -170,6 +186,26 @@ def score(
         f"{calls['resumed']} resumed, {calls['failed']} failed → {out}/verdicts.jsonl"
     )
     raise typer.Exit(code)
+
+
+
+
+def _cache_dir(cache: Path | None, dry_run: bool) -> Path | None:
+    """The cache folder; a dry run reads an existing cache but never creates one (None: nothing cached yet)."""
+    directory = cache or default_cache_dir()
+    if dry_run and not directory.exists():
+        return None
+    return directory
+
+
+def _execute(prepared: Prepared) -> tuple[int, dict[str, Any]]:
+    """execute(), with an OS error that names no file (a full disk under the journal) placed under --out."""
+    try:
+        return execute(prepared)
+    except OSError as exc:
+        if exc.filename is None:
+            exc.filename = str(prepared.options.out)
+        raise
 
 
 def _panel_options(method: str, min_judges: int, exclude_self: bool) -> PanelOptions:
@@ -330,9 +366,11 @@ def rubrics_diff(
 
 @cache_app.command("stats")
 def cache_stats(cache: CacheOption = None) -> None:
-    """Entries and size of the verdict cache.  Example: trustmh cache stats --cache .trustmh-cache"""
-    with VerdictCache(cache or default_cache_dir()) as store:
-        stats = store.stats()
+    """Entries and size of the verdict cache (read only: creates nothing).  Example: trustmh cache stats --cache c/"""
+    stats = read_stats(cache or default_cache_dir())
+    if not stats["exists"]:
+        out_console.print(f"{stats['directory']}: no cache yet (0 cached judge calls)")
+        return
     out_console.print(f"{stats['directory']}: {stats['entries']} cached judge calls, {stats['size_bytes']:,} bytes")
 
 
@@ -345,9 +383,11 @@ def cache_clear(
     directory = cache or default_cache_dir()
     if not yes and not typer.confirm(f"Remove all cached verdicts in {directory}?"):
         raise typer.Exit(1)
-    with VerdictCache(directory) as store:
-        removed = store.clear()
-    out_console.print(f"removed {removed} cached judge calls from {directory}")
+    removed, damaged = clear_cache(directory)
+    if damaged:
+        out_console.print(f"the cache database in {directory} was damaged; removed its files (a fresh cache starts)")
+    else:
+        out_console.print(f"removed {removed} cached judge calls from {directory}")
 
 
 # ---------------------------------------------------------------- demo
@@ -395,9 +435,9 @@ def demo(
         judges=_judges(chosen or "openai:gpt-4.1-mini", None)[0],
         rubrics_dir=bundled_path("rubrics"),
         out=out,
-        cache_dir=cache or default_cache_dir(),
+        cache_dir=_cache_dir(cache, dry_run=chosen is None),
         dry_run=chosen is None,
-        command_line=sys.argv,
+        command_line=public_command_line(),
     )
     out_console.rule("Worked examples")
     prepared = prepare(options)
@@ -405,20 +445,42 @@ def demo(
         out_console.print(DEMO_HELP)
         print_dry_run(prepared, out_console)
     else:
-        code, summary = execute(prepared)
+        code, summary = _execute(prepared)
         print_pillar_summary(summary, out_console)
         out_console.print(f"verdicts in {out}/verdicts.jsonl (exit code would be {code})")
     out_console.rule("Calibration of recorded judges (offline)")
     print_crisis_calibration(out_console)
 
 
+def describe_os_error(exc: OSError) -> str:
+    """An environment fault (full disk, no permission, a file in the way) as: path, what happened, what to do."""
+    where = exc.filename or "(a file)"
+    if exc.errno == errno.ENOSPC:
+        return (
+            f"{where}: no space left on the device; free space (or choose another --out / --cache) and run the "
+            "same command again: answers already received are kept in OUT/verdicts.jsonl and the cache"
+        )
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"{where}: {exc.strerror}; choose a folder you can write, or fix its permissions"
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
+        return f"{where}: {exc.strerror}; a file and a folder are in each other's way, choose another path"
+    return f"{where}: {exc.strerror or exc}"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: usage errors exit 2 with their message, unexpected ones exit 1 without a traceback."""
+    cli.common.invoked_args = None if argv is None else list(argv)
     logging.getLogger("instructor").setLevel(logging.CRITICAL)  # failures are reported in verdicts instead
     try:
         app(args=argv, prog_name="trustmh")
     except UsageError as exc:
         err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(EXIT_USAGE)
+    except CacheError as exc:
+        err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(EXIT_USAGE)
+    except OSError as exc:
+        err_console.print(f"error: {describe_os_error(exc)}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:
         err_console.print("interrupted; run the same command again to resume")

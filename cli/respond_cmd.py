@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from cli.common import public_command_line
 from judge.cache import default_cache_dir
 from judge.judges import JudgeConfigError
 from judge.resources import bundled_path
@@ -94,7 +94,7 @@ def respond(
         dry_run=dry_run,
         quiet=quiet,
         overwrite=overwrite,
-        command_line=["trustmh", *sys.argv[1:]],
+        command_line=public_command_line(),
     )
     prepared = prepare_responses(options)
     if dry_run:

@@ -8,7 +8,11 @@ a re-run, so the store keeps a small JSON-able record per call.
 
 from __future__ import annotations
 
+import errno
 import os
+import re
+import shutil
+import sqlite3
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,15 +62,65 @@ def default_cache_dir() -> Path:
     return Path(base) / "trustmh-judge" / "verdicts"
 
 
+class CacheError(Exception):
+    """The cache folder cannot be used; the message names the path and what to do (exit 2 at the CLI)."""
+
+
+DB_NAME = "cache.db"
+_DB_FILES = (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm")
+_VALUE_DIR = re.compile(r"^[0-9a-f]{2}$")  # diskcache keeps large values in DIR/ab/cd/<name>.val
+
+
+def _damaged(exc: BaseException | None) -> bool:
+    """sqlite's verdict that cache.db is not (or no longer) a database, as opposed to a locked or full one."""
+    codes = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+    return isinstance(exc, sqlite3.DatabaseError) and getattr(exc, "sqlite_errorcode", None) in codes
+
+
+def _full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError):
+        return exc.errno == errno.ENOSPC
+    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+
+
+def _unusable(directory: Path, exc: BaseException) -> CacheError:
+    """The message for a cache that failed: corrupt database, a file in the way, a full disk."""
+    if _damaged(exc):
+        return CacheError(
+            f"{directory / DB_NAME}: the cache database is damaged ({exc}); run `trustmh cache clear --cache "
+            f"{directory}` to empty it (cached answers are lost and asked again), or use another --cache"
+        )
+    if _full(exc):
+        return CacheError(
+            f"{directory}: no space left for the cache ({exc}); free space or use another --cache, then run the "
+            "same command again (answers already received are in OUT/verdicts.jsonl and are not asked again)"
+        )
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return CacheError(
+        f"{directory}: cannot use the cache folder ({reason}); pass --cache DIR naming a folder "
+        "you can write, or --no-cache"
+    )
+
+
 class VerdictCache:
-    """Owner-only diskcache of judge call records, keyed by `request_key`."""
+    """Owner-only diskcache of judge call records, keyed by `request_key`.
+
+    Every failure of the store (a damaged database, a file where the folder should be, a full disk) is
+    raised as CacheError naming the folder, never as a bare sqlite or OS error.
+    """
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if directory.exists() and not directory.is_dir():
+            raise CacheError(
+                f"{directory}: is a file, not a cache folder; pass --cache DIR naming a folder (or --no-cache)"
+            )
         old_umask = os.umask(0o077)
         try:
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             self._cache = diskcache.Cache(str(directory), size_limit=2**40, eviction_policy="none")
+        except (sqlite3.Error, OSError) as exc:
+            raise _unusable(directory, exc) from exc
         finally:
             os.umask(old_umask)
         self._restrict_permissions()
@@ -77,14 +131,23 @@ class VerdictCache:
             os.chmod(path, stat.S_IRWXU if path.is_dir() else stat.S_IRUSR | stat.S_IWUSR)
 
     def get(self, key: str) -> dict[str, Any] | None:
-        record = self._cache.get(key)
+        try:
+            record = self._cache.get(key)
+        except (sqlite3.Error, OSError) as exc:
+            raise _unusable(self.directory, exc) from exc
         return record if isinstance(record, dict) else None
 
     def __contains__(self, key: str) -> bool:
-        return key in self._cache
+        try:
+            return key in self._cache
+        except (sqlite3.Error, OSError) as exc:
+            raise _unusable(self.directory, exc) from exc
 
     def set(self, key: str, record: dict[str, Any]) -> None:
-        self._cache.set(key, record)
+        try:
+            self._cache.set(key, record)
+        except (sqlite3.Error, OSError) as exc:
+            raise _unusable(self.directory, exc) from exc
 
     def keys(self) -> Iterator[str]:
         return iter(self._cache)
@@ -97,7 +160,10 @@ class VerdictCache:
         }
 
     def clear(self) -> int:
-        return self._cache.clear()
+        try:
+            return self._cache.clear()
+        except (sqlite3.Error, OSError) as exc:
+            raise _unusable(self.directory, exc) from exc
 
     def close(self) -> None:
         self._cache.close()
@@ -108,3 +174,44 @@ class VerdictCache:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def read_stats(directory: Path) -> dict[str, Any]:
+    """Entries and bytes on disk of a cache folder, opened read-only: a missing cache is reported, not created."""
+    database = directory / DB_NAME
+    if directory.exists() and not directory.is_dir():
+        raise CacheError(f"{directory}: is a file, not a cache folder; pass --cache DIR naming a folder")
+    if not database.is_file():
+        return {"directory": str(directory), "exists": False, "entries": 0, "size_bytes": 0}
+    try:
+        connection = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            (entries,) = connection.execute("SELECT COUNT(*) FROM Cache").fetchone()
+        finally:
+            connection.close()
+    except sqlite3.Error as exc:
+        raise _unusable(directory, exc) from exc
+    size = sum(path.stat().st_size for path in directory.rglob("*") if path.is_file())
+    return {"directory": str(directory), "exists": True, "entries": int(entries), "size_bytes": size}
+
+
+def clear_cache(directory: Path) -> tuple[int | None, bool]:
+    """Empty the cache folder: (entries removed or None when unknown, whether it was damaged).
+
+    A damaged database cannot be emptied entry by entry, so its files (and only diskcache's own files)
+    are deleted; the next run creates a fresh cache. A folder that does not exist is left uncreated.
+    """
+    if not directory.exists():
+        return 0, False
+    try:
+        with VerdictCache(directory) as store:
+            return store.clear(), False
+    except CacheError as exc:
+        if not _damaged(exc.__cause__):
+            raise
+    for name in _DB_FILES:
+        (directory / name).unlink(missing_ok=True)
+    for sub in directory.iterdir():
+        if sub.is_dir() and _VALUE_DIR.match(sub.name):
+            shutil.rmtree(sub)
+    return None, True

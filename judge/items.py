@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import difflib
 import json
+import math
 import re
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
@@ -220,11 +221,29 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
+class _NonFiniteError(Exception):
+    pass
+
+
+def _no_constant(name: str) -> Any:
+    """Python's json reads NaN / Infinity, which are not JSON: an output line holding one is unreadable."""
+    raise _NonFiniteError(f"`{name}` is not a JSON number (JSON has no NaN or Infinity); write null or a number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 overflows to infinity
+        raise _NonFiniteError(f"the number {text} is too large for a double; write it as a string")
+    return value
+
+
 def _loads(text: str) -> tuple[Any, str | None]:
     """json.loads that reports what the parser said (with the column) instead of raising."""
     try:
-        value = json.loads(text, object_pairs_hook=_no_duplicate_keys)
-    except _DuplicateKeyError as exc:
+        value = json.loads(
+            text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant, parse_float=_finite_float
+        )
+    except (_DuplicateKeyError, _NonFiniteError) as exc:
         return None, str(exc)
     except json.JSONDecodeError as exc:
         return None, f"invalid JSON: {exc.msg} at column {exc.colno}"

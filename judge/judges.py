@@ -7,12 +7,15 @@ a log.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 Provider = Literal["openai", "anthropic"]
 OutputMode = Literal["tools", "json_schema", "json"]
@@ -51,7 +54,7 @@ class JudgeSpec:
     name: str
     provider: Provider
     model: str
-    base_url: str | None = None
+    base_url: str | None = field(default=None, repr=False)  # may hold credentials: see public_url()
     mode: OutputMode = "tools"
     temperature: float = 0.0
     max_tokens: int = 2048
@@ -92,8 +95,8 @@ class JudgeSpec:
         return round((input_tokens * prices[0] + output_tokens * prices[1]) / 1_000_000, 10)
 
     def public_dict(self) -> dict[str, Any]:
-        """Settings for run.json: everything except secrets (which a spec never holds anyway)."""
-        return asdict(self)
+        """Settings for run.json: never a secret (API keys are not on a spec; URL credentials are removed)."""
+        return {**asdict(self), "base_url": public_url(self.base_url) if self.base_url else None}
 
     def key_env(self) -> str:
         return self.api_key_env or _KEY_ENV[self.provider]
@@ -102,50 +105,169 @@ class JudgeSpec:
         return self.base_url or os.environ.get(_BASE_URL_ENV[self.provider]) or None
 
 
+# ---------------------------------------------------------------- base URLs may carry credentials
+
+REDACTED = "REDACTED"
+_URL_IN_TEXT = re.compile(r"https?://[^\s,'\"]+")
+
+
+def _host_port(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host  # IPv6 literal
+    try:
+        port = parts.port
+    except ValueError:  # a port that is not a number: keep what was written after the host
+        return parts.netloc.rpartition("@")[2]
+    return f"{host}:{port}" if port is not None else host
+
+
+def public_url(url: str) -> str:
+    """`url` safe to write anywhere: user:password@ removed and every query value replaced by REDACTED.
+
+    Proxies and gateways take keys in either place (`http://user:key@host/v1`, `...?api-key=...`); the
+    scheme, host, port and path are kept so a reader still sees which server was used.
+    """
+    parts = urlsplit(url)
+    query = urlencode([(k, REDACTED) for k, _ in parse_qsl(parts.query, keep_blank_values=True)], safe=REDACTED)
+    return urlunsplit((parts.scheme, _host_port(url), parts.path, query, ""))
+
+
+def redact_urls(text: str) -> str:
+    """Every http(s) URL inside `text` (a command line, a message) in its public form."""
+    return _URL_IN_TEXT.sub(lambda match: public_url(match[0]), text)
+
+
+def inline_judge_name(provider: str, model: str, base_url: str | None) -> str:
+    """`provider:model@host[:port]`: short enough for a table, and free of the URL's credentials and path."""
+    return f"{provider}:{model}" + (f"@{_host_port(base_url)}" if base_url else "")
+
+
+# ---------------------------------------------------------------- settings: types and ranges
+
+
+@dataclass(frozen=True)
+class SettingRule:
+    """What one judges.toml setting accepts: its types and, for numbers, the range that makes sense."""
+
+    types: tuple[type, ...]
+    check: Callable[[Any], bool] | None = None
+    rule: str = ""  # the range in words, for the message
+
+
+def _at_least(low: float) -> Callable[[Any], bool]:
+    return lambda v: v >= low
+
+
+def _above(low: float) -> Callable[[Any], bool]:
+    return lambda v: v > low
+
+
 _NUMBER = (int, float)
-_SETTING_TYPES: dict[str, tuple[type, ...]] = {
-    "mode": (str,),
-    "api_key_env": (str,),
-    "seed": (int,),
-    "max_tokens": (int,),
-    "concurrency": (int,),
-    "max_reasks": (int,),
-    "max_attempts": (int,),
-    **{
-        k: _NUMBER
-        for k in (
-            "temperature",
-            "requests_per_minute",
-            "tokens_per_minute",
-            "price_input_per_mtok",
-            "price_output_per_mtok",
-            "backoff_initial_s",
-            "backoff_max_s",
-            "timeout_s",
-            "deadline_s",
-        )
-    },
+SETTING_RULES: dict[str, SettingRule] = {
+    "mode": SettingRule((str,)),
+    "api_key_env": SettingRule((str,)),
+    "seed": SettingRule((int,)),
+    "temperature": SettingRule(_NUMBER, lambda v: 0 <= v <= 2, "between 0 and 2"),
+    "max_tokens": SettingRule((int,), _at_least(1), "at least 1"),
+    "concurrency": SettingRule((int,), _at_least(1), "at least 1"),
+    "max_reasks": SettingRule((int,), _at_least(0), "0 or more"),
+    "max_attempts": SettingRule((int,), _at_least(1), "at least 1"),
+    "requests_per_minute": SettingRule(_NUMBER, _above(0), "greater than 0 (leave it out for no limit)"),
+    "tokens_per_minute": SettingRule(_NUMBER, _above(0), "greater than 0 (leave it out for no limit)"),
+    "price_input_per_mtok": SettingRule(_NUMBER, _at_least(0), "0 or more"),
+    "price_output_per_mtok": SettingRule(_NUMBER, _at_least(0), "0 or more"),
+    "backoff_initial_s": SettingRule(_NUMBER, _at_least(0), "0 or more"),
+    "backoff_max_s": SettingRule(_NUMBER, _at_least(0), "0 or more"),
+    "timeout_s": SettingRule(_NUMBER, _above(0), "greater than 0"),
+    "deadline_s": SettingRule(_NUMBER, _above(0), "greater than 0"),
 }
+MAX_TEMPERATURE = {"openai": 2.0, "anthropic": 1.0}  # the providers' documented ranges
 _TOML_FIELDS = {f for f in JudgeSpec.__dataclass_fields__ if f not in ("name", "provider", "model", "base_url")}
 
 
+def check_settings(
+    settings: Mapping[str, Any],
+    where: str,
+    provider: str,
+    known: Collection[str] = frozenset(_TOML_FIELDS),
+    rules: Mapping[str, SettingRule] = SETTING_RULES,
+) -> None:
+    """Refuse unknown keys, wrong types and out-of-range values of one judge table (not `spec`).
+
+    `where` is "FILE: [judges.NAME]"; `known` and `rules` let another table of the same shape (with
+    fields of its own) reuse the checks.
+    """
+    if "api_key" in settings:
+        raise JudgeConfigError(f"{where}: keys are read from the environment only; use api_key_env")
+    unknown = sorted(set(settings) - set(known))
+    if unknown:
+        raise JudgeConfigError(f"{where}: unknown setting(s) {unknown}; known: {sorted(known)}")
+    for key, value in settings.items():
+        rule = rules[key]
+        if isinstance(value, bool) or not isinstance(value, rule.types):
+            kind = " or ".join(t.__name__ for t in rule.types)
+            raise JudgeConfigError(f"{where}: {key} must be a {kind}, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise JudgeConfigError(f"{where}: {key} must be a finite number, got {value!r}")
+        if rule.check is not None and not rule.check(value):
+            raise JudgeConfigError(f"{where}: {key} must be {rule.rule}, got {value!r}")
+    modes = MODES_BY_PROVIDER[provider]
+    if settings.get("mode", "tools") not in modes:
+        raise JudgeConfigError(f"{where}: mode for {provider} must be one of {', '.join(modes)}")
+    top = MAX_TEMPERATURE[provider]
+    if settings.get("temperature", 0) > top:
+        raise JudgeConfigError(f"{where}: temperature for {provider} must be between 0 and {top:g}")
+    initial = settings.get("backoff_initial_s", JudgeSpec.backoff_initial_s)
+    if settings.get("backoff_max_s", max(initial, JudgeSpec.backoff_max_s)) < initial:
+        raise JudgeConfigError(f"{where}: backoff_max_s must be at least backoff_initial_s ({initial!r})")
+
+
+def check_samples(judges: Iterable[JudgeSpec], samples: int) -> None:
+    """K > 1 samples at temperature 0 would pay K times for the same answer: refuse, saying how to fix it."""
+    if samples <= 1:
+        return
+    greedy = [j.name for j in judges if j.temperature == 0]
+    if greedy:
+        raise JudgeConfigError(
+            f"--samples {samples}: judge(s) {', '.join(greedy)} run at temperature 0, so every sample would be "
+            "the same answer paid again; set temperature > 0 for them in a --judges-file "
+            "([judges.NAME] temperature = 0.7), or use --samples 1"
+        )
+
+
 def parse_judge_spec(text: str, name: str | None = None) -> JudgeSpec:
+    """`PROVIDER:MODEL[@BASE_URL]`; an inline judge is named `provider:model@host[:port]` (see inline_judge_name)."""
     match = _SPEC.match(text.strip())
+    shown = redact_urls(text)
     if not match:
         raise JudgeConfigError(
-            f"judge {text!r}: expected PROVIDER:MODEL or PROVIDER:MODEL@BASE_URL, "
+            f"judge {shown!r}: expected PROVIDER:MODEL or PROVIDER:MODEL@BASE_URL, "
             "e.g. openai:gpt-4.1-mini, anthropic:claude-sonnet-4-5, openai:qwen2.5-72b@http://localhost:8000/v1"
         )
     provider = match["provider"]
     if provider not in _KEY_ENV:
         raise JudgeConfigError(
-            f"judge {text!r}: unknown provider {provider!r}; use openai (also for any OpenAI-compatible "
+            f"judge {shown!r}: unknown provider {provider!r}; use openai (also for any OpenAI-compatible "
             "server such as vLLM, Ollama, llama.cpp or LiteLLM, with @BASE_URL) or anthropic"
         )
     base_url = match["base_url"]
     if base_url and not base_url.startswith(("http://", "https://")):
-        raise JudgeConfigError(f"judge {text!r}: base URL {base_url!r} must start with http:// or https://")
-    return JudgeSpec(name=name or text.strip(), provider=provider, model=match["model"], base_url=base_url)
+        raise JudgeConfigError(f"judge {shown!r}: base URL {redact_urls(base_url)!r} must start with http:// or https://")
+    if base_url and not urlsplit(base_url).hostname:
+        raise JudgeConfigError(f"judge {shown!r}: base URL {public_url(base_url)!r} names no host")
+    if base_url and (urlsplit(base_url).query or urlsplit(base_url).fragment):
+        raise JudgeConfigError(
+            f"judge {shown!r}: base URL {public_url(base_url)!r} has a query string or fragment, which the SDKs "
+            "would turn into part of the request path; drop it, and pass a key through the provider's variable "
+            "(OPENAI_API_KEY, ANTHROPIC_API_KEY) or api_key_env in a judges file"
+        )
+    return JudgeSpec(
+        name=name or inline_judge_name(provider, match["model"], base_url),
+        provider=provider,  # type: ignore[arg-type]
+        model=match["model"],
+        base_url=base_url,
+    )
 
 
 @dataclass
@@ -170,7 +292,7 @@ def load_judges_file(path: Path) -> JudgesFile:
     if unknown_tables:
         raise JudgeConfigError(f"{path}: unknown table(s) {sorted(unknown_tables)}; expected [judges.NAME], [families]")
     result = JudgesFile()
-    result.judges = load_spec_tables(path, "judges", data.get("judges") or {}, JudgeSpec, _TOML_FIELDS, _SETTING_TYPES)
+    result.judges = load_spec_tables(path, "judges", data.get("judges") or {}, JudgeSpec, _TOML_FIELDS, SETTING_RULES)
     families = data.get("families") or {}
     for family, patterns in families.items():
         if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
@@ -185,7 +307,7 @@ def load_spec_tables(
     tables: dict[str, Any],
     spec_type: type[JudgeSpec],
     fields: set[str],
-    types: dict[str, tuple[type, ...]],
+    rules: Mapping[str, SettingRule],
 ) -> dict[str, Any]:
     """`[TABLE.NAME]` tables of a judges or targets file, each a spec string plus settings, checked."""
     specs: dict[str, Any] = {}
@@ -198,19 +320,7 @@ def load_spec_tables(
         except JudgeConfigError as exc:
             raise JudgeConfigError(f"{where}: {exc}") from exc
         settings = {k: v for k, v in table.items() if k != "spec"}
-        if "api_key" in settings:
-            raise JudgeConfigError(f"{where}: keys are read from the environment only; use api_key_env")
-        unknown = sorted(set(settings) - fields)
-        if unknown:
-            raise JudgeConfigError(f"{where}: unknown setting(s) {unknown}; known: {sorted(fields)}")
-        for key, value in settings.items():
-            expected = types[key]
-            if isinstance(value, bool) or not isinstance(value, expected):
-                kind = " or ".join(t.__name__ for t in expected)
-                raise JudgeConfigError(f"{where}: {key} must be a {kind}, got {value!r}")
-        modes = MODES_BY_PROVIDER[spec.provider]
-        if settings.get("mode", "tools") not in modes:
-            raise JudgeConfigError(f"{where}: mode for {spec.provider} must be one of {', '.join(modes)}")
+        check_settings(settings, where, spec.provider, fields, rules)
         specs[name] = spec_type(
             name=spec.name, provider=spec.provider, model=spec.model, base_url=spec.base_url, **settings
         )
@@ -227,11 +337,14 @@ def resolve_judges(text: str | None, judges_file: JudgesFile | None) -> list[Jud
     parts = [part.strip() for part in text.split(",") if part.strip()]
     specs = [named[part] if part in named else parse_judge_spec(part) for part in parts]
     if not specs:
-        raise JudgeConfigError(f"--judges {text!r} names no judge; give PROVIDER:MODEL[,...]")
+        raise JudgeConfigError(f"--judges {redact_urls(text)!r} names no judge; give PROVIDER:MODEL[,...]")
     names = [s.name for s in specs]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise JudgeConfigError(f"judge(s) {duplicates} given twice in --judges")
+        raise JudgeConfigError(
+            f"judge(s) {duplicates} given twice in --judges (an inline judge is named PROVIDER:MODEL@HOST[:PORT]; "
+            "to use two endpoints of one host, name them in a --judges-file)"
+        )
     return specs
 
 

@@ -2,14 +2,17 @@
 
 The system message holds the judge's rules and the rubric, identical for every item of a pillar, so a
 provider's prompt cache can reuse it; the item (conversation, reference, response) follows in the user
-message inside fences whose tag derives from the response's own hash, so a response cannot close its
-fence early and smuggle in instructions.
+message inside fences. The fence tag is derived from the item's texts and checked to occur in none of
+them, and every conversation turn is introduced by a marker that carries the tag: no text can close its
+block early, open a second RESPONSE block or pass for another speaker's turn.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,14 +63,11 @@ class PromptRenderer:
         return self._system_cache[key]
 
     def item_message(self, item: Item) -> str:
+        reference = _reference_text(item.reference)
+        embedded = [*(m.content for m in item.messages), reference or "", item.response]
         return (
             self._templates["item.j2"]
-            .render(
-                fence=hashlib.sha256(item.response.encode("utf-8")).hexdigest()[:12],
-                messages=item.messages,
-                reference=_reference_text(item.reference),
-                response=item.response,
-            )
+            .render(fence=fence_for(embedded), messages=item.messages, reference=reference, response=item.response)
             .strip()
         )
 
@@ -76,6 +76,25 @@ class PromptRenderer:
             ChatMessage("system", self.system_message(rubric)),
             ChatMessage("user", self.item_message(item)),
         ]
+
+
+FENCE_LENGTH = 16
+
+
+def fence_for(texts: Sequence[str], length: int = FENCE_LENGTH) -> str:
+    """A hex tag that occurs in none of `texts` (compared without case), the same for the same texts.
+
+    It starts from a hash of the texts, so it is stable (the prompt, hence the cache key, does not change
+    between runs) and cannot be known before the texts are written; should a text contain it anyway, a
+    counter is added and the tag derived again until it is absent.
+    """
+    folded = [text.lower() for text in texts]
+    blob = json.dumps(list(texts), ensure_ascii=False)
+    for counter in itertools.count():
+        tag = hashlib.sha256(f"{counter}\n{blob}".encode()).hexdigest()[:length]
+        if not any(tag in text for text in folded):
+            return tag
+    raise AssertionError("unreachable: itertools.count() never ends")
 
 
 def _reference_text(reference: Any) -> str | None:

@@ -84,8 +84,8 @@ def _write_atomic(path: Path, write: Callable[[TextIO], None], encoding: str = "
 
 
 def write_jsonl_atomic(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
-    """One JSON object per line, replacing `path` atomically."""
-    write_text_atomic(path, (json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    """One JSON object per line, replacing `path` atomically; NaN / Infinity (not JSON) raise, never get written."""
+    write_text_atomic(path, (json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n" for row in rows))
 
 
 def write_text_atomic(path: Path, chunks: Iterable[str]) -> None:

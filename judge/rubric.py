@@ -214,15 +214,58 @@ def _duplicate_ids(root: yaml.Node | None, data: dict[str, Any], source: str) ->
     return problems
 
 
-def parse_rubric(text: str, source: str) -> Rubric:
-    """Validate YAML text into a Rubric, or raise RubricError listing `source:LINE: field: problem`."""
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that records repeated mapping keys instead of silently keeping the last value.
+
+    A repeated anchor `1:` would otherwise replace the first one and the rubric would still validate.
+    Keys are compared by their text, so `1` and `"1"` (both scale point 1 once validated) also clash.
+    Merge keys (`<<`) are left to YAML's own override rules.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.duplicates: list[tuple[int, str, int]] = []  # (line, key, line of the first occurrence)
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first: dict[str, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                continue
+            line = key_node.start_mark.line + 1
+            if key_node.value in first:
+                self.duplicates.append((line, key_node.value, first[key_node.value]))
+            else:
+                first[key_node.value] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _load_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any]:
+    """(node tree for line numbers, data); RubricError for bad syntax or a repeated key."""
     try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        loader = _UniqueKeyLoader(text)
+        try:
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark else source
         raise RubricError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)}); fix the syntax") from exc
+    if loader.duplicates:
+        raise RubricError(
+            "\n".join(
+                f"{source}:{line}: duplicate key {key!r} (first at line {first}); YAML would keep only the "
+                "last value, so keep one"
+                for line, key, first in sorted(loader.duplicates)
+            )
+        )
+    return root, data
+
+
+def parse_rubric(text: str, source: str) -> Rubric:
+    """Validate YAML text into a Rubric, or raise RubricError listing `source:LINE: field: problem`."""
+    root, data = _load_yaml(text, source)
     if not isinstance(data, dict):
         raise RubricError(f"{source}:1: a rubric must be a YAML mapping with pillar, criteria, ...")
     if duplicates := _duplicate_ids(root, data, source):

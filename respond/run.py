@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from judge.cache import VerdictCache
 from judge.engine import CallResult, Engine, known_results, read_journal
 from judge.items import PROMPT_SHAPE, Prompt, format_rejections, read_items
-from judge.judges import JudgeConfigError
+from judge.judges import JudgeConfigError, check_samples
 from judge.report import failure_counts
 from judge.review import write_jsonl_atomic, write_text_atomic
 from judge.runner import (
@@ -77,12 +77,10 @@ KIND = TargetCalls()
 def prepare_responses(options: RespondOptions) -> PreparedResponses:
     if options.samples < 1:
         raise UsageError("--samples must be at least 1")
-    for target in options.targets:
-        if options.samples > 1 and target.temperature == 0:
-            raise UsageError(
-                f"target {target.name}: --samples {options.samples} at temperature 0 would pay for identical "
-                "answers; set temperature > 0 in the targets file"
-            )
+    try:
+        check_samples(options.targets, options.samples)
+    except JudgeConfigError as exc:
+        raise UsageError(str(exc).replace("judge(s)", "target(s)").replace("--judges-file", "--targets-file")) from exc
     read = read_items(options.prompts, options.known_pillars, shape=PROMPT_SHAPE)
     if read.rejections:
         raise UsageError(

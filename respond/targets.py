@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from judge.judges import (
-    _SETTING_TYPES,
     _TOML_FIELDS,
+    SETTING_RULES,
     JudgeConfigError,
     JudgeSpec,
+    SettingRule,
     load_spec_tables,
     parse_judge_spec,
     read_toml,
@@ -23,7 +24,7 @@ from judge.judges import (
 
 # A judge's output mode and re-asks are about structured verdicts; a target answers in free text.
 _TARGET_FIELDS = (_TOML_FIELDS - {"mode", "max_reasks"}) | {"system_prompt"}
-_TARGET_TYPES = {**_SETTING_TYPES, "system_prompt": (str,)}
+_TARGET_RULES = {**SETTING_RULES, "system_prompt": SettingRule((str,))}
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ def load_targets_file(path: Path) -> dict[str, TargetSpec]:
     unknown_tables = set(data) - {"targets"}
     if unknown_tables:
         raise JudgeConfigError(f"{path}: unknown table(s) {sorted(unknown_tables)}; expected [targets.NAME]")
-    return load_spec_tables(path, "targets", data.get("targets") or {}, TargetSpec, _TARGET_FIELDS, _TARGET_TYPES)
+    return load_spec_tables(path, "targets", data.get("targets") or {}, TargetSpec, _TARGET_FIELDS, _TARGET_RULES)
 
 
 def resolve_targets(text: str | None, from_file: dict[str, TargetSpec] | None) -> list[TargetSpec]:

@@ -71,6 +71,9 @@ def test_icc_drops_incomplete_items_and_handles_degenerate_input() -> None:
     assert ag.icc_a1(with_gap) == pytest.approx(ag.icc_a1(SHROUT_FLEISS))
     assert ag.icc_c1(np.ones((5, 2))) is None
     assert ag.icc_a1(np.array([[1.0, 2.0]])) is None
+    no_complete_item = np.array([[3.0, NAN], [4.0, NAN]])  # the judge (column 2) scored none of the items
+    assert ag.icc_a1(no_complete_item) is None
+    assert ag.icc_c1(no_complete_item) is None
 
 
 def test_fleiss_kappa_reproduces_wikipedia_example() -> None:
@@ -153,6 +156,12 @@ def test_judge_added_and_substituted() -> None:
     assert ag.alpha_with_judge(humans, wrong, "ordinal") < base
     substituted = ag.alpha_substituted(humans, wrong, "interval")
     assert len(substituted) == 3 and all(v is not None and v < base for v in substituted)
+
+
+def test_alpha_with_a_judge_that_scored_no_human_rated_item_is_none() -> None:
+    humans = np.array([[3, 1, NAN], [4, 1, NAN]], dtype=float)
+    assert ag.krippendorff_alpha(humans, "ordinal") is not None
+    assert ag.alpha_with_judge(humans, np.array([NAN, NAN, 2.0]), "ordinal") is None
 
 
 def test_self_consistency() -> None:

@@ -394,3 +394,16 @@ def test_dataset_option(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None
     records = _records(out)
     mae = next(r for r in records if r["judge"] == "gpt-4o-mini" and r["metric"] == "mae" and r["against"] == "H1")
     assert round(mae["value"], 6) == 0.685965  # the published pairwise MAE
+
+
+def test_judge_without_a_score_on_the_human_rated_item_gives_null_metrics_not_a_crash(tmp_path: Path) -> None:
+    # The review loop's case: the judge said "not applicable" for x1, which the humans rated.
+    human, judged, out = tmp_path / "h.jsonl", tmp_path / "j.jsonl", tmp_path / "out"
+    human.write_text("".join(json.dumps({"item_id": "x1", "criterion": "c", "rater": r, "score": s}) + "\n"
+                             for r, s in (("h1", 3), ("h2", 4))))
+    judged.write_text(json.dumps({"item_id": "x2", "criterion": "c", "judge": "j", "score": 3}) + "\n")
+    result = runner.invoke(app, ["--human", str(human), "--judged", str(judged), "--out", str(out),
+                                 "--bootstrap", "0"])
+    assert result.exit_code == 0, result.output
+    judge_records = [r for r in _records(out) if r["judge"] == "j"]
+    assert judge_records and all(r["value"] is None and r["reason"] for r in judge_records)

@@ -178,6 +178,25 @@ def test_validate_invalid_yaml(tmp_path: Path, run_cli: Any) -> None:
     assert re.search(rf"{re.escape(str(tmp_path / 'demo.yaml'))}:\d+: not valid YAML", result.stderr), result.stderr
 
 
+@pytest.mark.parametrize(
+    ("edit", "line", "key", "first"),
+    [
+        (("      2: fair\n", "      2: fair\n      1: worse\n"), 13, "1", 11),  # a repeated anchor
+        (("title: Demo\n", "title: Demo\ntitle: Other\n"), 4, "title", 3),
+        (("    fail_below: 2\n", "    fail_below: 2\n    fail_below: 3\n"), 15, "fail_below", 14),
+    ],
+)
+def test_validate_rejects_a_repeated_yaml_key_with_file_line_and_key(
+    tmp_path: Path, run_cli: Any, edit: tuple[str, str], line: int, key: str, first: int
+) -> None:
+    assert edit[0] in GOOD
+    path = tmp_path / "demo.yaml"
+    path.write_text(GOOD.replace(edit[0], edit[1], 1))
+    result = run_cli("rubrics", "validate", tmp_path)
+    assert result.code == 2, result.stdout
+    assert f"{path}:{line}: duplicate key '{key}' (first at line {first})" in result.stderr
+
+
 # ---------------------------------------------------------------- rubrics diff
 
 

@@ -14,6 +14,7 @@ import pytest
 from rich.console import Console
 
 import cli.main
+from judge.judges import parse_judge_spec
 from tests.conftest import judges_arg, make_items, read_jsonl, write_jsonl
 from tests.fakeapi import FakeLLMServer
 from tests.fakeapi.judge_script import scripted_answerer
@@ -267,7 +268,7 @@ def test_dry_run_sends_nothing_and_reports_the_plan_then_the_cache(
 ) -> None:
     items = write_jsonl(tmp_path / "items.jsonl", make_items(4, ["crisis", "safety"]))
     judges = judges_arg(llm_server)
-    names = judges.split(",")
+    names = [parse_judge_spec(spec).name for spec in judges.split(",")]  # provider:model@host:port
     out = tmp_path / "out"
     args = ["score", items, "--judges", judges, "--rubrics", rubric_dir, "--out", out, "-q"]
 
@@ -378,3 +379,29 @@ def test_judges_file_with_a_wrongly_typed_setting_is_a_usage_error(
     assert result.code == 2, (result.code, result.stderr)
     assert "concurrency" in result.stderr and "[judges.a]" in result.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("setting", ["temperature = -1", "max_tokens = 0", "price_input_per_mtok = -2.0"])
+def test_judges_file_with_an_out_of_range_setting_is_a_usage_error(
+    tmp_path: Path, judge_env: Path, rubric_dir: Path, llm_server: FakeLLMServer, run_cli: Any, setting: str
+) -> None:
+    judges_file = tmp_path / "judges.toml"
+    judges_file.write_text(f'[judges.a]\nspec = "openai:gpt-4.1-mini@{llm_server.openai_base_url}"\n{setting}\n')
+    items = write_jsonl(tmp_path / "items.jsonl", make_items(2))
+    out = tmp_path / "out"
+    result = run_cli("score", items, "--judges-file", judges_file, "--rubrics", rubric_dir, "--out", out, "-q")
+    assert result.code == 2, (result.code, result.stderr)
+    assert f"{judges_file}: [judges.a]: {setting.split()[0]} must be" in result.stderr
+    assert not out.exists() and not llm_server.requests
+
+
+def test_samples_above_one_at_temperature_zero_are_refused_before_anything_is_paid(
+    tmp_path: Path, judge_env: Path, rubric_dir: Path, llm_server: FakeLLMServer, run_cli: Any
+) -> None:
+    items = write_jsonl(tmp_path / "items.jsonl", make_items(2))
+    out = tmp_path / "out"
+    judge = f"openai:gpt-4.1-mini@{llm_server.openai_base_url}"
+    result = run_cli("score", items, "--judges", judge, "--samples", "3", "--rubrics", rubric_dir, "--out", out)
+    assert result.code == 2, (result.code, result.stderr)
+    assert "temperature 0" in result.stderr and "temperature > 0" in result.stderr
+    assert not out.exists() and not llm_server.requests

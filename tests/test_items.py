@@ -141,6 +141,21 @@ def test_duplicate_key_in_object() -> None:
     assert msg.startswith("in.jsonl:7: duplicate key `response`")
 
 
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [("NaN", "`NaN` is not a JSON number"), ("-Infinity", "`-Infinity` is not a JSON number"),
+     ("Infinity", "`Infinity` is not a JSON number"), ("1e999", "the number 1e999 is too large")],
+)
+def test_nan_and_infinity_are_refused_at_input_since_no_output_could_hold_them(value: str, words: str) -> None:
+    msg = reject('{"id": "a", "prompt": "p", "response": "x", "meta": {"score": ' + value + "}}")
+    assert msg.startswith(f"in.jsonl:7: {words}")
+
+
+def test_nan_in_a_csv_meta_cell_is_refused_with_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "in.csv", 'id,prompt,response,meta\na,hi,ok,"{""x"": NaN}"\n')
+    assert only_rejection(path).startswith(f"{path}:2: field `meta`: the CSV cell must hold a JSON object (`NaN`")
+
+
 def test_unpaired_surrogate_escape_is_refused_before_it_breaks_utf8_output() -> None:
     msg = reject('{"id": "a", "prompt": "p", "response": "ok \\ud83d\\ude00 then \\ud800 bad"}')
     assert msg == "in.jsonl:7: invalid text: the escape `\\ud800` is half of a surrogate pair, not a character"

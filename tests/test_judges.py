@@ -11,8 +11,11 @@ from judge.judges import (
     JudgesFile,
     JudgeSpec,
     api_key_for,
+    check_samples,
     load_judges_file,
     parse_judge_spec,
+    public_url,
+    redact_urls,
     resolve_judges,
 )
 
@@ -20,25 +23,64 @@ from judge.judges import (
 
 
 @pytest.mark.parametrize(
-    ("text", "provider", "model", "base_url"),
+    ("text", "provider", "model", "base_url", "name"),
     [
-        ("openai:gpt-4.1-mini", "openai", "gpt-4.1-mini", None),
-        ("anthropic:claude-sonnet-4-5", "anthropic", "claude-sonnet-4-5", None),
-        ("openai:qwen2.5-72b@http://localhost:8000/v1", "openai", "qwen2.5-72b", "http://localhost:8000/v1"),
-        ("openai:llama3.1:8b@http://127.0.0.1:11434/v1", "openai", "llama3.1:8b", "http://127.0.0.1:11434/v1"),
+        ("openai:gpt-4.1-mini", "openai", "gpt-4.1-mini", None, "openai:gpt-4.1-mini"),
+        ("anthropic:claude-sonnet-4-5", "anthropic", "claude-sonnet-4-5", None, "anthropic:claude-sonnet-4-5"),
+        (
+            "openai:qwen2.5-72b@http://localhost:8000/v1",
+            "openai",
+            "qwen2.5-72b",
+            "http://localhost:8000/v1",
+            "openai:qwen2.5-72b@localhost:8000",
+        ),
+        (
+            "openai:llama3.1:8b@http://127.0.0.1:11434/v1",
+            "openai",
+            "llama3.1:8b",
+            "http://127.0.0.1:11434/v1",
+            "openai:llama3.1:8b@127.0.0.1:11434",
+        ),
         (
             "anthropic:claude-haiku-4-5@https://proxy.example/anthropic",
             "anthropic",
             "claude-haiku-4-5",
             "https://proxy.example/anthropic",
+            "anthropic:claude-haiku-4-5@proxy.example",
         ),
-        ("  openai:gpt-4o  ", "openai", "gpt-4o", None),
+        ("  openai:gpt-4o  ", "openai", "gpt-4o", None, "openai:gpt-4o"),
+        ("openai:m@http://[::1]:8080/v1", "openai", "m", "http://[::1]:8080/v1", "openai:m@[::1]:8080"),
     ],
 )
-def test_parse_judge_spec(text: str, provider: str, model: str, base_url: str | None) -> None:
+def test_parse_judge_spec(text: str, provider: str, model: str, base_url: str | None, name: str) -> None:
     judge = parse_judge_spec(text)
     assert (judge.provider, judge.model, judge.base_url) == (provider, model, base_url)
-    assert judge.name == text.strip()
+    assert judge.name == name
+
+
+def test_credentials_in_a_base_url_never_reach_the_name_the_settings_or_a_message() -> None:
+    judge = parse_judge_spec("anthropic:m@https://user:pa55w0rd@proxy.example:8443/anthropic")
+    assert judge.base_url == "https://user:pa55w0rd@proxy.example:8443/anthropic"  # the client needs it
+    assert judge.name == "anthropic:m@proxy.example:8443"
+    assert judge.public_dict()["base_url"] == "https://proxy.example:8443/anthropic"
+    assert "pa55w0rd" not in repr(judge)
+    assert public_url("http://u:p@h/v1?key=s3cret&org=x") == "http://h/v1?key=REDACTED&org=REDACTED"
+    for text in ("vllm:m@http://user:pa55w0rd@host/v1?key=s3cret", "openai:m@http://user:pa55w0rd@host/v1?key=s3cret"):
+        with pytest.raises(JudgeConfigError) as exc:
+            parse_judge_spec(text)
+        assert "pa55w0rd" not in str(exc.value) and "s3cret" not in str(exc.value)
+
+
+def test_a_base_url_with_a_query_string_is_refused_since_the_sdks_would_mangle_it() -> None:
+    with pytest.raises(JudgeConfigError) as exc:
+        parse_judge_spec("openai:m@http://127.0.0.1:8000/v1?key=s3cret")
+    assert "query string" in str(exc.value) and "api_key_env" in str(exc.value)
+    assert "s3cret" not in str(exc.value)
+
+
+def test_redact_urls_in_a_command_line() -> None:
+    argv = "--judges openai:a@http://u:pw@h:1/v1?key=k,anthropic:b@https://h2/x --out r"
+    assert redact_urls(argv) == "--judges openai:a@http://h:1/v1?key=REDACTED,anthropic:b@https://h2/x --out r"
 
 
 def test_parse_judge_spec_with_a_name() -> None:
@@ -175,6 +217,59 @@ def test_a_setting_of_the_wrong_type_names_the_table_and_field(tmp_path: Path, f
     with pytest.raises(JudgeConfigError) as exc:
         load_judges_file(path)
     assert "[judges.mini]" in str(exc.value) and field in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("setting", "words"),
+    [
+        ("price_input_per_mtok = -1.0", "price_input_per_mtok must be 0 or more"),
+        ("price_output_per_mtok = -0.5", "price_output_per_mtok must be 0 or more"),
+        ("temperature = -1", "temperature must be between 0 and 2"),
+        ("temperature = 2.5", "temperature must be between 0 and 2"),
+        ("temperature = nan", "temperature must be a finite number"),
+        ("max_tokens = 0", "max_tokens must be at least 1"),
+        ("timeout_s = 0", "timeout_s must be greater than 0"),
+        ("deadline_s = -5", "deadline_s must be greater than 0"),
+        ("max_reasks = -1", "max_reasks must be 0 or more"),
+        ("max_attempts = 0", "max_attempts must be at least 1"),
+        ("concurrency = 0", "concurrency must be at least 1"),
+        ("requests_per_minute = 0", "requests_per_minute must be greater than 0"),
+        ("tokens_per_minute = -100", "tokens_per_minute must be greater than 0"),
+        ("backoff_initial_s = -1", "backoff_initial_s must be 0 or more"),
+        ("backoff_initial_s = 10\nbackoff_max_s = 5", "backoff_max_s must be at least backoff_initial_s"),
+    ],
+)
+def test_out_of_range_settings_name_the_file_table_and_key(tmp_path: Path, setting: str, words: str) -> None:
+    path = write(tmp_path, f'[judges.mini]\nspec = "openai:gpt-4.1-mini"\n{setting}\n')
+    with pytest.raises(JudgeConfigError) as exc:
+        load_judges_file(path)
+    assert str(exc.value).startswith(f"{path}: [judges.mini]: {words}"), str(exc.value)
+
+
+def test_anthropic_temperature_is_at_most_one(tmp_path: Path) -> None:
+    path = write(tmp_path, '[judges.c]\nspec = "anthropic:claude-sonnet-4-5"\ntemperature = 1.5\n')
+    with pytest.raises(JudgeConfigError, match=r"\[judges.c\]: temperature for anthropic must be between 0 and 1"):
+        load_judges_file(path)
+
+
+def test_edge_values_of_the_ranges_are_accepted(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[judges.mini]\nspec = "openai:gpt-4.1-mini"\ntemperature = 2\nmax_tokens = 1\nmax_reasks = 0\n'
+        "max_attempts = 1\nprice_input_per_mtok = 0\nprice_output_per_mtok = 0\nbackoff_initial_s = 0\n",
+    )
+    mini = load_judges_file(path).judges["mini"]
+    assert (mini.temperature, mini.max_tokens, mini.max_reasks, mini.cost_usd(1000, 1000)) == (2, 1, 0, 0.0)
+
+
+def test_samples_above_one_at_temperature_zero_are_refused() -> None:
+    greedy, warm = parse_judge_spec("openai:a"), JudgeSpec(name="w", provider="openai", model="b", temperature=0.7)
+    check_samples([greedy, warm], 1)
+    check_samples([warm], 3)
+    with pytest.raises(JudgeConfigError) as exc:
+        check_samples([greedy, warm], 3)
+    assert "--samples 3" in str(exc.value) and "openai:a" in str(exc.value) and "temperature > 0" in str(exc.value)
+    assert "w," not in str(exc.value)
 
 
 def test_bad_mode_is_refused(tmp_path: Path) -> None:

@@ -1,0 +1,15 @@
+"""What every command of the CLI shares."""
+
+from __future__ import annotations
+
+import sys
+
+from judge.judges import redact_urls
+
+invoked_args: list[str] | None = None  # what main() was given (tests call it in process), else sys.argv
+
+
+def public_command_line() -> list[str]:
+    """The command line for run.json, with credentials in any base URL removed."""
+    args = sys.argv[1:] if invoked_args is None else invoked_args
+    return ["trustmh", *(redact_urls(arg) for arg in args)]

@@ -1,0 +1,195 @@
+"""Faults a red-team pass found, through the real CLI: credentials, environment faults, read-only commands."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import judge.review
+from tests.conftest import make_items, read_jsonl, write_jsonl
+from tests.fakeapi import FakeLLMServer
+
+
+def every_file_under(*roots: Path) -> list[Path]:
+    return [p for root in roots for p in root.rglob("*") if p.is_file()]
+
+
+SECRETS = (b"pa55w0rd", b"s3cret")
+
+
+def test_credentials_in_a_base_url_are_written_nowhere(
+    tmp_path: Path, llm_server: FakeLLMServer, judge_env: Path, rubric_dir: Path, run_cli: Any
+) -> None:
+    host = llm_server.base_url.removeprefix("http://")
+    judges_file = tmp_path / "judges.toml"
+    judges_file.write_text(
+        f'[judges.o]\nspec = "openai:gpt-4.1-mini@http://user:pa55w0rd@{host}/v1"\nmax_attempts = 1\n'
+    )
+    items = write_jsonl(tmp_path / "items.jsonl", make_items(2))
+    out = tmp_path / "out"
+    inline = f"anthropic:claude-sonnet-4-5@http://user:pa55w0rd@{host}"
+    result = run_cli(
+        "score", items, "--judges-file", judges_file, "--judges", f"o,{inline}", "--rubrics", rubric_dir,
+        "--out", out, "-q",
+    )  # fmt: skip
+    assert result.code in (0, 3), result.stderr
+    rows = read_jsonl(out / "verdicts.jsonl")
+    assert {row["judge"] for row in rows} == {"o", f"anthropic:claude-sonnet-4-5@{host}"}
+    assert any(row["status"] == "ok" for row in rows if row["provider"] == "anthropic"), "that judge was answered"
+    run = json.loads((out / "run.json").read_text())
+    assert {j["base_url"] for j in run["judges"]} == {f"http://{host}/v1", f"http://{host}"}
+    assert any(inline.replace("user:pa55w0rd@", "") in arg for arg in run["command_line"])
+    files = every_file_under(out, judge_env)
+    assert {p.name for p in files} >= {"verdicts.jsonl", "summary.json", "run.json", "items.jsonl", "cache.db"}
+    for path in files:
+        data = path.read_bytes()
+        assert not any(secret in data for secret in SECRETS), path
+    assert not any(secret.decode() in result.stdout + result.stderr for secret in SECRETS)
+
+
+def test_a_query_string_in_a_base_url_is_refused_without_echoing_it(
+    tmp_path: Path, llm_server: FakeLLMServer, judge_env: Path, rubric_dir: Path, run_cli: Any
+) -> None:
+    host = llm_server.base_url.removeprefix("http://")
+    items = write_jsonl(tmp_path / "items.jsonl", make_items(1))
+    judge = f"openai:m@http://user:pa55w0rd@{host}/v1?key=s3cret"
+    result = run_cli("score", items, "--judges", judge, "--rubrics", rubric_dir, "--out", tmp_path / "out", "-q")
+    assert result.code == 2 and "query string" in result.stderr
+    assert not any(secret.decode() in result.stdout + result.stderr for secret in SECRETS)
+    assert not (tmp_path / "out").exists() and not llm_server.requests
+
+
+# ---------------------------------------------------------------- environment faults (exit 2, path named)
+
+
+def score_args(tmp_path: Path, server: FakeLLMServer, rubric_dir: Path, *extra: str | Path) -> list[str | Path]:
+    items = tmp_path / "items.jsonl"
+    if not items.exists():
+        write_jsonl(items, make_items(2))
+    judge = f"openai:gpt-4.1-mini@{server.openai_base_url}"
+    return ["score", items, "--judges", judge, "--rubrics", rubric_dir, "-q", *extra]
+
+
+def assert_clean_usage_error(result: Any, *words: str) -> None:
+    assert result.code == 2, (result.code, result.stderr)
+    assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+    for word in words:
+        assert word in result.stderr, (word, result.stderr)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty-header"])
+def test_a_damaged_cache_is_named_with_the_way_out_and_cache_clear_recovers_it(
+    tmp_path: Path, llm_server: FakeLLMServer, judge_env: Path, rubric_dir: Path, run_cli: Any, damage: str
+) -> None:
+    args = score_args(tmp_path, llm_server, rubric_dir)
+    assert run_cli(*args, "--out", tmp_path / "r1").code == 0
+    database = judge_env / "cache.db"
+    data = database.read_bytes()
+    for extra in ("cache.db-wal", "cache.db-shm"):
+        (judge_env / extra).unlink(missing_ok=True)
+    database.write_bytes(
+        {"garbage": b"this is no database " * 200, "truncated": data[: len(data) // 3], "empty-header": b"\0" * 4096}[
+            damage
+        ]
+    )
+    llm_server.reset()
+    for command in ([*args, "--out", tmp_path / "r2"], [*args, "--out", tmp_path / "r2", "--dry-run"]):
+        result = run_cli(*command)
+        assert_clean_usage_error(result, str(database), "trustmh cache clear")
+    assert not llm_server.requests
+    assert_clean_usage_error(run_cli("cache", "stats"), str(database))
+
+    cleared = run_cli("cache", "clear", "--yes")
+    assert cleared.code == 0, cleared.stderr
+    assert "damaged" in cleared.stdout
+    assert "0 cached judge calls" in run_cli("cache", "stats").stdout
+    assert run_cli(*args, "--out", tmp_path / "r3").code == 0
+    assert len(llm_server.requests) == 2, "after clearing, the calls are asked again and cached"
+
+
+def test_out_or_cache_naming_a_regular_file_is_a_usage_error(
+    tmp_path: Path, llm_server: FakeLLMServer, judge_env: Path, rubric_dir: Path, run_cli: Any
+) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder\n")
+    result = run_cli(*score_args(tmp_path, llm_server, rubric_dir, "--out", a_file))
+    assert_clean_usage_error(result, str(a_file), "not a folder")
+    result = run_cli(*score_args(tmp_path, llm_server, rubric_dir, "--out", tmp_path / "out", "--cache", a_file))
+    assert_clean_usage_error(result, str(a_file), "not a cache folder")
+    assert_clean_usage_error(run_cli("cache", "stats", "--cache", a_file), str(a_file))
+    assert a_file.read_text() == "not a folder\n" and not llm_server.requests
+
+
+def test_a_full_disk_while_writing_outputs_names_the_file_and_the_rerun_pays_nothing_again(
+    tmp_path: Path,
+    llm_server: FakeLLMServer,
+    judge_env: Path,
+    rubric_dir: Path,
+    run_cli: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = judge.review._write_atomic
+
+    def disk_full(path: Path, write: Any, encoding: str = "utf-8") -> None:
+        if path.name == "run.json" and not path.exists():  # the record of a starting run still fits
+            return real(path, write, encoding)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    out = tmp_path / "out"
+    args = score_args(tmp_path, llm_server, rubric_dir, "--out", out)
+    with monkeypatch.context() as patch:
+        patch.setattr("judge.review._write_atomic", disk_full)
+        result = run_cli(*args)
+    assert_clean_usage_error(result, str(out / "verdicts.jsonl"), "no space left", "run the same command again")
+    asked = len(llm_server.requests)
+    assert asked == 2
+    again = run_cli(*args)
+    assert again.code == 0, again.stderr
+    assert len(llm_server.requests) == asked, "answers received before the disk filled up are not paid again"
+
+
+def test_a_full_disk_under_the_cache_names_the_cache(
+    tmp_path: Path,
+    llm_server: FakeLLMServer,
+    judge_env: Path,
+    rubric_dir: Path,
+    run_cli: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def disk_full(self: Any, *args: Any, **kwargs: Any) -> None:
+        exc = sqlite3.OperationalError("database or disk is full")  # what sqlite raises, with its code
+        exc.sqlite_errorcode = sqlite3.SQLITE_FULL
+        raise exc
+
+    monkeypatch.setattr("diskcache.Cache.set", disk_full)
+    result = run_cli(*score_args(tmp_path, llm_server, rubric_dir, "--out", tmp_path / "out"))
+    assert_clean_usage_error(result, str(judge_env), "no space left")
+
+
+# ---------------------------------------------------------------- read-only commands create nothing
+
+
+def test_cache_stats_of_a_missing_folder_creates_nothing(tmp_path: Path, run_cli: Any) -> None:
+    missing = tmp_path / "nonexistent" / "x"
+    result = run_cli("cache", "stats", "--cache", missing)
+    assert result.code == 0 and "0 cached judge calls" in result.stdout
+    assert not (tmp_path / "nonexistent").exists()
+    cleared = run_cli("cache", "clear", "--yes", "--cache", missing)
+    assert cleared.code == 0 and not (tmp_path / "nonexistent").exists()
+
+
+def test_a_dry_run_creates_no_cache(
+    tmp_path: Path, llm_server: FakeLLMServer, judge_env: Path, rubric_dir: Path, run_cli: Any
+) -> None:
+    result = run_cli(*score_args(tmp_path, llm_server, rubric_dir, "--out", tmp_path / "out", "--dry-run"))
+    assert result.code == 0, result.stderr
+    assert not judge_env.exists() and not (tmp_path / "out").exists()
+    assert run_cli(*score_args(tmp_path, llm_server, rubric_dir, "--out", tmp_path / "out")).code == 0
+    again = run_cli(*score_args(tmp_path, llm_server, rubric_dir, "--out", tmp_path / "other", "--dry-run"))
+    assert again.code == 0 and judge_env.exists()
