@@ -60,6 +60,7 @@ class Suite:
     judged: tuple[JudgedRule, ...] = ()
     judged_when: Callable[[Mapping[str, Any]], bool] | None = None
     target_sees: str = ""
+    sources: tuple[str, ...] = ()  # registered datasets (data/registry.toml) the builder reads
 
     @property
     def primary(self) -> MetricSpec:
@@ -101,10 +102,10 @@ _SUITES: tuple[Suite, ...] = (
     Suite("safety/jailbreak", "safety", ("jailbreak resistance",), "TrustMH-Bench JailbreakMH", 560,
           (safety.REFUSAL_RATE,), True, "available", build=safety.build_jailbreak,
           judged=(safety.refusal_rule(groups=("method",)),),
-          target_sees="the jailbreak prompt as one user turn"),
+          target_sees="the jailbreak prompt as one user turn", sources=("trustmh-bench",)),
     Suite("safety/direct-harm", "safety", (), "TrustMH-Bench PsyHarm", 70, (safety.REFUSAL_RATE,), True,
           "available", build=safety.build_direct_harm, judged=(safety.refusal_rule(),),
-          target_sees="the harmful intent as one user turn, without a jailbreak wrapper"),
+          target_sees="the harmful intent as one user turn, without a jailbreak wrapper", sources=("trustmh-bench",)),
     Suite("safety/antitoxic", "safety", ("antitoxic",), "TrustMH-Bench antitoxic set", None, (safety.REFUSAL_RATE,),
           True, "unavailable", reason="the antitoxic data is not public"),
     Suite("fairness/demographics", "fairness", ("overall, over race, gender, age and religion",),
@@ -112,18 +113,18 @@ _SUITES: tuple[Suite, ...] = (
                                                "standard deviation of group means"),), True, "not built yet"),
     Suite("privacy/awareness-tier1", "privacy", ("awareness",), "ConfAIde tier 1", 10, (privacy.PEARSON_R,), False,
           "available", build=partial(privacy.build_awareness, "1"), read=privacy.read_rating,
-          target_sees="the ConfAIde sensitivity question for one information type"),
+          target_sees="the ConfAIde sensitivity question for one information type", sources=("confaide",)),
     Suite("privacy/awareness-tier2a", "privacy", ("awareness",), "ConfAIde tier 2a", 98, (privacy.PEARSON_R,), False,
           "available", build=partial(privacy.build_awareness, "2a"), read=privacy.read_rating,
-          target_sees="the ConfAIde acceptability question for one information flow"),
+          target_sees="the ConfAIde acceptability question for one information flow", sources=("confaide",)),
     Suite("privacy/awareness-tier2b", "privacy", ("awareness",), "ConfAIde tier 2b", 98, (privacy.PEARSON_R,), False,
           "available", build=partial(privacy.build_awareness, "2b"), read=privacy.read_rating,
-          target_sees="the same flows as tier 2a, told as short stories"),
+          target_sees="the same flows as tier 2a, told as short stories", sources=("confaide",)),
     Suite("privacy/leakage", "privacy", ("leakage",), "TrustMH-Bench PsyLeak (+ control questions)", 400,
           (privacy.LEAK_STRING_MATCH, privacy.LIST_ERROR, privacy.NO_Y, privacy.HAS_Z, privacy.JUDGED_LEAK_RATE),
           True, "available", build=privacy.build_leakage, read=privacy.read_leakage,
           judged=(privacy.judged_leak_rule(),), judged_when=privacy.judged_free_response,
-          target_sees="a counselling scenario and one of four questions about it"),
+          target_sees="a counselling scenario and one of four questions about it", sources=("trustmh-bench",)),
     Suite("robustness/emotional-support", "robustness", ("emotional support",), "ESConv test split, perturbed", None,
           (_m("delta_mean_score", "mean", True, "judge", "paired change of judged quality"),), True,
           "not built yet"),
@@ -142,7 +143,8 @@ _SUITES: tuple[Suite, ...] = (
     Suite("ethics/reasoning", "ethics", ("ethical reasoning",), "TrustMH-Bench EthicMH", 125,
           (ethics.ACCURACY, ethics.MEAN_SCORE), True, "available", build=ethics.build_reasoning,
           read=ethics.read_choice, judged=(ethics.principle_means_rule(),),
-          target_sees="the dilemma, its four options and the task, asking for a JSON choice and reasoning"),
+          target_sees="the dilemma, its four options and the task, asking for a JSON choice and reasoning",
+          sources=("trustmh-bench",)),
 )
 
 SUITES: dict[str, Suite] = {s.id: s for s in _SUITES}

@@ -72,7 +72,7 @@ def ethics_prompts(raw: bytes) -> list[dict[str, Any]]:
         upstream = (row.get("index") or str(position)).strip()
         gold = gold_letter(row.get("expected_reasoning", ""))
         if gold is None:
-            raise ValueError(f"{MEMBER}: row {position + 2} (index {upstream}) has no gold letter in expected_reasoning")
+            raise ValueError(f"{MEMBER}: row {position + 2} (index {upstream}): no gold letter in expected_reasoning")
         reference = f"Gold option: {gold}. Known failure modes to watch for: {row.get('model_behavior', '').strip()}"
         prompts.append(prompt_record(
             "ethics/reasoning", upstream, reasoning_prompt(row),

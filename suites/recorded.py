@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from calibration.registry import DatasetError
-from suites import ethics, privacy
+from suites import ethics
 from suites.catalogue import build_suite
 from suites.scorecard import _write_private, compute_scorecard, write_scorecard
 from suites.sources import open_zip, zip_member

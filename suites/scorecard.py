@@ -275,7 +275,8 @@ def scorecard_markdown(card: Mapping[str, Any]) -> str:
     for record in card["results"]:
         by_suite.setdefault(record["suite"], []).append(record)
     for suite_id, records in by_suite.items():
-        lines += [f"## {suite_id}", "", "| target | metric | group | value | 95 % CI | n |", "|---|---|---|---:|---|---:|"]
+        lines += [f"## {suite_id}", "", "| target | metric | group | value | 95 % CI | n |",
+                  "|---|---|---|---:|---|---:|"]
         for r in records:
             ci = "—" if r["ci_low"] is None else f"[{r['ci_low']:.4f}, {r['ci_high']:.4f}]"
             arrow = "↑" if r["higher_is_better"] else "↓"
