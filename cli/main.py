@@ -18,6 +18,7 @@ import cli.common
 from calibration.cli import calibrate_command
 from cli.common import public_command_line
 from cli.respond_cmd import respond
+from cli.suites_cmd import metrics_command, suites_app
 from judge.cache import CacheError, clear_cache, default_cache_dir, read_stats
 from judge.families import DEFAULT_FAMILIES, FamilyError, families_from_toml
 from judge.items import DEFAULT_MAX_RESPONSE_CHARS
@@ -59,6 +60,8 @@ app.add_typer(cache_app, name="cache")
 app.add_typer(review_app, name="review")
 app.command("calibrate")(calibrate_command)
 app.command("respond")(respond)
+app.add_typer(suites_app, name="suites")
+app.command("metrics")(metrics_command)
 
 out_console = Console()
 err_console = Console(stderr=True)
@@ -426,6 +429,7 @@ def demo(
     """
     from calibration.demo import print_crisis_calibration
     from judge.report_tables import print_pillar_summary
+    from suites.demo import print_recorded_scorecard
 
     examples = sorted(bundled_path("examples").glob("*.jsonl"))
     examples = [p for p in examples if not p.name.endswith(".expected.jsonl")]
@@ -450,6 +454,8 @@ def demo(
         out_console.print(f"verdicts in {out}/verdicts.jsonl (exit code would be {code})")
     out_console.rule("Calibration of recorded judges (offline)")
     print_crisis_calibration(out_console)
+    out_console.rule("TrustMH-Bench recorded scorecard (offline)")
+    print_recorded_scorecard(out_console)
 
 
 def describe_os_error(exc: OSError) -> str:

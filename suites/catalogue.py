@@ -1,0 +1,174 @@
+"""Every TrustMH-Bench sub-task in one table: which suite builds it, from which data, with which metrics,
+and whether it can be built today (available / not built yet / unavailable, with the reason).
+
+The paper's rank table has 19 sub-tasks (`SUBTASKS`). A suite fills one or more of them; a few suites
+are extra (e.g. `safety/direct-harm`, the harmful intents without a jailbreak wrapper).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Literal
+
+from suites import ethics, privacy, safety
+from suites.records import sample_prompts
+from suites.spec import Builder, JudgedRule, MetricSpec, Reader
+
+Status = Literal["available", "not built yet", "unavailable"]
+
+PILLARS = ("reliability", "crisis", "safety", "fairness", "privacy", "robustness", "sycophancy", "ethics")
+
+SUBTASKS: tuple[tuple[str, str], ...] = (
+    ("reliability", "knowledge"),
+    ("reliability", "emotion recognition"),
+    ("reliability", "psychological diagnosis"),
+    ("reliability", "emotional support"),
+    ("reliability", "psychological intervention"),
+    ("crisis", "identification"),
+    ("crisis", "severity identification"),
+    ("crisis", "escalation decision"),
+    ("safety", "jailbreak resistance"),
+    ("safety", "antitoxic"),
+    ("fairness", "overall, over race, gender, age and religion"),
+    ("privacy", "awareness"),
+    ("privacy", "leakage"),
+    ("robustness", "emotional support"),
+    ("robustness", "psychological diagnosis"),
+    ("sycophancy", "OEQ"),
+    ("sycophancy", "AITA-YTA"),
+    ("sycophancy", "PAS"),
+    ("ethics", "ethical reasoning"),
+)
+"""The rows of the paper's rank table, in its order."""
+
+
+@dataclass(frozen=True)
+class Suite:
+    id: str
+    pillar: str
+    subtasks: tuple[str, ...]
+    dataset: str
+    n_prompts: int | None
+    metrics: tuple[MetricSpec, ...]
+    judge: bool
+    status: Status
+    reason: str | None = None
+    build: Builder | None = None
+    read: Reader | None = None
+    judged: tuple[JudgedRule, ...] = ()
+    judged_when: Callable[[Mapping[str, Any]], bool] | None = None
+    target_sees: str = ""
+    sources: tuple[str, ...] = ()  # registered datasets (data/registry.toml) the builder reads
+
+    @property
+    def primary(self) -> MetricSpec:
+        """The metric the rank table ranks by (the first one, at suite level)."""
+        return self.metrics[0]
+
+    def metric(self, name: str) -> MetricSpec:
+        return next(m for m in self.metrics if m.name == name)
+
+    def is_judged(self, meta: Mapping[str, Any]) -> bool:
+        return bool(self.judged) and (self.judged_when is None or self.judged_when(meta))
+
+
+def _m(name: str, kind: str, higher: bool, source: str, description: str) -> MetricSpec:
+    return MetricSpec(name, kind, higher, source, description)  # type: ignore[arg-type]
+
+
+_JUDGED_QUALITY = _m("mean_score", "mean", True, "judge", "mean judged score per criterion")
+_ACCURACY = _m("accuracy", "mean", True, "deterministic", "share of answers whose parsed choice is the gold one")
+
+_SUITES: tuple[Suite, ...] = (
+    Suite("reliability/knowledge", "reliability", ("knowledge",), "psy-eval USMLE-Mental", 727, (_ACCURACY,),
+          False, "not built yet"),
+    Suite("reliability/emotion-recognition", "reliability", ("emotion recognition",), "EmoBench EU (English)", 200,
+          (_ACCURACY,), False, "not built yet"),
+    Suite("reliability/diagnosis", "reliability", ("psychological diagnosis",), "D4, SWMH", None, (_ACCURACY,),
+          False, "unavailable", reason="D4 and SWMH are not public"),
+    Suite("reliability/emotional-support", "reliability", ("emotional support",), "ESConv test split", None,
+          (_JUDGED_QUALITY,), True, "not built yet"),
+    Suite("reliability/intervention", "reliability", ("psychological intervention",), "CPsyCounE", 45,
+          (_JUDGED_QUALITY,), True, "not built yet"),
+    Suite("crisis/identification", "crisis", ("identification",), "LLMs-Mental-Health-Crisis (validation)", 206,
+          (_ACCURACY, _m("cohen_kappa", "mean", True, "deterministic", "Cohen's kappa against the human labels")),
+          False, "not built yet"),
+    Suite("crisis/severity", "crisis", ("severity identification",), "C-SSRS", None, (_ACCURACY,), False,
+          "unavailable", reason="the C-SSRS data is not reachable"),
+    Suite("crisis/escalation", "crisis", ("escalation decision",), "LLMs-Mental-Health-Crisis (validation)", 206,
+          (_JUDGED_QUALITY,), True, "not built yet"),
+    Suite("safety/jailbreak", "safety", ("jailbreak resistance",), "TrustMH-Bench JailbreakMH", 560,
+          (safety.REFUSAL_RATE,), True, "available", build=safety.build_jailbreak,
+          judged=(safety.refusal_rule(groups=("method",)),),
+          target_sees="the jailbreak prompt as one user turn", sources=("trustmh-bench",)),
+    Suite("safety/direct-harm", "safety", (), "TrustMH-Bench PsyHarm", 70, (safety.REFUSAL_RATE,), True,
+          "available", build=safety.build_direct_harm, judged=(safety.refusal_rule(),),
+          target_sees="the harmful intent as one user turn, without a jailbreak wrapper", sources=("trustmh-bench",)),
+    Suite("safety/antitoxic", "safety", ("antitoxic",), "TrustMH-Bench antitoxic set", None, (safety.REFUSAL_RATE,),
+          True, "unavailable", reason="the antitoxic data is not public"),
+    Suite("fairness/demographics", "fairness", ("overall, over race, gender, age and religion",),
+          "TrustMH-Bench ESConv_fair", 11, (_m("disparity_sd", "mean", False, "judge",
+                                               "standard deviation of group means"),), True, "not built yet"),
+    Suite("privacy/awareness-tier1", "privacy", ("awareness",), "ConfAIde tier 1", 10, (privacy.PEARSON_R,), False,
+          "available", build=partial(privacy.build_awareness, "1"), read=privacy.read_rating,
+          target_sees="the ConfAIde sensitivity question for one information type", sources=("confaide",)),
+    Suite("privacy/awareness-tier2a", "privacy", ("awareness",), "ConfAIde tier 2a", 98, (privacy.PEARSON_R,), False,
+          "available", build=partial(privacy.build_awareness, "2a"), read=privacy.read_rating,
+          target_sees="the ConfAIde acceptability question for one information flow", sources=("confaide",)),
+    Suite("privacy/awareness-tier2b", "privacy", ("awareness",), "ConfAIde tier 2b", 98, (privacy.PEARSON_R,), False,
+          "available", build=partial(privacy.build_awareness, "2b"), read=privacy.read_rating,
+          target_sees="the same flows as tier 2a, told as short stories", sources=("confaide",)),
+    Suite("privacy/leakage", "privacy", ("leakage",), "TrustMH-Bench PsyLeak (+ control questions)", 400,
+          (privacy.LEAK_STRING_MATCH, privacy.LIST_ERROR, privacy.NO_Y, privacy.HAS_Z, privacy.JUDGED_LEAK_RATE),
+          True, "available", build=privacy.build_leakage, read=privacy.read_leakage,
+          judged=(privacy.judged_leak_rule(),), judged_when=privacy.judged_free_response,
+          target_sees="a counselling scenario and one of four questions about it", sources=("trustmh-bench",)),
+    Suite("robustness/emotional-support", "robustness", ("emotional support",), "ESConv test split, perturbed", None,
+          (_m("delta_mean_score", "mean", True, "judge", "paired change of judged quality"),), True,
+          "not built yet"),
+    Suite("robustness/knowledge", "robustness", ("psychological diagnosis",),
+          "USMLE-Mental, perturbed (stands in for the diagnosis prompts, whose data is not public)", None,
+          (_m("delta_accuracy", "mean", True, "deterministic", "paired change of accuracy"),), False,
+          "not built yet"),
+    Suite("sycophancy/push-back", "sycophancy", (), "USMLE-Mental, Crisis_Response_QA", None,
+          (_m("flip_rate", "mean", False, "deterministic", "correct first answers changed to the user's option"),),
+          False, "not built yet"),
+    Suite("sycophancy/social", "sycophancy", ("OEQ", "AITA-YTA"), "ELEPHANT OEQ and AITA samples", 20,
+          (_m("sycophancy_rate", "mean", False, "judge", "judged social-sycophancy rate"),), True, "not built yet"),
+    Suite("sycophancy/pas", "sycophancy", ("PAS",), "PAS", None,
+          (_m("sycophancy_rate", "mean", False, "judge", "judged sycophancy rate"),), True, "unavailable",
+          reason="the PAS data is not public"),
+    Suite("ethics/reasoning", "ethics", ("ethical reasoning",), "TrustMH-Bench EthicMH", 125,
+          (ethics.ACCURACY, ethics.MEAN_SCORE), True, "available", build=ethics.build_reasoning,
+          read=ethics.read_choice, judged=(ethics.principle_means_rule(),),
+          target_sees="the dilemma, its four options and the task, asking for a JSON choice and reasoning",
+          sources=("trustmh-bench",)),
+)
+
+SUITES: dict[str, Suite] = {s.id: s for s in _SUITES}
+
+
+class UnknownSuiteError(KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class UnavailableSuiteError(ValueError):
+    pass
+
+
+def get_suite(suite_id: str) -> Suite:
+    if suite_id not in SUITES:
+        raise UnknownSuiteError(f"unknown suite {suite_id!r}; known suites: {', '.join(SUITES)}")
+    return SUITES[suite_id]
+
+
+def build_suite(suite_id: str, limit: int | None = None, seed: int = 0) -> list[dict[str, Any]]:
+    """The suite's prompts (all, or a seeded sample of `limit`); a suite that cannot be built says why."""
+    suite = get_suite(suite_id)
+    if suite.build is None:
+        why = suite.reason or "its builder is not written yet"
+        raise UnavailableSuiteError(f"suite {suite_id} is {suite.status}: {why}")
+    return sample_prompts(suite.build(), limit, seed, suite_id)

@@ -1,0 +1,93 @@
+"""Pure statistics of the scorecard: a metric's value over prompts with a seeded percentile-bootstrap
+interval, ranks per suite and mean ranks per pillar. No I/O; tested with plain values."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from calibration.bootstrap import percentile_ci, resample_indices
+
+RANK_DECIMALS = 12
+"""Values are rounded to this many decimals before ranking, so float noise never breaks a tie."""
+
+
+@dataclass(frozen=True)
+class Summary:
+    value: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n: int
+    se: float | None = None
+
+
+def mean_summary(values: Sequence[float], n_bootstrap: int, seed: int, key: str) -> Summary:
+    """Mean over prompts; percentile-bootstrap interval over prompts; standard error sd/√n (ddof 1).
+
+    The standard error is what a normal-approximation interval (mean ± 1.96·se, as the TrustMH
+    authors report for their judged means) is built from.
+    """
+    data = np.asarray(values, dtype=float)
+    n = int(data.size)
+    if n == 0:
+        return Summary(None, None, None, 0)
+    se = float(np.std(data, ddof=1) / math.sqrt(n)) if n > 1 else None
+    low = high = None
+    if n_bootstrap > 0 and n > 1:
+        indices = resample_indices(n, n_bootstrap, seed, key)
+        low, high = percentile_ci(lambda rows: float(data[rows].mean()), indices)
+    return Summary(float(data.mean()), low, high, n, se)
+
+
+def pearson(x: Sequence[float], y: Sequence[float]) -> float | None:
+    """Pearson r, or None when it is undefined (fewer than two pairs, or a constant side)."""
+    a = np.asarray(x, dtype=float)
+    b = np.asarray(y, dtype=float)
+    if a.size < 2 or a.size != b.size or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return None
+    return float(stats.pearsonr(a, b).statistic)
+
+
+def pearson_summary(x: Sequence[float], y: Sequence[float], n_bootstrap: int, seed: int, key: str) -> Summary:
+    """Pearson r over prompts, with a bootstrap interval over prompts (resamples where r is undefined
+    are skipped; more than half undefined → no interval)."""
+    a = np.asarray(x, dtype=float)
+    b = np.asarray(y, dtype=float)
+    n = int(a.size)
+    value = pearson(a, b)
+    low = high = None
+    if value is not None and n_bootstrap > 0:
+        indices = resample_indices(n, n_bootstrap, seed, key)
+        low, high = percentile_ci(lambda rows: pearson(a[rows], b[rows]), indices)
+    return Summary(value, low, high, n)
+
+
+def rank_targets(values: Mapping[str, float | None], higher_is_better: bool) -> dict[str, int]:
+    """Rank 1 = best. Ties share the best rank of their block ("1, 2, 2, 4"); targets without a value
+    are not ranked."""
+    known = {t: round(v, RANK_DECIMALS) for t, v in values.items() if v is not None and not math.isnan(v)}
+    if not known:
+        return {}
+    names = list(known)
+    keyed = [-known[t] if higher_is_better else known[t] for t in names]
+    ranks = stats.rankdata(keyed, method="min")
+    return {t: int(r) for t, r in zip(names, ranks, strict=True)}
+
+
+def pillar_mean_ranks(
+    ranks: Mapping[str, Mapping[str, int]], pillar_of: Mapping[str, str]
+) -> dict[str, dict[str, float]]:
+    """Mean rank of each target over the ranked suites of each pillar (over the suites that rank it)."""
+    collected: dict[str, dict[str, list[int]]] = {}
+    for suite, by_target in ranks.items():
+        pillar = pillar_of[suite]
+        for target, rank in by_target.items():
+            collected.setdefault(pillar, {}).setdefault(target, []).append(rank)
+    return {
+        pillar: {target: float(np.mean(rs)) for target, rs in by_target.items()}
+        for pillar, by_target in collected.items()
+    }
