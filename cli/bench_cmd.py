@@ -1,28 +1,82 @@
-"""The recorded branch of `trustmh bench`: `--recorded trustmh-bench --out DIR` imports TrustMH-Bench's
-published raw outputs as a run directory and writes its scorecard, offline.
+"""`trustmh bench`: build → respond → score → metrics in one out directory, or a recorded run imported.
 
-Kept as its own function so the live bench (build → respond → score → metrics) can call it for
-`--recorded` and stay independent of it.
+The live bench chains the stages, each with its own resumable out directory under OUT (respond/ and
+score/), so a bench killed at any point and started again with the same arguments finishes with the
+files of an uninterrupted run and repeats no answered call: the prompts are rebuilt identically
+(seeded sampling), and each stage resumes from its journal and the cache.
 """
 
 from __future__ import annotations
 
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Annotated, Any
 
+import typer
 from rich.console import Console
 
 from calibration.registry import DatasetError
-from judge.run import UsageError
+from cli.common import cache_dir_for, public_command_line
+from cli.respond_cmd import (
+    TargetsFileOption,
+    TargetsOption,
+    known_pillars,
+    print_respond_summary,
+    resolve_target_options,
+)
+from cli.suites_cmd import build_prompts, print_primary_table, scorecard_for
+from judge.engine import CallResult
+from judge.families import DEFAULT_FAMILIES
+from judge.items import Item
+from judge.judge_calls import estimate_input_tokens, estimate_output_tokens
+from judge.judges import JudgeConfigError, JudgeSpec, check_samples, load_judges_file, resolve_judges
+from judge.plan import pillar_contexts, plan_calls
+from judge.prompts import PromptRenderer
+from judge.resources import bundled_path
+from judge.review import read_jsonl, write_jsonl_atomic
+from judge.rubric import load_rubric_dir
+from judge.run import ScoreOptions, execute, prepare
+from judge.runner import OutDirLock, UsageError, make_private_dir, print_plan_table, write_json_atomic
+from respond.calls import response_item
+from respond.plan import TargetCall
+from respond.run import PreparedResponses, RespondOptions, execute_responses, prepare_responses, respond_dry_run
+from respond.targets import TargetSpec
 from suites.recorded import RECORDED, import_recorded
 from suites.scorecard import DEFAULT_BOOTSTRAP, DEFAULT_SEED, write_scorecard
 
+out_console = Console()
+err_console = Console(stderr=True)
 
-def run_recorded_bench(recorded: str, out: Path, console: Console, bootstrap: int = DEFAULT_BOOTSTRAP,
-                       seed: int = DEFAULT_SEED) -> None:
+JUDGED_ITEMS = "judged-items.jsonl"  # the answers of suites that need a judge, as score items
+
+
+@dataclass
+class BenchOptions:
+    suites: list[str]
+    targets: list[TargetSpec]
+    judges: list[JudgeSpec]
+    out: Path
+    cache_dir: Path | None
+    rubrics_dir: Path
+    limit: int | None
+    seed: int
+    samples: int
+    concurrency: int
+    bootstrap: int
+    dry_run: bool
+    quiet: bool
+    overwrite: bool
+    command_line: list[str]
+
+
+def run_recorded_bench(
+    recorded: str, out: Path, console: Console, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED
+) -> None:
     """Import the recorded run into OUT (prompts.jsonl, respond/, score/, bench.json), then write
     OUT/scorecard.json and OUT/scorecard.md. An unknown name or missing data is a usage error (exit 2)."""
-    from cli.suites_cmd import print_primary_table, scorecard_for
-
     if recorded not in RECORDED:
         raise UsageError(f"--recorded: unknown recorded run {recorded!r}; available: {', '.join(RECORDED)}")
     try:
@@ -33,3 +87,220 @@ def run_recorded_bench(recorded: str, out: Path, console: Console, bootstrap: in
     json_path, md_path = write_scorecard(out, card)
     print_primary_table(card, console, title=f"Recorded run {recorded}")
     console.print(f"wrote {out}/prompts.jsonl, respond/, score/, {json_path.name} and {md_path.name}")
+
+
+def _judged_items(responses: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [item for item in responses if item.get("pillar")]
+
+
+def _estimated_judge_plan(options: BenchOptions, prepared_responses: PreparedResponses) -> list[dict[str, Any]]:
+    """Judge calls a bench would make: on answers already known (cache, earlier run) and, for the rest,
+    on a stand-in answer of the estimated length, so that tokens and cost can be priced up front."""
+    rubrics = load_rubric_dir(options.rubrics_dir)
+    items: list[Item] = []
+    for call, result in zip(prepared_responses.calls, prepared_responses.known, strict=True):
+        if not call.prompt.pillars:
+            continue
+        if result is not None and result.ok:
+            record = response_item(result)
+        else:
+            record = _stand_in_item(call, "x" * (4 * call.answer_tokens()))
+        record["pillars"] = tuple(record.pop("pillar"))
+        items.append(Item.model_validate(record))
+    calls = plan_calls(items, pillar_contexts(rubrics), options.judges, PromptRenderer(), samples=options.samples)
+    cache = prepared_responses.cache
+    rows = []
+    for judge in options.judges:
+        mine = [c for c in calls if c.judge.name == judge.name]
+        todo = [c for c in mine if cache is None or cache.get(c.request_key) is None]
+        tokens_in = sum(estimate_input_tokens(c) for c in todo)
+        tokens_out = sum(estimate_output_tokens(c) for c in todo)
+        rows.append(
+            {
+                "judge": judge.name,
+                "calls": len(mine),
+                "cached": len(mine) - len(todo),
+                "resumed": 0,
+                "to_ask": len(todo),
+                "est_input_tokens": tokens_in,
+                "est_output_tokens": tokens_out,
+                "est_cost_usd": judge.cost_usd(tokens_in, tokens_out),
+            }
+        )
+    return rows
+
+
+def _stand_in_item(call: TargetCall, answer: str) -> dict[str, Any]:
+    """The response item a call would produce with `answer` as every turn (for pricing only)."""
+    turns = [answer] * (1 + len(call.prompt.followups))
+    return response_item(CallResult(call, {"turns": turns, "truncated": False, "error": None}, None, None, None, False))
+
+
+def run_bench(options: BenchOptions) -> int:
+    """The whole loop; returns the exit code (0 all answered and judged, 3 some calls failed)."""
+    prompts = build_prompts(options.suites, options.limit, options.seed)
+    if not prompts:
+        raise UsageError("the chosen suites have no prompts (check --limit)")
+    respond_options = RespondOptions(
+        prompts=[options.out / "prompts.jsonl"],
+        targets=options.targets,
+        out=options.out / "respond",
+        cache_dir=options.cache_dir,
+        known_pillars=set(load_rubric_dir(options.rubrics_dir)),
+        samples=1,
+        concurrency=options.concurrency,
+        dry_run=options.dry_run,
+        quiet=options.quiet,
+        overwrite=options.overwrite,
+        command_line=options.command_line,
+    )
+    if options.dry_run:
+        return _dry_run(options, respond_options, prompts)
+    make_private_dir(options.out)
+    with OutDirLock(options.out):
+        started_at, started = datetime.now(UTC), time.monotonic()
+        write_jsonl_atomic(options.out / "prompts.jsonl", prompts)
+        prepared = prepare_responses(respond_options)
+        respond_code, respond_summary = execute_responses(prepared)
+        print_respond_summary(respond_summary, respond_options.out)
+        responses = [item for _, item in read_jsonl(respond_options.out / "responses.jsonl")]
+        judged = _judged_items(responses)
+        score_code = 0
+        if judged:
+            write_jsonl_atomic(options.out / JUDGED_ITEMS, judged)
+            score_options = ScoreOptions(
+                items=[options.out / JUDGED_ITEMS],
+                judges=options.judges,
+                rubrics_dir=options.rubrics_dir,
+                out=options.out / "score",
+                cache_dir=options.cache_dir,
+                samples=options.samples,
+                concurrency=options.concurrency,
+                quiet=options.quiet,
+                families=DEFAULT_FAMILIES,
+                overwrite=options.overwrite,
+                command_line=options.command_line,
+            )
+            score_code, score_summary = execute(prepare(score_options))
+            calls = score_summary["calls"]
+            err_console.print(
+                f"{calls['planned']} judge calls: {calls['requested']} requested, {calls['cache_hits']} from cache, "
+                f"{calls['failed']} failed → {options.out}/score/verdicts.jsonl",
+                markup=False,
+                highlight=False,
+            )
+        card = scorecard_for(options.out, options.bootstrap, options.seed)
+        json_path, md_path = write_scorecard(options.out, card)
+        write_json_atomic(options.out / "bench.json", _bench_record(options, started_at, time.monotonic() - started))
+    print_primary_table(card, out_console)
+    out_console.print(f"wrote {json_path} and {md_path}")
+    return 3 if 3 in (respond_code, score_code) else 0
+
+
+def _dry_run(options: BenchOptions, respond_options: RespondOptions, prompts: list[dict[str, Any]]) -> int:
+    """Price target and judge calls separately; nothing is written under --out, nothing is sent."""
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "prompts.jsonl"
+        write_jsonl_atomic(path, prompts)
+        respond_options.prompts = [path]
+        prepared = prepare_responses(respond_options)
+        print_plan_table(respond_dry_run(prepared), "target", "Dry run, targets: nothing was sent", out_console)
+        print_plan_table(_estimated_judge_plan(options, prepared), "judge", "Dry run, judges (estimated)", out_console)
+    out_console.print(
+        f"{len(prompts)} prompt(s) from {len(options.suites)} suite(s). Judge calls are estimated on answers "
+        "of about 400 tokens where the answer is not known yet; token figures are estimates."
+    )
+    return 0
+
+
+def _bench_record(options: BenchOptions, started_at: datetime, wall_time_s: float) -> dict[str, Any]:
+    return {
+        "suites": options.suites,
+        "targets": [t.public_dict() for t in options.targets],
+        "judges": [j.public_dict() for j in options.judges],
+        "limit": options.limit,
+        "seed": options.seed,
+        "samples": options.samples,
+        "bootstrap": options.bootstrap,
+        "command_line": options.command_line,
+        "started_at": started_at.isoformat(),
+        "ended_at": datetime.now(UTC).isoformat(),
+        "wall_time_s": round(wall_time_s, 3),
+    }
+
+
+def bench(
+    out: Annotated[Path, typer.Option("--out", help="The bench's out directory; re-running resumes it.")],
+    suites: Annotated[
+        str | None, typer.Option("--suites", help="Comma-separated suites (see `trustmh suites list`).")
+    ] = None,
+    targets: TargetsOption = None,
+    targets_file: TargetsFileOption = None,
+    judges: Annotated[
+        str | None,
+        typer.Option("--judges", help="Comma-separated PROVIDER:MODEL[@BASE_URL] or names from --judges-file."),
+    ] = None,
+    judges_file: Annotated[
+        Path | None, typer.Option("--judges-file", help="judges.toml with per-judge settings.")
+    ] = None,
+    recorded: Annotated[
+        str | None, typer.Option("--recorded", help="Import a published run instead (trustmh-bench), offline.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N prompts per suite (seeded).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the prompt sample and of the bootstrap.")] = DEFAULT_SEED,
+    samples: Annotated[int, typer.Option("--samples", min=1, help="Samples per judge (use temperature > 0).")] = 1,
+    rubrics: Annotated[Path | None, typer.Option("--rubrics", help="Folder of rubric YAML files.")] = None,
+    cache: Annotated[Path | None, typer.Option("--cache", help="Cache folder (default: $TRUSTMH_CACHE_DIR).")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the cache.")] = False,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, help="Concurrent calls per target and judge.")
+    ] = 8,
+    bootstrap: Annotated[
+        int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples of prompts.")
+    ] = DEFAULT_BOOTSTRAP,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Price target and judge calls; send nothing.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a different run already in --out.")] = False,
+) -> None:
+    """Run TrustMH-Bench suites on chatbots: build prompts, the targets answer, the judges judge, metrics.
+
+    Example: trustmh bench --suites safety/jailbreak,ethics/reasoning --targets openai:gpt-4o-mini
+    --judges openai:gpt-4.1 --out runs/bench1 --limit 50
+
+    Example: trustmh bench --recorded trustmh-bench --out runs/published   (offline: the paper's own outputs)
+
+    Exit codes: 0 everything answered and judged, 3 some target or judge calls failed (they count as failures
+    in the metrics), 2 bad input or usage (nothing sent), 1 internal error.
+    """
+    if recorded is not None:
+        if suites or targets or targets_file or judges or judges_file:
+            raise UsageError("--recorded imports a published run: give it only --out (and --bootstrap, --seed)")
+        run_recorded_bench(recorded, out, out_console, bootstrap, seed)
+        return
+    if not suites:
+        raise UsageError("--suites: name the suites to run (see `trustmh suites list`), or use --recorded")
+    try:
+        loaded = load_judges_file(judges_file) if judges_file else None
+        judge_specs = resolve_judges(judges, loaded)
+        check_samples(judge_specs, samples)
+    except JudgeConfigError as exc:
+        raise UsageError(str(exc)) from exc
+    options = BenchOptions(
+        suites=[s.strip() for s in suites.split(",") if s.strip()],
+        targets=resolve_target_options(targets, targets_file),
+        judges=judge_specs,
+        out=out,
+        cache_dir=None if no_cache else cache_dir_for(cache, dry_run),
+        rubrics_dir=rubrics or bundled_path("rubrics"),
+        limit=limit,
+        seed=seed,
+        samples=samples,
+        concurrency=concurrency,
+        bootstrap=bootstrap,
+        dry_run=dry_run,
+        quiet=quiet,
+        overwrite=overwrite,
+        command_line=public_command_line(),
+    )
+    known_pillars(options.rubrics_dir)  # a broken rubric folder is a usage error before anything runs
+    raise typer.Exit(run_bench(options))

@@ -16,7 +16,8 @@ from rich.table import Table
 
 import cli.common
 from calibration.cli import calibrate_command
-from cli.common import public_command_line
+from cli.bench_cmd import bench
+from cli.common import cache_dir_for, public_command_line
 from cli.respond_cmd import respond
 from cli.suites_cmd import metrics_command, suites_app
 from judge.cache import CacheError, clear_cache, default_cache_dir, read_stats
@@ -60,6 +61,7 @@ app.add_typer(cache_app, name="cache")
 app.add_typer(review_app, name="review")
 app.command("calibrate")(calibrate_command)
 app.command("respond")(respond)
+app.command("bench")(bench)
 app.add_typer(suites_app, name="suites")
 app.command("metrics")(metrics_command)
 
@@ -156,7 +158,7 @@ def score(
         judges=specs,
         rubrics_dir=_rubrics_dir(rubrics),
         out=out,
-        cache_dir=None if no_cache else _cache_dir(cache, dry_run),
+        cache_dir=None if no_cache else cache_dir_for(cache, dry_run),
         pillars=[p.strip() for p in pillars.split(",") if p.strip()] if pillars else None,
         samples=samples,
         concurrency=concurrency,
@@ -189,16 +191,6 @@ def score(
         f"{calls['resumed']} resumed, {calls['failed']} failed → {out}/verdicts.jsonl"
     )
     raise typer.Exit(code)
-
-
-
-
-def _cache_dir(cache: Path | None, dry_run: bool) -> Path | None:
-    """The cache folder; a dry run reads an existing cache but never creates one (None: nothing cached yet)."""
-    directory = cache or default_cache_dir()
-    if dry_run and not directory.exists():
-        return None
-    return directory
 
 
 def _execute(prepared: Prepared) -> tuple[int, dict[str, Any]]:
@@ -439,7 +431,7 @@ def demo(
         judges=_judges(chosen or "openai:gpt-4.1-mini", None)[0],
         rubrics_dir=bundled_path("rubrics"),
         out=out,
-        cache_dir=_cache_dir(cache, dry_run=chosen is None),
+        cache_dir=cache_dir_for(cache, dry_run=chosen is None),
         dry_run=chosen is None,
         command_line=public_command_line(),
     )

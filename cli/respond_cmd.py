@@ -8,8 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from cli.common import public_command_line
-from judge.cache import default_cache_dir
+from cli.common import cache_dir_for, public_command_line
 from judge.judges import JudgeConfigError
 from judge.resources import bundled_path
 from judge.rubric import RubricError, load_rubric_dir
@@ -87,7 +86,7 @@ def respond(
         prompts=prompts,
         targets=resolve_target_options(targets, targets_file),
         out=out,
-        cache_dir=None if no_cache else (cache or default_cache_dir()),
+        cache_dir=None if no_cache else cache_dir_for(cache, dry_run),
         known_pillars=known_pillars(rubrics),
         samples=samples,
         concurrency=concurrency,

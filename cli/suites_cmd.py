@@ -26,8 +26,10 @@ from suites.scorecard import (
     write_scorecard,
 )
 
-suites_app = typer.Typer(no_args_is_help=True, help="TrustMH-Bench suites: list the sub-tasks, inspect one, "
-                         "build prompts for `trustmh respond`.")
+suites_app = typer.Typer(
+    no_args_is_help=True,
+    help="TrustMH-Bench suites: list the sub-tasks, inspect one, build prompts for `trustmh respond`.",
+)
 console = Console()
 
 
@@ -49,13 +51,22 @@ def list_suites() -> None:
     for header in ("suite", "pillar", "paper sub-task", "dataset", "prompts", "metrics", "judge", "status"):
         table.add_column(header, justify="right" if header == "prompts" else "left")
     for suite in SUITES.values():
-        table.add_row(suite.id, suite.pillar, ", ".join(suite.subtasks) or "(extra)", suite.dataset,
-                      "—" if suite.n_prompts is None else str(suite.n_prompts), _metrics_text(suite),
-                      "yes" if suite.judge else "no", _status_text(suite))
+        table.add_row(
+            suite.id,
+            suite.pillar,
+            ", ".join(suite.subtasks) or "(extra)",
+            suite.dataset,
+            "—" if suite.n_prompts is None else str(suite.n_prompts),
+            _metrics_text(suite),
+            "yes" if suite.judge else "no",
+            _status_text(suite),
+        )
     covered = {(s.pillar, t) for s in SUITES.values() for t in s.subtasks}
     console.print(table)
-    console.print(f"{len(covered)} of the paper's {len(SUBTASKS)} sub-tasks are listed; "
-                  f"{sum(s.status == 'available' for s in SUITES.values())} suites can be built now.")
+    console.print(
+        f"{len(covered)} of the paper's {len(SUBTASKS)} sub-tasks are listed; "
+        f"{sum(s.status == 'available' for s in SUITES.values())} suites can be built now."
+    )
 
 
 def _suite_or_usage(name: str) -> Suite:
@@ -90,11 +101,13 @@ def show_suite(
 
 @suites_app.command("build")
 def build_suites(
-    names: Annotated[list[str], typer.Argument(metavar="SUITE...", help="Suite ids to build, in order.",
-                                               show_default=False)],
+    names: Annotated[
+        list[str], typer.Argument(metavar="SUITE...", help="Suite ids to build, in order.", show_default=False)
+    ],
     out: Annotated[Path, typer.Option("--out", help="Prompts file to write (JSONL).", show_default=False)],
-    limit: Annotated[int | None, typer.Option("--limit", min=0, help="A seeded sample of N prompts per suite.",
-                                              show_default=False)] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=0, help="A seeded sample of N prompts per suite.", show_default=False)
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the --limit sample.")] = 0,
 ) -> None:
     """Write the prompts of one or more suites (items without a response) for `trustmh respond`.
@@ -128,10 +141,12 @@ def build_prompts(names: list[str], limit: int | None, seed: int) -> list[dict[s
 
 
 def metrics_command(
-    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A bench run directory (respond/ and score/).",
-                                            show_default=False)],
-    bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples of prompts (0: no CIs).")]
-    = DEFAULT_BOOTSTRAP,
+    run_dir: Annotated[
+        Path, typer.Argument(metavar="RUN_DIR", help="A bench run directory (respond/ and score/).", show_default=False)
+    ],
+    bootstrap: Annotated[
+        int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples of prompts (0: no CIs).")
+    ] = DEFAULT_BOOTSTRAP,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = DEFAULT_SEED,
 ) -> None:
     """Compute the TrustMH-Bench numbers of a run: RUN_DIR/scorecard.json and RUN_DIR/scorecard.md.
@@ -141,8 +156,9 @@ def metrics_command(
     card = scorecard_for(run_dir, bootstrap, seed)
     json_path, md_path = write_scorecard(run_dir, card)
     print_primary_table(card, console)
-    console.print(f"{len(card['results'])} records, {len(card['unparsed'])} unreadable answers; "
-                  f"wrote {json_path} and {md_path}")
+    console.print(
+        f"{len(card['results'])} records, {len(card['unparsed'])} unreadable answers; wrote {json_path} and {md_path}"
+    )
 
 
 def scorecard_for(run_dir: Path, bootstrap: int, seed: int) -> dict[str, Any]:
@@ -150,8 +166,9 @@ def scorecard_for(run_dir: Path, bootstrap: int, seed: int) -> dict[str, Any]:
     from judge.resources import bundled_path
     from judge.rubric import load_rubric_dir
 
-    scale_min = {(p, c.id): float(c.scale.min) for p, r in load_rubric_dir(bundled_path("rubrics")).items()
-                 for c in r.criteria}
+    scale_min = {
+        (p, c.id): float(c.scale.min) for p, r in load_rubric_dir(bundled_path("rubrics")).items() for c in r.criteria
+    }
     try:
         return compute_scorecard(run_dir, bootstrap, seed, scale_min)
     except ScorecardError as exc:
@@ -168,8 +185,17 @@ def print_primary_table(card: dict[str, Any], out: Console, title: str = "Ranked
     for target in targets:
         cells = []
         for suite_id, entry in card["ranks"].items():
-            record = next((r for r in card["results"] if r["target"] == target and r["suite"] == suite_id
-                           and r["metric"] == entry["metric"] and r["group"] is None), None)
+            record = next(
+                (
+                    r
+                    for r in card["results"]
+                    if r["target"] == target
+                    and r["suite"] == suite_id
+                    and r["metric"] == entry["metric"]
+                    and r["group"] is None
+                ),
+                None,
+            )
             if record is None or record["value"] is None:
                 cells.append("—")
             else:

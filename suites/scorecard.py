@@ -75,6 +75,7 @@ class ScorecardBuilder:
         self.failed_judged: list[tuple[str, Suite, str, dict[str, Any]]] = []
         self.judged: dict[str, _Judged] = {}
         self.criteria_seen: dict[str, dict[str, float]] = {}  # suite -> criterion -> lowest ok score
+        self.runs: dict[tuple[str, str], None] = {}  # (target, suite) pairs with at least one call
 
     # ---------------------------------------------------------- feeding
 
@@ -98,6 +99,7 @@ class ScorecardBuilder:
         suite = self._suite(call.get("meta"), where)
         self.target_order.setdefault(target, len(self.target_order))
         self.prompt_order.setdefault(prompt_id, len(self.prompt_order))
+        self.runs.setdefault((target, suite.id))
         if suite.read is not None:
             observed = suite.read(call)
             for obs in observed.observations:
@@ -183,6 +185,7 @@ class ScorecardBuilder:
         results = []
         for key in sorted(self.cells, key=sort_key):
             results.append(self._record(key, n_bootstrap, seed))
+        results += self._empty_records()
         ranks: dict[str, dict[str, Any]] = {}
         for suite_id in SUITES:
             suite = SUITES[suite_id]
@@ -195,6 +198,23 @@ class ScorecardBuilder:
                                          {s: SUITES[s].pillar for s in ranks})
         return {"results": results, "ranks": ranks, "pillar_ranks": pillar_ranks, "unparsed": self.unparsed,
                 "seed": seed, "bootstrap": n_bootstrap}
+
+    def _empty_records(self) -> list[dict[str, Any]]:
+        """A metric no prompt of the run could feed (e.g. a sample with no free-response question) is
+        reported as null with n 0 and the reason, never silently missing."""
+        fed = {(target, suite, metric) for target, suite, metric, _ in self.cells}
+        records = []
+        for target, suite_id in self.runs:
+            suite = SUITES[suite_id]
+            for metric in suite.metrics:
+                if (target, suite_id, metric.name) not in fed:
+                    records.append(
+                        {"target": target, "pillar": suite.pillar, "suite": suite_id, "metric": metric.name,
+                         "value": None, "ci_low": None, "ci_high": None, "n": 0, "se": None,
+                         "higher_is_better": metric.higher_is_better, "source": metric.source, "group": None,
+                         "reason": "no prompt of the run feeds this metric"}
+                    )
+        return records
 
     def _record(self, key: CellKey, n_bootstrap: int, seed: int) -> dict[str, Any]:
         target, suite_id, metric_name, group = key

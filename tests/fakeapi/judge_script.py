@@ -12,7 +12,7 @@ import hashlib
 import re
 from typing import Any
 
-from .protocol import ParsedRequest, Reply
+from .protocol import ParsedRequest, Reply, default_answerer
 
 __all__ = [
     "RESPONSE_FENCE",
@@ -22,6 +22,7 @@ __all__ = [
     "score_bounds",
     "scripted_answerer",
     "scripted_verdict",
+    "target_or_judge_answerer",
 ]
 
 RESPONSE_FENCE = re.compile(r"<<<RESPONSE (?P<tag>[0-9a-f]+)>>>\n(?P<body>.*?)\n<<<END RESPONSE (?P=tag)>>>", re.S)
@@ -73,3 +74,11 @@ def scripted_verdict(req: ParsedRequest) -> dict[str, Any]:
 
 def scripted_answerer(req: ParsedRequest) -> Reply:
     return Reply.structured(scripted_verdict(req))
+
+
+def target_or_judge_answerer(req: ParsedRequest) -> Reply:
+    """A benchmark server: requests asking for a verdict (a schema) get the scripted judge's verdict, plain
+    chat requests (a target's conversation) get the server's default text answer."""
+    if req.schema is None and req.embedded_schema is None:
+        return default_answerer(req)
+    return scripted_answerer(req)

@@ -1,0 +1,142 @@
+"""`trustmh bench` end to end with fake targets and judges: every target × suite × metric of the built
+suites gets a scorecard record with an interval, the bench resumes as a whole, and the dry run prices
+targets and judges apart without sending or writing anything."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from suites.catalogue import SUITES
+from tests.conftest import read_jsonl
+from tests.fakeapi import FakeLLMServer
+from tests.fakeapi.judge_script import target_or_judge_answerer
+
+pytestmark = [pytest.mark.timeout(300), pytest.mark.usefixtures("mirror")]
+
+BUILT = [suite_id for suite_id, suite in SUITES.items() if suite.build is not None]
+
+
+@pytest.fixture
+def mirror(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    if not os.environ.get("TRUSTMH_DATA_MIRROR"):
+        pytest.skip("TRUSTMH_DATA_MIRROR is not set (the suites read the public datasets through it)")
+
+
+@pytest.fixture
+def bench_server() -> Any:
+    with FakeLLMServer(answerer=target_or_judge_answerer) as server:
+        yield server
+
+
+def bench_args(server: FakeLLMServer, out: Path, *extra: str) -> list[str]:
+    return [
+        "bench",
+        "--suites",
+        ",".join(BUILT),
+        "--targets",
+        f"openai:gpt-4o-mini@{server.openai_base_url},anthropic:claude-haiku-4-5@{server.anthropic_base_url}",
+        "--judges",
+        f"openai:gpt-4.1-mini@{server.openai_base_url}",
+        "--out",
+        str(out),
+        "--limit",
+        "4",
+        "--seed",
+        "3",
+        "--bootstrap",
+        "50",
+        "-q",
+        *extra,
+    ]
+
+
+def test_a_bench_gives_a_record_with_an_interval_for_every_target_suite_and_metric(
+    tmp_path: Path, bench_server: FakeLLMServer, judge_env: Path, run_cli: Any
+) -> None:
+    out = tmp_path / "bench"
+    result = run_cli(*bench_args(bench_server, out))
+    assert result.code == 0, result.stderr
+    card = json.loads((out / "scorecard.json").read_text())
+    targets = {c["target"] for c in read_jsonl(out / "respond" / "calls.jsonl")}
+    assert len(targets) == 2
+    prompts = read_jsonl(out / "prompts.jsonl")
+    assert {p["meta"]["suite"] for p in prompts} == set(BUILT)
+    assert all(sum(p["meta"]["suite"] == s for p in prompts) <= 4 * 2 for s in BUILT)
+    records = {(r["target"], r["suite"], r["metric"]) for r in card["results"]}
+    for suite_id in BUILT:
+        for metric in SUITES[suite_id].metrics:
+            for target in targets:
+                assert (target, suite_id, metric.name) in records, (target, suite_id, metric.name)
+    for record in card["results"]:
+        assert record["source"] in ("judge", "deterministic")
+        if record["n"] == 0:
+            assert record["value"] is None and record["reason"]
+        elif record["value"] is not None and record["n"] > 1 and record["metric"] != "pearson_r":
+            assert record["ci_low"] is not None and record["ci_low"] <= record["value"] <= record["ci_high"]
+    assert sum(r["ci_low"] is not None for r in card["results"]) >= len(card["results"]) // 2
+    assert set(card["ranks"]) <= set(BUILT) and card["ranks"]
+    judged = read_jsonl(out / "judged-items.jsonl")
+    assert judged and all(item["pillar"] for item in judged)
+    verdicts = read_jsonl(out / "score" / "verdicts.jsonl")
+    assert {v["item_id"] for v in verdicts} == {item["id"] for item in judged}
+    bench = json.loads((out / "bench.json").read_text())
+    assert bench["limit"] == 4 and bench["seed"] == 3 and bench["suites"] == BUILT
+
+    bench_server.reset()
+    again = run_cli(*bench_args(bench_server, out))
+    assert again.code == 0, again.stderr
+    assert bench_server.requests == [], "a finished bench re-run repeats no call"
+    assert json.loads((out / "scorecard.json").read_text()) == card
+
+
+def test_the_same_limit_and_seed_build_the_same_prompts(
+    tmp_path: Path, bench_server: FakeLLMServer, judge_env: Path, run_cli: Any
+) -> None:
+    built = []
+    for name in ("a.jsonl", "b.jsonl"):
+        result = run_cli("suites", "build", *BUILT, "--out", tmp_path / name, "--limit", "5", "--seed", "9")
+        assert result.code == 0, result.stderr
+        built.append((tmp_path / name).read_text())
+    assert built[0] == built[1]
+
+
+def test_dry_run_prices_targets_and_judges_apart_and_sends_nothing(
+    tmp_path: Path, bench_server: FakeLLMServer, judge_env: Path, run_cli: Any
+) -> None:
+    out = tmp_path / "bench"
+    result = run_cli(*bench_args(bench_server, out, "--dry-run"))
+    assert result.code == 0, result.stderr
+    assert "targets" in result.stdout and "judges" in result.stdout
+    assert bench_server.requests == [] and not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--suites", "safety/nope"], "unknown suite"),
+        (["--suites", "reliability/diagnosis"], "cannot be built"),
+        ([], "--suites"),
+    ],
+)
+def test_bad_suites_exit_2_and_send_nothing(
+    tmp_path: Path, bench_server: FakeLLMServer, judge_env: Path, run_cli: Any, args: list[str], message: str
+) -> None:
+    result = run_cli(
+        "bench",
+        *args,
+        "--targets",
+        f"openai:m@{bench_server.openai_base_url}",
+        "--judges",
+        f"openai:j@{bench_server.openai_base_url}",
+        "--out",
+        tmp_path / "out",
+    )
+    assert result.code == 2
+    assert message in result.stderr
+    assert bench_server.requests == []
