@@ -129,6 +129,9 @@ class Gate:
     def __str__(self) -> str:
         return f"{self.metric}{self.op}{self.threshold:g}"
 
+    def holds(self, value: float) -> bool:
+        return _OPS[self.op](value, self.threshold)
+
 
 def parse_gate(text: str) -> Gate:
     match = _GATE.match(text)
@@ -155,6 +158,6 @@ def check_gates(result: CalibrationResult, gates: list[Gate]) -> tuple[list[str]
             who = f"{r.criterion} × {r.judge or 'humans'} ({r.level})"
             if r.value is None:
                 failures.append(f"{who}: {gate.metric} is null ({r.reason}); gate {gate}")
-            elif not _OPS[gate.op](r.value, gate.threshold):
+            elif not gate.holds(r.value):
                 failures.append(f"{who}: {gate.metric} = {r.value:.4f} fails {gate}")
     return failures, unknown

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from calibration.cli import calibrate_command
+from cli.audit_cmd import audit_command
 from judge.cache import VerdictCache, default_cache_dir
 from judge.families import DEFAULT_FAMILIES, FamilyError, families_from_toml
 from judge.items import DEFAULT_MAX_RESPONSE_CHARS
@@ -47,6 +48,7 @@ app.add_typer(rubrics_app, name="rubrics")
 app.add_typer(cache_app, name="cache")
 app.add_typer(review_app, name="review")
 app.command("calibrate")(calibrate_command)
+app.command("audit")(audit_command)
 
 out_console = Console()
 err_console = Console(stderr=True)
