@@ -350,10 +350,12 @@ def self_preference_effects(
             for criterion in rubrics[pillar].criteria:
                 own: list[float] = []
                 other: list[float] = []
+                has_own = False  # the judge scored a response of its own family (measurable or not)
                 for _, cells in sorted(by_criterion.get((pillar, criterion.id), {}).items()):
                     mine = cells.get(judge)
                     if mine is None or mine.status != "ok" or mine.score is None or not mine.target:
                         continue
+                    has_own = has_own or mine.self_family
                     views = [
                         x.score
                         for j, x in cells.items()
@@ -365,7 +367,7 @@ def self_preference_effects(
                     coverage["paired"] += 1
                     (own if mine.self_family else other).append(mine.score - statistics.fmean(views))
                 if own or other:
-                    _gaps(effects, judge, pillar, criterion.id, own, other, n_bootstrap, seed)
+                    _gaps(effects, judge, pillar, criterion.id, own if has_own else None, other, n_bootstrap, seed)
         effects.coverage.append(
             {
                 "probe": "self-preference",
@@ -385,26 +387,30 @@ def _gaps(
     judge: str,
     pillar: str,
     criterion: str,
-    own: list[float],
+    own: list[float] | None,
     other: list[float],
     n_bootstrap: int,
     seed: int,
 ) -> None:
+    """other_gap always; self_gap and self_preference only for a judge that met its own family's responses
+    (`own` None: it never did, so the question does not arise)."""
     key = f"self-preference|{judge}|{pillar}|{criterion}"
-    own_w = resample_weights(len(own), n_bootstrap, seed, key + "|own")
     other_w = resample_weights(len(other), n_bootstrap, seed, key + "|other")
-    emit = _Emitter(effects, "self-preference", judge, pillar, criterion, own_w)
-    missing_own = "no target of the judge's own family was scored by another judge outside that family"
-    missing_other = "no target of another family was scored by a judge outside the target's family"
-    emit.add(None, "self_gap", _mean_ci(own, own_w) if own else (None, None, None), len(own), missing_own)
+    emit = _Emitter(effects, "self-preference", judge, pillar, criterion, other_w)
+    missing_own = "no response of the judge's own family was scored by another judge outside that family"
+    missing_other = "no response of another family was scored by a judge outside that response's family"
     emit.add(None, "other_gap", _mean_ci(other, other_w) if other else (None, None, None), len(other), missing_other)
+    if own is None:
+        return
+    own_w = resample_weights(len(own), n_bootstrap, seed, key + "|own")
+    emit.add(None, "self_gap", _mean_ci(own, own_w) if own else (None, None, None), len(own), missing_own)
     if own and other:
         with np.errstate(invalid="ignore", divide="ignore"):
             own_b = (own_w @ np.asarray(own)) / own_w.sum(axis=1)
             other_b = (other_w @ np.asarray(other)) / other_w.sum(axis=1)
         low, high = percentile_interval(own_b - other_b, n_bootstrap)
-        value = statistics.fmean(own) - statistics.fmean(other)
-        emit.add(None, "self_preference", (value, low, high), len(own) + len(other))
+        estimate = (statistics.fmean(own) - statistics.fmean(other), low, high)
+        emit.add(None, "self_preference", estimate, len(own) + len(other))
     else:
         emit.add(
             None,

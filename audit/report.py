@@ -50,19 +50,16 @@ def _probe_section(probe: str, records: list[Record], coverage: list[dict[str, A
         counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in row.items() if k not in ("probe", "judge"))
         lines.append(f"- {row['judge']}: {counts}")
     lines.append("")
-    pooled = [r for r in records if r.variant is None]
-    keys = list(dict.fromkeys((r.judge, r.pillar, r.criterion) for r in pooled))
-    metrics = [m for m in spec.metrics if any(r.metric == m for r in pooled)]
-    if keys:
-        index = {(r.judge, r.pillar, r.criterion, r.metric): r for r in pooled}
+    rows_by_criterion: dict[tuple[str, str, str], dict[str, Record]] = {}
+    for r in records:
+        if r.variant is None:
+            rows_by_criterion.setdefault((r.judge, r.pillar, r.criterion), {})[r.metric] = r
+    metrics = [m for m in spec.metrics if any(m in row for row in rows_by_criterion.values())]
+    if rows_by_criterion:
         rows = [
-            [
-                judge,
-                f"{pillar}/{criterion}",
-                str(max((index[k].n for m in metrics if (k := (judge, pillar, criterion, m)) in index), default=0)),
-                *(_cell(index.get((judge, pillar, criterion, m))) for m in metrics),
-            ]
-            for judge, pillar, criterion in keys
+            # n: pairs behind the row (self-preference: items of both groups; see each record in audit.json)
+            [judge, f"{pillar}/{criterion}", str(max(r.n for r in row.values())), *(_cell(row.get(m)) for m in metrics)]
+            for (judge, pillar, criterion), row in rows_by_criterion.items()
         ]
         lines += _table(["judge", "criterion", "n", *metrics], rows)
     per_variant = [r for r in records if r.variant is not None]
@@ -86,7 +83,11 @@ def _probe_section(probe: str, records: list[Record], coverage: list[dict[str, A
 
 def to_markdown(effects: Effects, meta: dict[str, Any], gate_failures: list[str]) -> str:
     lines = ["# Judge audit", ""]
-    lines += [f"- {key}: {value}" for key, value in meta.items() if not isinstance(value, dict | list)]
+    lines += [
+        f"- {key}: {', '.join(map(str, value)) if isinstance(value, list) else value}"
+        for key, value in meta.items()
+        if not isinstance(value, dict) and value != []
+    ]
     lines += [
         "",
         "Shifts are variant score − original score in the criterion's scale points; intervals are 95 % "

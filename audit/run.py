@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -178,9 +179,31 @@ def _score_options(
     )
 
 
-def _owner_only(path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
+def _prepare_runs(
+    options: AuditOptions,
+    scored: ScoredRun,
+    judges: list[JudgeSpec],
+    new_judges: list[JudgeSpec],
+    items: list[Item],
+    records: list[dict[str, Any]],
+) -> list[tuple[str, Any]]:
+    """(folder name, prepared score run) for the variants and, for judges the run lacked, the originals.
+
+    Every run is prepared before any is executed, so a usage error in either comes before any call.
+    """
+    plans = []
+    if records:
+        path = options.out / "variants.jsonl"
+        write_jsonl_atomic(path, records)
+        longest = max(len(r["response"]) for r in records)
+        plans.append(("score", prepare(_score_options(options, scored, judges, path, options.out / "score", longest))))
+    if new_judges:
+        path = options.out / "originals.jsonl"
+        write_jsonl_atomic(path, [item_record(i, scored.pillars[i.id], i.response, i.id, i.meta) for i in items])
+        longest = max(len(i.response) for i in items)
+        originals = _score_options(options, scored, new_judges, path, options.out / "originals", longest)
+        plans.append(("originals", prepare(originals)))
+    return plans
 
 
 def run_audit(options: AuditOptions) -> AuditResult:
@@ -197,23 +220,16 @@ def run_audit(options: AuditOptions) -> AuditResult:
         raise UsageError(f"{options.run_dir}: the probes {', '.join(options.probes)} changed no response")
     new_judges = [j for j in judges if not any(_same_judge(j, r) for r in scored.judges)]
 
-    _owner_only(options.out)
-    plans = []  # (folder name, prepared) — every run is prepared before any is executed
-    if records:
-        path = options.out / "variants.jsonl"
-        write_jsonl_atomic(path, records)
-        longest = max(len(r["response"]) for r in records)
-        plans.append(("score", prepare(_score_options(options, scored, judges, path, options.out / "score", longest))))
-    if new_judges:
-        path = options.out / "originals.jsonl"
-        write_jsonl_atomic(path, [item_record(i, scored.pillars[i.id], i.response, i.id, i.meta) for i in items])
-        longest = max(len(i.response) for i in items)
-        plans.append(
-            (
-                "originals",
-                prepare(_score_options(options, scored, new_judges, path, options.out / "originals", longest)),
-            )
-        )
+    created = not options.out.exists()
+    options.out.mkdir(parents=True, exist_ok=True)
+    if created:
+        os.chmod(options.out, 0o700)  # the variants quote the judged conversations: owner only
+    try:
+        plans = _prepare_runs(options, scored, judges, new_judges, items, records)
+    except UsageError:
+        if created:  # a usage error leaves nothing half-written behind
+            shutil.rmtree(options.out, ignore_errors=True)
+        raise
     codes, calls = [], {}
     for name, prepared in plans:
         code, summary = execute(prepared)

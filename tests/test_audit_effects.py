@@ -160,10 +160,13 @@ def test_self_preference_compares_with_judges_outside_the_targets_family() -> No
     }
     for (judge, metric), value in expected.items():
         assert _find(effects, judge=judge, metric=metric).value == pytest.approx(value)
-    for judge, metric in (("C", "self_gap"), ("C", "self_preference")):
-        record = _find(effects, judge=judge, metric=metric)
-        assert record.value is None and "own family" in (record.reason or "")
-        assert "reason" in record.as_dict()
+    # C never met its own family's responses: the question does not arise, so neither record exists.
+    assert not [r for r in effects.records if r.judge == "C" and r.metric in ("self_gap", "self_preference")]
+    # A judge whose own family's responses no outsider scored is unmeasured, not unbiased.
+    lonely = {k: v for k, v in originals.items() if not (k[0] in ("t1", "t2") and k[3] in "BC")}
+    effects = compute_effects(["self-preference"], [], lonely, {}, RUBRICS, ["A"], n_bootstrap=0)
+    record = _find(effects, judge="A", metric="self_preference")
+    assert record.value is None and "own family" in (record.reason or "") and "reason" in record.as_dict()
 
 
 def test_gates_parse_probe_metric_op_number_and_refuse_what_cannot_be_checked() -> None:
