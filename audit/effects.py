@@ -250,25 +250,31 @@ def _criterion_effects(emit: _Emitter, table: _Table, critical: bool) -> None:
             emit.ratio(variant, "flip_rate", table.flip[:, j], count[:, j])
 
 
-def probe_effects(
-    probe: str,
-    refs: list[VariantRef],
-    originals: Mapping[CellKey, Cell],
-    variants: Mapping[CellKey, Cell],
-    rubrics: Mapping[str, Rubric],
-    judges: list[str],
-    *,
-    n_bootstrap: int,
-    seed: int,
-    effects: Effects,
-) -> None:
+@dataclass
+class _Inputs:
+    """What every probe's computation reads, and the Effects it adds its records to."""
+
+    originals: Mapping[CellKey, Cell]
+    variants: Mapping[CellKey, Cell]
+    rubrics: Mapping[str, Rubric]
+    judges: list[str]
+    n_bootstrap: int
+    seed: int
+    effects: Effects
+
+    def weights(self, n_items: int, key: str) -> np.ndarray:
+        return resample_weights(n_items, self.n_bootstrap, self.seed, key)
+
+
+def probe_effects(inputs: _Inputs, probe: str, refs: list[VariantRef]) -> None:
     """Records of one variant-making probe for every judge × pillar × criterion it reached."""
+    originals, variants, effects = inputs.originals, inputs.variants, inputs.effects
     pillars = sorted({k[1] for k in variants})
-    for judge in judges:
+    for judge in inputs.judges:
         coverage: Counter[str] = Counter()
         for pillar in pillars:
             detection: dict[tuple[str, str], _PillarPair] = defaultdict(_PillarPair)
-            for criterion in rubrics[pillar].criteria:
+            for criterion in inputs.rubrics[pillar].criteria:
                 critical = criterion.fail_below is not None
                 pairs = []
                 for ref in refs:
@@ -290,32 +296,25 @@ def probe_effects(
                     flip = critical and _fails(criterion, before) != _fails(criterion, after)
                     table.add(ref.original_id, ref.variant, after - before, flip)
                 key = f"{probe}|{judge}|{pillar}|{criterion.id}"
-                weights = resample_weights(len(table.row), n_bootstrap, seed, key)
+                weights = inputs.weights(len(table.row), key)
                 _criterion_effects(_Emitter(effects, probe, judge, pillar, criterion.id, weights), table, critical)
             if probe == "degrade":
-                _detection(effects, judge, pillar, detection, n_bootstrap, seed)
+                _detection(inputs, judge, pillar, detection)
         effects.coverage.append({"probe": probe, "judge": judge, **{k: coverage[k] for k in COVERAGE_KEYS}})
 
 
 COVERAGE_KEYS = ("paired", "failed", "not_applicable", "applicability_changed")
 
 
-def _detection(
-    effects: Effects,
-    judge: str,
-    pillar: str,
-    units: Mapping[tuple[str, str], _PillarPair],
-    n_bootstrap: int,
-    seed: int,
-) -> None:
+def _detection(inputs: _Inputs, judge: str, pillar: str, units: Mapping[tuple[str, str], _PillarPair]) -> None:
     targeted = {k: v for k, v in units.items() if pillar in DEGRADE_TARGETS.get(k[1], frozenset())}
     if not targeted:
         return
     table = _Table(sorted({o for o, _ in targeted}), list(dict.fromkeys(v for _, v in targeted)))
     for (original, variant), pair in targeted.items():
         table.add(original, variant, float(pair.detected), False)
-    weights = resample_weights(len(table.row), n_bootstrap, seed, f"degrade|{judge}|{pillar}|{ALL_CRITERIA}")
-    emit = _Emitter(effects, "degrade", judge, pillar, ALL_CRITERIA, weights)
+    weights = inputs.weights(len(table.row), f"degrade|{judge}|{pillar}|{ALL_CRITERIA}")
+    emit = _Emitter(inputs.effects, "degrade", judge, pillar, ALL_CRITERIA, weights)
     emit.ratio(None, "detection_rate", table.shift.sum(axis=1), table.count.sum(axis=1))
     for j, variant in enumerate(table.col):
         emit.ratio(variant, "detection_rate", table.shift[:, j], table.count[:, j])
@@ -324,15 +323,7 @@ def _detection(
 # ------------------------------------------------------------------------------------------ self-preference
 
 
-def self_preference_effects(
-    originals: Mapping[CellKey, Cell],
-    rubrics: Mapping[str, Rubric],
-    judges: list[str],
-    *,
-    n_bootstrap: int,
-    seed: int,
-    effects: Effects,
-) -> None:
+def self_preference_effects(inputs: _Inputs) -> None:
     """Per judge × criterion: how much more the judge gives responses of its own model family than the
     other judges give the same responses, beyond how much more it gives everyone else's.
 
@@ -342,12 +333,12 @@ def self_preference_effects(
     `self_preference` is self_gap − other_gap.
     """
     by_criterion: dict[tuple[str, str], dict[str, dict[str, Cell]]] = defaultdict(lambda: defaultdict(dict))
-    for (item_id, pillar, criterion, judge), cell in originals.items():
+    for (item_id, pillar, criterion, judge), cell in inputs.originals.items():
         by_criterion[(pillar, criterion)][item_id][judge] = cell
-    for judge in judges:
+    for judge in inputs.judges:
         coverage: Counter[str] = Counter()
         for pillar in sorted({p for p, _ in by_criterion}):
-            for criterion in rubrics[pillar].criteria:
+            for criterion in inputs.rubrics[pillar].criteria:
                 own: list[float] = []
                 other: list[float] = []
                 has_own = False  # the judge scored a response of its own family (measurable or not)
@@ -367,8 +358,8 @@ def self_preference_effects(
                     coverage["paired"] += 1
                     (own if mine.self_family else other).append(mine.score - statistics.fmean(views))
                 if own or other:
-                    _gaps(effects, judge, pillar, criterion.id, own if has_own else None, other, n_bootstrap, seed)
-        effects.coverage.append(
+                    _gaps(inputs, judge, pillar, criterion.id, own if has_own else None, other)
+        inputs.effects.coverage.append(
             {
                 "probe": "self-preference",
                 "judge": judge,
@@ -383,32 +374,25 @@ def _mean_ci(values: list[float], weights: np.ndarray) -> tuple[float | None, fl
 
 
 def _gaps(
-    effects: Effects,
-    judge: str,
-    pillar: str,
-    criterion: str,
-    own: list[float] | None,
-    other: list[float],
-    n_bootstrap: int,
-    seed: int,
+    inputs: _Inputs, judge: str, pillar: str, criterion: str, own: list[float] | None, other: list[float]
 ) -> None:
     """other_gap always; self_gap and self_preference only for a judge that met its own family's responses
     (`own` None: it never did, so the question does not arise)."""
     key = f"self-preference|{judge}|{pillar}|{criterion}"
-    other_w = resample_weights(len(other), n_bootstrap, seed, key + "|other")
-    emit = _Emitter(effects, "self-preference", judge, pillar, criterion, other_w)
+    other_w = inputs.weights(len(other), key + "|other")
+    emit = _Emitter(inputs.effects, "self-preference", judge, pillar, criterion, other_w)
     missing_own = "no response of the judge's own family was scored by another judge outside that family"
     missing_other = "no response of another family was scored by a judge outside that response's family"
     emit.add(None, "other_gap", _mean_ci(other, other_w) if other else (None, None, None), len(other), missing_other)
     if own is None:
         return
-    own_w = resample_weights(len(own), n_bootstrap, seed, key + "|own")
+    own_w = inputs.weights(len(own), key + "|own")
     emit.add(None, "self_gap", _mean_ci(own, own_w) if own else (None, None, None), len(own), missing_own)
     if own and other:
         with np.errstate(invalid="ignore", divide="ignore"):
             own_b = (own_w @ np.asarray(own)) / own_w.sum(axis=1)
             other_b = (other_w @ np.asarray(other)) / other_w.sum(axis=1)
-        low, high = percentile_interval(own_b - other_b, n_bootstrap)
+        low, high = percentile_interval(own_b - other_b, inputs.n_bootstrap)
         estimate = (statistics.fmean(own) - statistics.fmean(other), low, high)
         emit.add(None, "self_preference", estimate, len(own) + len(other))
     else:
@@ -433,13 +417,10 @@ def compute_effects(
     seed: int = 0,
 ) -> Effects:
     """Every record of every probe asked for, in probe order."""
-    effects = Effects()
+    inputs = _Inputs(originals, variants, rubrics, judges, n_bootstrap, seed, Effects())
     for probe in probes:
         if PROBES[probe].make is None:
-            self_preference_effects(originals, rubrics, judges, n_bootstrap=n_bootstrap, seed=seed, effects=effects)
+            self_preference_effects(inputs)
         else:
-            mine = [ref for ref in refs if ref.probe == probe]
-            probe_effects(
-                probe, mine, originals, variants, rubrics, judges, n_bootstrap=n_bootstrap, seed=seed, effects=effects
-            )
-    return effects
+            probe_effects(inputs, probe, [ref for ref in refs if ref.probe == probe])
+    return inputs.effects

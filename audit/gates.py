@@ -63,9 +63,7 @@ def check_audit_gates(records: list[Record], gates: list[AuditGate]) -> list[str
         if not matching:
             failures.append(f"{audit_gate}: nothing was measured (no pair of verdicts for this probe and metric)")
         for r in matching:
-            who = f"{r.probe} × {r.judge} × {r.pillar}/{r.criterion}"
-            if r.value is None:
-                failures.append(f"{who}: {gate.metric} is null ({r.reason}); gate {audit_gate}")
-            elif not gate.holds(r.value):
-                failures.append(f"{who}: {gate.metric} = {r.value:.4f} (n={r.n}) fails {audit_gate}")
+            who = f"{r.probe} × {r.judge} × {r.pillar}/{r.criterion} (n={r.n})"
+            if failure := gate.failure(who, r.value, r.reason, label=str(audit_gate)):
+                failures.append(failure)
     return failures
