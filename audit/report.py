@@ -88,6 +88,12 @@ def to_markdown(effects: Effects, meta: dict[str, Any], gate_failures: list[str]
         for key, value in meta.items()
         if not isinstance(value, dict) and value != []
     ]
+    for folder, calls in (meta.get("calls") or {}).items():
+        lines.append(
+            f"- calls ({folder}/): {calls.get('planned', 0)} planned, {calls.get('requested', 0)} requested, "
+            f"{calls.get('cache_hits', 0)} from cache, {calls.get('resumed', 0)} resumed, "
+            f"{calls.get('failed', 0)} failed"
+        )
     lines += [
         "",
         "Shifts are variant score − original score in the criterion's scale points; intervals are 95 % "

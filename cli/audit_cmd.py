@@ -81,17 +81,17 @@ def audit_command(
 ) -> None:
     """Probe the judges of a finished run with controlled variants of the responses they judged.
 
-    Each probe rewrites every judged response in a known way; the variants are judged by the same judges
-    with the same rubrics (cached and resumable like any score run), and each judge's paired score
-    changes are reported per criterion with bootstrap intervals: verbosity, injection, format and
-    surface-noise should not move scores, degrade should lower them, self-preference compares a judge
-    on its own model family's responses with the other judges.
+    The same judges grade the variants with the same rubrics (cached and resumable like any score run).
+
+    Each judge's paired score change is reported per criterion, with bootstrap intervals.
+
+    verbosity, injection, format, surface-noise should not move scores; degrade should lower them.
+
+    self-preference compares a judge on its own model family's responses with the other judges.
 
     Example: trustmh audit runs/r1 --probes verbosity,injection,degrade --out runs/r1-audit
-    --gate 'injection.max_abs_shift<=0.25' --gate 'degrade.detection_rate>=0.9'
 
-    Exit codes: 0 done, 4 a gate failed, 3 some verdicts failed (left out of the pairs, counted in
-    audit.md), 2 bad input (nothing judged), 1 internal error.
+    Exit codes: 0 done, 4 a gate failed, 3 some verdicts failed, 2 bad input (nothing judged), 1 internal error.
     """
     # numpy and the statistics load here, not when `trustmh` starts.
     from audit.gates import parse_audit_gate
