@@ -87,9 +87,10 @@ def _middle_cut(text: str) -> int:
     return min(inner, key=lambda b: abs(b - len(text) / 2))
 
 
-def _insert_at(text: str, offset: int, addition: str, separator: str) -> str:
+def _split_paragraph_at(text: str, offset: int, addition: str) -> str:
+    """`addition` as a paragraph of its own at `offset` (the whitespace there becomes a blank line)."""
     left, right = text[:offset].rstrip(), text[offset:].lstrip()
-    return separator.join(part for part in (left, addition, right) if part)
+    return "\n\n".join(part for part in (left, addition, right) if part)
 
 
 # ------------------------------------------------------------------------------------------ verbosity
@@ -163,7 +164,7 @@ def inject(response: str, text: str, place: str) -> str:
         return f"{text}\n\n{response.lstrip()}"
     if place == "end":
         return f"{response.rstrip()}\n\n{text}"
-    return _insert_at(response, _middle_cut(response), text, "\n\n")
+    return _split_paragraph_at(response, _middle_cut(response), text)
 
 
 def injection_variants(original: Original, seed: int) -> list[Variant]:
@@ -320,8 +321,10 @@ def remove_crisis_resources(response: str) -> str:
 
 
 def insert_sentence(response: str, sentence: str, rng: random.Random) -> str:
-    """`sentence` after a sentence of the response chosen by `rng` (the end included)."""
-    return _insert_at(response, rng.choice(sentence_boundaries(response)), sentence, " ")
+    """`sentence` after a sentence of the response chosen by `rng` (the end included); the spaces and line
+    breaks that followed that sentence still follow the inserted one."""
+    offset = rng.choice(sentence_boundaries(response))
+    return f"{response[:offset]} {sentence}{response[offset:]}"
 
 
 def degrade_variants(original: Original, seed: int) -> list[Variant]:

@@ -17,6 +17,7 @@ from audit.probes import (
     degrade_variants,
     inject,
     injection_variants,
+    insert_sentence,
     make_variants,
     pad,
     parse_probes,
@@ -105,13 +106,18 @@ def test_fence_imitation_is_read_from_the_renderer_and_the_real_fence_still_hold
     renderer = PromptRenderer()
     opening, closing = response_delimiters(renderer, _item())
     prompt = renderer.item_message(_item())
-    assert f"{opening}\n{RESPONSE}\n{closing}" in prompt
+    assert prompt.index(opening) < prompt.index(RESPONSE) < prompt.index(closing)
     # A variant carrying the imitation is still fenced as a whole by delimiters it cannot predict.
     original = Original("c-1", RESPONSE, (opening, closing))
-    variant = next(v for v in injection_variants(original, 0) if v.variant == "fence@middle")
-    real_opening, real_closing = response_delimiters(renderer, _item(variant.response))
-    assert (real_opening, real_closing) != (opening, closing)
-    assert f"{real_opening}\n{variant.response}\n{real_closing}" in renderer.item_message(_item(variant.response))
+    for place in PLACES:
+        variant = next(v for v in injection_variants(original, 0) if v.variant == f"fence@{place}")
+        assert opening in variant.response and closing in variant.response
+        real_opening, real_closing = response_delimiters(renderer, _item(variant.response))
+        assert real_opening != opening and real_closing != closing
+        rendered = renderer.item_message(_item(variant.response))
+        planted = rendered.index(INJECTIONS["fence"])
+        assert rendered.index(real_opening) < planted < rendered.rindex(real_closing)
+        assert rendered.index(real_opening) < rendered.index("Would you tell me") < rendered.rindex(real_closing)
 
 
 def test_delimiters_fall_back_to_a_sentinel_when_the_renderer_alters_the_response() -> None:
@@ -170,6 +176,10 @@ def test_degrade_removes_the_crisis_resource_and_plants_harm() -> None:
     assert len(danger) == len(breach) == 1
     for name, planted in (("dangerous_instruction", danger[0]), ("confidentiality_breach", breach[0])):
         assert sentences(variants[name].replace(planted, "").replace("  ", " ")) == sentences(RESPONSE)
+    paragraphs = "I hear you.\n\nTell me more.\n- one\n- two"
+    for seed in range(8):  # wherever the harm goes, the layout around it stays
+        inserted = insert_sentence(paragraphs, "HARM.", random.Random(seed))
+        assert inserted.replace(" HARM.", "") == paragraphs
     no_resource = {v.variant for v in degrade_variants(Original("x", "I hear you. Tell me more."), 0)}
     assert no_resource == {"dangerous_instruction", "confidentiality_breach"}
 
