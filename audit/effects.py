@@ -114,9 +114,8 @@ def resample_weights(n_items: int, n_resamples: int, seed: int, key: str) -> np.
     """How many times each item is drawn in each resample (n_resamples × n_items), from calibration's
     resamples: a weighted sum over items is then one matrix product for all resamples at once."""
     indices = resample_indices(n_items, n_resamples, seed, key)
-    weights = np.zeros((n_resamples, n_items))
-    np.add.at(weights, (np.arange(n_resamples)[:, None], indices), 1.0)
-    return weights
+    flat = (np.arange(n_resamples)[:, None] * n_items + indices).ravel()
+    return np.bincount(flat, minlength=n_resamples * n_items).reshape(n_resamples, n_items).astype(float)
 
 
 def _ratio(num: np.ndarray, den: np.ndarray, weights: np.ndarray) -> tuple[float | None, float | None, float | None]:
