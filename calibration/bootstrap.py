@@ -31,8 +31,19 @@ def percentile_ci(
     if indices.size == 0:
         return None, None
     values = [v for v in (statistic(row) for row in indices) if v is not None]
-    if len(values) < max(2, indices.shape[0] // 2):
+    return percentile_interval(np.asarray(values, dtype=float), indices.shape[0], confidence)
+
+
+def percentile_interval(
+    values: np.ndarray, n_resamples: int, confidence: float = 0.95
+) -> tuple[float | None, float | None]:
+    """Percentile interval of a statistic's values over ``n_resamples`` resamples (NaN: undefined there).
+
+    The rule of :func:`percentile_ci`, for statistics computed for all resamples at once.
+    """
+    defined = values[~np.isnan(values)]
+    if n_resamples == 0 or defined.size < max(2, n_resamples // 2):
         return None, None
     tail = (1.0 - confidence) / 2.0
-    low, high = np.quantile(np.asarray(values, dtype=float), [tail, 1.0 - tail])
+    low, high = np.quantile(defined, [tail, 1.0 - tail])
     return float(low), float(high)

@@ -129,6 +129,16 @@ class Gate:
     def __str__(self) -> str:
         return f"{self.metric}{self.op}{self.threshold:g}"
 
+    def failure(self, who: str, value: float | None, reason: str | None, label: str | None = None) -> str | None:
+        """Why ``value`` fails this gate, or None when it holds. A null value fails: an unmeasured judge is
+        not a passed one. ``label`` names the gate in the message (default: the gate itself)."""
+        label = label or str(self)
+        if value is None:
+            return f"{who}: {self.metric} is null ({reason}); gate {label}"
+        if not _OPS[self.op](value, self.threshold):
+            return f"{who}: {self.metric} = {value:.4f} fails {label}"
+        return None
+
 
 def parse_gate(text: str) -> Gate:
     match = _GATE.match(text)
@@ -152,9 +162,6 @@ def check_gates(result: CalibrationResult, gates: list[Gate]) -> tuple[list[str]
             unknown.append(gate.metric)
             continue
         for r in matching:
-            who = f"{r.criterion} × {r.judge or 'humans'} ({r.level})"
-            if r.value is None:
-                failures.append(f"{who}: {gate.metric} is null ({r.reason}); gate {gate}")
-            elif not _OPS[gate.op](r.value, gate.threshold):
-                failures.append(f"{who}: {gate.metric} = {r.value:.4f} fails {gate}")
+            if failure := gate.failure(f"{r.criterion} × {r.judge or 'humans'} ({r.level})", r.value, r.reason):
+                failures.append(failure)
     return failures, unknown

@@ -16,6 +16,7 @@ from rich.table import Table
 
 import cli.common
 from calibration.cli import calibrate_command
+from cli.audit_cmd import audit_command
 from cli.bench_cmd import bench
 from cli.common import cache_dir_for, public_command_line
 from cli.respond_cmd import respond
@@ -64,6 +65,7 @@ app.command("respond")(respond)
 app.command("bench")(bench)
 app.add_typer(suites_app, name="suites")
 app.command("metrics")(metrics_command)
+app.command("audit")(audit_command)
 
 out_console = Console()
 err_console = Console(stderr=True)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from typing import Any
 
 from .protocol import ParsedRequest, Reply, default_answerer
 
 __all__ = [
     "RESPONSE_FENCE",
+    "Scorer",
     "expected_score",
     "judged_response",
     "resolve_ref",
@@ -55,7 +57,11 @@ def expected_score(model: str, criterion: str, response: str, low: int, high: in
     return low + digest % (high - low + 1)
 
 
-def scripted_verdict(req: ParsedRequest) -> dict[str, Any]:
+Scorer = Callable[[str, str, str, int, int], int]
+"""(model, criterion, judged response, scale min, scale max) → the score to answer."""
+
+
+def scripted_verdict(req: ParsedRequest, score: Scorer = expected_score) -> dict[str, Any]:
     schema = req.schema or req.embedded_schema or {}  # json mode: the schema is in the prompt
     response = judged_response(req)
     verdict = {}
@@ -64,7 +70,7 @@ def scripted_verdict(req: ParsedRequest) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "rationale": f"{req.model} on {criterion}",
             "evidence": [" ".join(response.split()[:3])],
-            "score": expected_score(req.model, criterion, response, low, high),
+            "score": score(req.model, criterion, response, low, high),
         }
         if "applicable" in resolve_ref(schema, schema["properties"][criterion])["properties"]:
             entry["applicable"] = True
