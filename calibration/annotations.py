@@ -93,7 +93,7 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            yield number, f"not valid JSON ({exc.msg} at column {exc.colno})"
+            yield number, f"not valid JSON ({exc.msg.removesuffix(' at')} at column {exc.colno})"
             continue
         yield number, record if isinstance(record, dict) else "expected a JSON object"
 

@@ -17,7 +17,7 @@ from rich.table import Table
 from calibration.cli import calibrate_command
 from judge.cache import CacheError, clear_cache, default_cache_dir, read_stats
 from judge.families import DEFAULT_FAMILIES, FamilyError, families_from_toml
-from judge.items import DEFAULT_MAX_RESPONSE_CHARS
+from judge.items import DEFAULT_MAX_RESPONSE_CHARS, format_rejections, item_file_problems
 from judge.judges import (
     JudgeConfigError,
     JudgesFile,
@@ -82,7 +82,10 @@ def _judges(judges: str | None, judges_file: Path | None) -> tuple[list[JudgeSpe
 
 @app.command()
 def score(
-    items: Annotated[list[Path], typer.Argument(help="Items to judge: JSONL or CSV files.", show_default=False)],
+    items: Annotated[
+        list[Path],
+        typer.Argument(help="Items to judge: JSONL, CSV or TSV files; - reads standard input.", show_default=False),
+    ],
     judges: Annotated[
         str | None,
         typer.Option("--judges", help="Comma-separated PROVIDER:MODEL[@BASE_URL] or names from --judges-file."),
@@ -140,6 +143,8 @@ def score(
         families = families_from_toml(loaded.families) if loaded and loaded.families else DEFAULT_FAMILIES
     except FamilyError as exc:
         raise UsageError(f"{judges_file}: {exc}") from exc
+    if file_problems := item_file_problems(items):  # even with --skip-invalid: that skips records, not files
+        raise UsageError(format_rejections(file_problems) + "\nnothing was judged; check the file names")
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: is a file, not a folder; give a folder for the run's outputs")
     options = ScoreOptions(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import sqlite3
@@ -188,3 +189,37 @@ def test_a_dry_run_creates_no_cache(
     assert run_cli(*score_args(tmp_path, llm_server, rubric_dir, "--out", tmp_path / "out")).code == 0
     again = run_cli(*score_args(tmp_path, llm_server, rubric_dir, "--out", tmp_path / "other", "--dry-run"))
     assert again.code == 0 and judge_env.exists()
+
+
+# ---------------------------------------------------------------- items from the command line
+
+
+@pytest.mark.parametrize("problem", ["missing", "directory", "twice"])
+def test_a_bad_items_path_is_a_usage_error_even_with_skip_invalid(
+    tmp_path: Path, llm_server: FakeLLMServer, judge_env: Path, rubric_dir: Path, run_cli: Any, problem: str
+) -> None:
+    good = write_jsonl(tmp_path / "good.jsonl", make_items(2))
+    other = {"missing": tmp_path / "missing.jsonl", "directory": tmp_path, "twice": good}[problem]
+    out = tmp_path / "out"
+    judge = f"openai:gpt-4.1-mini@{llm_server.openai_base_url}"
+    result = run_cli("score", good, other, "--skip-invalid", "--judges", judge, "--rubrics", rubric_dir, "--out", out)
+    assert_clean_usage_error(result, f"{other}:0: ")
+    assert "first used at" not in result.stderr
+    assert not out.exists() and not llm_server.requests
+
+
+def test_items_from_standard_input(
+    tmp_path: Path,
+    llm_server: FakeLLMServer,
+    judge_env: Path,
+    rubric_dir: Path,
+    run_cli: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = "".join(json.dumps(item) + "\n" for item in make_items(2)).encode()
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(data)))
+    out = tmp_path / "out"
+    judge = f"openai:gpt-4.1-mini@{llm_server.openai_base_url}"
+    result = run_cli("score", "-", "--judges", judge, "--rubrics", rubric_dir, "--out", out, "-q")
+    assert result.code == 0, result.stderr
+    assert [row["id"] for row in read_jsonl(out / "items.jsonl")] == ["item-000", "item-001"]
