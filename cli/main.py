@@ -121,7 +121,9 @@ def score(
     exclude_self: Annotated[
         bool, typer.Option("--exclude-self", help="Leave a judge out of the panel on targets of its own family.")
     ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar and no agreement table; only the closing counts.")
+    ] = False,
 ) -> None:
     """Judge responses against the pillar rubrics with one or more LLM judges.
 
@@ -170,7 +172,7 @@ def score(
         print_dry_run(prepared, out_console)
         return
     code, summary = _execute(prepared)
-    if summary["agreement"]:
+    if summary["agreement"] and not quiet:
         print_agreement(summary["agreement"], err_console)
     if summary["panel"]:
         panel = summary["panel"]
@@ -477,6 +479,8 @@ def main(argv: list[str] | None = None) -> None:
     global _invoked_args
     _invoked_args = None if argv is None else list(argv)
     logging.getLogger("instructor").setLevel(logging.CRITICAL)  # failures are reported in verdicts instead
+    # Outputs hold mental-health conversations: every file and folder this process creates is owner-only.
+    old_umask = os.umask(0o077)
     try:
         app(args=argv, prog_name="trustmh")
     except UsageError as exc:
@@ -501,6 +505,8 @@ def main(argv: list[str] | None = None) -> None:
             highlight=False,
         )
         sys.exit(1)
+    finally:
+        os.umask(old_umask)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,10 @@
 
 `reaggregate_run` turns a finished run's verdicts into `panel.jsonl` and `review.jsonl` without calling
 any judge. `export_review_csv` lays the review queue out for a clinician working in a spreadsheet, and
-`import_review_csv` reads their decisions back as human annotations in the long format of calibration
-(SPEC §7), so reviewed items can audit the judges. Files are replaced atomically: a crash leaves the old
-file or the new one, never half of each.
+`import_review_csv` reads their decisions back as human annotations in the long format that
+`trustmh calibrate --human` reads (one line per item × criterion × rater), so reviewed items can audit the
+judges. Files are replaced atomically (a crash leaves the old file or the new one, never half of each)
+and are readable by their owner only.
 """
 
 from __future__ import annotations
@@ -69,11 +70,17 @@ def read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
 
 
 def _write_atomic(path: Path, write: Callable[[TextIO], None], encoding: str = "utf-8") -> None:
-    """Write a temporary file in the same folder, then os.replace it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write a temporary file in the same folder, then os.replace it over `path`.
+
+    The file is owner-only (0600) and folders it creates are 0700: outputs hold mental-health
+    conversations, so they get the same protection as the cache, whatever the umask.
+    """
+    _make_private_dirs(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with tmp.open("w", encoding=encoding, newline="") as handle:
+        descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(descriptor, 0o600)  # O_CREAT's mode does not apply to a leftover temporary file
+        with open(descriptor, "w", encoding=encoding, newline="") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
@@ -81,6 +88,14 @@ def _write_atomic(path: Path, write: Callable[[TextIO], None], encoding: str = "
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _make_private_dirs(folder: Path) -> None:
+    """Create `folder` and its missing parents as 0700; folders that exist are left as they are."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    for directory in reversed(missing):
+        directory.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(directory, 0o700)  # mkdir's mode is reduced by the umask
 
 
 def write_jsonl_atomic(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:

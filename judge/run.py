@@ -172,7 +172,7 @@ def dry_run_plan(prepared: Prepared) -> list[dict[str, Any]]:
 def print_dry_run(prepared: Prepared, console: Console) -> None:
     table = Table(title="Dry run: nothing was sent")
     for column in ("judge", "calls", "cached", "resumed", "to ask", "est. input tokens", "est. output tokens"):
-        table.add_column(column, justify="left" if column == "judge" else "right")
+        table.add_column(column, justify="left" if column == "judge" else "right", overflow="fold")
     table.add_column("est. cost (USD)", justify="right")
     for row in dry_run_plan(prepared):
         cost = "unknown price" if row["est_cost_usd"] is None else f"{row['est_cost_usd']:.4f}"

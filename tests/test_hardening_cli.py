@@ -7,12 +7,16 @@ import io
 import json
 import os
 import sqlite3
+import stat
 from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
-from tests.conftest import make_items, read_jsonl, write_jsonl
+import cli.main
+from judge.judges import parse_judge_spec
+from tests.conftest import judges_arg, make_items, read_jsonl, write_jsonl
 from tests.fakeapi import FakeLLMServer
 
 
@@ -223,3 +227,75 @@ def test_items_from_standard_input(
     result = run_cli("score", "-", "--judges", judge, "--rubrics", rubric_dir, "--out", out, "-q")
     assert result.code == 0, result.stderr
     assert [row["id"] for row in read_jsonl(out / "items.jsonl")] == ["item-000", "item-001"]
+
+
+# ---------------------------------------------------------------- owner-only outputs, terminal output
+
+
+def assert_owner_only(*roots: Path) -> None:
+    for root in roots:
+        for path in [root, *root.rglob("*")] if root.is_dir() else [root]:
+            mode = stat.S_IMODE(path.stat().st_mode)
+            assert mode == (0o700 if path.is_dir() else 0o600), (path, oct(mode))
+
+
+def test_every_output_file_is_owner_only(
+    tmp_path: Path, llm_server: FakeLLMServer, judge_env: Path, rubric_dir: Path, run_cli: Any
+) -> None:
+    items = write_jsonl(tmp_path / "items.jsonl", [*make_items(3), {"id": "bad"}])
+    out = tmp_path / "runs" / "r1"
+    two = f"{judges_arg(llm_server)},openai:judge-b@{llm_server.openai_base_url}"
+    result = run_cli("score", items, "--judges", two, "--rubrics", rubric_dir, "--out", out, "--skip-invalid", "-q")
+    assert result.code == 0, result.stderr
+    assert {"verdicts.jsonl", "panel.jsonl", "review.jsonl", "summary.json", "run.json", "items.jsonl",
+            "rejected.jsonl"} <= {p.name for p in out.iterdir()}  # fmt: skip
+    assert_owner_only(tmp_path / "runs")
+
+    csv_path = tmp_path / "review" / "queue.csv"
+    assert run_cli("review", "export", out, "--csv", csv_path).code == 0
+    assert run_cli("review", "import", csv_path, "--out", tmp_path / "decisions" / "a.jsonl").code == 0
+    assert_owner_only(tmp_path / "review", tmp_path / "decisions")
+
+    human = write_jsonl(tmp_path / "h.jsonl", [{"item_id": "x", "criterion": "c", "rater": "r", "score": 1}])
+    judged = write_jsonl(tmp_path / "j.jsonl", [{"item_id": "x", "criterion": "c", "judge": "j", "score": 1}])
+    calibrated = run_cli("calibrate", "--human", human, "--judged", judged, "--bootstrap", "0",
+                         "--out", tmp_path / "calib" / "c1")  # fmt: skip
+    assert calibrated.code == 0, calibrated.stderr
+    assert_owner_only(tmp_path / "calib")
+
+
+def test_quiet_prints_no_agreement_table_and_names_are_not_cut_at_80_columns(
+    tmp_path: Path,
+    llm_server: FakeLLMServer,
+    judge_env: Path,
+    rubric_dir: Path,
+    run_cli: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(cli.main, "out_console", Console(width=80))
+    monkeypatch.setattr(cli.main, "err_console", Console(width=80, stderr=True))
+    items = write_jsonl(tmp_path / "items.jsonl", make_items(2))
+    args = ["score", items, "--judges", judges_arg(llm_server), "--rubrics", rubric_dir]
+    names = [parse_judge_spec(spec).name for spec in judges_arg(llm_server).split(",")]
+
+    plan = run_cli(*args, "--out", tmp_path / "dry", "--dry-run")
+    assert plan.code == 0 and "…" not in plan.stdout
+    judge_column = "".join(line.split("│")[1].strip() for line in plan.stdout.splitlines() if line.count("│") > 3)
+    assert all(name in judge_column for name in names), (names, plan.stdout)
+
+    quiet = run_cli(*args, "--out", tmp_path / "q", "-q")
+    assert quiet.code == 0 and "Agreement among judges" not in quiet.stderr + quiet.stdout
+    loud = run_cli(*args, "--out", tmp_path / "loud")
+    assert loud.code == 0 and "Agreement among judges" in loud.stderr and "…" not in loud.stderr
+
+
+def test_calibrate_prints_a_table_of_its_results(tmp_path: Path, run_cli: Any) -> None:
+    human = write_jsonl(tmp_path / "h.jsonl", [{"item_id": f"i{k}", "criterion": "empathy", "rater": r, "score": s}
+                                              for k in range(6) for r, s in (("a", k % 5 + 1), ("b", k % 5 + 1))])
+    judged = write_jsonl(tmp_path / "j.jsonl", [{"item_id": f"i{k}", "criterion": "empathy", "judge": "judge-x",
+                                                 "score": k % 5 + 1} for k in range(6)])  # fmt: skip
+    result = run_cli("calibrate", "--human", human, "--judged", judged, "--bootstrap", "0", "--out", tmp_path / "c")
+    assert result.code == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines() if "judge-x" in line)
+    cells = [cell.strip() for cell in row.split("│") if cell.strip()]
+    assert cells[:4] == ["empathy", "judge-x", "6", "1.000"], row  # criterion, judge, n, QWK
