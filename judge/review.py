@@ -11,6 +11,7 @@ and are readable by their owner only.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import os
 import re
@@ -31,7 +32,8 @@ _STATUS_LABEL = {"failed": "failed", "not_applicable": "n/a"}
 
 
 class ReviewError(Exception):
-    """A run directory or review file that cannot be used; the message names FILE:LINE and the problem."""
+    """A run directory or review file that cannot be used; the message names FILE:LINE (for a review CSV:
+    FILE, row N as a spreadsheet numbers it) and the problem."""
 
 
 def _raise_problems(problems: list[str]) -> None:
@@ -289,11 +291,11 @@ def import_review_csv(csv_path: Path) -> list[dict[str, Any]]:
         raise ReviewError(f"{csv_path}: cannot read ({exc}); save the sheet as CSV UTF-8") from exc
     annotations, problems = [], []
     seen: dict[tuple[str, ...], int] = {}
-    for line, record in records:
+    for row, record in records:
         decision = record["decision_score"].strip()
         if not decision:
             continue
-        where = f"{csv_path}:{line}"
+        where = f"{csv_path}, row {row}"
         match = _SCALE.match(record["scale"])
         if not match:
             problems.append(f"{where}: column scale: {record['scale']!r} is not MIN..MAX as written by the export")
@@ -317,11 +319,11 @@ def import_review_csv(csv_path: Path) -> list[dict[str, Any]]:
         key = tuple(record[c].strip() for c in ("item_id", "pillar", "criterion", "reviewer"))
         if key in seen:
             problems.append(
-                f"{where}: reviewer {key[3]!r} decided {key[0]}/{key[1]}/{key[2]} already on line "
+                f"{where}: reviewer {key[3]!r} decided {key[0]}/{key[1]}/{key[2]} already in row "
                 f"{seen[key]}; keep one decision per reviewer"
             )
             continue
-        seen[key] = line
+        seen[key] = row
         annotations.append(
             {
                 "item_id": key[0],
@@ -337,34 +339,35 @@ def import_review_csv(csv_path: Path) -> list[dict[str, Any]]:
 
 
 def _read_csv_records(csv_path: Path, f: TextIO) -> list[tuple[int, dict[str, str]]]:
-    """(first line of the record, {column: cell}); records may span lines, since cells hold newlines."""
+    """(spreadsheet row, {column: cell}), the header being row 1: the row number the reviewer sees, which
+    is not the file line, since cells hold newlines."""
     reader = csv.reader(f)
     try:
         header = [h.strip() for h in next(reader)]
     except StopIteration:
-        raise ReviewError(f"{csv_path}:1: empty file; expected the CSV written by `trustmh review export`") from None
+        raise ReviewError(f"{csv_path}: empty file; expected the CSV written by `trustmh review export`") from None
     except csv.Error as exc:
-        raise ReviewError(f"{csv_path}:1: not valid CSV ({exc})") from exc
+        raise ReviewError(f"{csv_path}, row 1: not valid CSV ({exc})") from exc
     missing = [c for c in IMPORT_COLUMNS if c not in header]
     if missing:
         raise ReviewError(
-            f"{csv_path}:1: missing column(s) {', '.join(missing)}; use the CSV written by `trustmh review export`"
+            f"{csv_path}, row 1 (the header): missing column(s) {', '.join(missing)}; use the CSV written by "
+            "`trustmh review export`"
         )
     records, problems = [], []
-    while True:
-        start = reader.line_num + 1
+    for row in itertools.count(2):
         try:
             cells = next(reader)
         except StopIteration:
             break
         except csv.Error as exc:
-            problems.append(f"{csv_path}:{start}: not valid CSV ({exc})")
+            problems.append(f"{csv_path}, row {row}: not valid CSV ({exc})")
             break
         if not any(c.strip() for c in cells):
             continue
         if len(cells) > len(header):
-            problems.append(f"{csv_path}:{start}: {len(cells)} cells but the header has {len(header)} columns")
+            problems.append(f"{csv_path}, row {row}: {len(cells)} cells but the header has {len(header)} columns")
             continue
-        records.append((start, dict(zip(header, cells + [""] * (len(header) - len(cells)), strict=True))))
+        records.append((row, dict(zip(header, cells + [""] * (len(header) - len(cells)), strict=True))))
     _raise_problems(problems)
     return records
