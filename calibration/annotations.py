@@ -1,4 +1,4 @@
-"""Human annotations and judge scores in SPEC §7 long format: readers, and loaders for registered datasets.
+"""Human annotations and judge scores in long format (one record per score): readers, and dataset loaders.
 
 Long format, one record per score:
 - human: ``item_id, criterion, rater, score`` (+ optional ``pillar``, ``target``);

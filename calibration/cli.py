@@ -1,4 +1,4 @@
-"""`trustmh calibrate`: agreement of judges with human annotations (SPEC §7).
+"""`trustmh calibrate`: agreement of judges with human annotations (long format, see calibration.annotations).
 
 Registered in cli/main.py with ``app.command("calibrate")(calibrate_command)``.
 """

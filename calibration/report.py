@@ -168,7 +168,7 @@ def parse_gate(text: str) -> Gate:
     match = _GATE.match(text)
     if not match:
         raise ValueError(f"--gate {text!r}: expected METRIC OP NUMBER with OP one of >= > <= < ==, "
-                         "e.g. 'alpha_ordinal>=0.667'")
+                         "e.g. 'alpha_ordinal_with_judge>=0.667' or 'qwk>=0.6'")
     return Gate(match.group(1), match.group(2), float(match.group(3)))
 
 

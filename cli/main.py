@@ -269,9 +269,9 @@ def review_export(
 @review_app.command("import")
 def review_import(
     csv_path: Annotated[Path, typer.Argument(help="The filled review CSV.")],
-    out: Annotated[Path, typer.Option("--out", help="Human annotations (JSONL, SPEC §7 long format).")] = Path(
-        "review-annotations.jsonl"
-    ),
+    out: Annotated[
+        Path, typer.Option("--out", help="Human annotations (JSONL) to pass to `trustmh calibrate --human`.")
+    ] = Path("review-annotations.jsonl"),
 ) -> None:
     """Read a filled review CSV back as human annotations usable by `trustmh calibrate --human`.
 
