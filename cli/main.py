@@ -122,7 +122,7 @@ def score(
         bool, typer.Option("--exclude-self", help="Leave a judge out of the panel on targets of its own family.")
     ] = False,
     quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No progress bar and no agreement table; only the closing counts.")
+        bool, typer.Option("--quiet", "-q", help="No progress bar and no agreement table.")
     ] = False,
 ) -> None:
     """Judge responses against the pillar rubrics with one or more LLM judges.

@@ -9,7 +9,7 @@ import os
 import sqlite3
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from rich.console import Console
@@ -22,6 +22,21 @@ from tests.fakeapi import FakeLLMServer
 
 def every_file_under(*roots: Path) -> list[Path]:
     return [p for root in roots for p in root.rglob("*") if p.is_file()]
+
+
+class Scoring(NamedTuple):
+    """The fixtures a scoring test needs, for tests that also patch something."""
+
+    tmp_path: Path
+    llm_server: FakeLLMServer
+    judge_env: Path
+    rubric_dir: Path
+    run_cli: Any
+
+
+@pytest.fixture
+def scoring(tmp_path: Path, llm_server: FakeLLMServer, judge_env: Path, rubric_dir: Path, run_cli: Any) -> Scoring:
+    return Scoring(tmp_path, llm_server, judge_env, rubric_dir, run_cli)
 
 
 SECRETS = (b"pa55w0rd", b"s3cret")
@@ -131,13 +146,10 @@ def test_out_or_cache_naming_a_regular_file_is_a_usage_error(
 
 
 def test_a_full_disk_while_writing_outputs_names_the_file_and_the_rerun_pays_nothing_again(
-    tmp_path: Path,
-    llm_server: FakeLLMServer,
-    judge_env: Path,
-    rubric_dir: Path,
-    run_cli: Any,
-    monkeypatch: pytest.MonkeyPatch,
+    scoring: Scoring, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    tmp_path, llm_server, _, rubric_dir, run_cli = scoring
+
     def disk_full(path: Path, write: Any, encoding: str = "utf-8") -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
@@ -154,20 +166,16 @@ def test_a_full_disk_while_writing_outputs_names_the_file_and_the_rerun_pays_not
     assert len(llm_server.requests) == asked, "answers received before the disk filled up are not paid again"
 
 
-def test_a_full_disk_under_the_cache_names_the_cache(
-    tmp_path: Path,
-    llm_server: FakeLLMServer,
-    judge_env: Path,
-    rubric_dir: Path,
-    run_cli: Any,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_a_full_disk_under_the_cache_names_the_cache(scoring: Scoring, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path, llm_server, judge_env, rubric_dir, run_cli = scoring
+
     def disk_full(self: Any, *args: Any, **kwargs: Any) -> None:
         exc = sqlite3.OperationalError("database or disk is full")  # what sqlite raises, with its code
         exc.sqlite_errorcode = sqlite3.SQLITE_FULL
         raise exc
 
     monkeypatch.setattr("diskcache.Cache.set", disk_full)
+    write_jsonl(tmp_path / "items.jsonl", make_items(1))  # one call: no other request is cut off mid-answer
     result = run_cli(*score_args(tmp_path, llm_server, rubric_dir, "--out", tmp_path / "out"))
     assert_clean_usage_error(result, str(judge_env), "no space left")
 
@@ -212,14 +220,8 @@ def test_a_bad_items_path_is_a_usage_error_even_with_skip_invalid(
     assert not out.exists() and not llm_server.requests
 
 
-def test_items_from_standard_input(
-    tmp_path: Path,
-    llm_server: FakeLLMServer,
-    judge_env: Path,
-    rubric_dir: Path,
-    run_cli: Any,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_items_from_standard_input(scoring: Scoring, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path, llm_server, _, rubric_dir, run_cli = scoring
     data = "".join(json.dumps(item) + "\n" for item in make_items(2)).encode()
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(data)))
     out = tmp_path / "out"
@@ -265,13 +267,9 @@ def test_every_output_file_is_owner_only(
 
 
 def test_quiet_prints_no_agreement_table_and_names_are_not_cut_at_80_columns(
-    tmp_path: Path,
-    llm_server: FakeLLMServer,
-    judge_env: Path,
-    rubric_dir: Path,
-    run_cli: Any,
-    monkeypatch: pytest.MonkeyPatch,
+    scoring: Scoring, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    tmp_path, llm_server, _, rubric_dir, run_cli = scoring
     monkeypatch.setattr(cli.main, "out_console", Console(width=80))
     monkeypatch.setattr(cli.main, "err_console", Console(width=80, stderr=True))
     items = write_jsonl(tmp_path / "items.jsonl", make_items(2))
@@ -290,8 +288,14 @@ def test_quiet_prints_no_agreement_table_and_names_are_not_cut_at_80_columns(
 
 
 def test_calibrate_prints_a_table_of_its_results(tmp_path: Path, run_cli: Any) -> None:
-    human = write_jsonl(tmp_path / "h.jsonl", [{"item_id": f"i{k}", "criterion": "empathy", "rater": r, "score": s}
-                                              for k in range(6) for r, s in (("a", k % 5 + 1), ("b", k % 5 + 1))])
+    human = write_jsonl(
+        tmp_path / "h.jsonl",
+        [
+            {"item_id": f"i{k}", "criterion": "empathy", "rater": r, "score": s}
+            for k in range(6)
+            for r, s in (("a", k % 5 + 1), ("b", k % 5 + 1))
+        ],
+    )
     judged = write_jsonl(tmp_path / "j.jsonl", [{"item_id": f"i{k}", "criterion": "empathy", "judge": "judge-x",
                                                  "score": k % 5 + 1} for k in range(6)])  # fmt: skip
     result = run_cli("calibrate", "--human", human, "--judged", judged, "--bootstrap", "0", "--out", tmp_path / "c")
