@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from calibration.cli import calibrate_command
-from judge.cache import CacheError, clear_cache, default_cache_dir, read_stats
+from judge.cache import DB_NAME, CacheError, clear_cache, default_cache_dir, read_stats
 from judge.families import DEFAULT_FAMILIES, FamilyError, families_from_toml
 from judge.items import DEFAULT_MAX_RESPONSE_CHARS, format_rejections, item_file_problems
 from judge.judges import (
@@ -194,7 +194,7 @@ _invoked_args: list[str] | None = None  # what main() was given (tests call it i
 def _cache_dir(cache: Path | None, dry_run: bool) -> Path | None:
     """The cache folder; a dry run reads an existing cache but never creates one (None: nothing cached yet)."""
     directory = cache or default_cache_dir()
-    if dry_run and not directory.exists():
+    if dry_run and not directory.is_file() and not (directory / DB_NAME).exists():
         return None
     return directory
 

@@ -198,6 +198,9 @@ def test_a_dry_run_creates_no_cache(
     result = run_cli(*score_args(tmp_path, llm_server, rubric_dir, "--out", tmp_path / "out", "--dry-run"))
     assert result.code == 0, result.stderr
     assert not judge_env.exists() and not (tmp_path / "out").exists()
+    judge_env.mkdir()  # an empty folder gets no database either
+    assert run_cli(*score_args(tmp_path, llm_server, rubric_dir, "--out", tmp_path / "out", "--dry-run")).code == 0
+    assert list(judge_env.iterdir()) == []
     assert run_cli(*score_args(tmp_path, llm_server, rubric_dir, "--out", tmp_path / "out")).code == 0
     again = run_cli(*score_args(tmp_path, llm_server, rubric_dir, "--out", tmp_path / "other", "--dry-run"))
     assert again.code == 0 and judge_env.exists()
