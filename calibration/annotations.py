@@ -1,4 +1,4 @@
-"""Human annotations and judge scores in SPEC §7 long format: readers, and loaders for registered datasets.
+"""Human annotations and judge scores in long format (one record per score): readers, and dataset loaders.
 
 Long format, one record per score:
 - human: ``item_id, criterion, rater, score`` (+ optional ``pillar``, ``target``);
@@ -93,7 +93,7 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            yield number, f"not valid JSON ({exc.msg} at column {exc.colno})"
+            yield number, f"not valid JSON ({exc.msg.removesuffix(' at')} at column {exc.colno})"
             continue
         yield number, record if isinstance(record, dict) else "expected a JSON object"
 

@@ -1,4 +1,4 @@
-"""`trustmh calibrate`: agreement of judges with human annotations (SPEC §7).
+"""`trustmh calibrate`: agreement of judges with human annotations (long format, see calibration.annotations).
 
 Registered in cli/main.py with ``app.command("calibrate")(calibrate_command)``.
 """
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
+from rich.console import Console
 
 from calibration.annotations import CalibrationData, InputError, load_dataset, read_human, read_judged
 from calibration.registry import DatasetError
@@ -65,7 +66,7 @@ def calibrate_command(
     """
     # numpy/scipy/krippendorff load here, not when `trustmh` starts: `trustmh score` never needs them.
     from calibration.compute import calibrate
-    from calibration.report import check_gates, parse_gate, write_reports
+    from calibration.report import check_gates, parse_gate, results_table, write_reports
 
     if level not in ("item", "target"):
         raise _fail([f"--level {level!r}: choose item or target"])
@@ -110,6 +111,7 @@ def calibrate_command(
     meta = {**source, "level": level, "bootstrap": bootstrap, "seed": seed, "epsilon": epsilon,
             "created": datetime.now(UTC).isoformat(timespec="seconds")}
     json_path, md_path = write_reports(out, result, meta)
+    Console(soft_wrap=False).print(results_table(result, f"Judges vs humans ({level} level)"))
     typer.echo(f"wrote {json_path} and {md_path}")
     failures, unknown = check_gates(result, gates)
     if unknown:

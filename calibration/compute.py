@@ -1,4 +1,4 @@
-"""Turn long-format annotations into SPEC §7 calibration records (pure computation, no I/O).
+"""Turn long-format annotations into calibration records, one per criterion × judge × metric (pure, no I/O).
 
 Definitions used throughout (also in docs/calibration.md):
 - a judge's item score is the mean of its samples (nominal criteria: the most frequent label, ties to
@@ -180,7 +180,8 @@ def calibrate(
     seed: int = 0,
     epsilon: float = 0.2,
 ) -> CalibrationResult:
-    """Every SPEC §7 metric for every criterion × judge of ``data``."""
+    """Every agreement metric (alphas, kappas, correlations, ICCs, errors, alt-test, self-consistency) for every
+    criterion × judge of ``data``."""
     result = CalibrationResult()
     for m in build_matrices(data, level):
         indices = resample_indices(len(m.units), n_bootstrap, seed, m.criterion) if n_bootstrap > 0 \

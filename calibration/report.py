@@ -4,19 +4,61 @@ from __future__ import annotations
 
 import json
 import operator
-import os
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rich.table import Table
+
 from calibration.compute import CalibrationResult, Record
+from judge.review import write_text_atomic
 
 HEADLINE = ("alpha_ordinal_with_judge", "alpha_nominal_with_judge", "qwk", "kappa", "spearman", "pearson",
             "icc_a1", "icc_c1", "mae", "rmse", "bias", "exact", "within1", "alt_test_winning_rate",
             "self_consistency")
+
+
+# (header, metric for ordinal criteria, metric for nominal ones); the full set is in calibration.json / .md
+TABLE_COLUMNS = (
+    ("QWK/κ", "qwk", "kappa"),
+    ("ρ", "spearman", None),
+    ("MAE", "mae", None),
+    ("α +judge", "alpha_ordinal_with_judge", "alpha_nominal_with_judge"),
+    ("α humans", "alpha_ordinal", "alpha_nominal"),
+    ("self α", "self_consistency", "self_consistency"),
+)
+
+
+def results_table(result: CalibrationResult, title: str | None = None) -> Table:
+    """The headline of each criterion × judge (against the humans' consensus) as a terminal table.
+
+    ρ is Spearman's correlation with the humans' mean. Ordinal criteria show QWK and ordinal alpha,
+    nominal ones Cohen's kappa and nominal alpha; the humans' own alpha sits beside the judge-added one
+    for comparison. An empty cell does not apply to the criterion's scale; "—" could not be computed
+    (calibration.json gives the reason).
+    """
+    records = [r for r in result.records if r.against is None]
+    index = {(r.criterion, r.level, r.judge, r.metric): r for r in records}
+    table = Table(title=title)
+    table.add_column("criterion", overflow="fold", min_width=6)
+    table.add_column("judge", overflow="fold", min_width=6)
+    table.add_column("n", justify="right", min_width=3)
+    for header, _, _ in TABLE_COLUMNS:
+        table.add_column(header, justify="right", min_width=5)
+    for criterion, level, judge in sorted({(r.criterion, r.level, r.judge) for r in records if r.judge}):
+        nominal = (criterion, level, judge, "kappa") in index
+        cells = []
+        for _, ordinal_metric, nominal_metric in TABLE_COLUMNS:
+            metric = nominal_metric if nominal else ordinal_metric
+            owner = None if metric in ("alpha_ordinal", "alpha_nominal") else judge
+            record = index.get((criterion, level, owner, metric)) if metric else None
+            cells.append("" if metric is None else _fmt(record.value if record else None))
+        paired = index.get((criterion, level, judge, "exact"))  # items scored by the judge and the humans
+        label = criterion if level == "item" else f"{criterion} ({level})"
+        table.add_row(label, judge, str(paired.n) if paired else "", *cells)
+    return table
 
 
 def to_json(result: CalibrationResult, meta: dict[str, Any]) -> dict[str, Any]:
@@ -97,19 +139,11 @@ def to_markdown(result: CalibrationResult, meta: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    """Write via a temporary file so an interrupted run never leaves a half-written report."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
 def write_reports(out: Path, result: CalibrationResult, meta: dict[str, Any]) -> tuple[Path, Path]:
-    out.mkdir(parents=True, exist_ok=True)
+    """calibration.json and calibration.md, each replaced atomically and readable by its owner only."""
     json_path, md_path = out / "calibration.json", out / "calibration.md"
-    _atomic_write(json_path, json.dumps(to_json(result, meta), indent=2, allow_nan=False) + "\n")
-    _atomic_write(md_path, to_markdown(result, meta) + "\n")
+    write_text_atomic(json_path, [json.dumps(to_json(result, meta), indent=2, allow_nan=False) + "\n"])
+    write_text_atomic(md_path, [to_markdown(result, meta) + "\n"])
     return json_path, md_path
 
 
@@ -144,7 +178,7 @@ def parse_gate(text: str) -> Gate:
     match = _GATE.match(text)
     if not match:
         raise ValueError(f"--gate {text!r}: expected METRIC OP NUMBER with OP one of >= > <= < ==, "
-                         "e.g. 'alpha_ordinal>=0.667'")
+                         "e.g. 'alpha_ordinal_with_judge>=0.667' or 'qwk>=0.6'")
     return Gate(match.group(1), match.group(2), float(match.group(3)))
 
 

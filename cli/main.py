@@ -23,7 +23,7 @@ from cli.respond_cmd import respond
 from cli.suites_cmd import metrics_command, suites_app
 from judge.cache import CacheError, clear_cache, default_cache_dir, read_stats
 from judge.families import DEFAULT_FAMILIES, FamilyError, families_from_toml
-from judge.items import DEFAULT_MAX_RESPONSE_CHARS
+from judge.items import DEFAULT_MAX_RESPONSE_CHARS, format_rejections, item_file_problems
 from judge.judges import (
     JudgeConfigError,
     JudgesFile,
@@ -92,7 +92,10 @@ def _judges(judges: str | None, judges_file: Path | None) -> tuple[list[JudgeSpe
 
 @app.command()
 def score(
-    items: Annotated[list[Path], typer.Argument(help="Items to judge: JSONL or CSV files.", show_default=False)],
+    items: Annotated[
+        list[Path],
+        typer.Argument(help="Items to judge: JSONL, CSV or TSV files; - reads standard input.", show_default=False),
+    ],
     judges: Annotated[
         str | None,
         typer.Option("--judges", help="Comma-separated PROVIDER:MODEL[@BASE_URL] or names from --judges-file."),
@@ -128,7 +131,9 @@ def score(
     exclude_self: Annotated[
         bool, typer.Option("--exclude-self", help="Leave a judge out of the panel on targets of its own family.")
     ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar and no agreement table.")
+    ] = False,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace the results of a different run already in --out.")
     ] = False,
@@ -153,6 +158,8 @@ def score(
         families = families_from_toml(loaded.families) if loaded and loaded.families else DEFAULT_FAMILIES
     except FamilyError as exc:
         raise UsageError(f"{judges_file}: {exc}") from exc
+    if file_problems := item_file_problems(items):  # even with --skip-invalid: that skips records, not files
+        raise UsageError(format_rejections(file_problems) + "\nnothing was judged; check the file names")
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: is a file, not a folder; give a folder for the run's outputs")
     options = ScoreOptions(
@@ -179,7 +186,7 @@ def score(
         print_dry_run(prepared, out_console)
         return
     code, summary = _execute(prepared)
-    if summary["agreement"]:
+    if summary["agreement"] and not quiet:
         print_agreement(summary["agreement"], err_console)
     if summary["panel"]:
         panel = summary["panel"]
@@ -259,9 +266,9 @@ def review_export(
 @review_app.command("import")
 def review_import(
     csv_path: Annotated[Path, typer.Argument(help="The filled review CSV.")],
-    out: Annotated[Path, typer.Option("--out", help="Human annotations (JSONL, SPEC §7 long format).")] = Path(
-        "review-annotations.jsonl"
-    ),
+    out: Annotated[
+        Path, typer.Option("--out", help="Human annotations (JSONL) to pass to `trustmh calibrate --human`.")
+    ] = Path("review-annotations.jsonl"),
 ) -> None:
     """Read a filled review CSV back as human annotations usable by `trustmh calibrate --human`.
 
@@ -471,6 +478,8 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: usage errors exit 2 with their message, unexpected ones exit 1 without a traceback."""
     cli.common.invoked_args = None if argv is None else list(argv)
     logging.getLogger("instructor").setLevel(logging.CRITICAL)  # failures are reported in verdicts instead
+    # Outputs hold mental-health conversations: every file and folder this process creates is owner-only.
+    old_umask = os.umask(0o077)
     try:
         app(args=argv, prog_name="trustmh")
     except UsageError as exc:
@@ -495,6 +504,8 @@ def main(argv: list[str] | None = None) -> None:
             highlight=False,
         )
         sys.exit(1)
+    finally:
+        os.umask(old_umask)
 
 
 if __name__ == "__main__":

@@ -152,13 +152,6 @@ class VerdictCache:
     def keys(self) -> Iterator[str]:
         return iter(self._cache)
 
-    def stats(self) -> dict[str, Any]:
-        return {
-            "directory": str(self.directory),
-            "entries": len(self._cache),
-            "size_bytes": self._cache.volume(),
-        }
-
     def clear(self) -> int:
         try:
             return self._cache.clear()

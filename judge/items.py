@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import csv
 import difflib
+import functools
 import json
 import math
+import os
 import re
-from collections.abc import Collection, Iterator, Sequence
+import sys
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -37,7 +40,9 @@ ROLES: tuple[str, ...] = get_args(Role)
 ACCEPTED_FIELDS = ("id", "pillar", "messages", "prompt", "response", "target", "reference", "meta")
 PROMPT_FIELDS = ("id", "pillar", "messages", "prompt", "followups", "reference", "meta")
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
-CSV_SUFFIXES = (".csv",)
+CSV_SUFFIXES = (".csv", ".tsv")
+STDIN = "-"
+STDIN_NAME = "<stdin>"
 _BOM = b"\xef\xbb\xbf"
 _OPTIONAL_FIELDS = ("pillar", "messages", "prompt", "target", "reference", "meta")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
@@ -160,6 +165,7 @@ class RecordShape:
     """What one kind of input record looks like: items (with a response) or prompts (without)."""
 
     noun: str
+    kind: str
     model: type[Item] | type[Prompt]
     fields: tuple[str, ...]
     required_columns: tuple[str, ...]
@@ -168,6 +174,7 @@ class RecordShape:
 
 ITEM_SHAPE = RecordShape(
     "an items",
+    "items",
     Item,
     ACCEPTED_FIELDS,
     ("id", "response"),
@@ -175,6 +182,7 @@ ITEM_SHAPE = RecordShape(
 )
 PROMPT_SHAPE = RecordShape(
     "a prompts",
+    "prompts",
     Prompt,
     PROMPT_FIELDS,
     ("id",),
@@ -246,7 +254,7 @@ def _loads(text: str) -> tuple[Any, str | None]:
     except (_DuplicateKeyError, _NonFiniteError) as exc:
         return None, str(exc)
     except json.JSONDecodeError as exc:
-        return None, f"invalid JSON: {exc.msg} at column {exc.colno}"
+        return None, f"invalid JSON: {exc.msg.removesuffix(' at')} at column {exc.colno}"  # "starting at" + "at"
     except ValueError as exc:  # an integer of more than 4300 digits; the advice after ";" is for developers
         return None, f"invalid JSON: {str(exc).split(';')[0]}"
     except RecursionError:
@@ -566,9 +574,11 @@ def iter_csv(
     known_pillars: Collection[str],
     *,
     max_response_chars: int = DEFAULT_MAX_RESPONSE_CHARS,
+    delimiter: str = ",",
     shape: RecordShape = ITEM_SHAPE,
 ) -> Iterator[Item | Prompt | Rejection]:
-    """Items and rejections of a CSV file's bytes; a record is reported at the physical line it starts."""
+    """Items and rejections of a CSV (or, with delimiter "\\t", TSV) file's bytes; a record is reported at
+    the physical line it starts."""
     body = data.removeprefix(_BOM)
     lines: list[str] = []
     bad_lines: dict[int, Rejection] = {}
@@ -582,7 +592,7 @@ def iter_csv(
         lines.append(text)
 
     with _csv_field_limit(2**31 - 1):
-        reader = csv.reader(lines, strict=True)
+        reader = csv.reader(lines, strict=True, delimiter=delimiter)
         header: list[str] | None = None
         while True:
             start = reader.line_num + 1
@@ -623,27 +633,78 @@ def iter_csv(
             yield _build(record, file, start, known_pillars, max_response_chars, reported, shape)
 
 
+def _is_stdin(path: Path | str) -> bool:
+    return str(path) == STDIN
+
+
+def _display_name(path: Path) -> str:
+    return STDIN_NAME if _is_stdin(path) else str(path)
+
+
+def _file_problem(path: Path, shape: RecordShape = ITEM_SHAPE) -> str | None:
+    """Why a path named on the command line cannot be an input file at all (None: try to read it)."""
+    if _is_stdin(path):
+        return None
+    if path.is_dir():
+        return f"is a directory, not {shape.noun} file"
+    if not path.exists():
+        return "file not found"
+    suffix = path.suffix.lower()
+    if suffix not in JSONL_SUFFIXES + CSV_SUFFIXES:
+        accepted = ", ".join(JSONL_SUFFIXES + CSV_SUFFIXES)
+        return f"unsupported file extension {suffix or '(none)'!r}; accepted: {accepted}, or - for standard input"
+    return None
+
+
+def _checked_paths(paths: Sequence[Path], shape: RecordShape = ITEM_SHAPE) -> list[tuple[Path, Rejection | None]]:
+    """Each path with its whole-file problem, if any; a path given a second time is one."""
+    checked: list[tuple[Path, Rejection | None]] = []
+    first: dict[str, int] = {}
+    for number, path in enumerate(map(Path, paths), start=1):
+        name = _display_name(path)
+        key = STDIN if _is_stdin(path) else os.path.realpath(path)
+        if key in first:
+            reason = f"is given twice (as {shape.kind} file {first[key]} and {number}); pass each file once"
+            checked.append((path, Rejection(name, 0, None, reason)))
+            continue
+        first[key] = number
+        problem = _file_problem(path, shape)
+        checked.append((path, Rejection(name, 0, None, problem) if problem else None))
+    return checked
+
+
+def item_file_problems(paths: Sequence[Path], shape: RecordShape = ITEM_SHAPE) -> list[Rejection]:
+    """Whole-file problems (missing, a directory, an unknown kind, given twice), found without reading.
+
+    They are usage errors even with --skip-invalid: skipping bad records must not skip a whole file.
+    """
+    return [rejection for _, rejection in _checked_paths(paths, shape) if rejection is not None]
+
+
+def _parser_for(path: Path, data: bytes) -> Callable[..., Iterator[Item | Prompt | Rejection]]:
+    """JSONL, CSV or TSV by extension; standard input by its first character (`{` means JSON Lines)."""
+    if _is_stdin(path):
+        head = data.removeprefix(_BOM).lstrip()[:1]
+        if head in (b"{", b"["):
+            return iter_jsonl
+        first_line = data.removeprefix(_BOM).split(b"\n", 1)[0]
+        return functools.partial(iter_csv, delimiter="\t" if b"\t" in first_line else ",")
+    suffix = path.suffix.lower()
+    if suffix in CSV_SUFFIXES:
+        return functools.partial(iter_csv, delimiter="\t" if suffix == ".tsv" else ",")
+    return iter_jsonl
+
+
 def _read_file(
     path: Path, known_pillars: Collection[str], max_response_chars: int, shape: RecordShape
 ) -> Iterator[Item | Prompt | Rejection]:
-    file = str(path)
-    suffix = path.suffix.lower()
-    if path.is_dir():
-        yield Rejection(file, 0, None, f"is a directory, not {shape.noun} file")
-        return
-    if not path.exists():
-        yield Rejection(file, 0, None, "file not found")
-        return
-    if suffix not in JSONL_SUFFIXES + CSV_SUFFIXES:
-        accepted = ", ".join(JSONL_SUFFIXES + CSV_SUFFIXES)
-        yield Rejection(file, 0, None, f"unsupported file extension {suffix or '(none)'!r}; accepted: {accepted}")
-        return
+    file = _display_name(path)
     try:
-        data = path.read_bytes()
+        data = sys.stdin.buffer.read() if _is_stdin(path) else path.read_bytes()
     except OSError as exc:
         yield Rejection(file, 0, None, f"cannot read file: {exc.strerror or exc}")
         return
-    parse = iter_csv if suffix in CSV_SUFFIXES else iter_jsonl
+    parse = _parser_for(path, data)
     yield from parse(data, file, known_pillars, max_response_chars=max_response_chars, shape=shape)
 
 
@@ -654,11 +715,15 @@ def read_items(
     max_response_chars: int = DEFAULT_MAX_RESPONSE_CHARS,
     shape: RecordShape = ITEM_SHAPE,
 ) -> ItemReadResult:
-    """Read every file, collecting all items (or prompts) and all rejections; ids must be unique across files."""
+    """Read every file, collecting all items (or prompts) and all rejections; ids must be unique across files.
+
+    `-` reads standard input.
+    """
     result = ItemReadResult()
     first_seen: dict[str, str] = {}
-    for path in paths:
-        for entry in _read_file(Path(path), known_pillars, max_response_chars, shape):
+    for path, problem in _checked_paths(paths, shape):
+        entries = [problem] if problem else _read_file(path, known_pillars, max_response_chars, shape)
+        for entry in entries:
             item_id = entry.item_id if isinstance(entry, Rejection) else entry.id
             here = f"{entry.file}:{entry.line}" if isinstance(entry, Rejection) else entry.source
             if item_id is not None and item_id in first_seen:

@@ -20,7 +20,7 @@ def print_pillar_summary(summary: dict[str, Any], console: Console) -> None:
         rates[(row["pillar"], row["judge"])].append(row["rate"])
     table = Table(title="Mean score per criterion (all targets pooled)")
     for column in ("pillar", "judge", "criteria", "critical-failure rate by target"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # a judge name is never cut to "openai:…"
     for pillar, judge in sorted(means):
         shown = ", ".join(f"{r:.0%}" for r in rates.get((pillar, judge), [])) or "-"
         table.add_row(pillar, judge, "\n".join(means[(pillar, judge)]), shown)
@@ -37,7 +37,7 @@ def print_agreement(agreement: list[dict[str, Any]], console: Console) -> None:
     """Krippendorff's alpha among judges, pairwise kappa and self-consistency per pillar × criterion."""
     table = Table(title="Agreement among judges")
     for column in ("pillar", "criterion", "items", "alpha (ordinal)", "pairwise QWK", "self-consistency (alpha)"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # judge names in the last two columns are never cut
     for row in agreement:
         pairs = ", ".join(f"{'~'.join(p['judges'])} {_fmt(p['qwk'])}" for p in row["pairwise_qwk"]) or "-"
         consistency = ", ".join(f"{c['judge']} {_fmt(c['alpha_ordinal'])}" for c in row["self_consistency"]) or "-"

@@ -2,14 +2,16 @@
 
 `reaggregate_run` turns a finished run's verdicts into `panel.jsonl` and `review.jsonl` without calling
 any judge. `export_review_csv` lays the review queue out for a clinician working in a spreadsheet, and
-`import_review_csv` reads their decisions back as human annotations in the long format of calibration
-(SPEC §7), so reviewed items can audit the judges. Files are replaced atomically: a crash leaves the old
-file or the new one, never half of each.
+`import_review_csv` reads their decisions back as human annotations in the long format that
+`trustmh calibrate --human` reads (one line per item × criterion × rater), so reviewed items can audit the
+judges. Files are replaced atomically (a crash leaves the old file or the new one, never half of each)
+and are readable by their owner only.
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import os
 import re
@@ -30,7 +32,8 @@ _STATUS_LABEL = {"failed": "failed", "not_applicable": "n/a"}
 
 
 class ReviewError(Exception):
-    """A run directory or review file that cannot be used; the message names FILE:LINE and the problem."""
+    """A run directory or review file that cannot be used; the message names FILE:LINE (for a review CSV:
+    FILE, row N as a spreadsheet numbers it) and the problem."""
 
 
 def _raise_problems(problems: list[str]) -> None:
@@ -69,11 +72,17 @@ def read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
 
 
 def _write_atomic(path: Path, write: Callable[[TextIO], None], encoding: str = "utf-8") -> None:
-    """Write a temporary file in the same folder, then os.replace it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write a temporary file in the same folder, then os.replace it over `path`.
+
+    The file is owner-only (0600) and folders it creates are 0700: outputs hold mental-health
+    conversations, so they get the same protection as the cache, whatever the umask.
+    """
+    _make_private_dirs(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with tmp.open("w", encoding=encoding, newline="") as handle:
+        descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(descriptor, 0o600)  # O_CREAT's mode does not apply to a leftover temporary file
+        with open(descriptor, "w", encoding=encoding, newline="") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
@@ -81,6 +90,14 @@ def _write_atomic(path: Path, write: Callable[[TextIO], None], encoding: str = "
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _make_private_dirs(folder: Path) -> None:
+    """Create `folder` and its missing parents as 0700; folders that exist are left as they are."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    for directory in reversed(missing):
+        directory.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(directory, 0o700)  # mkdir's mode is reduced by the umask
 
 
 def write_jsonl_atomic(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
@@ -274,11 +291,11 @@ def import_review_csv(csv_path: Path) -> list[dict[str, Any]]:
         raise ReviewError(f"{csv_path}: cannot read ({exc}); save the sheet as CSV UTF-8") from exc
     annotations, problems = [], []
     seen: dict[tuple[str, ...], int] = {}
-    for line, record in records:
+    for row, record in records:
         decision = record["decision_score"].strip()
         if not decision:
             continue
-        where = f"{csv_path}:{line}"
+        where = f"{csv_path}, row {row}"
         match = _SCALE.match(record["scale"])
         if not match:
             problems.append(f"{where}: column scale: {record['scale']!r} is not MIN..MAX as written by the export")
@@ -302,11 +319,11 @@ def import_review_csv(csv_path: Path) -> list[dict[str, Any]]:
         key = tuple(record[c].strip() for c in ("item_id", "pillar", "criterion", "reviewer"))
         if key in seen:
             problems.append(
-                f"{where}: reviewer {key[3]!r} decided {key[0]}/{key[1]}/{key[2]} already on line "
+                f"{where}: reviewer {key[3]!r} decided {key[0]}/{key[1]}/{key[2]} already in row "
                 f"{seen[key]}; keep one decision per reviewer"
             )
             continue
-        seen[key] = line
+        seen[key] = row
         annotations.append(
             {
                 "item_id": key[0],
@@ -322,34 +339,35 @@ def import_review_csv(csv_path: Path) -> list[dict[str, Any]]:
 
 
 def _read_csv_records(csv_path: Path, f: TextIO) -> list[tuple[int, dict[str, str]]]:
-    """(first line of the record, {column: cell}); records may span lines, since cells hold newlines."""
+    """(spreadsheet row, {column: cell}), the header being row 1: the row number the reviewer sees, which
+    is not the file line, since cells hold newlines."""
     reader = csv.reader(f)
     try:
         header = [h.strip() for h in next(reader)]
     except StopIteration:
-        raise ReviewError(f"{csv_path}:1: empty file; expected the CSV written by `trustmh review export`") from None
+        raise ReviewError(f"{csv_path}: empty file; expected the CSV written by `trustmh review export`") from None
     except csv.Error as exc:
-        raise ReviewError(f"{csv_path}:1: not valid CSV ({exc})") from exc
+        raise ReviewError(f"{csv_path}, row 1: not valid CSV ({exc})") from exc
     missing = [c for c in IMPORT_COLUMNS if c not in header]
     if missing:
         raise ReviewError(
-            f"{csv_path}:1: missing column(s) {', '.join(missing)}; use the CSV written by `trustmh review export`"
+            f"{csv_path}, row 1 (the header): missing column(s) {', '.join(missing)}; use the CSV written by "
+            "`trustmh review export`"
         )
     records, problems = [], []
-    while True:
-        start = reader.line_num + 1
+    for row in itertools.count(2):
         try:
             cells = next(reader)
         except StopIteration:
             break
         except csv.Error as exc:
-            problems.append(f"{csv_path}:{start}: not valid CSV ({exc})")
+            problems.append(f"{csv_path}, row {row}: not valid CSV ({exc})")
             break
         if not any(c.strip() for c in cells):
             continue
         if len(cells) > len(header):
-            problems.append(f"{csv_path}:{start}: {len(cells)} cells but the header has {len(header)} columns")
+            problems.append(f"{csv_path}, row {row}: {len(cells)} cells but the header has {len(header)} columns")
             continue
-        records.append((start, dict(zip(header, cells + [""] * (len(header) - len(cells)), strict=True))))
+        records.append((row, dict(zip(header, cells + [""] * (len(header) - len(cells)), strict=True))))
     _raise_problems(problems)
     return records

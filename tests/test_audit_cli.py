@@ -40,7 +40,9 @@ def _records(out: Path) -> list[dict[str, Any]]:
 
 
 def _pooled(records: list[dict[str, Any]], probe: str, judge: str, metric: str) -> list[dict[str, Any]]:
-    found = [r for r in records if (r["probe"], r["judge"], r["metric"], r["variant"]) == (probe, _name(judge), metric, None)]
+    found = [
+        r for r in records if (r["probe"], r["judge"], r["metric"], r["variant"]) == (probe, _name(judge), metric, None)
+    ]
     assert found, (probe, judge, metric)
     return found
 

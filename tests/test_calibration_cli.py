@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -407,3 +408,22 @@ def test_judge_without_a_score_on_the_human_rated_item_gives_null_metrics_not_a_
     assert result.exit_code == 0, result.output
     judge_records = [r for r in _records(out) if r["judge"] == "j"]
     assert judge_records and all(r["value"] is None and r["reason"] for r in judge_records)
+
+
+def test_the_readme_gate_example_gates_the_judge_not_the_humans(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    (gate,) = re.findall(r"trustmh calibrate --human \S+ --judged \S+ --gate '([^']+)'", readme)
+    human, judged = _write_inputs(tmp_path)
+    both = runner.invoke(app, ["--human", str(human), "--judged", str(judged), "--out", str(tmp_path / "a"),
+                               "--bootstrap", "0", "--gate", gate])
+    assert both.exit_code == 4, both.output
+    assert "empathy × odd-judge" in both.output and "good-judge" not in both.output
+    good_only = tmp_path / "good.csv"
+    good_only.write_text("".join(line + "\n" for line in judged.read_text().splitlines() if "odd-judge" not in line))
+    passing = runner.invoke(app, ["--human", str(human), "--judged", str(good_only), "--out", str(tmp_path / "b"),
+                                  "--bootstrap", "0", "--gate", gate])
+    assert passing.exit_code == 0, passing.output
+    # The humans' own alpha would have let the anti-correlated judge through.
+    humans_only = runner.invoke(app, ["--human", str(human), "--judged", str(judged), "--out", str(tmp_path / "c"),
+                                      "--bootstrap", "0", "--gate", "alpha_ordinal>=0.667"])
+    assert humans_only.exit_code == 0, humans_only.output

@@ -1,4 +1,4 @@
-"""Reproduce the dataset authors' published agreement figures from the raw files (SPEC §6-7).
+"""Reproduce the dataset authors' published agreement figures from the raw files of the registered datasets.
 
 A difference beyond the published rounding is a bug: the comparisons below round our value exactly as
 the authors printed theirs and compare the printed strings' numbers.

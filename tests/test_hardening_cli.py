@@ -3,21 +3,41 @@
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import sqlite3
+import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
+from rich.console import Console
 
+import cli.main
 import judge.review
-from tests.conftest import make_items, read_jsonl, write_jsonl
+from judge.judges import parse_judge_spec
+from tests.conftest import judges_arg, make_items, read_jsonl, write_jsonl
 from tests.fakeapi import FakeLLMServer
 
 
 def every_file_under(*roots: Path) -> list[Path]:
     return [p for root in roots for p in root.rglob("*") if p.is_file()]
+
+
+class Scoring(NamedTuple):
+    """The fixtures a scoring test needs, for tests that also patch something."""
+
+    tmp_path: Path
+    llm_server: FakeLLMServer
+    judge_env: Path
+    rubric_dir: Path
+    run_cli: Any
+
+
+@pytest.fixture
+def scoring(tmp_path: Path, llm_server: FakeLLMServer, judge_env: Path, rubric_dir: Path, run_cli: Any) -> Scoring:
+    return Scoring(tmp_path, llm_server, judge_env, rubric_dir, run_cli)
 
 
 SECRETS = (b"pa55w0rd", b"s3cret")
@@ -127,13 +147,9 @@ def test_out_or_cache_naming_a_regular_file_is_a_usage_error(
 
 
 def test_a_full_disk_while_writing_outputs_names_the_file_and_the_rerun_pays_nothing_again(
-    tmp_path: Path,
-    llm_server: FakeLLMServer,
-    judge_env: Path,
-    rubric_dir: Path,
-    run_cli: Any,
-    monkeypatch: pytest.MonkeyPatch,
+    scoring: Scoring, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    tmp_path, llm_server, _, rubric_dir, run_cli = scoring
     real = judge.review._write_atomic
 
     def disk_full(path: Path, write: Any, encoding: str = "utf-8") -> None:
@@ -154,20 +170,16 @@ def test_a_full_disk_while_writing_outputs_names_the_file_and_the_rerun_pays_not
     assert len(llm_server.requests) == asked, "answers received before the disk filled up are not paid again"
 
 
-def test_a_full_disk_under_the_cache_names_the_cache(
-    tmp_path: Path,
-    llm_server: FakeLLMServer,
-    judge_env: Path,
-    rubric_dir: Path,
-    run_cli: Any,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_a_full_disk_under_the_cache_names_the_cache(scoring: Scoring, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path, llm_server, judge_env, rubric_dir, run_cli = scoring
+
     def disk_full(self: Any, *args: Any, **kwargs: Any) -> None:
         exc = sqlite3.OperationalError("database or disk is full")  # what sqlite raises, with its code
         exc.sqlite_errorcode = sqlite3.SQLITE_FULL
         raise exc
 
     monkeypatch.setattr("diskcache.Cache.set", disk_full)
+    write_jsonl(tmp_path / "items.jsonl", make_items(1))  # one call: no other request is cut off mid-answer
     result = run_cli(*score_args(tmp_path, llm_server, rubric_dir, "--out", tmp_path / "out"))
     assert_clean_usage_error(result, str(judge_env), "no space left")
 
@@ -190,6 +202,111 @@ def test_a_dry_run_creates_no_cache(
     result = run_cli(*score_args(tmp_path, llm_server, rubric_dir, "--out", tmp_path / "out", "--dry-run"))
     assert result.code == 0, result.stderr
     assert not judge_env.exists() and not (tmp_path / "out").exists()
+    judge_env.mkdir()  # an empty folder gets no database either
+    assert run_cli(*score_args(tmp_path, llm_server, rubric_dir, "--out", tmp_path / "out", "--dry-run")).code == 0
+    assert list(judge_env.iterdir()) == []
     assert run_cli(*score_args(tmp_path, llm_server, rubric_dir, "--out", tmp_path / "out")).code == 0
     again = run_cli(*score_args(tmp_path, llm_server, rubric_dir, "--out", tmp_path / "other", "--dry-run"))
     assert again.code == 0 and judge_env.exists()
+
+
+# ---------------------------------------------------------------- items from the command line
+
+
+@pytest.mark.parametrize("problem", ["missing", "directory", "twice"])
+def test_a_bad_items_path_is_a_usage_error_even_with_skip_invalid(
+    tmp_path: Path, llm_server: FakeLLMServer, judge_env: Path, rubric_dir: Path, run_cli: Any, problem: str
+) -> None:
+    good = write_jsonl(tmp_path / "good.jsonl", make_items(2))
+    other = {"missing": tmp_path / "missing.jsonl", "directory": tmp_path, "twice": good}[problem]
+    out = tmp_path / "out"
+    judge = f"openai:gpt-4.1-mini@{llm_server.openai_base_url}"
+    result = run_cli("score", good, other, "--skip-invalid", "--judges", judge, "--rubrics", rubric_dir, "--out", out)
+    assert_clean_usage_error(result, f"{other}:0: ")
+    assert "first used at" not in result.stderr
+    assert not out.exists() and not llm_server.requests
+
+
+def test_items_from_standard_input(scoring: Scoring, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path, llm_server, _, rubric_dir, run_cli = scoring
+    data = "".join(json.dumps(item) + "\n" for item in make_items(2)).encode()
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(data)))
+    out = tmp_path / "out"
+    judge = f"openai:gpt-4.1-mini@{llm_server.openai_base_url}"
+    result = run_cli("score", "-", "--judges", judge, "--rubrics", rubric_dir, "--out", out, "-q")
+    assert result.code == 0, result.stderr
+    assert [row["id"] for row in read_jsonl(out / "items.jsonl")] == ["item-000", "item-001"]
+
+
+# ---------------------------------------------------------------- owner-only outputs, terminal output
+
+
+def assert_owner_only(*roots: Path) -> None:
+    for root in roots:
+        for path in [root, *root.rglob("*")] if root.is_dir() else [root]:
+            mode = stat.S_IMODE(path.stat().st_mode)
+            assert mode == (0o700 if path.is_dir() else 0o600), (path, oct(mode))
+
+
+def test_every_output_file_is_owner_only(
+    tmp_path: Path, llm_server: FakeLLMServer, judge_env: Path, rubric_dir: Path, run_cli: Any
+) -> None:
+    items = write_jsonl(tmp_path / "items.jsonl", [*make_items(3), {"id": "bad"}])
+    out = tmp_path / "runs" / "r1"
+    two = f"{judges_arg(llm_server)},openai:judge-b@{llm_server.openai_base_url}"
+    result = run_cli("score", items, "--judges", two, "--rubrics", rubric_dir, "--out", out, "--skip-invalid", "-q")
+    assert result.code == 0, result.stderr
+    assert {"verdicts.jsonl", "panel.jsonl", "review.jsonl", "summary.json", "run.json", "items.jsonl",
+            "rejected.jsonl"} <= {p.name for p in out.iterdir()}  # fmt: skip
+    assert_owner_only(tmp_path / "runs")
+
+    csv_path = tmp_path / "review" / "queue.csv"
+    assert run_cli("review", "export", out, "--csv", csv_path).code == 0
+    assert run_cli("review", "import", csv_path, "--out", tmp_path / "decisions" / "a.jsonl").code == 0
+    assert_owner_only(tmp_path / "review", tmp_path / "decisions")
+
+    human = write_jsonl(tmp_path / "h.jsonl", [{"item_id": "x", "criterion": "c", "rater": "r", "score": 1}])
+    judged = write_jsonl(tmp_path / "j.jsonl", [{"item_id": "x", "criterion": "c", "judge": "j", "score": 1}])
+    calibrated = run_cli("calibrate", "--human", human, "--judged", judged, "--bootstrap", "0",
+                         "--out", tmp_path / "calib" / "c1")  # fmt: skip
+    assert calibrated.code == 0, calibrated.stderr
+    assert_owner_only(tmp_path / "calib")
+
+
+def test_quiet_prints_no_agreement_table_and_names_are_not_cut_at_80_columns(
+    scoring: Scoring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tmp_path, llm_server, _, rubric_dir, run_cli = scoring
+    monkeypatch.setattr(cli.main, "out_console", Console(width=80))
+    monkeypatch.setattr(cli.main, "err_console", Console(width=80, stderr=True))
+    items = write_jsonl(tmp_path / "items.jsonl", make_items(2))
+    args = ["score", items, "--judges", judges_arg(llm_server), "--rubrics", rubric_dir]
+    names = [parse_judge_spec(spec).name for spec in judges_arg(llm_server).split(",")]
+
+    plan = run_cli(*args, "--out", tmp_path / "dry", "--dry-run")
+    assert plan.code == 0 and "…" not in plan.stdout
+    judge_column = "".join(line.split("│")[1].strip() for line in plan.stdout.splitlines() if line.count("│") > 3)
+    assert all(name in judge_column for name in names), (names, plan.stdout)
+
+    quiet = run_cli(*args, "--out", tmp_path / "q", "-q")
+    assert quiet.code == 0 and "Agreement among judges" not in quiet.stderr + quiet.stdout
+    loud = run_cli(*args, "--out", tmp_path / "loud")
+    assert loud.code == 0 and "Agreement among judges" in loud.stderr and "…" not in loud.stderr
+
+
+def test_calibrate_prints_a_table_of_its_results(tmp_path: Path, run_cli: Any) -> None:
+    human = write_jsonl(
+        tmp_path / "h.jsonl",
+        [
+            {"item_id": f"i{k}", "criterion": "empathy", "rater": r, "score": s}
+            for k in range(6)
+            for r, s in (("a", k % 5 + 1), ("b", k % 5 + 1))
+        ],
+    )
+    judged = write_jsonl(tmp_path / "j.jsonl", [{"item_id": f"i{k}", "criterion": "empathy", "judge": "judge-x",
+                                                 "score": k % 5 + 1} for k in range(6)])  # fmt: skip
+    result = run_cli("calibrate", "--human", human, "--judged", judged, "--bootstrap", "0", "--out", tmp_path / "c")
+    assert result.code == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines() if "judge-x" in line)
+    cells = [cell.strip() for cell in row.split("│") if cell.strip()]
+    assert cells[:4] == ["empathy", "judge-x", "6", "1.000"], row  # criterion, judge, n, QWK

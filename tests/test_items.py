@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from judge.items import (
     Message,
     Rejection,
     format_rejections,
+    item_file_problems,
     parse_jsonl_line,
     parse_record,
     read_items,
@@ -130,6 +132,11 @@ def test_broken_json_reports_parser_message_and_column() -> None:
     msg = reject('{"id": "a1", "response": "x",}')
     assert msg.startswith("in.jsonl:7: invalid JSON: ")
     assert "Expecting property name" in msg and "column 30" in msg
+
+
+def test_parser_messages_ending_in_at_are_not_doubled() -> None:
+    msg = reject('{"id": "a1", "response": "never closed}')
+    assert "Unterminated string starting at column 26" in msg and "at at" not in msg
 
 
 def test_pretty_printed_json_gets_a_hint() -> None:
@@ -359,8 +366,54 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
 def test_unknown_extension(tmp_path: Path) -> None:
     path = write(tmp_path, "items.txt", line())
     assert only_rejection(path) == (
-        f"{path}:0: unsupported file extension '.txt'; accepted: .jsonl, .ndjson, .json, .csv"
+        f"{path}:0: unsupported file extension '.txt'; accepted: .jsonl, .ndjson, .json, .csv, .tsv, "
+        "or - for standard input"
     )
+
+
+def test_tsv_items(tmp_path: Path) -> None:
+    rows = ["id\tprompt\tresponse\tmeta", 'a\tI feel low, really.\tI hear you.\t{"k": 1}', "b\thi\t\t"]
+    path = write(tmp_path, "in.tsv", "\n".join(rows) + "\n")
+    result = read_items([path], KNOWN)
+    assert [(i.id, i.messages[0].content, i.meta) for i in result.items] == [("a", "I feel low, really.", {"k": 1})]
+    assert [str(r) for r in result.rejections] == [f"{path}:3: missing required field `response`"]
+
+
+@pytest.mark.parametrize(
+    ("data", "kind"),
+    [
+        (line().encode() + b"\n", "jsonl"),
+        (b"id,prompt,response\na1,hi,ok\n", "csv"),
+        (b"id\tprompt\tresponse\na1\thi\tok\n", "tsv"),
+    ],
+)
+def test_standard_input_as_dash(monkeypatch: pytest.MonkeyPatch, data: bytes, kind: str) -> None:
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(data)))
+    result = read_items([Path("-")], KNOWN)
+    assert not result.rejections, (kind, result.rejections)
+    (item,) = result.items
+    assert item.id == "a1" and item.source.startswith("<stdin>:")
+
+
+def test_a_file_given_twice_is_named_once_as_given_twice(tmp_path: Path) -> None:
+    path = write(tmp_path, "in.jsonl", line() + "\n")
+    result = read_items([path, tmp_path / "." / "in.jsonl"], KNOWN)
+    assert len(result.items) == 1
+    assert [str(r) for r in result.rejections] == [
+        f"{tmp_path / '.' / 'in.jsonl'}:0: is given twice (as items file 1 and 2); pass each file once"
+    ]
+    assert "first used at" not in str(result.rejections[0])
+    twice = "is given twice (as items file 1 and 2); pass each file once"
+    assert item_file_problems([path, tmp_path / "in.jsonl"]) == [Rejection(str(tmp_path / "in.jsonl"), 0, None, twice)]
+
+
+def test_whole_file_problems_are_found_without_reading(tmp_path: Path) -> None:
+    good = write(tmp_path, "ok.jsonl", "{broken\n")  # its content is not looked at
+    problems = item_file_problems([good, tmp_path / "missing.jsonl", tmp_path, Path("-")])
+    assert [(r.file, r.reason) for r in problems] == [
+        (str(tmp_path / "missing.jsonl"), "file not found"),
+        (str(tmp_path), "is a directory, not an items file"),
+    ]
 
 
 def test_reader_keeps_going_after_errors(tmp_path: Path) -> None:

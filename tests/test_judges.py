@@ -286,6 +286,13 @@ def test_bad_toml_is_refused_naming_the_file(tmp_path: Path) -> None:
     assert str(path) in str(exc.value) and "TOML" in str(exc.value)
 
 
+def test_a_key_written_twice_in_the_judges_file_is_refused_naming_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, '[judges.mini]\nspec = "openai:gpt-4.1-mini"\ntemperature = 0.2\ntemperature = 0.9\n')
+    with pytest.raises(JudgeConfigError) as exc:
+        load_judges_file(path)
+    assert str(path) in str(exc.value) and "line 4" in str(exc.value)
+
+
 def test_missing_judges_file(tmp_path: Path) -> None:
     with pytest.raises(JudgeConfigError) as exc:
         load_judges_file(tmp_path / "nope.toml")

@@ -217,11 +217,6 @@ def test_review_round_trip(run_dir: Path) -> None:
     ]
 
 
-def _line_of(csv_path: Path, item_id: str) -> int:
-    lines = csv_path.read_text(encoding="utf-8-sig").splitlines()
-    return next(n for n, line in enumerate(lines, start=1) if line.startswith(f"{item_id},"))
-
-
 @pytest.mark.parametrize(
     ("decision", "problem"),
     [
@@ -231,35 +226,36 @@ def _line_of(csv_path: Path, item_id: str) -> int:
         ("0", "column decision_score: 0 is outside the scale 1..5"),
     ],
 )
-def test_import_names_file_line_and_column(run_dir: Path, decision: str, problem: str) -> None:
+def test_import_names_file_spreadsheet_row_and_column(run_dir: Path, decision: str, problem: str) -> None:
     csv_path, _ = exported(run_dir)
     fill(csv_path, {"i2": {"decision_score": decision, "reviewer": "dr_kim"}})
-    line = _line_of(csv_path, "i2")
-    assert line > 3  # the first record spans several lines
+    line = next(n for n, text in enumerate(csv_path.read_text().splitlines(), start=1) if text.startswith("i2,"))
+    assert line > 3, "the first record spans several file lines, yet i2 is in row 3 of the sheet"
     with pytest.raises(ReviewError) as err:
         import_review_csv(csv_path)
     message = str(err.value)
-    assert message.startswith(f"{csv_path}:{line}: {problem}") and "\n" not in message
+    assert message.startswith(f"{csv_path}, row 3: {problem}") and "\n" not in message
 
 
 def test_import_needs_a_reviewer_and_one_decision_each(run_dir: Path) -> None:
     csv_path, _ = exported(run_dir)
     fill(csv_path, {"i1": {"decision_score": "3"}})
-    with pytest.raises(ReviewError, match=r"review.csv:2: column reviewer: empty"):
+    with pytest.raises(ReviewError, match=r"review.csv, row 2: column reviewer: empty"):
         import_review_csv(csv_path)
     with csv_path.open(encoding="utf-8-sig", newline="") as f:
         rows = list(csv.reader(f))
     rows[1][-3:] = ["3", "dr_lee", ""]
     with csv_path.open("w", encoding="utf-8-sig", newline="") as f:
         csv.writer(f).writerows([*rows, rows[1]])
-    with pytest.raises(ReviewError, match="decided i1/crisis/risk already on line 2"):
+    duplicate = r"review.csv, row 4: reviewer 'dr_lee' decided i1/crisis/risk already in row 2"
+    with pytest.raises(ReviewError, match=duplicate):
         import_review_csv(csv_path)
 
 
 def test_import_rejects_a_foreign_file(tmp_path: Path) -> None:
     path = tmp_path / "other.csv"
     path.write_text("id,score\n1,2\n", encoding="utf-8")
-    with pytest.raises(ReviewError, match=r"other.csv:1: missing column\(s\) item_id, pillar"):
+    with pytest.raises(ReviewError, match=r"other.csv, row 1 \(the header\): missing column\(s\) item_id, pillar"):
         import_review_csv(path)
     path.write_text("", encoding="utf-8")
     with pytest.raises(ReviewError, match="empty file"):
