@@ -237,7 +237,7 @@ def test_download_is_verified_and_cached(monkeypatch: pytest.MonkeyPatch, toy: b
 
 def test_registry_lists_checksums_for_the_three_datasets() -> None:
     datasets = registry.load_registry()
-    assert set(datasets) == {"trustmh-bench", "llms-mental-health-crisis", "empathic-communication"}
+    assert {"trustmh-bench", "llms-mental-health-crisis", "empathic-communication", "confaide"} <= set(datasets)
     for dataset in datasets.values():
         assert len(dataset.commit) == 40 and dataset.files and dataset.citation and dataset.licence
         assert all(len(sha) == 64 for sha in dataset.files.values())
