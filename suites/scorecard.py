@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from judge.review import write_text_atomic
 from suites.catalogue import SUITES, Suite
 from suites.metrics import mean_summary, pearson_summary, pillar_mean_ranks, rank_targets
 from suites.spec import CriterionMeansRule, ThresholdRule
@@ -307,19 +309,9 @@ def scorecard_markdown(card: Mapping[str, Any]) -> str:
 
 
 def _write_private(path: Path, text: str) -> None:
-    """Write atomically, readable by the owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Write atomically (the project's writer), then make the file readable by its owner only."""
+    write_text_atomic(path, [text])
+    os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
 
 
 def write_scorecard(run_dir: Path, card: Mapping[str, Any]) -> tuple[Path, Path]:
