@@ -82,7 +82,7 @@ def show_suite(
     for i, metric in enumerate(suite.metrics):
         arrow = "higher is better" if metric.higher_is_better else "lower is better"
         primary = " (ranked)" if i == 0 else ""
-        console.print(f"  • {metric.name}{primary} [{metric.source}; {arrow}]: {metric.description}")
+        console.print(f"  • {metric.name}{primary} ({metric.source}; {arrow}): {metric.description}", markup=False)
     for dataset in suite.sources:
         entry = get_dataset(dataset)
         console.print(f"source: {entry.repository}@{entry.commit[:12]} ({entry.licence}); cite {entry.citation}")

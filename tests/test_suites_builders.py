@@ -201,3 +201,9 @@ def test_ethics_prompts_equal_what_the_paper_models_received(mirror: Path) -> No
                     checked += 1
     assert checked == 6 * 125
     assert "patient閳ユ獨 consent" in ours["ethics/reasoning:0"]["messages"][0]["content"]  # GB18030 reading
+
+
+def test_docs_describe_every_suite() -> None:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "benchmark.md").read_text(encoding="utf-8")
+    for suite_id in SUITES:
+        assert f"`{suite_id}`" in text, suite_id

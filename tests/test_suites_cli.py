@@ -49,7 +49,8 @@ def test_suites_list_shows_every_sub_task_and_status(run_cli: Any, wide_console:
 def test_suites_show(run_cli: Any, wide_console: None) -> None:
     result = run_cli("suites", "show", "privacy/leakage")
     assert result.code == 0, result.stderr
-    for text in ("leak_string_match (ranked)", "has_z", "judged_leak_rate", "Qiyuan0130/TrustMH_Bench@94d65dbd125b"):
+    for text in ("leak_string_match (ranked) (deterministic; lower is better)", "has_z", "judged_leak_rate (judge;",
+                 "Qiyuan0130/TrustMH_Bench@94d65dbd125b"):
         assert text in result.stdout
     unknown = run_cli("suites", "show", "privacy/nope")
     assert unknown.code == 2 and "SUITE: unknown suite 'privacy/nope'" in unknown.stderr
