@@ -107,17 +107,19 @@ def build_suites(
     console.print(f"wrote {len(prompts)} prompts to {out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
-def build_prompts(names: list[str], limit: int | None, seed: int) -> list[dict[str, Any]]:
-    """Every named suite's prompts, in order; any unknown or unbuildable name fails before anything is built."""
+def build_prompts(names: list[str], limit: int | None, seed: int, option: str = "SUITE") -> list[dict[str, Any]]:
+    """Every named suite's prompts, in order; any unknown or unbuildable name fails before anything is built.
+
+    `option` names where the names came from in the messages (`trustmh bench` passes "--suites")."""
     unknown = [n for n in names if n not in SUITES]
     if unknown:
-        raise UsageError(f"SUITE: unknown suite(s) {', '.join(map(repr, unknown))}; known: {', '.join(SUITES)}")
+        raise UsageError(f"{option}: unknown suite(s) {', '.join(map(repr, unknown))}; known: {', '.join(SUITES)}")
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise UsageError(f"SUITE: {', '.join(duplicates)} named twice")
+        raise UsageError(f"{option}: {', '.join(duplicates)} named twice")
     blocked = [SUITES[n] for n in names if SUITES[n].build is None]
     if blocked:
-        raise UsageError("; ".join(f"SUITE {s.id} cannot be built ({_status_text(s)})" for s in blocked))
+        raise UsageError("; ".join(f"{option}: {s.id} cannot be built ({_status_text(s)})" for s in blocked))
     prompts: list[dict[str, Any]] = []
     for name in dict.fromkeys(names):
         try:

@@ -205,3 +205,12 @@ def test_demo_scorecard_without_data_prints_one_line(capsys: pytest.CaptureFixtu
     print_recorded_scorecard(Console(width=200))
     text = capsys.readouterr().out
     assert "Recorded scorecard skipped" in text and "TRUSTMH_DATA_MIRROR" in text
+
+
+def test_build_prompts_names_the_option_it_was_given() -> None:
+    from cli.suites_cmd import build_prompts
+
+    with pytest.raises(UsageError, match=r"^--suites: unknown suite\(s\) 'x/y'"):
+        build_prompts(["x/y"], None, 0, option="--suites")
+    with pytest.raises(UsageError, match=r"^--suites: sycophancy/pas cannot be built \(unavailable: the PAS data"):
+        build_prompts(["sycophancy/pas"], None, 0, option="--suites")

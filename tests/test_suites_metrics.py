@@ -213,3 +213,30 @@ def test_records_that_are_not_suite_prompts_are_refused_with_their_place() -> No
         builder.add_call({"prompt_id": "x", "status": "ok", "meta": ETHICS}, "calls.jsonl:9")
     with pytest.raises(ScorecardError, match="status must be"):
         builder.add_call({**call("x", "t", "a", ETHICS), "status": "done"}, "calls.jsonl:10")
+
+
+def test_vectorised_mean_interval_equals_the_calibration_percentile_rule() -> None:
+    import numpy as np
+
+    from calibration.bootstrap import percentile_ci, resample_indices
+
+    values = np.array([1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0])
+    expected = percentile_ci(lambda rows: float(values[rows].mean()), resample_indices(7, 300, 9, "key"))
+    summary = mean_summary(values, 300, 9, "key")
+    assert (summary.ci_low, summary.ci_high) == pytest.approx(expected)
+
+
+def test_vectorised_pearson_interval_equals_the_calibration_percentile_rule() -> None:
+    import numpy as np
+
+    from calibration.bootstrap import percentile_ci, resample_indices
+    from suites.metrics import pearson_rows
+
+    x = np.array([1.0, 2, 3, 4, 5, 6, 2, 4])
+    y = np.array([2.0, 1, 4, 3, 6, 5, 2, 2])
+    indices = resample_indices(8, 300, 4, "r")
+    expected = percentile_ci(lambda rows: pearson(x[rows], y[rows]), indices)
+    summary = pearson_summary(x, y, 300, 4, "r")
+    assert (summary.ci_low, summary.ci_high) == pytest.approx(expected)
+    rows = pearson_rows(np.array([[1.0, 2, 3], [1, 1, 1]]), np.array([[3.0, 1, 2], [1, 2, 3]]))
+    assert rows[0] == pytest.approx(pearson([1, 2, 3], [3, 1, 2])) and np.isnan(rows[1])
