@@ -21,8 +21,8 @@ from suites.scorecard import (
     DEFAULT_BOOTSTRAP,
     DEFAULT_SEED,
     ScorecardError,
-    _write_private,
     compute_scorecard,
+    write_private,
     write_scorecard,
 )
 
@@ -102,7 +102,7 @@ def build_suites(
     Example: trustmh suites build safety/jailbreak privacy/leakage --out prompts.jsonl --limit 20 --seed 1
     """
     prompts = build_prompts(names, limit, seed)
-    _write_private(out, "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in prompts))
+    write_private(out, "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in prompts))
     counts = {name: sum(p["meta"]["suite"] == name for p in prompts) for name in dict.fromkeys(names)}
     console.print(f"wrote {len(prompts)} prompts to {out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 

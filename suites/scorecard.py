@@ -123,7 +123,7 @@ class ScorecardBuilder:
         judged = self.judged.get(item_id)
         if judged is None:
             target = str(_field(row, "target", where))
-            prompt_id = str(meta.get("prompt_id") or item_id.rsplit("@", 1)[0])
+            prompt_id = str(meta.get("prompt_id") or _prompt_of(item_id, target))
             judged = _Judged(target, suite.id, prompt_id, {k: meta.get(k) for k in _group_fields(suite)})
             self.judged[item_id] = judged
             self.target_order.setdefault(target, len(self.target_order))
@@ -214,6 +214,13 @@ class ScorecardBuilder:
                 "value": summary.value, "ci_low": summary.ci_low, "ci_high": summary.ci_high, "n": summary.n,
                 "se": summary.se, "higher_is_better": metric.higher_is_better, "source": metric.source,
                 "group": group}
+
+
+def _prompt_of(response_id: str, target: str) -> str:
+    """"<prompt id>@<target>[#k]" → the prompt id (a target name may itself contain "@")."""
+    base = response_id.rsplit("#", 1)[0] if "#" in response_id.rsplit("@", 1)[-1] else response_id
+    suffix = f"@{target}"
+    return base[: -len(suffix)] if base.endswith(suffix) else base
 
 
 def _group_fields(suite: Suite) -> tuple[str, ...]:
@@ -308,7 +315,7 @@ def scorecard_markdown(card: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
     """Write atomically (the project's writer), then make the file readable by its owner only."""
     write_text_atomic(path, [text])
     os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
@@ -316,6 +323,6 @@ def _write_private(path: Path, text: str) -> None:
 
 def write_scorecard(run_dir: Path, card: Mapping[str, Any]) -> tuple[Path, Path]:
     json_path, md_path = run_dir / "scorecard.json", run_dir / "scorecard.md"
-    _write_private(json_path, json.dumps(card, ensure_ascii=False, indent=1) + "\n")
-    _write_private(md_path, scorecard_markdown(card))
+    write_private(json_path, json.dumps(card, ensure_ascii=False, indent=1) + "\n")
+    write_private(md_path, scorecard_markdown(card))
     return json_path, md_path

@@ -240,3 +240,12 @@ def test_vectorised_pearson_interval_equals_the_calibration_percentile_rule() ->
     assert (summary.ci_low, summary.ci_high) == pytest.approx(expected)
     rows = pearson_rows(np.array([[1.0, 2, 3], [1, 1, 1]]), np.array([[3.0, 1, 2], [1, 2, 3]]))
     assert rows[0] == pytest.approx(pearson([1, 2, 3], [3, 1, 2])) and np.isnan(rows[1])
+
+
+def test_prompt_id_of_a_response_id_whose_target_has_an_at_sign() -> None:
+    from suites.scorecard import _prompt_of
+
+    target = "openai:qwen@http://localhost:8000/v1"
+    assert _prompt_of(f"safety/jailbreak:3@{target}", target) == "safety/jailbreak:3"
+    assert _prompt_of(f"safety/jailbreak:3@{target}#2", target) == "safety/jailbreak:3"
+    assert _prompt_of("ethics/reasoning:1@t#1", "t") == "ethics/reasoning:1"
