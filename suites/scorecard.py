@@ -273,7 +273,7 @@ def compute_scorecard(
 
 
 def _fmt(value: float | None) -> str:
-    return "—" if value is None else f"{value:.4f}"
+    return "—" if value is None else f"{round(value, 4) + 0.0:.4f}"  # + 0.0: no "-0.0000" for float noise
 
 
 def scorecard_markdown(card: Mapping[str, Any]) -> str:
@@ -287,7 +287,7 @@ def scorecard_markdown(card: Mapping[str, Any]) -> str:
         lines += [f"## {suite_id}", "", "| target | metric | group | value | 95 % CI | n |",
                   "|---|---|---|---:|---|---:|"]
         for r in records:
-            ci = "—" if r["ci_low"] is None else f"[{r['ci_low']:.4f}, {r['ci_high']:.4f}]"
+            ci = "—" if r["ci_low"] is None else f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
             arrow = "↑" if r["higher_is_better"] else "↓"
             lines.append(f"| {r['target']} | {r['metric']} {arrow} | {r['group'] or ''} | {_fmt(r['value'])} | "
                          f"{ci} | {r['n']} |")
