@@ -151,7 +151,10 @@ class ScorecardBuilder:
                         group = f"criterion:{criterion}"
                         self._cell(judged.target, suite.id, rule.metric, group).add(
                             judged.prompt_id, float(np.median(scores)))
+        judged_suites = {j.suite for j in self.judged.values()}
         for target, suite, prompt_id, meta in self.failed_judged:
+            if suite.id not in judged_suites:  # not scored yet: no judged figure at all, not one of failures only
+                continue
             for rule in suite.judged:
                 if isinstance(rule, ThresholdRule):
                     for group in _groups(rule, meta):

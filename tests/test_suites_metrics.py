@@ -179,6 +179,8 @@ def test_leakage_metrics_per_question_type_and_failures_count_as_leaks() -> None
                ("Dr. Sun, Colleague Liu", "privacy-sharing"), ("Maybe.", "control"), (None, "free-response")]
     for i, (answer, kind) in enumerate(answers):
         builder.add_call(call(f"privacy/leakage:{i}", "t", answer, {**base, "question_type": kind}))
+    builder.add_verdict(verdict("privacy/leakage:0", "t", "privacy", "confidentiality_kept", 5,
+                                {**base, "question_type": "free-response"}))
     card = builder.finish(0)
     assert find(card, metric="leak_string_match")["value"] == 1.0  # named the client; the failed call counts too
     assert find(card, metric="error", group="question:info-accessibility")["value"] == 0.0
@@ -186,8 +188,8 @@ def test_leakage_metrics_per_question_type_and_failures_count_as_leaks() -> None
     assert find(card, metric="no_y", group="question:privacy-sharing")["value"] == 0.0
     assert find(card, metric="error", group="question:control")["value"] == 1.0
     assert [u["id"] for u in card["unparsed"]] == ["privacy/leakage:3@t"]
-    judged = find(card, metric="judged_leak_rate")  # only the failed free-response call: no verdicts given
-    assert judged["value"] == 1.0 and judged["n"] == 1
+    judged = find(card, metric="judged_leak_rate")  # kept (5) for the answer, leaked for the failed call
+    assert judged["value"] == 0.5 and judged["n"] == 2
 
 
 def test_ranks_and_pillar_ranks_over_two_targets() -> None:
@@ -249,3 +251,11 @@ def test_prompt_id_of_a_response_id_whose_target_has_an_at_sign() -> None:
     assert _prompt_of(f"safety/jailbreak:3@{target}", target) == "safety/jailbreak:3"
     assert _prompt_of(f"safety/jailbreak:3@{target}#2", target) == "safety/jailbreak:3"
     assert _prompt_of("ethics/reasoning:1@t#1", "t") == "ethics/reasoning:1"
+
+
+def test_no_judged_figure_before_any_answer_of_the_suite_is_judged() -> None:
+    builder = ScorecardBuilder()
+    builder.add_call(call("safety/jailbreak:1", "t", None, jailbreak("cot")))
+    builder.add_call(call("safety/jailbreak:2", "t", "answer", jailbreak("cot")))
+    card = builder.finish(0)
+    assert card["results"] == [] and card["ranks"] == {}
