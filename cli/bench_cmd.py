@@ -1,14 +1,17 @@
 """The recorded branch of `trustmh bench`: `--recorded trustmh-bench --out DIR` imports TrustMH-Bench's
 published raw outputs as a run directory and writes its scorecard, offline.
 
-Kept as its own function so the live bench (build → respond → score → metrics) can call it for
-`--recorded` and stay independent of it.
+`run_recorded_bench` is kept as its own function so the live bench (build → respond → score → metrics)
+can call it for `--recorded` and stay independent of it. Registered in cli/main.py with
+``app.command("bench")(bench_command)``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
+import typer
 from rich.console import Console
 
 from calibration.registry import DatasetError
@@ -33,3 +36,20 @@ def run_recorded_bench(recorded: str, out: Path, console: Console, bootstrap: in
     json_path, md_path = write_scorecard(out, card)
     print_primary_table(card, console, title=f"Recorded run {recorded}")
     console.print(f"wrote {out}/prompts.jsonl, respond/, score/, {json_path.name} and {md_path.name}")
+
+
+def bench_command(
+    recorded: Annotated[str, typer.Option(
+        "--recorded", help=f"A published run to import and score offline: {', '.join(RECORDED)}.",
+        show_default=False)],
+    out: Annotated[Path, typer.Option("--out", help="Run directory to write.", show_default=False)],
+    bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples of prompts (0: no CIs).")]
+    = DEFAULT_BOOTSTRAP,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = DEFAULT_SEED,
+) -> None:
+    """Benchmark run directory with its scorecard; with --recorded, from TrustMH-Bench's published outputs
+    (6 models on privacy, 12 on ethics, GPT-4.1's ethics verdicts), offline.
+
+    Example: trustmh bench --recorded trustmh-bench --out runs/recorded
+    """
+    run_recorded_bench(recorded, out, Console(), bootstrap, seed)

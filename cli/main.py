@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from calibration.cli import calibrate_command
+from cli.bench_cmd import bench_command
 from cli.suites_cmd import metrics_command, suites_app
 from judge.cache import VerdictCache, default_cache_dir
 from judge.families import DEFAULT_FAMILIES, FamilyError, families_from_toml
@@ -50,6 +51,7 @@ app.add_typer(review_app, name="review")
 app.command("calibrate")(calibrate_command)
 app.add_typer(suites_app, name="suites")
 app.command("metrics")(metrics_command)
+app.command("bench")(bench_command)
 
 out_console = Console()
 err_console = Console(stderr=True)

@@ -318,6 +318,7 @@ COMMANDS = [
     ["suites", "show"],
     ["suites", "build"],
     ["metrics"],
+    ["bench"],
 ]
 
 

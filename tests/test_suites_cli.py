@@ -173,6 +173,16 @@ def test_metrics_on_a_bad_run_directory_names_the_file_and_line(run_cli: Any, tm
 
 
 @needs_mirror
+def test_bench_recorded_through_the_cli(run_cli: Any, tmp_path: Path, mirror: Path) -> None:
+    result = run_cli("bench", "--recorded", "trustmh-bench", "--out", tmp_path / "r", "--bootstrap", "20")
+    assert result.code == 0, result.stderr
+    assert (tmp_path / "r" / "scorecard.json").is_file() and (tmp_path / "r" / "scorecard.md").is_file()
+    result = run_cli("bench", "--recorded", "nope", "--out", tmp_path / "n")
+    assert result.code == 2 and "--recorded: unknown recorded run 'nope'" in result.stderr
+    assert not (tmp_path / "n").exists()
+
+
+@needs_mirror
 def test_recorded_bench_writes_the_layout_and_scorecard(tmp_path: Path, mirror: Path) -> None:
     console = Console(file=open(os.devnull, "w"), width=200)  # noqa: SIM115 - closed with the console
     out = tmp_path / "recorded"
