@@ -154,6 +154,9 @@ def test_metrics_gives_a_record_for_every_target_suite_and_metric(run_cli: Any, 
                         assert record["ci_low"] is None
                     else:
                         assert record["ci_low"] is not None and record["ci_low"] <= record["ci_high"], record
+    assert set(card) == {"results", "ranks", "pillar_ranks", "unparsed", "seed", "bootstrap"}
+    assert set(card["results"][0]) == {"target", "pillar", "suite", "metric", "value", "ci_low", "ci_high", "n", "se",
+                                       "higher_is_better", "source", "group"}
     assert set(card["ranks"]) == set(THREE_PILLARS)
     assert set(card["pillar_ranks"]) == {"safety", "privacy", "ethics"}
     assert card["seed"] == 2 and card["bootstrap"] == 200
