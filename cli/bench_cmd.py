@@ -138,7 +138,7 @@ def _stand_in_item(call: TargetCall, answer: str) -> dict[str, Any]:
 
 def run_bench(options: BenchOptions) -> int:
     """The whole loop; returns the exit code (0 all answered and judged, 3 some calls failed)."""
-    prompts = build_prompts(options.suites, options.limit, options.seed)
+    prompts = build_prompts(options.suites, options.limit, options.seed, option="--suites")
     if not prompts:
         raise UsageError("the chosen suites have no prompts (check --limit)")
     respond_options = RespondOptions(
@@ -262,7 +262,8 @@ def bench(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a different run already in --out.")] = False,
 ) -> None:
-    """Run TrustMH-Bench suites on chatbots: build prompts, the targets answer, the judges judge, metrics.
+    """Run TrustMH-Bench suites on chatbots: build prompts, the targets answer, the judges judge, metrics;
+    with --recorded, score TrustMH-Bench's published outputs (6 models on privacy, 12 on ethics) offline.
 
     Example: trustmh bench --suites safety/jailbreak,ethics/reasoning --targets openai:gpt-4o-mini
     --judges openai:gpt-4.1 --out runs/bench1 --limit 50

@@ -21,8 +21,8 @@ from suites.scorecard import (
     DEFAULT_BOOTSTRAP,
     DEFAULT_SEED,
     ScorecardError,
-    _write_private,
     compute_scorecard,
+    write_private,
     write_scorecard,
 )
 
@@ -93,7 +93,7 @@ def show_suite(
     for i, metric in enumerate(suite.metrics):
         arrow = "higher is better" if metric.higher_is_better else "lower is better"
         primary = " (ranked)" if i == 0 else ""
-        console.print(f"  • {metric.name}{primary} [{metric.source}; {arrow}]: {metric.description}")
+        console.print(f"  • {metric.name}{primary} ({metric.source}; {arrow}): {metric.description}", markup=False)
     for dataset in suite.sources:
         entry = get_dataset(dataset)
         console.print(f"source: {entry.repository}@{entry.commit[:12]} ({entry.licence}); cite {entry.citation}")
@@ -115,22 +115,24 @@ def build_suites(
     Example: trustmh suites build safety/jailbreak privacy/leakage --out prompts.jsonl --limit 20 --seed 1
     """
     prompts = build_prompts(names, limit, seed)
-    _write_private(out, "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in prompts))
+    write_private(out, "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in prompts))
     counts = {name: sum(p["meta"]["suite"] == name for p in prompts) for name in dict.fromkeys(names)}
     console.print(f"wrote {len(prompts)} prompts to {out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
-def build_prompts(names: list[str], limit: int | None, seed: int) -> list[dict[str, Any]]:
-    """Every named suite's prompts, in order; any unknown or unbuildable name fails before anything is built."""
+def build_prompts(names: list[str], limit: int | None, seed: int, option: str = "SUITE") -> list[dict[str, Any]]:
+    """Every named suite's prompts, in order; any unknown or unbuildable name fails before anything is built.
+
+    `option` names where the names came from in the messages (`trustmh bench` passes "--suites")."""
     unknown = [n for n in names if n not in SUITES]
     if unknown:
-        raise UsageError(f"SUITE: unknown suite(s) {', '.join(map(repr, unknown))}; known: {', '.join(SUITES)}")
+        raise UsageError(f"{option}: unknown suite(s) {', '.join(map(repr, unknown))}; known: {', '.join(SUITES)}")
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise UsageError(f"SUITE: {', '.join(duplicates)} named twice")
+        raise UsageError(f"{option}: {', '.join(duplicates)} named twice")
     blocked = [SUITES[n] for n in names if SUITES[n].build is None]
     if blocked:
-        raise UsageError("; ".join(f"SUITE {s.id} cannot be built ({_status_text(s)})" for s in blocked))
+        raise UsageError("; ".join(f"{option}: {s.id} cannot be built ({_status_text(s)})" for s in blocked))
     prompts: list[dict[str, Any]] = []
     for name in dict.fromkeys(names):
         try:

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from calibration.bootstrap import percentile_ci, resample_indices
+from calibration.bootstrap import resample_indices
 
+CONFIDENCE = 0.95
 RANK_DECIMALS = 12
 """Values are rounded to this many decimals before ranking, so float noise never breaks a tie."""
 
@@ -38,8 +39,9 @@ def mean_summary(values: Sequence[float], n_bootstrap: int, seed: int, key: str)
     se = float(np.std(data, ddof=1) / math.sqrt(n)) if n > 1 else None
     low = high = None
     if n_bootstrap > 0 and n > 1:
-        indices = resample_indices(n, n_bootstrap, seed, key)
-        low, high = percentile_ci(lambda rows: float(data[rows].mean()), indices)
+        # The mean of every resample at once; the same percentile rule as calibration's percentile_ci.
+        resampled = data[resample_indices(n, n_bootstrap, seed, key)].mean(axis=1)
+        low, high = (float(q) for q in np.quantile(resampled, [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2]))
     return Summary(float(data.mean()), low, high, n, se)
 
 
@@ -52,9 +54,18 @@ def pearson(x: Sequence[float], y: Sequence[float]) -> float | None:
     return float(stats.pearsonr(a, b).statistic)
 
 
+def pearson_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson r of each row pair of two equally shaped 2-D arrays (NaN where a row is constant)."""
+    da = a - a.mean(axis=1, keepdims=True)
+    db = b - b.mean(axis=1, keepdims=True)
+    denominator = np.sqrt((da * da).sum(axis=1) * (db * db).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 0, (da * db).sum(axis=1) / denominator, np.nan)
+
+
 def pearson_summary(x: Sequence[float], y: Sequence[float], n_bootstrap: int, seed: int, key: str) -> Summary:
     """Pearson r over prompts, with a bootstrap interval over prompts (resamples where r is undefined
-    are skipped; more than half undefined → no interval)."""
+    are skipped; more than half undefined → no interval, as calibration's percentile_ci)."""
     a = np.asarray(x, dtype=float)
     b = np.asarray(y, dtype=float)
     n = int(a.size)
@@ -62,7 +73,10 @@ def pearson_summary(x: Sequence[float], y: Sequence[float], n_bootstrap: int, se
     low = high = None
     if value is not None and n_bootstrap > 0:
         indices = resample_indices(n, n_bootstrap, seed, key)
-        low, high = percentile_ci(lambda rows: pearson(a[rows], b[rows]), indices)
+        rs = pearson_rows(a[indices], b[indices])
+        rs = rs[~np.isnan(rs)]
+        if rs.size >= max(2, n_bootstrap // 2):
+            low, high = (float(q) for q in np.quantile(rs, [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2]))
     return Summary(value, low, high, n)
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from calibration.registry import DatasetError
 from suites import ethics
 from suites.catalogue import build_suite
-from suites.scorecard import _write_private, compute_scorecard, write_scorecard
+from suites.scorecard import compute_scorecard, write_private, write_scorecard
 from suites.sources import open_zip, zip_member
 
 RECORDED = ("trustmh-bench",)
@@ -183,23 +183,23 @@ def import_recorded(name: str, out_dir: Path) -> Path:
         calls += list(_ethics_calls(bundle, prompts["ethics/reasoning"], verdicts))
     by_id = {pid: p for suite in prompts.values() for pid, p in suite.items()}
     out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    _write_private(out_dir / "prompts.jsonl", _jsonl(p for suite in prompts.values() for p in suite.values()))
-    _write_private(out_dir / "respond" / "calls.jsonl", _jsonl(calls))
-    _write_private(out_dir / "respond" / "responses.jsonl",
+    write_private(out_dir / "prompts.jsonl", _jsonl(p for suite in prompts.values() for p in suite.values()))
+    write_private(out_dir / "respond" / "calls.jsonl", _jsonl(calls))
+    write_private(out_dir / "respond" / "responses.jsonl",
                    _jsonl(_response_item(by_id[c["prompt_id"]], c) for c in calls))
     targets = list(dict.fromkeys(c["target"] for c in calls))
     summary = {"calls": {"planned": len(calls), "requested": 0, "cache_hits": 0, "resumed": 0, "failed": 0},
                "failures_by_reason": {}, "tokens": {"input": None, "output": None}, "cost_usd": None,
                "recorded": name}
-    _write_private(out_dir / "respond" / "summary.json", json.dumps(summary, indent=1) + "\n")
-    _write_private(out_dir / "respond" / "run.json", json.dumps(
+    write_private(out_dir / "respond" / "summary.json", json.dumps(summary, indent=1) + "\n")
+    write_private(out_dir / "respond" / "run.json", json.dumps(
         {"recorded": name, "sources": [PRIVACY_BUNDLE, ETHICS_BUNDLE], "targets": targets,
          "misaligned": misaligned}, indent=1) + "\n")
-    _write_private(out_dir / "score" / "verdicts.jsonl", _jsonl(verdicts))
+    write_private(out_dir / "score" / "verdicts.jsonl", _jsonl(verdicts))
     bench = {"recorded": name, "suites": list(SUITES_IMPORTED), "targets": targets, "judges": [RECORDED_JUDGE],
              "limit": None, "seed": None, "command_line": sys.argv, "started_at": started,
              "ended_at": datetime.now(UTC).isoformat()}
-    _write_private(out_dir / "bench.json", json.dumps(bench, indent=1) + "\n")
+    write_private(out_dir / "bench.json", json.dumps(bench, indent=1) + "\n")
     return out_dir
 
 

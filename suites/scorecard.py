@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from judge.review import write_text_atomic
 from suites.catalogue import SUITES, Suite
 from suites.metrics import mean_summary, pearson_summary, pillar_mean_ranks, rank_targets
 from suites.spec import CriterionMeansRule, ThresholdRule
@@ -123,7 +125,7 @@ class ScorecardBuilder:
         judged = self.judged.get(item_id)
         if judged is None:
             target = str(_field(row, "target", where))
-            prompt_id = str(meta.get("prompt_id") or item_id.rsplit("@", 1)[0])
+            prompt_id = str(meta.get("prompt_id") or _prompt_of(item_id, target))
             judged = _Judged(target, suite.id, prompt_id, {k: meta.get(k) for k in _group_fields(suite)})
             self.judged[item_id] = judged
             self.target_order.setdefault(target, len(self.target_order))
@@ -151,7 +153,10 @@ class ScorecardBuilder:
                         group = f"criterion:{criterion}"
                         self._cell(judged.target, suite.id, rule.metric, group).add(
                             judged.prompt_id, float(np.median(scores)))
+        judged_suites = {j.suite for j in self.judged.values()}
         for target, suite, prompt_id, meta in self.failed_judged:
+            if suite.id not in judged_suites:  # not scored yet: no judged figure at all, not one of failures only
+                continue
             for rule in suite.judged:
                 if isinstance(rule, ThresholdRule):
                     for group in _groups(rule, meta):
@@ -191,7 +196,8 @@ class ScorecardBuilder:
             suite = SUITES[suite_id]
             primary = suite.primary
             values = {r["target"]: r["value"] for r in results
-                      if r["suite"] == suite_id and r["metric"] == primary.name and r["group"] is None}
+                      if r["suite"] == suite_id and r["metric"] == primary.name and r["group"] is None
+                      and r["value"] is not None}
             if values:
                 ranks[suite_id] = {"metric": primary.name, "ranks": rank_targets(values, primary.higher_is_better)}
         pillar_ranks = pillar_mean_ranks({s: r["ranks"] for s, r in ranks.items()},
@@ -212,7 +218,8 @@ class ScorecardBuilder:
                         {"target": target, "pillar": suite.pillar, "suite": suite_id, "metric": metric.name,
                          "value": None, "ci_low": None, "ci_high": None, "n": 0, "se": None,
                          "higher_is_better": metric.higher_is_better, "source": metric.source, "group": None,
-                         "reason": "no prompt of the run feeds this metric"}
+                         "reason": "no answer of this suite has been judged yet" if metric.source == "judge"
+                         else "no prompt of the run feeds this metric"}
                     )
         return records
 
@@ -232,6 +239,13 @@ class ScorecardBuilder:
                 "value": summary.value, "ci_low": summary.ci_low, "ci_high": summary.ci_high, "n": summary.n,
                 "se": summary.se, "higher_is_better": metric.higher_is_better, "source": metric.source,
                 "group": group}
+
+
+def _prompt_of(response_id: str, target: str) -> str:
+    """"<prompt id>@<target>[#k]" → the prompt id (a target name may itself contain "@")."""
+    base = response_id.rsplit("#", 1)[0] if "#" in response_id.rsplit("@", 1)[-1] else response_id
+    suffix = f"@{target}"
+    return base[: -len(suffix)] if base.endswith(suffix) else base
 
 
 def _group_fields(suite: Suite) -> tuple[str, ...]:
@@ -284,7 +298,7 @@ def compute_scorecard(
 
 
 def _fmt(value: float | None) -> str:
-    return "—" if value is None else f"{value:.4f}"
+    return "—" if value is None else f"{round(value, 4) + 0.0:.4f}"  # + 0.0: no "-0.0000" for float noise
 
 
 def scorecard_markdown(card: Mapping[str, Any]) -> str:
@@ -298,7 +312,7 @@ def scorecard_markdown(card: Mapping[str, Any]) -> str:
         lines += [f"## {suite_id}", "", "| target | metric | group | value | 95 % CI | n |",
                   "|---|---|---|---:|---|---:|"]
         for r in records:
-            ci = "—" if r["ci_low"] is None else f"[{r['ci_low']:.4f}, {r['ci_high']:.4f}]"
+            ci = "—" if r["ci_low"] is None else f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
             arrow = "↑" if r["higher_is_better"] else "↓"
             lines.append(f"| {r['target']} | {r['metric']} {arrow} | {r['group'] or ''} | {_fmt(r['value'])} | "
                          f"{ci} | {r['n']} |")
@@ -326,24 +340,14 @@ def scorecard_markdown(card: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Write atomically, readable by the owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+def write_private(path: Path, text: str) -> None:
+    """Write atomically (the project's writer), then make the file readable by its owner only."""
+    write_text_atomic(path, [text])
+    os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
 
 
 def write_scorecard(run_dir: Path, card: Mapping[str, Any]) -> tuple[Path, Path]:
     json_path, md_path = run_dir / "scorecard.json", run_dir / "scorecard.md"
-    _write_private(json_path, json.dumps(card, ensure_ascii=False, indent=1) + "\n")
-    _write_private(md_path, scorecard_markdown(card))
+    write_private(json_path, json.dumps(card, ensure_ascii=False, indent=1) + "\n")
+    write_private(md_path, scorecard_markdown(card))
     return json_path, md_path

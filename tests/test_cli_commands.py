@@ -317,6 +317,7 @@ def test_demo_without_keys_explains_how_to_provide_a_judge_and_shows_the_plan(
     examples = [p for p in bundled_path("examples").glob("*.jsonl") if not p.name.endswith(".expected.jsonl")]
     n_items = sum(1 for p in examples for line in p.read_text().splitlines() if line.strip())
     assert f"{n_items} item(s), 0 rejected" in result.stdout
+    assert "TrustMH-Bench recorded scorecard (offline)" in result.stdout
     assert not (tmp_path / "runs").exists(), "a dry-run demo writes no run folder"
 
 
@@ -332,6 +333,11 @@ COMMANDS = [
     ["cache", "stats"],
     ["cache", "clear"],
     ["demo"],
+    ["suites", "list"],
+    ["suites", "show"],
+    ["suites", "build"],
+    ["metrics"],
+    ["bench"],
 ]
 
 

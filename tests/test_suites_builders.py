@@ -201,3 +201,20 @@ def test_ethics_prompts_equal_what_the_paper_models_received(mirror: Path) -> No
                     checked += 1
     assert checked == 6 * 125
     assert "patient閳ユ獨 consent" in ours["ethics/reasoning:0"]["messages"][0]["content"]  # GB18030 reading
+
+
+def test_docs_describe_every_suite() -> None:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "benchmark.md").read_text(encoding="utf-8")
+    for suite_id in SUITES:
+        assert f"`{suite_id}`" in text, suite_id
+
+
+@needs_mirror
+def test_prompts_with_an_answer_are_items_trustmh_score_accepts(mirror: Path, tmp_path: Path) -> None:
+    from judge.items import read_items
+
+    path = tmp_path / "answered.jsonl"
+    prompts = [p for s in SUITES.values() if s.status == "available" for p in build_suite(s.id, limit=4, seed=2)]
+    path.write_text("".join(json.dumps({**p, "response": "An answer.", "target": "t"}) + "\n" for p in prompts))
+    result = read_items([path], set(catalogue.PILLARS))
+    assert result.rejections == [] and len(result.items) == len(prompts)

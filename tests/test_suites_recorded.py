@@ -145,3 +145,13 @@ def test_tier1_answers_read_by_our_parser_differ_from_the_authors_in_three_place
                     differ.append((row["model"], row["id"], ours, theirs))
     assert differ == [("claude-sonnet-4-5-20250929", 5, 3, 4), ("claude-sonnet-4-5-20250929", 7, 3, 4),
                       ("deepseek-v3.2", 5, 3, 4)]
+
+
+def test_recorded_responses_are_items_trustmh_score_accepts(recorded_run: tuple[Path, dict[str, Any]]) -> None:
+    from judge.items import read_items
+
+    out, _ = recorded_run
+    result = read_items([out / "respond" / "responses.jsonl"], {"privacy", "ethics", "safety"})
+    assert result.rejections == []
+    judged = [item for item in result.items if item.pillars]
+    assert len(judged) == 12 * 125 + 6 * 100  # ethics answers, PsyLeak free responses
