@@ -8,11 +8,16 @@ from __future__ import annotations
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
-_REPOSITORY_PATHS = {"rubrics": "rubrics", "prompts": "prompts", "examples": "data/examples"}
+_REPOSITORY_PATHS = {
+    "rubrics": "rubrics",
+    "prompts": "prompts",
+    "examples": "data/examples",
+    "crisis_resources.toml": "data/crisis_resources.toml",
+}
 
 
 def bundled_path(name: str) -> Path:
-    """Path of a bundled resource folder: `rubrics`, `prompts` or `examples`."""
+    """Path of a bundled resource: the folders `rubrics`, `prompts`, `examples`, or `crisis_resources.toml`."""
     packaged = _PACKAGE / "_bundled" / name
     if packaged.exists():
         return packaged
