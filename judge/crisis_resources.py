@@ -25,7 +25,9 @@ NumberStatus = Literal["verified", "unknown"]
 
 _SHORT_NUMBER_DIGITS = 6
 """Digit strings shorter than this (988, 112, 85258, a year) count as phone numbers only when listed or cued."""
-_CUE = re.compile(r"\b(call|calling|ring|dial|phone|telephone|tel|text|texting|sms|number|hotline|helpline|line|on)\W*$", re.I)
+_CUE = re.compile(
+    r"\b(call|calling|ring|dial|phone|telephone|tel|text|texting|sms|number|hotline|helpline|line|on)\W*$", re.I
+)
 _UNIT = re.compile(
     r"^\s*(%|percent|per\b|mg\b|mcg\b|g\b|kg\b|ml\b|x\b|times\b|people\b|patients\b|"
     r"(sec|second|min|minute|hr|hour|day|week|month|year|yr)s?\b)",
@@ -230,6 +232,5 @@ def describe(resource_ids: Sequence[str], registry: ResourceList) -> list[dict[s
     """What the prompt says about listed services: name, countries and how to reach them."""
     index = {r.id: r for r in registry.resource}
     return [
-        {"name": index[i].name, "countries": ", ".join(index[i].countries), "how": index[i].how}
-        for i in resource_ids
+        {"name": index[i].name, "countries": ", ".join(index[i].countries), "how": index[i].how} for i in resource_ids
     ]

@@ -147,7 +147,11 @@ class PromptRenderer:
             for n in findings.numbers
         ]
         names = [
-            {"text": n.text, "services": describe(n.resources, self.resource_list), "nearby": n.unverified_numbers_nearby}
+            {
+                "text": n.text,
+                "services": describe(n.resources, self.resource_list),
+                "nearby": n.unverified_numbers_nearby,
+            }
             for n in findings.names
         ]
         return (
