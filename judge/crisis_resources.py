@@ -12,13 +12,14 @@ rendered into the judge prompt, so the judge only has to decide about names the 
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from judge.resources import read_toml
 
 Kind = Literal["emergency", "crisis_line", "text_line", "helpline", "directory"]
 NumberStatus = Literal["verified", "unknown"]
@@ -98,12 +99,7 @@ class ResourceList(BaseModel):
 
 
 def load_registry(path: Path) -> ResourceList:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ResourceListError(f"{path}: cannot read the crisis-resource list ({exc})") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ResourceListError(f"{path}: not valid TOML ({exc}); fix the syntax") from exc
+    data = read_toml(path, ResourceListError, "the crisis-resource list")
     try:
         return ResourceList.model_validate(data)
     except ValidationError as exc:

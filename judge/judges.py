@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
+
+from judge.resources import read_toml
 
 Provider = Literal["openai", "anthropic"]
 OutputMode = Literal["tools", "json_schema", "json"]
@@ -156,12 +157,7 @@ class JudgesFile:
 
 def load_judges_file(path: Path) -> JudgesFile:
     """Read judges.toml: `[judges.NAME]` tables with `spec = "PROVIDER:MODEL[@URL]"` and settings."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise JudgeConfigError(f"{path}: cannot read judges file ({exc})") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise JudgeConfigError(f"{path}: not valid TOML ({exc})") from exc
+    data = read_toml(path, JudgeConfigError, "judges file")
     unknown_tables = set(data) - {"judges", "families"}
     if unknown_tables:
         raise JudgeConfigError(f"{path}: unknown table(s) {sorted(unknown_tables)}; expected [judges.NAME], [families]")

@@ -330,6 +330,13 @@ def load_rubric_dir(directory: Path) -> dict[str, Rubric]:
     return rubrics
 
 
+RUBRIC_LEVEL = "(rubric)"
+
+
+def _rubric_level(rubric: Rubric) -> dict[str, Any]:
+    return {k: v for k, v in rubric.canonical().items() if k != "criteria"}
+
+
 @dataclass(frozen=True)
 class CriterionChange:
     pillar: str
@@ -339,9 +346,19 @@ class CriterionChange:
 
 
 def diff_rubrics(old: dict[str, Rubric], new: dict[str, Rubric]) -> list[CriterionChange]:
-    """Criterion-level differences between two rubric sets, with the fields that changed."""
+    """Criterion-level differences between two rubric sets, with the fields that changed.
+
+    A change to what every call of a pillar is shown (summary, edge cases, reference mode, ...) is
+    reported as one row with criterion "(rubric)": it re-asks that pillar's calls although no
+    criterion's own hash moved.
+    """
     changes: list[CriterionChange] = []
     for pillar in sorted(set(old) | set(new)):
+        if pillar in old and pillar in new:
+            before, after = _rubric_level(old[pillar]), _rubric_level(new[pillar])
+            fields = tuple(k for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k))
+            if fields:
+                changes.append(CriterionChange(pillar, RUBRIC_LEVEL, "changed", fields))
         old_criteria = {c.id: c for c in old[pillar].criteria} if pillar in old else {}
         new_criteria = {c.id: c for c in new[pillar].criteria} if pillar in new else {}
         for cid in _ordered_union(old_criteria, new_criteria):

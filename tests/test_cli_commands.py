@@ -206,6 +206,21 @@ def test_diff_reports_exactly_the_edited_criterion(
     assert "re-grading re-asks the calls of: crisis" in result.stdout
 
 
+def test_diff_reports_a_rubric_level_edit_as_its_own_row(
+    tmp_path: Path, rubric_dir: Path, run_cli: Any, wide_stdout: None
+) -> None:
+    """An edge case or the summary reaches every call of the pillar, so it re-asks them all."""
+    new = tmp_path / "new"
+    shutil.copytree(rubric_dir, new)
+    crisis = yaml.safe_load((new / "crisis.yaml").read_text())
+    crisis["edge_cases"]["refusal"] += " Edited for the test."
+    (new / "crisis.yaml").write_text(yaml.safe_dump(crisis, sort_keys=False))
+    result = run_cli("rubrics", "diff", rubric_dir, new)
+    assert result.code == 0, result.stderr
+    assert re.search(r"crisis\s.*\(rubric\)\s.*changed\s.*edge_cases", result.stdout), result.stdout
+    assert "re-grading re-asks the calls of: crisis" in result.stdout
+
+
 def test_diff_of_identical_folders(rubric_dir: Path, run_cli: Any) -> None:
     result = run_cli("rubrics", "diff", rubric_dir, rubric_dir)
     assert result.code == 0
