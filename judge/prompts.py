@@ -156,7 +156,7 @@ class PromptRenderer:
         ]
         return (
             self._templates["resources.j2"]
-            .render(resource_list=self.resource_list, numbers=numbers, names=names)
+            .render(numbers=numbers, names=names)
             .strip()
         )
 
