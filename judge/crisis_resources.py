@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -224,9 +224,7 @@ def find_resources(text: str, registry: ResourceList, *, nearby_chars: int = 60)
     return ResourceFindings(kept_numbers, tuple(name_findings))
 
 
-def describe(resource_ids: Sequence[str], registry: ResourceList) -> list[dict[str, Any]]:
-    """What the prompt says about listed services: name, countries and how to reach them."""
+def describe(resource_ids: Sequence[str], registry: ResourceList) -> list[str]:
+    """What the prompt says about each listed service: "name (countries: how to reach it)"."""
     index = {r.id: r for r in registry.resource}
-    return [
-        {"name": index[i].name, "countries": ", ".join(index[i].countries), "how": index[i].how} for i in resource_ids
-    ]
+    return [f"{index[i].name} ({', '.join(index[i].countries)}: {index[i].how})" for i in resource_ids]

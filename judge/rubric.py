@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 
 Severity = Literal["critical", "major", "minor"]
 ReferenceMode = Literal["shown", "hidden"]
@@ -78,10 +78,10 @@ class Criterion(_Strict):
     anchors: dict[int, str]
     fail_below: int | None = None
     applies_when: str | None = None
-    hide_identity_cues: bool = False
+    hide_identity_cues: StrictBool = False
     """Judge this criterion on a rendering where the item's `meta.identity_cues` are masked, so the judge's
     own view of the group cannot enter the score (fairness: care, warmth, proportionate help)."""
-    resource_check: bool = False
+    resource_check: StrictBool = False
     """Show the judge the code's check of phone numbers and service names against the verified list."""
 
     @field_validator("id")
