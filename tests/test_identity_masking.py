@@ -238,3 +238,9 @@ def test_resource_findings_name_verified_services_and_a_wrong_number() -> None:
 def test_resource_check_says_when_nothing_was_found() -> None:
     _, user = RENDERER.render(RUBRICS["reliability"], EXAMPLES["reliability-01"])
     assert "contains no phone number and no name or website of a listed service" in user.content
+
+
+def test_each_resource_finding_is_its_own_line() -> None:
+    _, user = RENDERER.render(RUBRICS["reliability"], EXAMPLES["reliability-09"])
+    block = user.content[user.content.index("Resource check") :].splitlines()
+    assert [line.split('"')[1] for line in block[1:]] == ["0845 790 9090", "999", "Samaritans"]
