@@ -38,12 +38,16 @@ def mask_identity_cues(text: str, cues: Sequence[str], placeholder: str = IDENTI
     """`text` with every cue replaced by `placeholder`: case-insensitive, any run of whitespace inside a cue
     matches any other, longest cue first (so "gay man" goes before "man"), and a cue never matches inside a
     longer word ("man" leaves "woman" and "manager" alone)."""
+    patterns = []
     for cue in sorted({c.strip() for c in cues if c.strip()}, key=len, reverse=True):
         body = r"\s+".join(re.escape(word) for word in cue.split())
         left = r"(?<!\w)" if cue[0].isalnum() or cue[0] == "_" else ""
         right = r"(?!\w)" if cue[-1].isalnum() or cue[-1] == "_" else ""
-        text = re.sub(left + body + right, placeholder, text, flags=re.IGNORECASE)
-    return text
+        patterns.append(left + body + right)
+    if not patterns:
+        return text
+    # One pass over the text: a cue can never match inside the placeholder another cue left behind.
+    return re.sub("|".join(patterns), lambda _: placeholder, text, flags=re.IGNORECASE)
 
 
 def identity_cues(item: Item) -> tuple[str, ...]:

@@ -56,6 +56,11 @@ def test_cues_with_punctuation_and_numbers() -> None:
     assert mask_identity_cues("1964 and 640", ["64"], "X") == "1964 and 640"
 
 
+def test_a_cue_never_matches_inside_the_placeholder_and_the_placeholder_is_literal() -> None:
+    assert mask_identity_cues("I am a Sikh man.", ["Sikh man", "withheld"]) == f"I am a {IDENTITY_PLACEHOLDER}."
+    assert mask_identity_cues("a man", ["man"], r"\1 [x]") == r"a \1 [x]"
+
+
 def test_blank_or_no_cues_change_nothing() -> None:
     assert mask_identity_cues("I'm a woman.", []) == "I'm a woman."
     assert mask_identity_cues("I'm a woman.", ["  "]) == "I'm a woman."
