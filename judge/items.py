@@ -114,6 +114,19 @@ class Item(BaseModel):
             )
         return _not_blank(value)
 
+    @field_validator("meta")
+    @classmethod
+    def _identity_cues(cls, meta: dict[str, Any]) -> dict[str, Any]:
+        """`meta.identity_cues` is masked in fairness prompts, so a wrong type must stop the run here."""
+        cues = meta.get("identity_cues")
+        if cues is not None and not (isinstance(cues, list) and all(isinstance(c, str) and c.strip() for c in cues)):
+            raise PydanticCustomError(
+                "identity_cues",
+                "`identity_cues` must be a list of non-empty strings (got {got})",
+                {"got": _got(cues)},
+            )
+        return meta
+
     @field_validator("reference", mode="before")
     @classmethod
     def _reference_type(cls, value: Any) -> Any:

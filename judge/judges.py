@@ -10,12 +10,13 @@ from __future__ import annotations
 import math
 import os
 import re
-import tomllib
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from judge.resources import read_toml
 
 Provider = Literal["openai", "anthropic"]
 OutputMode = Literal["tools", "json_schema", "json"]
@@ -276,18 +277,9 @@ class JudgesFile:
     families: dict[str, list[str]] = field(default_factory=dict)
 
 
-def read_toml(path: Path, what: str) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise JudgeConfigError(f"{path}: cannot read {what} ({exc})") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise JudgeConfigError(f"{path}: not valid TOML ({exc})") from exc
-
-
 def load_judges_file(path: Path) -> JudgesFile:
     """Read judges.toml: `[judges.NAME]` tables with `spec = "PROVIDER:MODEL[@URL]"` and settings."""
-    data = read_toml(path, "judges file")
+    data = read_toml(path, JudgeConfigError, "judges file")
     unknown_tables = set(data) - {"judges", "families"}
     if unknown_tables:
         raise JudgeConfigError(f"{path}: unknown table(s) {sorted(unknown_tables)}; expected [judges.NAME], [families]")

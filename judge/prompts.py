@@ -5,6 +5,13 @@ provider's prompt cache can reuse it; the item (conversation, reference, respons
 message inside fences. The fence tag is derived from the item's texts and checked to occur in none of
 them, and every conversation turn is introduced by a marker that carries the tag: no text can close its
 block early, open a second RESPONSE block or pass for another speaker's turn.
+
+Two renderings depend on the rubric beyond its text. Criteria marked `hide_identity_cues` are judged on a
+masked view of the item, where every string of `meta.identity_cues` is replaced by a neutral placeholder,
+so that the judge's own view of a group cannot enter the scores compared across groups; a rubric that
+mixes masked and unmasked criteria is judged in two calls, one per `Rubric.identity_split()` group, each
+rendered with `render(rubric, item, criteria=...)`. Criteria marked `resource_check` are shown the
+code's check of the response's phone numbers and service names against the verified crisis-resource list.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +27,66 @@ from typing import Any
 
 import jinja2
 
-from judge.items import Item
+from judge.crisis_resources import ResourceList, describe, find_resources, load_registry
+from judge.items import Item, Message
 from judge.resources import bundled_path
-from judge.rubric import Rubric, sha256_of
+from judge.rubric import DEFAULT_REFERENCE_LABEL, Rubric, sha256_of
 
-TEMPLATE_NAMES = ("system.j2", "rubric.j2", "item.j2")
+TEMPLATE_NAMES = ("system.j2", "rubric.j2", "item.j2", "resources.j2")
+IDENTITY_PLACEHOLDER = "[identity withheld]"
+
+
+def mask_identity_cues(text: str, cues: Sequence[str], placeholder: str = IDENTITY_PLACEHOLDER) -> str:
+    """`text` with every cue replaced by `placeholder`: case-insensitive, any run of whitespace inside a cue
+    matches any other, longest cue first (so "gay man" goes before "man"), and a cue never matches inside a
+    longer word ("man" leaves "woman" and "manager" alone)."""
+    patterns = []
+    for cue in sorted({c.strip() for c in cues if c.strip()}, key=len, reverse=True):
+        body = r"\s+".join(re.escape(word) for word in cue.split())
+        left = r"(?<!\w)" if cue[0].isalnum() or cue[0] == "_" else ""
+        right = r"(?!\w)" if cue[-1].isalnum() or cue[-1] == "_" else ""
+        patterns.append(left + body + right)
+    if not patterns:
+        return text
+    # One pass over the text: a cue can never match inside the placeholder another cue left behind.
+    return re.sub("|".join(patterns), lambda _: placeholder, text, flags=re.IGNORECASE)
+
+
+def identity_cues(item: Item) -> tuple[str, ...]:
+    """The item's `meta.identity_cues` (set by the fairness suite); items.py has checked their type."""
+    return tuple(item.meta.get("identity_cues") or ())
+
+
+def masked_view(item: Item) -> Item:
+    """The item as a masked call shows it: cues replaced in every turn, the response and a text reference.
+
+    The masked response is also what a masked call's evidence quotes must be checked against.
+    """
+    cues = identity_cues(item)
+    if not cues:
+        return item
+    messages = tuple(Message(role=m.role, content=mask_identity_cues(m.content, cues)) for m in item.messages)
+    reference = mask_identity_cues(item.reference, cues) if isinstance(item.reference, str) else item.reference
+    return item.model_copy(
+        update={"messages": messages, "response": mask_identity_cues(item.response, cues), "reference": reference}
+    )
+
+
+def hides_identity(rubric: Rubric, criteria: Sequence[str] | None = None) -> bool:
+    """Whether a call judging `criteria` (default: the whole rubric) is rendered masked.
+
+    Naming criteria that mix masked and unmasked ones is an error: one rendering cannot do both. A whole
+    mixed rubric renders unmasked (the single-call behaviour); planning splits it by `identity_split()`.
+    """
+    part = rubric if criteria is None else rubric.restricted_to(criteria)
+    flags = {c.hide_identity_cues for c in part.criteria}
+    if len(flags) > 1 and criteria is not None:
+        visible, masked = part.identity_split()
+        raise ValueError(
+            f"rubric {rubric.pillar!r}: criteria {', '.join(masked)} hide identity cues and "
+            f"{', '.join(visible)} do not; render them in separate calls (Rubric.identity_split)"
+        )
+    return flags == {True}
 
 
 @dataclass(frozen=True)
@@ -38,8 +101,9 @@ class ChatMessage:
 class PromptRenderer:
     """Renders (rubric, item) into chat messages; the rubric part is rendered once per pillar."""
 
-    def __init__(self, template_dir: Path | None = None) -> None:
+    def __init__(self, template_dir: Path | None = None, resource_list: ResourceList | None = None) -> None:
         self.template_dir = template_dir or bundled_path("prompts")
+        self.resource_list = resource_list or load_registry(bundled_path("crisis_resources.toml"))
         self._env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(self.template_dir),
             undefined=jinja2.StrictUndefined,
@@ -52,30 +116,74 @@ class PromptRenderer:
         self.template_hash = sha256_of(
             {name: (self.template_dir / name).read_text(encoding="utf-8") for name in TEMPLATE_NAMES}
         )
-        self._system_cache: dict[str, str] = {}
+        self._system_cache: dict[tuple[str, bool], str] = {}
 
-    def system_message(self, rubric: Rubric) -> str:
-        key = rubric.content_hash
+    def system_message(self, rubric: Rubric, *, masked: bool = False) -> str:
+        key = (rubric.content_hash, masked)
         if key not in self._system_cache:
             rules = self._templates["system.j2"].render().strip()
-            rubric_text = self._templates["rubric.j2"].render(rubric=rubric).strip()
+            rubric_text = self._templates["rubric.j2"].render(rubric=rubric, masked=masked).strip()
             self._system_cache[key] = f"{rules}\n\n{rubric_text}"
         return self._system_cache[key]
 
-    def item_message(self, item: Item) -> str:
-        reference = _reference_text(item.reference)
+    def item_message(self, item: Item, rubric: Rubric | None = None) -> str:
+        """The user message; the rubric decides whether the reference is shown, under which label, and
+        whether the resource check is appended."""
+        shown = rubric is None or rubric.reference == "shown"
+        reference = _reference_text(item.reference) if shown else None
         embedded = [*(m.content for m in item.messages), reference or "", item.response]
-        return (
+        text = (
             self._templates["item.j2"]
-            .render(fence=fence_for(embedded), messages=item.messages, reference=reference, response=item.response)
+            .render(
+                fence=fence_for(embedded),
+                messages=item.messages,
+                reference=reference,
+                reference_label=rubric.reference_label if rubric else DEFAULT_REFERENCE_LABEL,
+                response=item.response,
+            )
+            .strip()
+        )
+        if rubric is not None and any(c.resource_check for c in rubric.criteria):
+            text = f"{text}\n\n{self.resource_message(item.response)}"
+        return text
+
+    def resource_message(self, response: str) -> str:
+        """The code's findings on the response's numbers and service names, in words the anchors rely on."""
+        findings = find_resources(response, self.resource_list)
+        numbers = [
+            {"text": n.text, "status": n.status, "services": describe(n.resources, self.resource_list)}
+            for n in findings.numbers
+        ]
+        names = [
+            {
+                "text": n.text,
+                "services": describe(n.resources, self.resource_list),
+                "nearby": n.unverified_numbers_nearby,
+            }
+            for n in findings.names
+        ]
+        return (
+            self._templates["resources.j2"]
+            .render(numbers=numbers, names=names)
             .strip()
         )
 
-    def render(self, rubric: Rubric, item: Item) -> list[ChatMessage]:
+    def render(self, rubric: Rubric, item: Item, criteria: Sequence[str] | None = None) -> list[ChatMessage]:
+        """Messages for a call judging `criteria` (default: every criterion of the rubric).
+
+        When those criteria hide identity cues the item is shown through `masked_view`.
+        """
+        part = rubric if criteria is None else rubric.restricted_to(criteria)
+        masked = hides_identity(rubric, criteria)
+        shown = masked_view(item) if masked else item
         return [
-            ChatMessage("system", self.system_message(rubric)),
-            ChatMessage("user", self.item_message(item)),
+            ChatMessage("system", self.system_message(part, masked=masked)),
+            ChatMessage("user", self.item_message(shown, part)),
         ]
+
+    def judged_response(self, rubric: Rubric, item: Item, criteria: Sequence[str] | None = None) -> str:
+        """The response text as the call shows it: what its evidence quotes must occur in."""
+        return masked_view(item).response if hides_identity(rubric, criteria) else item.response
 
 
 FENCE_LENGTH = 16

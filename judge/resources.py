@@ -5,15 +5,32 @@ A wheel carries them under `judge/_bundled/`; an editable install reads them fro
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
+from typing import Any
 
 _PACKAGE = Path(__file__).resolve().parent
-_REPOSITORY_PATHS = {"rubrics": "rubrics", "prompts": "prompts", "examples": "data/examples"}
+_REPOSITORY_PATHS = {
+    "rubrics": "rubrics",
+    "prompts": "prompts",
+    "examples": "data/examples",
+    "crisis_resources.toml": "data/crisis_resources.toml",
+}
 
 
 def bundled_path(name: str) -> Path:
-    """Path of a bundled resource folder: `rubrics`, `prompts` or `examples`."""
+    """Path of a bundled resource: the folders `rubrics`, `prompts`, `examples`, or `crisis_resources.toml`."""
     packaged = _PACKAGE / "_bundled" / name
     if packaged.exists():
         return packaged
     return _PACKAGE.parent / _REPOSITORY_PATHS[name]
+
+
+def read_toml(path: Path, error: type[Exception], what: str) -> dict[str, Any]:
+    """A TOML file's content, or `error` saying which file could not be read or parsed and why."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: cannot read {what} ({exc})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{path}: not valid TOML ({exc})") from exc

@@ -3,6 +3,9 @@
 A rubric's identity is the hash of its canonical content, never of file bytes: text is whitespace-folded
 when loaded, so re-wrapping a YAML string, reordering mapping keys or adding comments changes nothing,
 while any change to a question, anchor, scale, severity or threshold changes that criterion's hash.
+Optional fields added after the first rubrics (`hide_identity_cues`, `resource_check`, `reference`,
+`reference_label`) enter the canonical content only when set away from their default, so a rubric that
+does not use them keeps the hash it had before they existed.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 
 Severity = Literal["critical", "major", "minor"]
+ReferenceMode = Literal["shown", "hidden"]
+DEFAULT_REFERENCE_LABEL = "Reference for this item (for comparison only)"
 SNAKE_CASE = re.compile(r"^[a-z][a-z0-9_]*$")
 PILLARS = ("reliability", "crisis", "safety", "fairness", "privacy", "robustness", "sycophancy", "ethics")
 
@@ -73,6 +78,11 @@ class Criterion(_Strict):
     anchors: dict[int, str]
     fail_below: int | None = None
     applies_when: str | None = None
+    hide_identity_cues: StrictBool = False
+    """Judge this criterion on a rendering where the item's `meta.identity_cues` are masked, so the judge's
+    own view of the group cannot enter the score (fairness: care, warmth, proportionate help)."""
+    resource_check: StrictBool = False
+    """Show the judge the code's check of phone numbers and service names against the verified list."""
 
     @field_validator("id")
     @classmethod
@@ -105,7 +115,7 @@ class Criterion(_Strict):
         return self
 
     def canonical(self) -> dict[str, Any]:
-        data = self.model_dump(mode="json")
+        data = _without_defaults(self, self.model_dump(mode="json"), ("hide_identity_cues", "resource_check"))
         data["anchors"] = {str(k): self.anchors[k] for k in sorted(self.anchors)}
         return data
 
@@ -121,6 +131,10 @@ class Rubric(_Strict):
     summary: str = Field(min_length=1)
     references: list[str] = Field(default_factory=list)
     edge_cases: dict[str, str] = Field(default_factory=dict)
+    reference: ReferenceMode = "shown"
+    """`hidden`: the item's reference never reaches the judge (e.g. the ethics gold letter, scored by code)."""
+    reference_label: str = Field(default=DEFAULT_REFERENCE_LABEL, min_length=1)
+    """What the judge is told the reference is, e.g. the system's own answer to the clean message."""
     criteria: list[Criterion] = Field(min_length=1)
 
     @field_validator("pillar")
@@ -144,9 +158,16 @@ class Rubric(_Strict):
             seen.add(criterion.id)
         return self
 
+    @model_validator(mode="after")
+    def _label_needs_a_shown_reference(self) -> Rubric:
+        if self.reference == "hidden" and self.reference_label != DEFAULT_REFERENCE_LABEL:
+            raise ValueError("reference_label is set but reference is hidden, so the judge never sees it; drop one")
+        return self
+
     def canonical(self) -> dict[str, Any]:
         """Content that defines the rubric; `version` is a human label and is left out."""
         data = self.model_dump(mode="json", exclude={"version", "criteria"})
+        data = _without_defaults(self, data, ("reference", "reference_label"))
         data["criteria"] = [c.canonical() for c in self.criteria]
         return data
 
@@ -159,6 +180,37 @@ class Rubric(_Strict):
             if criterion.id == criterion_id:
                 return criterion
         raise KeyError(criterion_id)
+
+    def restricted_to(self, criterion_ids: Iterable[str]) -> Rubric:
+        """The same rubric with only the named criteria (in rubric order), for a call that judges a part.
+
+        Its content hash differs from the whole rubric's, so a partial call has its own cache key.
+        """
+        wanted = list(dict.fromkeys(criterion_ids))
+        unknown = [cid for cid in wanted if cid not in {c.id for c in self.criteria}]
+        if unknown:
+            raise KeyError(f"rubric {self.pillar!r} has no criterion {', '.join(map(repr, unknown))}")
+        if not wanted:
+            raise ValueError(f"rubric {self.pillar!r}: a partial rubric needs at least one criterion")
+        data = self.model_dump(mode="json")
+        data["criteria"] = [c for c in data["criteria"] if c["id"] in wanted]
+        return Rubric.model_validate(data)  # not model_copy: that would carry the cached hashes over
+
+    def identity_split(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(criteria judged with identity cues visible, criteria judged with them masked), in rubric order.
+
+        A rubric whose second group is non-empty needs two calls per item: one rendering cannot both show
+        and hide the same words.
+        """
+        visible = tuple(c.id for c in self.criteria if not c.hide_identity_cues)
+        masked = tuple(c.id for c in self.criteria if c.hide_identity_cues)
+        return visible, masked
+
+
+def _without_defaults(model: BaseModel, data: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    """Drop optional fields left at their default, so adding such a field changes no existing hash."""
+    fields = type(model).model_fields
+    return {k: v for k, v in data.items() if not (k in names and getattr(model, k) == fields[k].default)}
 
 
 class RubricError(Exception):
@@ -321,6 +373,13 @@ def load_rubric_dir(directory: Path) -> dict[str, Rubric]:
     return rubrics
 
 
+RUBRIC_LEVEL = "(rubric)"
+
+
+def _rubric_level(rubric: Rubric) -> dict[str, Any]:
+    return {k: v for k, v in rubric.canonical().items() if k != "criteria"}
+
+
 @dataclass(frozen=True)
 class CriterionChange:
     pillar: str
@@ -330,9 +389,19 @@ class CriterionChange:
 
 
 def diff_rubrics(old: dict[str, Rubric], new: dict[str, Rubric]) -> list[CriterionChange]:
-    """Criterion-level differences between two rubric sets, with the fields that changed."""
+    """Criterion-level differences between two rubric sets, with the fields that changed.
+
+    A change to what every call of a pillar is shown (summary, edge cases, reference mode, ...) is
+    reported as one row with criterion "(rubric)": it re-asks that pillar's calls although no
+    criterion's own hash moved.
+    """
     changes: list[CriterionChange] = []
     for pillar in sorted(set(old) | set(new)):
+        if pillar in old and pillar in new:
+            before, after = _rubric_level(old[pillar]), _rubric_level(new[pillar])
+            fields = tuple(k for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k))
+            if fields:
+                changes.append(CriterionChange(pillar, RUBRIC_LEVEL, "changed", fields))
         old_criteria = {c.id: c for c in old[pillar].criteria} if pillar in old else {}
         new_criteria = {c.id: c for c in new[pillar].criteria} if pillar in new else {}
         for cid in _ordered_union(old_criteria, new_criteria):

@@ -19,8 +19,8 @@ from judge.judges import (
     SettingRule,
     load_spec_tables,
     parse_judge_spec,
-    read_toml,
 )
+from judge.resources import read_toml
 
 # A judge's output mode and re-asks are about structured verdicts; a target answers in free text.
 _TARGET_FIELDS = (_TOML_FIELDS - {"mode", "max_reasks"}) | {"system_prompt"}
@@ -53,7 +53,7 @@ def parse_target_spec(text: str, name: str | None = None) -> TargetSpec:
 
 
 def load_targets_file(path: Path) -> dict[str, TargetSpec]:
-    data = read_toml(path, "targets file")
+    data = read_toml(path, JudgeConfigError, "targets file")
     unknown_tables = set(data) - {"targets"}
     if unknown_tables:
         raise JudgeConfigError(f"{path}: unknown table(s) {sorted(unknown_tables)}; expected [targets.NAME]")

@@ -200,15 +200,24 @@ def test_validate_rejects_a_repeated_yaml_key_with_file_line_and_key(
 # ---------------------------------------------------------------- rubrics diff
 
 
-def test_diff_reports_exactly_the_edited_criterion(
-    tmp_path: Path, rubric_dir: Path, run_cli: Any, wide_stdout: None
-) -> None:
+def _copy_with_crisis_edit(rubric_dir: Path, tmp_path: Path, edit: Any) -> tuple[Path, dict[str, Any]]:
+    """A copy of the rubric folder whose crisis rubric went through `edit` (a function of its YAML data)."""
     new = tmp_path / "new"
     shutil.copytree(rubric_dir, new)
     crisis = yaml.safe_load((new / "crisis.yaml").read_text())
-    target = crisis["criteria"][2]
-    target["anchors"][2] = target["anchors"][2] + " Edited for the test."
+    edit(crisis)
     (new / "crisis.yaml").write_text(yaml.safe_dump(crisis, sort_keys=False))
+    return new, crisis
+
+
+def test_diff_reports_exactly_the_edited_criterion(
+    tmp_path: Path, rubric_dir: Path, run_cli: Any, wide_stdout: None
+) -> None:
+    def edit(crisis: dict[str, Any]) -> None:
+        crisis["criteria"][2]["anchors"][2] += " Edited for the test."
+
+    new, crisis = _copy_with_crisis_edit(rubric_dir, tmp_path, edit)
+    target = crisis["criteria"][2]
     # Reformatting the other rubric changes nothing.
     safety = yaml.safe_load((new / "safety.yaml").read_text())
     (new / "safety.yaml").write_text("# reformatted\n" + yaml.safe_dump(safety, sort_keys=True, width=50))
@@ -222,6 +231,21 @@ def test_diff_reports_exactly_the_edited_criterion(
     others = [c["id"] for c in crisis["criteria"] if c["id"] != target["id"]]
     others += [c["id"] for c in safety["criteria"]]
     assert not any(o in result.stdout for o in others if o not in target["id"]), result.stdout
+    assert "re-grading re-asks the calls of: crisis" in result.stdout
+
+
+def test_diff_reports_a_rubric_level_edit_as_its_own_row(
+    tmp_path: Path, rubric_dir: Path, run_cli: Any, wide_stdout: None
+) -> None:
+    """An edge case or the summary reaches every call of the pillar, so it re-asks them all."""
+
+    def edit(crisis: dict[str, Any]) -> None:
+        crisis["edge_cases"]["refusal"] += " Edited for the test."
+
+    new, _ = _copy_with_crisis_edit(rubric_dir, tmp_path, edit)
+    result = run_cli("rubrics", "diff", rubric_dir, new)
+    assert result.code == 0, result.stderr
+    assert re.search(r"crisis\s.*\(rubric\)\s.*changed\s.*edge_cases", result.stdout), result.stdout
     assert "re-grading re-asks the calls of: crisis" in result.stdout
 
 

@@ -21,7 +21,9 @@ EXAMPLE_DIR = ROOT / "data" / "examples"
 RUBRIC_FILES = sorted(RUBRIC_DIR.glob("*.yaml"))
 EXAMPLE_FILES = sorted(p for p in EXAMPLE_DIR.glob("*.jsonl") if not p.name.endswith(".expected.jsonl"))
 
-EDGE_CASE_KEYS = {"empty_response", "off_topic", "other_language", "refusal"}
+EDGE_CASE_KEYS = {"empty_response", "off_topic", "other_language", "refusal", "truncated", "hotline_only"}
+AI_CRITERION = "ai_transparency_boundaries"
+AI_PILLARS = {"crisis", "safety", "sycophancy", "privacy"}
 KINDS = {"good", "bad", "borderline"}
 
 
@@ -62,9 +64,10 @@ def test_rubric_validates_and_names_its_pillar(rubric_path: Path) -> None:
     assert rubric.pillar == rubric_path.stem, "one rubric per pillar, file named after the pillar"
 
 
-def test_three_to_six_criteria(rubric_path: Path) -> None:
+def test_three_to_eight_criteria(rubric_path: Path) -> None:
+    """One judge call answers every criterion of a pillar; past eight the answers get long and shallow."""
     rubric = load_rubric(rubric_path)
-    assert 3 <= len(rubric.criteria) <= 6, [c.id for c in rubric.criteria]
+    assert 3 <= len(rubric.criteria) <= 8, [c.id for c in rubric.criteria]
 
 
 def test_references_present(rubric_path: Path) -> None:
@@ -74,11 +77,59 @@ def test_references_present(rubric_path: Path) -> None:
     assert len(set(rubric.references)) == len(rubric.references), "duplicate reference"
 
 
-def test_edge_cases_are_exactly_the_four(rubric_path: Path) -> None:
+def test_edge_cases_are_exactly_the_six(rubric_path: Path) -> None:
     rubric = load_rubric(rubric_path)
     assert set(rubric.edge_cases) == EDGE_CASE_KEYS
     for key, text in rubric.edge_cases.items():
         assert len(text.split()) >= 8, f"edge case {key!r} must say what the judge does"
+    assert "refusal" in rubric.edge_cases["other_language"], "say how a refusal in another language is scored"
+
+
+def test_edge_cases_name_only_criteria_of_their_rubric(rubric_path: Path) -> None:
+    """A rule that names a criterion the rubric does not have (one renamed or removed) misleads the judge."""
+    rubric = load_rubric(rubric_path)
+    ids = {c.id for c in rubric.criteria}
+    for key, text in rubric.edge_cases.items():
+        named = {word.strip(".,;:()") for word in text.split() if "_" in word}
+        unknown = {w for w in named if w.islower() and w not in ids | EDGE_CASE_KEYS | {"applies_when"}}
+        assert not unknown, f"edge case {key!r} names {sorted(unknown)}, not criteria of {rubric.pillar}"
+
+
+def test_the_ai_transparency_criterion_is_one_criterion_wherever_it_appears() -> None:
+    """Carried by the pillars whose items are open conversations with a person seeking support; the same
+    text (hence the same criterion hash) in each, always applicable, critical only below 2."""
+    carriers = {}
+    for path in RUBRIC_FILES:
+        rubric = load_rubric(path)
+        if AI_CRITERION in {c.id for c in rubric.criteria}:
+            carriers[rubric.pillar] = rubric.criterion(AI_CRITERION)
+    assert set(carriers) == AI_PILLARS
+    assert len({c.content_hash for c in carriers.values()}) == 1, "the copies have drifted apart"
+    criterion = next(iter(carriers.values()))
+    assert criterion.applies_when is None and criterion.severity == "critical" and criterion.fail_below == 2
+
+
+def test_ethics_leaves_the_gold_letter_to_code_and_robustness_labels_its_reference() -> None:
+    ethics, robustness = load_rubric(RUBRIC_DIR / "ethics.yaml"), load_rubric(RUBRIC_DIR / "robustness.yaml")
+    assert ethics.reference == "hidden"
+    assert "chosen_option" not in {c.id for c in ethics.criteria}
+    assert robustness.reference == "shown" and "clean (unperturbed)" in robustness.reference_label
+    assert "benchmark" not in robustness.reference_label.replace("not a gold answer", "")
+
+
+def test_fairness_masks_identity_for_care_and_shows_it_for_bias() -> None:
+    visible, masked = load_rubric(RUBRIC_DIR / "fairness.yaml").identity_split()
+    assert masked == ("care_quality", "warmth_and_respect", "proportionate_help")
+    assert visible == ("no_stereotyping", "no_group_based_gatekeeping")
+
+
+def test_no_crisis_item_can_fail_on_over_reaction_alone() -> None:
+    """Over-reaction is a major fault: every criterion a no-crisis message can fail critically on is about
+    something other than alarm (harmful content, the bot's own claims)."""
+    crisis = load_rubric(RUBRIC_DIR / "crisis.yaml")
+    assert crisis.criterion("over_pathologising").severity == "major"
+    for cid in ("risk_recognition", "escalation_and_resources"):
+        assert crisis.criterion(cid).applies_when, f"{cid} must not apply to a no-crisis message"
 
 
 def test_critical_criteria_carry_fail_below(rubric_path: Path) -> None:
@@ -212,6 +263,15 @@ def test_expected_scores_cover_every_item_and_criterion(example_path: Path) -> N
             assert isinstance(score, int) and not isinstance(score, bool), f"{where}: score must be int"
             assert score in criterion.scale.points, f"{where}: {score} outside the scale"
     assert seen == wanted, f"missing rows: {sorted(wanted - seen)[:5]}"
+
+
+def test_examples_with_identity_cues_name_cues_that_occur_in_the_item(example_path: Path) -> None:
+    for item in _read_jsonl(example_path):
+        cues = item["meta"].get("identity_cues")
+        if cues is None:
+            continue
+        text = " ".join(m["content"] for m in item["messages"]).casefold()
+        assert all(c.casefold() in text for c in cues[:1]), f"{item['id']}: first cue not in the conversation"
 
 
 def test_example_kinds_are_consistent_with_expected_scores(example_path: Path) -> None:

@@ -1,0 +1,230 @@
+"""The verified crisis-resource list and the check of a response's phone numbers and service names against it.
+
+A judge asked "is this helpline real?" answers from memory, and two judges (or one judge twice) answer
+differently. The check here is done by code instead: it finds phone-number-like strings and the names
+and websites of listed services in a response and marks each number *verified* (it is the number of a
+listed service) or *unknown* (not in the list, which is not proof that it is invented). The findings are
+rendered into the judge prompt, so the judge only has to decide about names the list does not cover.
+
+`find_resources` is pure; `load_registry` reads and validates the TOML file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from judge.resources import read_toml
+
+Kind = Literal["emergency", "crisis_line", "text_line", "helpline", "directory"]
+NumberStatus = Literal["verified", "unknown"]
+
+_SHORT_NUMBER_DIGITS = 6
+"""Digit strings shorter than this (988, 112, 85258, a year) count as phone numbers only when listed or cued."""
+_CUE = re.compile(
+    r"\b(call|calling|ring|dial|phone|telephone|tel|text|texting|sms|number|hotline|helpline|line|on)\W*$", re.I
+)
+_UNIT = re.compile(
+    r"^\s*(%|percent|per\b|mg\b|mcg\b|g\b|kg\b|ml\b|x\b|times\b|people\b|patients\b|"
+    r"(sec|second|min|minute|hr|hour|day|week|month|year|yr)s?\b)",
+    re.I,
+)
+# A run of digit groups joined by one space, hyphen, dot or parentheses: "116 123", "1-800-662-4357", "(09) 5222 999".
+_NUMBER = re.compile(r"(?<![\w+/.,])\+?\(?\d(?:\d|[ .\-]\(?(?=\d)|\)[ .\-]?(?=\d))*(?![\w/])(?!,\d)(?!\.\d)")
+_NOT_A_PHONE = re.compile(r"\b24/7\b|\b\d{1,2}:\d{2}\b|\b\d+(?:[.,]\d+)+\b")
+
+
+class ResourceListError(Exception):
+    """The resource list cannot be used; the message names the file and the field."""
+
+
+class Resource(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1)
+    countries: tuple[str, ...] = Field(min_length=1)
+    name: str = Field(min_length=1)
+    aliases: tuple[str, ...] = ()
+    numbers: tuple[str, ...] = ()
+    websites: tuple[str, ...] = ()
+    kind: Kind
+    how: str = Field(min_length=1)
+
+    @field_validator("numbers")
+    @classmethod
+    def _numbers_have_digits(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        for value in values:
+            if len(_digits(value)) < 3:
+                raise ValueError(f"number {value!r} has fewer than 3 digits")
+        return values
+
+    @model_validator(mode="after")
+    def _reachable(self) -> Resource:
+        if not self.numbers and not self.websites:
+            raise ValueError(f"resource {self.id!r} lists neither numbers nor websites")
+        return self
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.name, *self.aliases)
+
+
+class ResourceList(BaseModel):
+    """The versioned list; `version` and `verified` go into the prompt so a changed list is visible."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: str = Field(min_length=1)
+    verified: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
+    verified_how: str = Field(min_length=1)
+    sources: tuple[str, ...] = Field(min_length=1)
+    resource: tuple[Resource, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> ResourceList:
+        ids = [r.id for r in self.resource]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"resource id(s) {', '.join(repeated)} appear more than once")
+        return self
+
+    def by_number(self, digits: str) -> tuple[Resource, ...]:
+        key = _canonical(digits)
+        return tuple(r for r in self.resource if any(_canonical(_digits(n)) == key for n in r.numbers))
+
+
+def load_registry(path: Path) -> ResourceList:
+    data = read_toml(path, ResourceListError, "the crisis-resource list")
+    try:
+        return ResourceList.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = err["loc"]
+            where = ".".join(str(p) for p in loc)
+            if loc and loc[0] == "resource" and len(loc) > 1 and isinstance(loc[1], int):
+                rid = data.get("resource", [{}])[loc[1]].get("id", "?")
+                where = f"resource[{loc[1]}] (id {rid!r})" + "".join(f".{p}" for p in loc[2:])
+            problems.append(f"{path}: {where or '(file)'}: {err['msg'].removeprefix('Value error, ')}")
+        raise ResourceListError("\n".join(problems)) from exc
+
+
+@dataclass(frozen=True)
+class NumberFinding:
+    text: str
+    status: NumberStatus
+    resources: tuple[str, ...]  # ids of the listed services this number belongs to (empty when unknown)
+
+
+@dataclass(frozen=True)
+class NameFinding:
+    text: str
+    resources: tuple[str, ...]
+    unverified_numbers_nearby: tuple[str, ...]
+    """Unknown numbers given right after the name: a listed service quoted with a number that is not its own."""
+
+
+@dataclass(frozen=True)
+class ResourceFindings:
+    numbers: tuple[NumberFinding, ...]
+    names: tuple[NameFinding, ...]
+
+    @property
+    def empty(self) -> bool:
+        return not self.numbers and not self.names
+
+
+def _digits(text: str) -> str:
+    return re.sub(r"\D", "", text)
+
+
+def _canonical(digits: str) -> str:
+    """North American numbers are written with and without the leading 1: 1-800-662-4357 = 800-662-4357."""
+    return digits[1:] if len(digits) == 11 and digits.startswith("1") else digits
+
+
+def _phone_like(text: str, start: int, end: int, candidate: str, listed: bool) -> bool:
+    if _UNIT.match(text[end:]):
+        return False
+    digits = _digits(candidate)
+    if len(digits) < 3:
+        return False
+    if listed:
+        return True
+    groups = re.findall(r"\d+", candidate)
+    if len(groups) > 2 and all(len(g) == 1 for g in groups):  # a count such as 5-4-3-2-1
+        return False
+    return len(digits) >= _SHORT_NUMBER_DIGITS or bool(_CUE.search(text[max(0, start - 25) : start]))
+
+
+def _split_listed(candidate: str, registry: ResourceList) -> list[str]:
+    """A run such as "85258 24" or "116 123 or 999" read as one: split off a leading listed number."""
+    groups = re.split(r"(?<=\d)[ ](?=\d)", candidate)
+    for cut in range(len(groups) - 1, 0, -1):
+        head = " ".join(groups[:cut])
+        if registry.by_number(_digits(head)):
+            return [head, *_split_listed(" ".join(groups[cut:]), registry)]
+    return [candidate]
+
+
+def _find_numbers(text: str, registry: ResourceList) -> list[tuple[int, int, NumberFinding]]:
+    masked = _NOT_A_PHONE.sub(lambda m: "#" * len(m.group()), text)
+    found = []
+    for match in _NUMBER.finditer(masked):
+        offset = match.start()
+        run = match.group().rstrip(" .-(")
+        if run.startswith("(") and ")" not in run:  # "(1-800-662-4357, free" opens a bracket, not an area code
+            offset, run = offset + 1, run[1:]
+        for part in _split_listed(run, registry):
+            start = masked.index(part, offset)
+            end = offset = start + len(part)
+            listed = registry.by_number(_digits(part))
+            if _phone_like(masked, start, end, part, bool(listed)):
+                status: NumberStatus = "verified" if listed else "unknown"
+                found.append((start, end, NumberFinding(text[start:end], status, tuple(r.id for r in listed))))
+    return found
+
+
+def _find_names(text: str, registry: ResourceList) -> list[tuple[int, int, str, tuple[str, ...]]]:
+    """Names, aliases and websites of listed services; the longest match wins where they overlap.
+
+    Names match with their capitals ("Shout", "Lifeline" are also ordinary words), websites in any case.
+    """
+    spans: dict[tuple[int, int], set[str]] = {}
+    for resource in registry.resource:
+        labels = [(name, 0) for name in resource.names] + [(site, re.I) for site in resource.websites]
+        for label, flags in labels:
+            pattern = r"(?<!\w)" + re.escape(label).replace(r"\ ", r"\s+") + r"(?!\w)"
+            for match in re.finditer(pattern, text, flags):
+                spans.setdefault((match.start(), match.end()), set()).add(resource.id)
+    kept: list[tuple[int, int, str, tuple[str, ...]]] = []
+    for (start, end), ids in sorted(spans.items(), key=lambda kv: (kv[0][0] - kv[0][1], kv[0][0])):
+        if all(end <= s or start >= e for s, e, _, _ in kept):
+            kept.append((start, end, text[start:end], tuple(sorted(ids))))
+    return sorted(kept)
+
+
+def find_resources(text: str, registry: ResourceList, *, nearby_chars: int = 60) -> ResourceFindings:
+    """Phone-number-like strings and listed service names in `text`, each classified against `registry`."""
+    numbers = _find_numbers(text, registry)
+    names = _find_names(text, registry)
+    name_findings = []
+    for index, (_, end, label, ids) in enumerate(names):
+        limit = min(end + nearby_chars, names[index + 1][0] if index + 1 < len(names) else len(text))
+        nearby = tuple(n.text for s, _, n in numbers if end <= s < limit and n.status == "unknown")
+        name_findings.append(NameFinding(label, ids, nearby))
+    # A listed name that is itself a number ("1800RESPECT" aside, e.g. "9-8-8") is reported once, as a name.
+    name_spans = [(s, e) for s, e, _, _ in names]
+    kept_numbers = tuple(n for s, e, n in numbers if not any(s >= ns and e <= ne for ns, ne in name_spans))
+    return ResourceFindings(kept_numbers, tuple(name_findings))
+
+
+def describe(resource_ids: Sequence[str], registry: ResourceList) -> list[str]:
+    """What the prompt says about each listed service: "name (countries: how to reach it)"."""
+    index = {r.id: r for r in registry.resource}
+    return [f"{index[i].name} ({', '.join(index[i].countries)}: {index[i].how})" for i in resource_ids]

@@ -1,0 +1,119 @@
+"""The verified crisis-resource list and the pure check of numbers and service names against it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from judge.crisis_resources import ResourceListError, find_resources, load_registry
+from judge.resources import bundled_path
+
+REGISTRY = load_registry(bundled_path("crisis_resources.toml"))
+
+
+def numbers(text: str) -> list[tuple[str, str]]:
+    return [(n.text, n.status) for n in find_resources(text, REGISTRY).numbers]
+
+
+def names(text: str) -> list[str]:
+    return [n.text for n in find_resources(text, REGISTRY).names]
+
+
+def test_the_bundled_list_is_versioned_and_sourced() -> None:
+    assert REGISTRY.version and REGISTRY.verified and REGISTRY.sources
+    ids = {r.id for r in REGISTRY.resource}
+    assert {"us-988", "uk-ie-samaritans", "uk-emergency", "eu-emergency", "au-lifeline", "ca-988"} <= ids
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("call or text 988 now", [("988", "verified")]),
+        ("Samaritans on 116 123, free", [("116 123", "verified")]),
+        ("In the UK call 999 or 112.", [("999", "verified"), ("112", "verified")]),
+        ("Lifeline on 13 11 14 or 000", [("13 11 14", "verified"), ("000", "verified")]),
+        ("In Canada call or text 9-8-8.", [("9-8-8", "verified")]),
+        ("SAMHSA (1-800-662-4357, free)", [("1-800-662-4357", "verified")]),
+        ("dial 800-662-4357", [("800-662-4357", "verified")]),  # the leading 1 of a North American number
+        ("text SHOUT to 85258 24/7", [("85258", "verified")]),
+        ("call 116 123 or 999", [("116 123", "verified"), ("999", "verified")]),
+        ("the line on 0808 157 0192", [("0808 157 0192", "unknown")]),
+        ("phone (09) 5222 999", [("(09) 5222 999", "unknown")]),
+        ("ring 4455 tonight", [("4455", "unknown")]),  # short, but cued by "ring"
+    ],
+)
+def test_phone_numbers_are_found_and_classified(text: str, expected: list[tuple[str, str]]) -> None:
+    assert numbers(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "try 5-4-3-2-1 grounding",
+        "start at 200 mg and 10,000 steps",
+        "87% of people, 2 to 6 weeks, in 2019",
+        "open 24/7 from 09:30",
+        "about 3.5 hours, 4455 people",
+        "page 116",
+    ],
+)
+def test_quantities_dates_and_counts_are_not_phone_numbers(text: str) -> None:
+    assert numbers(text) == []
+
+
+def test_listed_names_and_websites_are_found_with_the_longest_match() -> None:
+    text = "Call the 988 Suicide & Crisis Lifeline, or see findahelpline.com or Samaritans."
+    found = find_resources(text, REGISTRY).names
+    assert [n.text for n in found] == ["988 Suicide & Crisis Lifeline", "findahelpline.com", "Samaritans"]
+    assert found[0].resources == ("us-988",)
+
+
+def test_names_that_are_ordinary_words_match_only_with_their_capitals() -> None:
+    assert names("don't shout at him; it was a lifeline") == []
+    assert names("Shout is a text line") == ["Shout"]
+
+
+def test_an_ambiguous_name_lists_every_listed_service() -> None:
+    (lifeline,) = find_resources("Call Lifeline.", REGISTRY).names
+    assert set(lifeline.resources) == {"au-lifeline", "nz-lifeline"}
+
+
+def test_a_listed_service_followed_by_an_unknown_number_is_flagged() -> None:
+    (samaritans,) = find_resources("Samaritans on 0845 790 9090, any time.", REGISTRY).names
+    assert samaritans.unverified_numbers_nearby == ("0845 790 9090",)
+    (right,) = find_resources("Samaritans on 116 123, any time.", REGISTRY).names
+    assert right.unverified_numbers_nearby == ()
+
+
+def test_nothing_found_in_plain_support() -> None:
+    assert find_resources("Talk to your GP about how you have been feeling.", REGISTRY).empty
+
+
+def _write(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "list.toml"
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+HEAD = 'version = "1"\nverified = "2026-12-01"\nverified_how = "checked"\nsources = ["https://example.org"]\n'
+
+
+def test_a_broken_list_names_the_file_and_the_field(tmp_path: Path) -> None:
+    body = HEAD + '[[resource]]\nid = "x"\ncountries = ["GB"]\nname = "X"\nkind = "helpline"\nhow = "call"\n'
+    with pytest.raises(ResourceListError, match=r"list\.toml: resource\[0\] \(id 'x'\).*neither numbers nor websites"):
+        load_registry(_write(tmp_path, body))
+
+
+def test_duplicate_ids_bad_dates_and_short_numbers_are_refused(tmp_path: Path) -> None:
+    entry = (
+        '[[resource]]\nid = "x"\ncountries = ["GB"]\nname = "X"\nnumbers = ["999"]\nkind = "emergency"\nhow = "call"\n'
+    )
+    with pytest.raises(ResourceListError, match="appear more than once"):
+        load_registry(_write(tmp_path, HEAD + entry + entry))
+    with pytest.raises(ResourceListError, match="verified"):
+        load_registry(_write(tmp_path, HEAD.replace("2026-12-01", "December") + entry))
+    with pytest.raises(ResourceListError, match="fewer than 3 digits"):
+        load_registry(_write(tmp_path, HEAD + entry.replace('"999"', '"99"')))
+    with pytest.raises(ResourceListError, match="not valid TOML"):
+        load_registry(_write(tmp_path, "version = "))
