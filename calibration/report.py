@@ -19,7 +19,9 @@ HEADLINE = ("alpha_ordinal_with_judge", "alpha_nominal_with_judge", "qwk", "kapp
             "self_consistency")
 
 
-def to_json(result: CalibrationResult, meta: dict[str, Any]) -> dict[str, Any]:
+def to_json(result: CalibrationResult, meta: dict[str, Any],
+            gates: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The calibration.json object; `gates` are `gate_results` records (an empty list: no gate was set)."""
     return {
         "meta": meta,
         "results": [r.as_dict() for r in result.records],
@@ -28,6 +30,7 @@ def to_json(result: CalibrationResult, meta: dict[str, Any]) -> dict[str, Any]:
              "labels": c.labels, "matrix": c.matrix, "rows": "judge", "columns": "human"}
             for c in result.confusions
         ],
+        "gates": gates or [],
     }
 
 
@@ -105,10 +108,11 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_reports(out: Path, result: CalibrationResult, meta: dict[str, Any]) -> tuple[Path, Path]:
+def write_reports(out: Path, result: CalibrationResult, meta: dict[str, Any],
+                  gates: list[dict[str, Any]] | None = None) -> tuple[Path, Path]:
     out.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out / "calibration.json", out / "calibration.md"
-    _atomic_write(json_path, json.dumps(to_json(result, meta), indent=2, allow_nan=False) + "\n")
+    _atomic_write(json_path, json.dumps(to_json(result, meta, gates), indent=2, allow_nan=False) + "\n")
     _atomic_write(md_path, to_markdown(result, meta) + "\n")
     return json_path, md_path
 
@@ -138,23 +142,43 @@ def parse_gate(text: str) -> Gate:
     return Gate(match.group(1), match.group(2), float(match.group(3)))
 
 
-def check_gates(result: CalibrationResult, gates: list[Gate]) -> tuple[list[str], list[str]]:
-    """(failures, unknown metrics). A null value fails its gate: an unmeasured judge is not a passed one.
+def gate_results(result: CalibrationResult, gates: list[Gate]) -> tuple[list[dict[str, Any]], list[str]]:
+    """(one record per gate with every check, unknown metrics), as written to calibration.json's `gates`.
 
-    Gates apply to the headline records (``against`` null); a metric absent from the results is reported
-    so that a typo cannot pass silently.
+    Gates apply to the headline records (``against`` null). A null value fails its gate: an unmeasured
+    judge is not a passed one. A metric absent from the results is reported so that a typo cannot pass.
     """
-    failures: list[str] = []
+    recorded: list[dict[str, Any]] = []
     unknown: list[str] = []
     for gate in gates:
         matching = [r for r in result.records if r.metric == gate.metric and r.against is None]
         if not matching:
             unknown.append(gate.metric)
             continue
-        for r in matching:
-            who = f"{r.criterion} × {r.judge or 'humans'} ({r.level})"
-            if r.value is None:
-                failures.append(f"{who}: {gate.metric} is null ({r.reason}); gate {gate}")
-            elif not _OPS[gate.op](r.value, gate.threshold):
-                failures.append(f"{who}: {gate.metric} = {r.value:.4f} fails {gate}")
-    return failures, unknown
+        checks = [{"criterion": r.criterion, "judge": r.judge, "level": r.level, "value": r.value,
+                   "passed": r.value is not None and _OPS[gate.op](r.value, gate.threshold),
+                   "reason": r.reason if r.value is None else None} for r in matching]
+        recorded.append({"gate": str(gate), "metric": gate.metric, "op": gate.op, "threshold": gate.threshold,
+                         "passed": all(c["passed"] for c in checks), "checks": checks})
+    return recorded, unknown
+
+
+def gate_failures(recorded: list[dict[str, Any]]) -> list[str]:
+    """One line per failed check of `gate_results`, naming criterion × judge."""
+    failures = []
+    for gate in recorded:
+        for c in gate["checks"]:
+            if c["passed"]:
+                continue
+            who = f"{c['criterion']} × {c['judge'] or 'humans'} ({c['level']})"
+            if c["value"] is None:
+                failures.append(f"{who}: {gate['metric']} is null ({c['reason']}); gate {gate['gate']}")
+            else:
+                failures.append(f"{who}: {gate['metric']} = {c['value']:.4f} fails {gate['gate']}")
+    return failures
+
+
+def check_gates(result: CalibrationResult, gates: list[Gate]) -> tuple[list[str], list[str]]:
+    """(failures, unknown metrics) of the gates over the headline records."""
+    recorded, unknown = gate_results(result, gates)
+    return gate_failures(recorded), unknown

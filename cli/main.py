@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from calibration.cli import calibrate_command
+from cli.report_cmd import report_command
 from judge.cache import VerdictCache, default_cache_dir
 from judge.families import DEFAULT_FAMILIES, FamilyError, families_from_toml
 from judge.items import DEFAULT_MAX_RESPONSE_CHARS
@@ -47,6 +48,7 @@ app.add_typer(rubrics_app, name="rubrics")
 app.add_typer(cache_app, name="cache")
 app.add_typer(review_app, name="review")
 app.command("calibrate")(calibrate_command)
+app.command("report")(report_command)
 
 out_console = Console()
 err_console = Console(stderr=True)
@@ -402,6 +404,9 @@ def demo(
         code, summary = execute(prepared)
         print_pillar_summary(summary, out_console)
         out_console.print(f"verdicts in {out}/verdicts.jsonl (exit code would be {code})")
+        from report import write_report
+
+        out_console.print(f"report (open in a browser): {write_report(out)}")
     out_console.rule("Calibration of recorded judges (offline)")
     print_crisis_calibration(out_console)
 

@@ -89,13 +89,17 @@ def heatmap(
     with matplotlib.rc_context(RC):
         data = np.array([[_as_float(v) for v in row] for row in (colour_values or values)], dtype=float)
         rows, cols = data.shape
-        width = min(WIDTH_IN, max(4.0, 1.6 + 0.62 * cols + max((len(s) for s in row_labels), default=0) * 0.06))
+        longest = max((len(line) for s in col_labels for line in s.split("\n")), default=0)
+        upright = cols <= 4  # few columns: horizontal labels, as wide as they need
+        cell = max(0.62, longest * 0.07) if upright else 0.62
+        row_text = max((len(s) for s in row_labels), default=0) * 0.065
+        width = min(WIDTH_IN, max(4.0, 2.2 + cell * cols + row_text + (0 if upright else longest * 0.035)))
+        lines = max((s.count("\n") + 1 for s in col_labels), default=1)
         height = max(1.8, 1.0 + 0.34 * rows + (0.35 if col_groups else 0) +
-                     max((len(s) for s in col_labels), default=0) * 0.045)
+                     (0.18 * lines if upright else longest * 0.05))
         fig = _figure(width, height)
         ax = fig.add_subplot()
-        colormap = matplotlib.colormaps[cmap].copy()
-        colormap.set_bad("#eeeeee")
+        colormap = matplotlib.colormaps[cmap].with_extremes(bad="#eeeeee")
         finite = data[np.isfinite(data)]
         low = vmin if vmin is not None else (float(finite.min()) if finite.size else 0.0)
         high = vmax if vmax is not None else (float(finite.max()) if finite.size else 1.0)
@@ -103,7 +107,10 @@ def heatmap(
             high = low + 1.0
         norm = Normalize(low, high)
         image = ax.imshow(np.ma.masked_invalid(data), cmap=colormap, norm=norm, aspect="auto")
-        ax.set_xticks(range(cols), labels=list(col_labels), rotation=45, ha="right", rotation_mode="anchor")
+        if upright:
+            ax.set_xticks(range(cols), labels=list(col_labels))
+        else:
+            ax.set_xticks(range(cols), labels=list(col_labels), rotation=45, ha="right", rotation_mode="anchor")
         ax.set_yticks(range(rows), labels=list(row_labels))
         ax.tick_params(length=0)
         for r in range(rows):
@@ -185,11 +192,11 @@ def interval_panels(panels: Sequence[IntervalPanel], *, key: str, columns: int =
             values = np.array([_as_float(v) for v in panel.values])
             lows = np.array([_as_float(v) for v in panel.lows] or [math.nan] * len(y))
             highs = np.array([_as_float(v) for v in panel.highs] or [math.nan] * len(y))
-            has_ci = np.isfinite(values) & np.isfinite(lows) & np.isfinite(highs)
-            if has_ci.any():
-                ax.errorbar(values[has_ci], y[has_ci],
-                            xerr=[values[has_ci] - lows[has_ci], highs[has_ci] - values[has_ci]],
-                            fmt="none", ecolor=GREY, elinewidth=1.2, capsize=2.5)
+            has_ci = np.isfinite(lows) & np.isfinite(highs)
+            if has_ci.any():  # drawn from its ends: a percentile interval need not contain the value
+                ax.hlines(y[has_ci], lows[has_ci], highs[has_ci], color=GREY, linewidth=1.2)
+                for ends in (lows, highs):
+                    ax.scatter(ends[has_ci], y[has_ci], marker="|", color=GREY, s=30)
             colours = [BLUE if panel.passed is None else (GREEN if ok else RED)
                        for ok in (panel.passed or [True] * len(y))]
             shown = np.isfinite(values)
@@ -247,8 +254,9 @@ def bar_panels(panels: Sequence[BarPanel], *, key: str, columns: int = 2, zero_l
                 highs = np.array([_as_float(v) for v in s.highs] or [math.nan] * len(x))
                 ci = shown & np.isfinite(lows) & np.isfinite(highs)
                 if ci.any():
-                    ax.errorbar(offset[ci], values[ci], yerr=[values[ci] - lows[ci], highs[ci] - values[ci]],
-                                fmt="none", ecolor="#333333", elinewidth=1, capsize=2)
+                    ax.vlines(offset[ci], lows[ci], highs[ci], color="#333333", linewidth=1)
+                    for ends in (lows, highs):
+                        ax.scatter(offset[ci], ends[ci], marker="_", color="#333333", s=20)
                 for position in offset[~shown]:
                     ax.text(position, 0, "n/a", ha="center", va="bottom", fontsize=6.5, color=GREY, rotation=90)
             if zero_line:

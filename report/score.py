@@ -62,7 +62,7 @@ def means_section(summary: ScoreSummary, run: dict[str, Any], part: str) -> Sect
                 for key, row in zip(row_keys, values, strict=True)] if on_scale else None)
     svg = figures.heatmap(
         values, [f"{p} · {c}" for p, c in row_keys],
-        [f"{_target(t)} · {j}" if several_judges else _target(t) for t, j in col_keys],
+        [f"{_target(t)}\n{j}" if several_judges else _target(t) for t, j in col_keys],
         key="means", cmap="RdYlGn", vmin=0 if on_scale else None, vmax=1 if on_scale else None,
         annotations=[[fmt(v, 2) if v is not None else "" for v in row] for row in values],
         colour_values=colours,
@@ -91,7 +91,7 @@ def critical_section(summary: ScoreSummary, part: str) -> Section:
     values = [[lookup[(p, t, j)].rate if (p, t, j) in lookup else None for t, j in cols] for p in pillars]
     notes = [[f"{lookup[(p, t, j)].rate:.2f}\nn={lookup[(p, t, j)].n}" if (p, t, j) in lookup else "" for t, j in cols]
              for p in pillars]
-    svg = figures.heatmap(values, pillars, [f"{_target(t)} · {j}" if several_judges else _target(t) for t, j in cols],
+    svg = figures.heatmap(values, pillars, [f"{_target(t)}\n{j}" if several_judges else _target(t) for t, j in cols],
                           key="critical", cmap="Reds", vmin=0, vmax=1, annotations=notes,
                           colorbar_label="critical-failure rate")
     return Section("critical", title, part, intro,
@@ -131,7 +131,7 @@ def agreement_section(summary: ScoreSummary, part: str) -> Section:
     cols = list(dict.fromkeys(tuple(p.judges) for _, p in pairs))
     lookup = {(a.pillar, a.criterion, tuple(p.judges)): p.qwk for a, p in pairs}
     values = [[lookup.get((pillar, criterion, c)) for c in cols] for pillar, criterion in rows]
-    svg = figures.heatmap(values, [f"{p} · {c}" for p, c in rows], [" × ".join(c) for c in cols], key="agreement",
+    svg = figures.heatmap(values, [f"{p} · {c}" for p, c in rows], ["\n× ".join(c) for c in cols], key="agreement",
                           cmap="RdYlGn", vmin=-1, vmax=1,
                           annotations=[[fmt(v, 2) if v is not None else "n/a" for v in row] for row in values],
                           colorbar_label="quadratic-weighted kappa")
