@@ -64,10 +64,10 @@ def ranks_section(card: Scorecard | None, directory: str) -> Section:
         else:
             groups.append((pillars[suite], 1))
     ranks = [[card.ranks[s].ranks.get(t) for s in suites] for t in targets]
-    table = Table("Rank per target and sub-task", ["target", *suites],
+    table = Table("Rank per target and sub-task", ["target", *[_suite_label(s) for s in suites]],
                   [[text(t), *[num(v, 1) for v in row]] for t, row in zip(targets, ranks, strict=True)],
-                  name="ranks", groups=[("", 1), *groups], subheader=["metric", *[card.ranks[s].metric or "—"
-                                                                                   for s in suites]])
+                  name="ranks", groups=[("", 1), *groups], keys=["target", *suites],
+                  subheader=["metric", *[card.ranks[s].metric or "—" for s in suites]])
     spans, start = [], 0
     for pillar, width in groups:
         spans.append((pillar, start, start + width - 1))
@@ -136,7 +136,7 @@ def suites_section(card: Scorecard | None, directory: str) -> Section:
     panels = []
     for suite, metric in keys:
         members = [r for r in records if (r.suite, r.metric) == (suite, metric)]
-        panels.append(figures.IntervalPanel(f"{suite}: {metric}{_better(members[0])}", [r.target for r in members],
+        panels.append(figures.IntervalPanel(f"{suite}\n{metric}{_better(members[0])}", [r.target for r in members],
                                             [r.value for r in members], [r.ci_low for r in members],
                                             [r.ci_high for r in members]))
     table = Table("Values per sub-task, metric and target", RESULT_COLUMNS,
@@ -167,7 +167,7 @@ def _breakdown(card: Scorecard | None, directory: str, section_id: str, title: s
             return [getattr(lookup[(g, target)], attribute) if (g, target) in lookup else None for g in groups]
 
         panels.append(figures.BarPanel(
-            f"{suite}: {metric} by {dimension}{_better(members[0])}",
+            f"{suite}\n{metric} by {dimension}{_better(members[0])}",
             [g.split(":", 1)[1] if ":" in g else g for g in groups],  # type: ignore[union-attr]
             [figures.BarSeries(t, column("value", t), column("ci_low", t), column("ci_high", t)) for t in targets],
             ylabel=metric))

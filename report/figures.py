@@ -58,6 +58,11 @@ def to_svg(fig: Figure, key: str) -> str:
     return text.replace("<svg ", '<svg role="img" ', 1)
 
 
+def short_label(name: str) -> str:
+    """A judge or target name without its endpoint (`openai:m@http://host/v1` → `openai:m`), for axis labels."""
+    return name.split("@", 1)[0] if "@http" in name else name
+
+
 def _figure(width: float, height: float) -> Figure:
     with matplotlib.rc_context(RC):
         return Figure(figsize=(width, height), layout="constrained")
@@ -89,8 +94,9 @@ def heatmap(
     with matplotlib.rc_context(RC):
         data = np.array([[_as_float(v) for v in row] for row in (colour_values or values)], dtype=float)
         rows, cols = data.shape
+        col_labels = ["\n".join(short_label(line) for line in s.split("\n")) for s in col_labels]
         longest = max((len(line) for s in col_labels for line in s.split("\n")), default=0)
-        upright = cols <= 4  # few columns: horizontal labels, as wide as they need
+        upright = cols * longest <= 60  # short labels: horizontal, as wide as they need
         cell = max(0.62, longest * 0.07) if upright else 0.62
         row_text = max((len(s) for s in row_labels), default=0) * 0.065
         width = min(WIDTH_IN, max(4.0, 2.2 + cell * cols + row_text + (0 if upright else longest * 0.035)))
@@ -124,8 +130,8 @@ def heatmap(
         for label, first, last in col_groups:
             if first > 0:
                 ax.axvline(first - 0.5, color="white", linewidth=2.5)
-            ax.text((first + last) / 2, -0.6, label, ha="center", va="bottom", fontsize=8, fontweight="bold",
-                    transform=ax.transData, clip_on=False)
+            ax.text((first + last) / 2, -0.6, label, ha="center", va="bottom", fontweight="bold",
+                    fontsize=8 if last > first or len(label) <= 9 else 6.5, transform=ax.transData, clip_on=False)
         for spine in ax.spines.values():
             spine.set_visible(False)
         colorbar = fig.colorbar(image, ax=ax, shrink=0.8, pad=0.02)
@@ -157,6 +163,8 @@ def radar_grid(
             ax.plot(closed_angles, closed, color=colour, linewidth=1.5, marker="o", markersize=3.5)
             if np.isfinite(radii).all():
                 ax.fill(closed_angles, closed, color=colour, alpha=0.18)
+            ax.set_theta_zero_location("N")  # first pillar on top, the others clockwise
+            ax.set_theta_direction(-1)
             ax.set_ylim(worst + 0.5, 0.5)
             ticks = list(range(1, math.floor(worst) + 1))
             ax.set_yticks(ticks, labels=[str(t) for t in ticks], fontsize=6.5, color="#555555")
@@ -207,7 +215,7 @@ def interval_panels(panels: Sequence[IntervalPanel], *, key: str, columns: int =
                         color=GREY)
             if panel.reference is not None:
                 ax.axvline(panel.reference, color=RED, linestyle="--", linewidth=1)
-            ax.set_yticks(y, labels=panel.labels)
+            ax.set_yticks(y, labels=[short_label(label) for label in panel.labels])
             ax.set_ylim(len(y) - 0.5, -0.5)
             ax.set_title(panel.title)
             ax.grid(axis="x", color="#e5e5e5")
@@ -249,7 +257,7 @@ def bar_panels(panels: Sequence[BarPanel], *, key: str, columns: int = 2, zero_l
                 values = np.array([_as_float(v) for v in s.values])
                 shown = np.isfinite(values)
                 colour = SERIES_COLOURS[s_index % len(SERIES_COLOURS)]
-                ax.bar(offset[shown], values[shown], width=width * 0.92, color=colour, label=s.name)
+                ax.bar(offset[shown], values[shown], width=width * 0.92, color=colour, label=short_label(s.name))
                 lows = np.array([_as_float(v) for v in s.lows] or [math.nan] * len(x))
                 highs = np.array([_as_float(v) for v in s.highs] or [math.nan] * len(x))
                 ci = shown & np.isfinite(lows) & np.isfinite(highs)
@@ -261,7 +269,7 @@ def bar_panels(panels: Sequence[BarPanel], *, key: str, columns: int = 2, zero_l
                     ax.text(position, 0, "n/a", ha="center", va="bottom", fontsize=6.5, color=GREY, rotation=90)
             if zero_line:
                 ax.axhline(0, color="#333333", linewidth=0.8)
-            ax.set_xticks(x, labels=panel.categories, rotation=30 if len(panel.categories) > 3 else 0,
+            ax.set_xticks(x, labels=[short_label(c) for c in panel.categories], rotation=30 if len(panel.categories) > 3 else 0,
                           ha="right" if len(panel.categories) > 3 else "center")
             ax.set_title(panel.title)
             ax.set_ylabel(panel.ylabel)

@@ -59,7 +59,14 @@ class Table:
     name: str
     groups: list[tuple[str, int]] = field(default_factory=list)
     subheader: list[str] = field(default_factory=list)
-    folded: bool = False  # long detail tables start folded on screen (printing unfolds them)
+    keys: list[str] = field(default_factory=list)  # exact column names where the header shows short ones
+    folded: bool = False  # start folded on screen (printing unfolds them); long tables always do
+
+    FOLD_ROWS = 30
+
+    @property
+    def starts_folded(self) -> bool:
+        return self.folded or len(self.rows) > self.FOLD_ROWS
 
 
 @dataclass

@@ -64,9 +64,9 @@ def means_section(summary: ScoreSummary, run: dict[str, Any], part: str) -> Sect
         values, [f"{p} · {c}" for p, c in row_keys],
         [f"{_target(t)}\n{j}" if several_judges else _target(t) for t, j in col_keys],
         key="means", cmap="RdYlGn", vmin=0 if on_scale else None, vmax=1 if on_scale else None,
-        annotations=[[fmt(v, 2) if v is not None else "" for v in row] for row in values],
+        annotations=[[f"{v:.2f}" if v is not None else "" for v in row] for row in values],
         colour_values=colours,
-        colorbar_label="position on the criterion's scale (0 lowest, 1 highest)" if on_scale else "mean score")
+        colorbar_label="place on the scale (0 lowest, 1 highest)" if on_scale else "mean score")
     return Section("means", title, part, intro,
                    figure=Figure(Markup(svg), "Mean score per criterion (rows) and target (columns)"
                                  + (" and judge" if several_judges else "") + "; grey: no successful verdict."),
@@ -133,7 +133,7 @@ def agreement_section(summary: ScoreSummary, part: str) -> Section:
     values = [[lookup.get((pillar, criterion, c)) for c in cols] for pillar, criterion in rows]
     svg = figures.heatmap(values, [f"{p} · {c}" for p, c in rows], ["\n× ".join(c) for c in cols], key="agreement",
                           cmap="RdYlGn", vmin=-1, vmax=1,
-                          annotations=[[fmt(v, 2) if v is not None else "n/a" for v in row] for row in values],
+                          annotations=[[f"{v:.2f}" if v is not None else "n/a" for v in row] for row in values],
                           colorbar_label="quadratic-weighted kappa")
     return Section("agreement", title, part, intro,
                    figure=Figure(Markup(svg), "Kappa per criterion (rows) and judge pair (columns); n/a: undefined."),
@@ -178,7 +178,8 @@ def escalation_section(run: ScoreRun, part: str) -> Section:
                                   xlabel="panel rows")
     tables = [count_table, queue] if views else [count_table]
     return Section("escalation", title, part, intro,
-                   figure=Figure(Markup(svg), f"Panel outcomes; {summary.panel.escalated} row(s) escalated for review."),
+                   figure=Figure(Markup(svg),
+                                 f"Panel outcomes; {summary.panel.escalated} row(s) escalated for review."),
                    tables=tables, notes=notes, review=views)
 
 

@@ -43,8 +43,8 @@ def cost_section(stages: list[tuple[str, StageSummary]], part: str) -> Section:
              "summary.json. A cost is unknown (—) when a model has no price set.")
     rows = [[text(name), num(s.tokens.input if s.tokens else None), num(s.tokens.output if s.tokens else None),
              num(s.cost_usd, 4), num(s.wall_time_s, 1)] for name, s in stages]
-    table = Table("Tokens and cost per stage", ["stage", "input tokens", "output tokens", "cost (USD)", "wall time (s)"],
-                  rows, name="costs")
+    columns = ["stage", "input tokens", "output tokens", "cost (USD)", "wall time (s)"]
+    table = Table("Tokens and cost per stage", columns, rows, name="costs")
     recorded = [(name, s) for name, s in stages if s.tokens and (s.tokens.input or s.tokens.output)]
     if not recorded:
         reason = ("no stage summary was found" if not stages else

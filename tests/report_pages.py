@@ -17,6 +17,7 @@ class CellInfo:
     value: Any = None
     numeric: bool = False
     link: str | None = None
+    key: str | None = None  # a header's exact name (`data-key`) where it shows a short one
 
 
 @dataclass
@@ -122,7 +123,7 @@ class _Reader(HTMLParser):
             else:
                 self.table.rows.append([])
         elif tag in ("th", "td") and self.table:
-            self.cell = CellInfo()
+            self.cell = CellInfo(key=attrs.get("data-key"))
             if "data-value" in attrs:
                 self.cell.numeric = True
                 self.cell.value = json.loads(attrs["data-value"] or "null")
@@ -137,7 +138,8 @@ class _Reader(HTMLParser):
         if tag in VOID:
             return
         if not self.stack or self.stack[-1] != tag:
-            self.page.errors.append(f"line {self.getpos()[0]}: </{tag}> closes <{self.stack[-1] if self.stack else '-'}>")
+            open_tag = self.stack[-1] if self.stack else "-"
+            self.page.errors.append(f"line {self.getpos()[0]}: </{tag}> closes <{open_tag}>")
         else:
             self.stack.pop()
         self._end(tag)
@@ -159,7 +161,7 @@ class _Reader(HTMLParser):
         elif tag in ("th", "td") and self.table and self.cell is not None:
             self.cell.text = self.cell.text.strip()
             if self.in_thead and self.header_row is not None:
-                self.header_row.append(self.cell.text)
+                self.header_row.append(self.cell.key or self.cell.text)
             elif self.table.rows:
                 self.table.rows[-1].append(self.cell)
             self.cell = None
