@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from markupsafe import Markup
 
@@ -16,6 +17,29 @@ from report.stages import cost_section, failures_section
 PART = "Benchmark"
 NO_SCORECARD = ("Nothing to show: scorecard.json was not found; compute it with `trustmh metrics {dir}` once the "
                 "run has finished.")
+TEXTS = {  # section id: (title, introduction)
+    "ranks": ("Ranks per sub-task",
+              "Rank of every target on each sub-task's primary metric (1 = best), sub-tasks grouped by pillar as in "
+              "the TrustMH-Bench rank table."),
+    "pillars": ("Ranks per pillar",
+                "Each target's mean rank over the sub-tasks of every pillar, one radar per target over the eight "
+                "pillars (rank 1 on the rim, as in the paper's overall-ranking figure)."),
+    "suites": ("Values per sub-task",
+               "Each target's value on every sub-task metric with its bootstrap interval over prompts (seeded; no "
+               "whisker where no interval could be computed)."),
+    "fairness": ("Fairness: group means",
+                 "Each target's mean per demographic group (the spread across groups is the fairness disparity)."),
+    "robustness": ("Robustness: change per perturbation level",
+                   "Change of each target's metric under each perturbation level against the clean prompts "
+                   "(0 = unchanged)."),
+    "breakdowns": ("Other breakdowns",
+                   "Sub-task metrics broken down by another dimension (attack method, privacy tier, …)."),
+}
+
+
+def _section(section_id: str, **parts: Any) -> Section:
+    title, intro = TEXTS[section_id]
+    return Section(section_id, title, PART, intro, **parts)
 
 
 def _pillar_order(pillar: str) -> tuple[int, str]:
@@ -44,18 +68,12 @@ def _suite_label(suite: str) -> str:
     return suite.split("/", 1)[1] if "/" in suite else suite
 
 
-def ranks_section(card: Scorecard | None, directory: str) -> Section:
-    title = "Ranks per sub-task"
-    intro = ("Rank of every target on each sub-task's primary metric (1 = best), sub-tasks grouped by pillar as in "
-             "the TrustMH-Bench rank table.")
-    if card is None:
-        return Section("ranks", title, PART, intro, nothing=NO_SCORECARD.format(dir=directory))
+def ranks_section(card: Scorecard) -> Section:
     pillars = _suite_pillars(card)
     order = list(dict.fromkeys([r.suite for r in card.results] + list(card.ranks)))
     suites = sorted((s for s in order if s in card.ranks), key=lambda s: _pillar_order(pillars[s]))
     if not suites:
-        return Section("ranks", title, PART, intro, nothing="Nothing to show: the scorecard ranks no sub-task "
-                                                            "(no result was computed).")
+        return _section("ranks", nothing="Nothing to show: the scorecard ranks no sub-task (no result was computed).")
     targets = _targets(card)
     groups: list[tuple[str, int]] = []
     for suite in suites:
@@ -77,19 +95,13 @@ def ranks_section(card: Scorecard | None, directory: str) -> Section:
                           vmax=max(2, worst), annotations=[[fmt(v, 1) if v is not None else "" for v in row]
                                                            for row in ranks],
                           col_groups=spans, colorbar_label="rank (1 = best)")
-    return Section("ranks", title, PART, intro,
-                   figure=Figure(Markup(svg), "Rank heatmap: targets (rows) × sub-tasks (columns, grouped by pillar); "
-                                              "grey: not ranked."), tables=[table])
+    return _section("ranks", figure=Figure(Markup(svg), "Rank heatmap: targets (rows) × sub-tasks (columns, grouped "
+                                                        "by pillar); grey: not ranked."), tables=[table])
 
 
-def pillars_section(card: Scorecard | None, directory: str) -> Section:
-    title = "Ranks per pillar"
-    intro = ("Each target's mean rank over the sub-tasks of every pillar, one radar per target over the eight "
-             "pillars (rank 1 on the rim, as in the paper's overall-ranking figure).")
-    if card is None:
-        return Section("pillars", title, PART, intro, nothing=NO_SCORECARD.format(dir=directory))
+def pillars_section(card: Scorecard) -> Section:
     if not card.pillar_ranks:
-        return Section("pillars", title, PART, intro, nothing="Nothing to show: the scorecard has no pillar ranks.")
+        return _section("pillars", nothing="Nothing to show: the scorecard has no pillar ranks.")
     axes = list(PILLARS) + sorted(p for p in card.pillar_ranks if p not in PILLARS)
     targets = _targets(card)
     values = [[card.pillar_ranks.get(p, {}).get(t) for p in axes] for t in targets]
@@ -102,7 +114,7 @@ def pillars_section(card: Scorecard | None, directory: str) -> Section:
     caption = "Mean rank per pillar, one radar per target (rank 1 on the rim)."
     if missing:
         caption += f" No data for: {', '.join(missing)}."
-    return Section("pillars", title, PART, intro, figure=Figure(Markup(svg), caption), tables=[table])
+    return _section("pillars", figure=Figure(Markup(svg), caption), tables=[table])
 
 
 def _result_row(r: ScorecardResult, with_group: bool) -> list:
@@ -121,15 +133,10 @@ def _better(r: ScorecardResult) -> str:
     return {True: " (higher is better)", False: " (lower is better)"}.get(r.higher_is_better, "")  # type: ignore[arg-type]
 
 
-def suites_section(card: Scorecard | None, directory: str) -> Section:
-    title = "Values per sub-task"
-    intro = ("Each target's value on every sub-task metric with its bootstrap interval over prompts (seeded; no "
-             "whisker where no interval could be computed).")
-    if card is None:
-        return Section("suites", title, PART, intro, nothing=NO_SCORECARD.format(dir=directory))
+def suites_section(card: Scorecard) -> Section:
     records = [r for r in card.results if r.group is None]
     if not records:
-        return Section("suites", title, PART, intro, nothing="Nothing to show: the scorecard has no result.")
+        return _section("suites", nothing="Nothing to show: the scorecard has no result.")
     pillars = _suite_pillars(card)
     keys = sorted(dict.fromkeys((r.suite, r.metric) for r in records),
                   key=lambda k: _pillar_order(pillars.get(k[0], "")))
@@ -142,19 +149,17 @@ def suites_section(card: Scorecard | None, directory: str) -> Section:
     table = Table("Values per sub-task, metric and target", RESULT_COLUMNS,
                   [_result_row(r, with_group=False) for r in records], name="results")
     svg = figures.interval_panels(panels, key="suites")
-    return Section("suites", title, PART, intro,
-                   figure=Figure(Markup(svg), "Value and interval per target, one chart per sub-task metric."),
-                   tables=[table])
+    return _section("suites", figure=Figure(Markup(svg), "Value and interval per target, one chart per sub-task "
+                                                         "metric."), tables=[table])
 
 
-def _breakdown(card: Scorecard | None, directory: str, section_id: str, title: str, intro: str,
-               keep: Callable[[ScorecardResult], bool], empty: str, zero_line: bool = False) -> Section:
+def _breakdown(card: Scorecard, section_id: str, keep: Callable[[ScorecardResult], bool], empty: str,
+               zero_line: bool = False) -> Section:
     """Grouped bars per (suite, metric, breakdown dimension): one group per breakdown value, one bar per target."""
-    if card is None:
-        return Section(section_id, title, PART, intro, nothing=NO_SCORECARD.format(dir=directory))
+    title = TEXTS[section_id][0]
     records = [r for r in card.results if r.group is not None and keep(r)]
     if not records:
-        return Section(section_id, title, PART, intro, nothing=f"Nothing to show: {empty}")
+        return _section(section_id, nothing=f"Nothing to show: {empty}")
     panels = []
     for suite, metric, dimension in dict.fromkeys((r.suite, r.metric, r.group.split(":", 1)[0])  # type: ignore[union-attr]
                                                   for r in records):
@@ -175,32 +180,31 @@ def _breakdown(card: Scorecard | None, directory: str, section_id: str, title: s
     table = Table(f"{title}: values per group", columns, [_result_row(r, with_group=True) for r in records],
                   name=section_id)
     svg = figures.bar_panels(panels, key=section_id, zero_line=zero_line)
-    return Section(section_id, title, PART, intro,
-                   figure=Figure(Markup(svg), f"{title}, one chart per sub-task metric; whiskers: intervals."),
-                   tables=[table])
+    return _section(section_id, figure=Figure(Markup(svg), f"{title}, one chart per sub-task metric; whiskers: "
+                                                           "intervals."), tables=[table])
 
 
 def _is_level(r: ScorecardResult) -> bool:
     return (r.group or "").startswith("level:")
 
 
-def breakdown_sections(card: Scorecard | None, directory: str) -> list[Section]:
-    fairness = _breakdown(
-        card, directory, "fairness", "Fairness: group means",
-        "Each target's mean per demographic group (the spread across groups is the fairness disparity).",
-        lambda r: r.pillar == "fairness" and not _is_level(r),
-        "the scorecard has no per-group fairness figure (no fairness sub-task ran).")
-    robustness = _breakdown(
-        card, directory, "robustness", "Robustness: change per perturbation level",
-        "Change of each target's metric under each perturbation level against the clean prompts (0 = unchanged).",
-        _is_level, "the scorecard has no per-level figure (no robustness sub-task ran).", zero_line=True)
-    sections = [fairness, robustness]
-    if card is not None and any(r.group and r.pillar != "fairness" and not _is_level(r) for r in card.results):
-        sections.append(_breakdown(
-            card, directory, "breakdowns", "Other breakdowns",
-            "Sub-task metrics broken down by another dimension (attack method, privacy tier, …).",
-            lambda r: r.pillar != "fairness" and not _is_level(r), ""))
+def breakdown_sections(card: Scorecard) -> list[Section]:
+    sections = [
+        _breakdown(card, "fairness", lambda r: r.pillar == "fairness" and not _is_level(r),
+                   "the scorecard has no per-group fairness figure (no fairness sub-task ran)."),
+        _breakdown(card, "robustness", _is_level, "the scorecard has no per-level figure (no robustness sub-task ran).",
+                   zero_line=True),
+    ]
+    if any(r.group and r.pillar != "fairness" and not _is_level(r) for r in card.results):
+        sections.append(_breakdown(card, "breakdowns", lambda r: r.pillar != "fairness" and not _is_level(r), ""))
     return sections
+
+
+def scorecard_sections(card: Scorecard | None, directory: str) -> list[Section]:
+    """Ranks, pillar ranks, values and breakdowns; without a scorecard, each says how to compute one."""
+    if card is None:
+        return [_section(s, nothing=NO_SCORECARD.format(dir=directory)) for s in TEXTS if s != "breakdowns"]
+    return [ranks_section(card), pillars_section(card), suites_section(card), *breakdown_sections(card)]
 
 
 def _unparsed_table(card: Scorecard | None) -> list[Table]:
@@ -215,8 +219,7 @@ def _unparsed_table(card: Scorecard | None) -> list[Table]:
 def bench_sections(run: BenchRun) -> list[Section]:
     directory = str(run.directory)
     card = run.scorecard
-    sections = [ranks_section(card, directory), pillars_section(card, directory), suites_section(card, directory),
-                *breakdown_sections(card, directory)]
+    sections = scorecard_sections(card, directory)
     stages: list[tuple[str, StageSummary]] = []
     if run.respond is not None:
         stages.append(("targets (respond)", run.respond))

@@ -166,8 +166,10 @@ def radar_grid(
             ax.set_theta_zero_location("N")  # first pillar on top, the others clockwise
             ax.set_theta_direction(-1)
             ax.set_ylim(worst + 0.5, 0.5)
-            ticks = list(range(1, math.floor(worst) + 1))
+            last = math.floor(worst)
+            ticks = list(range(1, last + 1)) if last <= 5 else sorted({1, (last + 1) // 2, last})
             ax.set_yticks(ticks, labels=[str(t) for t in ticks], fontsize=6.5, color="#555555")
+            ax.set_rlabel_position(180 / len(axis_labels))  # between the first two spokes
             ax.set_xticks(angles, labels=[
                 label if np.isfinite(r) else f"{label}\n(no data)" for label, r in zip(axis_labels, radii, strict=True)
             ], fontsize=7)
@@ -269,8 +271,9 @@ def bar_panels(panels: Sequence[BarPanel], *, key: str, columns: int = 2, zero_l
                     ax.text(position, 0, "n/a", ha="center", va="bottom", fontsize=6.5, color=GREY, rotation=90)
             if zero_line:
                 ax.axhline(0, color="#333333", linewidth=0.8)
-            ax.set_xticks(x, labels=[short_label(c) for c in panel.categories], rotation=30 if len(panel.categories) > 3 else 0,
-                          ha="right" if len(panel.categories) > 3 else "center")
+            crowded = len(panel.categories) > 3
+            ax.set_xticks(x, labels=[short_label(c) for c in panel.categories], rotation=30 if crowded else 0,
+                          ha="right" if crowded else "center")
             ax.set_title(panel.title)
             ax.set_ylabel(panel.ylabel)
             ax.grid(axis="y", color="#e5e5e5")

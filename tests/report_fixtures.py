@@ -131,3 +131,29 @@ def write_empty_bench_run(out: Path) -> Path:
     _write(out / "respond" / "summary.json", {"calls": {"planned": 0, "requested": 0, "cache_hits": 0, "resumed": 0,
                                                         "failed": 0}, "failures_by_reason": {}})
     return out
+
+
+def write_recorded_like_run(out: Path) -> Path:
+    """Shaped like `bench --recorded trustmh-bench`: two pillars, 12 targets on ethics and only 6 of them on
+    privacy, no tokens (answers imported, not requested)."""
+    rng = random.Random(3)
+    targets = [f"model-{k:02d}" for k in range(12)]
+    results, ranks = [], {}
+    for suite, metric, members in (("privacy/tier1", "pearson_r", targets[:6]),
+                                   ("privacy/tier2a", "pearson_r", targets[:6]),
+                                   ("ethics/reasoning", "accuracy", targets)):
+        values = {t: round(rng.random(), 4) for t in members}
+        results += [_result(t, suite, metric, v, True, "deterministic", None, rng) for t, v in values.items()]
+        ranks[suite] = {"metric": metric, "ranks": _ranks(values, True)}
+    pillar_ranks: dict[str, dict[str, Any]] = {}
+    for suite, entry in ranks.items():
+        for target, rank in entry["ranks"].items():
+            pillar_ranks.setdefault(suite.split("/")[0], {}).setdefault(target, []).append(rank)
+    _write(out / "scorecard.json", {"results": results, "ranks": ranks, "unparsed": [], "seed": 0, "bootstrap": 1000,
+                                    "pillar_ranks": {p: {t: fmean(r) for t, r in ts.items()}
+                                                     for p, ts in pillar_ranks.items()}})
+    _write(out / "bench.json", {"recorded": "trustmh-bench", "targets": targets})
+    _write(out / "respond" / "summary.json", {"calls": {"planned": 1860, "requested": 0, "cache_hits": 0, "resumed": 0,
+                                                        "failed": 0}, "failures_by_reason": {},
+                                              "tokens": {"input": None, "output": None}, "cost_usd": None})
+    return out

@@ -24,6 +24,7 @@ from tests.report_fixtures import (
     write_bench_run,
     write_empty_bench_run,
     write_failed_bench_run,
+    write_recorded_like_run,
 )
 from tests.report_pages import ReportPage, TableInfo, read_report
 from tests.test_calibration_cli import _write_inputs
@@ -95,7 +96,7 @@ def _dash(value: Any) -> Any:
 
 
 @pytest.fixture(params=["bench", "score", "calibration", "empty-bench", "failed-bench", "one-target",
-                        "failed-score", "no-scorecard"])
+                        "failed-score", "no-scorecard", "recorded-like"])
 def any_run(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
     kind = request.param
     if kind in ("bench", "score", "calibration", "failed-score"):
@@ -106,6 +107,8 @@ def any_run(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
         yield write_failed_bench_run(tmp_path / "failed", TARGETS[:2])
     elif kind == "one-target":
         yield write_bench_run(tmp_path / "one", TARGETS[:1])
+    elif kind == "recorded-like":
+        yield write_recorded_like_run(tmp_path / "recorded")
     else:
         run = write_bench_run(tmp_path / "partial", TARGETS)
         (run / "scorecard.json").unlink()
