@@ -13,6 +13,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -24,8 +25,8 @@ Number = float | int | None
 BLUE, ORANGE, GREY, RED, GREEN = "#1f77b4", "#ff7f0e", "#9a9a9a", "#c0392b", "#2e8b57"
 SERIES_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                   "#bcbd22", "#17becf")
-RC = {"svg.fonttype": "none", "font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9,
-      "xtick.labelsize": 8, "ytick.labelsize": 8, "legend.fontsize": 8, "svg.image_inline": True}
+RC = {"svg.fonttype": "none", "text.parse_math": False, "font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9,
+      "xtick.labelsize": 8, "ytick.labelsize": 8, "legend.fontsize": 8}
 WIDTH_IN = 9.0  # matches the page's text column; the SVG scales down with the window
 
 
@@ -73,6 +74,17 @@ def _grid(count: int, columns: int) -> tuple[int, int]:
     return math.ceil(count / cols), cols
 
 
+def _cells(ax: Any, data: np.ndarray, colormap: Any, norm: Normalize) -> Any:
+    """Vector cells centred on integer positions, first row on top; missing cells show the grey background."""
+    rows, cols = data.shape
+    ax.set_facecolor("#eeeeee")
+    mesh = ax.pcolormesh(np.arange(cols + 1) - 0.5, np.arange(rows + 1) - 0.5, np.ma.masked_invalid(data),
+                         cmap=colormap, norm=norm, edgecolors="white", linewidth=0.5)
+    ax.set_xlim(-0.5, cols - 0.5)
+    ax.set_ylim(rows - 0.5, -0.5)
+    return mesh
+
+
 def heatmap(
     values: Sequence[Sequence[Number]],
     row_labels: Sequence[str],
@@ -105,21 +117,22 @@ def heatmap(
                      (0.18 * lines if upright else longest * 0.05))
         fig = _figure(width, height)
         ax = fig.add_subplot()
-        colormap = matplotlib.colormaps[cmap].with_extremes(bad="#eeeeee")
+        colormap = matplotlib.colormaps[cmap]
         finite = data[np.isfinite(data)]
         low = vmin if vmin is not None else (float(finite.min()) if finite.size else 0.0)
         high = vmax if vmax is not None else (float(finite.max()) if finite.size else 1.0)
         if high <= low:
             high = low + 1.0
         norm = Normalize(low, high)
-        image = ax.imshow(np.ma.masked_invalid(data), cmap=colormap, norm=norm, aspect="auto")
+        image = _cells(ax, data, colormap, norm)
         if upright:
             ax.set_xticks(range(cols), labels=list(col_labels))
         else:
             ax.set_xticks(range(cols), labels=list(col_labels), rotation=45, ha="right", rotation_mode="anchor")
         ax.set_yticks(range(rows), labels=list(row_labels))
         ax.tick_params(length=0)
-        for r in range(rows):
+        room = (width - 2.2 - row_text) / max(1, cols)  # inches per cell: too narrow, the table has the numbers
+        for r in range(rows if room >= 0.42 else 0):
             for c in range(cols):
                 text = annotations[r][c] if annotations else ("" if _missing(values[r][c]) else f"{values[r][c]:g}")
                 if not text:
@@ -321,7 +334,8 @@ def confusion_grid(matrices: Sequence[Matrix], *, key: str, columns: int = 2) ->
             ax = fig.add_subplot(nrows, ncols, index + 1)
             data = np.array(matrix.counts, dtype=float).reshape(len(matrix.labels), len(matrix.labels))
             norm = Normalize(0, max(1.0, float(data.max()) if data.size else 1.0))
-            ax.imshow(data, cmap="Blues", norm=norm)
+            _cells(ax, data, matplotlib.colormaps["Blues"], norm)
+            ax.set_aspect("equal")
             for (r, c), count in np.ndenumerate(data):
                 ax.text(c, r, f"{int(count)}", ha="center", va="center", fontsize=6.5,
                         color="white" if norm(count) > 0.55 else "black")

@@ -32,7 +32,7 @@ from tests.test_calibration_cli import app as calibrate_app
 from tests.test_calibration_cli import runner as calibrate_runner
 
 
-def _score(base: Path, answerer: Any, items: list[dict[str, Any]], *extra: str) -> Path:
+def _score(base: Path, answerer: Any, items: list[dict[str, Any]], judges: Any = judges_arg) -> Path:
     """A real `trustmh score` run against the loopback server; returns its --out folder."""
     out = base / "out"
     with pytest.MonkeyPatch.context() as patch, FakeLLMServer(answerer=answerer) as server:
@@ -41,7 +41,7 @@ def _score(base: Path, answerer: Any, items: list[dict[str, Any]], *extra: str) 
         patch.setenv("TRUSTMH_CACHE_DIR", str(base / "cache"))
         items_path = write_jsonl(base / "items.jsonl", items)
         with pytest.raises(SystemExit) as exited:
-            main(["score", str(items_path), "--judges", judges_arg(server), "--out", str(out), "-q", *extra])
+            main(["score", str(items_path), "--judges", judges(server), "--out", str(out), "-q"])
         assert exited.value.code in (None, 0, 3)
     return out
 
@@ -56,6 +56,13 @@ def score_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def failed_score_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Every judge call refused (401): verdicts all failed, no mean, no agreement."""
     return _score(tmp_path_factory.mktemp("failed"), lambda req: Reply.error(401), make_items(3, "crisis"))
+
+
+@pytest.fixture(scope="module")
+def single_judge_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One judge, one sample: no panel, no agreement, no escalation."""
+    return _score(tmp_path_factory.mktemp("single"), scripted_answerer, make_items(2, "safety"),
+                  lambda server: f"openai:gpt-4.1-mini@{server.openai_base_url}")
 
 
 @pytest.fixture(scope="module")
@@ -96,11 +103,11 @@ def _dash(value: Any) -> Any:
 
 
 @pytest.fixture(params=["bench", "score", "calibration", "empty-bench", "failed-bench", "one-target",
-                        "failed-score", "no-scorecard", "recorded-like"])
+                        "failed-score", "single-judge", "no-scorecard", "recorded-like"])
 def any_run(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
     kind = request.param
-    if kind in ("bench", "score", "calibration", "failed-score"):
-        yield request.getfixturevalue({"failed-score": "failed_score_run"}.get(kind, f"{kind}_run"))
+    if kind in ("bench", "score", "calibration", "failed-score", "single-judge"):
+        yield request.getfixturevalue(kind.replace("-", "_") + "_run")
     elif kind == "empty-bench":
         yield write_empty_bench_run(tmp_path / "empty")
     elif kind == "failed-bench":
@@ -276,6 +283,13 @@ def test_escalation_queue_links_to_every_review_entry_shown_inline(score_run: Pa
         article = article[:article.index("</article>")]
         for judgment in entry["judgments"]:
             assert judgment["judge"] in article and (judgment["rationale"] or "") in article
+
+
+def test_single_judge_run_says_there_is_no_panel(single_judge_run: Path) -> None:
+    page, _ = _page(single_judge_run)
+    assert "at least two judges and this run had 1" in page.section("agreement").nothing[0]
+    assert "no panel" in page.section("escalation").nothing[0]
+    assert page.section("means").figures == 1 and page.section("self-preference").figures == 1
 
 
 def test_failed_score_run_has_nothing_to_average(failed_score_run: Path) -> None:
