@@ -345,7 +345,7 @@ def load_bench_run(directory: Path) -> BenchRun:
     respond_path = directory / "respond" / "summary.json"
     respond = _load(StageSummary, respond_path) if respond_path.is_file() else None
     score_dir = directory / "score"
-    score = load_score_run(score_dir) if (score_dir / "summary.json").is_file() else None
+    score = load_score_run(score_dir) if score_dir.is_dir() else None
     return BenchRun(directory, scorecard, bench if isinstance(bench, dict) else {}, respond, score, missing)
 
 

@@ -212,8 +212,8 @@ def judging_sections(run: ScoreRun, part: str) -> list[Section]:
     summary = run.summary
     if summary is None:
         return [Section("means", "Judging", part,
-                        nothing=f"Nothing to show: {run.directory / 'summary.json'} was not found; the judge stage "
-                                "has not finished.")]
+                        nothing=f"Nothing to show: {run.directory / 'summary.json'} was not found; the judging "
+                                "figures come from the summary `trustmh score` writes when it finishes.")]
     return [means_section(summary, run.run, part), critical_section(summary, part), agreement_section(summary, part),
             escalation_section(run, part), self_preference_section(summary, part)]
 

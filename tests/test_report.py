@@ -239,8 +239,11 @@ def test_empty_failed_and_single_target_bench_runs_say_what_is_missing(tmp_path:
 
     partial = write_bench_run(tmp_path / "partial", TARGETS)
     (partial / "scorecard.json").unlink()
+    (partial / "score").mkdir()
+    (partial / "score" / "verdicts.jsonl").write_text("", encoding="utf-8")
     missing, _ = _page(partial)
     assert "trustmh metrics" in missing.section("ranks").nothing[0]
+    assert "summary.json was not found" in missing.section("means").nothing[0]
 
 
 # ------------------------------------------------------------------------ score
