@@ -51,6 +51,10 @@ def text(value: Any, link: str | None = None, css: str = "") -> Cell:
     return Cell("—" if value is None or value == "" else str(value), link=link, css=css)
 
 
+def cell_list(values: list[str]) -> Cell:
+    return text(", ".join(values) if values else None)
+
+
 @dataclass
 class Table:
     caption: str

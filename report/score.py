@@ -10,8 +10,8 @@ from markupsafe import Markup
 from judge.rubric import Rubric, RubricError, load_rubric_dir
 from report import figures
 from report.load import ReviewEntry, ScoreRun, ScoreSummary
-from report.page import Figure, Section, Table, fmt, num, text
-from report.stages import cell_list, cost_section, failures_section
+from report.page import Figure, Section, Table, cell_list, fmt, num, text
+from report.stages import cost_section, failures_section
 
 MAX_REVIEW_SHOWN = 300
 PANEL_COUNTS = (("rows", "panel rows"), ("decided", "decided"), ("undecided", "undecided"),
@@ -140,9 +140,15 @@ def agreement_section(summary: ScoreSummary, part: str) -> Section:
                    tables=tables)
 
 
+JUDGMENT_DEFAULTS = {"judge": "?", "role": "panel", "sample": 0, "status": None, "score": None, "rationale": None,
+                     "error": None}
+
+
 def _review_view(entry: ReviewEntry, line: int) -> dict[str, Any]:
+    """What the page shows of one review.jsonl line, with every field the template reads present."""
     return {"anchor": f"review-{line}", "line": line, "entry": entry,
-            "judgments": [{**j, "evidence": j.get("evidence") or []} for j in entry.judgments]}
+            "messages": [{"role": m.get("role", "?"), "content": m.get("content", "")} for m in entry.messages],
+            "judgments": [{**JUDGMENT_DEFAULTS, **j, "evidence": j.get("evidence") or []} for j in entry.judgments]}
 
 
 def escalation_section(run: ScoreRun, part: str) -> Section:

@@ -6,7 +6,7 @@ from markupsafe import Markup
 
 from report import figures
 from report.load import StageSummary
-from report.page import Cell, Figure, Section, Table, num, text
+from report.page import Figure, Section, Table, num, text
 
 CALL_COUNTS = ("planned", "requested", "cache_hits", "resumed", "failed")
 
@@ -63,7 +63,3 @@ def cost_section(stages: list[tuple[str, StageSummary]], part: str) -> Section:
     svg = figures.bar_panels(panels, key="costs")
     return Section("costs", title, part, intro, figure=Figure(Markup(svg), "Tokens and cost per stage."),
                    tables=[table])
-
-
-def cell_list(values: list[str]) -> Cell:
-    return text(", ".join(values) if values else None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -286,6 +287,17 @@ def test_escalation_queue_links_to_every_review_entry_shown_inline(score_run: Pa
         article = article[:article.index("</article>")]
         for judgment in entry["judgments"]:
             assert judgment["judge"] in article and (judgment["rationale"] or "") in article
+
+
+def test_sparse_review_lines_still_render(score_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(score_run, run)
+    (run / "review.jsonl").write_text(json.dumps({"item_id": "x-1", "pillar": "crisis", "criterion": "c",
+                                                  "messages": [{"content": "hello <b>"}],
+                                                  "judgments": [{"judge": "j1"}]}) + "\n", encoding="utf-8")
+    page, html = _page(run)
+    assert not page.errors and [r["item"].text for r in page.table("review").records()] == ["x-1"]
+    assert "hello &lt;b&gt;" in html
 
 
 def test_single_judge_run_says_there_is_no_panel(single_judge_run: Path) -> None:
