@@ -66,7 +66,7 @@ def calibrate_command(
     """
     # numpy/scipy/krippendorff load here, not when `trustmh` starts: `trustmh score` never needs them.
     from calibration.compute import calibrate
-    from calibration.report import check_gates, parse_gate, results_table, write_reports
+    from calibration.report import gate_failures, gate_results, parse_gate, results_table, write_reports
 
     if level not in ("item", "target"):
         raise _fail([f"--level {level!r}: choose item or target"])
@@ -110,12 +110,13 @@ def calibrate_command(
         raise _fail([f"{human or dataset}: --level target needs a `target` on the items (which system answered)"])
     meta = {**source, "level": level, "bootstrap": bootstrap, "seed": seed, "epsilon": epsilon,
             "created": datetime.now(UTC).isoformat(timespec="seconds")}
-    json_path, md_path = write_reports(out, result, meta)
-    Console(soft_wrap=False).print(results_table(result, f"Judges vs humans ({level} level)"))
-    typer.echo(f"wrote {json_path} and {md_path}")
-    failures, unknown = check_gates(result, gates)
+    recorded_gates, unknown = gate_results(result, gates)
     if unknown:
         raise _fail([f"--gate: no metric named {name!r} in the results" for name in unknown])
+    json_path, md_path = write_reports(out, result, meta, recorded_gates)
+    Console(soft_wrap=False).print(results_table(result, f"Judges vs humans ({level} level)"))
+    typer.echo(f"wrote {json_path} and {md_path}")
+    failures = gate_failures(recorded_gates)
     if failures:
         for failure in failures:
             typer.echo(f"gate failed: {failure}", err=True)

@@ -61,7 +61,9 @@ def results_table(result: CalibrationResult, title: str | None = None) -> Table:
     return table
 
 
-def to_json(result: CalibrationResult, meta: dict[str, Any]) -> dict[str, Any]:
+def to_json(result: CalibrationResult, meta: dict[str, Any],
+            gates: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The calibration.json object; `gates` are `gate_results` records (an empty list: no gate was set)."""
     return {
         "meta": meta,
         "results": [r.as_dict() for r in result.records],
@@ -70,6 +72,7 @@ def to_json(result: CalibrationResult, meta: dict[str, Any]) -> dict[str, Any]:
              "labels": c.labels, "matrix": c.matrix, "rows": "judge", "columns": "human"}
             for c in result.confusions
         ],
+        "gates": gates or [],
     }
 
 
@@ -139,10 +142,11 @@ def to_markdown(result: CalibrationResult, meta: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_reports(out: Path, result: CalibrationResult, meta: dict[str, Any]) -> tuple[Path, Path]:
+def write_reports(out: Path, result: CalibrationResult, meta: dict[str, Any],
+                  gates: list[dict[str, Any]] | None = None) -> tuple[Path, Path]:
     """calibration.json and calibration.md, each replaced atomically and readable by its owner only."""
     json_path, md_path = out / "calibration.json", out / "calibration.md"
-    write_text_atomic(json_path, [json.dumps(to_json(result, meta), indent=2, allow_nan=False) + "\n"])
+    write_text_atomic(json_path, [json.dumps(to_json(result, meta, gates), indent=2, allow_nan=False) + "\n"])
     write_text_atomic(md_path, [to_markdown(result, meta) + "\n"])
     return json_path, md_path
 
@@ -182,20 +186,41 @@ def parse_gate(text: str) -> Gate:
     return Gate(match.group(1), match.group(2), float(match.group(3)))
 
 
-def check_gates(result: CalibrationResult, gates: list[Gate]) -> tuple[list[str], list[str]]:
-    """(failures, unknown metrics). A null value fails its gate: an unmeasured judge is not a passed one.
+def gate_results(result: CalibrationResult, gates: list[Gate]) -> tuple[list[dict[str, Any]], list[str]]:
+    """(one record per gate with every check, unknown metrics), as written to calibration.json's `gates`.
 
-    Gates apply to the headline records (``against`` null); a metric absent from the results is reported
-    so that a typo cannot pass silently.
+    Gates apply to the headline records (``against`` null). A null value fails its gate: an unmeasured
+    judge is not a passed one. A metric absent from the results is reported so that a typo cannot pass.
     """
-    failures: list[str] = []
+    recorded: list[dict[str, Any]] = []
     unknown: list[str] = []
     for gate in gates:
         matching = [r for r in result.records if r.metric == gate.metric and r.against is None]
         if not matching:
             unknown.append(gate.metric)
             continue
-        for r in matching:
-            if failure := gate.failure(f"{r.criterion} × {r.judge or 'humans'} ({r.level})", r.value, r.reason):
-                failures.append(failure)
-    return failures, unknown
+        checks = [{"criterion": r.criterion, "judge": r.judge, "level": r.level, "value": r.value,
+                   "passed": gate.failure("", r.value, r.reason) is None,
+                   "reason": r.reason if r.value is None else None} for r in matching]
+        recorded.append({"gate": str(gate), "metric": gate.metric, "op": gate.op, "threshold": gate.threshold,
+                         "passed": all(c["passed"] for c in checks), "checks": checks})
+    return recorded, unknown
+
+
+def gate_failures(recorded: list[dict[str, Any]]) -> list[str]:
+    """One line per failed check of `gate_results`, naming criterion × judge."""
+    failures = []
+    for gate in recorded:
+        for c in gate["checks"]:
+            if c["passed"]:
+                continue
+            who = f"{c['criterion']} × {c['judge'] or 'humans'} ({c['level']})"
+            check = Gate(gate["metric"], gate["op"], gate["threshold"])
+            failures.append(check.failure(who, c["value"], c["reason"], label=gate["gate"]) or "")
+    return failures
+
+
+def check_gates(result: CalibrationResult, gates: list[Gate]) -> tuple[list[str], list[str]]:
+    """(failures, unknown metrics) of the gates over the headline records."""
+    recorded, unknown = gate_results(result, gates)
+    return gate_failures(recorded), unknown

@@ -19,6 +19,7 @@ from calibration.cli import calibrate_command
 from cli.audit_cmd import audit_command
 from cli.bench_cmd import bench
 from cli.common import cache_dir_for, public_command_line
+from cli.report_cmd import report_command
 from cli.respond_cmd import respond
 from cli.suites_cmd import metrics_command, suites_app
 from judge.cache import CacheError, clear_cache, default_cache_dir, read_stats
@@ -66,6 +67,7 @@ app.command("bench")(bench)
 app.add_typer(suites_app, name="suites")
 app.command("metrics")(metrics_command)
 app.command("audit")(audit_command)
+app.command("report")(report_command)
 
 out_console = Console()
 err_console = Console(stderr=True)
@@ -453,6 +455,9 @@ def demo(
         code, summary = _execute(prepared)
         print_pillar_summary(summary, out_console)
         out_console.print(f"verdicts in {out}/verdicts.jsonl (exit code would be {code})")
+        from report import write_report
+
+        out_console.print(f"report (open in a browser): {write_report(out)}")
     out_console.rule("Calibration of recorded judges (offline)")
     print_crisis_calibration(out_console)
     out_console.rule("TrustMH-Bench recorded scorecard (offline)")
