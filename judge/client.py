@@ -409,7 +409,7 @@ class JudgeWorker:
         started = time.monotonic()
         requests = CallRequests(self.client.connection, self.log, call.request_key)
         estimate = estimate_input_tokens(call) + estimate_output_tokens(call)
-        token = JUDGED_RESPONSE.set(call.item.response)
+        token = JUDGED_RESPONSE.set(call.judged_response)
         try:
             async with asyncio.timeout(self.spec.deadline_s):
                 verdict = await self.client.ask(

@@ -50,7 +50,7 @@ def verdict_rows(result: CallResult, self_family: bool) -> list[dict[str, Any]]:
                 "rationale": outcome.rationale,
                 "evidence": list(outcome.evidence),
                 "error": outcome.error,
-                "rubric_hash": call.rubric.content_hash,
+                "rubric_hash": call.context.whole.content_hash,
                 "criterion_hash": criterion.content_hash,
                 "prompt_hash": call.prompt_hash,
                 "request_key": call.request_key,
@@ -62,6 +62,7 @@ def verdict_rows(result: CallResult, self_family: bool) -> list[dict[str, Any]]:
                 "target": call.item.target,
                 "self_family": self_family,
                 "meta": call.item.meta,
+                **({"part": call.part} if call.part else {}),
             }
         )
     return rows
@@ -98,7 +99,8 @@ class JudgeCalls:
     def journal_identity(self, row: dict[str, Any]) -> tuple[Hashable, str] | None:
         if row.get("status") == "failed":
             return None
-        return (row["item_id"], row["pillar"], row["judge"], row["role"], row["sample"]), row["request_key"]
+        call_id = (row["item_id"], row["pillar"], row["judge"], row["role"], row["sample"], row.get("part", ""))
+        return call_id, row["request_key"]
 
     def record_from_rows(self, call: PlannedCall, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
         order = [c.id for c in call.rubric.criteria]

@@ -25,12 +25,24 @@ Role = Literal["panel", "tiebreak"]
 
 @dataclass(frozen=True)
 class PillarContext:
-    """What every call of one pillar shares: the rubric, its verdict model and their hashes."""
+    """What every call of one part of a pillar shares: the criteria it judges, their verdict model and hashes.
 
-    rubric: Rubric
+    A pillar is one part (every criterion) unless its rubric hides identity cues from some criteria and
+    not from others: then it is two parts, `visible` and `masked`, judged in two calls, since one
+    rendering cannot both show and hide the same words.
+    """
+
+    rubric: Rubric  # the criteria this part judges (the whole rubric for a one-part pillar)
+    whole: Rubric  # the pillar's rubric
+    part: str  # "" for a one-part pillar, else "visible" or "masked"
     model: type[BaseModel]
     schema_hash: str
     schema_chars: int
+
+    @property
+    def criteria(self) -> tuple[str, ...] | None:
+        """The criteria to render, or None for the whole rubric."""
+        return None if not self.part else tuple(c.id for c in self.rubric.criteria)
 
 
 @dataclass(frozen=True)
@@ -44,11 +56,16 @@ class PlannedCall:
     prompt_hash: str
     request_key: str
     context: PillarContext
+    judged_response: str  # the response as the call shows it (masked in a masked part): evidence must quote it
 
     @property
-    def call_id(self) -> tuple[str, str, str, str, int]:
+    def call_id(self) -> tuple[str, str, str, str, int, str]:
         """Identity of the call within a run, independent of its content."""
-        return (self.item.id, self.pillar, self.judge.name, self.role, self.sample)
+        return (self.item.id, self.pillar, self.judge.name, self.role, self.sample, self.context.part)
+
+    @property
+    def part(self) -> str:
+        return self.context.part
 
     @property
     def rubric(self) -> Rubric:
@@ -70,12 +87,24 @@ def pillars_for(item: Item, requested: Sequence[str] | None) -> tuple[str, ...]:
     return tuple(requested or ())
 
 
-def pillar_contexts(rubrics: dict[str, Rubric]) -> dict[str, PillarContext]:
-    contexts = {}
+def _context(part_rubric: Rubric, whole: Rubric, part: str) -> PillarContext:
+    model = verdict_model(part_rubric)
+    schema_chars = len(json.dumps(model.model_json_schema()))
+    return PillarContext(part_rubric, whole, part, model, schema_hash(model), schema_chars)
+
+
+def pillar_contexts(rubrics: dict[str, Rubric]) -> dict[str, tuple[PillarContext, ...]]:
+    """Each pillar's parts: one, or `visible` and `masked` where only some criteria hide identity cues."""
+    contexts: dict[str, tuple[PillarContext, ...]] = {}
     for pillar, rubric in rubrics.items():
-        model = verdict_model(rubric)
-        schema_chars = len(json.dumps(model.model_json_schema()))
-        contexts[pillar] = PillarContext(rubric, model, schema_hash(model), schema_chars)
+        visible, masked = rubric.identity_split()
+        if visible and masked:
+            contexts[pillar] = (
+                _context(rubric.restricted_to(visible), rubric, "visible"),
+                _context(rubric.restricted_to(masked), rubric, "masked"),
+            )
+        else:
+            contexts[pillar] = (_context(rubric, rubric, ""),)
     return contexts
 
 
@@ -96,24 +125,26 @@ def plan_calls(
     calls = []
     for item in items:
         for pillar in pillars_for(item, requested_pillars):
-            context = contexts[pillar]
-            messages = tuple(renderer.render(context.rubric, item))
-            wire = [m.as_dict() for m in messages]
-            p_hash = prompt_hash(list(messages))
-            for judge in judges:
-                params = judge.decoding_params()
-                for sample in range(samples):
-                    calls.append(
-                        PlannedCall(
-                            item=item,
-                            pillar=pillar,
-                            judge=judge,
-                            role=role,
-                            sample=sample,
-                            messages=messages,
-                            prompt_hash=p_hash,
-                            request_key=request_key(params, wire, context.schema_hash, sample),
-                            context=context,
+            for context in contexts[pillar]:
+                messages = tuple(renderer.render(context.whole, item, context.criteria))
+                judged = renderer.judged_response(context.whole, item, context.criteria)
+                wire = [m.as_dict() for m in messages]
+                p_hash = prompt_hash(list(messages))
+                for judge in judges:
+                    params = judge.decoding_params()
+                    for sample in range(samples):
+                        calls.append(
+                            PlannedCall(
+                                item=item,
+                                pillar=pillar,
+                                judge=judge,
+                                role=role,
+                                sample=sample,
+                                messages=messages,
+                                prompt_hash=p_hash,
+                                request_key=request_key(params, wire, context.schema_hash, sample),
+                                context=context,
+                                judged_response=judged,
+                            )
                         )
-                    )
     return calls

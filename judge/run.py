@@ -252,7 +252,7 @@ def _tiebreak_calls(prepared: Prepared, panel_rows: list[dict[str, Any]]) -> lis
     assert tiebreak is not None
     escalated = {(row["item_id"], row["pillar"]) for row in panel_rows if row["escalate"]}
     items = {item.id: item for item in prepared.read.items}
-    contexts = {c.pillar: c.context for c in prepared.calls}
+    contexts = pillar_contexts(prepared.rubrics)
     calls: list[PlannedCall] = []
     for pillar in sorted({p for _, p in escalated}):
         chosen = [items[i] for i, p in sorted(escalated) if p == pillar]
@@ -403,6 +403,7 @@ def run_record(prepared: Prepared, started_at: datetime, identity: str, *, ended
         },
         "template_dir": str(prepared.renderer.template_dir),
         "template_hash": prepared.renderer.template_hash,
+        "crisis_resources_version": prepared.renderer.resource_list.version,
         "judges": [j.public_dict() for j in options.judges],
         "tiebreak": options.tiebreak.public_dict() if options.tiebreak else None,
         "panel": asdict(options.panel),

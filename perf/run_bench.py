@@ -356,7 +356,7 @@ async def _bare_calls(prepared: Prepared, spec: JudgeSpec, concurrency: int) -> 
     async def one(index: int) -> None:
         call = prepared.calls[index]
         async with semaphore:
-            token = JUDGED_RESPONSE.set(call.item.response)
+            token = JUDGED_RESPONSE.set(call.judged_response)
             try:
                 await client.chat.completions.create_with_completion(
                     response_model=call.context.model,

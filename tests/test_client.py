@@ -72,7 +72,7 @@ def planned_call(spec: JudgeSpec, n: int = 0) -> PlannedCall:
 async def ask_ours(spec: JudgeSpec, call: PlannedCall) -> tuple[Any, TokenTally]:
     client = JudgeClient(spec)
     requests = CallRequests(client.connection, None, call.request_key)
-    token = JUDGED_RESPONSE.set(call.item.response)
+    token = JUDGED_RESPONSE.set(call.judged_response)
     try:
         verdict = await client.ask(call.context.model, [m.as_dict() for m in call.messages], requests)
     finally:
@@ -99,7 +99,7 @@ async def ask_instructor(spec: JudgeSpec, call: PlannedCall) -> Any:
     else:
         sdk = anthropic.AsyncAnthropic(api_key=ANTHROPIC_KEY, base_url=spec.base_url, max_retries=0)
         client = instructor.from_anthropic(sdk, mode=mode[spec.mode])
-    token = JUDGED_RESPONSE.set(call.item.response)
+    token = JUDGED_RESPONSE.set(call.judged_response)
     try:
         return await client.create(
             response_model=call.context.model,
