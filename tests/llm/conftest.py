@@ -43,10 +43,15 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServ
     assert not port_accepts(server.port), f"port {server.port} still accepts connections after the server stopped"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def proxy(llama_server: LlamaServer) -> Iterator[RecordingProxy]:
     with RecordingProxy(llama_server.port) as recording:
         yield recording
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("work")
 
 
 @dataclass
@@ -56,15 +61,10 @@ class Completed:
     stderr: str
 
 
-@pytest.fixture
-def trustmh(tmp_path: Path) -> Any:
-    """Run `trustmh ARGS` as a child process, with a private cache folder (the same for every call of a test)."""
-    env = {
-        **os.environ,
-        "TRUSTMH_CACHE_DIR": str(tmp_path / "cache"),
-        "OPENAI_API_KEY": "not-needed",
-        "COLUMNS": "200",
-    }
+@pytest.fixture(scope="module")
+def trustmh(work: Path) -> Any:
+    """Run `trustmh ARGS` as a child process, with a private cache folder shared by the module's runs."""
+    env = {**os.environ, "TRUSTMH_CACHE_DIR": str(work / "cache"), "OPENAI_API_KEY": "not-needed", "COLUMNS": "200"}
     env.pop("OPENAI_BASE_URL", None)
 
     def run(*args: str | Path) -> Completed:
@@ -85,7 +85,7 @@ def judges_toml(path: Path, base_url: str, **settings: Any) -> Path:
         "concurrency": 1,
         "temperature": 0.0,
         "seed": 7,
-        "max_tokens": 1024,
+        "max_tokens": 640,  # a four-criterion verdict takes about 300
         "timeout_s": 1800.0,
         "deadline_s": 3600.0,
         "max_attempts": 2,

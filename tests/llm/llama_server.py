@@ -12,7 +12,6 @@ Run standalone to try the project against it by hand:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import http.client
 import importlib.util
@@ -23,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -37,6 +36,17 @@ MODEL_ALIAS = "smollm2-135m"
 # SmolLM2 was trained with an 8k context; a judge prompt with two re-asks needs about 7k tokens.
 CONTEXT_TOKENS = 8192
 STARTUP_LIMIT_S = 300.0
+# One thread unless TRUSTMH_LLM_THREADS says otherwise. llama.cpp's threads meet at a barrier after
+# every step, so on a machine whose cores other processes are using, two threads were seen to generate
+# 20 times slower than one (4-5 against about 100 tokens/s for this model on 2 shared cores).
+THREADS_ENV = "TRUSTMH_LLM_THREADS"
+
+
+def server_threads() -> int:
+    value = os.environ.get(THREADS_ENV, "1")
+    if not value.isdigit() or int(value) < 1:
+        raise ServerSetupError(f"{THREADS_ENV}={value!r}: expected a whole number of threads, 1 or more")
+    return int(value)
 
 
 class ServerSetupError(Exception):
@@ -81,18 +91,18 @@ def server_command(model: Path, port: int, threads: int) -> list[str]:
         sys.executable, "-m", "llama_cpp.server",
         "--model", str(model), "--model_alias", MODEL_ALIAS,
         "--host", "127.0.0.1", "--port", str(port),
-        "--n_ctx", str(CONTEXT_TOKENS), "--n_threads", str(threads),
+        "--n_ctx", str(CONTEXT_TOKENS), "--n_threads", str(threads), "--n_threads_batch", str(threads),
     ]  # fmt: skip
 
 
 class LlamaServer:
     """`python -m llama_cpp.server` in a child process on a free loopback port; its log goes to `log_path`."""
 
-    def __init__(self, model: Path, log_path: Path, threads: int | None = None) -> None:
+    def __init__(self, model: Path, log_path: Path) -> None:
         self.model = model
         self.log_path = log_path
         self.port = free_loopback_port()
-        self.threads = threads or min(4, os.cpu_count() or 1)
+        self.threads = server_threads()
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -152,6 +162,7 @@ class Exchange:
     request: Any  # parsed JSON body, or None
     status: int
     answer: Any  # parsed JSON body, or the raw text when it is not JSON
+    seconds: float  # how long the server took (reported, never asserted)
     tampered: bool = False
 
 
@@ -204,8 +215,16 @@ class RecordingProxy:
             connection.close()
 
     def _record(self, method: str, path: str, body: bytes, content_type: str | None) -> tuple[int, bytes, str]:
+        started = time.monotonic()
         status, answer_bytes, answer_type = self._forward(method, path, body, content_type)
-        exchange = Exchange(method, path, _json_or_text(body) if body else None, status, _json_or_text(answer_bytes))
+        exchange = Exchange(
+            method,
+            path,
+            _json_or_text(body) if body else None,
+            status,
+            _json_or_text(answer_bytes),
+            round(time.monotonic() - started, 1),
+        )
         if self.tamper is not None and status == 200 and isinstance(exchange.answer, dict):
             replacement = self.tamper(exchange)
             if replacement is not None:
@@ -248,22 +267,12 @@ def _json_or_text(data: bytes) -> Any:
         return data.decode("utf-8", errors="replace")
 
 
-@contextlib.contextmanager
-def running_server(log_path: Path) -> Iterator[LlamaServer]:
-    server = LlamaServer(verified_model_path(), log_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8080)
     args = parser.parse_args()
     model = verified_model_path()
-    command = server_command(model, args.port, min(4, os.cpu_count() or 1))
+    command = server_command(model, args.port, server_threads())
     print(f"judge: openai:{MODEL_ALIAS}@http://127.0.0.1:{args.port}/v1", flush=True)
     os.execv(sys.executable, command)
 
