@@ -18,28 +18,12 @@ from calibration.demo import print_crisis_calibration
 app = typer.Typer()
 app.command()(calibrate_command)
 runner = CliRunner()
-MIRROR = Path(
-    os.environ.get("TRUSTMH_DATA_MIRROR") or Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-)
+MIRROR = Path(os.environ.get("TRUSTMH_DATA_MIRROR")
+              or Path(__file__).resolve().parents[1].parent / "shared" / "datasets")
 
 HUMAN_SCORES = {  # item -> three humans' scores; items 0-5 from system A, 6-11 from system B
-    f"i{k}": s
-    for k, s in enumerate(
-        [
-            (1, 1, 2),
-            (2, 2, 2),
-            (3, 3, 4),
-            (4, 4, 4),
-            (5, 5, 5),
-            (2, 3, 2),
-            (1, 2, 1),
-            (3, 3, 3),
-            (4, 5, 4),
-            (5, 4, 5),
-            (2, 2, 1),
-            (3, 4, 3),
-        ]
-    )
+    f"i{k}": s for k, s in enumerate([(1, 1, 2), (2, 2, 2), (3, 3, 4), (4, 4, 4), (5, 5, 5), (2, 3, 2),
+                                      (1, 2, 1), (3, 3, 3), (4, 5, 4), (5, 4, 5), (2, 2, 1), (3, 4, 3)])
 }
 
 
@@ -49,18 +33,8 @@ def _write_inputs(tmp: Path, judge_offset: int = 0) -> tuple[Path, Path]:
     with human.open("w") as out:
         for k, (item, scores) in enumerate(HUMAN_SCORES.items()):
             for rater, score in zip(("ann", "bob", "cyd"), scores, strict=True):
-                out.write(
-                    json.dumps(
-                        {
-                            "item_id": item,
-                            "criterion": "empathy",
-                            "rater": rater,
-                            "score": score,
-                            "target": "A" if k < 6 else "B",
-                        }
-                    )
-                    + "\n"
-                )
+                out.write(json.dumps({"item_id": item, "criterion": "empathy", "rater": rater, "score": score,
+                                      "target": "A" if k < 6 else "B"}) + "\n")
     lines = ["item_id,criterion,judge,score,sample,target"]
     for k, (item, scores) in enumerate(HUMAN_SCORES.items()):
         for sample in (0, 1):
@@ -78,9 +52,8 @@ def _records(out: Path) -> list[dict[str, object]]:
 def test_item_level_report(tmp_path: Path) -> None:
     human, judged = _write_inputs(tmp_path)
     out = tmp_path / "out"
-    result = runner.invoke(
-        app, ["--human", str(human), "--judged", str(judged), "--out", str(out), "--bootstrap", "30", "--seed", "3"]
-    )
+    result = runner.invoke(app, ["--human", str(human), "--judged", str(judged), "--out", str(out),
+                                 "--bootstrap", "30", "--seed", "3"])
     assert result.exit_code == 0, result.output
     records = _records(out)
     by = {(r["judge"], r["metric"], r["against"]): r for r in records}
@@ -100,31 +73,16 @@ def test_item_level_report(tmp_path: Path) -> None:
     markdown = (out / "calibration.md").read_text()
     assert "| good-judge |" in markdown and "Confusion" in markdown
     # Same seed, same intervals.
-    runner.invoke(
-        app,
-        [
-            "--human",
-            str(human),
-            "--judged",
-            str(judged),
-            "--out",
-            str(tmp_path / "again"),
-            "--bootstrap",
-            "30",
-            "--seed",
-            "3",
-        ],
-    )
+    runner.invoke(app, ["--human", str(human), "--judged", str(judged), "--out", str(tmp_path / "again"),
+                        "--bootstrap", "30", "--seed", "3"])
     assert [r["ci_low"] for r in _records(tmp_path / "again")] == [r["ci_low"] for r in records]
 
 
 def test_target_level(tmp_path: Path) -> None:
     human, judged = _write_inputs(tmp_path)
     out = tmp_path / "out"
-    result = runner.invoke(
-        app,
-        ["--human", str(human), "--judged", str(judged), "--out", str(out), "--level", "target", "--bootstrap", "0"],
-    )
+    result = runner.invoke(app, ["--human", str(human), "--judged", str(judged), "--out", str(out),
+                                 "--level", "target", "--bootstrap", "0"])
     assert result.exit_code == 0, result.output
     records = _records(out)
     assert {r["level"] for r in records} == {"target"}
@@ -136,73 +94,30 @@ def test_target_level(tmp_path: Path) -> None:
 
 def test_gate_exit_code_names_failures(tmp_path: Path) -> None:
     human, judged = _write_inputs(tmp_path)
-    result = runner.invoke(
-        app,
-        [
-            "--human",
-            str(human),
-            "--judged",
-            str(judged),
-            "--out",
-            str(tmp_path / "o"),
-            "--bootstrap",
-            "0",
-            "--gate",
-            "qwk>=0.6",
-            "--gate",
-            "mae<=1",
-        ],
-    )
+    result = runner.invoke(app, ["--human", str(human), "--judged", str(judged), "--out", str(tmp_path / "o"),
+                                 "--bootstrap", "0", "--gate", "qwk>=0.6", "--gate", "mae<=1"])
     assert result.exit_code == 4
     assert "empathy × odd-judge" in result.output and "good-judge" not in result.output
-    passing = runner.invoke(
-        app,
-        [
-            "--human",
-            str(human),
-            "--judged",
-            str(judged),
-            "--out",
-            str(tmp_path / "p"),
-            "--bootstrap",
-            "0",
-            "--gate",
-            "alpha_ordinal>0.5",
-        ],
-    )
+    passing = runner.invoke(app, ["--human", str(human), "--judged", str(judged), "--out", str(tmp_path / "p"),
+                                  "--bootstrap", "0", "--gate", "alpha_ordinal>0.5"])
     assert passing.exit_code == 0, passing.output
 
 
 @pytest.mark.parametrize("gate", ["qwk=>0.6", "alpha>=x", "nonexistent_metric>=1"])
 def test_bad_gate_is_usage_error(tmp_path: Path, gate: str) -> None:
     human, judged = _write_inputs(tmp_path)
-    result = runner.invoke(
-        app,
-        [
-            "--human",
-            str(human),
-            "--judged",
-            str(judged),
-            "--out",
-            str(tmp_path / "o"),
-            "--bootstrap",
-            "0",
-            "--gate",
-            gate,
-        ],
-    )
+    result = runner.invoke(app, ["--human", str(human), "--judged", str(judged), "--out", str(tmp_path / "o"),
+                                 "--bootstrap", "0", "--gate", gate])
     assert result.exit_code == 2
     assert "--gate" in result.output
 
 
 def test_bad_lines_are_reported_with_file_and_line(tmp_path: Path) -> None:
     human = tmp_path / "bad.jsonl"
-    human.write_text(
-        '{"item_id": "a", "criterion": "c", "rater": "x", "score": 3}\n'
-        '{"item_id": "a", "criterion": "c", "rater": "y", "score": "high"}\n'
-        '{"item_id": "b", "criterion": "c", "score": 2}\n'
-        '{"item_id": "b", "criterion": "c", "rater": "y", "score": 2\n'
-    )
+    human.write_text('{"item_id": "a", "criterion": "c", "rater": "x", "score": 3}\n'
+                     '{"item_id": "a", "criterion": "c", "rater": "y", "score": "high"}\n'
+                     '{"item_id": "b", "criterion": "c", "score": 2}\n'
+                     '{"item_id": "b", "criterion": "c", "rater": "y", "score": 2\n')
     _, judged = _write_inputs(tmp_path)
     result = runner.invoke(app, ["--human", str(human), "--judged", str(judged), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
@@ -231,26 +146,14 @@ def test_run_directory_uses_ok_verdicts_only(tmp_path: Path) -> None:
     run.mkdir()
     with (run / "verdicts.jsonl").open("w") as out:
         for item, scores in HUMAN_SCORES.items():
-            base = {
-                "item_id": item,
-                "pillar": "reliability",
-                "criterion": "empathy",
-                "judge": "openai:gpt-x",
-                "sample": 0,
-                "rationale": "",
-                "evidence": [],
-                "error": None,
-                "target": None,
-                "meta": {},
-            }
+            base = {"item_id": item, "pillar": "reliability", "criterion": "empathy", "judge": "openai:gpt-x",
+                    "sample": 0, "rationale": "", "evidence": [], "error": None, "target": None, "meta": {}}
             out.write(json.dumps({**base, "status": "ok", "score": sorted(scores)[1]}) + "\n")
-            out.write(
-                json.dumps({**base, "sample": 1, "status": "failed", "score": None, "error": "parse failure"}) + "\n"
-            )
+            out.write(json.dumps({**base, "sample": 1, "status": "failed", "score": None,
+                                  "error": "parse failure"}) + "\n")
     out_dir = tmp_path / "o"
-    result = runner.invoke(
-        app, ["--human", str(human), "--judged", str(run), "--out", str(out_dir), "--bootstrap", "0"]
-    )
+    result = runner.invoke(app, ["--human", str(human), "--judged", str(run), "--out", str(out_dir),
+                                 "--bootstrap", "0"])
     assert result.exit_code == 0, result.output
     by = {(r["judge"], r["metric"], r["against"]): r for r in _records(out_dir)}
     assert by[("openai:gpt-x", "exact", None)]["value"] == 1.0
@@ -263,9 +166,8 @@ def test_human_only_single_rater_reports_nulls_with_reasons(tmp_path: Path) -> N
     human.write_text("item_id,criterion,rater,score\n" + "".join(f"i{k},c,solo,{k % 5 + 1}\n" for k in range(8)))
     judged = tmp_path / "j.csv"
     judged.write_text("item_id,criterion,judge,score\n" + "".join(f"i{k},c,j,{k % 5 + 1}\n" for k in range(8)))
-    result = runner.invoke(
-        app, ["--human", str(human), "--judged", str(judged), "--out", str(tmp_path / "o"), "--bootstrap", "0"]
-    )
+    result = runner.invoke(app, ["--human", str(human), "--judged", str(judged), "--out", str(tmp_path / "o"),
+                                 "--bootstrap", "0"])
     assert result.exit_code == 0, result.output
     by = {(r["judge"], r["metric"], r["against"]): r for r in _records(tmp_path / "o")}
     assert by[(None, "alpha_ordinal", None)]["value"] is None and by[(None, "alpha_ordinal", None)]["reason"]
@@ -281,9 +183,8 @@ def toy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> bytes:
     import hashlib
 
     content = b"a,b\n1,2\n"
-    dataset = registry.Dataset(
-        "toy", "someone/toy", "a" * 40, "MIT", "Toy", {"d/x.csv": hashlib.sha256(content).hexdigest()}
-    )
+    dataset = registry.Dataset("toy", "someone/toy", "a" * 40, "MIT", "Toy",
+                               {"d/x.csv": hashlib.sha256(content).hexdigest()})
     monkeypatch.setattr(registry, "load_registry", lambda path=registry.REGISTRY_PATH: {"toy": dataset})
     monkeypatch.setenv(registry.CACHE_ENV, str(tmp_path / "cache"))
     return content
@@ -376,19 +277,8 @@ def test_demo_prints_the_crisis_table(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_dataset_option(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv(registry.MIRROR_ENV, str(MIRROR))
     out = tmp_path / "o"
-    result = runner.invoke(
-        app,
-        [
-            "--dataset",
-            "llms-mental-health-crisis",
-            "--out",
-            str(out),
-            "--bootstrap",
-            "0",
-            "--gate",
-            "alpha_nominal>=0.9",
-        ],
-    )
+    result = runner.invoke(app, ["--dataset", "llms-mental-health-crisis", "--out", str(out), "--bootstrap", "0",
+                                 "--gate", "alpha_nominal>=0.9"])
     assert result.exit_code == 4
     assert "crisis_label × humans" in result.output
     records = _records(out)

@@ -20,9 +20,8 @@ from calibration.annotations import CRISIS, EMPATHIC, crisis_label_files, load_c
 from calibration.compute import build_matrices
 from calibration.registry import dataset_file
 
-MIRROR = Path(
-    os.environ.get("TRUSTMH_DATA_MIRROR") or Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-)
+MIRROR = Path(os.environ.get("TRUSTMH_DATA_MIRROR")
+              or Path(__file__).resolve().parents[1].parent / "shared" / "datasets")
 pytestmark = pytest.mark.skipif(not MIRROR.is_dir(), reason="no dataset mirror (set TRUSTMH_DATA_MIRROR)")
 
 
@@ -41,11 +40,8 @@ def crisis() -> dict[str, object]:
 def _markdown_tables(text: str, heading: str) -> dict[str, dict[str, str]]:
     """The pipe table under ``## heading`` as {row: {column: cell}}."""
     block = text.split(f"## {heading}", 1)[1].split("\n## ", 1)[0]
-    rows = [
-        [c.strip() for c in line.strip().strip("|").split("|")]
-        for line in block.splitlines()
-        if line.startswith("|") and not set(line) <= set("|:- ")
-    ]
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in block.splitlines()
+            if line.startswith("|") and not set(line) <= set("|:- ")]
     header = rows[0][1:]
     return {r[0]: dict(zip(header, r[1:], strict=True)) for r in rows[1:]}
 
@@ -57,14 +53,8 @@ def _g6(value: float) -> float:
 
 # --------------------------------------------------------------------------- appropriateness (1-5)
 
-PUBLISHED_NAMES = {
-    "H1": "H1",
-    "H2": "H2",
-    "gpt-4o-mini": "gpt-4o-mini",
-    "gpt-5-nano": "gpt-5-nano",
-    "meta-llama": "Llama-4-Scout",
-    "LLM-Jury": "jury",
-}
+PUBLISHED_NAMES = {"H1": "H1", "H2": "H2", "gpt-4o-mini": "gpt-4o-mini", "gpt-5-nano": "gpt-5-nano",
+                   "meta-llama": "Llama-4-Scout", "LLM-Jury": "jury"}
 
 
 def _appropriateness_vectors(crisis: dict[str, object]) -> dict[str, np.ndarray]:
@@ -76,17 +66,13 @@ def _appropriateness_vectors(crisis: dict[str, object]) -> dict[str, np.ndarray]
     return vectors
 
 
-@pytest.mark.parametrize(
-    ("heading", "metric", "scale"),
-    [
-        ("Pairwise MAE (lower is better)", ag.mae, 1.0),
-        ("Pairwise RMSE (lower is better)", ag.rmse, 1.0),
-        ("Pairwise Within-1 Agreement (higher is better)", ag.within_one_agreement, 100.0),
-    ],
-)
-def test_crisis_appropriateness_pairwise_tables(
-    crisis: dict[str, object], heading: str, metric: object, scale: float
-) -> None:
+@pytest.mark.parametrize(("heading", "metric", "scale"), [
+    ("Pairwise MAE (lower is better)", ag.mae, 1.0),
+    ("Pairwise RMSE (lower is better)", ag.rmse, 1.0),
+    ("Pairwise Within-1 Agreement (higher is better)", ag.within_one_agreement, 100.0),
+])
+def test_crisis_appropriateness_pairwise_tables(crisis: dict[str, object], heading: str, metric: object,
+                                                scale: float) -> None:
     report = dataset_file(CRISIS, "outputs/appropriateness_agreement/appropriateness_agreement_report.md")
     table = _markdown_tables(report.read_text(encoding="utf-8"), heading)
     vectors = _appropriateness_vectors(crisis)
@@ -127,36 +113,23 @@ def test_crisis_fleiss_kappa(crisis: dict[str, object]) -> None:
     assert f"{_fleiss(m.humans, k):.3f}" == published["all human annotators"]
     all_runs = np.vstack([m.judges[j] for j in ("gpt-4o-mini", "gpt-5-nano", "Llama-4-Scout")])
     assert f"{_fleiss(all_runs, k):.3f}" == published["all LLM annotators"]
-    for judge, family in (
-        ("gpt-4o-mini", "gpt-4o-mini"),
-        ("gpt-5-nano", "gpt-5-nano"),
-        ("Llama-4-Scout", "meta-llama-Llama-4-Scout-17B-16E-Instruct"),
-    ):
+    for judge, family in (("gpt-4o-mini", "gpt-4o-mini"), ("gpt-5-nano", "gpt-5-nano"),
+                          ("Llama-4-Scout", "meta-llama-Llama-4-Scout-17B-16E-Instruct")):
         assert f"{_fleiss(m.judges[judge], k):.3f}" == published[family], judge
 
 
 def test_crisis_each_human_against_gpt_4o_mini(crisis: dict[str, object]) -> None:
     text = _label_report()
-    summary = {
-        (a, b): (float(rate), float(kappa))
-        for a, b, rate, kappa in re.findall(r"^\| (\S+\.json) \| (\S+\.json) \| ([0-9.]+) \| ([0-9.]+) \|$", text, re.M)
-    }
-    averages = {
-        (h, fam): (float(rate), float(kappa))
-        for h, fam, rate, kappa in re.findall(
-            r"^\| (H\d_\S+\.json) \| (\S+) \(n=3\)\| ([0-9.]+) \| ([0-9.]+) \|$", text, re.M
-        )
-    }
+    summary = {(a, b): (float(rate), float(kappa)) for a, b, rate, kappa in
+               re.findall(r"^\| (\S+\.json) \| (\S+\.json) \| ([0-9.]+) \| ([0-9.]+) \|$", text, re.M)}
+    averages = {(h, fam): (float(rate), float(kappa)) for h, fam, rate, kappa in
+                re.findall(r"^\| (H\d_\S+\.json) \| (\S+) \(n=3\)\| ([0-9.]+) \| ([0-9.]+) \|$", text, re.M)}
     m = crisis["crisis_label"]
     runs = m.judges["gpt-4o-mini"]
     files = [Path(p).name for p in crisis_label_files("gpt-4o-mini")]
     assert len(files) == runs.shape[0] == 3
-    human_files = {
-        "H1": "H1_labeled_n206_s42.json",
-        "H2": "H2_labeled_n206_s42.json",
-        "H3": "H3_labeled_n206_s42.json",
-        "H4": "H4_labelled_n206_s42.json",
-    }
+    human_files = {"H1": "H1_labeled_n206_s42.json", "H2": "H2_labeled_n206_s42.json",
+                   "H3": "H3_labeled_n206_s42.json", "H4": "H4_labelled_n206_s42.json"}
     codes = list(range(len(m.scale.labels)))
     for r, rater in enumerate(m.raters):
         rates, kappas = [], []
@@ -174,12 +147,8 @@ def test_crisis_each_human_against_gpt_4o_mini(crisis: dict[str, object]) -> Non
 
 # --------------------------------------------------------------------------- empathic communication
 
-SUBSET_NAMES = {
-    "Lend an Ear": "lend_an_ear",
-    "Perceived Empathy": "perceived_empathy",
-    "Empathetic Dialogues": "empatheticdialogues",
-    "EPITOME": "epitome",
-}
+SUBSET_NAMES = {"Lend an Ear": "lend_an_ear", "Perceived Empathy": "perceived_empathy",
+                "Empathetic Dialogues": "empatheticdialogues", "EPITOME": "epitome"}
 
 
 def test_empathic_table_kappa_every_row() -> None:
@@ -201,7 +170,6 @@ def test_empathic_table_kappa_every_row() -> None:
         ours = ag.quadratic_weighted_kappa(a, b)
         published = row["Weighted Cohen's Kappa"]
         if f"{ours:.2f}" != published:
-            mismatches.append(
-                f"{row['Dataset']}/{row['Dimension']} {first}-{second}: ours {ours:.4f}, published {published}"
-            )
+            mismatches.append(f"{row['Dataset']}/{row['Dimension']} {first}-{second}: ours {ours:.4f}, "
+                              f"published {published}")
     assert not mismatches, "\n".join(mismatches)
