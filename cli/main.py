@@ -372,8 +372,8 @@ DEMO_HELP = """No judge is available, so nothing was sent. To score the worked e
   • Local (vLLM, Ollama, llama.cpp, LiteLLM):  start an OpenAI-compatible server, then
       .venv/bin/trustmh demo --judges openai:qwen2.5-7b-instruct@http://localhost:8000/v1
     (Ollama: --judges openai:llama3.1@http://localhost:11434/v1). A server that answers one request at a
-    time (llama.cpp's, Ollama's by default) needs --concurrency 1; a judges file (--judges-file) sets its
-    mode, timeout_s and deadline_s (see the README, "Local servers").
+    time (llama-cpp-python's; llama-server or Ollama set to one slot) needs --concurrency 1, and a judges
+    file (--judges-file) sets its mode, timeout_s and deadline_s (see the README, "Local servers").
 Here is what that run would cost:"""
 
 
