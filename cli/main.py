@@ -23,7 +23,7 @@ from cli.report_cmd import report_command
 from cli.respond_cmd import respond
 from cli.suites_cmd import metrics_command, suites_app
 from judge.cache import CacheError, clear_cache, default_cache_dir, read_stats
-from judge.families import DEFAULT_FAMILIES, FamilyError, families_from_toml
+from judge.families import DEFAULT_FAMILIES, Families, FamilyError, families_from_toml
 from judge.items import DEFAULT_MAX_RESPONSE_CHARS, format_rejections, item_file_problems
 from judge.judges import (
     JudgeConfigError,
@@ -78,6 +78,18 @@ RubricsOption = Annotated[
 CacheOption = Annotated[
     Path | None, typer.Option("--cache", help="Cache folder (default: $TRUSTMH_CACHE_DIR or ~/.cache/trustmh-judge).")
 ]
+# The judge options `score` and `demo` share.
+JudgesOption = Annotated[
+    str | None,
+    typer.Option("--judges", help="Comma-separated PROVIDER:MODEL[@BASE_URL] or names from --judges-file."),
+]
+JudgesFileOption = Annotated[Path | None, typer.Option("--judges-file", help="judges.toml with per-judge settings.")]
+SamplesOption = Annotated[int, typer.Option("--samples", min=1, help="Samples per judge (use temperature > 0).")]
+NoCacheOption = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the cache.")]
+ConcurrencyOption = Annotated[
+    int, typer.Option("--concurrency", min=1, help="Concurrent calls per judge (1 for a single-slot local server).")
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no agreement table.")]
 
 
 def _rubrics_dir(path: Path | None) -> Path:
@@ -92,26 +104,28 @@ def _judges(judges: str | None, judges_file: Path | None) -> tuple[list[JudgeSpe
         raise UsageError(str(exc)) from exc
 
 
+def _families(loaded: JudgesFile | None, judges_file: Path | None) -> Families:
+    try:
+        return families_from_toml(loaded.families) if loaded and loaded.families else DEFAULT_FAMILIES
+    except FamilyError as exc:
+        raise UsageError(f"{judges_file}: {exc}") from exc
+
+
 @app.command()
 def score(
     items: Annotated[
         list[Path],
         typer.Argument(help="Items to judge: JSONL, CSV or TSV files; - reads standard input.", show_default=False),
     ],
-    judges: Annotated[
-        str | None,
-        typer.Option("--judges", help="Comma-separated PROVIDER:MODEL[@BASE_URL] or names from --judges-file."),
-    ] = None,
-    judges_file: Annotated[
-        Path | None, typer.Option("--judges-file", help="judges.toml with per-judge settings.")
-    ] = None,
+    judges: JudgesOption = None,
+    judges_file: JudgesFileOption = None,
     pillars: Annotated[str | None, typer.Option("--pillars", help="Comma-separated pillars to judge.")] = None,
     rubrics: RubricsOption = None,
-    samples: Annotated[int, typer.Option("--samples", min=1, help="Samples per judge (use temperature > 0).")] = 1,
+    samples: SamplesOption = 1,
     out: Annotated[Path, typer.Option("--out", help="Output folder; re-running resumes it.")] = Path("trustmh-out"),
     cache: CacheOption = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the cache.")] = False,
-    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Concurrent calls per judge.")] = 8,
+    no_cache: NoCacheOption = False,
+    concurrency: ConcurrencyOption = 8,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show calls, cache hits, tokens and cost; send nothing.")
     ] = False,
@@ -133,9 +147,7 @@ def score(
     exclude_self: Annotated[
         bool, typer.Option("--exclude-self", help="Leave a judge out of the panel on targets of its own family.")
     ] = False,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No progress bar and no agreement table.")
-    ] = False,
+    quiet: QuietOption = False,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace the results of a different run already in --out.")
     ] = False,
@@ -156,10 +168,7 @@ def score(
         check_samples(specs, samples)
     except JudgeConfigError as exc:
         raise UsageError(str(exc)) from exc
-    try:
-        families = families_from_toml(loaded.families) if loaded and loaded.families else DEFAULT_FAMILIES
-    except FamilyError as exc:
-        raise UsageError(f"{judges_file}: {exc}") from exc
+    families = _families(loaded, judges_file)
     if file_problems := item_file_problems(items):  # even with --skip-invalid: that skips records, not files
         raise UsageError(format_rejections(file_problems) + "\nnothing was judged; check the file names")
     if out.exists() and not out.is_dir():
@@ -399,9 +408,7 @@ def cache_clear(
 # ---------------------------------------------------------------- demo
 
 
-def _demo_judges(judges: str | None) -> str | None:
-    if judges:
-        return judges
+def _judges_from_keys() -> str | None:
     found = []
     if os.environ.get("OPENAI_API_KEY"):
         found.append("openai:gpt-4.1-mini")
@@ -415,20 +422,29 @@ DEMO_HELP = """No judge is available, so nothing was sent. To score the worked e
   • Anthropic:  export ANTHROPIC_API_KEY=sk-ant-...     then  make demo
   • Local (vLLM, Ollama, llama.cpp, LiteLLM):  start an OpenAI-compatible server, then
       .venv/bin/trustmh demo --judges openai:qwen2.5-7b-instruct@http://localhost:8000/v1
-    (Ollama: --judges openai:llama3.1@http://localhost:11434/v1)
+    (Ollama: --judges openai:llama3.1@http://localhost:11434/v1). A server that answers one request at a
+    time (llama-cpp-python's; llama-server or Ollama set to one slot) needs --concurrency 1, and a judges
+    file (--judges-file) sets its mode, timeout_s and deadline_s (see the README, "Local servers").
 Here is what that run would cost:"""
 
 
 @app.command()
 def demo(
-    judges: Annotated[str | None, typer.Option("--judges", help="Judges to use (default: from API keys).")] = None,
+    judges: Annotated[
+        str | None, typer.Option("--judges", help="Judges to use (default: --judges-file's, else from API keys).")
+    ] = None,
+    judges_file: JudgesFileOption = None,
+    samples: SamplesOption = 1,
     out: Annotated[Path, typer.Option("--out", help="Where the demo run is written.")] = Path("runs/demo"),
     cache: CacheOption = None,
+    no_cache: NoCacheOption = False,
+    concurrency: ConcurrencyOption = 8,
+    quiet: QuietOption = False,
 ) -> None:
     """Score the project's worked examples (or show the plan when no judge is set up), then calibrate the
     recorded judges of the crisis dataset against its human raters.
 
-    Example: trustmh demo --judges openai:gpt-4.1-mini
+    Example: trustmh demo --judges-file judges.toml --judges local --concurrency 1
     """
     from calibration.demo import print_crisis_calibration
     from judge.report_tables import print_pillar_summary
@@ -436,19 +452,25 @@ def demo(
 
     examples = sorted(bundled_path("examples").glob("*.jsonl"))
     examples = [p for p in examples if not p.name.endswith(".expected.jsonl")]
-    chosen = _demo_judges(judges)
+    chosen = judges if judges or judges_file else _judges_from_keys()
+    have_judge = chosen is not None or judges_file is not None
+    specs, loaded = _judges(chosen if have_judge else "openai:gpt-4.1-mini", judges_file)
     options = ScoreOptions(
         items=examples,
-        judges=_judges(chosen or "openai:gpt-4.1-mini", None)[0],
+        judges=specs,
         rubrics_dir=bundled_path("rubrics"),
         out=out,
-        cache_dir=cache_dir_for(cache, dry_run=chosen is None),
-        dry_run=chosen is None,
+        cache_dir=None if no_cache else cache_dir_for(cache, dry_run=not have_judge),
+        samples=samples,
+        concurrency=concurrency,
+        dry_run=not have_judge,
+        quiet=quiet,
+        families=_families(loaded, judges_file),
         command_line=public_command_line(),
     )
     out_console.rule("Worked examples")
     prepared = prepare(options)
-    if chosen is None:
+    if not have_judge:
         out_console.print(DEMO_HELP)
         print_dry_run(prepared, out_console)
     else:

@@ -23,6 +23,7 @@ import asyncio
 import email.utils
 import functools
 import json
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -278,6 +279,8 @@ class JudgeClient:
             except IncompleteOutputException:
                 raise
             except REASKABLE_ERRORS as error:
+                if reached_max_tokens(response, self.spec.max_tokens):
+                    raise IncompleteOutputException(last_completion=response) from error
                 if attempt > self.spec.max_reasks:
                     raise InvalidAnswerError(error, attempt) from error
                 kwargs = self.handlers.reask_handler(kwargs=kwargs, response=response, exception=error)
@@ -285,6 +288,14 @@ class JudgeClient:
 
     async def close(self) -> None:
         await self.connection.close()
+
+
+def reached_max_tokens(response: Any, max_tokens: int) -> bool:
+    """Whether an answer used its whole token budget. Some servers (llama.cpp's) report an answer cut off
+    at max_tokens as finish_reason "tool_calls" or "stop"; an invalid answer that used every token is
+    taken as cut off, since a re-ask would be cut off again."""
+    output_tokens = usage_numbers(getattr(response, "usage", None))[1]
+    return output_tokens is not None and output_tokens >= max_tokens
 
 
 def request_kwargs(spec: JudgeSpec) -> dict[str, Any]:
@@ -324,10 +335,32 @@ def _dropped_connection_underneath(exc: BaseException) -> bool:
     return False
 
 
+# How a server says the request itself is malformed, whatever status it sends with it: the error type of
+# OpenAI- and Anthropic-style bodies, and FastAPI's request-validation text (llama-cpp-python's server
+# sends "1 validation error: {... 'loc': ('body', 'response_format', 'type') ...}" as an HTTP 500).
+_INVALID_REQUEST_TYPES = frozenset({"invalid_request_error"})
+_REQUEST_VALIDATION_TEXT = re.compile(r"validation errors?\b.*'loc': \('body'", re.S)
+
+
+def says_request_invalid(error: Any) -> bool:
+    """Whether an error body blames the request: sending the same request again cannot succeed."""
+    body = error.body
+    detail = body.get("error", body) if isinstance(body, dict) else body
+    if isinstance(detail, dict):
+        if detail.get("type") in _INVALID_REQUEST_TYPES:
+            return True
+        text = str(detail.get("message", ""))
+    else:
+        text = str(detail if detail is not None else error.message)
+    return _REQUEST_VALIDATION_TEXT.search(text) is not None
+
+
 def failure_reason(exc: BaseException) -> str:
     root = _root_error(exc)
     if isinstance(root, _sdk_errors("APIStatusError")):
         status = root.status_code
+        if status >= 500 and says_request_invalid(root):
+            return "bad_request"
         return _STATUS_REASONS.get(status, "server_error" if status >= 500 else "bad_request")
     if isinstance(root, (*_sdk_errors("APITimeoutError"), TimeoutError)):
         return "connection" if _dropped_connection_underneath(root) else "timeout"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 import re
 import shutil
 from pathlib import Path
@@ -16,6 +18,7 @@ from judge.resources import bundled_path
 from judge.rubric import load_rubric_dir
 from tests.conftest import REPO, judges_arg, make_items, write_jsonl
 from tests.fakeapi import FakeLLMServer
+from tests.fakeapi.judge_script import scripted_answerer
 
 
 @pytest.fixture
@@ -343,6 +346,38 @@ def test_demo_without_keys_explains_how_to_provide_a_judge_and_shows_the_plan(
     assert f"{n_items} item(s), 0 rejected" in result.stdout
     assert "TrustMH-Bench recorded scorecard (offline)" in result.stdout
     assert not (tmp_path / "runs").exists(), "a dry-run demo writes no run folder"
+
+
+def test_demo_takes_the_judge_options_of_score(
+    tmp_path: Path, judge_env: Path, run_cli: Any, monkeypatch: pytest.MonkeyPatch, wide_stdout: None
+) -> None:
+    """A single-slot local server: mode and timeouts from a judges file, one call at a time, own cache."""
+    monkeypatch.setenv("TRUSTMH_DATA_MIRROR", str(tmp_path / "no-mirror"))  # the calibration part: one line
+    examples = [p for p in bundled_path("examples").glob("*.jsonl") if not p.name.endswith(".expected.jsonl")]
+    n_items = sum(1 for p in examples for line in p.read_text().splitlines() if line.strip())
+    # fairness hides identity cues from some criteria: its items are judged in two calls (visible, masked)
+    n_items += sum(1 for line in (bundled_path("examples") / "fairness.jsonl").read_text().splitlines() if line.strip())
+    with FakeLLMServer(latency_s=0.005, answerer=scripted_answerer) as server:
+        judges = tmp_path / "judges.toml"
+        judges.write_text(
+            f'[judges.local]\nspec = "openai:qwen2.5-7b@{server.openai_base_url}"\nmode = "json"\n'
+            "timeout_s = 900\ndeadline_s = 3600\n"
+        )
+        common = ["--judges-file", judges, "--concurrency", "1", "--out", tmp_path / "run", "-q"]
+        result = run_cli("demo", *common, "--cache", tmp_path / "cache")
+        assert result.code == 0, result.stderr
+        first = list(server.requests)
+        server.reset()
+        again = run_cli("demo", *common[:-3], "--out", tmp_path / "run2", "--no-cache", "-q")
+        assert again.code == 0, again.stderr
+        uncached = list(server.requests)
+    assert len(first) == n_items and len(uncached) == n_items
+    assert all(r.body["response_format"] == {"type": "json_object"} for r in first)
+    ordered = sorted(first, key=lambda r: r.t_start)
+    assert all(a.t_end is not None and a.t_end <= b.t_start for a, b in itertools.pairwise(ordered))
+    judge = json.loads((tmp_path / "run" / "run.json").read_text())["judges"][0]
+    assert (judge["name"], judge["mode"], judge["timeout_s"], judge["deadline_s"]) == ("local", "json", 900, 3600)
+    assert (tmp_path / "cache").is_dir()
 
 
 # ---------------------------------------------------------------- --help
