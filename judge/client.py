@@ -49,6 +49,7 @@ from judge.engine import CallResult, RateLimiter
 from judge.judge_calls import estimate_input_tokens, estimate_output_tokens
 from judge.judges import MODES_BY_PROVIDER, JudgeConfigError, JudgeSpec, api_key_for
 from judge.plan import PlannedCall
+from judge.pricing import Usage, add_known, sum_costs, usage_cost
 from judge.request_log import RequestLog
 from judge.verdict import JUDGED_RESPONSE, failed_outcomes, outcomes_from_verdict
 
@@ -76,23 +77,32 @@ class TokenTally:
     """Tokens billed across every request of one call, re-asks, follow-ups and retried requests included.
 
     A count becomes None (unknown) as soon as one answered request reports no usage: a partial sum
-    would understate the cost. `sent` counts requests this process sent; `requests` also counts
-    answers replayed from the request log.
+    would understate the cost. Answers that came from a provider batch are tallied apart, since they
+    are billed at the batch rate. `sent` counts requests this process sent; `requests` also counts
+    answers replayed from the request log (batch answers included).
     """
 
-    input_tokens: int | None = 0
-    output_tokens: int | None = 0
+    live: Usage = field(default_factory=Usage)
+    batch: Usage = field(default_factory=Usage)
     requests: int = 0
     sent: int = 0
+    batched: bool = False
 
-    def add(self, response: Any) -> None:
+    def add(self, response: Any, *, batch: bool = False) -> None:
         self.requests += 1
-        input_tokens, output_tokens = usage_numbers(getattr(response, "usage", None))
-        self.input_tokens = _add_known(self.input_tokens, input_tokens)
-        self.output_tokens = _add_known(self.output_tokens, output_tokens)
+        self.batched = self.batched or batch
+        (self.batch if batch else self.live).add(usage_of(getattr(response, "usage", None)))
+
+    @property
+    def input_tokens(self) -> int | None:
+        return add_known(self.live.input, self.batch.input)
+
+    @property
+    def output_tokens(self) -> int | None:
+        return add_known(self.live.output, self.batch.output)
 
     def spent(self) -> int:
-        return (self.input_tokens or 0) + (self.output_tokens or 0)
+        return self.live.total() + self.batch.total()
 
     def counts(self) -> tuple[int | None, int | None]:
         """(input, output); both None when no request was answered."""
@@ -100,17 +110,37 @@ class TokenTally:
             return None, None
         return self.input_tokens, self.output_tokens
 
+    def cache_counts(self) -> tuple[int | None, int | None]:
+        """(cached input, cache write) tokens; both None when no request was answered."""
+        if self.requests == 0:
+            return None, None
+        return (
+            add_known(self.live.cached_input, self.batch.cached_input),
+            add_known(self.live.cache_write, self.batch.cache_write),
+        )
 
-def _add_known(total: int | None, more: int | None) -> int | None:
-    return None if total is None or more is None else total + more
+    def cost(self, spec: JudgeSpec) -> float | None:
+        if self.requests == 0:
+            return None
+        return sum_costs([usage_cost(spec, self.live), usage_cost(spec, self.batch, batch=True)])
 
 
-def usage_numbers(usage: Any) -> tuple[int | None, int | None]:
+def usage_of(usage: Any) -> Usage:
+    """One answer's usage in the convention of `judge.pricing`: input counts every prompt token billed.
+
+    Anthropic reports cache reads and writes beside `input_tokens`; OpenAI counts cached tokens
+    inside `prompt_tokens`.
+    """
     if usage is None:
-        return None, None
+        return Usage(None, None, None, None)
     if hasattr(usage, "input_tokens"):  # Anthropic
-        return usage.input_tokens, usage.output_tokens
-    return getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None)
+        read = getattr(usage, "cache_read_input_tokens", None) or 0
+        write = getattr(usage, "cache_creation_input_tokens", None) or 0
+        total = None if usage.input_tokens is None else usage.input_tokens + read + write
+        return Usage(total, usage.output_tokens, read, write)
+    details = getattr(usage, "prompt_tokens_details", None)
+    cached = (getattr(details, "cached_tokens", None) or 0) if details is not None else 0
+    return Usage(getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None), cached, 0)
 
 
 class InvalidAnswerError(Exception):
@@ -178,6 +208,19 @@ class Connection:
         await self.sdk.close()
 
 
+BATCH_ANSWER, BATCH_ERROR = "batch_answer", "batch_error"  # request-log entries written by judge.batch
+
+
+class BatchEntryError(Exception):
+    """A provider batch answered a call's first request with an error, an expiry or a cancellation;
+    `reason` is the failure reason a live request failing the same way would get."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
 @dataclass
 class CallRequests:
     """The numbered requests of one call. Before a second request is sent, the answer to the first is
@@ -201,9 +244,12 @@ class CallRequests:
             self._logged.append(self._key(index - 1))
         replayed = self.log.get(self._key(index)) if self.log is not None else None
         if replayed is not None:
-            response = self.connection.answer_type.model_validate(replayed)
-            self.tally.add(response)
             self._logged.append(self._key(index))
+            if BATCH_ERROR in replayed:  # the provider's batch answered this request with an error
+                raise BatchEntryError(**replayed[BATCH_ERROR])
+            batch = BATCH_ANSWER in replayed
+            response = self.connection.answer_type.model_validate(replayed.get(BATCH_ANSWER, replayed))
+            self.tally.add(response, batch=batch)
         else:
             response = await self.connection.post(body, estimate, self.tally)
         self._answers.append(response)
@@ -267,7 +313,7 @@ class JudgeClient:
         API errors propagate once the request's retries are spent; an answer cut off at max_tokens
         raises instructor's IncompleteOutputException, since re-asking would cut it off again.
         """
-        response_model, kwargs = self._request(model, messages)
+        response_model, kwargs = self._request(model, mark_cacheable(self.spec, messages))
         attempt = 1
         while True:
             response = await requests.send(kwargs, estimate)
@@ -285,6 +331,23 @@ class JudgeClient:
 
     async def close(self) -> None:
         await self.connection.close()
+
+
+CACHE_CONTROL = {"type": "ephemeral"}
+
+
+def mark_cacheable(spec: JudgeSpec, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Anthropic caches a prompt prefix only up to a `cache_control` marker: mark the system message
+    (rules and rubric, identical for every item of a pillar) as a text block carrying it, the way
+    instructor's Anthropic handlers pass system blocks through. OpenAI caches prefixes by itself."""
+    if spec.provider != "anthropic":
+        return messages
+    return [
+        {"role": "system", "content": [{"type": "text", "text": m["content"], "cache_control": dict(CACHE_CONTROL)}]}
+        if m["role"] == "system" and isinstance(m["content"], str)
+        else m
+        for m in messages
+    ]
 
 
 def request_kwargs(spec: JudgeSpec) -> dict[str, Any]:
@@ -501,6 +564,8 @@ def answer_text(provider: str, response: Any) -> tuple[str, bool]:
 
 
 def _reason(exc: BaseException) -> str:
+    if isinstance(exc, BatchEntryError):
+        return exc.reason
     if isinstance(exc, TimeoutError) and not _is_sdk_timeout(exc):
         return "deadline"
     if isinstance(exc, EmptyAnswerError):
@@ -510,7 +575,9 @@ def _reason(exc: BaseException) -> str:
 
 def _result(call: Any, payload: Any, requests: CallRequests, started: float, reason: str | None) -> CallResult:
     requests.finish()
-    input_tokens, output_tokens = requests.tally.counts()
+    tally = requests.tally
+    input_tokens, output_tokens = tally.counts()
+    cached_input, cache_write = tally.cache_counts()
     return CallResult(
         call,
         payload,
@@ -519,7 +586,11 @@ def _result(call: Any, payload: Any, requests: CallRequests, started: float, rea
         round(time.monotonic() - started, 4),
         cached=False,
         failure_reason=reason,
-        requests=requests.tally.sent,
+        requests=tally.sent,
+        cached_input_tokens=cached_input,
+        cache_write_tokens=cache_write,
+        cost_usd=tally.cost(requests.connection.spec),
+        batched=tally.batched,
     )
 
 
@@ -549,6 +620,8 @@ def _describe(exc: BaseException, reason: str, spec: JudgeSpec) -> str:
         )
     if reason == "empty_answer":
         return f"empty_answer: {root}"
+    if isinstance(exc, BatchEntryError):
+        return f"{reason}: {exc.message} (in a provider batch; run again to ask it anew)"
     if reason == "deadline":
         return f"no answer within the per-call deadline of {spec.deadline_s:g} s (deadline_s in its TOML file)"
     status = getattr(root, "status_code", None)

@@ -50,6 +50,10 @@ class CallResult:
     failure_reason: str | None = None  # a short category for summaries; the detail is in the payload
     resumed: bool = False
     requests: int = 0  # HTTP requests this process sent for the call (0 when known or replayed)
+    cached_input_tokens: int | None = 0  # part of input_tokens read from the provider's prompt cache
+    cache_write_tokens: int | None = 0  # part of input_tokens written to it (Anthropic)
+    cost_usd: float | None = None  # at the rates each request was billed (live, batch, cache reads/writes)
+    batched: bool = False  # the first answer came from a provider batch
     rows: list[dict[str, Any]] = field(default_factory=list)  # journal rows, filled once by the engine
     lines: str = ""  # the same rows as JSONL text, for the journal and the final output file
 

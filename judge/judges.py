@@ -61,6 +61,7 @@ class JudgeSpec:
     tokens_per_minute: float | None = None
     price_input_per_mtok: float | None = None
     price_output_per_mtok: float | None = None
+    price_cached_input_per_mtok: float | None = None  # OpenAI cached input; Anthropic's follows from input
     max_reasks: int = 2
     max_attempts: int = 6
     backoff_initial_s: float = 1.0
@@ -119,6 +120,7 @@ _SETTING_TYPES: dict[str, tuple[type, ...]] = {
             "tokens_per_minute",
             "price_input_per_mtok",
             "price_output_per_mtok",
+            "price_cached_input_per_mtok",
             "backoff_initial_s",
             "backoff_max_s",
             "timeout_s",

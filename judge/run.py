@@ -298,7 +298,7 @@ async def _judge_panel_then_tiebreak(
 
 
 def _cost(result: CallResult) -> float | None:
-    return result.call.judge.cost_usd(result.input_tokens, result.output_tokens)
+    return result.cost_usd  # priced per request: live, batch, prompt-cache reads and writes
 
 
 def execute(prepared: Prepared) -> tuple[int, dict[str, Any]]:

@@ -116,15 +116,17 @@ class RunProgress:
             BarColumn(),
             TaskProgressColumn(),
             TextColumn("{task.completed}/{task.total} · cached {task.fields[cached]} · failed {task.fields[failed]}"),
-            TextColumn("· {task.fields[tokens]} tokens · ${task.fields[cost]}"),
+            TextColumn("· {task.fields[tokens]} tokens ({task.fields[cached_input]} cached) · ${task.fields[cost]}"),
             TimeRemainingColumn(),
             console=self.console,
             disable=not enabled,
             transient=False,
         )
-        self.task = self.progress.add_task(label, total=total, cached=0, failed=0, tokens=0, cost="0.0000")
+        self.task = self.progress.add_task(
+            label, total=total, cached=0, failed=0, tokens=0, cached_input=0, cost="0.0000"
+        )
         self._cost = cost
-        self.cached = self.failed = self.tokens = 0
+        self.cached = self.failed = self.tokens = self.cached_input = 0
         self.spent = 0.0
 
     def grow(self, more: int) -> None:
@@ -136,9 +138,16 @@ class RunProgress:
         self.failed += not result.ok
         if not result.cached and not result.resumed:
             self.tokens += (result.input_tokens or 0) + (result.output_tokens or 0)
+            self.cached_input += result.cached_input_tokens or 0
             self.spent += self._cost(result) or 0.0
         self.progress.update(
-            self.task, advance=1, cached=self.cached, failed=self.failed, tokens=self.tokens, cost=f"{self.spent:.4f}"
+            self.task,
+            advance=1,
+            cached=self.cached,
+            failed=self.failed,
+            tokens=self.tokens,
+            cached_input=self.cached_input,
+            cost=f"{self.spent:.4f}",
         )
 
 
@@ -188,16 +197,26 @@ def call_counts(results: Sequence[CallResult], planned: int) -> dict[str, int]:
         "cache_hits": sum(r.cached for r in results),
         "resumed": sum(r.resumed for r in results),
         "failed": sum(not r.ok for r in results),
+        "batched": sum(r.batched and not r.cached for r in results),
         "http_requests_this_process": sum(r.requests for r in results),
     }
 
 
 def spend(results: Sequence[CallResult], cost: Callable[[CallResult], float | None]) -> dict[str, Any]:
-    """Tokens and cost of every call this run paid for (not cache hits), earlier processes included."""
+    """Tokens and cost of every call this run paid for (not cache hits), earlier processes included.
+
+    `cached_input` and `cache_write` are the parts of `input` read from and written to the providers'
+    prompt caches (billed at their own rates).
+    """
     paid = [r for r in results if not r.cached]
     costs = [cost(r) for r in paid]
     return {
-        "tokens": {"input": sum(r.input_tokens or 0 for r in paid), "output": sum(r.output_tokens or 0 for r in paid)},
+        "tokens": {
+            "input": sum(r.input_tokens or 0 for r in paid),
+            "output": sum(r.output_tokens or 0 for r in paid),
+            "cached_input": sum(r.cached_input_tokens or 0 for r in paid),
+            "cache_write": sum(r.cache_write_tokens or 0 for r in paid),
+        },
         "cost_usd": None if any(c is None for c in costs) else round(sum(c or 0.0 for c in costs), 6),
     }
 

@@ -142,7 +142,7 @@ def respond_dry_run(prepared: PreparedResponses) -> list[dict[str, Any]]:
 
 
 def _cost(result: CallResult) -> float | None:
-    return result.call.target.cost_usd(result.input_tokens, result.output_tokens)
+    return result.cost_usd  # priced per request: live, batch, prompt-cache reads and writes
 
 
 def execute_responses(prepared: PreparedResponses) -> tuple[int, dict[str, Any]]:

@@ -95,6 +95,7 @@ def test_fifty_items_two_providers_verdicts_are_what_the_server_answered(
         "cache_hits": 0,
         "resumed": 0,
         "failed": 0,
+        "batched": 0,
         "http_requests_this_process": 100,
     }
     assert summary["tokens_this_run"]["input"] == sum(r.answer.input_tokens for r in answered(llm_server))
