@@ -23,6 +23,7 @@ from .judge_script import scripted_answerer
 from .protocol import (
     Answer,
     FaultPlan,
+    PromptCacheLedger,
     ParsedRequest,
     Provider,
     Reply,
@@ -144,13 +145,13 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length > 0 else b""
 
     def send_answer(self, answer: Answer) -> None:
-        payload = json.dumps(answer.json, ensure_ascii=False).encode("utf-8")
+        payload = answer.raw if answer.raw is not None else json.dumps(answer.json, ensure_ascii=False).encode("utf-8")
         try:
             reason = http.HTTPStatus(answer.status).phrase
         except ValueError:
             reason = "Overloaded" if answer.status == 529 else ""
         self.send_response(answer.status, reason)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", answer.content_type)
         self.send_header("Content-Length", str(len(payload)))
         for key, value in answer.headers.items():
             self.send_header(key, value)
@@ -187,12 +188,14 @@ class FakeLLMServer:
         api_key: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        cache_min_tokens: int = 1024,
     ) -> None:
         self.latency_s = latency_s
         self.answerer: Answerer = answerer or default_answerer
         self.faults: FaultPlan | None = faults
         self.require_auth = require_auth
         self.api_key = api_key  # when set, only this key is accepted
+        self.prompt_cache = PromptCacheLedger(cache_min_tokens)
         self._host, self._port = host, port
         self._log: list[RecordedRequest] = []
         self._lock = threading.Lock()
@@ -393,7 +396,12 @@ class FakeLLMServer:
                 answer.partial = True
                 return answer
             return Answer(0, None, {}, disconnected=True)
-        return render_reply(req, reply)
+        return self.render(req, reply)
+
+    def render(self, req: ParsedRequest, reply: Reply) -> Answer:
+        """A reply on the wire, with the prompt-cache usage of its prefix (answered requests only)."""
+        cache = self.prompt_cache.account(req) if reply.kind in ("structured", "raw_arguments", "text") else (0, 0)
+        return render_reply(req, reply, cache)
 
     def _call_answerer(self, req: ParsedRequest) -> Reply:
         out = self.answerer(req)
