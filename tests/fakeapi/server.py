@@ -23,8 +23,8 @@ from .judge_script import scripted_answerer
 from .protocol import (
     Answer,
     FaultPlan,
-    PromptCacheLedger,
     ParsedRequest,
+    PromptCacheLedger,
     Provider,
     Reply,
     RequestError,
