@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from calibration.cli import calibrate_command
+from cli.batch_options import DEFAULT_POLL_S, BatchOption, BatchPollOption
 from cli.respond_cmd import respond
 from judge.cache import VerdictCache, default_cache_dir
 from judge.families import DEFAULT_FAMILIES, FamilyError, families_from_toml
@@ -115,6 +116,8 @@ def score(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace the results of a different run already in --out.")
     ] = False,
+    batch: BatchOption = False,
+    batch_poll: BatchPollOption = DEFAULT_POLL_S,
 ) -> None:
     """Judge responses against the pillar rubrics with one or more LLM judges.
 
@@ -149,6 +152,8 @@ def score(
         panel=_panel_options(method, min_judges, exclude_self),
         tiebreak=tiebreak_spec,
         overwrite=overwrite,
+        batch=batch,
+        batch_poll_s=batch_poll,
         command_line=["trustmh", *sys.argv[1:]],
     )
     prepared = prepare(options)

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from cli.batch_options import DEFAULT_POLL_S, BatchOption, BatchPollOption
 from judge.cache import default_cache_dir
 from judge.judges import JudgeConfigError
 from judge.resources import bundled_path
@@ -75,6 +76,8 @@ def respond(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace the results of a different run already in --out.")
     ] = False,
+    batch: BatchOption = False,
+    batch_poll: BatchPollOption = DEFAULT_POLL_S,
 ) -> None:
     """Send every prompt to every target and write OUT/responses.jsonl (items `trustmh score` accepts).
 
@@ -94,11 +97,13 @@ def respond(
         dry_run=dry_run,
         quiet=quiet,
         overwrite=overwrite,
+        batch=batch,
+        batch_poll_s=batch_poll,
         command_line=["trustmh", *sys.argv[1:]],
     )
     prepared = prepare_responses(options)
     if dry_run:
-        print_plan_table(respond_dry_run(prepared), "target", "Dry run: nothing was sent", out_console)
+        print_plan_table(respond_dry_run(prepared), "target", "Dry run: nothing was sent", out_console, batch=batch)
         return
     code, summary = execute_responses(prepared)
     print_respond_summary(summary, out)

@@ -390,8 +390,7 @@ def _dropped_connection_underneath(exc: BaseException) -> bool:
 def failure_reason(exc: BaseException) -> str:
     root = _root_error(exc)
     if isinstance(root, _sdk_errors("APIStatusError")):
-        status = root.status_code
-        return _STATUS_REASONS.get(status, "server_error" if status >= 500 else "bad_request")
+        return status_reason(root.status_code)
     if isinstance(root, (*_sdk_errors("APITimeoutError"), TimeoutError)):
         return "connection" if _dropped_connection_underneath(root) else "timeout"
     if isinstance(root, _sdk_errors("APIConnectionError")):
@@ -486,6 +485,14 @@ class JudgeWorker:
             JUDGED_RESPONSE.reset(token)
         return _result(call, outcomes_from_verdict(call.rubric, verdict), requests, started, None)
 
+    def first_request(self, call: PlannedCall) -> dict[str, Any]:
+        """The body of the call's first request exactly as `ask` sends it (what goes into a batch)."""
+        messages = mark_cacheable(self.spec, [m.as_dict() for m in call.messages])
+        return self.client._request(call.context.model, messages)[1]
+
+    def batch_api(self) -> BatchAPI:
+        return BatchAPI(self.client.connection)
+
     async def close(self) -> None:
         await self.client.close()
 
@@ -525,6 +532,14 @@ class TargetWorker:
             payload = {"turns": turns, "truncated": truncated, "error": _describe(exc, reason, self.spec)}
             return _result(call, payload, requests, started, reason)
         return _result(call, {"turns": turns, "truncated": truncated, "error": None}, requests, started, None)
+
+    def first_request(self, call: TargetCall) -> dict[str, Any]:
+        """The body of the call's first turn exactly as `ask` sends it (what goes into a batch); later
+        turns depend on the answer, so they are asked live."""
+        return target_request(self.spec, call.system_prompt, [m.model_dump() for m in call.prompt.messages])
+
+    def batch_api(self) -> BatchAPI:
+        return BatchAPI(self.connection)
 
     async def close(self) -> None:
         await self.connection.close()
@@ -630,3 +645,168 @@ def _describe(exc: BaseException, reason: str, spec: JudgeSpec) -> str:
     if is_transient(exc):
         return f"{reason}: {prefix}{message} (gave up after {spec.max_attempts} attempts)"
     return f"{reason}: {prefix}{message}"
+
+
+# ---------------------------------------------------------------- provider batch APIs
+
+
+@dataclass
+class BatchProgress:
+    """A batch as last polled: whether it ended, how many of its requests are done."""
+
+    batch_id: str
+    ended: bool
+    status: str  # the provider's own word
+    done: int
+    total: int
+
+
+@dataclass
+class BatchEntry:
+    """One request's outcome in an ended batch: the SDK answer's JSON, or a failure reason and message."""
+
+    custom_id: str
+    answer: dict[str, Any] | None
+    reason: str | None = None
+    message: str | None = None
+
+
+# Anthropic's error types inside a batch, as the failure reasons of the same errors on a live request.
+_ANTHROPIC_ERROR_REASONS = {
+    "invalid_request_error": "bad_request",
+    "request_too_large": "bad_request",
+    "authentication_error": "auth",
+    "permission_error": "auth",
+    "not_found_error": "not_found",
+    "rate_limit_error": "rate_limited",
+    "api_error": "server_error",
+    "overloaded_error": "overloaded",
+    "timeout_error": "timeout",
+}
+_OPENAI_LINE_ERRORS = {"batch_expired": "expired", "batch_cancelled": "canceled"}
+_OPENAI_ENDED = {"completed", "failed", "expired", "cancelled"}
+
+
+def status_reason(status: int) -> str:
+    """The failure reason of an HTTP status, the same for a live request and a batch entry."""
+    return _STATUS_REASONS.get(status, "server_error" if status >= 500 else "bad_request")
+
+
+class BatchAPI:
+    """A provider's batch endpoints through a judge's or target's own SDK client (its key, base URL,
+    timeouts): OpenAI's Files + Batch API, Anthropic's Message Batches API. Each HTTP request is retried
+    on transient errors like any other request. instructor's batch module is used for what fits: its
+    provider-neutral view of a batch's status and counts (`BatchJobInfo`); its request builders and
+    result parser are not, since they ask for a different output mode than the judge's own and skip the
+    mode's response parser, which live answers go through."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.spec = connection.spec
+
+    async def _retrying(self, send: Any) -> Any:
+        async for attempt in retry_policy(self.spec):
+            with attempt:
+                return await send()
+        raise AssertionError("unreachable: the retry policy re-raises")  # pragma: no cover
+
+    async def submit(self, requests: list[tuple[str, dict[str, Any]]]) -> str:
+        """Create one batch of (custom_id, request body) pairs; returns its id."""
+        sdk = self.connection.sdk
+        if self.spec.provider == "openai":
+            lines = (
+                json.dumps({"custom_id": cid, "method": "POST", "url": "/v1/chat/completions", "body": body})
+                for cid, body in requests
+            )
+            data = ("\n".join(lines) + "\n").encode("utf-8")
+            uploaded = await self._retrying(
+                lambda: sdk.files.create(file=("trustmh-batch.jsonl", data, "application/jsonl"), purpose="batch")
+            )
+            batch = await self._retrying(
+                lambda: sdk.batches.create(
+                    input_file_id=uploaded.id,
+                    endpoint="/v1/chat/completions",
+                    completion_window="24h",
+                    metadata={"created_by": "trustmh-judge"},
+                )
+            )
+            return str(batch.id)
+        entries = [{"custom_id": cid, "params": body} for cid, body in requests]
+        batch = await self._retrying(lambda: sdk.messages.batches.create(requests=entries))
+        return str(batch.id)
+
+    async def poll(self, batch_id: str) -> BatchProgress:
+        from instructor.batch.models import BatchJobInfo
+
+        sdk = self.connection.sdk
+        if self.spec.provider == "openai":
+            batch = await self._retrying(lambda: sdk.batches.retrieve(batch_id))
+            info = BatchJobInfo.from_openai(batch.model_dump())
+            counts = info.request_counts
+            done = (counts.completed or 0) + (counts.failed or 0)
+            return BatchProgress(batch_id, info.raw_status in _OPENAI_ENDED, info.raw_status, done, counts.total or 0)
+        batch = await self._retrying(lambda: sdk.messages.batches.retrieve(batch_id))
+        info = BatchJobInfo.from_anthropic(batch.model_dump())
+        counts = info.request_counts
+        total = counts.total or 0
+        return BatchProgress(
+            batch_id, info.raw_status == "ended", info.raw_status, total - (counts.processing or 0), total
+        )
+
+    async def cancel(self, batch_id: str) -> None:
+        sdk = self.connection.sdk
+        if self.spec.provider == "openai":
+            await self._retrying(lambda: sdk.batches.cancel(batch_id))
+        else:
+            await self._retrying(lambda: sdk.messages.batches.cancel(batch_id))
+
+    async def results(self, batch_id: str) -> list[BatchEntry]:
+        """Every entry the provider reports for an ended batch (requests it never ran are absent)."""
+        if self.spec.provider == "openai":
+            return await self._openai_results(batch_id)
+        sdk = self.connection.sdk
+
+        async def fetch() -> list[BatchEntry]:
+            return [_anthropic_entry(line) async for line in await sdk.messages.batches.results(batch_id)]
+
+        return await self._retrying(fetch)
+
+    async def _openai_results(self, batch_id: str) -> list[BatchEntry]:
+        sdk = self.connection.sdk
+        batch = await self._retrying(lambda: sdk.batches.retrieve(batch_id))
+        entries: list[BatchEntry] = []
+        for file_id in (batch.output_file_id, batch.error_file_id):
+            if file_id:
+                content = await self._retrying(lambda file_id=file_id: sdk.files.content(file_id))
+                entries += [_openai_entry(json.loads(line)) for line in content.text.splitlines() if line.strip()]
+        return entries
+
+
+def _openai_entry(line: dict[str, Any]) -> BatchEntry:
+    custom_id = str(line.get("custom_id"))
+    response = line.get("response") or {}
+    error = line.get("error")
+    if response.get("status_code") == 200 and not error:
+        return BatchEntry(custom_id, response["body"])
+    if error:
+        code = str(error.get("code") or "error")
+        return BatchEntry(custom_id, None, _OPENAI_LINE_ERRORS.get(code, "error"), f"{code}: {error.get('message')}")
+    status = int(response.get("status_code") or 500)
+    message = ((response.get("body") or {}).get("error") or {}).get("message") or "no message"
+    return BatchEntry(custom_id, None, status_reason(status), f"HTTP {status} {message}")
+
+
+def _anthropic_entry(line: Any) -> BatchEntry:
+    result = line.result
+    if result.type == "succeeded":
+        return BatchEntry(line.custom_id, result.message.model_dump(mode="json"))
+    if result.type == "errored":
+        error = result.error.error
+        kind = getattr(error, "type", "api_error")
+        return BatchEntry(
+            line.custom_id,
+            None,
+            _ANTHROPIC_ERROR_REASONS.get(kind, "error"),
+            f"{kind}: {getattr(error, 'message', '')}",
+        )
+    return BatchEntry(line.custom_id, None, result.type, f"the provider {result.type} this request of the batch")

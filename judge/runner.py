@@ -28,6 +28,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from judge.engine import CallResult
+from judge.pricing import BATCH_DISCOUNT
 from judge.request_log import RequestLog
 from judge.review import write_text_atomic
 from judge.rubric import sha256_of
@@ -112,7 +113,7 @@ class RunProgress:
         self.console = Console(stderr=True)
         enabled = not quiet and self.console.is_terminal
         self.progress = Progress(
-            TextColumn(f"[bold]{label}"),
+            TextColumn("[bold]{task.description}"),
             BarColumn(),
             TaskProgressColumn(),
             TextColumn("{task.completed}/{task.total} · cached {task.fields[cached]} · failed {task.fields[failed]}"),
@@ -128,6 +129,15 @@ class RunProgress:
         self._cost = cost
         self.cached = self.failed = self.tokens = self.cached_input = 0
         self.spent = 0.0
+
+    def add_stage(self, description: str, total: int) -> Any:
+        """Another bar under the calls' (a provider batch being waited for)."""
+        return self.progress.add_task(
+            description, total=total, cached=0, failed=0, tokens=0, cached_input=0, cost=f"{self.spent:.4f}"
+        )
+
+    def set_stage(self, task: Any, completed: int) -> None:
+        self.progress.update(task, completed=completed)
 
     def grow(self, more: int) -> None:
         task = self.progress.tasks[0]
@@ -238,17 +248,27 @@ def common_record(command_line: list[str], started_at: datetime, ended: bool) ->
     }
 
 
-def print_plan_table(rows: list[dict[str, Any]], who: str, title: str, console: Console) -> None:
-    """The dry-run table of one stage: per judge or target, calls, what is known, estimated tokens and cost."""
+def print_plan_table(
+    rows: list[dict[str, Any]], who: str, title: str, console: Console, *, batch: bool = False
+) -> None:
+    """The dry-run table of one stage: per judge or target, calls, what is known, estimated tokens and cost
+    (with `batch`, also the cost at the providers' batch rate)."""
     table = Table(title=title)
     for column in (who, "calls", "cached", "resumed", "to ask", "est. input tokens", "est. output tokens"):
         table.add_column(column, justify="left" if column == who else "right", overflow="fold")
     table.add_column("est. cost (USD)", justify="right")
+    if batch:
+        table.add_column("est. batch cost (USD)", justify="right")
     for row in rows:
-        cost = "unknown price" if row["est_cost_usd"] is None else f"{row['est_cost_usd']:.4f}"
+        costs = [row["est_cost_usd"]] + ([batch_price(row["est_cost_usd"])] if batch else [])
         table.add_row(
             row[who],
             *(str(row[k]) for k in ("calls", "cached", "resumed", "to_ask", "est_input_tokens", "est_output_tokens")),
-            cost,
+            *("unknown price" if cost is None else f"{cost:.4f}" for cost in costs),
         )
     console.print(table)
+
+
+def batch_price(list_price: float | None) -> float | None:
+    """A live estimate at the batch rate (both providers bill batches at half the live price)."""
+    return None if list_price is None else list_price * BATCH_DISCOUNT

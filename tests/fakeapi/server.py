@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from .batches import BatchStore
 from .judge_script import scripted_answerer
 from .protocol import (
     Answer,
@@ -196,6 +197,9 @@ class FakeLLMServer:
         self.require_auth = require_auth
         self.api_key = api_key  # when set, only this key is accepted
         self.prompt_cache = PromptCacheLedger(cache_min_tokens)
+        self.batches = BatchStore(self.answer_entry, lambda: self.base_url)
+        self.batch_entries: list[ParsedRequest] = []  # requests answered inside batches, in order
+        self._batch_ordinal = 0
         self._host, self._port = host, port
         self._log: list[RecordedRequest] = []
         self._lock = threading.Lock()
@@ -298,6 +302,10 @@ class FakeLLMServer:
         path = urlsplit(handler.path).path
         headers = {k.lower(): v for k, v in handler.headers.items()}
         endpoint = _ENDPOINTS.get(path)
+        if path.startswith("/v1/messages/batches"):
+            endpoint = "anthropic"
+        elif path.startswith(("/v1/files", "/v1/batches")):
+            endpoint = "openai"
         provider: Provider = endpoint or (
             "anthropic" if "anthropic-version" in headers or "x-api-key" in headers else "openai"
         )
@@ -340,6 +348,8 @@ class FakeLLMServer:
         headers: Mapping[str, str],
         raw: bytes,
     ) -> Answer:
+        if self.batches.handles(path):
+            return self._auth_error(provider, headers) or self.batches.handle(provider, method, path, headers, raw)
         if path not in _ENDPOINTS:
             if provider == "openai":
                 return error_answer("openai", 404, "invalid_request_error", f"Invalid URL ({method} {path})", code=None)
@@ -402,6 +412,28 @@ class FakeLLMServer:
         """A reply on the wire, with the prompt-cache usage of its prefix (answered requests only)."""
         cache = self.prompt_cache.account(req) if reply.kind in ("structured", "raw_arguments", "text") else (0, 0)
         return render_reply(req, reply, cache)
+
+    def answer_entry(self, provider: Provider, path: str, body: Any, headers: Mapping[str, str]) -> Answer:
+        """One request inside a batch, answered as a live one would be (fault plan, answerer, prompt
+        cache) but without transport behaviour: a `slow` reply just answers, a disconnect is a 500."""
+        with self._lock:
+            self._batch_ordinal += 1
+            ordinal = self._batch_ordinal
+        try:
+            req = parse_request(provider, path, body, headers, ordinal)
+        except RequestError as exc:
+            return error_answer(provider, 400, "invalid_request_error", exc.message, param=exc.param)
+        try:
+            reply = (self.faults.pick(req) if self.faults is not None else None) or self._call_answerer(req)
+            while reply.kind == "slow":
+                reply = reply.then if reply.then is not None else self._call_answerer(req)
+        except Exception as exc:
+            return error_answer(provider, 500, None, f"fake server answerer raised {exc!r}")
+        with self._lock:
+            self.batch_entries.append(req)
+        if reply.kind == "disconnect":
+            return error_answer(provider, 500, None, "The server had an error while processing your request.")
+        return self.render(req, reply)
 
     def _call_answerer(self, req: ParsedRequest) -> Reply:
         out = self.answerer(req)
