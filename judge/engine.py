@@ -18,7 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
-from judge.cache import VerdictCache
+from judge.cache import VerdictCache, claim_holder
+
+CLAIM_TTL_S = 600.0  # a claim's life when the worker names no per-call deadline
+CLAIM_WAIT_S = 0.05  # how often a run waiting on another's claim looks for the answer
 
 
 class Call(Protocol):
@@ -226,6 +229,7 @@ class Engine:
         self.journal = journal
         self.kind = kind
         self.on_result = on_result
+        self._holder = claim_holder()
 
     def _finish(self, result: CallResult) -> None:
         result.rows = self.kind.rows(result)
@@ -243,6 +247,17 @@ class Engine:
             return None
         return self.kind.from_record(call, record, cached=True, resumed=False)
 
+    async def _ask_once(self, worker: Worker, call: Any) -> tuple[CallResult, bool]:
+        """(the call's result, whether this run claimed it): runs sharing a cache claim a call before
+        asking it, so that while one asks, the others wait for its answer instead of paying again."""
+        while True:
+            if (answered := self._answered_elsewhere(call)) is not None:
+                return answered, False
+            ttl = getattr(getattr(worker, "spec", None), "deadline_s", CLAIM_TTL_S) + 60
+            if self.cache is None or self.cache.claim(call.request_key, self._holder, ttl):
+                return await worker.ask(call), self.cache is not None
+            await asyncio.sleep(CLAIM_WAIT_S)
+
     async def run(self, calls: Sequence[Any], known: Sequence[CallResult | None]) -> list[CallResult]:
         results = list(known)
         queues: dict[str, asyncio.Queue[int]] = {}
@@ -255,9 +270,12 @@ class Engine:
         async def drain(worker: Worker, queue: asyncio.Queue[int]) -> None:
             while not queue.empty():
                 index = queue.get_nowait()
-                result = self._answered_elsewhere(calls[index]) or await worker.ask(calls[index])
+                result, claimed = await self._ask_once(worker, calls[index])
                 results[index] = result
-                self._finish(result)
+                self._finish(result)  # cached before the claim goes: a waiting run finds the answer
+                if claimed:
+                    assert self.cache is not None
+                    self.cache.release(calls[index].request_key, self._holder)
 
         await asyncio.gather(
             *(
