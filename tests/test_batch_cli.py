@@ -29,6 +29,7 @@ from tests.conftest import (
 from tests.fakeapi import FakeLLMServer, FaultPlan, ParsedRequest, Reply
 from tests.fakeapi.judge_script import scripted_answerer, scripted_verdict
 from tests.test_client import blank_ids
+from tests.test_panel_cli import DISSENT_ON, arranged_answerer, judges_spec
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -259,3 +260,22 @@ def test_respond_batch_answers_first_turns_from_a_batch_and_follow_ups_live(
     assert all(r["status"] == "ok" and len(r["turns"]) == 2 and r["batch"] for r in rows)
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["calls"]["batched"] == 6
+
+
+def test_tiebreak_calls_go_into_a_second_batch_round(
+    tmp_path: Path, judge_env: Path, rubric_dir: Path, run_cli: Any
+) -> None:
+    items = write_jsonl(tmp_path / "items.jsonl", make_items(10))
+    out = tmp_path / "run"
+    with FakeLLMServer(answerer=arranged_answerer) as server:
+        tiebreak = f"openai:judge-t@{server.openai_base_url}"
+        result = run_cli(
+            "score", items, "--judges", judges_spec(server), "--rubrics", rubric_dir, "--out", out,
+            "--tiebreak", tiebreak, "--batch", "--batch-poll", "0", "-q",
+        )  # fmt: skip
+        assert result.code == 0, result.stderr
+        assert live_requests(server) == []
+        rounds = [(b.entries[0].body["model"], len(b.entries)) for b in server.batches.created]
+    assert sorted(rounds) == [("judge-a", 10), ("judge-b", 10), ("judge-c", 10), ("judge-t", len(DISSENT_ON))]
+    decided = {row["item_id"] for row in read_jsonl(out / "panel.jsonl") if row["decided_by"] == "tiebreak"}
+    assert decided == DISSENT_ON

@@ -58,19 +58,8 @@ def test_score_reports_cache_reads_and_writes_priced_at_their_rates(
 ) -> None:
     items = write_jsonl(tmp_path / "items.jsonl", make_items(3))
     out = tmp_path / "out"
-    result = run_cli(  # type: ignore[operator]
-        "score",
-        items,
-        "--judges",
-        judges_arg(llm_server),
-        "--rubrics",
-        rubric_dir,
-        "--out",
-        out,
-        "--concurrency",
-        "1",
-        "-q",
-    )
+    args = ["score", items, "--judges", judges_arg(llm_server), "--rubrics", rubric_dir, "--out", out]
+    result = run_cli(*args, "--concurrency", "1", "-q")  # type: ignore[operator]
     assert result.code == 0, result.stderr
     anthropic_bodies = [r.body for r in llm_server.requests if r.provider == "anthropic"]
     assert all(b["system"][0]["cache_control"] == {"type": "ephemeral"} for b in anthropic_bodies)
