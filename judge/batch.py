@@ -149,8 +149,11 @@ class BatchRound:
         progress: RunProgress,
         cache: VerdictCache | None,
         poll_s: float = DEFAULT_POLL_S,
+        *,
+        submit: bool = True,
     ) -> None:
         self.journal = BatchJournal.read(out / BATCHES_NAME)
+        self.submit = submit
         self.log = log
         self.progress = progress
         self.cache = cache
@@ -160,7 +163,7 @@ class BatchRound:
         from judge.client import BATCH_ANSWER, BATCH_ERROR, BatchAPI
 
         apis: dict[str, BatchAPI] = {name: worker.batch_api() for name, worker in workers.items()}
-        todo = requests_to_submit(calls, known, self.journal.in_flight(), self.log, self.cache)
+        todo = requests_to_submit(calls, known, self.journal.in_flight(), self.log, self.cache) if self.submit else {}
         for name, pending in todo.items():
             api = apis[name]
             for chunk in chunks(pending, MAX_REQUESTS[api.spec.provider]):
@@ -243,8 +246,10 @@ def make_engine(
     kind: CallKind,
 ) -> Engine:
     """The engine of a run (journal, progress): the plain one, or with `--batch` one that collects the
-    first answers from provider batches before each set of calls."""
-    if not options.batch:
+    first answers from provider batches before each set of calls. A run without `--batch` in an out
+    directory that still has batches open (an earlier `--batch` run was killed) collects those first
+    and submits nothing: their calls are paid for already."""
+    if not options.batch and not BatchJournal.read(options.out / BATCHES_NAME).open_batches():
         return Engine(workers, cache, files.journal, kind, progress.update)
-    batches = BatchRound(options.out, files.log, progress, cache, options.batch_poll_s)
+    batches = BatchRound(options.out, files.log, progress, cache, options.batch_poll_s, submit=options.batch)
     return BatchingEngine(workers, cache, files.journal, kind, progress.update, batches=batches)

@@ -99,8 +99,8 @@ USAGE_FIELDS = ("cached_input_tokens", "cache_write_tokens", "cost_usd")
 
 
 def usage_record(result: CallResult) -> dict[str, Any]:
-    """The cache-record fields of a result's cache usage and cost (beside its input/output tokens)."""
-    return {name: getattr(result, name) for name in USAGE_FIELDS}
+    """The cache-record fields of a result's cache usage, cost and origin (beside its input/output tokens)."""
+    return {**{name: getattr(result, name) for name in USAGE_FIELDS}, "batch": result.batched}
 
 
 def usage_from_record(record: dict[str, Any], spec: JudgeSpec) -> dict[str, Any]:
@@ -110,6 +110,7 @@ def usage_from_record(record: dict[str, Any], spec: JudgeSpec) -> dict[str, Any]
     fields["cost_usd"] = (
         record["cost_usd"] if "cost_usd" in record else spec.cost_usd(record["input_tokens"], record["output_tokens"])
     )
+    fields["batched"] = bool(record.get("batch", False))
     return fields
 
 
@@ -121,4 +122,5 @@ def usage_from_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
         sums[name] = None if any(v is None for v in values) else sum(values)
     if sums["cost_usd"] is not None:
         sums["cost_usd"] = round(sums["cost_usd"], 10)
+    sums["batch"] = any(row.get("batch", False) for row in rows)
     return sums

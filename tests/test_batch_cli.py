@@ -166,9 +166,11 @@ def test_cached_calls_never_go_into_a_batch(tmp_path: Path, judge_env: Path, rub
     assert summary["calls"]["cache_hits"] == 6 and summary["calls"]["batched"] == 4
 
 
+@pytest.mark.parametrize("resume_flags", [["--batch"], []], ids=["resumed-with-batch", "resumed-without"])
 def test_a_killed_batch_run_resumes_polling_the_same_batches(
-    tmp_path: Path, judge_env: Path, rubric_dir: Path, run_cli: Any
+    tmp_path: Path, judge_env: Path, rubric_dir: Path, run_cli: Any, resume_flags: list[str]
 ) -> None:
+    """Without --batch too: the open batches' calls are paid for already, so they are collected."""
     items = write_jsonl(tmp_path / "items.jsonl", make_items(4))
     out = tmp_path / "out"
     env = {"OPENAI_API_KEY": OPENAI_KEY, "ANTHROPIC_API_KEY": ANTHROPIC_KEY}
@@ -189,7 +191,7 @@ def test_a_killed_batch_run_resumes_polling_the_same_batches(
         submitted = {b.id for b in server.batches.created}
 
         server.batches.hold = False
-        resumed = score(run_cli, server, items, out, rubric_dir, "--no-cache", "--batch")
+        resumed = score(run_cli, server, items, out, rubric_dir, "--no-cache", *resume_flags)
         assert resumed.code == 0, resumed.stderr
         assert {b.id for b in server.batches.created} == submitted  # nothing resubmitted
         assert live_requests(server) == []
