@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,7 +36,7 @@ from typing import Any, Protocol
 from judge.cache import VerdictCache
 from judge.engine import CallKind, CallResult, Engine
 from judge.request_log import RequestLog
-from judge.runner import CallRunFiles, RunProgress
+from judge.runner import CallRunFiles, RunProgress, UsageError
 
 BATCHES_NAME = "batches.jsonl"
 # The providers' documented limits on requests per batch (OpenAI: 50,000 per input file; Anthropic:
@@ -168,7 +168,7 @@ class BatchRound:
             api = apis[name]
             for chunk in chunks(pending, MAX_REQUESTS[api.spec.provider]):
                 bodies = [(call.request_key, workers[name].first_request(call)) for call in chunk]
-                batch_id = await api.submit(bodies)
+                batch_id = await provider_step(name, "refused the batch", api.submit(bodies))
                 self.journal.submitted(JournalledBatch(batch_id, name, [cid for cid, _ in bodies]), api.spec.provider)
         # Batches of workers with nothing left to ask in this process (all answered elsewhere) are
         # still this directory's: their answers fill the cache and the journal for a later run.
@@ -181,10 +181,14 @@ class BatchRound:
         while waiting:
             still = []
             for batch in waiting:
-                state = await apis[batch.worker].poll(batch.batch_id)
+                api = apis[batch.worker]
+                state = await provider_step(
+                    batch.worker, f"did not report batch {batch.batch_id}", api.poll(batch.batch_id)
+                )
                 done[batch.batch_id] = state.done
                 if state.ended:
-                    entries = await apis[batch.worker].results(batch.batch_id)
+                    what = f"did not return the results of batch {batch.batch_id}"
+                    entries = await provider_step(batch.worker, what, api.results(batch.batch_id))
                     self.log.offer(answers_for(batch, entries, state.status, BATCH_ANSWER, BATCH_ERROR))
                     self.journal.collected(batch, state.status)
                     done[batch.batch_id] = len(batch.custom_ids)
@@ -194,6 +198,24 @@ class BatchRound:
             waiting = still
             if waiting:
                 await asyncio.sleep(self.poll_s)
+
+
+async def provider_step(worker: str, what: str, step: Awaitable[Any]) -> Any:
+    """One batch-API step; a provider error (after its retries) stops the run with what to do."""
+    from judge.client import failure_reason
+
+    try:
+        return await step
+    except Exception as exc:
+        reason = failure_reason(exc)
+        if reason == "error":
+            raise
+        status = getattr(exc, "status_code", None)
+        raise UsageError(
+            f"{worker}: the provider {what} ({reason}{f', HTTP {status}' if status else ''}: {exc}). "
+            f"Batches already submitted are listed in {BATCHES_NAME} and are collected when the command runs "
+            "again; a server without batch endpoints (most OpenAI-compatible servers) is asked live without --batch."
+        ) from exc
 
 
 def answers_for(

@@ -15,6 +15,10 @@ that needs more than one request are kept in the run's request log until the cal
 a run killed mid-call replays them on restart instead of paying for them again. A per-call deadline
 bounds everything. When the re-asks of an invalid answer run out, the call is recorded as failed,
 with the error and without a score.
+
+The providers' batch endpoints (`BatchAPI`: OpenAI's Files + Batch API, Anthropic's Message Batches)
+are here too; `judge.batch` decides what goes into a batch, and a batch's answers reach the workers
+through the request log, so they are parsed, re-asked and priced on the same path as live answers.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ cached, rate-limited, retried and journalled". The engine knows only that much, 
 protocols: a `CallKind` says how a finished call becomes journal rows and a cache record (and back),
 and a `Worker` sends one call (the network side, in `client.py`). Every finished call is appended to
 the run's journal before it is cached, so a run killed at any moment and started again asks only
-the calls that had no answer yet. This module imports no SDK.
+the calls that had no answer yet. Runs sharing one cache claim each call in it before asking, so a
+call is paid for once however many runs need it. This module imports no SDK.
 """
 
 from __future__ import annotations

@@ -281,3 +281,18 @@ def test_tiebreak_calls_go_into_a_second_batch_round(
     assert sorted(rounds) == [("judge-a", 10), ("judge-b", 10), ("judge-c", 10), ("judge-t", len(DISSENT_ON))]
     decided = {row["item_id"] for row in read_jsonl(out / "panel.jsonl") if row["decided_by"] == "tiebreak"}
     assert decided == DISSENT_ON
+
+
+def test_a_server_without_batch_endpoints_is_a_clear_error(
+    tmp_path: Path, judge_env: Path, rubric_dir: Path, run_cli: Any
+) -> None:
+    items = write_jsonl(tmp_path / "items.jsonl", make_items(2))
+    with uncached_server() as server:
+        server.batches.enabled = False
+        judge = f"openai:qwen2.5@{server.openai_base_url}"
+        result = run_cli(
+            "score", items, "--judges", judge, "--rubrics", rubric_dir, "--out", tmp_path / "o", "--batch", "-q"
+        )
+        assert live_requests(server) == []
+    assert result.code == 2
+    assert "refused the batch (not_found, HTTP 404" in result.stderr and "without --batch" in result.stderr

@@ -120,11 +120,12 @@ class BatchStore:
         self.steps = 2
         self.hold = False
         self.expire_after: int | None = None
+        self.enabled = True  # False: a server without batch endpoints (most OpenAI-compatible servers)
         self._lock = threading.RLock()
 
     # -- routing ---------------------------------------------------------------------------------
     def handles(self, path: str) -> bool:
-        return path.startswith(("/v1/files", "/v1/batches", "/v1/messages/batches"))
+        return self.enabled and path.startswith(("/v1/files", "/v1/batches", "/v1/messages/batches"))
 
     def handle(self, provider: Provider, method: str, path: str, headers: Mapping[str, str], raw: bytes) -> Answer:
         parts = path.strip("/").split("/")
