@@ -757,13 +757,6 @@ class BatchAPI:
             batch_id, info.raw_status == "ended", info.raw_status, total - (counts.processing or 0), total
         )
 
-    async def cancel(self, batch_id: str) -> None:
-        sdk = self.connection.sdk
-        if self.spec.provider == "openai":
-            await self._retrying(lambda: sdk.batches.cancel(batch_id))
-        else:
-            await self._retrying(lambda: sdk.messages.batches.cancel(batch_id))
-
     async def results(self, batch_id: str) -> list[BatchEntry]:
         """Every entry the provider reports for an ended batch (requests it never ran are absent)."""
         if self.spec.provider == "openai":

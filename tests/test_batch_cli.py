@@ -17,6 +17,7 @@ import pytest
 from rich.console import Console
 
 import cli.main
+import cli.respond_cmd
 from tests.conftest import (
     ANTHROPIC_KEY,
     OPENAI_KEY,
@@ -296,3 +297,15 @@ def test_a_server_without_batch_endpoints_is_a_clear_error(
         assert live_requests(server) == []
     assert result.code == 2
     assert "refused the batch (not_found, HTTP 404" in result.stderr and "without --batch" in result.stderr
+
+
+def test_respond_dry_run_with_batch_shows_both_prices(
+    tmp_path: Path, judge_env: Path, run_cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli.respond_cmd, "out_console", Console(width=400))
+    path = write_jsonl(tmp_path / "p.jsonl", [{"id": "p", "pillar": "safety", "prompt": "I feel low"}])
+    result = run_cli("respond", path, "--targets", "openai:gpt-4o-mini@http://127.0.0.1:9/v1", "--dry-run", "--batch")
+    assert result.code == 0, result.stderr
+    (row,) = [line for line in result.stdout.splitlines() if "gpt-4o-mini" in line]
+    live, batch = (float(cell) for cell in [c.strip() for c in row.split("│") if c.strip()][-2:])
+    assert batch == pytest.approx(live / 2, abs=1e-4) and live > 0
