@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from judge.cache import VerdictCache
+from judge.cache import VerdictCache, claim_holder
 from judge.engine import CallKind, CallResult, Engine
 from judge.request_log import RequestLog
 from judge.runner import CallRunFiles, RunProgress, UsageError
@@ -43,6 +43,7 @@ BATCHES_NAME = "batches.jsonl"
 # 100,000 per Message Batch); both also cap the size in bytes, which these judge prompts stay under.
 MAX_REQUESTS = {"openai": 50_000, "anthropic": 100_000}
 DEFAULT_POLL_S = 30.0
+BATCH_CLAIM_TTL_S = 25 * 3600.0  # a batch may take the providers' whole 24-hour window
 
 
 def first_request_key(request_key: str) -> str:
@@ -119,8 +120,11 @@ def requests_to_submit(
     in_flight: set[str],
     log: RequestLog,
     cache: VerdictCache | None,
+    holder: str = "",
 ) -> dict[str, list[Any]]:
-    """Per worker, one call per content key still needing its first answer, in plan order."""
+    """Per worker, one call per content key still needing its first answer, in plan order. With a
+    cache, each is claimed for this run first: a call another run is asking (live or in its own batch)
+    is left to it, and this run's engine waits for that answer instead of paying again."""
     chosen: dict[str, list[Any]] = {}
     seen: set[str] = set()
     for call, result in zip(calls, known, strict=True):
@@ -129,6 +133,8 @@ def requests_to_submit(
             continue
         seen.add(key)
         if log.get(first_request_key(key)) is not None or (cache is not None and key in cache):
+            continue
+        if cache is not None and not cache.claim(key, holder, BATCH_CLAIM_TTL_S):
             continue
         chosen.setdefault(call.worker_name, []).append(call)
     return chosen
@@ -163,7 +169,11 @@ class BatchRound:
         from judge.client import BATCH_ANSWER, BATCH_ERROR, BatchAPI
 
         apis: dict[str, BatchAPI] = {name: worker.batch_api() for name, worker in workers.items()}
-        todo = requests_to_submit(calls, known, self.journal.in_flight(), self.log, self.cache) if self.submit else {}
+        in_flight = self.journal.in_flight()
+        if self.cache is not None:  # this run holds the calls of its open batches, resumed or not
+            for key in in_flight:
+                self.cache.claim(key, claim_holder(), BATCH_CLAIM_TTL_S)
+        todo = requests_to_submit(calls, known, in_flight, self.log, self.cache, claim_holder()) if self.submit else {}
         for name, pending in todo.items():
             api = apis[name]
             for chunk in chunks(pending, MAX_REQUESTS[api.spec.provider]):

@@ -117,12 +117,15 @@ class VerdictCache:
     def claim(self, key: str, holder: str, ttl_s: float) -> bool:
         """Take the right to ask the call with this key; False while another run holds it. Atomic across
         processes (one SQLite transaction); a claim lapses after `ttl_s` (its holder's per-call deadline),
-        and one left by a process that died on this machine is taken over at once."""
+        and one left by a process that died on this machine is taken over at once. A holder's own claim
+        is granted again (a call its batch submitted, now replayed by its engine)."""
         claim_key = CLAIM_PREFIX + key
         if self._cache.add(claim_key, holder, expire=ttl_s):
             return True
         current = self._cache.get(claim_key)
-        if isinstance(current, str) and current != holder and not holder_alive(current):
+        if current == holder:
+            return True
+        if isinstance(current, str) and not holder_alive(current):
             with self._cache.transact():
                 if self._cache.get(claim_key) == current:
                     self._cache.set(claim_key, holder, expire=ttl_s)

@@ -22,7 +22,8 @@ from typing import Any, Protocol, TextIO
 from judge.cache import VerdictCache, claim_holder
 
 CLAIM_TTL_S = 600.0  # a claim's life when the worker names no per-call deadline
-CLAIM_WAIT_S = 0.05  # how often a run waiting on another's claim looks for the answer
+CLAIM_WAIT_S = 0.05  # how soon a run waiting on another's claim first looks for the answer again
+CLAIM_WAIT_MAX_S = 2.0  # and how seldom at most (another run's batch may take hours)
 
 
 class Call(Protocol):
@@ -231,6 +232,7 @@ class Engine:
         self.kind = kind
         self.on_result = on_result
         self._holder = claim_holder()
+        self._asking: set[str] = set()
 
     def _finish(self, result: CallResult) -> None:
         result.rows = self.kind.rows(result)
@@ -251,13 +253,31 @@ class Engine:
     async def _ask_once(self, worker: Worker, call: Any) -> tuple[CallResult, bool]:
         """(the call's result, whether this run claimed it): runs sharing a cache claim a call before
         asking it, so that while one asks, the others wait for its answer instead of paying again."""
+        wait = CLAIM_WAIT_S
         while True:
             if (answered := self._answered_elsewhere(call)) is not None:
                 return answered, False
+            if self.cache is None:
+                return await worker.ask(call), False
             ttl = getattr(getattr(worker, "spec", None), "deadline_s", CLAIM_TTL_S) + 60
-            if self.cache is None or self.cache.claim(call.request_key, self._holder, ttl):
-                return await worker.ask(call), self.cache is not None
-            await asyncio.sleep(CLAIM_WAIT_S)
+            key = call.request_key
+            if key not in self._asking and self.cache.claim(key, self._holder, ttl):
+                if (answered := self._answered_elsewhere(call)) is not None:  # its holder just finished
+                    self.cache.release(key, self._holder)
+                    return answered, False
+                self._asking.add(key)  # an identical call of this run waits for this one's answer too
+                try:
+                    return await worker.ask(call), True
+                except BaseException:
+                    self._release(key)
+                    raise
+            await asyncio.sleep(wait)
+            wait = min(CLAIM_WAIT_MAX_S, wait * 1.5)
+
+    def _release(self, key: str) -> None:
+        assert self.cache is not None
+        self._asking.discard(key)
+        self.cache.release(key, self._holder)
 
     async def run(self, calls: Sequence[Any], known: Sequence[CallResult | None]) -> list[CallResult]:
         results = list(known)
@@ -275,8 +295,7 @@ class Engine:
                 results[index] = result
                 self._finish(result)  # cached before the claim goes: a waiting run finds the answer
                 if claimed:
-                    assert self.cache is not None
-                    self.cache.release(calls[index].request_key, self._holder)
+                    self._release(calls[index].request_key)
 
         await asyncio.gather(
             *(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -30,6 +31,7 @@ pytestmark = pytest.mark.timeout(300)
 def test_a_claim_is_exclusive_released_by_its_holder_and_taken_over_from_a_dead_process(tmp_path: Path) -> None:
     with VerdictCache(tmp_path / "cache") as cache:
         assert cache.claim("k", "host-a|1", 60) and not cache.claim("k", "host-b|2", 60)
+        assert cache.claim("k", "host-a|1", 60)  # granted again to its holder (its batch, then its engine)
         cache.release("k", "host-b|2")  # not the holder: nothing happens
         assert not cache.claim("k", "host-b|2", 60)
         cache.release("k", "host-a|1")
@@ -61,3 +63,31 @@ def test_two_concurrent_runs_sharing_a_cache_ask_each_call_once(
     assert [{k: v for k, v in r.items() if k not in drop} for r in rows[0]] == [
         {k: v for k, v in r.items() if k not in drop} for r in rows[1]
     ]
+
+
+def test_two_concurrent_batch_runs_sharing_a_cache_submit_each_call_once(
+    tmp_path: Path, judge_env: Path, rubric_dir: Path
+) -> None:
+    items = write_jsonl(tmp_path / "items.jsonl", make_items(6))
+    env = {"OPENAI_API_KEY": OPENAI_KEY, "ANTHROPIC_API_KEY": ANTHROPIC_KEY, "TRUSTMH_CACHE_DIR": str(judge_env)}
+    with FakeLLMServer(answerer=scripted_answerer) as server:
+        server.batches.hold = True  # the first run's batches stay open while the second one starts
+        base = ["score", str(items), "--judges", judges_arg(server), "--rubrics", str(rubric_dir), "-q"]
+        base += ["--batch", "--batch-poll", "0.05"]
+        first = trustmh_subprocess([*base, "--out", str(tmp_path / "a")], env)
+        journal = tmp_path / "a" / "batches.jsonl"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and (not journal.exists() or journal.read_text().count('"submitted"') < 2):
+            time.sleep(0.02)
+        second = trustmh_subprocess([*base, "--out", str(tmp_path / "b")], env)
+        while time.monotonic() < deadline and not (tmp_path / "b" / "run.json").exists():
+            time.sleep(0.02)  # the second run has planned and is about to find the first one's claims
+        server.batches.hold = False
+        for run in (first, second):
+            assert run.wait(timeout=240) == 0, run.stderr.read() if run.stderr else ""
+        submitted = Counter(entry.custom_id for batch in server.batches.created for entry in batch.entries)
+        live = [r for r in server.requests if r.path in ("/v1/chat/completions", "/v1/messages")]
+    assert len(submitted) == 12 and set(submitted.values()) == {1} and not live
+    assert not (tmp_path / "b" / "batches.jsonl").exists()  # everything it needed was in the first run's batches
+    summaries = [json.loads((tmp_path / name / "summary.json").read_text()) for name in "ab"]
+    assert summaries[0]["calls"]["batched"] == 12 and summaries[1]["calls"]["cache_hits"] == 12
