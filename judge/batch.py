@@ -2,8 +2,9 @@
 
 Before the engine runs a set of calls, `BatchRound.collect`:
 1. leaves out every call already answered (journal, cache: cached calls never go into a batch), every
-   call whose first answer is already in the request log, and every call sitting in a batch that this
-   out directory submitted earlier and has not collected yet;
+   call whose first answer is already in the request log, every call sitting in a batch that this
+   out directory submitted earlier and has not collected yet, and (with a cache) every call another
+   run sharing the cache has claimed: this run's engine waits for that run's answer;
 2. submits the rest, one batch per judge or target (split at the provider's size limit), with the
    request body a live call would send and the call's content key as `custom_id`; each batch id is
    appended to OUT/batches.jsonl (and synced to disk) as soon as the provider returns it;
