@@ -181,8 +181,8 @@ class BatchRound:
                 bodies = [(call.request_key, workers[name].first_request(call)) for call in chunk]
                 batch_id = await provider_step(name, "refused the batch", api.submit(bodies))
                 self.journal.submitted(JournalledBatch(batch_id, name, [cid for cid, _ in bodies]), api.spec.provider)
-        # Batches of workers with nothing left to ask in this process (all answered elsewhere) are
-        # still this directory's: their answers fill the cache and the journal for a later run.
+        # An open batch of a judge with nothing left to ask (its calls were answered since, e.g. by a run
+        # sharing the cache) has no client here and is left alone: nothing in it is needed any more.
         waiting = [b for b in self.journal.open_batches() if b.worker in apis]
         if not waiting:
             return
