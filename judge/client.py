@@ -745,7 +745,12 @@ class BatchAPI:
         sdk = self.connection.sdk
         if self.spec.provider == "openai":
             batch = await self._retrying(lambda: sdk.batches.retrieve(batch_id))
-            info = BatchJobInfo.from_openai(batch.model_dump())
+            info = BatchJobInfo.from_openai(
+                {
+                    **batch.model_dump(),
+                    "request_counts": batch.request_counts.model_dump() if batch.request_counts else {},
+                }
+            )
             counts = info.request_counts
             done = (counts.completed or 0) + (counts.failed or 0)
             return BatchProgress(batch_id, info.raw_status in _OPENAI_ENDED, info.raw_status, done, counts.total or 0)
