@@ -17,6 +17,7 @@ from rich.table import Table
 import cli.common
 from calibration.cli import calibrate_command
 from cli.audit_cmd import audit_command
+from cli.batch_options import DEFAULT_POLL_S, BatchOption, BatchPollOption
 from cli.bench_cmd import bench
 from cli.common import cache_dir_for, public_command_line
 from cli.report_cmd import report_command
@@ -151,6 +152,8 @@ def score(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace the results of a different run already in --out.")
     ] = False,
+    batch: BatchOption = False,
+    batch_poll: BatchPollOption = DEFAULT_POLL_S,
 ) -> None:
     """Judge responses against the pillar rubrics with one or more LLM judges.
 
@@ -190,6 +193,8 @@ def score(
         panel=_panel_options(method, min_judges, exclude_self),
         tiebreak=tiebreak_spec,
         overwrite=overwrite,
+        batch=batch,
+        batch_poll_s=batch_poll,
         command_line=public_command_line(),
     )
     prepared = prepare(options)

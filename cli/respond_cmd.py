@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from cli.batch_options import DEFAULT_POLL_S, BatchOption, BatchPollOption
 from cli.common import cache_dir_for, public_command_line
 from judge.judges import JudgeConfigError
 from judge.resources import bundled_path
@@ -74,6 +75,8 @@ def respond(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace the results of a different run already in --out.")
     ] = False,
+    batch: BatchOption = False,
+    batch_poll: BatchPollOption = DEFAULT_POLL_S,
 ) -> None:
     """Send every prompt to every target and write OUT/responses.jsonl (items `trustmh score` accepts).
 
@@ -93,11 +96,13 @@ def respond(
         dry_run=dry_run,
         quiet=quiet,
         overwrite=overwrite,
+        batch=batch,
+        batch_poll_s=batch_poll,
         command_line=public_command_line(),
     )
     prepared = prepare_responses(options)
     if dry_run:
-        print_plan_table(respond_dry_run(prepared), "target", "Dry run: nothing was sent", out_console)
+        print_plan_table(respond_dry_run(prepared), "target", "Dry run: nothing was sent", out_console, batch=batch)
         return
     code, summary = execute_responses(prepared)
     print_respond_summary(summary, out)

@@ -12,6 +12,7 @@ import errno
 import os
 import re
 import shutil
+import socket
 import sqlite3
 import stat
 from collections.abc import Iterator
@@ -53,6 +54,28 @@ def target_request_key(
             "sample": sample,
         }
     )
+
+
+CLAIM_PREFIX = "claim:"
+
+
+def claim_holder() -> str:
+    """Who holds a claim: this machine and process (a run's engine claims for all its calls)."""
+    return f"{socket.gethostname()}|{os.getpid()}"
+
+
+def holder_alive(holder: str) -> bool:
+    """False only for a holder known to be gone: a process of this machine that no longer exists."""
+    host, _, pid = holder.partition("|")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def default_cache_dir() -> Path:
@@ -150,7 +173,33 @@ class VerdictCache:
             raise _unusable(self.directory, exc) from exc
 
     def keys(self) -> Iterator[str]:
-        return iter(self._cache)
+        return (key for key in self._cache if not str(key).startswith(CLAIM_PREFIX))
+
+    # -- claims: runs sharing this cache ask each call once -------------------------------------------
+
+    def claim(self, key: str, holder: str, ttl_s: float) -> bool:
+        """Take the right to ask the call with this key; False while another run holds it. Atomic across
+        processes (one SQLite transaction); a claim lapses after `ttl_s` (its holder's per-call deadline),
+        and one left by a process that died on this machine is taken over at once. A holder's own claim
+        is granted again (a call its batch submitted, now replayed by its engine)."""
+        claim_key = CLAIM_PREFIX + key
+        if self._cache.add(claim_key, holder, expire=ttl_s):
+            return True
+        current = self._cache.get(claim_key)
+        if current == holder:
+            return True
+        if isinstance(current, str) and not holder_alive(current):
+            with self._cache.transact():
+                if self._cache.get(claim_key) == current:
+                    self._cache.set(claim_key, holder, expire=ttl_s)
+                    return True
+        return False
+
+    def release(self, key: str, holder: str) -> None:
+        claim_key = CLAIM_PREFIX + key
+        with self._cache.transact():
+            if self._cache.get(claim_key) == holder:
+                self._cache.delete(claim_key)
 
     def clear(self) -> int:
         try:

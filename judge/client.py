@@ -15,6 +15,10 @@ that needs more than one request are kept in the run's request log until the cal
 a run killed mid-call replays them on restart instead of paying for them again. A per-call deadline
 bounds everything. When the re-asks of an invalid answer run out, the call is recorded as failed,
 with the error and without a score.
+
+The providers' batch endpoints (`BatchAPI`: OpenAI's Files + Batch API, Anthropic's Message Batches)
+are here too; `judge.batch` decides what goes into a batch, and a batch's answers reach the workers
+through the request log, so they are parsed, re-asked and priced on the same path as live answers.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from judge.engine import CallResult, RateLimiter
 from judge.judge_calls import estimate_input_tokens, estimate_output_tokens
 from judge.judges import MODES_BY_PROVIDER, JudgeConfigError, JudgeSpec, api_key_for
 from judge.plan import PlannedCall
+from judge.pricing import Usage, add_known, sum_costs, usage_cost
 from judge.request_log import RequestLog
 from judge.verdict import JUDGED_RESPONSE, failed_outcomes, outcomes_from_verdict
 
@@ -77,23 +82,32 @@ class TokenTally:
     """Tokens billed across every request of one call, re-asks, follow-ups and retried requests included.
 
     A count becomes None (unknown) as soon as one answered request reports no usage: a partial sum
-    would understate the cost. `sent` counts requests this process sent; `requests` also counts
-    answers replayed from the request log.
+    would understate the cost. Answers that came from a provider batch are tallied apart, since they
+    are billed at the batch rate. `sent` counts requests this process sent; `requests` also counts
+    answers replayed from the request log (batch answers included).
     """
 
-    input_tokens: int | None = 0
-    output_tokens: int | None = 0
+    live: Usage = field(default_factory=Usage)
+    batch: Usage = field(default_factory=Usage)
     requests: int = 0
     sent: int = 0
+    batched: bool = False
 
-    def add(self, response: Any) -> None:
+    def add(self, response: Any, *, batch: bool = False) -> None:
         self.requests += 1
-        input_tokens, output_tokens = usage_numbers(getattr(response, "usage", None))
-        self.input_tokens = _add_known(self.input_tokens, input_tokens)
-        self.output_tokens = _add_known(self.output_tokens, output_tokens)
+        self.batched = self.batched or batch
+        (self.batch if batch else self.live).add(usage_of(getattr(response, "usage", None)))
+
+    @property
+    def input_tokens(self) -> int | None:
+        return add_known(self.live.input, self.batch.input)
+
+    @property
+    def output_tokens(self) -> int | None:
+        return add_known(self.live.output, self.batch.output)
 
     def spent(self) -> int:
-        return (self.input_tokens or 0) + (self.output_tokens or 0)
+        return self.live.total() + self.batch.total()
 
     def counts(self) -> tuple[int | None, int | None]:
         """(input, output); both None when no request was answered."""
@@ -101,17 +115,37 @@ class TokenTally:
             return None, None
         return self.input_tokens, self.output_tokens
 
+    def cache_counts(self) -> tuple[int | None, int | None]:
+        """(cached input, cache write) tokens; both None when no request was answered."""
+        if self.requests == 0:
+            return None, None
+        return (
+            add_known(self.live.cached_input, self.batch.cached_input),
+            add_known(self.live.cache_write, self.batch.cache_write),
+        )
 
-def _add_known(total: int | None, more: int | None) -> int | None:
-    return None if total is None or more is None else total + more
+    def cost(self, spec: JudgeSpec) -> float | None:
+        if self.requests == 0:
+            return None
+        return sum_costs([usage_cost(spec, self.live), usage_cost(spec, self.batch, batch=True)])
 
 
-def usage_numbers(usage: Any) -> tuple[int | None, int | None]:
+def usage_of(usage: Any) -> Usage:
+    """One answer's usage in the convention of `judge.pricing`: input counts every prompt token billed.
+
+    Anthropic reports cache reads and writes beside `input_tokens`; OpenAI counts cached tokens
+    inside `prompt_tokens`.
+    """
     if usage is None:
-        return None, None
+        return Usage(None, None, None, None)
     if hasattr(usage, "input_tokens"):  # Anthropic
-        return usage.input_tokens, usage.output_tokens
-    return getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None)
+        read = getattr(usage, "cache_read_input_tokens", None) or 0
+        write = getattr(usage, "cache_creation_input_tokens", None) or 0
+        total = None if usage.input_tokens is None else usage.input_tokens + read + write
+        return Usage(total, usage.output_tokens, read, write)
+    details = getattr(usage, "prompt_tokens_details", None)
+    cached = (getattr(details, "cached_tokens", None) or 0) if details is not None else 0
+    return Usage(getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None), cached, 0)
 
 
 class InvalidAnswerError(Exception):
@@ -179,6 +213,19 @@ class Connection:
         await self.sdk.close()
 
 
+BATCH_ANSWER, BATCH_ERROR = "batch_answer", "batch_error"  # request-log entries written by judge.batch
+
+
+class BatchEntryError(Exception):
+    """A provider batch answered a call's first request with an error, an expiry or a cancellation;
+    `reason` is the failure reason a live request failing the same way would get."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
 @dataclass
 class CallRequests:
     """The numbered requests of one call. Before a second request is sent, the answer to the first is
@@ -202,9 +249,12 @@ class CallRequests:
             self._logged.append(self._key(index - 1))
         replayed = self.log.get(self._key(index)) if self.log is not None else None
         if replayed is not None:
-            response = self.connection.answer_type.model_validate(replayed)
-            self.tally.add(response)
             self._logged.append(self._key(index))
+            if BATCH_ERROR in replayed:  # the provider's batch answered this request with an error
+                raise BatchEntryError(**replayed[BATCH_ERROR])
+            batch = BATCH_ANSWER in replayed
+            response = self.connection.answer_type.model_validate(replayed.get(BATCH_ANSWER, replayed))
+            self.tally.add(response, batch=batch)
         else:
             response = await self.connection.post(body, estimate, self.tally)
         self._answers.append(response)
@@ -268,7 +318,7 @@ class JudgeClient:
         API errors propagate once the request's retries are spent; an answer cut off at max_tokens
         raises instructor's IncompleteOutputException, since re-asking would cut it off again.
         """
-        response_model, kwargs = self._request(model, messages)
+        response_model, kwargs = self._request(model, mark_cacheable(self.spec, messages))
         attempt = 1
         while True:
             response = await requests.send(kwargs, estimate)
@@ -294,8 +344,25 @@ def reached_max_tokens(response: Any, max_tokens: int) -> bool:
     """Whether an answer used its whole token budget. Some servers (llama.cpp's) report an answer cut off
     at max_tokens as finish_reason "tool_calls" or "stop"; an invalid answer that used every token is
     taken as cut off, since a re-ask would be cut off again."""
-    output_tokens = usage_numbers(getattr(response, "usage", None))[1]
+    output_tokens = usage_of(getattr(response, "usage", None)).output
     return output_tokens is not None and output_tokens >= max_tokens
+
+
+CACHE_CONTROL = {"type": "ephemeral"}
+
+
+def mark_cacheable(spec: JudgeSpec, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Anthropic caches a prompt prefix only up to a `cache_control` marker: mark the system message
+    (rules and rubric, identical for every item of a pillar) as a text block carrying it, the way
+    instructor's Anthropic handlers pass system blocks through. OpenAI caches prefixes by itself."""
+    if spec.provider != "anthropic":
+        return messages
+    return [
+        {"role": "system", "content": [{"type": "text", "text": m["content"], "cache_control": dict(CACHE_CONTROL)}]}
+        if m["role"] == "system" and isinstance(m["content"], str)
+        else m
+        for m in messages
+    ]
 
 
 def request_kwargs(spec: JudgeSpec) -> dict[str, Any]:
@@ -358,10 +425,9 @@ def says_request_invalid(error: Any) -> bool:
 def failure_reason(exc: BaseException) -> str:
     root = _root_error(exc)
     if isinstance(root, _sdk_errors("APIStatusError")):
-        status = root.status_code
-        if status >= 500 and says_request_invalid(root):
+        if root.status_code >= 500 and says_request_invalid(root):
             return "bad_request"
-        return _STATUS_REASONS.get(status, "server_error" if status >= 500 else "bad_request")
+        return status_reason(root.status_code)
     if isinstance(root, (*_sdk_errors("APITimeoutError"), TimeoutError)):
         return "connection" if _dropped_connection_underneath(root) else "timeout"
     if isinstance(root, _sdk_errors("APIConnectionError")):
@@ -456,6 +522,14 @@ class JudgeWorker:
             JUDGED_RESPONSE.reset(token)
         return _result(call, outcomes_from_verdict(call.rubric, verdict), requests, started, None)
 
+    def first_request(self, call: PlannedCall) -> dict[str, Any]:
+        """The body of the call's first request exactly as `ask` sends it (what goes into a batch)."""
+        messages = mark_cacheable(self.spec, [m.as_dict() for m in call.messages])
+        return self.client._request(call.context.model, messages)[1]
+
+    def batch_api(self) -> BatchAPI:
+        return BatchAPI(self.client.connection)
+
     async def close(self) -> None:
         await self.client.close()
 
@@ -496,6 +570,14 @@ class TargetWorker:
             return _result(call, payload, requests, started, reason)
         return _result(call, {"turns": turns, "truncated": truncated, "error": None}, requests, started, None)
 
+    def first_request(self, call: TargetCall) -> dict[str, Any]:
+        """The body of the call's first turn exactly as `ask` sends it (what goes into a batch); later
+        turns depend on the answer, so they are asked live."""
+        return target_request(self.spec, call.system_prompt, [m.model_dump() for m in call.prompt.messages])
+
+    def batch_api(self) -> BatchAPI:
+        return BatchAPI(self.connection)
+
     async def close(self) -> None:
         await self.connection.close()
 
@@ -534,6 +616,8 @@ def answer_text(provider: str, response: Any) -> tuple[str, bool]:
 
 
 def _reason(exc: BaseException) -> str:
+    if isinstance(exc, BatchEntryError):
+        return exc.reason
     if isinstance(exc, TimeoutError) and not _is_sdk_timeout(exc):
         return "deadline"
     if isinstance(exc, EmptyAnswerError):
@@ -543,7 +627,9 @@ def _reason(exc: BaseException) -> str:
 
 def _result(call: Any, payload: Any, requests: CallRequests, started: float, reason: str | None) -> CallResult:
     requests.finish()
-    input_tokens, output_tokens = requests.tally.counts()
+    tally = requests.tally
+    input_tokens, output_tokens = tally.counts()
+    cached_input, cache_write = tally.cache_counts()
     return CallResult(
         call,
         payload,
@@ -552,7 +638,11 @@ def _result(call: Any, payload: Any, requests: CallRequests, started: float, rea
         round(time.monotonic() - started, 4),
         cached=False,
         failure_reason=reason,
-        requests=requests.tally.sent,
+        requests=tally.sent,
+        cached_input_tokens=cached_input,
+        cache_write_tokens=cache_write,
+        cost_usd=tally.cost(requests.connection.spec),
+        batched=tally.batched,
     )
 
 
@@ -582,6 +672,8 @@ def _describe(exc: BaseException, reason: str, spec: JudgeSpec) -> str:
         )
     if reason == "empty_answer":
         return f"empty_answer: {root}"
+    if isinstance(exc, BatchEntryError):
+        return f"{reason}: {exc.message} (in a provider batch; run again to ask it anew)"
     if reason == "deadline":
         return f"no answer within the per-call deadline of {spec.deadline_s:g} s (deadline_s in its TOML file)"
     status = getattr(root, "status_code", None)
@@ -590,3 +682,166 @@ def _describe(exc: BaseException, reason: str, spec: JudgeSpec) -> str:
     if is_transient(exc):
         return f"{reason}: {prefix}{message} (gave up after {spec.max_attempts} attempts)"
     return f"{reason}: {prefix}{message}"
+
+
+# ---------------------------------------------------------------- provider batch APIs
+
+
+@dataclass
+class BatchProgress:
+    """A batch as last polled: whether it ended, how many of its requests are done."""
+
+    batch_id: str
+    ended: bool
+    status: str  # the provider's own word
+    done: int
+    total: int
+
+
+@dataclass
+class BatchEntry:
+    """One request's outcome in an ended batch: the SDK answer's JSON, or a failure reason and message."""
+
+    custom_id: str
+    answer: dict[str, Any] | None
+    reason: str | None = None
+    message: str | None = None
+
+
+# Anthropic's error types inside a batch, as the failure reasons of the same errors on a live request.
+_ANTHROPIC_ERROR_REASONS = {
+    "invalid_request_error": "bad_request",
+    "request_too_large": "bad_request",
+    "authentication_error": "auth",
+    "permission_error": "auth",
+    "not_found_error": "not_found",
+    "rate_limit_error": "rate_limited",
+    "api_error": "server_error",
+    "overloaded_error": "overloaded",
+    "timeout_error": "timeout",
+}
+_OPENAI_LINE_ERRORS = {"batch_expired": "expired", "batch_cancelled": "canceled"}
+_OPENAI_ENDED = {"completed", "failed", "expired", "cancelled"}
+
+
+def status_reason(status: int) -> str:
+    """The failure reason of an HTTP status, the same for a live request and a batch entry."""
+    return _STATUS_REASONS.get(status, "server_error" if status >= 500 else "bad_request")
+
+
+class BatchAPI:
+    """A provider's batch endpoints through a judge's or target's own SDK client (its key, base URL,
+    timeouts): OpenAI's Files + Batch API, Anthropic's Message Batches API. Each HTTP request is retried
+    on transient errors like any other request. instructor's batch module is used for what fits: its
+    provider-neutral view of a batch's status and counts (`BatchJobInfo`); its request builders and
+    result parser are not, since they ask for a different output mode than the judge's own and skip the
+    mode's response parser, which live answers go through."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.spec = connection.spec
+
+    async def _retrying(self, send: Any) -> Any:
+        async for attempt in retry_policy(self.spec):
+            with attempt:
+                return await send()
+        raise AssertionError("unreachable: the retry policy re-raises")  # pragma: no cover
+
+    async def submit(self, requests: list[tuple[str, dict[str, Any]]]) -> str:
+        """Create one batch of (custom_id, request body) pairs; returns its id."""
+        sdk = self.connection.sdk
+        if self.spec.provider == "openai":
+            lines = (
+                json.dumps({"custom_id": cid, "method": "POST", "url": "/v1/chat/completions", "body": body})
+                for cid, body in requests
+            )
+            data = ("\n".join(lines) + "\n").encode("utf-8")
+            uploaded = await self._retrying(
+                lambda: sdk.files.create(file=("trustmh-batch.jsonl", data, "application/jsonl"), purpose="batch")
+            )
+            batch = await self._retrying(
+                lambda: sdk.batches.create(
+                    input_file_id=uploaded.id,
+                    endpoint="/v1/chat/completions",
+                    completion_window="24h",
+                    metadata={"created_by": "trustmh-judge"},
+                )
+            )
+            return str(batch.id)
+        entries = [{"custom_id": cid, "params": body} for cid, body in requests]
+        batch = await self._retrying(lambda: sdk.messages.batches.create(requests=entries))
+        return str(batch.id)
+
+    async def poll(self, batch_id: str) -> BatchProgress:
+        from instructor.batch.models import BatchJobInfo
+
+        sdk = self.connection.sdk
+        if self.spec.provider == "openai":
+            batch = await self._retrying(lambda: sdk.batches.retrieve(batch_id))
+            info = BatchJobInfo.from_openai(
+                {
+                    **batch.model_dump(),
+                    "request_counts": batch.request_counts.model_dump() if batch.request_counts else {},
+                }
+            )
+            counts = info.request_counts
+            done = (counts.completed or 0) + (counts.failed or 0)
+            return BatchProgress(batch_id, info.raw_status in _OPENAI_ENDED, info.raw_status, done, counts.total or 0)
+        batch = await self._retrying(lambda: sdk.messages.batches.retrieve(batch_id))
+        info = BatchJobInfo.from_anthropic(batch.model_dump())
+        counts = info.request_counts
+        total = counts.total or 0
+        return BatchProgress(
+            batch_id, info.raw_status == "ended", info.raw_status, total - (counts.processing or 0), total
+        )
+
+    async def results(self, batch_id: str) -> list[BatchEntry]:
+        """Every entry the provider reports for an ended batch (requests it never ran are absent)."""
+        if self.spec.provider == "openai":
+            return await self._openai_results(batch_id)
+        sdk = self.connection.sdk
+
+        async def fetch() -> list[BatchEntry]:
+            return [_anthropic_entry(line) async for line in await sdk.messages.batches.results(batch_id)]
+
+        return await self._retrying(fetch)
+
+    async def _openai_results(self, batch_id: str) -> list[BatchEntry]:
+        sdk = self.connection.sdk
+        batch = await self._retrying(lambda: sdk.batches.retrieve(batch_id))
+        entries: list[BatchEntry] = []
+        for file_id in (batch.output_file_id, batch.error_file_id):
+            if file_id:
+                content = await self._retrying(lambda file_id=file_id: sdk.files.content(file_id))
+                entries += [_openai_entry(json.loads(line)) for line in content.text.splitlines() if line.strip()]
+        return entries
+
+
+def _openai_entry(line: dict[str, Any]) -> BatchEntry:
+    custom_id = str(line.get("custom_id"))
+    response = line.get("response") or {}
+    error = line.get("error")
+    if response.get("status_code") == 200 and not error:
+        return BatchEntry(custom_id, response["body"])
+    if error:
+        code = str(error.get("code") or "error")
+        return BatchEntry(custom_id, None, _OPENAI_LINE_ERRORS.get(code, "error"), f"{code}: {error.get('message')}")
+    status = int(response.get("status_code") or 500)
+    message = ((response.get("body") or {}).get("error") or {}).get("message") or "no message"
+    return BatchEntry(custom_id, None, status_reason(status), f"HTTP {status} {message}")
+
+
+def _anthropic_entry(line: Any) -> BatchEntry:
+    result = line.result
+    if result.type == "succeeded":
+        return BatchEntry(line.custom_id, result.message.model_dump(mode="json"))
+    if result.type == "errored":
+        error = result.error.error
+        kind = getattr(error, "type", "api_error")
+        return BatchEntry(
+            line.custom_id,
+            None,
+            _ANTHROPIC_ERROR_REASONS.get(kind, "error"),
+            f"{kind}: {getattr(error, 'message', '')}",
+        )
+    return BatchEntry(line.custom_id, None, result.type, f"the provider {result.type} this request of the batch")

@@ -5,7 +5,8 @@ cached, rate-limited, retried and journalled". The engine knows only that much, 
 protocols: a `CallKind` says how a finished call becomes journal rows and a cache record (and back),
 and a `Worker` sends one call (the network side, in `client.py`). Every finished call is appended to
 the run's journal before it is cached, so a run killed at any moment and started again asks only
-the calls that had no answer yet. This module imports no SDK.
+the calls that had no answer yet. Runs sharing one cache claim each call in it before asking, so a
+call is paid for once however many runs need it. This module imports no SDK.
 """
 
 from __future__ import annotations
@@ -18,7 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
-from judge.cache import VerdictCache
+from judge.cache import VerdictCache, claim_holder
+
+CLAIM_TTL_S = 600.0  # a claim's life when the worker names no per-call deadline
+CLAIM_WAIT_S = 0.05  # how soon a run waiting on another's claim first looks for the answer again
+CLAIM_WAIT_MAX_S = 2.0  # and how seldom at most (another run's batch may take hours)
 
 
 class Call(Protocol):
@@ -50,6 +55,10 @@ class CallResult:
     failure_reason: str | None = None  # a short category for summaries; the detail is in the payload
     resumed: bool = False
     requests: int = 0  # HTTP requests this process sent for the call (0 when known or replayed)
+    cached_input_tokens: int | None = 0  # part of input_tokens read from the provider's prompt cache
+    cache_write_tokens: int | None = 0  # part of input_tokens written to it (Anthropic)
+    cost_usd: float | None = None  # at the rates each request was billed (live, batch, cache reads/writes)
+    batched: bool = False  # the first answer came from a provider batch
     rows: list[dict[str, Any]] = field(default_factory=list)  # journal rows, filled once by the engine
     lines: str = ""  # the same rows as JSONL text, for the journal and the final output file
 
@@ -222,6 +231,8 @@ class Engine:
         self.journal = journal
         self.kind = kind
         self.on_result = on_result
+        self._holder = claim_holder()
+        self._asking: set[str] = set()
 
     def _finish(self, result: CallResult) -> None:
         result.rows = self.kind.rows(result)
@@ -239,6 +250,35 @@ class Engine:
             return None
         return self.kind.from_record(call, record, cached=True, resumed=False)
 
+    async def _ask_once(self, worker: Worker, call: Any) -> tuple[CallResult, bool]:
+        """(the call's result, whether this run claimed it): runs sharing a cache claim a call before
+        asking it, so that while one asks, the others wait for its answer instead of paying again."""
+        wait = CLAIM_WAIT_S
+        while True:
+            if (answered := self._answered_elsewhere(call)) is not None:
+                return answered, False
+            if self.cache is None:
+                return await worker.ask(call), False
+            ttl = getattr(getattr(worker, "spec", None), "deadline_s", CLAIM_TTL_S) + 60
+            key = call.request_key
+            if key not in self._asking and self.cache.claim(key, self._holder, ttl):
+                if (answered := self._answered_elsewhere(call)) is not None:  # its holder just finished
+                    self.cache.release(key, self._holder)
+                    return answered, False
+                self._asking.add(key)  # an identical call of this run waits for this one's answer too
+                try:
+                    return await worker.ask(call), True
+                except BaseException:
+                    self._release(key)
+                    raise
+            await asyncio.sleep(wait)
+            wait = min(CLAIM_WAIT_MAX_S, wait * 1.5)
+
+    def _release(self, key: str) -> None:
+        assert self.cache is not None
+        self._asking.discard(key)
+        self.cache.release(key, self._holder)
+
     async def run(self, calls: Sequence[Any], known: Sequence[CallResult | None]) -> list[CallResult]:
         results = list(known)
         queues: dict[str, asyncio.Queue[int]] = {}
@@ -251,9 +291,11 @@ class Engine:
         async def drain(worker: Worker, queue: asyncio.Queue[int]) -> None:
             while not queue.empty():
                 index = queue.get_nowait()
-                result = self._answered_elsewhere(calls[index]) or await worker.ask(calls[index])
+                result, claimed = await self._ask_once(worker, calls[index])
                 results[index] = result
-                self._finish(result)
+                self._finish(result)  # cached before the claim goes: a waiting run finds the answer
+                if claimed:
+                    self._release(calls[index].request_key)
 
         await asyncio.gather(
             *(

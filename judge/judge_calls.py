@@ -11,6 +11,7 @@ from typing import Any
 
 from judge.engine import CallResult, split_evenly, sum_or_none
 from judge.plan import PlannedCall
+from judge.pricing import split_cost, usage_from_record, usage_from_rows, usage_record
 from judge.verdict import CriterionOutcome
 
 OUTCOME_FIELDS = ("criterion", "status", "score", "rationale", "evidence", "error")
@@ -32,8 +33,13 @@ def verdict_rows(result: CallResult, self_family: bool) -> list[dict[str, Any]]:
     n = len(outcomes)
     inputs = split_evenly(result.input_tokens, n)
     outputs = split_evenly(result.output_tokens, n)
+    cached_inputs = split_evenly(result.cached_input_tokens, n)
+    cache_writes = split_evenly(result.cache_write_tokens, n)
+    costs = split_cost(result.cost_usd, n)
     rows = []
-    for outcome, input_tokens, output_tokens in zip(outcomes, inputs, outputs, strict=True):
+    for outcome, input_tokens, output_tokens, cached_input, cache_write, cost in zip(
+        outcomes, inputs, outputs, cached_inputs, cache_writes, costs, strict=True
+    ):
         criterion = call.rubric.criterion(outcome.criterion)
         rows.append(
             {
@@ -57,7 +63,10 @@ def verdict_rows(result: CallResult, self_family: bool) -> list[dict[str, Any]]:
                 "cached": result.cached,
                 "input_tokens": input_tokens,
                 "output_tokens": output_tokens,
-                "cost_usd": call.judge.cost_usd(input_tokens, output_tokens),
+                "cached_input_tokens": cached_input,
+                "cache_write_tokens": cache_write,
+                "cost_usd": cost,
+                "batch": result.batched,
                 "latency_s": result.latency_s,
                 "target": call.item.target,
                 "self_family": self_family,
@@ -82,6 +91,7 @@ class JudgeCalls:
             "outcomes": [o.as_dict() for o in result.payload],
             "input_tokens": result.input_tokens,
             "output_tokens": result.output_tokens,
+            **usage_record(result),
             "latency_s": result.latency_s,
         }
 
@@ -94,6 +104,7 @@ class JudgeCalls:
             record["latency_s"],
             cached=cached,
             resumed=resumed,
+            **usage_from_record(record, call.judge),
         )
 
     def journal_identity(self, row: dict[str, Any]) -> tuple[Hashable, str] | None:
@@ -112,5 +123,6 @@ class JudgeCalls:
             "outcomes": [{k: row[k] for k in OUTCOME_FIELDS} for row in ordered],
             "input_tokens": sum_or_none(row["input_tokens"] for row in ordered),
             "output_tokens": sum_or_none(row["output_tokens"] for row in ordered),
+            **usage_from_rows(ordered),
             "latency_s": ordered[0]["latency_s"],
         }

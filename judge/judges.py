@@ -65,6 +65,7 @@ class JudgeSpec:
     tokens_per_minute: float | None = None
     price_input_per_mtok: float | None = None
     price_output_per_mtok: float | None = None
+    price_cached_input_per_mtok: float | None = None  # OpenAI cached input; Anthropic's follows from input
     max_reasks: int = 2
     max_attempts: int = 6
     backoff_initial_s: float = 1.0
@@ -182,6 +183,7 @@ SETTING_RULES: dict[str, SettingRule] = {
     "backoff_max_s": SettingRule(_NUMBER, _at_least(0), "0 or more"),
     "timeout_s": SettingRule(_NUMBER, _above(0), "greater than 0"),
     "deadline_s": SettingRule(_NUMBER, _above(0), "greater than 0"),
+    "price_cached_input_per_mtok": SettingRule(_NUMBER, _at_least(0), "0 or more"),
 }
 MAX_TEMPERATURE = {"openai": 2.0, "anthropic": 1.0}  # the providers' documented ranges
 _TOML_FIELDS = {f for f in JudgeSpec.__dataclass_fields__ if f not in ("name", "provider", "model", "base_url")}

@@ -1,15 +1,16 @@
 """The run's log of answers received in the middle of a call (between a call's first request and its
 journal line), so that a run killed mid-call replays them on restart instead of sending them again.
 
-Only calls that make more than one request (re-asks, follow-up turns) write here. The file is read
-once when a run starts and deleted when the run ends: by then every call is in the journal.
+Calls that make more than one request (re-asks, follow-up turns) write here, and so does `--batch`: a
+provider batch's answers wait here until their calls replay them. The file is read once when a run
+starts and deleted when the run ends: by then every call is in the journal.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,15 @@ class RequestLog:
     def put(self, key: str, answer: dict[str, Any]) -> None:
         self._handle.write(json.dumps({"key": key, "answer": answer}, ensure_ascii=False) + "\n")
         self._handle.flush()
+
+    def offer(self, answers: Mapping[str, dict[str, Any]]) -> None:
+        """Log answers obtained before their calls start (a provider batch's), to be replayed by this
+        process as well as after a restart; on disk before the caller moves on."""
+        for key, answer in answers.items():
+            self._handle.write(json.dumps({"key": key, "answer": answer}, ensure_ascii=False) + "\n")
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self._replay.update(answers)
 
     def forget(self, keys: Iterable[str]) -> None:
         for key in keys:

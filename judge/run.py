@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
+from judge.batch import make_engine
 from judge.cache import VerdictCache
 from judge.engine import CallResult, Engine, Resumed, known_results, read_journal
 from judge.families import Families, same_family
@@ -72,6 +73,8 @@ class ScoreOptions:
     panel: PanelOptions = field(default_factory=PanelOptions)
     tiebreak: JudgeSpec | None = None
     overwrite: bool = False
+    batch: bool = False  # first requests through the providers' batch APIs (judge.batch)
+    batch_poll_s: float = 30.0
     command_line: list[str] = field(default_factory=list)
 
     @property
@@ -211,7 +214,9 @@ def _tiebreak_estimate(prepared: Prepared, tiebreak: JudgeSpec) -> dict[str, Any
 
 
 def print_dry_run(prepared: Prepared, console: Console) -> None:
-    print_plan_table(dry_run_plan(prepared), "judge", "Dry run: nothing was sent", console)
+    print_plan_table(
+        dry_run_plan(prepared), "judge", "Dry run: nothing was sent", console, batch=prepared.options.batch
+    )
     console.print(
         f"{len(prepared.read.items)} item(s), {len(prepared.read.rejections)} rejected; "
         "token figures are estimates (4 characters a token; outputs about 150 tokens a criterion)."
@@ -266,7 +271,8 @@ def _judge_all(prepared: Prepared, progress: RunProgress) -> Callable[[CallRunFi
     """The panel's calls, then (with --tiebreak) one more call per escalated item × pillar."""
 
     async def body(files: CallRunFiles) -> tuple[list[CallResult], list[dict[str, Any]], list[dict[str, Any]]]:
-        engine = Engine(dict(prepared.workers), prepared.cache, files.journal, prepared.kind, progress.update)
+        options = prepared.options
+        engine = make_engine(options, files, progress, dict(prepared.workers), prepared.cache, prepared.kind)
         try:
             return await _judge_panel_then_tiebreak(prepared, engine, progress, files)
         finally:
@@ -298,7 +304,7 @@ async def _judge_panel_then_tiebreak(
 
 
 def _cost(result: CallResult) -> float | None:
-    return result.call.judge.cost_usd(result.input_tokens, result.output_tokens)
+    return result.cost_usd  # priced per request: live, batch, prompt-cache reads and writes
 
 
 def execute(prepared: Prepared) -> tuple[int, dict[str, Any]]:

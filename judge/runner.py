@@ -28,6 +28,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from judge.engine import CallResult
+from judge.pricing import BATCH_DISCOUNT
 from judge.request_log import RequestLog
 from judge.review import write_text_atomic
 from judge.rubric import sha256_of
@@ -112,20 +113,31 @@ class RunProgress:
         self.console = Console(stderr=True)
         enabled = not quiet and self.console.is_terminal
         self.progress = Progress(
-            TextColumn(f"[bold]{label}"),
+            TextColumn("[bold]{task.description}"),
             BarColumn(),
             TaskProgressColumn(),
             TextColumn("{task.completed}/{task.total} · cached {task.fields[cached]} · failed {task.fields[failed]}"),
-            TextColumn("· {task.fields[tokens]} tokens · ${task.fields[cost]}"),
+            TextColumn("· {task.fields[tokens]} tokens ({task.fields[cached_input]} cached) · ${task.fields[cost]}"),
             TimeRemainingColumn(),
             console=self.console,
             disable=not enabled,
             transient=False,
         )
-        self.task = self.progress.add_task(label, total=total, cached=0, failed=0, tokens=0, cost="0.0000")
+        self.task = self.progress.add_task(
+            label, total=total, cached=0, failed=0, tokens=0, cached_input=0, cost="0.0000"
+        )
         self._cost = cost
-        self.cached = self.failed = self.tokens = 0
+        self.cached = self.failed = self.tokens = self.cached_input = 0
         self.spent = 0.0
+
+    def add_stage(self, description: str, total: int) -> Any:
+        """Another bar under the calls' (a provider batch being waited for)."""
+        return self.progress.add_task(
+            description, total=total, cached=0, failed=0, tokens=0, cached_input=0, cost=f"{self.spent:.4f}"
+        )
+
+    def set_stage(self, task: Any, completed: int) -> None:
+        self.progress.update(task, completed=completed)
 
     def grow(self, more: int) -> None:
         task = self.progress.tasks[0]
@@ -136,9 +148,16 @@ class RunProgress:
         self.failed += not result.ok
         if not result.cached and not result.resumed:
             self.tokens += (result.input_tokens or 0) + (result.output_tokens or 0)
+            self.cached_input += result.cached_input_tokens or 0
             self.spent += self._cost(result) or 0.0
         self.progress.update(
-            self.task, advance=1, cached=self.cached, failed=self.failed, tokens=self.tokens, cost=f"{self.spent:.4f}"
+            self.task,
+            advance=1,
+            cached=self.cached,
+            failed=self.failed,
+            tokens=self.tokens,
+            cached_input=self.cached_input,
+            cost=f"{self.spent:.4f}",
         )
 
 
@@ -188,16 +207,26 @@ def call_counts(results: Sequence[CallResult], planned: int) -> dict[str, int]:
         "cache_hits": sum(r.cached for r in results),
         "resumed": sum(r.resumed for r in results),
         "failed": sum(not r.ok for r in results),
+        "batched": sum(r.batched and not r.cached for r in results),
         "http_requests_this_process": sum(r.requests for r in results),
     }
 
 
 def spend(results: Sequence[CallResult], cost: Callable[[CallResult], float | None]) -> dict[str, Any]:
-    """Tokens and cost of every call this run paid for (not cache hits), earlier processes included."""
+    """Tokens and cost of every call this run paid for (not cache hits), earlier processes included.
+
+    `cached_input` and `cache_write` are the parts of `input` read from and written to the providers'
+    prompt caches (billed at their own rates).
+    """
     paid = [r for r in results if not r.cached]
     costs = [cost(r) for r in paid]
     return {
-        "tokens": {"input": sum(r.input_tokens or 0 for r in paid), "output": sum(r.output_tokens or 0 for r in paid)},
+        "tokens": {
+            "input": sum(r.input_tokens or 0 for r in paid),
+            "output": sum(r.output_tokens or 0 for r in paid),
+            "cached_input": sum(r.cached_input_tokens or 0 for r in paid),
+            "cache_write": sum(r.cache_write_tokens or 0 for r in paid),
+        },
         "cost_usd": None if any(c is None for c in costs) else round(sum(c or 0.0 for c in costs), 6),
     }
 
@@ -219,17 +248,27 @@ def common_record(command_line: list[str], started_at: datetime, ended: bool) ->
     }
 
 
-def print_plan_table(rows: list[dict[str, Any]], who: str, title: str, console: Console) -> None:
-    """The dry-run table of one stage: per judge or target, calls, what is known, estimated tokens and cost."""
+def print_plan_table(
+    rows: list[dict[str, Any]], who: str, title: str, console: Console, *, batch: bool = False
+) -> None:
+    """The dry-run table of one stage: per judge or target, calls, what is known, estimated tokens and cost
+    (with `batch`, also the cost at the providers' batch rate)."""
     table = Table(title=title)
     for column in (who, "calls", "cached", "resumed", "to ask", "est. input tokens", "est. output tokens"):
         table.add_column(column, justify="left" if column == who else "right", overflow="fold")
     table.add_column("est. cost (USD)", justify="right")
+    if batch:
+        table.add_column("est. batch cost (USD)", justify="right")
     for row in rows:
-        cost = "unknown price" if row["est_cost_usd"] is None else f"{row['est_cost_usd']:.4f}"
+        costs = [row["est_cost_usd"]] + ([batch_price(row["est_cost_usd"])] if batch else [])
         table.add_row(
             row[who],
             *(str(row[k]) for k in ("calls", "cached", "resumed", "to_ask", "est_input_tokens", "est_output_tokens")),
-            cost,
+            *("unknown price" if cost is None else f"{cost:.4f}" for cost in costs),
         )
     console.print(table)
+
+
+def batch_price(list_price: float | None) -> float | None:
+    """A live estimate at the batch rate (both providers bill batches at half the live price)."""
+    return None if list_price is None else list_price * BATCH_DISCOUNT

@@ -7,6 +7,7 @@ from collections.abc import Hashable
 from typing import Any
 
 from judge.engine import CallResult
+from judge.pricing import usage_from_record, usage_from_rows, usage_record
 from respond.plan import TargetCall
 
 
@@ -34,7 +35,10 @@ class TargetCalls:
                 "cached": result.cached,
                 "input_tokens": result.input_tokens,
                 "output_tokens": result.output_tokens,
-                "cost_usd": call.target.cost_usd(result.input_tokens, result.output_tokens),
+                "cached_input_tokens": result.cached_input_tokens,
+                "cache_write_tokens": result.cache_write_tokens,
+                "cost_usd": result.cost_usd,
+                "batch": result.batched,
                 "latency_s": result.latency_s,
                 "meta": call.prompt.meta,
             }
@@ -46,6 +50,7 @@ class TargetCalls:
             "truncated": result.payload["truncated"],
             "input_tokens": result.input_tokens,
             "output_tokens": result.output_tokens,
+            **usage_record(result),
             "latency_s": result.latency_s,
         }
 
@@ -59,6 +64,7 @@ class TargetCalls:
             record["latency_s"],
             cached=cached,
             resumed=resumed,
+            **usage_from_record(record, call.target),
         )
 
     def journal_identity(self, row: dict[str, Any]) -> tuple[Hashable, str] | None:
@@ -70,7 +76,8 @@ class TargetCalls:
         row = rows[-1]
         if len(row["turns"]) != 1 + len(call.prompt.followups):
             return None
-        return {k: row[k] for k in ("turns", "truncated", "input_tokens", "output_tokens", "latency_s")}
+        record = {k: row[k] for k in ("turns", "truncated", "input_tokens", "output_tokens", "latency_s")}
+        return record | usage_from_rows([row])
 
 
 def response_item(result: CallResult) -> dict[str, Any]:

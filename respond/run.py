@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from judge.batch import make_engine
 from judge.cache import VerdictCache
-from judge.engine import CallResult, Engine, known_results, read_journal
+from judge.engine import CallResult, known_results, read_journal
 from judge.items import PROMPT_SHAPE, Prompt, format_rejections, read_items
 from judge.judges import JudgeConfigError, check_samples
 from judge.report import failure_counts
@@ -58,6 +59,8 @@ class RespondOptions:
     dry_run: bool = False
     quiet: bool = False
     overwrite: bool = False
+    batch: bool = False  # first turns through the providers' batch APIs (judge.batch)
+    batch_poll_s: float = 30.0
     command_line: list[str] = field(default_factory=list)
 
 
@@ -140,7 +143,7 @@ def respond_dry_run(prepared: PreparedResponses) -> list[dict[str, Any]]:
 
 
 def _cost(result: CallResult) -> float | None:
-    return result.call.target.cost_usd(result.input_tokens, result.output_tokens)
+    return result.cost_usd  # priced per request: live, batch, prompt-cache reads and writes
 
 
 def execute_responses(prepared: PreparedResponses) -> tuple[int, dict[str, Any]]:
@@ -157,7 +160,7 @@ def execute_responses(prepared: PreparedResponses) -> tuple[int, dict[str, Any]]
         progress = RunProgress("answering", len(prepared.calls), options.quiet, _cost)
 
         async def body(files: CallRunFiles) -> list[CallResult]:
-            engine = Engine(dict(prepared.workers), prepared.cache, files.journal, KIND, progress.update)
+            engine = make_engine(options, files, progress, dict(prepared.workers), prepared.cache, KIND)
             try:
                 return await engine.run(prepared.calls, prepared.known)
             finally:

@@ -161,9 +161,12 @@ def test_skip_invalid_lists_rejected_lines_and_judges_the_rest(
     assert "duplicate id" in rejected[2]["reason"]
     verdicts = read_jsonl(out / "verdicts.jsonl")
     assert {r["item_id"] for r in verdicts} == {"a", "b", "d"}
-    assert len(llm_server.requests) == 3 * 2  # three valid items, two judges
+    # Three valid items with the same content: each judge is asked once (the call is claimed in the cache
+    # while it is asked), and the two copies are answered from the cache.
+    assert len(llm_server.requests) == 1 * 2
     summary = json.loads((out / "summary.json").read_text())
     assert summary["items"] == 3 and summary["rejected"] == 3
+    assert summary["calls"]["requested"] == 2 and summary["calls"]["cache_hits"] == 4
 
 
 def test_skip_invalid_with_nothing_valid_is_still_an_error(

@@ -453,7 +453,8 @@ def ok_result(call: PlannedCall, input_tokens: int | None = 1001, output_tokens:
     outcomes = [
         CriterionOutcome(c.id, "ok", c.scale.min + 1, f"because {c.id}", ("call or text 988",)) for c in RUBRIC.criteria
     ]
-    return CallResult(call, outcomes, input_tokens, output_tokens, 0.5, cached=False)
+    cost = JUDGE.cost_usd(input_tokens, output_tokens)  # the worker prices each request it sends
+    return CallResult(call, outcomes, input_tokens, output_tokens, 0.5, cached=False, cost_usd=cost)
 
 
 def failed_result(call: PlannedCall) -> CallResult:

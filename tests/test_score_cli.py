@@ -95,6 +95,7 @@ def test_fifty_items_two_providers_verdicts_are_what_the_server_answered(
         "cache_hits": 0,
         "resumed": 0,
         "failed": 0,
+        "batched": 0,
         "http_requests_this_process": 100,
     }
     assert summary["tokens_this_run"]["input"] == sum(r.answer.input_tokens for r in answered(llm_server))
@@ -252,7 +253,9 @@ def test_killed_run_resumes_to_identical_files_without_reasking(
 ) -> None:
     items = write_jsonl(tmp_path / "items.jsonl", make_items(40))
     env = {"OPENAI_API_KEY": OPENAI_KEY, "ANTHROPIC_API_KEY": ANTHROPIC_KEY}
-    with FakeLLMServer(latency_s=0.05, answerer=scripted_answerer) as server:
+    # No prompt caching: the reference run would warm the provider's cache, and the resumed run's cached
+    # tokens (hence costs) would differ from the reference's for that reason alone.
+    with FakeLLMServer(latency_s=0.05, answerer=scripted_answerer, cache_min_tokens=10**9) as server:
         base = ["score", str(items), "--judges", judges_arg(server), "--rubrics", str(rubric_dir), "--no-cache"]
         base += ["--concurrency", "2", "-q"]
         reference = trustmh_subprocess([*base, "--out", str(tmp_path / "clean")], env)

@@ -76,6 +76,7 @@ class ParsedRequest:
     body: dict[str, Any]
     headers: Mapping[str, str]
     ordinal: int  # 1-based arrival number since the last reset()
+    cache_prefix: str | None = None  # the prompt prefix the provider may cache (see PromptCacheLedger)
 
     @property
     def prompt_text(self) -> str:
@@ -253,6 +254,7 @@ def _parse_openai(path: str, body: dict[str, Any], headers: Mapping[str, str], o
         provider="openai",
         path=path,
         model=str(body["model"]),
+        cache_prefix="\n".join(system_parts) or None,
         system="\n".join(system_parts),
         messages=tuple(messages),
         mode=mode,
@@ -266,6 +268,17 @@ def _parse_openai(path: str, body: dict[str, Any], headers: Mapping[str, str], o
     )
 
 
+def _anthropic_cache_prefix(system_raw: Any) -> str | None:
+    """The system text up to and including the last block marked with `cache_control`: Anthropic caches
+    the prompt prefix up to a marker, and only when there is one (a plain-string system has none)."""
+    if not isinstance(system_raw, list):
+        return None
+    marked = [i for i, block in enumerate(system_raw) if isinstance(block, dict) and block.get("cache_control")]
+    if not marked:
+        return None
+    return _anthropic_text(system_raw[: marked[-1] + 1])[0]
+
+
 def _parse_anthropic(path: str, body: dict[str, Any], headers: Mapping[str, str], ordinal: int) -> ParsedRequest:
     if body.get("stream"):
         raise RequestError("fakeapi: stream=true is not implemented by the fake server.", "stream")
@@ -276,6 +289,7 @@ def _parse_anthropic(path: str, body: dict[str, Any], headers: Mapping[str, str]
         raise RequestError("messages: Input should be a valid list", "messages")
     system_raw = body.get("system", "")
     system = system_raw if isinstance(system_raw, str) else _anthropic_text(system_raw)[0]
+    cache_prefix = _anthropic_cache_prefix(system_raw)
     messages: list[Message] = []
     for raw in body["messages"]:
         if not isinstance(raw, dict) or raw.get("role") not in ("user", "assistant"):
@@ -310,6 +324,7 @@ def _parse_anthropic(path: str, body: dict[str, Any], headers: Mapping[str, str]
         provider="anthropic",
         path=path,
         model=str(body["model"]),
+        cache_prefix=cache_prefix,
         system=system,
         messages=tuple(messages),
         mode=mode,
@@ -425,10 +440,14 @@ class Answer:
     status: int
     json: Any
     headers: dict[str, str]
-    input_tokens: int = 0
+    input_tokens: int = 0  # every prompt token billed, cache reads and writes included
     output_tokens: int = 0
     disconnected: bool = False
     partial: bool = False
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    raw: bytes | None = None  # a body that is not JSON (a file's content, a JSONL results stream)
+    content_type: str = "application/json"
 
 
 def _rand_id(prefix: str, n: int) -> str:
@@ -543,9 +562,10 @@ def _anthropic_ratelimit_headers(exhausted: bool) -> dict[str, str]:
     }
 
 
-def render_reply(req: ParsedRequest, reply: Reply) -> Answer:
+def render_reply(req: ParsedRequest, reply: Reply, cache: tuple[int, int] = (0, 0)) -> Answer:
     """Wrap a structured/raw/text/error Reply in the provider's envelope for the request's mode.
 
+    ``cache`` is (tokens read from, tokens written to) the prompt cache, from a ``PromptCacheLedger``;
     ``slow`` and ``disconnect`` are transport behaviours handled by the server, not here.
     """
     if reply.kind == "error":
@@ -560,9 +580,11 @@ def render_reply(req: ParsedRequest, reply: Reply) -> Answer:
         )
     if reply.kind not in ("structured", "raw_arguments", "text"):
         raise ValueError(f"render_reply cannot render a {reply.kind!r} reply")
+    if reply.input_tokens is not None:
+        cache = (0, 0)  # a scripted token count is reported as it is
     if req.provider == "openai":
-        return _render_openai(req, reply)
-    return _render_anthropic(req, reply)
+        return _render_openai(req, reply, cache[0])
+    return _render_anthropic(req, reply, cache)
 
 
 def _output_tokens(req: ParsedRequest, reply: Reply, out_text: str) -> int:
@@ -574,7 +596,7 @@ def _output_tokens(req: ParsedRequest, reply: Reply, out_text: str) -> int:
     return count_tokens(out_text)
 
 
-def _render_openai(req: ParsedRequest, reply: Reply) -> Answer:
+def _render_openai(req: ParsedRequest, reply: Reply, cached: int) -> Answer:
     message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None, "annotations": []}
     if reply.kind == "text":
         out_text = reply.content or ""
@@ -611,7 +633,7 @@ def _render_openai(req: ParsedRequest, reply: Reply) -> Answer:
             "prompt_tokens": prompt,
             "completion_tokens": completion,
             "total_tokens": prompt + completion,
-            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
             "completion_tokens_details": {
                 "reasoning_tokens": 0,
                 "audio_tokens": 0,
@@ -625,10 +647,10 @@ def _render_openai(req: ParsedRequest, reply: Reply) -> Answer:
     headers = {"x-request-id": request_id("openai"), "openai-version": "2020-10-01"}
     headers.update(_openai_ratelimit_headers(exhausted=False))
     headers.update(reply.headers)
-    return Answer(200, body, headers, input_tokens=prompt, output_tokens=completion)
+    return Answer(200, body, headers, input_tokens=prompt, output_tokens=completion, cached_input_tokens=cached)
 
 
-def _render_anthropic(req: ParsedRequest, reply: Reply) -> Answer:
+def _render_anthropic(req: ParsedRequest, reply: Reply, cache: tuple[int, int]) -> Answer:
     content: list[dict[str, Any]]
     if reply.kind == "text" or req.mode != "tools":
         out_text = (reply.content or "") if reply.kind in ("text", "raw_arguments") else _compact(reply.obj)
@@ -663,6 +685,7 @@ def _render_anthropic(req: ParsedRequest, reply: Reply) -> Answer:
         stop = "max_tokens"
     prompt = reply.input_tokens if reply.input_tokens is not None else req.input_tokens
     completion = _output_tokens(req, reply, out_text)
+    read, write = cache
     body = {
         "id": _rand_id("msg_01", 22),
         "type": "message",
@@ -672,17 +695,25 @@ def _render_anthropic(req: ParsedRequest, reply: Reply) -> Answer:
         "stop_reason": stop,
         "stop_sequence": None,
         "usage": {
-            "input_tokens": prompt,
+            "input_tokens": prompt - read - write,  # Anthropic counts cache reads and writes apart
             "output_tokens": completion,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
+            "cache_creation_input_tokens": write,
+            "cache_read_input_tokens": read,
             "service_tier": "standard",
         },
     }
     headers = {"request-id": request_id("anthropic")}
     headers.update(_anthropic_ratelimit_headers(exhausted=False))
     headers.update(reply.headers)
-    return Answer(200, body, headers, input_tokens=prompt, output_tokens=completion)
+    return Answer(
+        200,
+        body,
+        headers,
+        input_tokens=prompt,
+        output_tokens=completion,
+        cached_input_tokens=read,
+        cache_write_tokens=write,
+    )
 
 
 def default_answerer(req: ParsedRequest) -> Reply:
@@ -763,3 +794,42 @@ class FaultPlan:
                         rule.times -= 1
                     return rule.reply(req) if callable(rule.reply) else rule.reply
         return None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Prompt caching
+# ---------------------------------------------------------------------------------------------------
+OPENAI_CACHE_STEP = 128
+
+
+class PromptCacheLedger:
+    """Which prompt prefixes the fake provider has seen, per model, to report cache usage deterministically.
+
+    OpenAI caches by itself: a prompt whose prefix (here: its system text) was seen before and is at
+    least ``min_tokens`` long reads ``min_tokens`` plus whole 128-token steps of it from the cache.
+    Anthropic caches only up to a ``cache_control`` marker: the first request with a prefix at least
+    ``min_tokens`` long writes it, later ones read it. Shorter prefixes are never cached, as with the
+    real APIs (1024 tokens is their documented minimum for most models). Arrival order decides who
+    writes, so concurrent requests are accounted in a fixed order.
+    """
+
+    def __init__(self, min_tokens: int = 1024) -> None:
+        self.min_tokens = min_tokens
+        self._seen: set[tuple[str, str, str]] = set()
+        self._lock = threading.Lock()
+
+    def account(self, req: ParsedRequest) -> tuple[int, int]:
+        """(tokens read from the cache, tokens written to it) for this request."""
+        if req.cache_prefix is None:
+            return 0, 0
+        tokens = count_tokens(req.cache_prefix)
+        if tokens < self.min_tokens:
+            return 0, 0
+        key = (req.provider, req.model, hashlib.sha256(req.cache_prefix.encode("utf-8")).hexdigest())
+        with self._lock:
+            seen = key in self._seen
+            self._seen.add(key)
+        if req.provider == "openai":
+            cached = self.min_tokens + (tokens - self.min_tokens) // OPENAI_CACHE_STEP * OPENAI_CACHE_STEP
+            return (cached, 0) if seen else (0, 0)
+        return (tokens, 0) if seen else (0, tokens)

@@ -19,11 +19,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from .batches import BatchStore
 from .judge_script import scripted_answerer
 from .protocol import (
     Answer,
     FaultPlan,
     ParsedRequest,
+    PromptCacheLedger,
     Provider,
     Reply,
     RequestError,
@@ -153,13 +155,13 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length > 0 else b""
 
     def send_answer(self, answer: Answer) -> None:
-        payload = json.dumps(answer.json, ensure_ascii=False).encode("utf-8")
+        payload = answer.raw if answer.raw is not None else json.dumps(answer.json, ensure_ascii=False).encode("utf-8")
         try:
             reason = http.HTTPStatus(answer.status).phrase
         except ValueError:
             reason = "Overloaded" if answer.status == 529 else ""
         self.send_response(answer.status, reason)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", answer.content_type)
         self.send_header("Content-Length", str(len(payload)))
         for key, value in answer.headers.items():
             self.send_header(key, value)
@@ -196,12 +198,17 @@ class FakeLLMServer:
         api_key: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        cache_min_tokens: int = 1024,
     ) -> None:
         self.latency_s = latency_s
         self.answerer: Answerer = answerer or default_answerer
         self.faults: FaultPlan | None = faults
         self.require_auth = require_auth
         self.api_key = api_key  # when set, only this key is accepted
+        self.prompt_cache = PromptCacheLedger(cache_min_tokens)
+        self.batches = BatchStore(self.answer_entry, lambda: self.base_url)
+        self.batch_entries: list[ParsedRequest] = []  # requests answered inside batches, in order
+        self._batch_ordinal = 0
         self._host, self._port = host, port
         self._log: list[RecordedRequest] = []
         self._lock = threading.Lock()
@@ -304,6 +311,10 @@ class FakeLLMServer:
         path = urlsplit(handler.path).path
         headers = {k.lower(): v for k, v in handler.headers.items()}
         endpoint = _ENDPOINTS.get(path)
+        if path.startswith("/v1/messages/batches"):
+            endpoint = "anthropic"
+        elif path.startswith(("/v1/files", "/v1/batches")):
+            endpoint = "openai"
         provider: Provider = endpoint or (
             "anthropic" if "anthropic-version" in headers or "x-api-key" in headers else "openai"
         )
@@ -346,6 +357,8 @@ class FakeLLMServer:
         headers: Mapping[str, str],
         raw: bytes,
     ) -> Answer:
+        if self.batches.handles(path):
+            return self._auth_error(provider, headers) or self.batches.handle(provider, method, path, headers, raw)
         if path not in _ENDPOINTS:
             if provider == "openai":
                 return error_answer("openai", 404, "invalid_request_error", f"Invalid URL ({method} {path})", code=None)
@@ -402,7 +415,34 @@ class FakeLLMServer:
                 answer.partial = True
                 return answer
             return Answer(0, None, {}, disconnected=True)
-        return render_reply(req, reply)
+        return self.render(req, reply)
+
+    def render(self, req: ParsedRequest, reply: Reply) -> Answer:
+        """A reply on the wire, with the prompt-cache usage of its prefix (answered requests only)."""
+        cache = self.prompt_cache.account(req) if reply.kind in ("structured", "raw_arguments", "text") else (0, 0)
+        return render_reply(req, reply, cache)
+
+    def answer_entry(self, provider: Provider, path: str, body: Any, headers: Mapping[str, str]) -> Answer:
+        """One request inside a batch, answered as a live one would be (fault plan, answerer, prompt
+        cache) but without transport behaviour: a `slow` reply just answers, a disconnect is a 500."""
+        with self._lock:
+            self._batch_ordinal += 1
+            ordinal = self._batch_ordinal
+        try:
+            req = parse_request(provider, path, body, headers, ordinal)
+        except RequestError as exc:
+            return error_answer(provider, 400, "invalid_request_error", exc.message, param=exc.param)
+        try:
+            reply = (self.faults.pick(req) if self.faults is not None else None) or self._call_answerer(req)
+            while reply.kind == "slow":
+                reply = reply.then if reply.then is not None else self._call_answerer(req)
+        except Exception as exc:
+            return error_answer(provider, 500, None, f"fake server answerer raised {exc!r}")
+        with self._lock:
+            self.batch_entries.append(req)
+        if reply.kind == "disconnect":
+            return error_answer(provider, 500, None, "The server had an error while processing your request.")
+        return self.render(req, reply)
 
     def _call_answerer(self, req: ParsedRequest) -> Reply:
         out = self.answerer(req)
