@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 
 from calibration.registry import DatasetError
+from cli.batch_options import DEFAULT_POLL_S, BatchOption, BatchPollOption
 from cli.common import cache_dir_for, public_command_line
 from cli.respond_cmd import (
     TargetsFileOption,
@@ -70,6 +71,8 @@ class BenchOptions:
     quiet: bool
     overwrite: bool
     command_line: list[str]
+    batch: bool = False
+    batch_poll_s: float = DEFAULT_POLL_S
 
 
 def run_recorded_bench(
@@ -85,8 +88,21 @@ def run_recorded_bench(
         raise UsageError(f"--recorded {recorded}: {exc}") from exc
     card = scorecard_for(out, bootstrap, seed)
     json_path, md_path = write_scorecard(out, card)
+    report_path = _write_report(out)
     print_primary_table(card, console, title=f"Recorded run {recorded}")
-    console.print(f"wrote {out}/prompts.jsonl, respond/, score/, {json_path.name} and {md_path.name}")
+    console.print(
+        f"wrote {out}/prompts.jsonl, respond/, score/, {json_path.name}, {md_path.name} and {report_path.name}"
+    )
+
+
+def _write_report(out: Path) -> Path:
+    """The bench's HTML report (matplotlib loads only now)."""
+    from report import ReportError, write_report
+
+    try:
+        return write_report(out)
+    except ReportError as exc:
+        raise UsageError(f"{out}: the report could not be written: {exc}") from exc
 
 
 def _judged_items(responses: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -153,6 +169,8 @@ def run_bench(options: BenchOptions) -> int:
         quiet=options.quiet,
         overwrite=options.overwrite,
         command_line=options.command_line,
+        batch=options.batch,
+        batch_poll_s=options.batch_poll_s,
     )
     if options.dry_run:
         return _dry_run(options, respond_options, prompts)
@@ -180,6 +198,8 @@ def run_bench(options: BenchOptions) -> int:
                 families=DEFAULT_FAMILIES,
                 overwrite=options.overwrite,
                 command_line=options.command_line,
+                batch=options.batch,
+                batch_poll_s=options.batch_poll_s,
             )
             score_code, score_summary = execute(prepare(score_options))
             calls = score_summary["calls"]
@@ -192,8 +212,9 @@ def run_bench(options: BenchOptions) -> int:
         card = scorecard_for(options.out, options.bootstrap, options.seed)
         json_path, md_path = write_scorecard(options.out, card)
         write_json_atomic(options.out / "bench.json", _bench_record(options, started_at, time.monotonic() - started))
+        report_path = _write_report(options.out)
     print_primary_table(card, out_console)
-    out_console.print(f"wrote {json_path} and {md_path}")
+    out_console.print(f"wrote {json_path}, {md_path} and {report_path}")
     return 3 if 3 in (respond_code, score_code) else 0
 
 
@@ -204,8 +225,10 @@ def _dry_run(options: BenchOptions, respond_options: RespondOptions, prompts: li
         write_jsonl_atomic(path, prompts)
         respond_options.prompts = [path]
         prepared = prepare_responses(respond_options)
-        print_plan_table(respond_dry_run(prepared), "target", "Dry run, targets: nothing was sent", out_console)
-        print_plan_table(_estimated_judge_plan(options, prepared), "judge", "Dry run, judges (estimated)", out_console)
+        title = "Dry run, targets: nothing was sent"
+        print_plan_table(respond_dry_run(prepared), "target", title, out_console, batch=options.batch)
+        title = "Dry run, judges (estimated)"
+        print_plan_table(_estimated_judge_plan(options, prepared), "judge", title, out_console, batch=options.batch)
     out_console.print(
         f"{len(prompts)} prompt(s) from {len(options.suites)} suite(s). Judge calls are estimated on answers "
         "of about 400 tokens where the answer is not known yet; token figures are estimates."
@@ -261,6 +284,8 @@ def bench(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Price target and judge calls; send nothing.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a different run already in --out.")] = False,
+    batch: BatchOption = False,
+    batch_poll: BatchPollOption = DEFAULT_POLL_S,
 ) -> None:
     """Run TrustMH-Bench suites on chatbots: build prompts, the targets answer, the judges judge, metrics;
     with --recorded, score TrustMH-Bench's published outputs (6 models on privacy, 12 on ethics) offline.
@@ -302,6 +327,8 @@ def bench(
         quiet=quiet,
         overwrite=overwrite,
         command_line=public_command_line(),
+        batch=batch,
+        batch_poll_s=batch_poll,
     )
     known_pillars(options.rubrics_dir)  # a broken rubric folder is a usage error before anything runs
     raise typer.Exit(run_bench(options))

@@ -87,6 +87,9 @@ def test_a_bench_gives_a_record_with_an_interval_for_every_target_suite_and_metr
     assert {v["item_id"] for v in verdicts} == {item["id"] for item in judged}
     bench = json.loads((out / "bench.json").read_text())
     assert bench["limit"] == 4 and bench["seed"] == 3 and bench["suites"] == BUILT
+    report = (out / "report.html").read_text()
+    assert "<html" in report and "scorecard" in report.lower()
+    assert (out / "report.html").stat().st_mode & 0o077 == 0
 
     bench_server.reset()
     again = run_cli(*bench_args(bench_server, out))
@@ -140,3 +143,28 @@ def test_bad_suites_exit_2_and_send_nothing(
     assert result.code == 2
     assert message in result.stderr
     assert bench_server.requests == []
+
+
+def test_a_bench_through_the_batch_apis_gives_the_same_scorecard(
+    tmp_path: Path, bench_server: FakeLLMServer, judge_env: Path, run_cli: Any
+) -> None:
+    live = tmp_path / "live"
+    assert run_cli(*bench_args(bench_server, live, "--no-cache")).code == 0
+    batched = tmp_path / "batched"
+    result = run_cli(*bench_args(bench_server, batched, "--no-cache", "--batch", "--batch-poll", "0"))
+    assert result.code == 0, result.stderr
+    assert any("/batches" in r.path for r in bench_server.requests)
+    assert (
+        json.loads((batched / "scorecard.json").read_text())["results"]
+        == json.loads((live / "scorecard.json").read_text())["results"]
+    )
+
+
+def test_the_recorded_bench_writes_a_scorecard_and_a_report(tmp_path: Path, run_cli: Any) -> None:
+    out = tmp_path / "recorded"
+    result = run_cli("bench", "--recorded", "trustmh-bench", "--out", out, "--bootstrap", "20")
+    assert result.code == 0, result.stderr
+    card = json.loads((out / "scorecard.json").read_text())
+    assert len({r["target"] for r in card["results"] if r["suite"] == "ethics/reasoning"}) == 12
+    assert len({r["target"] for r in card["results"] if r["suite"] == "privacy/leakage"}) == 6
+    assert (out / "report.html").exists()
