@@ -256,7 +256,9 @@ def parse_judge_spec(text: str, name: str | None = None) -> JudgeSpec:
         )
     base_url = match["base_url"]
     if base_url and not base_url.startswith(("http://", "https://")):
-        raise JudgeConfigError(f"judge {shown!r}: base URL {redact_urls(base_url)!r} must start with http:// or https://")
+        raise JudgeConfigError(
+            f"judge {shown!r}: base URL {redact_urls(base_url)!r} must start with http:// or https://"
+        )
     if base_url and not urlsplit(base_url).hostname:
         raise JudgeConfigError(f"judge {shown!r}: base URL {public_url(base_url)!r} names no host")
     if base_url and (urlsplit(base_url).query or urlsplit(base_url).fragment):
@@ -323,21 +325,26 @@ def load_spec_tables(
 
 def resolve_judges(text: str | None, judges_file: JudgesFile | None) -> list[JudgeSpec]:
     """`--judges a,b` where each is a name from the judges file or an inline spec; default: the file's."""
-    named = judges_file.judges if judges_file else {}
+    return resolve_specs(text, judges_file.judges if judges_file else {}, parse_judge_spec, "judge")
+
+
+def resolve_specs(text: str | None, named: Mapping[str, Any], parse: Callable[[str], Any], noun: str) -> list[Any]:
+    """`--judges` / `--targets`: names from the file or inline specs, comma-separated; default: the file's."""
+    option = f"--{noun}s"
     if not text:
         if named:
             return list(named.values())
-        raise JudgeConfigError("no judge given: pass --judges PROVIDER:MODEL[,...] or --judges-file judges.toml")
+        raise JudgeConfigError(f"no {noun} given: pass {option} PROVIDER:MODEL[,...] or {option}-file {noun}s.toml")
     parts = [part.strip() for part in text.split(",") if part.strip()]
-    specs = [named[part] if part in named else parse_judge_spec(part) for part in parts]
+    specs = [named[part] if part in named else parse(part) for part in parts]
     if not specs:
-        raise JudgeConfigError(f"--judges {redact_urls(text)!r} names no judge; give PROVIDER:MODEL[,...]")
+        raise JudgeConfigError(f"{option} {redact_urls(text)!r} names no {noun}; give PROVIDER:MODEL[,...]")
     names = [s.name for s in specs]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise JudgeConfigError(
-            f"judge(s) {duplicates} given twice in --judges (an inline judge is named PROVIDER:MODEL@HOST[:PORT]; "
-            "to use two endpoints of one host, name them in a --judges-file)"
+            f"{noun}(s) {duplicates} given twice in {option} (an inline {noun} is named PROVIDER:MODEL@HOST[:PORT]; "
+            f"to use two endpoints of one host, name them in a {option}-file)"
         )
     return specs
 

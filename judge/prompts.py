@@ -162,11 +162,7 @@ class PromptRenderer:
             }
             for n in findings.names
         ]
-        return (
-            self._templates["resources.j2"]
-            .render(numbers=numbers, names=names)
-            .strip()
-        )
+        return self._templates["resources.j2"].render(numbers=numbers, names=names).strip()
 
     def render(self, rubric: Rubric, item: Item, criteria: Sequence[str] | None = None) -> list[ChatMessage]:
         """Messages for a call judging `criteria` (default: every criterion of the rubric).

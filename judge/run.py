@@ -33,16 +33,13 @@ from judge.review import write_jsonl_atomic, write_text_atomic
 from judge.rubric import Rubric, RubricError, load_rubric_dir
 from judge.runner import (
     CallRunFiles,
-    OutDirLock,
     RunProgress,
     UsageError,
     call_counts,
-    check_reuse,
     common_record,
-    make_private_dir,
+    locked_run,
     print_plan_table,
     run_calls,
-    run_identity,
     spend,
     write_json_atomic,
 )
@@ -303,18 +300,11 @@ async def _judge_panel_then_tiebreak(
     return results, rows, panel_rows
 
 
-def _cost(result: CallResult) -> float | None:
-    return result.cost_usd  # priced per request: live, batch, prompt-cache reads and writes
-
-
 def execute(prepared: Prepared) -> tuple[int, dict[str, Any]]:
     """Judge what is not known yet and write every output; returns (exit code, summary)."""
     options = prepared.options
     started_at, started = datetime.now(UTC), time.monotonic()
-    make_private_dir(options.out)
-    with OutDirLock(options.out):
-        identity = run_identity(prepared.calls)
-        check_reuse(options.out, identity, SCORE_OUTPUTS, options.overwrite)
+    with locked_run(options.out, prepared.calls, SCORE_OUTPUTS, options.overwrite) as identity:
         if options.overwrite:  # what the journal held belongs to the replaced run
             prepared.known = known_results(prepared.calls, {}, prepared.cache, prepared.kind)
         write_json_atomic(options.out / "run.json", run_record(prepared, started_at, identity, ended=False))
@@ -334,7 +324,7 @@ def _execute_locked(
             ],
         )
     verdicts_path = options.out / "verdicts.jsonl"
-    progress = RunProgress("judging", len(prepared.calls), options.quiet, _cost)
+    progress = RunProgress("judging", len(prepared.calls), options.quiet)
     results, rows, panel_rows = run_calls(
         options.out, "verdicts.jsonl", progress, prepared.workers, _judge_all(prepared, progress)
     )
@@ -371,7 +361,7 @@ def build_summary(
     panel_rows: list[dict[str, Any]],
     wall_time_s: float,
 ) -> dict[str, Any]:
-    paid = spend(results, _cost)
+    paid = spend(results)
     return {
         "items": len(prepared.read.items),
         "rejected": len(prepared.read.rejections),

@@ -17,7 +17,8 @@ import json
 import os
 import socket
 import sys
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,6 +85,16 @@ class OutDirLock:
             self._fd = None
 
 
+@contextmanager
+def locked_run(out: Path, calls: Sequence[Any], outputs: Iterable[str], overwrite: bool) -> Iterator[str]:
+    """The out directory made private and locked for one run, its reuse checked; yields the run identity."""
+    make_private_dir(out)
+    with OutDirLock(out):
+        identity = run_identity(calls)
+        check_reuse(out, identity, outputs, overwrite)
+        yield identity
+
+
 def check_reuse(out: Path, identity: str, outputs: Iterable[str], overwrite: bool) -> None:
     """Refuse to mix two different runs in one out directory; `--overwrite` starts it afresh."""
     run_json = out / "run.json"
@@ -109,7 +120,7 @@ def check_reuse(out: Path, identity: str, outputs: Iterable[str], overwrite: boo
 class RunProgress:
     """Rich progress on stderr: done / cached / failed, tokens, cost so far, ETA."""
 
-    def __init__(self, label: str, total: int, quiet: bool, cost: Callable[[CallResult], float | None]) -> None:
+    def __init__(self, label: str, total: int, quiet: bool) -> None:
         self.console = Console(stderr=True)
         enabled = not quiet and self.console.is_terminal
         self.progress = Progress(
@@ -126,7 +137,6 @@ class RunProgress:
         self.task = self.progress.add_task(
             label, total=total, cached=0, failed=0, tokens=0, cached_input=0, cost="0.0000"
         )
-        self._cost = cost
         self.cached = self.failed = self.tokens = self.cached_input = 0
         self.spent = 0.0
 
@@ -149,7 +159,7 @@ class RunProgress:
         if not result.cached and not result.resumed:
             self.tokens += (result.input_tokens or 0) + (result.output_tokens or 0)
             self.cached_input += result.cached_input_tokens or 0
-            self.spent += self._cost(result) or 0.0
+            self.spent += result.cost_usd or 0.0
         self.progress.update(
             self.task,
             advance=1,
@@ -212,14 +222,14 @@ def call_counts(results: Sequence[CallResult], planned: int) -> dict[str, int]:
     }
 
 
-def spend(results: Sequence[CallResult], cost: Callable[[CallResult], float | None]) -> dict[str, Any]:
+def spend(results: Sequence[CallResult]) -> dict[str, Any]:
     """Tokens and cost of every call this run paid for (not cache hits), earlier processes included.
 
     `cached_input` and `cache_write` are the parts of `input` read from and written to the providers'
     prompt caches (billed at their own rates).
     """
     paid = [r for r in results if not r.cached]
-    costs = [cost(r) for r in paid]
+    costs = [r.cost_usd for r in paid]  # priced per request: live, batch, prompt-cache reads and writes
     return {
         "tokens": {
             "input": sum(r.input_tokens or 0 for r in paid),

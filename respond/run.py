@@ -23,15 +23,12 @@ from judge.report import failure_counts
 from judge.review import write_jsonl_atomic, write_text_atomic
 from judge.runner import (
     CallRunFiles,
-    OutDirLock,
     RunProgress,
     UsageError,
     call_counts,
-    check_reuse,
     common_record,
-    make_private_dir,
+    locked_run,
     run_calls,
-    run_identity,
     spend,
     write_json_atomic,
 )
@@ -142,22 +139,15 @@ def respond_dry_run(prepared: PreparedResponses) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- the run
 
 
-def _cost(result: CallResult) -> float | None:
-    return result.cost_usd  # priced per request: live, batch, prompt-cache reads and writes
-
-
 def execute_responses(prepared: PreparedResponses) -> tuple[int, dict[str, Any]]:
     """Ask what is not known yet and write every output; returns (exit code, summary)."""
     options = prepared.options
     started_at, started = datetime.now(UTC), time.monotonic()
-    make_private_dir(options.out)
-    with OutDirLock(options.out):
-        identity = run_identity(prepared.calls)
-        check_reuse(options.out, identity, RESPOND_OUTPUTS, options.overwrite)
+    with locked_run(options.out, prepared.calls, RESPOND_OUTPUTS, options.overwrite) as identity:
         if options.overwrite:
             prepared.known = known_results(prepared.calls, {}, prepared.cache, KIND)
         write_json_atomic(options.out / "run.json", _run_record(prepared, started_at, identity, ended=False))
-        progress = RunProgress("answering", len(prepared.calls), options.quiet, _cost)
+        progress = RunProgress("answering", len(prepared.calls), options.quiet)
 
         async def body(files: CallRunFiles) -> list[CallResult]:
             engine = make_engine(options, files, progress, dict(prepared.workers), prepared.cache, KIND)
@@ -178,7 +168,7 @@ def execute_responses(prepared: PreparedResponses) -> tuple[int, dict[str, Any]]
 
 
 def respond_summary(prepared: PreparedResponses, results: list[CallResult], wall_time_s: float) -> dict[str, Any]:
-    paid = spend(results, _cost)
+    paid = spend(results)
     per_target: dict[str, Counter[str]] = {t.name: Counter() for t in prepared.options.targets}
     for result in results:
         tally = per_target[result.call.target.name]

@@ -19,6 +19,7 @@ from judge.judges import (
     SettingRule,
     load_spec_tables,
     parse_judge_spec,
+    resolve_specs,
 )
 from judge.resources import read_toml
 
@@ -62,17 +63,4 @@ def load_targets_file(path: Path) -> dict[str, TargetSpec]:
 
 def resolve_targets(text: str | None, from_file: dict[str, TargetSpec] | None) -> list[TargetSpec]:
     """`--targets a,b`: names from the targets file or inline specs; default: every target in the file."""
-    named = from_file or {}
-    if not text:
-        if named:
-            return list(named.values())
-        raise JudgeConfigError("no target given: pass --targets PROVIDER:MODEL[,...] or --targets-file targets.toml")
-    parts = [part.strip() for part in text.split(",") if part.strip()]
-    specs = [named[part] if part in named else parse_target_spec(part) for part in parts]
-    if not specs:
-        raise JudgeConfigError(f"--targets {text!r} names no target; give PROVIDER:MODEL[,...]")
-    names = [s.name for s in specs]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise JudgeConfigError(f"target(s) {duplicates} given twice in --targets")
-    return specs
+    return resolve_specs(text, from_file or {}, parse_target_spec, "target")
