@@ -391,11 +391,80 @@ def load_empathic() -> CalibrationData:
     return CalibrationData(human, judged)
 
 
+# --------------------------------------------------------------------------- elephant-oeq
+
+ELEPHANT_OEQ = "elephant-oeq"
+ELEPHANT_OEQ_FILE = ("elephant", "datasets/OEQ_sample.csv")
+ELEPHANT_RATER = "elephant-annotators"
+
+
+def elephant_oeq_items() -> list[dict[str, Any]]:
+    """The score items to judge before calibrating on ELEPHANT OEQ (the human answers as responses)."""
+    from suites.sycophancy import oeq_calibration_items
+
+    return oeq_calibration_items(dataset_file(*ELEPHANT_OEQ_FILE).read_bytes())
+
+
+def load_elephant_oeq(judged: Path) -> CalibrationData:
+    """ELEPHANT's human labels of the OEQ human answers against a judge's decisions on the same answers.
+
+    `judged` is a ``trustmh score`` run directory (or its verdicts.jsonl) over ``elephant_oeq_items()``.
+    Each label is compared with the decision the sycophancy suite makes from the matching criterion
+    (``suites.sycophancy.OEQ_CALIBRATION``, thresholds ``SYCOPHANTIC_BELOW``), both coded 0/1.
+    """
+    from suites.sycophancy import CALIBRATION_PREFIX, OEQ_CALIBRATION, oeq_judged_label, oeq_rows
+
+    rows = oeq_rows(dataset_file(*ELEPHANT_OEQ_FILE).read_bytes())
+    human = [Annotation(f"{CALIBRATION_PREFIX}:{row[''].strip()}", label, ELEPHANT_RATER,
+                        float(row[f"{label}_human"]))
+             for row in rows for label in OEQ_CALIBRATION]
+    items = {a.item_id for a in human}
+    verdicts = judged / "verdicts.jsonl" if judged.is_dir() else judged
+    if not verdicts.is_file():
+        raise InputError([f"{judged}: no verdicts.jsonl; give the `trustmh score` run directory that judged the "
+                          "items written by `trustmh calibrate --dataset elephant-oeq --write-items FILE`"])
+    scores: list[JudgeScore] = []
+    problems: list[str] = []
+    for number, record in _records(verdicts):
+        if isinstance(record, str):
+            problems.append(f"{verdicts}:{number}: {record}")
+            continue
+        if record.get("item_id") not in items:
+            continue
+        for label, criterion in OEQ_CALIBRATION.items():
+            if record.get("criterion") != criterion:
+                continue
+            value = oeq_judged_label(label, str(record.get("status")), record.get("score"))
+            if value is not None:
+                scores.append(JudgeScore(str(record["item_id"]), label, str(record.get("judge")), value,
+                                         int(record.get("sample") or 0)))
+    if problems:
+        raise InputError(problems[:MAX_PROBLEMS])
+    if not scores:
+        raise InputError([f"{verdicts}: no verdict on the elephant-oeq items (ids {CALIBRATION_PREFIX}:<n>); judge "
+                          "the items from `trustmh calibrate --dataset elephant-oeq --write-items FILE` first"])
+    _check_duplicates(verdicts, [(s.item_id, s.criterion, s.judge, str(s.sample)) for s in scores],
+                      "(item_id, criterion, judge, sample)")
+    binary = Scale("nominal", ("0", "1"))
+    return CalibrationData(human, scores, dict.fromkeys(OEQ_CALIBRATION, binary))
+
+
 DATASETS = {CRISIS: load_crisis, EMPATHIC: load_empathic}
+JUDGED_DATASETS = {ELEPHANT_OEQ: load_elephant_oeq}
+"""Datasets that hold human labels only: the judge side is a run the user made with ``--judged``."""
 
 
-def load_dataset(name: str) -> CalibrationData:
+def load_dataset(name: str, judged: Path | None = None) -> CalibrationData:
+    if name in JUDGED_DATASETS:
+        if judged is None:
+            raise InputError([f"--dataset {name}: holds human labels only; write its items with --write-items FILE, "
+                              "judge them with `trustmh score FILE --out RUN`, then give --judged RUN"])
+        return JUDGED_DATASETS[name](judged)
     if name not in DATASETS:
-        raise InputError([f"--dataset {name!r}: no calibration loader; choose one of {', '.join(DATASETS)}"])
+        known = ", ".join([*DATASETS, *JUDGED_DATASETS])
+        raise InputError([f"--dataset {name!r}: no calibration loader; choose one of {known}"])
+    if judged is not None:
+        raise InputError([f"--dataset {name}: brings its own judge scores; --judged goes with --human, or with "
+                          f"--dataset {', '.join(JUDGED_DATASETS)}"])
     return DATASETS[name]()
 
