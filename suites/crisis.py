@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from suites.parsers import json_field
 from suites.records import prompt_record
 from suites.sources import read_bytes
 from suites.spec import AnyBelowRule, CriterionValueRule, MetricSpec, Observation, Observed
@@ -256,8 +257,6 @@ _PATTERNS = {
                          + r")(?![a-z])")
     for category, names in _SYNONYMS.items()
 }
-_CODE_BLOCK = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.DOTALL | re.IGNORECASE)
-_BARE_OBJECT = re.compile(r"\{[^{}]*\}", re.DOTALL)
 _CUE = re.compile(r"^\W*(?:final\s+)?(?:label|category|classification|answer)\s*(?:is)?\s*[:=\-]\s*(.+)$",
                   re.IGNORECASE | re.MULTILINE)
 
@@ -293,16 +292,9 @@ def parse_category(text: str | None) -> str | None:
     """
     if not text:
         return None
-    candidates = [m.group(1) for m in _CODE_BLOCK.finditer(text)] + [m.group(0) for m in _BARE_OBJECT.finditer(text)]
-    for candidate in candidates:
-        try:
-            parsed = json.loads(candidate)
-        except ValueError:
-            continue
-        if isinstance(parsed, dict):
-            for key, value in parsed.items():
-                if str(key).strip().lower() in ("label", "category") and isinstance(value, str):
-                    return _one(value)
+    field = json_field(text, ("label", "category"))
+    if field is not None:
+        return _one(field)
     cue = _CUE.search(text)
     if cue:
         return _one(cue.group(1))
