@@ -14,7 +14,8 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -220,6 +221,7 @@ CRISIS = "llms-mental-health-crisis"
 CRISIS_LABELS = ("anxiety_crisis", "no_crisis", "risk_taking_behaviours", "self-harm",
                  "substance_abuse_or_withdrawal", "suicidal_ideation", "violent_thoughts", "")
 CRISIS_SAMPLED = "data/llm_evaluator/sampled/sampled_lowest_scores_n200.json"
+CRISIS_VALIDATION_ID = "sampled_dataset_n_200_merged_n50-noSeed_156-s42"
 CRISIS_HUMAN_SCORES = {"H1": "data/human_label/H1_scores_n206_s42.json",
                        "H2": "data/human_label/H2_scores_n206_s42.json"}
 CRISIS_HUMAN_LABELS = {"H1": "data/human_label/H1_labeled_n206_s42.json",
@@ -321,7 +323,7 @@ def load_crisis() -> CalibrationData:
                for i, r in enumerate(jury) if _valid(r.get("evaluation"))]
 
     for judge, (prefix, _) in CRISIS_JUDGES.items():
-        label_runs = sorted(p for p in dataset.files if p.startswith(f"data/llm_label/{prefix}-labeled-"))
+        label_runs = _label_runs(dataset.files, prefix)
         for sample, path in enumerate(label_runs):
             rows = _load_json(CRISIS, path)
             check_aligned(path, rows, compare_inputs=True)
@@ -337,8 +339,13 @@ def crisis_label_files(judge: str) -> list[str]:
     """Upstream paths of one LLM labeler's three label runs, in run order."""
     from calibration.registry import get_dataset
 
-    prefix = CRISIS_JUDGES[judge][0]
-    return sorted(p for p in get_dataset(CRISIS).files if p.startswith(f"data/llm_label/{prefix}-labeled-"))
+    return _label_runs(get_dataset(CRISIS).files, CRISIS_JUDGES[judge][0])
+
+
+def _label_runs(files: Iterable[str], prefix: str) -> list[str]:
+    """One labeler's timestamped runs on the 206 validation posts (not its merged file, not the test set)."""
+    run = re.compile(rf"data/llm_label/{re.escape(prefix)}-labeled-{CRISIS_VALIDATION_ID}-\d{{8}}-\d{{6}}\.json")
+    return sorted(p for p in files if run.fullmatch(p))
 
 
 # --------------------------------------------------------------------------- empathic-communication
