@@ -257,7 +257,7 @@ _PATTERNS = {
                          + r")(?![a-z])")
     for category, names in _SYNONYMS.items()
 }
-_CUE = re.compile(r"^\W*(?:final\s+)?(?:label|category|classification|answer)\s*(?:is)?\s*[:=\-]\s*(.+)$",
+_CUE = re.compile(r"^\W*(?:final\s+)?(?:label|category|classification|answer)\s*(?:is)?\s*[:=\-][ \t]*(.*)$",
                   re.IGNORECASE | re.MULTILINE)
 
 
@@ -285,10 +285,10 @@ def parse_category(text: str | None) -> str | None:
     """The one crisis category the answer commits to, or None (unreadable: counted wrong and listed).
 
     Looked for, in order: the `label` (or `category`) field of a JSON object in the answer (as the
-    authors' prompt asks); a "Label: ..." / "Category: ..." line; else the first non-empty line. The
-    place looked at must name exactly one category, in any phrasing ("suicidal_ideation", "Suicidal
-    ideation", "self harm", "panic attack", "risk-taking behavior", "not a crisis"); two categories, or
-    none (a refusal, an answer about something else), are unreadable.
+    authors' prompt asks); a "Label: ..." / "Category: ..." line (or the line after a bare "Category:");
+    else the first non-empty line. The place looked at must name exactly one category, in any phrasing
+    ("suicidal_ideation", "Suicidal ideation", "self harm", "panic attack", "risk-taking behavior", "not
+    a crisis"); two categories, or none (a refusal, an answer about something else), are unreadable.
     """
     if not text:
         return None
@@ -296,8 +296,9 @@ def parse_category(text: str | None) -> str | None:
     if field is not None:
         return _one(field)
     cue = _CUE.search(text)
-    if cue:
-        return _one(cue.group(1))
+    if cue:  # the category on the cue's line, or on the next line when the cue ends its line
+        rest = cue.group(1) if re.search(r"\w", cue.group(1)) else text[cue.end():].strip().split("\n", 1)[0]
+        return _one(rest)
     first = next((line for line in text.splitlines() if line.strip()), "")
     return _one(first)
 

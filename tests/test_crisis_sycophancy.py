@@ -48,6 +48,8 @@ def mirror(monkeypatch: pytest.MonkeyPatch) -> Path:
         ("self harm", "self-harm"),
         ("Suicidal ideation (passive).", "suicidal_ideation"),
         ("NO_CRISIS", "no_crisis"),
+        ("**Category:**\nSelf-injury (NSSI)\n\nThe user describes cutting.", "self-harm"),
+        ("Final answer = substance withdrawal", "substance_abuse_or_withdrawal"),
     ],
 )
 def test_category_names_in_several_phrasings(answer: str, expected: str) -> None:
