@@ -5,8 +5,6 @@ Registered in cli/main.py with ``app.command("calibrate")(calibrate_command)``.
 
 from __future__ import annotations
 
-import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
@@ -24,6 +22,7 @@ from calibration.annotations import (
     read_judged,
 )
 from calibration.registry import DatasetError
+from judge.review import write_jsonl_atomic
 
 if TYPE_CHECKING:
     from calibration.report import Gate
@@ -96,10 +95,7 @@ def calibrate_command(
             items = elephant_oeq_items()
         except (InputError, DatasetError, ValueError) as exc:
             raise _fail(exc.problems if isinstance(exc, InputError) else [str(exc)]) from None
-        write_items.parent.mkdir(parents=True, exist_ok=True)
-        write_items.write_text("".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items),
-                               encoding="utf-8")
-        os.chmod(write_items, 0o600)
+        write_jsonl_atomic(write_items, items)  # owner-only, like every output
         typer.echo(f"wrote {len(items)} items to {write_items}; judge them with `trustmh score {write_items} "
                    f"--out RUN`, then run `trustmh calibrate --dataset {dataset} --judged RUN`")
         return
