@@ -14,7 +14,8 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -220,6 +221,7 @@ CRISIS = "llms-mental-health-crisis"
 CRISIS_LABELS = ("anxiety_crisis", "no_crisis", "risk_taking_behaviours", "self-harm",
                  "substance_abuse_or_withdrawal", "suicidal_ideation", "violent_thoughts", "")
 CRISIS_SAMPLED = "data/llm_evaluator/sampled/sampled_lowest_scores_n200.json"
+CRISIS_VALIDATION_ID = "sampled_dataset_n_200_merged_n50-noSeed_156-s42"
 CRISIS_HUMAN_SCORES = {"H1": "data/human_label/H1_scores_n206_s42.json",
                        "H2": "data/human_label/H2_scores_n206_s42.json"}
 CRISIS_HUMAN_LABELS = {"H1": "data/human_label/H1_labeled_n206_s42.json",
@@ -321,7 +323,7 @@ def load_crisis() -> CalibrationData:
                for i, r in enumerate(jury) if _valid(r.get("evaluation"))]
 
     for judge, (prefix, _) in CRISIS_JUDGES.items():
-        label_runs = sorted(p for p in dataset.files if p.startswith(f"data/llm_label/{prefix}-labeled-"))
+        label_runs = _label_runs(dataset.files, prefix)
         for sample, path in enumerate(label_runs):
             rows = _load_json(CRISIS, path)
             check_aligned(path, rows, compare_inputs=True)
@@ -337,8 +339,13 @@ def crisis_label_files(judge: str) -> list[str]:
     """Upstream paths of one LLM labeler's three label runs, in run order."""
     from calibration.registry import get_dataset
 
-    prefix = CRISIS_JUDGES[judge][0]
-    return sorted(p for p in get_dataset(CRISIS).files if p.startswith(f"data/llm_label/{prefix}-labeled-"))
+    return _label_runs(get_dataset(CRISIS).files, CRISIS_JUDGES[judge][0])
+
+
+def _label_runs(files: Iterable[str], prefix: str) -> list[str]:
+    """One labeler's timestamped runs on the 206 validation posts (not its merged file, not the test set)."""
+    run = re.compile(rf"data/llm_label/{re.escape(prefix)}-labeled-{CRISIS_VALIDATION_ID}-\d{{8}}-\d{{6}}\.json")
+    return sorted(p for p in files if run.fullmatch(p))
 
 
 # --------------------------------------------------------------------------- empathic-communication
@@ -391,11 +398,80 @@ def load_empathic() -> CalibrationData:
     return CalibrationData(human, judged)
 
 
+# --------------------------------------------------------------------------- elephant-oeq
+
+ELEPHANT_OEQ = "elephant-oeq"
+ELEPHANT_OEQ_FILE = ("elephant", "datasets/OEQ_sample.csv")
+ELEPHANT_RATER = "elephant-annotators"
+
+
+def elephant_oeq_items() -> list[dict[str, Any]]:
+    """The score items to judge before calibrating on ELEPHANT OEQ (the human answers as responses)."""
+    from suites.sycophancy import oeq_calibration_items
+
+    return oeq_calibration_items(dataset_file(*ELEPHANT_OEQ_FILE).read_bytes())
+
+
+def load_elephant_oeq(judged: Path) -> CalibrationData:
+    """ELEPHANT's human labels of the OEQ human answers against a judge's decisions on the same answers.
+
+    `judged` is a ``trustmh score`` run directory (or its verdicts.jsonl) over ``elephant_oeq_items()``.
+    Each label is compared with the decision the sycophancy suite makes from the matching criterion
+    (``suites.sycophancy.OEQ_CALIBRATION``, thresholds ``SYCOPHANTIC_BELOW``), both coded 0/1.
+    """
+    from suites.sycophancy import CALIBRATION_PREFIX, OEQ_CALIBRATION, oeq_judged_label, oeq_rows
+
+    rows = oeq_rows(dataset_file(*ELEPHANT_OEQ_FILE).read_bytes())
+    human = [Annotation(f"{CALIBRATION_PREFIX}:{row[''].strip()}", label, ELEPHANT_RATER,
+                        float(row[f"{label}_human"]))
+             for row in rows for label in OEQ_CALIBRATION]
+    items = {a.item_id for a in human}
+    verdicts = judged / "verdicts.jsonl" if judged.is_dir() else judged
+    if not verdicts.is_file():
+        raise InputError([f"{judged}: no verdicts.jsonl; give the `trustmh score` run directory that judged the "
+                          "items written by `trustmh calibrate --dataset elephant-oeq --write-items FILE`"])
+    scores: list[JudgeScore] = []
+    problems: list[str] = []
+    for number, record in _records(verdicts):
+        if isinstance(record, str):
+            problems.append(f"{verdicts}:{number}: {record}")
+            continue
+        if record.get("item_id") not in items:
+            continue
+        for label, criterion in OEQ_CALIBRATION.items():
+            if record.get("criterion") != criterion:
+                continue
+            value = oeq_judged_label(label, str(record.get("status")), record.get("score"))
+            if value is not None:
+                scores.append(JudgeScore(str(record["item_id"]), label, str(record.get("judge")), value,
+                                         int(record.get("sample") or 0)))
+    if problems:
+        raise InputError(problems[:MAX_PROBLEMS])
+    if not scores:
+        raise InputError([f"{verdicts}: no verdict on the elephant-oeq items (ids {CALIBRATION_PREFIX}:<n>); judge "
+                          "the items from `trustmh calibrate --dataset elephant-oeq --write-items FILE` first"])
+    _check_duplicates(verdicts, [(s.item_id, s.criterion, s.judge, str(s.sample)) for s in scores],
+                      "(item_id, criterion, judge, sample)")
+    binary = Scale("nominal", ("0", "1"))
+    return CalibrationData(human, scores, dict.fromkeys(OEQ_CALIBRATION, binary))
+
+
 DATASETS = {CRISIS: load_crisis, EMPATHIC: load_empathic}
+JUDGED_DATASETS = {ELEPHANT_OEQ: load_elephant_oeq}
+"""Datasets that hold human labels only: the judge side is a run the user made with ``--judged``."""
 
 
-def load_dataset(name: str) -> CalibrationData:
+def load_dataset(name: str, judged: Path | None = None) -> CalibrationData:
+    if name in JUDGED_DATASETS:
+        if judged is None:
+            raise InputError([f"--dataset {name}: holds human labels only; write its items with --write-items FILE, "
+                              "judge them with `trustmh score FILE --out RUN`, then give --judged RUN"])
+        return JUDGED_DATASETS[name](judged)
     if name not in DATASETS:
-        raise InputError([f"--dataset {name!r}: no calibration loader; choose one of {', '.join(DATASETS)}"])
+        known = ", ".join([*DATASETS, *JUDGED_DATASETS])
+        raise InputError([f"--dataset {name!r}: no calibration loader; choose one of {known}"])
+    if judged is not None:
+        raise InputError([f"--dataset {name}: brings its own judge scores; --judged goes with --human, or with "
+                          f"--dataset {', '.join(JUDGED_DATASETS)}"])
     return DATASETS[name]()
 

@@ -12,8 +12,17 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 from rich.console import Console
 
-from calibration.annotations import CalibrationData, InputError, load_dataset, read_human, read_judged
+from calibration.annotations import (
+    JUDGED_DATASETS,
+    CalibrationData,
+    InputError,
+    elephant_oeq_items,
+    load_dataset,
+    read_human,
+    read_judged,
+)
 from calibration.registry import DatasetError
+from judge.review import write_jsonl_atomic
 
 if TYPE_CHECKING:
     from calibration.report import Gate
@@ -37,7 +46,12 @@ def calibrate_command(
         "item_id, criterion, judge, score [, sample, target].", show_default=False)] = None,
     dataset: Annotated[str | None, typer.Option(
         "--dataset", help="Calibrate a registered dataset instead: llms-mental-health-crisis or "
-        "empathic-communication (read from $TRUSTMH_DATA_MIRROR or downloaded).", show_default=False)] = None,
+        "empathic-communication (human and judge scores), or elephant-oeq (human labels; give --judged, a "
+        "`trustmh score` run over its --write-items). Read from $TRUSTMH_DATA_MIRROR or downloaded.",
+        show_default=False)] = None,
+    write_items: Annotated[Path | None, typer.Option(
+        "--write-items", help="With --dataset elephant-oeq: write the items to judge (JSONL) and stop.",
+        show_default=False)] = None,
     out: Annotated[Path, typer.Option("--out", help="Folder for calibration.json and calibration.md.")] = Path(
         "calibration-out"),
     level: Annotated[str, typer.Option(
@@ -74,14 +88,30 @@ def calibrate_command(
         gates: list[Gate] = [parse_gate(g) for g in gate or []]
     except ValueError as exc:
         raise _fail([str(exc)]) from None
-    if dataset and (human or judged):
-        raise _fail(["--dataset replaces --human/--judged: give one or the other"])
+    if write_items is not None:
+        if dataset not in JUDGED_DATASETS:
+            raise _fail([f"--write-items goes with --dataset {', '.join(JUDGED_DATASETS)}"])
+        try:
+            items = elephant_oeq_items()
+        except (InputError, DatasetError, ValueError) as exc:
+            raise _fail(exc.problems if isinstance(exc, InputError) else [str(exc)]) from None
+        write_jsonl_atomic(write_items, items)  # owner-only, like every output
+        typer.echo(f"wrote {len(items)} items to {write_items}; judge them with `trustmh score {write_items} "
+                   f"--out RUN`, then run `trustmh calibrate --dataset {dataset} --judged RUN`")
+        return
+    if dataset and human:
+        raise _fail(["--dataset replaces --human: give one or the other"])
+    if dataset and judged and dataset not in JUDGED_DATASETS:
+        raise _fail([f"--dataset {dataset} brings its own judge scores; --judged goes with --human, or with "
+                     f"--dataset {', '.join(JUDGED_DATASETS)}"])
     if not dataset and not (human and judged):
         raise _fail(["give --human FILE and --judged FILE_OR_RUN_DIR, or --dataset NAME (see --help)"])
     try:
         if dataset:
-            data = load_dataset(dataset)
-            source = {"dataset": dataset}
+            if judged is not None and not judged.exists():
+                raise InputError([f"{judged}: no such file or directory"])
+            data = load_dataset(dataset, judged)
+            source = {"dataset": dataset} | ({"judged": str(judged)} if judged else {})
         else:
             assert human is not None and judged is not None
             problems: list[str] = []

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
 
-from suites import ethics, privacy, safety
+from suites import crisis, ethics, privacy, safety, sycophancy
 from suites.records import sample_prompts
 from suites.spec import Builder, JudgedRule, MetricSpec, Reader
 
@@ -92,13 +92,23 @@ _SUITES: tuple[Suite, ...] = (
           (_JUDGED_QUALITY,), True, "not built yet"),
     Suite("reliability/intervention", "reliability", ("psychological intervention",), "CPsyCounE", 45,
           (_JUDGED_QUALITY,), True, "not built yet"),
-    Suite("crisis/identification", "crisis", ("identification",), "LLMs-Mental-Health-Crisis (validation)", 206,
-          (_ACCURACY, _m("cohen_kappa", "mean", True, "deterministic", "Cohen's kappa against the human labels")),
-          False, "not built yet"),
+    Suite("crisis/identification", "crisis", ("identification",), "LLMs-Mental-Health-Crisis (validation)", 190,
+          (crisis.ACCURACY, crisis.KAPPA), False, "available", build=crisis.build_identification,
+          read=crisis.read_identification,
+          target_sees="the authors' labelling prompt: the seven category definitions and the post as JSON",
+          sources=("llms-mental-health-crisis",)),
+    Suite("crisis/identification-test", "crisis", (), "LLMs-Mental-Health-Crisis (test, gpt-4o-mini labels)", 2044,
+          (crisis.ACCURACY, crisis.KAPPA), False, "available", build=crisis.build_identification_test,
+          read=crisis.read_identification,
+          target_sees="as crisis/identification, on the 2,046 test posts (reference: the authors' LLM labels)",
+          sources=("llms-mental-health-crisis",)),
     Suite("crisis/severity", "crisis", ("severity identification",), "C-SSRS", None, (_ACCURACY,), False,
           "unavailable", reason="the C-SSRS data is not reachable"),
     Suite("crisis/escalation", "crisis", ("escalation decision",), "LLMs-Mental-Health-Crisis (validation)", 206,
-          (_JUDGED_QUALITY,), True, "not built yet"),
+          (crisis.OVERALL, crisis.CRITICAL_FAILURE), True, "available", build=crisis.build_escalation,
+          judged=(crisis.overall_rule(), crisis.critical_failure_rule()),
+          target_sees="the person's post (its turns joined by newlines) as one user turn",
+          sources=("llms-mental-health-crisis",)),
     Suite("safety/jailbreak", "safety", ("jailbreak resistance",), "TrustMH-Bench JailbreakMH", 560,
           (safety.REFUSAL_RATE,), True, "available", build=safety.build_jailbreak,
           judged=(safety.refusal_rule(groups=("method",)),),
@@ -132,11 +142,15 @@ _SUITES: tuple[Suite, ...] = (
           "USMLE-Mental, perturbed (stands in for the diagnosis prompts, whose data is not public)", None,
           (_m("delta_accuracy", "mean", True, "deterministic", "paired change of accuracy"),), False,
           "not built yet"),
-    Suite("sycophancy/push-back", "sycophancy", (), "USMLE-Mental, Crisis_Response_QA", None,
-          (_m("flip_rate", "mean", False, "deterministic", "correct first answers changed to the user's option"),),
-          False, "not built yet"),
+    Suite("sycophancy/push-back", "sycophancy", (), "USMLE-Mental, Crisis_Response_QA", 880,
+          (sycophancy.FLIP_RATE, sycophancy.HOLD_RATE, sycophancy.FIRST_ACCURACY), False, "available",
+          build=sycophancy.build_push_back, read=sycophancy.read_push_back,
+          target_sees="a multiple-choice question, then a follow-up insisting on a named wrong option",
+          sources=("psy-eval",)),
     Suite("sycophancy/social", "sycophancy", ("OEQ", "AITA-YTA"), "ELEPHANT OEQ and AITA samples", 20,
-          (_m("sycophancy_rate", "mean", False, "judge", "judged social-sycophancy rate"),), True, "not built yet"),
+          (sycophancy.SYCOPHANCY_RATE, *(m for m, _ in sycophancy.RATE_CRITERIA)), True, "available",
+          build=sycophancy.build_social, judged=sycophancy.social_rules(),
+          target_sees="the advice question or the AITA post as one user turn", sources=("elephant",)),
     Suite("sycophancy/pas", "sycophancy", ("PAS",), "PAS", None,
           (_m("sycophancy_rate", "mean", False, "judge", "judged sycophancy rate"),), True, "unavailable",
           reason="the PAS data is not public"),

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from calibration.agreement import cohen_kappa
 from calibration.bootstrap import resample_indices
 
 CONFIDENCE = 0.95
@@ -77,6 +78,33 @@ def pearson_summary(x: Sequence[float], y: Sequence[float], n_bootstrap: int, se
         rs = rs[~np.isnan(rs)]
         if rs.size >= max(2, n_bootstrap // 2):
             low, high = (float(q) for q in np.quantile(rs, [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2]))
+    return Summary(value, low, high, n)
+
+
+def kappa_summary(pairs: Sequence[Sequence[tuple[float, float]]], n_bootstrap: int, seed: int, key: str) -> Summary:
+    """Cohen's kappa between predicted and reference category codes, with a bootstrap interval over prompts.
+
+    `pairs` holds, per prompt, one (predicted code, reference code) pair per sample; a resample draws
+    prompts and keeps all their pairs. Categories are the union of every code seen, so an "unreadable"
+    code that never occurs as a reference counts as disagreement and adds nothing to chance agreement.
+    Resamples where kappa is undefined are skipped; more than half undefined → no interval.
+    """
+    n = len(pairs)
+    flat = [pair for prompt in pairs for pair in prompt]
+    if not flat:
+        return Summary(None, None, None, 0)
+    categories = sorted({code for pair in flat for code in pair})
+    value = cohen_kappa([p for p, _ in flat], [r for _, r in flat], categories)
+    low = high = None
+    if value is not None and n_bootstrap > 0 and n > 1:
+        kappas = []
+        for row in resample_indices(n, n_bootstrap, seed, key):
+            drawn = [pair for i in row for pair in pairs[int(i)]]
+            kappa = cohen_kappa([p for p, _ in drawn], [r for _, r in drawn], categories)
+            if kappa is not None:
+                kappas.append(kappa)
+        if len(kappas) >= max(2, n_bootstrap // 2):
+            low, high = (float(q) for q in np.quantile(kappas, [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2]))
     return Summary(value, low, high, n)
 
 

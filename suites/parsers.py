@@ -24,8 +24,9 @@ _ALTERNATIVE = re.compile(r"^\s*[\)\]\*\"'.,]*\s*(?i:or|and|/)\s*(?:(?i:option)\
 _LEADING = re.compile(r"^\s*(?:\*\*|__)?[\(\[]?([A-Z])(?:[\)\]]|\.|:|\*\*|__|$)(?:\s|$)")
 
 
-def _choice_field(text: str) -> str | None:
-    """The `choice` field of a JSON object in the answer (fenced block first, then any bare object)."""
+def json_field(text: str, names: Sequence[str]) -> str | None:
+    """The first of the `names` fields (case-insensitive) of a JSON object in the answer, fenced block
+    first, then any bare object; None when no object has one."""
     candidates = [m.group(1) for m in _CODE_BLOCK.finditer(text)] + [m.group(0) for m in _BARE_OBJECT.finditer(text)]
     for candidate in candidates:
         try:
@@ -34,9 +35,14 @@ def _choice_field(text: str) -> str | None:
             continue
         if isinstance(parsed, dict):
             for key, value in parsed.items():
-                if str(key).strip().lower() in ("choice", "answer", "option") and value is not None:
+                if str(key).strip().lower() in names and value is not None:
                     return str(value)
     return None
+
+
+def _choice_field(text: str) -> str | None:
+    """The `choice` (or `answer`, `option`) field of a JSON object in the answer."""
+    return json_field(text, ("choice", "answer", "option"))
 
 
 def _letter_of(value: str, letters: str) -> str | None:

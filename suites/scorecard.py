@@ -21,8 +21,8 @@ import numpy as np
 
 from judge.review import write_text_atomic
 from suites.catalogue import SUITES, Suite
-from suites.metrics import mean_summary, pearson_summary, pillar_mean_ranks, rank_targets
-from suites.spec import CriterionMeansRule, ThresholdRule
+from suites.metrics import kappa_summary, mean_summary, pearson_summary, pillar_mean_ranks, rank_targets
+from suites.spec import AnyBelowRule, CriterionMeansRule, CriterionValueRule, ThresholdRule
 
 DEFAULT_BOOTSTRAP = 1000
 DEFAULT_SEED = 0
@@ -148,6 +148,16 @@ class ScorecardBuilder:
                         value = float(rule.hit(float(np.median(scores))))
                         for group in _groups(rule, judged.meta):
                             self._cell(judged.target, suite.id, rule.metric, group).add(judged.prompt_id, value)
+                elif isinstance(rule, CriterionValueRule):
+                    scores = judged.scores.get(rule.criterion)
+                    if scores:
+                        self._cell(judged.target, suite.id, rule.metric, None).add(
+                            judged.prompt_id, float(np.median(scores)))
+                elif isinstance(rule, AnyBelowRule):
+                    hit = rule.hit({c: float(np.median(s)) for c, s in judged.scores.items() if s})
+                    if hit is not None:
+                        for group in _groups(rule, judged.meta):
+                            self._cell(judged.target, suite.id, rule.metric, group).add(judged.prompt_id, float(hit))
                 else:
                     for criterion, scores in judged.scores.items():
                         group = f"criterion:{criterion}"
@@ -158,9 +168,11 @@ class ScorecardBuilder:
             if suite.id not in judged_suites:  # not scored yet: no judged figure at all, not one of failures only
                 continue
             for rule in suite.judged:
-                if isinstance(rule, ThresholdRule):
+                if isinstance(rule, ThresholdRule | AnyBelowRule):
                     for group in _groups(rule, meta):
                         self._cell(target, suite.id, rule.metric, group).add(prompt_id, rule.failure_value)
+                elif isinstance(rule, CriterionValueRule):
+                    self._cell(target, suite.id, rule.metric, None).add(prompt_id, rule.failure_value)
                 else:
                     for criterion in self.criteria_seen.get(suite.id, {}):
                         worst = self._scale_min(rule, suite, criterion)
@@ -233,6 +245,9 @@ class ScorecardBuilder:
         boot_key = f"{suite_id}|{metric_name}|{group}"
         if metric.kind == "pearson":
             summary = pearson_summary(per_prompt, [cell.labels[p] for p in prompts], n_bootstrap, seed, boot_key)
+        elif metric.kind == "kappa":  # category codes are not averaged: every sample is one pair
+            pairs = [[(v, cell.labels[p]) for v in cell.values[p]] for p in prompts]
+            summary = kappa_summary(pairs, n_bootstrap, seed, boot_key)
         else:
             summary = mean_summary(per_prompt, n_bootstrap, seed, boot_key)
         return {"target": target, "pillar": suite.pillar, "suite": suite_id, "metric": metric_name,
@@ -249,10 +264,10 @@ def _prompt_of(response_id: str, target: str) -> str:
 
 
 def _group_fields(suite: Suite) -> tuple[str, ...]:
-    return tuple(f for rule in suite.judged if isinstance(rule, ThresholdRule) for f in rule.groups)
+    return tuple(f for rule in suite.judged if isinstance(rule, ThresholdRule | AnyBelowRule) for f in rule.groups)
 
 
-def _groups(rule: ThresholdRule, meta: Mapping[str, Any]) -> list[str | None]:
+def _groups(rule: ThresholdRule | AnyBelowRule, meta: Mapping[str, Any]) -> list[str | None]:
     groups: list[str | None] = [None]
     groups += [f"{name}:{meta[name]}" for name in rule.groups if meta.get(name) is not None]
     return groups

@@ -6,14 +6,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Kind = Literal["mean", "pearson"]
+Kind = Literal["mean", "pearson", "kappa"]
 Source = Literal["deterministic", "judge"]
 
 
 @dataclass(frozen=True)
 class MetricSpec:
     """One published kind of number. `mean` averages a per-prompt value (a rate when it is 0/1);
-    `pearson` correlates a per-prompt value with the prompt's human label."""
+    `pearson` correlates a per-prompt value with the prompt's human label; `kappa` is Cohen's kappa
+    between the per-prompt category code and the prompt's human label code (codes, not magnitudes)."""
 
     name: str
     kind: Kind
@@ -61,6 +62,36 @@ class CriterionMeansRule:
     scale_min: Mapping[str, float] = field(default_factory=dict)
 
 
-JudgedRule = ThresholdRule | CriterionMeansRule
+@dataclass(frozen=True)
+class CriterionValueRule:
+    """A judged mean of one criterion at suite level: the panel score (median of every ok score) per
+    answer; a failed target call counts as `failure_value` (the criterion's scale minimum)."""
+
+    metric: str
+    criterion: str
+    failure_value: float
+
+
+@dataclass(frozen=True)
+class AnyBelowRule:
+    """A judged 0/1 metric over several criteria: 1 when the panel score of any criterion in `below` is
+    under its threshold (e.g. a rubric's critical `fail_below`s). Criteria not scored on an answer (not
+    applicable) are left out; an answer with none of them scored gives no value. A failed target call
+    counts as `failure_value`. Breakdowns by meta fields in `groups`."""
+
+    metric: str
+    below: Mapping[str, float]
+    failure_value: float
+    groups: Sequence[str] = ()
+
+    def hit(self, panel: Mapping[str, float]) -> bool | None:
+        """The decision for one answer from its panel scores; None when no listed criterion was scored."""
+        scored = [c for c in self.below if c in panel]
+        if not scored:
+            return None
+        return any(panel[c] < self.below[c] for c in scored)
+
+
+JudgedRule = ThresholdRule | CriterionMeansRule | CriterionValueRule | AnyBelowRule
 Builder = Callable[[], list[dict[str, Any]]]
 Reader = Callable[[Mapping[str, Any]], Observed]

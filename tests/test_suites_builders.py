@@ -40,7 +40,9 @@ def test_catalogue_covers_every_rank_table_row_once_with_status() -> None:
     assert "D4 and SWMH" in unavailable["reliability/diagnosis"] and "C-SSRS" in unavailable["crisis/severity"]
     available = {s.id for s in SUITES.values() if s.status == "available"}
     assert available == {"safety/jailbreak", "safety/direct-harm", "privacy/awareness-tier1",
-                         "privacy/awareness-tier2a", "privacy/awareness-tier2b", "privacy/leakage", "ethics/reasoning"}
+                         "privacy/awareness-tier2a", "privacy/awareness-tier2b", "privacy/leakage", "ethics/reasoning",
+                         "crisis/identification", "crisis/identification-test", "crisis/escalation",
+                         "sycophancy/push-back", "sycophancy/social"}
 
 
 def test_build_suite_refuses_unknown_and_unbuildable_suites() -> None:
@@ -215,6 +217,9 @@ def test_prompts_with_an_answer_are_items_trustmh_score_accepts(mirror: Path, tm
 
     path = tmp_path / "answered.jsonl"
     prompts = [p for s in SUITES.values() if s.status == "available" for p in build_suite(s.id, limit=4, seed=2)]
-    path.write_text("".join(json.dumps({**p, "response": "An answer.", "target": "t"}) + "\n" for p in prompts))
+    # As respond makes items: scripted follow-ups become turns of `messages`, so an item carries none.
+    answered = [{**{k: v for k, v in p.items() if k != "followups"}, "response": "An answer.", "target": "t"}
+                for p in prompts]
+    path.write_text("".join(json.dumps(item) + "\n" for item in answered))
     result = read_items([path], set(catalogue.PILLARS))
     assert result.rejections == [] and len(result.items) == len(prompts)

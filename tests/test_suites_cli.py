@@ -18,7 +18,8 @@ from suites.catalogue import SUBTASKS, SUITES
 MIRROR = Path(os.environ.get("TRUSTMH_DATA_MIRROR")
               or Path(__file__).resolve().parents[1].parent / "shared" / "datasets")
 needs_mirror = pytest.mark.skipif(not MIRROR.is_dir(), reason="no dataset mirror (set TRUSTMH_DATA_MIRROR)")
-THREE_PILLARS = [s.id for s in SUITES.values() if s.status == "available"]
+THREE_PILLARS = [s.id for s in SUITES.values()
+                 if s.status == "available" and s.pillar in ("safety", "privacy", "ethics")]
 
 
 @pytest.fixture
@@ -62,8 +63,10 @@ def test_suites_build_refuses_bad_names_before_writing(run_cli: Any, tmp_path: P
     assert result.code == 2 and "SUITE: unknown suite(s) 'safety/nope'" in result.stderr
     result = run_cli("suites", "build", "reliability/diagnosis", "--out", out)
     assert result.code == 2 and "D4 and SWMH are not public" in result.stderr
-    result = run_cli("suites", "build", "crisis/identification", "--out", out)
-    assert result.code == 2 and "not built yet" in result.stderr
+    pending = [s.id for s in SUITES.values() if s.status == "not built yet"]
+    if pending:
+        result = run_cli("suites", "build", pending[0], "--out", out)
+        assert result.code == 2 and "not built yet" in result.stderr
     result = run_cli("suites", "build", "ethics/reasoning", "ethics/reasoning", "--out", out)
     assert result.code == 2 and "named twice" in result.stderr
     assert run_cli("suites", "build", "ethics/reasoning", "--out", out, "--limit", "-1").code == 2
