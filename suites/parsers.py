@@ -81,6 +81,54 @@ def parse_choice(text: str | None, letters: str = "ABCDEFG") -> str | None:
     return None
 
 
+def _named_choice(value: str, choices: Sequence[str]) -> str | None:
+    """The letter of the one choice whose text the value names ("Delight", "anger."), else None."""
+    lowered = value.lower()
+    named = {i for i, choice in enumerate(choices)
+             if re.search(r"(?<![a-z])" + re.escape(choice.lower().strip(" .")) + r"(?![a-z])", lowered)}
+    if len(named) != 1:
+        return None
+    return chr(ord("A") + named.pop())
+
+
+def _field_value(value: str, choices: Sequence[str]) -> str | None:
+    letters = "".join(chr(ord("A") + i) for i in range(len(choices)))
+    return _letter_of(value, letters) or _named_choice(value, choices)
+
+
+def parse_labelled_choices(text: str | None, fields: Mapping[str, Sequence[str]]) -> dict[str, str | None]:
+    """For each named question (e.g. "emotion", "cause") the letter the answer gives, or None.
+
+    Looked for, in order: a JSON object's field of that name; lines labelled with the name or with the
+    question's position ("Emotion: B", "**Cause** - (C)", "Question 2: A", "2. D"). A value is a letter
+    or the text of exactly one choice ("Emotion: Delight"). Labelled lines that disagree make the field
+    unreadable (None), and so does a value naming no choice or several.
+    """
+    result: dict[str, str | None] = dict.fromkeys(fields)
+    if not text:
+        return result
+    objects = [m.group(1) for m in _CODE_BLOCK.finditer(text)] + [m.group(0) for m in _BARE_OBJECT.finditer(text)]
+    for candidate in objects:
+        try:
+            parsed = json.loads(candidate)
+        except ValueError:
+            continue
+        if isinstance(parsed, dict):
+            keyed = {str(k).strip().lower(): v for k, v in parsed.items() if v is not None}
+            for name, choices in fields.items():
+                if result[name] is None and name.lower() in keyed:
+                    result[name] = _field_value(str(keyed[name.lower()]), choices)
+    for position, (name, choices) in enumerate(fields.items(), start=1):
+        if result[name] is not None:
+            continue
+        label = re.compile(
+            rf"^[\s*_#>-]*(?:(?i:{re.escape(name)})|(?i:question|q)\s*{position}|{position}[.)])[\s*_]*"
+            r"(?:\([^)]*\))?[\s*_]*[:=\-]?\s*(.+)$", re.MULTILINE)
+        found = {_field_value(m.group(1), choices) for m in label.finditer(text)}
+        result[name] = found.pop() if len(found) == 1 else None
+    return result
+
+
 # ---------------------------------------------------------------- ratings
 
 SENSITIVITY_SCALE: Mapping[int, Sequence[str]] = {
