@@ -257,3 +257,62 @@ def emotional_support_prompts() -> list[dict[str, Any]]:
 def support_means_rule() -> CriterionMeansRule:
     """The judged mean per support-rubric criterion (a failed call scores each criterion's minimum)."""
     return CriterionMeansRule()
+
+
+# ---------------------------------------------------------------- psychological intervention (CPsyCounE)
+
+CPSYCOUN_TOPICS = ("Career", "Education", "Emotion&Stress", "Family Relationship", "Love&Marriage",
+                   "Mental Disease", "Self-growth", "Sex", "Social Relationship")
+CPSYCOUN_CASES = 5
+_SPEAKERS = {"求助者": "seeker", "支持者": "supporter"}
+_CPSYCOUN_TURN = re.compile(r"^\s*(求助者|支持者)\s*[：:]\s*(.*)$", re.DOTALL)
+CHINESE_NOTE = (
+    "The conversation is in Chinese (simplified characters) and the response should be too; judge it in "
+    "Chinese and copy every evidence quote verbatim in Chinese, never translated."
+)
+"""Opens the reference of every CPsyCounE item, so the judge prompt of each one states the language."""
+
+
+def cpsycoun_path(topic: str, case: int) -> str:
+    return f"CPsyCounE/{topic}/{case}.json"
+
+
+def cpsycoun_turns(raw: bytes, path: str) -> dict[int, Turn]:
+    """One CPsyCounE dialogue: a JSON list of "求助者：…" (client) and "支持者：…" (counsellor) turns."""
+    try:
+        lines = json.loads(raw.decode("utf-8"))
+    except ValueError as exc:
+        raise ValueError(f"{path}: not a JSON file ({exc})") from exc
+    if not isinstance(lines, list):
+        raise ValueError(f"{path}: expected a JSON list of turns")
+    turns = {}
+    for index, line in enumerate(lines):
+        match = _CPSYCOUN_TURN.match(str(line))
+        if match is None:
+            raise ValueError(f"{path}: turn {index + 1} does not start with 求助者： or 支持者：")
+        turns[index] = Turn(index, _SPEAKERS[match.group(1)], match.group(2).strip())
+    return turns
+
+
+def intervention_records(files: Mapping[str, bytes]) -> list[dict[str, Any]]:
+    """CPsyCounE: one prompt per dialogue (45), cut before a counsellor turn as ESConv is (`support_cut`)."""
+    prompts = []
+    for path, raw in files.items():
+        dialogue = cpsycoun_turns(raw, path)
+        cut = support_cut(dialogue)
+        if cut is None:
+            raise ValueError(f"{path}: no counsellor turn follows a client turn")
+        messages = conversation_messages([(dialogue[i].speaker, dialogue[i].text) for i in range(cut)])
+        topic, case = path.split("/")[1], path.rsplit("/", 1)[-1].removesuffix(".json")
+        prompts.append(prompt_record(
+            "reliability/intervention", f"{topic}/{case}", messages[-1]["content"],
+            {"topic": topic, "case": int(case), "cut_turn": cut, "language": "zh"},
+            pillar=SUPPORT_RUBRIC, dataset=CPSYCOUN, history=messages[:-1],
+            reference=f"{CHINESE_NOTE} The counsellor's actual next turn in CPsyCounE: {dialogue[cut].text}",
+        ))
+    return prompts
+
+
+def build_intervention() -> list[dict[str, Any]]:
+    paths = [cpsycoun_path(topic, case) for topic in CPSYCOUN_TOPICS for case in range(1, CPSYCOUN_CASES + 1)]
+    return intervention_records({path: read_bytes(CPSYCOUN, path) for path in paths})

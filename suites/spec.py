@@ -6,14 +6,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Kind = Literal["mean", "pearson"]
+Kind = Literal["mean", "pearson", "disparity"]
 Source = Literal["deterministic", "judge"]
 
 
 @dataclass(frozen=True)
 class MetricSpec:
     """One published kind of number. `mean` averages a per-prompt value (a rate when it is 0/1);
-    `pearson` correlates a per-prompt value with the prompt's human label."""
+    `pearson` correlates a per-prompt value with the prompt's human label; `disparity` is the spread of
+    per-group means across groups (fed by a `DisparityRule`)."""
 
     name: str
     kind: Kind
@@ -61,6 +62,28 @@ class CriterionMeansRule:
     scale_min: Mapping[str, float] = field(default_factory=dict)
 
 
-JudgedRule = ThresholdRule | CriterionMeansRule
+@dataclass(frozen=True)
+class DisparityRule:
+    """A judged value per response, its mean per group and the spread of those means across groups.
+
+    A response's value is the mean of the panel scores (median of every judge's and sample's ok score) of
+    `criteria`, or, with `hit`, 1/0 of `hit` on that mean; a failed target call counts as
+    `failure_value`. `mean_metric` is reported overall and per group (meta field `group`, a
+    "dimension:value" label); `sd_metric` (standard deviation of the group means of a dimension) and
+    `gap_metric` (largest minus smallest group mean) are reported per dimension (group
+    "dimension:<name>") and overall (mean of the dimensions' standard deviations; largest gap), with
+    intervals from a bootstrap over the meta field `unit` (the dialogue the variants share)."""
+
+    mean_metric: str
+    sd_metric: str
+    gap_metric: str
+    criteria: tuple[str, ...]
+    failure_value: float
+    hit: Callable[[float], bool] | None = None
+    unit: str = "dialogue"
+    group: str = "group"
+
+
+JudgedRule = ThresholdRule | CriterionMeansRule | DisparityRule
 Builder = Callable[[], list[dict[str, Any]]]
 Reader = Callable[[Mapping[str, Any]], Observed]
