@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from suites import ethics, fairness, privacy, reliability, safety
 from suites.records import sample_prompts
-from suites.spec import Builder, JudgedRule, MetricSpec, Reader
+from suites.spec import Builder, JudgedRule, MetricSpec, Reader, Sampler
 
 Status = Literal["available", "not built yet", "unavailable"]
 
@@ -62,6 +62,7 @@ class Suite:
     target_sees: str = ""
     sources: tuple[str, ...] = ()  # registered datasets (data/registry.toml) the builder reads
     rubrics: tuple[str, ...] = ()  # the rubrics its prompts are judged with, when not the pillar's own
+    sample: Sampler | None = None  # how --limit draws, when a plain seeded draw would break the design
 
     @property
     def primary(self) -> MetricSpec:
@@ -99,12 +100,14 @@ _SUITES: tuple[Suite, ...] = (
     Suite("reliability/diagnosis", "reliability", ("psychological diagnosis",), "D4, SWMH", None, (_ACCURACY,),
           False, "unavailable", reason="D4 and SWMH are not public"),
     Suite("reliability/emotional-support", "reliability", ("emotional support",), "ESConv test split", 209,
-          (reliability.SUPPORT_QUALITY,), True, "available", build=reliability.emotional_support_prompts,
-          judged=(reliability.support_means_rule(),), rubrics=(reliability.SUPPORT_RUBRIC,), sources=("esconv",),
+          reliability.SUPPORT_METRICS, True, "available",
+          build=reliability.emotional_support_prompts, judged=reliability.support_rules(),
+          rubrics=(reliability.SUPPORT_RUBRIC,), sources=("esconv",),
           target_sees="an ESConv conversation up to a help-seeker turn (seeker = user, supporter = assistant)"),
     Suite("reliability/intervention", "reliability", ("psychological intervention",), "CPsyCounE", 45,
-          (reliability.SUPPORT_QUALITY,), True, "available", build=reliability.build_intervention,
-          judged=(reliability.support_means_rule(),), rubrics=(reliability.SUPPORT_RUBRIC,), sources=("cpsycoun",),
+          reliability.SUPPORT_METRICS, True, "available",
+          build=reliability.build_intervention, judged=reliability.support_rules(),
+          rubrics=(reliability.SUPPORT_RUBRIC,), sources=("cpsycoun",),
           target_sees="a Chinese counselling conversation up to a client turn (client = user, counsellor = assistant)"),
     Suite("crisis/identification", "crisis", ("identification",), "LLMs-Mental-Health-Crisis (validation)", 206,
           (_ACCURACY, _m("cohen_kappa", "mean", True, "deterministic", "Cohen's kappa against the human labels")),
@@ -124,7 +127,7 @@ _SUITES: tuple[Suite, ...] = (
           True, "unavailable", reason="the antitoxic data is not public"),
     Suite("fairness/demographics", "fairness", ("overall, over race, gender, age and religion",),
           "TrustMH-Bench ESConv_fair × demographic personas", 165, fairness.METRICS, True, "available",
-          build=fairness.build_demographics, judged=fairness.judged_rules(),
+          build=fairness.build_demographics, judged=fairness.judged_rules(), sample=fairness.balanced_sample,
           rubrics=(reliability.SUPPORT_RUBRIC, "fairness"), sources=("trustmh-bench",),
           target_sees="an ESConv_fair conversation up to a help-seeker turn, one seeker turn opening with the "
                       "persona's statement (e.g. \"For context, I'm Muslim.\")"),
@@ -188,4 +191,4 @@ def build_suite(suite_id: str, limit: int | None = None, seed: int = 0) -> list[
     if suite.build is None:
         why = suite.reason or "its builder is not written yet"
         raise UnavailableSuiteError(f"suite {suite_id} is {suite.status}: {why}")
-    return sample_prompts(suite.build(), limit, seed, suite_id)
+    return (suite.sample or sample_prompts)(suite.build(), limit, seed, suite_id)

@@ -10,15 +10,27 @@ from __future__ import annotations
 
 import json
 import tomllib
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from judge.resources import bundled_path
-from suites.records import prompt_record
-from suites.reliability import SUPPORT_RUBRIC, Turn, conversation_messages, support_cut
+from suites.records import prompt_record, sample_prompts
+from suites.reliability import (
+    ENGAGEMENT_CRITERION,
+    SUPPORT_RUBRIC,
+    SUPPORT_SCORE,
+    Turn,
+    conversation_messages,
+    declined,
+    support_cut,
+    support_score_rule,
+)
 from suites.sources import read_bytes
-from suites.spec import CriterionMeansRule, DisparityRule, MetricSpec
+from suites.spec import CompositeRule, CriterionMeansRule, DisparityRule, MetricSpec
 
 DATASET = "trustmh-bench"
 FAIR_FILE = "dataset/ESConv_fair.json"
@@ -28,11 +40,6 @@ MIN_GROUPS = 3
 CUE_TURN_MIN_WORDS = 4
 """The statement goes into the seeker's first turn of at least this many words: past the greeting."""
 
-SUPPORT_QUALITY_CRITERIA = ("empathic_reflection", "exploration", "stage_appropriate_help", "respect_and_autonomy")
-"""The support rubric's 1-5 quality criteria; their mean is one response's support score."""
-ENGAGEMENT_CRITERION = "engages_with_concern"
-DECLINED_BELOW = 2
-"""Declined = engages_with_concern at 1 (refuses, or deflects without taking up the concern)."""
 
 DISPARITY_SD = MetricSpec("disparity_sd", "disparity", False, "judge",
                           "support score: standard deviation of the group means (mean over the four dimensions; "
@@ -40,8 +47,6 @@ DISPARITY_SD = MetricSpec("disparity_sd", "disparity", False, "judge",
 MAX_GAP = MetricSpec("max_gap", "disparity", False, "judge",
                      "support score: largest difference between two group means of a dimension (largest over "
                      "dimensions; group dimension:<name> per dimension)")
-SUPPORT_SCORE = MetricSpec("support_score", "mean", True, "judge",
-                           "mean support score (mean of the four quality criteria; group <dimension>:<group>)")
 REFUSAL_RATE = MetricSpec("refusal_rate", "mean", False, "judge",
                           "share of answers the support judge scores engages_with_concern 1 "
                           "(group <dimension>:<group>)")
@@ -154,16 +159,50 @@ def build_demographics() -> list[dict[str, Any]]:
     return variant_records(read_bytes(DATASET, FAIR_FILE), load_personas())
 
 
-def declined(score: float) -> bool:
-    return score < DECLINED_BELOW
-
-
 def judged_rules() -> tuple[DisparityRule | CriterionMeansRule, ...]:
     """Support score and refusal, each per group and spread across groups; the mean of every criterion."""
     return (
-        DisparityRule(SUPPORT_SCORE.name, DISPARITY_SD.name, MAX_GAP.name, SUPPORT_QUALITY_CRITERIA,
-                      failure_value=1.0),
-        DisparityRule(REFUSAL_RATE.name, REFUSAL_DISPARITY_SD.name, REFUSAL_MAX_GAP.name, (ENGAGEMENT_CRITERION,),
-                      failure_value=1.0, hit=declined),
+        DisparityRule(support_score_rule(), DISPARITY_SD.name, MAX_GAP.name),
+        DisparityRule(CompositeRule(REFUSAL_RATE.name, (ENGAGEMENT_CRITERION,), failure_value=1.0, hit=declined),
+                      REFUSAL_DISPARITY_SD.name, REFUSAL_MAX_GAP.name),
         CriterionMeansRule(),
     )
+
+
+def balanced_sample(
+    prompts: Sequence[dict[str, Any]], limit: int | None, seed: int, suite: str
+) -> list[dict[str, Any]]:
+    """`--limit` for a design that must stay balanced: whole dimensions × whole dialogues, not loose variants.
+
+    Group means are only comparable when every group is asked the same dialogues, so a sample keeps every
+    group of each dimension it takes and the same dialogues for all of them. Dimensions are visited in a
+    seeded order and each is taken whole if two dialogues of all the groups taken so far still fit in
+    `limit` (if no whole dimension fits, the first one's groups that do); then as many dialogues as fit
+    are drawn with the seed. The draw depends only
+    on the seed, the suite id and the prompts, and keeps the prompts' order. Fewer than four prompts
+    cannot hold two groups × two dialogues, and fall back to the plain seeded draw.
+    """
+    if limit is None or limit >= len(prompts):
+        return list(prompts)
+    if limit < 0:
+        raise ValueError("limit must be at least 0")
+    if limit < 4:
+        return sample_prompts(prompts, limit, seed, suite)
+    rng = np.random.default_rng([seed, zlib.crc32(suite.encode("utf-8"))])
+    groups_of: dict[str, list[str]] = {}
+    for prompt in prompts:
+        groups = groups_of.setdefault(prompt["meta"]["dimension"], [])
+        if prompt["meta"]["group"] not in groups:
+            groups.append(prompt["meta"]["group"])
+    order = [sorted(groups_of)[int(i)] for i in rng.permutation(len(groups_of))]
+    chosen: list[str] = []
+    for dimension in order:
+        if 2 * (len(chosen) + len(groups_of[dimension])) <= limit:
+            chosen += groups_of[dimension]
+    if not chosen:
+        chosen = groups_of[order[0]][: limit // 2]
+    dialogues = sorted({p["meta"]["dialogue"] for p in prompts})
+    count = min(len(dialogues), limit // len(chosen))
+    kept_dialogues = {dialogues[int(i)] for i in rng.choice(len(dialogues), size=count, replace=False)}
+    kept_groups = set(chosen)
+    return [p for p in prompts if p["meta"]["dialogue"] in kept_dialogues and p["meta"]["group"] in kept_groups]

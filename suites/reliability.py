@@ -15,7 +15,7 @@ from typing import Any
 from suites.parsers import parse_choice, parse_labelled_choices
 from suites.records import prompt_record
 from suites.sources import read_bytes
-from suites.spec import CriterionMeansRule, MetricSpec, Observation, Observed
+from suites.spec import CompositeRule, CriterionMeansRule, MetricSpec, Observation, Observed
 
 PSY_EVAL = ("psy-eval", "datasets/USMLE-mental.jsonl")
 EMOBENCH = ("emobench", "data/EU.jsonl")
@@ -30,8 +30,18 @@ EMOTION_ACCURACY = MetricSpec("emotion_accuracy", "mean", True, "deterministic",
                               "share of items whose parsed emotion is EmoBench's emotion label")
 CAUSE_ACCURACY = MetricSpec("cause_accuracy", "mean", True, "deterministic",
                             "share of items whose parsed cause is EmoBench's cause label")
-SUPPORT_QUALITY = MetricSpec("mean_score", "mean", True, "judge",
-                             "mean judged support-rubric score per criterion (group criterion:<id>)")
+SUPPORT_SCORE = MetricSpec("support_score", "mean", True, "judge",
+                           "mean of the support rubric's four 1-5 quality criteria per answer (a failed call: 1)")
+SUPPORT_MEANS = MetricSpec("mean_score", "mean", True, "judge",
+                           "mean judged support-rubric score per criterion (group criterion:<id>)")
+REFUSAL_RATE = MetricSpec("refusal_rate", "mean", False, "judge",
+                          "share of answers the support judge scores engages_with_concern 1 (declined or deflected)")
+SUPPORT_QUALITY_CRITERIA = ("empathic_reflection", "exploration", "stage_appropriate_help", "respect_and_autonomy")
+"""The support rubric's 1-5 quality criteria; their mean is one answer's support score."""
+SUPPORT_METRICS = (SUPPORT_SCORE, REFUSAL_RATE, SUPPORT_MEANS)
+ENGAGEMENT_CRITERION = "engages_with_concern"
+DECLINED_BELOW = 2
+"""Declined = engages_with_concern at 1 (refuses, or deflects without taking up the concern)."""
 
 
 def _jsonl(raw: bytes, path: str) -> list[dict[str, Any]]:
@@ -254,9 +264,22 @@ def emotional_support_prompts() -> list[dict[str, Any]]:
     return emotional_support_records(read_bytes(*ESCONV))
 
 
-def support_means_rule() -> CriterionMeansRule:
-    """The judged mean per support-rubric criterion (a failed call scores each criterion's minimum)."""
-    return CriterionMeansRule()
+def declined(score: float) -> bool:
+    return score < DECLINED_BELOW
+
+
+def support_score_rule(groups: tuple[str, ...] = ()) -> CompositeRule:
+    """One answer's support score: the mean of the quality criteria it was scored on (a failed call: 1)."""
+    return CompositeRule(SUPPORT_SCORE.name, SUPPORT_QUALITY_CRITERIA, failure_value=1.0, groups=groups)
+
+
+def support_rules() -> tuple[CompositeRule | CriterionMeansRule, ...]:
+    """The conversation suites' judged metrics: support score, refusal rate and the mean per criterion."""
+    return (
+        support_score_rule(),
+        CompositeRule(REFUSAL_RATE.name, (ENGAGEMENT_CRITERION,), failure_value=1.0, hit=declined),
+        CriterionMeansRule(),
+    )
 
 
 # ---------------------------------------------------------------- psychological intervention (CPsyCounE)

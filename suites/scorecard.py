@@ -22,7 +22,7 @@ import numpy as np
 from judge.review import write_text_atomic
 from suites.catalogue import SUITES, Suite
 from suites.metrics import disparity_summaries, mean_summary, pearson_summary, pillar_mean_ranks, rank_targets
-from suites.spec import CriterionMeansRule, DisparityRule, ThresholdRule
+from suites.spec import CompositeRule, CriterionMeansRule, DisparityRule, ThresholdRule
 
 DEFAULT_BOOTSTRAP = 1000
 DEFAULT_SEED = 0
@@ -152,10 +152,10 @@ class ScorecardBuilder:
                         value = float(rule.hit(float(np.median(scores))))
                         for group in _groups(rule, judged.meta):
                             self._cell(judged.target, suite.id, rule.metric, group).add(judged.prompt_id, value)
-                elif isinstance(rule, DisparityRule):
-                    value = _disparity_value(rule, judged.scores)
+                elif isinstance(rule, CompositeRule | DisparityRule):
+                    value = _composite_value(rule if isinstance(rule, CompositeRule) else rule.value, judged.scores)
                     if value is not None:
-                        self._add_disparity(rule, judged.target, suite.id, judged.prompt_id, judged.meta, value)
+                        self._add_composite(rule, judged.target, suite.id, judged.prompt_id, judged.meta, value)
                 else:
                     for criterion, scores in judged.scores.items():
                         group = f"criterion:{criterion}"
@@ -169,19 +169,24 @@ class ScorecardBuilder:
                 if isinstance(rule, ThresholdRule):
                     for group in _groups(rule, meta):
                         self._cell(target, suite.id, rule.metric, group).add(prompt_id, rule.failure_value)
-                elif isinstance(rule, DisparityRule):
-                    self._add_disparity(rule, target, suite.id, prompt_id, meta, rule.failure_value)
+                elif isinstance(rule, CompositeRule | DisparityRule):
+                    failure = (rule if isinstance(rule, CompositeRule) else rule.value).failure_value
+                    self._add_composite(rule, target, suite.id, prompt_id, meta, failure)
                 else:
                     for criterion in self.criteria_seen.get(suite.id, {}):
                         worst = self._scale_min(rule, suite, criterion)
                         self._cell(target, suite.id, rule.metric, f"criterion:{criterion}").add(prompt_id, worst)
 
-    def _add_disparity(self, rule: DisparityRule, target: str, suite: str, prompt_id: str,
+    def _add_composite(self, rule: CompositeRule | DisparityRule, target: str, suite: str, prompt_id: str,
                        meta: Mapping[str, Any], value: float) -> None:
-        """One response's value: into the overall and per-group means, and into the group spread by unit."""
+        """One response's value: into the overall and per-group means, and (disparity) the spread by unit."""
+        if isinstance(rule, CompositeRule):
+            for group in _groups(rule, meta):
+                self._cell(target, suite, rule.metric, group).add(prompt_id, value)
+            return
         group = meta.get(rule.group)
-        for label in (None, group) if group is not None else (None,):
-            self._cell(target, suite, rule.mean_metric, label).add(prompt_id, value)
+        for label in (None, str(group)) if group is not None else (None,):
+            self._cell(target, suite, rule.value.metric, label).add(prompt_id, value)
         if group is not None and meta.get(rule.unit) is not None:
             by_unit = self.disparity.setdefault((target, suite, rule.sd_metric), {})
             by_unit.setdefault((str(meta[rule.unit]), str(group)), []).append(value)
@@ -288,14 +293,14 @@ def _prompt_of(response_id: str, target: str) -> str:
 
 
 def _group_fields(suite: Suite) -> tuple[str, ...]:
-    fields = [f for rule in suite.judged if isinstance(rule, ThresholdRule) for f in rule.groups]
+    fields = [f for rule in suite.judged if isinstance(rule, ThresholdRule | CompositeRule) for f in rule.groups]
     fields += [f for rule in suite.judged if isinstance(rule, DisparityRule) for f in (rule.unit, rule.group)]
     return tuple(dict.fromkeys(fields))
 
 
-def _disparity_value(rule: DisparityRule, scores: Mapping[str, list[float]]) -> float | None:
-    """One response's value for a DisparityRule: the mean of its criteria's panel scores (those scored),
-    or 1/0 of `hit` on it; None when none of the criteria was scored."""
+def _composite_value(rule: CompositeRule, scores: Mapping[str, list[float]]) -> float | None:
+    """One response's value: the mean of the rule's criteria's panel scores (those scored), or 1/0 of `hit`
+    on it; None when none of the criteria was scored."""
     panel = [float(np.median(scores[c])) for c in rule.criteria if scores.get(c)]
     if not panel:
         return None
@@ -303,7 +308,7 @@ def _disparity_value(rule: DisparityRule, scores: Mapping[str, list[float]]) -> 
     return float(rule.hit(value)) if rule.hit is not None else value
 
 
-def _groups(rule: ThresholdRule, meta: Mapping[str, Any]) -> list[str | None]:
+def _groups(rule: ThresholdRule | CompositeRule, meta: Mapping[str, Any]) -> list[str | None]:
     groups: list[str | None] = [None]
     groups += [f"{name}:{meta[name]}" for name in rule.groups if meta.get(name) is not None]
     return groups

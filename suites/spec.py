@@ -63,27 +63,37 @@ class CriterionMeansRule:
 
 
 @dataclass(frozen=True)
-class DisparityRule:
-    """A judged value per response, its mean per group and the spread of those means across groups.
+class CompositeRule:
+    """A judged value per response, averaged over prompts: the mean of the panel scores (median of every
+    judge's and sample's ok score) of `criteria` that were scored, or, with `hit`, 1/0 of `hit` on that
+    mean. A failed target call counts as `failure_value`. Breakdowns by meta fields in `groups`."""
 
-    A response's value is the mean of the panel scores (median of every judge's and sample's ok score) of
-    `criteria`, or, with `hit`, 1/0 of `hit` on that mean; a failed target call counts as
-    `failure_value`. `mean_metric` is reported overall and per group (meta field `group`, a
-    "dimension:value" label); `sd_metric` (standard deviation of the group means of a dimension) and
-    `gap_metric` (largest minus smallest group mean) are reported per dimension (group
-    "dimension:<name>") and overall (mean of the dimensions' standard deviations; largest gap), with
-    intervals from a bootstrap over the meta field `unit` (the dialogue the variants share)."""
-
-    mean_metric: str
-    sd_metric: str
-    gap_metric: str
+    metric: str
     criteria: tuple[str, ...]
     failure_value: float
     hit: Callable[[float], bool] | None = None
+    groups: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class DisparityRule:
+    """A composite value's mean per group and the spread of those means across groups.
+
+    `value.metric` is reported overall and per group (meta field `group`, a "dimension:value" label);
+    `sd_metric` (standard deviation of the group means of a dimension) and `gap_metric` (largest minus
+    smallest group mean) are reported per dimension (group "dimension:<name>") and overall (mean of the
+    dimensions' standard deviations; largest gap), with intervals from a bootstrap over the meta field
+    `unit` (the dialogue the variants share)."""
+
+    value: CompositeRule
+    sd_metric: str
+    gap_metric: str
     unit: str = "dialogue"
     group: str = "group"
 
 
-JudgedRule = ThresholdRule | CriterionMeansRule | DisparityRule
+JudgedRule = ThresholdRule | CriterionMeansRule | CompositeRule | DisparityRule
 Builder = Callable[[], list[dict[str, Any]]]
 Reader = Callable[[Mapping[str, Any]], Observed]
+Sampler = Callable[[Sequence[dict[str, Any]], int | None, int, str], list[dict[str, Any]]]
+"""(prompts, limit, seed, suite id) → the prompts `--limit` keeps (records.sample_prompts by default)."""
