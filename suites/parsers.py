@@ -21,7 +21,7 @@ _CUE = re.compile(
     r"(?![A-Za-z0-9])"
 )
 _ALTERNATIVE = re.compile(r"^\s*[\)\]\*\"'.,]*\s*(?i:or|and|/)\s*(?:(?i:option)\s+)?[\(\[\*\"']*[A-Z](?![A-Za-z0-9])")
-_LEADING = re.compile(r"^\s*(?:\*\*|__)?[\(\[]?([A-Z])(?:[\)\]]|\.|:|\*\*|__|$)(?:\s|$)")
+_LEADING = re.compile(r"^\s*(?:\*\*|__)?[\(\[]?([A-Z])(?:[\)\]\.:](?:\*\*|__)?|(?:\*\*|__)[\)\.:]?|$)(?:\s|$)")
 
 
 def _choice_field(text: str) -> str | None:
