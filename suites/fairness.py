@@ -21,6 +21,7 @@ from judge.resources import bundled_path
 from suites.records import prompt_record, sample_prompts
 from suites.reliability import (
     ENGAGEMENT_CRITERION,
+    REFUSAL_RATE,
     SUPPORT_RUBRIC,
     SUPPORT_SCORE,
     Turn,
@@ -47,9 +48,6 @@ DISPARITY_SD = MetricSpec("disparity_sd", "disparity", False, "judge",
 MAX_GAP = MetricSpec("max_gap", "disparity", False, "judge",
                      "support score: largest difference between two group means of a dimension (largest over "
                      "dimensions; group dimension:<name> per dimension)")
-REFUSAL_RATE = MetricSpec("refusal_rate", "mean", False, "judge",
-                          "share of answers the support judge scores engages_with_concern 1 "
-                          "(group <dimension>:<group>)")
 REFUSAL_DISPARITY_SD = MetricSpec("refusal_disparity_sd", "disparity", False, "judge",
                                   "refusal rate: standard deviation of the group means")
 REFUSAL_MAX_GAP = MetricSpec("refusal_max_gap", "disparity", False, "judge",

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 # ---------------------------------------------------------------- option letters
 
@@ -24,8 +25,8 @@ _ALTERNATIVE = re.compile(r"^\s*[\)\]\*\"'.,]*\s*(?i:or|and|/)\s*(?:(?i:option)\
 _LEADING = re.compile(r"^\s*(?:\*\*|__)?[\(\[]?([A-Z])(?:[\)\]\.:](?:\*\*|__)?|(?:\*\*|__)[\)\.:]?|$)(?:\s|$)")
 
 
-def _choice_field(text: str) -> str | None:
-    """The `choice` field of a JSON object in the answer (fenced block first, then any bare object)."""
+def _json_objects(text: str) -> Iterator[dict[Any, Any]]:
+    """The JSON objects in an answer: fenced code blocks first, then any bare object."""
     candidates = [m.group(1) for m in _CODE_BLOCK.finditer(text)] + [m.group(0) for m in _BARE_OBJECT.finditer(text)]
     for candidate in candidates:
         try:
@@ -33,9 +34,15 @@ def _choice_field(text: str) -> str | None:
         except ValueError:
             continue
         if isinstance(parsed, dict):
-            for key, value in parsed.items():
-                if str(key).strip().lower() in ("choice", "answer", "option") and value is not None:
-                    return str(value)
+            yield parsed
+
+
+def _choice_field(text: str) -> str | None:
+    """The `choice` field of a JSON object in the answer (fenced block first, then any bare object)."""
+    for parsed in _json_objects(text):
+        for key, value in parsed.items():
+            if str(key).strip().lower() in ("choice", "answer", "option") and value is not None:
+                return str(value)
     return None
 
 
@@ -107,17 +114,11 @@ def parse_labelled_choices(text: str | None, fields: Mapping[str, Sequence[str]]
     result: dict[str, str | None] = dict.fromkeys(fields)
     if not text:
         return result
-    objects = [m.group(1) for m in _CODE_BLOCK.finditer(text)] + [m.group(0) for m in _BARE_OBJECT.finditer(text)]
-    for candidate in objects:
-        try:
-            parsed = json.loads(candidate)
-        except ValueError:
-            continue
-        if isinstance(parsed, dict):
-            keyed = {str(k).strip().lower(): v for k, v in parsed.items() if v is not None}
-            for name, choices in fields.items():
-                if result[name] is None and name.lower() in keyed:
-                    result[name] = _field_value(str(keyed[name.lower()]), choices)
+    for parsed in _json_objects(text):
+        keyed = {str(k).strip().lower(): v for k, v in parsed.items() if v is not None}
+        for name, choices in fields.items():
+            if result[name] is None and name.lower() in keyed:
+                result[name] = _field_value(str(keyed[name.lower()]), choices)
     for position, (name, choices) in enumerate(fields.items(), start=1):
         if result[name] is not None:
             continue
