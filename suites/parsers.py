@@ -107,7 +107,8 @@ def parse_labelled_choices(text: str | None, fields: Mapping[str, Sequence[str]]
     """For each named question (e.g. "emotion", "cause") the letter the answer gives, or None.
 
     Looked for, in order: a JSON object's field of that name; lines labelled with the name or with the
-    question's position ("Emotion: B", "**Cause** - (C)", "Question 2: A", "2. D"). A value is a letter
+    question's position and a separator ("Emotion: B", "**Cause** - (C)", "Question 2: A", "2. D"; an
+    explanation line such as "Emotion B fits less well" is not a label). A value is a letter
     or the text of exactly one choice ("Emotion: Delight"). Labelled lines that disagree make the field
     unreadable (None), and so does a value naming no choice or several.
     """
@@ -122,12 +123,32 @@ def parse_labelled_choices(text: str | None, fields: Mapping[str, Sequence[str]]
     for position, (name, choices) in enumerate(fields.items(), start=1):
         if result[name] is not None:
             continue
-        label = re.compile(
-            rf"^[\s*_#>-]*(?:(?i:{re.escape(name)})|(?i:question|q)\s*{position}|{position}[.)])[\s*_]*"
-            r"(?:\([^)]*\))?[\s*_]*[:=\-]?\s*(.+)$", re.MULTILINE)
+        named = rf"(?:(?i:{re.escape(name)})|(?i:question|q)\s*{position})[\s*_]*(?:\([^)]*\))?[\s*_]*[:=\-]"
+        label = re.compile(rf"^[\s*_#>-]*(?:{named}|{position}[.)])[\s*_]*\s*(.+)$", re.MULTILINE)
         found = {_field_value(m.group(1), choices) for m in label.finditer(text)}
         result[name] = found.pop() if len(found) == 1 else None
     return result
+
+
+_ANSWER_LINE = re.compile(r"^[\s*_#>]*(?i:final\s+)?(?i:answer)[\s*_]*[:\-][\s*_]*(?:(?i:option)\s+)?[\(\[]?([A-Z])"
+                          r"(?![A-Za-z0-9])")
+
+
+def parse_answer_line(text: str | None, letters: str) -> str | None:
+    """The letter of an answer that opens with the requested "Answer: <letter>" line, else `parse_choice`.
+
+    The first non-empty line decides when it is such a line ("Answer: F", "**Answer:** (F) Small cell
+    lung cancer"), so options discussed in the explanation below ("option A would suppress ACTH") cannot
+    make it ambiguous; any other answer is read by `parse_choice`.
+    """
+    if not text:
+        return None
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    match = _ANSWER_LINE.match(first)
+    if match:
+        letter = match.group(1)
+        return letter if letter in letters and not _ALTERNATIVE.match(first[match.end():]) else None
+    return parse_choice(text, letters)
 
 
 # ---------------------------------------------------------------- ratings

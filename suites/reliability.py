@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from suites.parsers import parse_choice, parse_labelled_choices
+from suites.parsers import parse_answer_line, parse_labelled_choices
 from suites.records import prompt_record
 from suites.sources import read_bytes
 from suites.spec import CompositeRule, CriterionMeansRule, MetricSpec, Observation, Observed
@@ -106,7 +106,7 @@ def read_knowledge(call: Mapping[str, Any]) -> Observed:
     """Correct (1) when the parsed letter is the gold letter; unreadable or failed → 0."""
     meta = call["meta"]
     ok = call["status"] == "ok"
-    choice = parse_choice(call.get("response"), meta["letters"]) if ok else None
+    choice = parse_answer_line(call.get("response"), meta["letters"]) if ok else None
     return Observed((Observation("accuracy", float(choice == meta["gold"])),), unparsed=ok and choice is None)
 
 

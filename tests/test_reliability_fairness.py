@@ -21,7 +21,7 @@ from judge.rubric import load_rubric
 from suites import fairness, reliability
 from suites.catalogue import SUITES, build_suite
 from suites.metrics import disparity_summaries
-from suites.parsers import parse_choice, parse_labelled_choices
+from suites.parsers import parse_answer_line, parse_choice, parse_labelled_choices
 from suites.scorecard import ScorecardBuilder
 
 MIRROR = Path(os.environ.get("TRUSTMH_DATA_MIRROR")
@@ -50,9 +50,22 @@ def test_knowledge_letters_a_to_g(answer: str, expected: str | None) -> None:
     assert parse_choice(answer, "ABCDEFG") == expected
 
 
+@pytest.mark.parametrize(("answer", "expected"), [
+    ("Answer: F\n\nOption A would suppress ACTH, and option G would not raise it.", "F"),
+    ("**Answer:** (F) Small cell lung cancer\nNot C, because...", "F"),
+    ("Final answer - G\nThe answer is not A.", "G"),
+    ("Answer: F or G\nBoth fit.", None),
+    ("Answer: K", None),
+    ("I think the answer is B. Option C is less likely.", None),  # no answer line: parse_choice, two cues
+    ("The answer is B.", "B"),
+])
+def test_knowledge_answer_line_decides_over_the_explanation(answer: str, expected: str | None) -> None:
+    assert parse_answer_line(answer, "ABCDEFG") == expected
+
+
 def test_knowledge_letters_past_g_when_the_question_has_them() -> None:
-    assert parse_choice("Answer: J", "ABCDEFGHIJ") == "J"
-    assert parse_choice("Answer: J", "ABCDE") is None
+    assert parse_choice("Answer: J", "ABCDEFGHIJ") == "J" == parse_answer_line("Answer: J", "ABCDEFGHIJ")
+    assert parse_choice("Answer: J", "ABCDE") is None and parse_answer_line("Answer: J", "ABCDE") is None
 
 
 FIELDS = {"emotion": ["Delight", "Anger", "Embarrassment", "Hopeless", "Pride", "Disappointment"],
@@ -68,6 +81,7 @@ FIELDS = {"emotion": ["Delight", "Anger", "Embarrassment", "Hopeless", "Pride", 
     ("1. F\n2) A", "F", "A"),
     ("Emotion: pride\nCause - The Baklava was not ruined", "E", "C"),
     ("Emotion: A\nCause: B\nEmotion: F", None, "B"),  # two different emotions: unreadable
+    ("Emotion: A\nCause: B\nEmotion B fits less well, because the cause D is wrong.", "A", "B"),
     ("Emotion: Delight or Pride\nCause: B", None, "B"),
     ("She would feel happy.", None, None),
     (None, None, None),
@@ -83,6 +97,8 @@ def _call(meta: dict[str, Any], response: str | None, status: str = "ok") -> dic
 def test_readers_count_unreadable_and_failed_answers_as_wrong() -> None:
     knowledge = {"gold": "F", "letters": "ABCDEFG"}
     assert reliability.read_knowledge(_call(knowledge, "Answer: F")).observations[0].value == 1.0
+    explained = reliability.read_knowledge(_call(knowledge, "Answer: F\nOption A is wrong because..."))
+    assert explained.observations[0].value == 1.0 and not explained.unparsed
     wrong = reliability.read_knowledge(_call(knowledge, "Answer: B"))
     assert wrong.observations[0].value == 0.0 and not wrong.unparsed
     unreadable = reliability.read_knowledge(_call(knowledge, "It depends."))
