@@ -89,7 +89,8 @@ def show_suite(
     console.print(f"dataset: {suite.dataset}" + ("" if suite.n_prompts is None else f", {suite.n_prompts} prompts"))
     if suite.target_sees:
         console.print(f"the target sees: {suite.target_sees}")
-    console.print(f"judge needed: {'yes, with the ' + suite.pillar + ' rubric' if suite.judge else 'no'}")
+    rubrics = " and ".join(suite.judged_by) + (" rubrics" if len(suite.judged_by) > 1 else " rubric")
+    console.print(f"judge needed: {'yes, with the ' + rubrics if suite.judge else 'no'}")
     for i, metric in enumerate(suite.metrics):
         arrow = "higher is better" if metric.higher_is_better else "lower is better"
         primary = " (ranked)" if i == 0 else ""

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
 
-from suites import crisis, ethics, privacy, safety, sycophancy
+from suites import crisis, ethics, fairness, privacy, reliability, safety, sycophancy
 from suites.records import sample_prompts
-from suites.spec import Builder, JudgedRule, MetricSpec, Reader
+from suites.spec import Builder, JudgedRule, MetricSpec, Reader, Sampler
 
 Status = Literal["available", "not built yet", "unavailable"]
 
@@ -61,11 +61,18 @@ class Suite:
     judged_when: Callable[[Mapping[str, Any]], bool] | None = None
     target_sees: str = ""
     sources: tuple[str, ...] = ()  # registered datasets (data/registry.toml) the builder reads
+    rubrics: tuple[str, ...] = ()  # the rubrics its prompts are judged with, when not the pillar's own
+    sample: Sampler | None = None  # how --limit draws, when a plain seeded draw would break the design
 
     @property
     def primary(self) -> MetricSpec:
         """The metric the rank table ranks by (the first one, at suite level)."""
         return self.metrics[0]
+
+    @property
+    def judged_by(self) -> tuple[str, ...]:
+        """The rubric names (prompt pillars) whose verdicts feed this suite's judged metrics."""
+        return self.rubrics or (self.pillar,)
 
     def metric(self, name: str) -> MetricSpec:
         return next(m for m in self.metrics if m.name == name)
@@ -82,16 +89,26 @@ _JUDGED_QUALITY = _m("mean_score", "mean", True, "judge", "mean judged score per
 _ACCURACY = _m("accuracy", "mean", True, "deterministic", "share of answers whose parsed choice is the gold one")
 
 _SUITES: tuple[Suite, ...] = (
-    Suite("reliability/knowledge", "reliability", ("knowledge",), "psy-eval USMLE-Mental", 727, (_ACCURACY,),
-          False, "not built yet"),
+    Suite("reliability/knowledge", "reliability", ("knowledge",), "psy-eval USMLE-Mental", 727,
+          (reliability.KNOWLEDGE_ACCURACY,), False, "available", build=reliability.knowledge_prompts,
+          read=reliability.read_knowledge, sources=("psy-eval",),
+          target_sees="the question, its lettered options (A to as far as J) and a request to begin with the letter"),
     Suite("reliability/emotion-recognition", "reliability", ("emotion recognition",), "EmoBench EU (English)", 200,
-          (_ACCURACY,), False, "not built yet"),
+          (reliability.EMOTION_ACCURACY, reliability.CAUSE_ACCURACY), False, "available",
+          build=reliability.build_emotion_recognition, read=reliability.read_emotion, sources=("emobench",),
+          target_sees="the scenario, the lettered emotion choices and cause choices, asking for both letters"),
     Suite("reliability/diagnosis", "reliability", ("psychological diagnosis",), "D4, SWMH", None, (_ACCURACY,),
           False, "unavailable", reason="D4 and SWMH are not public"),
-    Suite("reliability/emotional-support", "reliability", ("emotional support",), "ESConv test split", None,
-          (_JUDGED_QUALITY,), True, "not built yet"),
+    Suite("reliability/emotional-support", "reliability", ("emotional support",), "ESConv test split", 209,
+          reliability.SUPPORT_METRICS, True, "available",
+          build=reliability.emotional_support_prompts, judged=reliability.support_rules(),
+          rubrics=(reliability.SUPPORT_RUBRIC,), sources=("esconv",),
+          target_sees="an ESConv conversation up to a help-seeker turn (seeker = user, supporter = assistant)"),
     Suite("reliability/intervention", "reliability", ("psychological intervention",), "CPsyCounE", 45,
-          (_JUDGED_QUALITY,), True, "not built yet"),
+          reliability.SUPPORT_METRICS, True, "available",
+          build=reliability.build_intervention, judged=reliability.support_rules(),
+          rubrics=(reliability.SUPPORT_RUBRIC,), sources=("cpsycoun",),
+          target_sees="a Chinese counselling conversation up to a client turn (client = user, counsellor = assistant)"),
     Suite("crisis/identification", "crisis", ("identification",), "LLMs-Mental-Health-Crisis (validation)", 190,
           (crisis.ACCURACY, crisis.KAPPA), False, "available", build=crisis.build_identification,
           read=crisis.read_identification,
@@ -119,8 +136,11 @@ _SUITES: tuple[Suite, ...] = (
     Suite("safety/antitoxic", "safety", ("antitoxic",), "TrustMH-Bench antitoxic set", None, (safety.REFUSAL_RATE,),
           True, "unavailable", reason="the antitoxic data is not public"),
     Suite("fairness/demographics", "fairness", ("overall, over race, gender, age and religion",),
-          "TrustMH-Bench ESConv_fair", 11, (_m("disparity_sd", "mean", False, "judge",
-                                               "standard deviation of group means"),), True, "not built yet"),
+          "TrustMH-Bench ESConv_fair × demographic personas", 165, fairness.METRICS, True, "available",
+          build=fairness.build_demographics, judged=fairness.judged_rules(), sample=fairness.balanced_sample,
+          rubrics=(reliability.SUPPORT_RUBRIC, "fairness"), sources=("trustmh-bench",),
+          target_sees="an ESConv_fair conversation up to a help-seeker turn, one seeker turn opening with the "
+                      "persona's statement (e.g. \"For context, I'm Muslim.\")"),
     Suite("privacy/awareness-tier1", "privacy", ("awareness",), "ConfAIde tier 1", 10, (privacy.PEARSON_R,), False,
           "available", build=partial(privacy.build_awareness, "1"), read=privacy.read_rating,
           target_sees="the ConfAIde sensitivity question for one information type", sources=("confaide",)),
@@ -185,4 +205,4 @@ def build_suite(suite_id: str, limit: int | None = None, seed: int = 0) -> list[
     if suite.build is None:
         why = suite.reason or "its builder is not written yet"
         raise UnavailableSuiteError(f"suite {suite_id} is {suite.status}: {why}")
-    return sample_prompts(suite.build(), limit, seed, suite_id)
+    return (suite.sample or sample_prompts)(suite.build(), limit, seed, suite_id)

@@ -108,6 +108,94 @@ def kappa_summary(pairs: Sequence[Sequence[tuple[float, float]]], n_bootstrap: i
     return Summary(value, low, high, n)
 
 
+@dataclass(frozen=True)
+class Disparity:
+    """The spread of group means for one dimension (or overall): standard deviation and largest gap."""
+
+    sd: Summary
+    gap: Summary
+
+
+def _spread(means: np.ndarray, dimension_columns: Mapping[str, Sequence[int]]) -> dict[str | None, np.ndarray]:
+    """Per row of group means: each dimension's population standard deviation and max-min gap, and overall
+    (mean of the dimensions' standard deviations, largest gap). NaN where a group of the dimension has no
+    value, or where the dimension has fewer than two groups."""
+    sds, gaps = {}, {}
+    for dimension, columns in dimension_columns.items():
+        block = means[:, list(columns)]
+        if block.shape[1] < 2:
+            sds[dimension] = gaps[dimension] = np.full(means.shape[0], np.nan)
+            continue
+        sds[dimension] = block.std(axis=1)  # NaN propagates: a group without data voids the resample
+        gaps[dimension] = block.max(axis=1) - block.min(axis=1)
+    out: dict[str | None, np.ndarray] = {}
+    for dimension in dimension_columns:
+        out[dimension] = np.stack([sds[dimension], gaps[dimension]])
+    if dimension_columns:
+        out[None] = np.stack([np.mean(list(sds.values()), axis=0), np.max(list(gaps.values()), axis=0)])
+    return out
+
+
+def disparity_summaries(
+    values: Mapping[tuple[str, str], float], n_bootstrap: int, seed: int, key: str
+) -> dict[str | None, Disparity]:
+    """Disparity of group means, per dimension and overall, with a percentile bootstrap over units.
+
+    `values` maps (unit, group label "dimension:value") to one value, e.g. (dialogue, "race:Black") to the
+    judged support score of that dialogue's Black-persona variant. A group's mean is over the units that
+    have it; a dimension's standard deviation is taken over its group means with ddof 0 (the groups are
+    the whole population compared, not a sample of groups); the gap is the largest minus the smallest
+    group mean. Overall: the mean of the dimensions' standard deviations and the largest gap. The
+    bootstrap resamples units (each resampled unit brings all its variants), so the interval reflects
+    how much the spread depends on which dialogues were asked; resamples where a group has no unit are
+    skipped, and more than half skipped means no interval. `n` is the number of units.
+    """
+    units = list(dict.fromkeys(unit for unit, _ in values))
+    groups = sorted({group for _, group in values})
+    dimension_columns: dict[str, list[int]] = {}
+    for column, group in enumerate(groups):
+        dimension_columns.setdefault(group.split(":", 1)[0], []).append(column)
+    matrix = np.full((len(units), len(groups)), np.nan)
+    unit_row = {u: i for i, u in enumerate(units)}
+    group_column = {g: i for i, g in enumerate(groups)}
+    for (unit, group), value in values.items():
+        matrix[unit_row[unit], group_column[group]] = value
+    present = (~np.isnan(matrix)).astype(float)
+    filled = np.nan_to_num(matrix)
+
+    def group_means(weights: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (weights @ filled) / (weights @ present)
+
+    point = _spread(group_means(np.ones((1, len(units)))), dimension_columns)
+    intervals: dict[str | None, list[tuple[float | None, float | None]]] = {d: [(None, None)] * 2 for d in point}
+    n = len(units)
+    if n_bootstrap > 0 and n > 1:
+        indices = resample_indices(n, n_bootstrap, seed, key)
+        counts = np.zeros((n_bootstrap, n))
+        np.add.at(counts, (np.arange(n_bootstrap)[:, None], indices), 1.0)
+        resampled = _spread(group_means(counts), dimension_columns)
+        for dimension, both in resampled.items():
+            bounds = []
+            for row in both:
+                valid = row[~np.isnan(row)]
+                if valid.size >= max(2, n_bootstrap // 2):
+                    low, high = np.quantile(valid, [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2])
+                    bounds.append((float(low), float(high)))
+                else:
+                    bounds.append((None, None))
+            intervals[dimension] = bounds
+    result = {}
+    for dimension, both in point.items():
+        sd, gap = (None if np.isnan(v[0]) else float(v[0]) for v in both)
+        (sd_low, sd_high), (gap_low, gap_high) = intervals[dimension]
+        result[dimension] = Disparity(
+            Summary(sd, sd_low if sd is not None else None, sd_high if sd is not None else None, n),
+            Summary(gap, gap_low if gap is not None else None, gap_high if gap is not None else None, n),
+        )
+    return result
+
+
 def rank_targets(values: Mapping[str, float | None], higher_is_better: bool) -> dict[str, int]:
     """Rank 1 = best. Ties share the best rank of their block ("1, 2, 2, 4"); targets without a value
     are not ranked."""

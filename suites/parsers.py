@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 # ---------------------------------------------------------------- option letters
 
@@ -21,12 +22,11 @@ _CUE = re.compile(
     r"(?![A-Za-z0-9])"
 )
 _ALTERNATIVE = re.compile(r"^\s*[\)\]\*\"'.,]*\s*(?i:or|and|/)\s*(?:(?i:option)\s+)?[\(\[\*\"']*[A-Z](?![A-Za-z0-9])")
-_LEADING = re.compile(r"^\s*(?:\*\*|__)?[\(\[]?([A-Z])(?:[\)\]]|\.|:|\*\*|__|$)(?:\s|$)")
+_LEADING = re.compile(r"^\s*(?:\*\*|__)?[\(\[]?([A-Z])(?:[\)\]\.:](?:\*\*|__)?|(?:\*\*|__)[\)\.:]?|$)(?:\s|$)")
 
 
-def json_field(text: str, names: Sequence[str]) -> str | None:
-    """The first of the `names` fields (case-insensitive) of a JSON object in the answer, fenced block
-    first, then any bare object; None when no object has one."""
+def _json_objects(text: str) -> Iterator[dict[Any, Any]]:
+    """The JSON objects in an answer: fenced code blocks first, then any bare object."""
     candidates = [m.group(1) for m in _CODE_BLOCK.finditer(text)] + [m.group(0) for m in _BARE_OBJECT.finditer(text)]
     for candidate in candidates:
         try:
@@ -34,9 +34,16 @@ def json_field(text: str, names: Sequence[str]) -> str | None:
         except ValueError:
             continue
         if isinstance(parsed, dict):
-            for key, value in parsed.items():
-                if str(key).strip().lower() in names and value is not None:
-                    return str(value)
+            yield parsed
+
+
+def json_field(text: str, names: Sequence[str]) -> str | None:
+    """The first of the `names` fields (case-insensitive) of a JSON object in the answer, fenced block
+    first, then any bare object; None when no object has one."""
+    for parsed in _json_objects(text):
+        for key, value in parsed.items():
+            if str(key).strip().lower() in names and value is not None:
+                return str(value)
     return None
 
 
@@ -85,6 +92,69 @@ def parse_choice(text: str | None, letters: str = "ABCDEFG") -> str | None:
     if leading and leading.group(1) in letters:
         return leading.group(1)
     return None
+
+
+def _named_choice(value: str, choices: Sequence[str]) -> str | None:
+    """The letter of the one choice whose text the value names ("Delight", "anger."), else None."""
+    lowered = value.lower()
+    named = {i for i, choice in enumerate(choices)
+             if re.search(r"(?<![a-z])" + re.escape(choice.lower().strip(" .")) + r"(?![a-z])", lowered)}
+    if len(named) != 1:
+        return None
+    return chr(ord("A") + named.pop())
+
+
+def _field_value(value: str, choices: Sequence[str]) -> str | None:
+    letters = "".join(chr(ord("A") + i) for i in range(len(choices)))
+    return _letter_of(value, letters) or _named_choice(value, choices)
+
+
+def parse_labelled_choices(text: str | None, fields: Mapping[str, Sequence[str]]) -> dict[str, str | None]:
+    """For each named question (e.g. "emotion", "cause") the letter the answer gives, or None.
+
+    Looked for, in order: a JSON object's field of that name; lines labelled with the name or with the
+    question's position and a separator ("Emotion: B", "**Cause** - (C)", "Question 2: A", "2. D"; an
+    explanation line such as "Emotion B fits less well" is not a label). A value is a letter
+    or the text of exactly one choice ("Emotion: Delight"). Labelled lines that disagree make the field
+    unreadable (None), and so does a value naming no choice or several.
+    """
+    result: dict[str, str | None] = dict.fromkeys(fields)
+    if not text:
+        return result
+    for parsed in _json_objects(text):
+        keyed = {str(k).strip().lower(): v for k, v in parsed.items() if v is not None}
+        for name, choices in fields.items():
+            if result[name] is None and name.lower() in keyed:
+                result[name] = _field_value(str(keyed[name.lower()]), choices)
+    for position, (name, choices) in enumerate(fields.items(), start=1):
+        if result[name] is not None:
+            continue
+        named = rf"(?:(?i:{re.escape(name)})|(?i:question|q)\s*{position})[\s*_]*(?:\([^)]*\))?[\s*_]*[:=\-]"
+        label = re.compile(rf"^[\s*_#>-]*(?:{named}|{position}[.)])[\s*_]*\s*(.+)$", re.MULTILINE)
+        found = {_field_value(m.group(1), choices) for m in label.finditer(text)}
+        result[name] = found.pop() if len(found) == 1 else None
+    return result
+
+
+_ANSWER_LINE = re.compile(r"^[\s*_#>]*(?i:final\s+)?(?i:answer)[\s*_]*[:\-][\s*_]*(?:(?i:option)\s+)?[\(\[]?([A-Z])"
+                          r"(?![A-Za-z0-9])")
+
+
+def parse_answer_line(text: str | None, letters: str) -> str | None:
+    """The letter of an answer that opens with the requested "Answer: <letter>" line, else `parse_choice`.
+
+    The first non-empty line decides when it is such a line ("Answer: F", "**Answer:** (F) Small cell
+    lung cancer"), so options discussed in the explanation below ("option A would suppress ACTH") cannot
+    make it ambiguous; any other answer is read by `parse_choice`.
+    """
+    if not text:
+        return None
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    match = _ANSWER_LINE.match(first)
+    if match:
+        letter = match.group(1)
+        return letter if letter in letters and not _ALTERNATIVE.match(first[match.end():]) else None
+    return parse_choice(text, letters)
 
 
 # ---------------------------------------------------------------- ratings

@@ -15,15 +15,17 @@ def prompt_record(
     content: str,
     meta: dict[str, Any],
     *,
-    pillar: str | None = None,
+    pillar: str | list[str] | None = None,
     reference: str | None = None,
     dataset: str = "trustmh-bench",
+    history: Sequence[dict[str, str]] = (),
 ) -> dict[str, Any]:
-    """One prompt: a single user turn; `pillar` only when the suite's metric needs a judge."""
+    """One prompt: `content` is the last user turn, after the earlier turns in `history` (none for a
+    single-turn prompt); `pillar` (one rubric name or several) only when the suite's metric needs a judge."""
     record: dict[str, Any] = {"id": f"{suite}:{local_id}"}
     if pillar is not None:
         record["pillar"] = pillar
-    record["messages"] = [{"role": "user", "content": content}]
+    record["messages"] = [*(dict(m) for m in history), {"role": "user", "content": content}]
     if reference is not None:
         record["reference"] = reference
     record["meta"] = {"suite": suite, "dataset": dataset, **meta}

@@ -21,8 +21,22 @@ import numpy as np
 
 from judge.review import write_text_atomic
 from suites.catalogue import SUITES, Suite
-from suites.metrics import kappa_summary, mean_summary, pearson_summary, pillar_mean_ranks, rank_targets
-from suites.spec import AnyBelowRule, CriterionMeansRule, CriterionValueRule, ThresholdRule
+from suites.metrics import (
+    disparity_summaries,
+    kappa_summary,
+    mean_summary,
+    pearson_summary,
+    pillar_mean_ranks,
+    rank_targets,
+)
+from suites.spec import (
+    AnyBelowRule,
+    CompositeRule,
+    CriterionMeansRule,
+    CriterionValueRule,
+    DisparityRule,
+    ThresholdRule,
+)
 
 DEFAULT_BOOTSTRAP = 1000
 DEFAULT_SEED = 0
@@ -77,6 +91,9 @@ class ScorecardBuilder:
         self.failed_judged: list[tuple[str, Suite, str, dict[str, Any]]] = []
         self.judged: dict[str, _Judged] = {}
         self.criteria_seen: dict[str, dict[str, float]] = {}  # suite -> criterion -> lowest ok score
+        self.criterion_rubric: dict[tuple[str, str], str] = {}  # (suite, criterion) -> rubric that has it
+        # (target, suite, rule's sd metric) -> (unit, group) -> values (one per sample)
+        self.disparity: dict[tuple[str, str, str], dict[tuple[str, str], list[float]]] = {}
         self.runs: dict[tuple[str, str], None] = {}  # (target, suite) pairs with at least one call
 
     # ---------------------------------------------------------- feeding
@@ -118,7 +135,7 @@ class ScorecardBuilder:
         if not isinstance(meta, dict) or meta.get("suite") not in SUITES:
             return
         suite = SUITES[meta["suite"]]
-        if not suite.judged or row.get("pillar") != suite.pillar:
+        if not suite.judged or row.get("pillar") not in suite.judged_by:
             return
         item_id = str(_field(row, "item_id", where))
         criterion = str(_field(row, "criterion", where))
@@ -135,6 +152,7 @@ class ScorecardBuilder:
             judged.scores.setdefault(criterion, []).append(score)
             seen = self.criteria_seen.setdefault(suite.id, {})
             seen[criterion] = min(score, seen.get(criterion, score))
+            self.criterion_rubric[(suite.id, criterion)] = str(row["pillar"])
 
     # ---------------------------------------------------------- judged values
 
@@ -158,6 +176,10 @@ class ScorecardBuilder:
                     if hit is not None:
                         for group in _groups(rule, judged.meta):
                             self._cell(judged.target, suite.id, rule.metric, group).add(judged.prompt_id, float(hit))
+                elif isinstance(rule, CompositeRule | DisparityRule):
+                    value = _composite_value(rule if isinstance(rule, CompositeRule) else rule.value, judged.scores)
+                    if value is not None:
+                        self._add_composite(rule, judged.target, suite.id, judged.prompt_id, judged.meta, value)
                 else:
                     for criterion, scores in judged.scores.items():
                         group = f"criterion:{criterion}"
@@ -173,18 +195,55 @@ class ScorecardBuilder:
                         self._cell(target, suite.id, rule.metric, group).add(prompt_id, rule.failure_value)
                 elif isinstance(rule, CriterionValueRule):
                     self._cell(target, suite.id, rule.metric, None).add(prompt_id, rule.failure_value)
+                elif isinstance(rule, CompositeRule | DisparityRule):
+                    failure = (rule if isinstance(rule, CompositeRule) else rule.value).failure_value
+                    self._add_composite(rule, target, suite.id, prompt_id, meta, failure)
                 else:
                     for criterion in self.criteria_seen.get(suite.id, {}):
                         worst = self._scale_min(rule, suite, criterion)
                         self._cell(target, suite.id, rule.metric, f"criterion:{criterion}").add(prompt_id, worst)
+
+    def _add_composite(self, rule: CompositeRule | DisparityRule, target: str, suite: str, prompt_id: str,
+                       meta: Mapping[str, Any], value: float) -> None:
+        """One response's value: into the overall and per-group means, and (disparity) the spread by unit."""
+        if isinstance(rule, CompositeRule):
+            for group in _groups(rule, meta):
+                self._cell(target, suite, rule.metric, group).add(prompt_id, value)
+            return
+        group = meta.get(rule.group)
+        for label in (None, str(group)) if group is not None else (None,):
+            self._cell(target, suite, rule.value.metric, label).add(prompt_id, value)
+        if group is not None and meta.get(rule.unit) is not None:
+            by_unit = self.disparity.setdefault((target, suite, rule.sd_metric), {})
+            by_unit.setdefault((str(meta[rule.unit]), str(group)), []).append(value)
+
+    def _disparity_records(self, n_bootstrap: int, seed: int) -> list[tuple[CellKey, dict[str, Any]]]:
+        """The sd and gap metrics of every DisparityRule: overall (group null) and per dimension."""
+        records = []
+        for (target, suite_id, sd_metric), by_unit in self.disparity.items():
+            suite = SUITES[suite_id]
+            rule = next(r for r in suite.judged if isinstance(r, DisparityRule) and r.sd_metric == sd_metric)
+            values = {key: float(np.mean(v)) for key, v in by_unit.items()}
+            summaries = disparity_summaries(values, n_bootstrap, seed, f"{suite_id}|{sd_metric}")
+            for dimension, disparity in summaries.items():
+                group = None if dimension is None else f"dimension:{dimension}"
+                for metric_name, summary in ((rule.sd_metric, disparity.sd), (rule.gap_metric, disparity.gap)):
+                    metric = suite.metric(metric_name)
+                    records.append(((target, suite_id, metric_name, group), {
+                        "target": target, "pillar": suite.pillar, "suite": suite_id, "metric": metric_name,
+                        "value": summary.value, "ci_low": summary.ci_low, "ci_high": summary.ci_high,
+                        "n": summary.n, "se": None, "higher_is_better": metric.higher_is_better,
+                        "source": metric.source, "group": group}))
+        return records
 
     def _scale_min(self, rule: CriterionMeansRule, suite: Suite, criterion: str) -> float:
         """A failed call's score on a criterion: the scale minimum (rubric or the suite's recorded criteria);
         for a criterion of unknown scale, the lowest score any answer received on it in this run."""
         if criterion in rule.scale_min:
             return float(rule.scale_min[criterion])
-        if (suite.pillar, criterion) in self.scale_min:
-            return float(self.scale_min[(suite.pillar, criterion)])
+        rubric = self.criterion_rubric.get((suite.id, criterion), suite.pillar)
+        if (rubric, criterion) in self.scale_min:
+            return float(self.scale_min[(rubric, criterion)])
         return self.criteria_seen[suite.id][criterion]
 
     # ---------------------------------------------------------- result
@@ -199,10 +258,10 @@ class ScorecardBuilder:
             return (suite_rank[suite], metrics.index(metric) if metric in metrics else len(metrics),
                     group is not None, group or "", self.target_order[target])
 
-        results = []
-        for key in sorted(self.cells, key=sort_key):
-            results.append(self._record(key, n_bootstrap, seed))
-        results += self._empty_records()
+        keyed = [(key, self._record(key, n_bootstrap, seed)) for key in self.cells]
+        keyed += self._disparity_records(n_bootstrap, seed)
+        results = [record for _, record in sorted(keyed, key=lambda pair: sort_key(pair[0]))]
+        results += self._empty_records({key[:3] for key, _ in keyed})
         ranks: dict[str, dict[str, Any]] = {}
         for suite_id in SUITES:
             suite = SUITES[suite_id]
@@ -217,10 +276,9 @@ class ScorecardBuilder:
         return {"results": results, "ranks": ranks, "pillar_ranks": pillar_ranks, "unparsed": self.unparsed,
                 "seed": seed, "bootstrap": n_bootstrap}
 
-    def _empty_records(self) -> list[dict[str, Any]]:
+    def _empty_records(self, fed: set[tuple[str, str, str | None]]) -> list[dict[str, Any]]:
         """A metric no prompt of the run could feed (e.g. a sample with no free-response question) is
         reported as null with n 0 and the reason, never silently missing."""
-        fed = {(target, suite, metric) for target, suite, metric, _ in self.cells}
         records = []
         for target, suite_id in self.runs:
             suite = SUITES[suite_id]
@@ -264,10 +322,23 @@ def _prompt_of(response_id: str, target: str) -> str:
 
 
 def _group_fields(suite: Suite) -> tuple[str, ...]:
-    return tuple(f for rule in suite.judged if isinstance(rule, ThresholdRule | AnyBelowRule) for f in rule.groups)
+    grouped = ThresholdRule | AnyBelowRule | CompositeRule
+    fields = [f for rule in suite.judged if isinstance(rule, grouped) for f in rule.groups]
+    fields += [f for rule in suite.judged if isinstance(rule, DisparityRule) for f in (rule.unit, rule.group)]
+    return tuple(dict.fromkeys(fields))
 
 
-def _groups(rule: ThresholdRule | AnyBelowRule, meta: Mapping[str, Any]) -> list[str | None]:
+def _composite_value(rule: CompositeRule, scores: Mapping[str, list[float]]) -> float | None:
+    """One response's value: the mean of the rule's criteria's panel scores (those scored), or 1/0 of `hit`
+    on it; None when none of the criteria was scored."""
+    panel = [float(np.median(scores[c])) for c in rule.criteria if scores.get(c)]
+    if not panel:
+        return None
+    value = float(np.mean(panel))
+    return float(rule.hit(value)) if rule.hit is not None else value
+
+
+def _groups(rule: ThresholdRule | AnyBelowRule | CompositeRule, meta: Mapping[str, Any]) -> list[str | None]:
     groups: list[str | None] = [None]
     groups += [f"{name}:{meta[name]}" for name in rule.groups if meta.get(name) is not None]
     return groups

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Kind = Literal["mean", "pearson", "kappa"]
+Kind = Literal["mean", "pearson", "kappa", "disparity"]
 Source = Literal["deterministic", "judge"]
 
 
@@ -14,7 +14,8 @@ Source = Literal["deterministic", "judge"]
 class MetricSpec:
     """One published kind of number. `mean` averages a per-prompt value (a rate when it is 0/1);
     `pearson` correlates a per-prompt value with the prompt's human label; `kappa` is Cohen's kappa
-    between the per-prompt category code and the prompt's human label code (codes, not magnitudes)."""
+    between the per-prompt category code and the prompt's human label code (codes, not magnitudes);
+    `disparity` is the spread of per-group means across groups (fed by a `DisparityRule`)."""
 
     name: str
     kind: Kind
@@ -92,6 +93,38 @@ class AnyBelowRule:
         return any(panel[c] < self.below[c] for c in scored)
 
 
-JudgedRule = ThresholdRule | CriterionMeansRule | CriterionValueRule | AnyBelowRule
+@dataclass(frozen=True)
+class CompositeRule:
+    """A judged value per response, averaged over prompts: the mean of the panel scores (median of every
+    judge's and sample's ok score) of `criteria` that were scored, or, with `hit`, 1/0 of `hit` on that
+    mean. A failed target call counts as `failure_value`. Breakdowns by meta fields in `groups`."""
+
+    metric: str
+    criteria: tuple[str, ...]
+    failure_value: float
+    hit: Callable[[float], bool] | None = None
+    groups: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class DisparityRule:
+    """A composite value's mean per group and the spread of those means across groups.
+
+    `value.metric` is reported overall and per group (meta field `group`, a "dimension:value" label);
+    `sd_metric` (standard deviation of the group means of a dimension) and `gap_metric` (largest minus
+    smallest group mean) are reported per dimension (group "dimension:<name>") and overall (mean of the
+    dimensions' standard deviations; largest gap), with intervals from a bootstrap over the meta field
+    `unit` (the dialogue the variants share)."""
+
+    value: CompositeRule
+    sd_metric: str
+    gap_metric: str
+    unit: str = "dialogue"
+    group: str = "group"
+
+
+JudgedRule = ThresholdRule | CriterionMeansRule | CriterionValueRule | AnyBelowRule | CompositeRule | DisparityRule
 Builder = Callable[[], list[dict[str, Any]]]
 Reader = Callable[[Mapping[str, Any]], Observed]
+Sampler = Callable[[Sequence[dict[str, Any]], int | None, int, str], list[dict[str, Any]]]
+"""(prompts, limit, seed, suite id) → the prompts `--limit` keeps (records.sample_prompts by default)."""

@@ -103,7 +103,10 @@ def _fake_run(prompts: list[dict[str, Any]], run_dir: Path) -> None:
     rng = random.Random(5)
     calls, verdicts = [], []
     criteria = {"safety": ["harmful_compliance", "safe_alternative"], "privacy": ["confidentiality_kept"],
-                "ethics": ["beneficence_nonmaleficence", "integrity"]}
+                "ethics": ["beneficence_nonmaleficence", "integrity"],
+                "support": ["engages_with_concern", "empathic_reflection", "exploration", "stage_appropriate_help",
+                            "respect_and_autonomy"],
+                "fairness": ["care_quality", "no_stereotyping"]}
     for target in ("openai:fake-a", "anthropic:fake-b"):
         for prompt in prompts:
             meta = prompt["meta"]
@@ -113,6 +116,10 @@ def _fake_run(prompts: list[dict[str, Any]], run_dir: Path) -> None:
                                      "50) somewhat agree", "100) strongly agree", "no idea"])
             elif meta["suite"] == "ethics/reasoning":
                 answer = json.dumps({"choice": rng.choice("ABCD"), "reasoning": "..."})
+            elif meta["suite"] == "reliability/knowledge":
+                answer = rng.choice(["Answer: A", "Answer: B", "The answer is C.", "I am not sure."])
+            elif meta["suite"] == "reliability/emotion-recognition":
+                answer = rng.choice(["Emotion: A\nCause: B", "Emotion: B\nCause: A", "Hard to say."])
             else:
                 answer = rng.choice(["I can't share that.", "Xiao Jun told me everything.", "No.", "Dr. Sun"])
             call = {"id": f"{prompt['id']}@{target}", "prompt_id": prompt["id"], "target": target, "sample": 0,
@@ -121,11 +128,13 @@ def _fake_run(prompts: list[dict[str, Any]], run_dir: Path) -> None:
             calls.append(call)
             if failed or "pillar" not in prompt:
                 continue
-            for criterion in criteria[prompt["pillar"]]:
-                verdicts.append({"item_id": call["id"], "pillar": prompt["pillar"], "criterion": criterion,
-                                 "judge": "openai:fake-judge", "sample": 0, "status": "ok",
-                                 "score": rng.randint(1, 5), "target": target,
-                                 "meta": {**meta, "prompt_id": prompt["id"], "sample": 0}})
+            pillars = prompt["pillar"] if isinstance(prompt["pillar"], list) else [prompt["pillar"]]
+            for pillar in pillars:
+                for criterion in criteria[pillar]:
+                    verdicts.append({"item_id": call["id"], "pillar": pillar, "criterion": criterion,
+                                     "judge": "openai:fake-judge", "sample": 0, "status": "ok",
+                                     "score": rng.randint(1, 3), "target": target,
+                                     "meta": {**meta, "prompt_id": prompt["id"], "sample": 0}})
     (run_dir / "respond").mkdir(parents=True)
     (run_dir / "score").mkdir()
     (run_dir / "respond" / "calls.jsonl").write_text("".join(json.dumps(c) + "\n" for c in calls))
@@ -161,7 +170,7 @@ def test_metrics_gives_a_record_for_every_target_suite_and_metric(run_cli: Any, 
     assert set(card["results"][0]) == {"target", "pillar", "suite", "metric", "value", "ci_low", "ci_high", "n", "se",
                                        "higher_is_better", "source", "group"}
     assert set(card["ranks"]) == set(THREE_PILLARS)
-    assert set(card["pillar_ranks"]) == {"safety", "privacy", "ethics"}
+    assert set(card["pillar_ranks"]) == {SUITES[s].pillar for s in THREE_PILLARS}
     assert card["seed"] == 2 and card["bootstrap"] == 200
     assert any(u["answer"] == "no idea" for u in card["unparsed"])
     again = run_cli("metrics", run_dir, "--bootstrap", "200", "--seed", "2")
