@@ -85,7 +85,7 @@ def judges_toml(path: Path, base_url: str, **settings: Any) -> Path:
         "concurrency": 1,
         "temperature": 0.0,
         "seed": 7,
-        "max_tokens": 640,  # a four-criterion verdict takes about 300
+        "max_tokens": 900,  # a five-criterion verdict takes about 500
         "timeout_s": 1800.0,
         "deadline_s": 3600.0,
         "max_attempts": 2,

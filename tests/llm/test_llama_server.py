@@ -31,12 +31,11 @@ from tests.llm.llama_server import MODEL_ALIAS, Exchange, RecordingProxy
 
 pytestmark = [pytest.mark.llm, pytest.mark.timeout(3600)]
 
-# A few worked examples on pillars with four criteria (a short verdict to write). With this model at
-# temperature 0 they were seen to give one of each outcome: privacy-02 valid at once, privacy-01 scores
-# out of range until the re-asks ran out, safety-01 cut off at max_tokens. The quote is planted into
-# privacy-01's answers, so the call expected to succeed is left alone.
+# A few worked examples on pillars with five criteria (a short verdict to write). With this model at
+# temperature 0 they give a mix of outcomes (valid at once, invalid until the re-asks run out, cut off at
+# max_tokens), which differ as the rubrics change; the assertions hold for any mix. The quote is planted
+# into the first complete answer the server sends.
 EXAMPLES = ("privacy-02", "privacy-01", "safety-01")
-PLANTED_INTO = "privacy-01"
 PLANTED_QUOTE = "an invented sentence that the response never says"
 FAILURE_REASONS = {
     "rate_limited", "overloaded", "server_error", "timeout", "connection", "deadline",
@@ -122,13 +121,13 @@ def reask_feedback(reask: Exchange, previous: Exchange) -> str:
     return "\n".join(json.dumps(m) for m in added)
 
 
-def plant_an_invented_quote(response: str) -> Any:
-    """Proxy tamper: once, into the first complete answer about `response`, add an evidence quote that
-    the response does not contain."""
+def plant_an_invented_quote() -> Any:
+    """Proxy tamper: once, into the first complete answer of any call, add an evidence quote that no
+    judged response contains."""
     planted: list[bool] = []
 
     def tamper(exchange: Exchange) -> Any | None:
-        if planted or response not in json.dumps(exchange.request["messages"], ensure_ascii=False):
+        if planted:
             return None
         usage = exchange.answer.get("usage") or {}
         if usage.get("completion_tokens", 0) >= exchange.request.get("max_tokens", 0):
@@ -200,7 +199,7 @@ def runs(
     proxy: RecordingProxy, trustmh: Any, examples: list[dict[str, Any]], work: Path
 ) -> Iterator[tuple[ScoreRun, ScoreRun]]:
     """A tools-mode run with one planted quote, then the same run again on the same cache."""
-    proxy.tamper = plant_an_invented_quote(next(i["response"] for i in examples if i["id"] == PLANTED_INTO))
+    proxy.tamper = plant_an_invented_quote()
     first = score(trustmh, proxy, examples, work, "first")
     proxy.tamper = None
     # max_reasks is not part of the cache key: with 0 the failed calls, which are asked again, cost one request.
@@ -241,10 +240,11 @@ def test_every_verdict_is_in_range_or_failed_with_a_reason(
     assert calls["failed"] == sum(first.summary["failures_by_reason"].values())
     assert set(first.summary["failures_by_reason"]) <= FAILURE_REASONS
     answers = [e.answer["usage"] for e in first.exchanges]
-    assert first.summary["tokens_this_run"] == {
-        "input": sum(u["prompt_tokens"] for u in answers),
-        "output": sum(u["completion_tokens"] for u in answers),
-    }
+    tokens = first.summary["tokens_this_run"]
+    assert (tokens["input"], tokens["output"]) == (
+        sum(u["prompt_tokens"] for u in answers),
+        sum(u["completion_tokens"] for u in answers),
+    )
 
 
 def test_each_failure_reason_matches_what_the_server_sent(runs: tuple[ScoreRun, ScoreRun]) -> None:
