@@ -37,6 +37,13 @@ def _metrics_text(suite: Suite) -> str:
     return ", ".join(m.name for m in suite.metrics)
 
 
+WIDE_LIST = 140  # columns needed for the table layout of `suites list`
+
+
+def _prompts_text(suite: Suite) -> str:
+    return "—" if suite.n_prompts is None else str(suite.n_prompts)
+
+
 def _status_text(suite: Suite) -> str:
     return f"{suite.status}: {suite.reason}" if suite.reason else suite.status
 
@@ -47,22 +54,24 @@ def list_suites() -> None:
 
     Example: trustmh suites list
     """
-    table = Table(title="TrustMH-Bench suites")
-    for header in ("suite", "pillar", "paper sub-task", "dataset", "prompts", "metrics", "judge", "status"):
-        table.add_column(header, justify="right" if header == "prompts" else "left")
-    for suite in SUITES.values():
-        table.add_row(
-            suite.id,
-            suite.pillar,
-            ", ".join(suite.subtasks) or "(extra)",
-            suite.dataset,
-            "—" if suite.n_prompts is None else str(suite.n_prompts),
-            _metrics_text(suite),
-            "yes" if suite.judge else "no",
-            _status_text(suite),
-        )
+    if console.width >= WIDE_LIST:
+        table = Table(title="TrustMH-Bench suites")
+        table.add_column("suite", no_wrap=True)  # the name to type: never cut
+        for header in ("pillar", "paper sub-task", "dataset", "prompts", "metrics", "judge", "status"):
+            table.add_column(header, justify="right" if header == "prompts" else "left", overflow="fold")
+        for suite in SUITES.values():
+            table.add_row(suite.id, suite.pillar, ", ".join(suite.subtasks) or "(extra)", suite.dataset,
+                          _prompts_text(suite), _metrics_text(suite), "yes" if suite.judge else "no",
+                          _status_text(suite))
+        console.print(table)
+    else:  # a terminal too narrow for eight columns: one short block per suite
+        for suite in SUITES.values():
+            console.print(f"[bold]{suite.id}[/bold]  {_status_text(suite)}", highlight=False)
+            console.print(f"    pillar {suite.pillar} · paper sub-task: {', '.join(suite.subtasks) or '(extra)'}"
+                          f" · data: {suite.dataset} · prompts: {_prompts_text(suite)}"
+                          f" · metrics: {_metrics_text(suite)} · judge: {'yes' if suite.judge else 'no'}",
+                          highlight=False, markup=False)
     covered = {(s.pillar, t) for s in SUITES.values() for t in s.subtasks}
-    console.print(table)
     console.print(
         f"{len(covered)} of the paper's {len(SUBTASKS)} sub-tasks are listed; "
         f"{sum(s.status == 'available' for s in SUITES.values())} suites can be built now."
