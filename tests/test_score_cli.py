@@ -291,6 +291,10 @@ def test_killed_run_resumes_to_identical_files_without_reasking(
     assert len(asked_again) + len(journaled) >= 80 - 2  # at most the in-flight calls are asked twice
     summary = json.loads((out / "summary.json").read_text())
     assert summary["calls"]["resumed"] == len(journaled)
+    # The summary counts the whole run, the killed process's answers included (nothing came from a cache).
+    assert summary["calls"]["requested"] == 80 and summary["calls"]["cache_hits"] == 0
+    clean_summary = json.loads((tmp_path / "clean" / "summary.json").read_text())
+    assert summary["tokens_this_run"]["output"] >= clean_summary["tokens_this_run"]["output"]
 
 
 def test_template_syntax_in_a_response_reaches_the_judge_verbatim(
