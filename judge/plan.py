@@ -7,9 +7,11 @@ concurrent run writes the same file as a sequential one.
 from __future__ import annotations
 
 import json
+from array import array
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, overload
 
 from pydantic import BaseModel
 
@@ -79,6 +81,153 @@ def pillar_contexts(rubrics: dict[str, Rubric]) -> dict[str, PillarContext]:
     return contexts
 
 
+class CallPlan(Sequence[PlannedCall]):
+    """Judge calls in plan order, held compactly so that a run's memory does not grow with its calls.
+
+    Per item × pillar group it keeps the item's index (the item itself stays in the caller's store),
+    the pillar, the prompt's size and hash; per call its 32-byte request key. A `PlannedCall`, with
+    its rendered messages, is built when asked for and forgotten after (the most recent groups' messages
+    are kept, as every judge and sample of a group asks for the same ones). Calls of group g are the
+    `per_group` consecutive indices from g × per_group: judge-major, then sample.
+    """
+
+    def __init__(
+        self,
+        items: Sequence[Item],
+        contexts: dict[str, PillarContext],
+        judges: Sequence[JudgeSpec],
+        renderer: PromptRenderer,
+        *,
+        samples: int = 1,
+        role: Role = "panel",
+    ) -> None:
+        self.items, self.contexts, self.judges, self.renderer = items, contexts, list(judges), renderer
+        self.samples, self.role = samples, role
+        self.per_group = len(self.judges) * samples
+        self.pillar_names = sorted(contexts)
+        self._pillar_index = {p: i for i, p in enumerate(self.pillar_names)}
+        self._params = [judge.decoding_params() for judge in self.judges]
+        self.group_item = array("q")
+        self.group_pillar = array("H")
+        self.group_chars = array("q")  # characters of the rendered messages, for token estimates
+        self._prompt_hashes = bytearray()
+        self._keys = bytearray()
+        self._recent: OrderedDict[int, tuple[ChatMessage, ...]] = OrderedDict()
+
+    def add_group(self, item_index: int, pillar: str, item: Item | None = None) -> None:
+        """Plan every judge × sample of one item × pillar (rendering its prompt once, to key the calls)."""
+        item = self.items[item_index] if item is None else item
+        context = self.contexts[pillar]
+        messages = tuple(self.renderer.render(context.rubric, item))
+        wire = [m.as_dict() for m in messages]
+        self.group_item.append(item_index)
+        self.group_pillar.append(self._pillar_index[pillar])
+        self.group_chars.append(sum(len(m.content) for m in messages))
+        self._prompt_hashes += bytes.fromhex(prompt_hash(list(messages)))
+        for params in self._params:
+            for sample in range(self.samples):
+                self._keys += bytes.fromhex(request_key(params, wire, context.schema_hash, sample))
+
+    @property
+    def groups(self) -> int:
+        return len(self.group_item)
+
+    def __len__(self) -> int:
+        return self.groups * self.per_group
+
+    def _split(self, index: int) -> tuple[int, int, int]:
+        """(group, judge index, sample) of a call index."""
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        group, rest = divmod(index, self.per_group)
+        judge, sample = divmod(rest, self.samples)
+        return group, judge, sample
+
+    def pillar_of_group(self, group: int) -> str:
+        return self.pillar_names[self.group_pillar[group]]
+
+    def item_id_of_group(self, group: int) -> str:
+        item = self.group_item[group]
+        ids = getattr(self.items, "ids", None)
+        return ids[item] if ids is not None else self.items[item].id
+
+    def request_key(self, index: int) -> str:
+        return self._keys[32 * index : 32 * index + 32].hex()
+
+    def call_id(self, index: int) -> tuple[str, str, str, str, int]:
+        group, judge, sample = self._split(index)
+        return (self.item_id_of_group(group), self.pillar_of_group(group), self.judges[judge].name, self.role, sample)
+
+    def worker_name(self, index: int) -> str:
+        return self.judges[self._split(index)[1]].name
+
+    def judge_of(self, index: int) -> JudgeSpec:
+        return self.judges[self._split(index)[1]]
+
+    def input_chars(self, index: int) -> int:
+        """Characters of the call's prompt and its verdict schema (what `estimate_input_tokens` counts)."""
+        group = self._split(index)[0]
+        return self.group_chars[group] + self.contexts[self.pillar_of_group(group)].schema_chars
+
+    def _messages(self, group: int, item: Item, context: PillarContext) -> tuple[ChatMessage, ...]:
+        if (messages := self._recent.get(group)) is None:
+            messages = tuple(self.renderer.render(context.rubric, item))
+            self._recent[group] = messages
+            if len(self._recent) > 256:
+                self._recent.popitem(last=False)
+        return messages
+
+    @overload
+    def __getitem__(self, index: int) -> PlannedCall: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[PlannedCall]: ...
+    def __getitem__(self, index: int | slice) -> PlannedCall | list[PlannedCall]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        group, judge, sample = self._split(index)
+        item = self.items[self.group_item[group]]
+        pillar = self.pillar_of_group(group)
+        context = self.contexts[pillar]
+        return PlannedCall(
+            item=item,
+            pillar=pillar,
+            judge=self.judges[judge],
+            role=self.role,
+            sample=sample,
+            messages=self._messages(group, item, context),
+            prompt_hash=self._prompt_hashes[32 * group : 32 * group + 32].hex(),
+            request_key=self.request_key(index),
+            context=context,
+        )
+
+
+def build_plan(
+    items: Sequence[Item],
+    contexts: dict[str, PillarContext],
+    judges: Sequence[JudgeSpec],
+    renderer: PromptRenderer,
+    *,
+    requested_pillars: Sequence[str] | None = None,
+    samples: int = 1,
+    role: Role = "panel",
+) -> CallPlan:
+    """Every item × pillar × judge × sample, in that order; raises PlanError for items with no pillar."""
+    plan = CallPlan(items, contexts, judges, renderer, samples=samples, role=role)
+    unplanned: list[str] = []
+    for index, item in enumerate(items):
+        pillars = pillars_for(item, requested_pillars)
+        if not pillars and requested_pillars is None:
+            unplanned.append(item.id)
+        for pillar in pillars:
+            plan.add_group(index, pillar, item)
+    if unplanned:
+        shown = ", ".join(unplanned[:5]) + (" …" if len(unplanned) > 5 else "")
+        raise PlanError(f"{len(unplanned)} item(s) name no pillar ({shown}); add a `pillar` field or pass --pillars")
+    return plan
+
+
 def plan_calls(
     items: Sequence[Item],
     contexts: dict[str, PillarContext],
@@ -89,31 +238,7 @@ def plan_calls(
     samples: int = 1,
     role: Role = "panel",
 ) -> list[PlannedCall]:
-    unplanned = [item.id for item in items if not pillars_for(item, requested_pillars)]
-    if unplanned and requested_pillars is None:
-        shown = ", ".join(unplanned[:5]) + (" …" if len(unplanned) > 5 else "")
-        raise PlanError(f"{len(unplanned)} item(s) name no pillar ({shown}); add a `pillar` field or pass --pillars")
-    calls = []
-    for item in items:
-        for pillar in pillars_for(item, requested_pillars):
-            context = contexts[pillar]
-            messages = tuple(renderer.render(context.rubric, item))
-            wire = [m.as_dict() for m in messages]
-            p_hash = prompt_hash(list(messages))
-            for judge in judges:
-                params = judge.decoding_params()
-                for sample in range(samples):
-                    calls.append(
-                        PlannedCall(
-                            item=item,
-                            pillar=pillar,
-                            judge=judge,
-                            role=role,
-                            sample=sample,
-                            messages=messages,
-                            prompt_hash=p_hash,
-                            request_key=request_key(params, wire, context.schema_hash, sample),
-                            context=context,
-                        )
-                    )
-    return calls
+    """The plan as a list of built calls (for small plans and tests; runs keep the compact `CallPlan`)."""
+    return list(
+        build_plan(items, contexts, judges, renderer, requested_pillars=requested_pillars, samples=samples, role=role)
+    )
