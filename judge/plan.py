@@ -6,16 +6,17 @@ concurrent run writes the same file as a sequential one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from array import array
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, overload
+from typing import Any, Literal, overload
 
 from pydantic import BaseModel
 
-from judge.cache import request_key
+from judge.cache import KEY_VERSION, request_key
 from judge.items import Item
 from judge.judges import JudgeSpec
 from judge.prompts import ChatMessage, PromptRenderer, prompt_hash
@@ -81,6 +82,56 @@ def pillar_contexts(rubrics: dict[str, Rubric]) -> dict[str, PillarContext]:
     return contexts
 
 
+def _canonical(value: Any) -> str:
+    """JSON as `judge.rubric.sha256_of` writes it before hashing."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+class PillarHashes:
+    """`request_key` and `prompt_hash` of one pillar's calls, with the system message hashed once.
+
+    Every call of a pillar starts with the same system message (the rubric, several kilobytes), and
+    both digests hash canonical JSON that starts with it; the hash state after that shared start is
+    kept and copied. The digests are exactly those of `judge.cache.request_key` and
+    `judge.prompts.prompt_hash` (tested); prompts of another shape are hashed by those functions.
+    """
+
+    def __init__(self, system: str, schema_hash: str) -> None:
+        self.system = system
+        head = '{"content":' + _canonical(system) + ',"role":"system"}'
+        self._key_start = hashlib.sha256(('{"messages":[' + head).encode("utf-8"))
+        self._prompt_start = hashlib.sha256(("[" + head).encode("utf-8"))
+        self._tail = ',"schema":' + _canonical(schema_hash) + ',"v":' + _canonical(KEY_VERSION) + "}"
+        self.schema_hash = schema_hash
+
+    def digests(
+        self, messages: Sequence[ChatMessage], params: Sequence[dict[str, Any]], samples: int
+    ) -> tuple[bytes, list[bytes]]:
+        """(prompt hash, [request key of each params × sample]) as raw 32-byte digests."""
+        wire = [m.as_dict() for m in messages]
+        if len(messages) < 1 or messages[0].role != "system" or messages[0].content != self.system:
+            keys = [
+                bytes.fromhex(request_key(p, wire, self.schema_hash, sample))
+                for p in params
+                for sample in range(samples)
+            ]
+            return bytes.fromhex(prompt_hash(list(messages))), keys
+        rest = "".join("," + _canonical(m) for m in wire[1:]).encode("utf-8")
+        prompt = self._prompt_start.copy()
+        prompt.update(rest + b"]")
+        conversation = self._key_start.copy()
+        conversation.update(rest + b'],"params":')
+        keys = []
+        for decoding in params:
+            with_params = conversation.copy()
+            with_params.update(_canonical(decoding).encode("utf-8"))
+            for sample in range(samples):
+                key = with_params.copy()
+                key.update(f',"sample":{_canonical(sample)}{self._tail}'.encode())
+                keys.append(key.digest())
+        return prompt.digest(), keys
+
+
 class CallPlan(Sequence[PlannedCall]):
     """Judge calls in plan order, held compactly so that a run's memory does not grow with its calls.
 
@@ -113,20 +164,25 @@ class CallPlan(Sequence[PlannedCall]):
         self._prompt_hashes = bytearray()
         self._keys = bytearray()
         self._recent: OrderedDict[int, tuple[ChatMessage, ...]] = OrderedDict()
+        self._hashes: dict[str, PillarHashes] = {}
 
     def add_group(self, item_index: int, pillar: str, item: Item | None = None) -> None:
         """Plan every judge × sample of one item × pillar (rendering its prompt once, to key the calls)."""
         item = self.items[item_index] if item is None else item
         context = self.contexts[pillar]
         messages = tuple(self.renderer.render(context.rubric, item))
-        wire = [m.as_dict() for m in messages]
+        hashes = self._hashes.get(pillar)
+        if hashes is None:
+            hashes = self._hashes[pillar] = PillarHashes(
+                self.renderer.system_message(context.rubric), context.schema_hash
+            )
+        p_hash, keys = hashes.digests(messages, self._params, self.samples)
         self.group_item.append(item_index)
         self.group_pillar.append(self._pillar_index[pillar])
         self.group_chars.append(sum(len(m.content) for m in messages))
-        self._prompt_hashes += bytes.fromhex(prompt_hash(list(messages)))
-        for params in self._params:
-            for sample in range(self.samples):
-                self._keys += bytes.fromhex(request_key(params, wire, context.schema_hash, sample))
+        self._prompt_hashes += p_hash
+        for key in keys:
+            self._keys += key
 
     @property
     def groups(self) -> int:
