@@ -69,12 +69,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from itertools import combinations
-from typing import Any, Literal
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Literal
 
 from judge.families import model_family
 from judge.rubric import Criterion, Rubric
+
+if TYPE_CHECKING:  # numpy loads when agreement is computed, not at start-up
+    import numpy as np
 
 Method = Literal["median", "mean", "majority", "trimmed_mean"]
 METHODS: tuple[str, ...] = ("median", "mean", "majority", "trimmed_mean")
@@ -525,6 +526,8 @@ class AgreementTable:
             cells.score.append(verdict["score"])
 
     def results(self) -> list[dict[str, Any]]:
+        import numpy as np
+
         order = _order(self.rubrics)
         names = {index: name for name, index in self._judges.items()}
         results = []
@@ -581,6 +584,8 @@ class _CriterionCells:
 
 def _first_sample_per_column(columns: np.ndarray, samples: np.ndarray) -> np.ndarray:
     """Positions of each column's lowest-numbered sample (a judge's single judgment of an item)."""
+    import numpy as np
+
     if not len(columns):
         return np.zeros(0, dtype=np.intp)
     order = np.lexsort((samples, columns))
@@ -622,6 +627,8 @@ def _self_consistency(
     judge: str, n_items: int, columns: np.ndarray, samples: np.ndarray, scores: np.ndarray, points: list[int]
 ) -> dict[str, Any]:
     """Samples as raters over one judge's ok verdicts (columns, sample indices, scores aligned)."""
+    import numpy as np
+
     kinds = sorted(set(samples.tolist()))
     matrix = np.full((len(kinds), n_items), np.nan)
     matrix[np.searchsorted(kinds, samples), columns] = scores

@@ -10,7 +10,7 @@ import hashlib
 import json
 from array import array
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, overload
 
@@ -73,13 +73,31 @@ def pillars_for(item: Item, requested: Sequence[str] | None) -> tuple[str, ...]:
     return tuple(requested or ())
 
 
-def pillar_contexts(rubrics: dict[str, Rubric]) -> dict[str, PillarContext]:
-    contexts = {}
-    for pillar, rubric in rubrics.items():
-        model = verdict_model(rubric)
-        schema_chars = len(json.dumps(model.model_json_schema()))
-        contexts[pillar] = PillarContext(rubric, model, schema_hash(model), schema_chars)
-    return contexts
+class PillarContexts(Mapping[str, PillarContext]):
+    """Every rubric's context, each built (verdict model, schema, hash) the first time a call needs it:
+    a run over one pillar does not pay at start-up for the models of the other seven."""
+
+    def __init__(self, rubrics: Mapping[str, Rubric]) -> None:
+        self.rubrics = rubrics
+        self._built: dict[str, PillarContext] = {}
+
+    def __getitem__(self, pillar: str) -> PillarContext:
+        if (context := self._built.get(pillar)) is None:
+            rubric = self.rubrics[pillar]
+            model = verdict_model(rubric)
+            schema_chars = len(json.dumps(model.model_json_schema()))
+            context = self._built[pillar] = PillarContext(rubric, model, schema_hash(model), schema_chars)
+        return context
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.rubrics)
+
+    def __len__(self) -> int:
+        return len(self.rubrics)
+
+
+def pillar_contexts(rubrics: Mapping[str, Rubric]) -> PillarContexts:
+    return PillarContexts(rubrics)
 
 
 def _canonical(value: Any) -> str:
@@ -145,7 +163,7 @@ class CallPlan(Sequence[PlannedCall]):
     def __init__(
         self,
         items: Sequence[Item],
-        contexts: dict[str, PillarContext],
+        contexts: Mapping[str, PillarContext],
         judges: Sequence[JudgeSpec],
         renderer: PromptRenderer,
         *,
@@ -261,7 +279,7 @@ class CallPlan(Sequence[PlannedCall]):
 
 def build_plan(
     items: Sequence[Item],
-    contexts: dict[str, PillarContext],
+    contexts: Mapping[str, PillarContext],
     judges: Sequence[JudgeSpec],
     renderer: PromptRenderer,
     *,
@@ -286,7 +304,7 @@ def build_plan(
 
 def plan_calls(
     items: Sequence[Item],
-    contexts: dict[str, PillarContext],
+    contexts: Mapping[str, PillarContext],
     judges: Sequence[JudgeSpec],
     renderer: PromptRenderer,
     *,
