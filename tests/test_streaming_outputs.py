@@ -241,3 +241,55 @@ def test_self_preference_means_are_exactly_fmean() -> None:
     own = [(v["score"] - scale.min) / (scale.max - scale.min) for v in verdicts if v["judge"] == "gpt-4.1"]
     assert report["gpt-4.1"]["mean_own"] == statistics.fmean(own) and report["gpt-4.1"]["n_own"] == 101
     assert report["x"]["mean_own"] is None and report["x"]["n_other"] == 101
+
+
+def test_compact_plan_keys_and_hashes_equal_the_key_functions(tmp_path: Path) -> None:
+    from judge.cache import request_key
+    from judge.judges import parse_judge_spec
+    from judge.plan import PillarHashes, build_plan, pillar_contexts
+    from judge.prompts import ChatMessage, PromptRenderer, prompt_hash
+
+    rubrics = load_rubric_dir(Path(__file__).resolve().parents[1] / "rubrics")
+    records = make_items(6, ["crisis", "safety"])
+    records[1]["messages"] = [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": "Ünïcode — and \"quotes\" and \\ backslashes"},
+        {"role": "assistant", "content": "I hear you."},
+        {"role": "user", "content": "What now?"},
+    ]
+    records[2]["reference"] = {"advice": ["call 988"], "nested": {"k": 1}}
+    items = read_items([write_jsonl(tmp_path / "items.jsonl", records)], set(rubrics)).items
+    judges = [parse_judge_spec("openai:gpt-4.1-mini"), parse_judge_spec("anthropic:claude-haiku-4-5")]
+    plan = build_plan(items, pillar_contexts(rubrics), judges, PromptRenderer(), samples=2)
+    assert len(plan) == 6 * 2 * 2 * 2
+    for index, call in enumerate(plan):
+        wire = [m.as_dict() for m in call.messages]
+        params = call.judge.decoding_params()
+        assert call.request_key == request_key(params, wire, call.context.schema_hash, call.sample)
+        assert call.prompt_hash == prompt_hash(list(call.messages))
+        assert plan.call_id(index) == call.call_id and plan.worker_name(index) == call.worker_name
+    other = [ChatMessage("user", "no system message first")]  # another shape: hashed by the key functions
+    prompt, keys = PillarHashes("rules", "schema").digests(other, [{"model": "m"}], 1)
+    assert prompt.hex() == prompt_hash(other)
+    assert keys[0].hex() == request_key({"model": "m"}, [m.as_dict() for m in other], "schema", 0)
+
+
+def test_a_cache_entry_that_vanishes_mid_run_is_reported_with_what_to_do(tmp_path: Path) -> None:
+    from judge.cache import VerdictCache
+    from judge.engine import JournalIndex, known_results
+    from judge.judge_calls import JudgeCalls
+    from judge.judges import parse_judge_spec
+    from judge.plan import build_plan, pillar_contexts
+    from judge.prompts import PromptRenderer
+
+    rubrics = load_rubric_dir(Path(__file__).resolve().parents[1] / "rubrics")
+    items = read_items([write_jsonl(tmp_path / "items.jsonl", make_items(2))], set(rubrics)).items
+    plan = build_plan(items, pillar_contexts(rubrics), [parse_judge_spec("openai:gpt-4.1-mini")], PromptRenderer())
+    record = {"outcomes": [], "input_tokens": 1, "output_tokens": 1, "latency_s": 0.1}
+    with VerdictCache(tmp_path / "cache") as cache:
+        cache.set(plan.request_key(0), record)
+        known = known_results(plan, JournalIndex(), cache, JudgeCalls(lambda call: False))
+        assert list(known.status) == [2, 0] and known[1] is None
+        cache.clear()
+        with pytest.raises(RuntimeError, match=r"disappeared during the run.*run the same command again"):
+            known[0]
