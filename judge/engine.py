@@ -18,7 +18,7 @@ from array import array
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, overload
 
 from judge.cache import VerdictCache
 
@@ -290,6 +290,30 @@ def read_journal(path: Path, kind: CallKind) -> JournalIndex:
             else:
                 previous[1].append((start, len(raw)))
     return calls
+
+
+Built = TypeVar("Built")
+
+
+class BuiltOnAccess(Sequence[Built]):
+    """A sequence whose elements are built when asked for (from compact state) and not kept: subclasses
+    give `__len__` and `_build(index)` for 0 <= index < len; negative indices and slices work as on a list."""
+
+    def _build(self, index: int) -> Built:
+        raise NotImplementedError
+
+    @overload
+    def __getitem__(self, index: int) -> Built: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Built]: ...
+    def __getitem__(self, index: int | slice) -> Built | list[Built]:
+        if isinstance(index, slice):
+            return [self._build(i) for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return self._build(index)
 
 
 class IndexedCalls(Protocol):

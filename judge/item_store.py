@@ -17,15 +17,16 @@ from collections import OrderedDict
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Generic, TypeVar, overload
+from typing import Generic, TypeVar
 
+from judge.engine import BuiltOnAccess
 from judge.items import DEFAULT_MAX_RESPONSE_CHARS, ITEM_SHAPE, Item, Prompt, RecordShape, Rejection, iter_read
 
 Record = TypeVar("Record", Item, Prompt)
 RECENT = 256  # items kept decoded: enough for every worker's current item at any concurrency in use
 
 
-class ItemStore(Sequence[Record], Generic[Record]):
+class ItemStore(BuiltOnAccess[Record], Generic[Record]):
     """Items in input order, spooled to a temporary file; indexable and iterable like a list."""
 
     def __init__(self, model: type[Record]) -> None:
@@ -46,17 +47,7 @@ class ItemStore(Sequence[Record], Generic[Record]):
     def __len__(self) -> int:
         return len(self.ids)
 
-    @overload
-    def __getitem__(self, index: int) -> Record: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[Record]: ...
-    def __getitem__(self, index: int | slice) -> Record | list[Record]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(index)
+    def _build(self, index: int) -> Record:
         if (item := self._recent.get(index)) is not None:
             self._recent.move_to_end(index)
             return item

@@ -12,11 +12,12 @@ from array import array
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, overload
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
 from judge.cache import KEY_VERSION, request_key
+from judge.engine import BuiltOnAccess
 from judge.items import Item
 from judge.judges import JudgeSpec
 from judge.prompts import ChatMessage, PromptRenderer, prompt_hash
@@ -150,7 +151,7 @@ class PillarHashes:
         return prompt.digest(), keys
 
 
-class CallPlan(Sequence[PlannedCall]):
+class CallPlan(BuiltOnAccess[PlannedCall]):
     """Judge calls in plan order, held compactly so that a run's memory does not grow with its calls.
 
     Per item × pillar group it keeps the item's index (the item itself stays in the caller's store),
@@ -251,15 +252,7 @@ class CallPlan(Sequence[PlannedCall]):
                 self._recent.popitem(last=False)
         return messages
 
-    @overload
-    def __getitem__(self, index: int) -> PlannedCall: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[PlannedCall]: ...
-    def __getitem__(self, index: int | slice) -> PlannedCall | list[PlannedCall]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        if index < 0:
-            index += len(self)
+    def _build(self, index: int) -> PlannedCall:
         group, judge, sample = self._split(index)
         item = self.items[self.group_item[group]]
         pillar = self.pillar_of_group(group)

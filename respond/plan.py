@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import overload
 
 from judge.cache import target_request_key
+from judge.engine import BuiltOnAccess
 from judge.items import Prompt
 from respond.targets import TargetSpec
 
@@ -65,7 +65,7 @@ def response_id(prompt_id: str, target: str, sample: int, samples: int) -> str:
     return f"{prompt_id}@{target}" + (f"#{sample}" if samples > 1 else "")
 
 
-class TargetPlan(Sequence[TargetCall]):
+class TargetPlan(BuiltOnAccess[TargetCall]):
     """Target calls in plan order, held compactly: per call only its 32-byte key; the prompt stays in the
     caller's store and a `TargetCall` is built when asked for. Calls of prompt p are the targets × samples
     consecutive indices from p × targets × samples."""
@@ -109,15 +109,7 @@ class TargetPlan(Sequence[TargetCall]):
     def target_of(self, index: int) -> TargetSpec:
         return self.targets[self._split(index)[1]]
 
-    @overload
-    def __getitem__(self, index: int) -> TargetCall: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[TargetCall]: ...
-    def __getitem__(self, index: int | slice) -> TargetCall | list[TargetCall]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        if index < 0:
-            index += len(self)
+    def _build(self, index: int) -> TargetCall:
         prompt, target, sample = self._split(index)
         spec = self.targets[target]
         return TargetCall(
