@@ -210,34 +210,66 @@ def shown(args: list[str]) -> str:
     return text.replace(tempfile.gettempdir() + os.sep, "$TMP/")
 
 
+# A child forked from this (large) process starts with this process's pages, and Linux keeps the larger of
+# the two peaks in the child's ru_maxrss even after exec; a small launcher forks the real command instead,
+# so its peak is its own. The launcher reports the command's rusage on a pipe and kills it if it is killed.
+LAUNCHER = """
+import ctypes, os, signal, sys, time
+report = int(sys.argv[1])
+os.set_inheritable(report, False)
+started = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the launcher
+    os.execv(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+elapsed = time.perf_counter() - started
+os.write(report, f"{usage.ru_maxrss} {usage.ru_utime + usage.ru_stime} {elapsed}".encode())
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_trustmh(args: list[str], out: Path, *, expect: tuple[int, ...] = (0,)) -> ScoreRun:
-    """Run the real CLI (`python -m cli`, what the `trustmh` script runs) in a child and reap it with wait4,
-    so ru_maxrss is this child's own peak."""
+    """Run the real CLI (`python -m cli`, what the `trustmh` script runs) in a grandchild started by a small
+    launcher, which reports the command's own peak RSS, CPU time and wall time (spawn to exit)."""
     err_path = out.with_name(out.name + ".stderr")
-    with err_path.open("w") as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cli", *args], cwd=REPO, env=child_env(), stdout=subprocess.DEVNULL, stderr=err
-        )
+    read_fd, write_fd = os.pipe()
     try:
-        _, status, usage = os.wait4(proc.pid, 0)
-    finally:
-        if proc.returncode is None and proc.poll() is None:  # interrupted while waiting: do not leave it running
-            proc.kill()
+        with err_path.open("w") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-S", "-c", LAUNCHER, str(write_fd), sys.executable, "-m", "cli", *args],
+                cwd=REPO,
+                env=child_env(),
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                pass_fds=(write_fd,),
+            )
+        os.close(write_fd)
+        write_fd = -1
+        try:
             proc.wait()
-    process_s = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
+        finally:
+            if proc.poll() is None:  # interrupted while waiting: do not leave it running
+                proc.kill()
+                proc.wait()
+        with os.fdopen(read_fd, "rb") as report:
+            read_fd = -1
+            fields = report.read().split()
+    finally:
+        for fd in (read_fd, write_fd):
+            if fd >= 0:
+                os.close(fd)
     stderr = err_path.read_text()
     summary_path = out / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    if proc.returncode not in expect:
+    if proc.returncode not in expect or len(fields) != 3:
         raise RuntimeError(f"{shown(args)} exited {proc.returncode}:\n{stderr[-2000:]}")
     return ScoreRun(
         proc.returncode,
         summary,
-        process_s,
-        usage.ru_maxrss / 1024,  # KiB on Linux
-        usage.ru_utime + usage.ru_stime,
+        float(fields[2]),
+        int(fields[0]) / 1024,  # KiB on Linux
+        float(fields[1]),
         stderr,
         shown(args),
     )
