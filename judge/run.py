@@ -381,18 +381,19 @@ def _execute_locked(
     verdicts_path = options.out / "verdicts.jsonl"
     progress = RunProgress("judging", len(prepared.calls), options.quiet, _cost)
     tally = RunTally(_cost)
+    stats = VerdictStats(prepared.rubrics)
 
-    def on_result(result: CallResult) -> None:
+    def on_result(result: CallResult) -> None:  # counts and statistics need no second reading of the rows
         tally.add(result)
+        stats.add_call(result.rows)
         progress.update(result)
 
     with Journal(verdicts_path) as journal:
         judged: Judged = run_calls(
             options.out, journal, progress, prepared.workers, _judge_all(prepared, progress, on_result)
         )
-        stats = VerdictStats(prepared.rubrics)
         ledgers = [judged.panel] if judged.tiebreak is None else [judged.panel, judged.tiebreak]
-        write_in_plan_order(verdicts_path, journal, ledgers, on_rows=stats.add_call)
+        write_in_plan_order(verdicts_path, journal, ledgers)
         write_jsonl_atomic(options.out / "items.jsonl", (_item_record(item) for item in prepared.read.items))
         panel = _write_panel_outputs(prepared, judged) if options.uses_panel else None
     summary = build_summary(prepared, tally, stats, panel, time.monotonic() - started)
@@ -402,7 +403,7 @@ def _execute_locked(
 
 
 class VerdictStats:
-    """The verdict part of `summary.json`, fed one call's rows at a time in the final file's order."""
+    """The verdict part of `summary.json`, fed each call's rows as the call finishes (any order will do)."""
 
     def __init__(self, rubrics: dict[str, Rubric]) -> None:
         self.counts = dict.fromkeys(("rows", "ok", "not_applicable", "failed"), 0)

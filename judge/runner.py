@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from judge.engine import CallResult, IndexedCalls, Journal, Ledger, indexed, journal_rows
+from judge.engine import CallResult, IndexedCalls, Journal, Ledger, indexed
 from judge.request_log import RequestLog
 from judge.review import write_text_atomic
 
@@ -217,14 +217,8 @@ class RunTally:
         return dict(sorted(self.reasons.items()))
 
 
-def write_in_plan_order(
-    path: Path,
-    journal: Journal,
-    ledgers: Iterable[Ledger],
-    on_rows: Callable[[list[dict[str, Any]]], None] | None = None,
-) -> None:
-    """The final journal: every call's lines in plan order, read back from where they were appended;
-    `on_rows` sees each call's rows on the way (one streaming pass for the summary's statistics)."""
+def write_in_plan_order(path: Path, journal: Journal, ledgers: Iterable[Ledger]) -> None:
+    """The final journal: every call's lines in plan order, read back from where they were appended."""
 
     def chunks() -> Iterator[str]:
         for ledger in ledgers:
@@ -232,10 +226,7 @@ def write_in_plan_order(
                 span = ledger.span(index)
                 if span is None:
                     raise RuntimeError(f"{path}: call {index} of the plan has no journal lines")
-                data = journal.read(span)
-                if on_rows is not None:
-                    on_rows(journal_rows(data))
-                yield data.decode("utf-8")
+                yield journal.read(span).decode("utf-8")
 
     write_text_atomic(path, chunks())
 
