@@ -306,13 +306,6 @@ class PanelCounts:
         counts["decided_by_tiebreak"] += row["decided_by"] == "tiebreak"
 
 
-def panel_summary(panel_rows: Iterable[Mapping[str, Any]]) -> dict[str, int]:
-    counts = PanelCounts()
-    for row in panel_rows:
-        counts.add(row)
-    return counts.counts
-
-
 def _panel_row(
     item_id: str, pillar: str, criterion: Criterion, verdicts: list[Mapping[str, Any]], options: PanelOptions
 ) -> dict[str, Any]:

@@ -106,9 +106,5 @@ def critical_failure_rates(rows: Iterable[Mapping[str, Any]], rubrics: Mapping[s
     return rates.table()
 
 
-def failure_counts(reasons: Iterable[str | None]) -> dict[str, int]:
-    return dict(sorted(Counter(r for r in reasons if r).items()))
-
-
 def _sort_key(key: tuple[Any, ...]) -> tuple[str, ...]:
     return tuple("" if part is None else str(part) for part in key)
