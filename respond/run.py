@@ -23,6 +23,7 @@ from judge.engine import (
     CallResult,
     Engine,
     Journal,
+    JournalIndex,
     KnownResults,
     Ledger,
     journal_rows,
@@ -165,6 +166,7 @@ def execute_responses(prepared: PreparedResponses) -> tuple[int, dict[str, Any]]
     """Ask what is not known yet and write every output; returns (exit code, summary)."""
     options = prepared.options
     started_at, started = datetime.now(UTC), time.monotonic()
+    earlier = prepared.known.resumed  # the journal index of an earlier run (its file is read as needed)
     make_private_dir(options.out)
     try:
         with OutDirLock(options.out):
@@ -195,6 +197,8 @@ def execute_responses(prepared: PreparedResponses) -> tuple[int, dict[str, Any]]
             write_json_atomic(options.out / "summary.json", summary)
             write_json_atomic(options.out / "run.json", _run_record(prepared, started_at, identity, ended=True))
     finally:
+        if isinstance(earlier, JournalIndex):
+            earlier.close()
         if prepared.cache is not None:
             prepared.cache.close()
     return (3 if summary["calls"]["failed"] else 0), summary
