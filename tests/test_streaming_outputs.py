@@ -1,5 +1,5 @@
-"""The outputs of `score` are streaming passes over the journal; they must equal what the in-memory
-functions make of the final verdicts file: a mixed run (two pillars, three judges, two samples, failed
+"""The outputs of `score` and `respond` are streaming passes over the journal; they must equal what the
+in-memory functions make of the final files: a mixed run (two pillars, three judges, two samples, failed
 calls, a tie-breaker, items out of id order), then its resumed completion; plus the journal's own
 guarantees (plan order from out-of-order appends, a line cut by a kill kept apart)."""
 
@@ -18,7 +18,7 @@ import pytest
 from calibration.agreement import krippendorff_alpha
 from judge.engine import Journal, Ledger, journal_rows
 from judge.item_store import read_into_store
-from judge.items import read_items
+from judge.items import PROMPT_SHAPE, read_items
 from judge.panel import (
     AgreementTable,
     PanelOptions,
@@ -291,3 +291,44 @@ def test_a_cache_entry_that_vanishes_mid_run_is_reported_with_what_to_do(tmp_pat
         cache.clear()
         with pytest.raises(RuntimeError, match=r"disappeared during the run.*run the same command again"):
             known[0]
+
+
+def test_respond_outputs_are_streamed_from_the_journal_in_plan_order_after_failures_and_resume(
+    tmp_path: Path, judge_env: Path, run_cli: Any
+) -> None:
+    from respond.calls import response_item
+    from respond.plan import plan_target_calls
+    from respond.targets import parse_target_spec
+    from tests.fakeapi.protocol import default_answerer
+    from tests.test_respond_cli import prompts
+
+    refusing = {"now": True}
+
+    def answer(req: ParsedRequest) -> Reply:
+        if refusing["now"] and req.model == "claude-haiku-4-5" and "case 1)" in req.prompt_text:
+            return Reply.error(400, message="refused")
+        return default_answerer(req)
+
+    records = prompts(6, followups=1)
+    random.Random(5).shuffle(records)
+    path = write_jsonl(tmp_path / "prompts.jsonl", records)
+    out = tmp_path / "answers"
+    with FakeLLMServer(answerer=answer) as server:
+        targets = f"openai:gpt-4o-mini@{server.openai_base_url},anthropic:claude-haiku-4-5@{server.anthropic_base_url}"
+        assert run_cli("respond", path, "--targets", targets, "--out", out, "-q").code == 3
+        refusing["now"] = False
+        assert run_cli("respond", path, "--targets", targets, "--out", out, "-q").code == 0
+        specs = [parse_target_spec(t) for t in targets.split(",")]
+    rows = read_jsonl(out / "calls.jsonl")
+    source = read_items([path], {"safety"}, shape=PROMPT_SHAPE).items
+    calls = plan_target_calls(source, specs)
+    assert [(r["prompt_id"], r["target"], r["sample"]) for r in rows] == [c.call_id for c in calls]
+    assert all(r["status"] == "ok" for r in rows)
+    assert read_jsonl(out / "responses.jsonl") == roundtrip(
+        [response_item(call, row["turns"]) for call, row in zip(calls, rows, strict=True)]
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["calls"]["resumed"] == len(rows) - 1 and summary["calls"]["failed"] == 0
+    assert summary["per_target"] == {
+        spec.name: {"ok": sum(r["target"] == spec.name for r in rows), "failed": 0, "truncated": 0} for spec in specs
+    }
