@@ -29,7 +29,6 @@ from cli.respond_cmd import (
     resolve_target_options,
 )
 from cli.suites_cmd import build_prompts, print_primary_table, scorecard_for
-from judge.engine import CallResult
 from judge.families import DEFAULT_FAMILIES
 from judge.items import Item
 from judge.judge_calls import estimate_input_tokens, estimate_output_tokens
@@ -42,7 +41,6 @@ from judge.rubric import load_rubric_dir
 from judge.run import ScoreOptions, execute, prepare
 from judge.runner import OutDirLock, UsageError, make_private_dir, print_plan_table, write_json_atomic
 from respond.calls import response_item
-from respond.plan import TargetCall
 from respond.run import PreparedResponses, RespondOptions, execute_responses, prepare_responses, respond_dry_run
 from respond.targets import TargetSpec
 from suites.recorded import RECORDED, import_recorded
@@ -114,13 +112,17 @@ def _estimated_judge_plan(options: BenchOptions, prepared_responses: PreparedRes
     on a stand-in answer of the estimated length, so that tokens and cost can be priced up front."""
     rubrics = load_rubric_dir(options.rubrics_dir)
     items: list[Item] = []
-    for call, result in zip(prepared_responses.calls, prepared_responses.known, strict=True):
+    target_calls, known = prepared_responses.calls, prepared_responses.known
+    for index in range(len(target_calls)):
+        call = target_calls[index]
         if not call.prompt.pillars:
             continue
+        result = known[index]
         if result is not None and result.ok:
-            record = response_item(result)
-        else:
-            record = _stand_in_item(call, "x" * (4 * call.answer_tokens()))
+            turns = result.payload["turns"]
+        else:  # a stand-in answer of the estimated length, every turn
+            turns = ["x" * (4 * call.answer_tokens())] * (1 + len(call.prompt.followups))
+        record = response_item(call, turns)
         record["pillars"] = tuple(record.pop("pillar"))
         items.append(Item.model_validate(record))
     calls = plan_calls(items, pillar_contexts(rubrics), options.judges, PromptRenderer(), samples=options.samples)
@@ -144,12 +146,6 @@ def _estimated_judge_plan(options: BenchOptions, prepared_responses: PreparedRes
             }
         )
     return rows
-
-
-def _stand_in_item(call: TargetCall, answer: str) -> dict[str, Any]:
-    """The response item a call would produce with `answer` as every turn (for pricing only)."""
-    turns = [answer] * (1 + len(call.prompt.followups))
-    return response_item(CallResult(call, {"turns": turns, "truncated": False, "error": None}, None, None, None, False))
 
 
 def run_bench(options: BenchOptions) -> int:

@@ -29,13 +29,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from judge.cache import VerdictCache, claim_holder
-from judge.engine import CallKind, CallResult, Engine
+from judge.engine import ASK, CallKind, CallResult, Engine, Ledger, indexed
 from judge.request_log import RequestLog
 from judge.runner import CallRunFiles, RunProgress, UsageError
 
@@ -128,10 +128,15 @@ def requests_to_submit(
     is left to it, and this run's engine waits for that answer instead of paying again."""
     chosen: dict[str, list[Any]] = {}
     seen: set[str] = set()
-    for call, result in zip(calls, known, strict=True):
-        key = call.request_key
-        if result is not None or key in seen or key in in_flight:
+    plan = indexed(calls)
+    status = getattr(known, "status", None)  # a lazy KnownResults says what is known without rebuilding it
+    for index in range(len(plan)):
+        if (known[index] is not None) if status is None else status[index] != ASK:
             continue
+        key = plan.request_key(index)
+        if key in seen or key in in_flight:
+            continue
+        call = plan[index]
         seen.add(key)
         if log.get(first_request_key(key)) is not None or (cache is not None and key in cache):
             continue
@@ -257,7 +262,7 @@ class BatchingEngine(Engine):
         super().__init__(*args, **kwargs)
         self.batches = batches
 
-    async def run(self, calls: Sequence[Any], known: Sequence[CallResult | None]) -> list[CallResult]:
+    async def run(self, calls: Sequence[Any], known: Sequence[CallResult | None]) -> Ledger:
         await self.batches.collect(calls, known, self.workers)
         return await super().run(calls, known)
 
@@ -277,12 +282,13 @@ def make_engine(
     workers: dict[str, Any],
     cache: VerdictCache | None,
     kind: CallKind,
+    on_result: Callable[[CallResult], None] | None = None,
 ) -> Engine:
     """The engine of a run (journal, progress): the plain one, or with `--batch` one that collects the
     first answers from provider batches before each set of calls. A run without `--batch` in an out
     directory that still has batches open (an earlier `--batch` run was killed) collects those first
     and submits nothing: their calls are paid for already."""
     if not options.batch and not BatchJournal.read(options.out / BATCHES_NAME).open_batches():
-        return Engine(workers, cache, files.journal, kind, progress.update)
+        return Engine(workers, cache, files.journal, kind, on_result or progress.update)
     batches = BatchRound(options.out, files.log, progress, cache, options.batch_poll_s, submit=options.batch)
-    return BatchingEngine(workers, cache, files.journal, kind, progress.update, batches=batches)
+    return BatchingEngine(workers, cache, files.journal, kind, on_result or progress.update, batches=batches)

@@ -141,7 +141,15 @@ class VerdictCache:
         old_umask = os.umask(0o077)
         try:
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._cache = diskcache.Cache(str(directory), size_limit=2**40, eviction_policy="none")
+            # SQLite's memory map (64 MiB by default) and page cache (32 MiB) would grow with every record read
+            # or written, into the resident memory of a large run; the system's file cache serves as well.
+            self._cache = diskcache.Cache(
+                str(directory),
+                size_limit=2**40,
+                eviction_policy="none",
+                sqlite_mmap_size=0,
+                sqlite_cache_size=2**10,
+            )
         except (sqlite3.Error, OSError) as exc:
             raise _unusable(directory, exc) from exc
         finally:

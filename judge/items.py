@@ -20,7 +20,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, BinaryIO, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -486,19 +486,37 @@ def _decode_line(raw: bytes, file: str, line: int, file_offset: int) -> str | Re
         )
 
 
+def _chunks(data: bytes | BinaryIO) -> Iterator[tuple[bytes, bool]]:
+    """The pieces between newlines, each with whether it is the last one (the piece after the final
+    newline is empty when the file ends cleanly). A file is read line by line, never whole."""
+    if isinstance(data, bytes):
+        pieces = data.split(b"\n")
+        for index, piece in enumerate(pieces):
+            yield piece, index == len(pieces) - 1
+        return
+    for line in data:
+        if not line.endswith(b"\n"):
+            yield line, True
+            return
+        yield line[:-1], False
+    yield b"", True
+
+
 def iter_jsonl(
-    data: bytes,
+    data: bytes | BinaryIO,
     file: str,
     known_pillars: Collection[str],
     *,
     max_response_chars: int = DEFAULT_MAX_RESPONSE_CHARS,
     shape: RecordShape = ITEM_SHAPE,
 ) -> Iterator[Item | Prompt | Rejection]:
-    """Items and rejections of a JSON Lines file's bytes, in line order (each line decoded on its own)."""
-    offset = len(_BOM) if data.startswith(_BOM) else 0
-    chunks = data[offset:].split(b"\n")
-    last = len(chunks)
-    for number, chunk in enumerate(chunks, start=1):
+    """Items and rejections of a JSON Lines file (its bytes, or the open file), in line order (each line
+    decoded on its own)."""
+    offset = 0
+    for number, (piece, last) in enumerate(_chunks(data), start=1):
+        chunk = piece
+        if number == 1 and chunk.startswith(_BOM):
+            chunk, offset = chunk[len(_BOM) :], len(_BOM)
         text = _decode_line(chunk.removesuffix(b"\r"), file, number, offset)
         offset += len(chunk) + 1
         if isinstance(text, Rejection):
@@ -510,7 +528,7 @@ def iter_jsonl(
             number,
             known_pillars,
             max_response_chars=max_response_chars,
-            unterminated=number == last,  # the piece after the final "\n" is empty when the file ends cleanly
+            unterminated=last,
             shape=shape,
         )
         if result is not None:
@@ -713,26 +731,29 @@ def _read_file(
 ) -> Iterator[Item | Prompt | Rejection]:
     file = _display_name(path)
     try:
-        data = sys.stdin.buffer.read() if _is_stdin(path) else path.read_bytes()
+        if _is_stdin(path) or path.suffix.lower() in CSV_SUFFIXES:
+            data = sys.stdin.buffer.read() if _is_stdin(path) else path.read_bytes()
+            parse = _parser_for(path, data)
+            yield from parse(data, file, known_pillars, max_response_chars=max_response_chars, shape=shape)
+            return
+        handle = path.open("rb")
     except OSError as exc:
         yield Rejection(file, 0, None, f"cannot read file: {exc.strerror or exc}")
         return
-    parse = _parser_for(path, data)
-    yield from parse(data, file, known_pillars, max_response_chars=max_response_chars, shape=shape)
+    with handle:  # JSON Lines are read line by line: a large file never sits in memory whole
+        yield from iter_jsonl(handle, file, known_pillars, max_response_chars=max_response_chars, shape=shape)
 
 
-def read_items(
+def iter_read(
     paths: Sequence[Path],
     known_pillars: Collection[str],
     *,
     max_response_chars: int = DEFAULT_MAX_RESPONSE_CHARS,
     shape: RecordShape = ITEM_SHAPE,
-) -> ItemReadResult:
-    """Read every file, collecting all items (or prompts) and all rejections; ids must be unique across files.
-
-    `-` reads standard input.
-    """
-    result = ItemReadResult()
+) -> Iterator[Item | Prompt | Rejection]:
+    """Every record of every file in order, as an item (or prompt) or a rejection; a record whose id was
+    used before is a rejection naming the first use (ids must be unique across files). `-` reads
+    standard input."""
     first_seen: dict[str, str] = {}
     for path, problem in _checked_paths(paths, shape):
         entries = [problem] if problem else _read_file(path, known_pillars, max_response_chars, shape)
@@ -748,10 +769,23 @@ def read_items(
                     entry = Rejection(file, int(line), item_id, dup)
             elif item_id is not None:
                 first_seen[item_id] = here
-            if isinstance(entry, Rejection):
-                result.rejections.append(entry)
-            else:
-                result.items.append(entry)  # type: ignore[arg-type]
+            yield entry
+
+
+def read_items(
+    paths: Sequence[Path],
+    known_pillars: Collection[str],
+    *,
+    max_response_chars: int = DEFAULT_MAX_RESPONSE_CHARS,
+    shape: RecordShape = ITEM_SHAPE,
+) -> ItemReadResult:
+    """Read every file, collecting all items (or prompts) and all rejections; ids must be unique across files."""
+    result = ItemReadResult()
+    for entry in iter_read(paths, known_pillars, max_response_chars=max_response_chars, shape=shape):
+        if isinstance(entry, Rejection):
+            result.rejections.append(entry)
+        else:
+            result.items.append(entry)  # type: ignore[arg-type]
     return result
 
 

@@ -19,7 +19,11 @@ OUTCOME_FIELDS = ("criterion", "status", "score", "rationale", "evidence", "erro
 
 def estimate_input_tokens(call: PlannedCall) -> int:
     """Rough prompt size (4 characters a token) plus the schema; used for TPM limits and dry runs."""
-    chars = sum(len(m.content) for m in call.messages) + call.context.schema_chars
+    return input_token_estimate(sum(len(m.content) for m in call.messages) + call.context.schema_chars)
+
+
+def input_token_estimate(chars: int) -> int:
+    """Tokens of a prompt of `chars` characters (messages and schema), at 4 characters a token."""
     return chars // 4 + 1
 
 

@@ -63,16 +63,19 @@ from __future__ import annotations
 
 import math
 import statistics
+from array import array
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from itertools import combinations
-from typing import Any, Literal
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Literal
 
 from judge.families import model_family
 from judge.rubric import Criterion, Rubric
+
+if TYPE_CHECKING:  # numpy loads when agreement is computed, not at start-up
+    import numpy as np
 
 Method = Literal["median", "mean", "majority", "trimmed_mean"]
 METHODS: tuple[str, ...] = ("median", "mean", "majority", "trimmed_mean")
@@ -285,6 +288,24 @@ def build_panel(
     return rows
 
 
+class PanelCounts:
+    """The panel part of `summary.json`, added up one panel row at a time."""
+
+    FIELDS = ("rows", "decided", "undecided", "not_applicable", "critical_fail", "escalated", "decided_by_tiebreak")
+
+    def __init__(self) -> None:
+        self.counts = dict.fromkeys(self.FIELDS, 0)
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        counts = self.counts
+        counts["rows"] += 1
+        if row["status"] in ("decided", "undecided", "not_applicable"):
+            counts[row["status"]] += 1
+        counts["critical_fail"] += bool(row["critical_fail"])
+        counts["escalated"] += bool(row["escalate"])
+        counts["decided_by_tiebreak"] += row["decided_by"] == "tiebreak"
+
+
 def _panel_row(
     item_id: str, pillar: str, criterion: Criterion, verdicts: list[Mapping[str, Any]], options: PanelOptions
 ) -> dict[str, Any]:
@@ -467,13 +488,103 @@ def review_entries(
 # --------------------------------------------------------------------------- agreement
 
 
-def _first_ok_scores(verdicts: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], dict[int, int]]:
-    """{(judge, item): {sample: score}} over ok panel verdicts."""
-    table: dict[tuple[str, str], dict[int, int]] = defaultdict(dict)
-    for v in verdicts:
-        if v.get("role", "panel") == "panel" and v["status"] == "ok":
-            table[(v["judge"], v["item_id"])][v.get("sample", 0)] = v["score"]
-    return table
+class AgreementTable:
+    """What `judge_agreement` needs, kept as small numbers: per pillar × criterion the judges seen, the
+    number of items (columns), and for each ok panel verdict four integers (column, judge, sample,
+    score) in typed arrays, about 14 bytes a verdict. Rows must come with each item's verdicts of a
+    criterion together (a column closes when another item's verdict arrives), without repeats.
+    """
+
+    def __init__(self, rubrics: Mapping[str, Rubric]) -> None:
+        self.rubrics = rubrics
+        self._judges: dict[str, int] = {}
+        self._criteria: dict[tuple[str, str], _CriterionCells] = {}
+
+    def add(self, verdict: Mapping[str, Any]) -> None:
+        key = (verdict["pillar"], verdict["criterion"])
+        cells = self._criteria.get(key)
+        if cells is None:
+            cells = self._criteria[key] = _CriterionCells()
+        if verdict.get("role", "panel") != "panel":
+            return
+        judge = self._judges.setdefault(verdict["judge"], len(self._judges))
+        cells.judges.add(judge)
+        if verdict["item_id"] != cells.last_item:
+            cells.last_item = verdict["item_id"]
+            cells.columns += 1
+        if verdict["status"] == "ok":
+            cells.column.append(cells.columns - 1)
+            cells.judge.append(judge)
+            cells.sample.append(verdict.get("sample", 0))
+            cells.score.append(verdict["score"])
+
+    def results(self) -> list[dict[str, Any]]:
+        import numpy as np
+
+        order = _order(self.rubrics)
+        names = {index: name for name, index in self._judges.items()}
+        results = []
+        for pillar, cid in sorted(self._criteria, key=lambda k: (k[0], order[k])):
+            cells = self._criteria[(pillar, cid)]
+            points = list(self.rubrics[pillar].criterion(cid).scale.points)
+            judges = sorted(cells.judges, key=lambda j: names[j])
+            column, judge, sample, score = (
+                np.frombuffer(a, dtype=a.typecode) for a in (cells.column, cells.judge, cells.sample, cells.score)
+            )
+            matrix = np.full((len(judges), cells.columns), np.nan)
+            for row, j in enumerate(judges):
+                mine = judge == j
+                first = _first_sample_per_column(column[mine], sample[mine])
+                matrix[row, column[mine][first]] = score[mine][first]
+            pairwise = [
+                {
+                    "judges": [names[judges[a]], names[judges[b]]],
+                    "qwk": _qwk(matrix[a], matrix[b], points),
+                    "n": int((~np.isnan(matrix[a]) & ~np.isnan(matrix[b])).sum()),
+                }
+                for a, b in combinations(range(len(judges)), 2)
+            ]
+            results.append(
+                {
+                    "pillar": pillar,
+                    "criterion": cid,
+                    "judges": [names[j] for j in judges],
+                    "n_items": cells.columns,
+                    "n_units": int(((~np.isnan(matrix)).sum(axis=0) >= 2).sum()),
+                    "alpha_ordinal": _ordinal_alpha(matrix, points) if len(judges) > 1 else None,
+                    "pairwise_qwk": pairwise,
+                    "self_consistency": [
+                        _self_consistency(
+                            names[j], cells.columns, column[judge == j], sample[judge == j], score[judge == j], points
+                        )
+                        for j in judges
+                    ],
+                }
+            )
+        return results
+
+
+@dataclass
+class _CriterionCells:
+    judges: set[int] = field(default_factory=set)
+    columns: int = 0
+    last_item: Any = None
+    column: array = field(default_factory=lambda: array("q"))
+    judge: array = field(default_factory=lambda: array("h"))
+    sample: array = field(default_factory=lambda: array("q"))
+    score: array = field(default_factory=lambda: array("q"))
+
+
+def _first_sample_per_column(columns: np.ndarray, samples: np.ndarray) -> np.ndarray:
+    """Positions of each column's lowest-numbered sample (a judge's single judgment of an item)."""
+    import numpy as np
+
+    if not len(columns):
+        return np.zeros(0, dtype=np.intp)
+    order = np.lexsort((samples, columns))
+    starts = np.ones(len(order), dtype=bool)
+    starts[1:] = columns[order][1:] != columns[order][:-1]
+    return order[starts]
 
 
 def judge_agreement(verdicts: Iterable[Mapping[str, Any]], rubrics: Mapping[str, Rubric]) -> list[dict[str, Any]]:
@@ -483,48 +594,14 @@ def judge_agreement(verdicts: Iterable[Mapping[str, Any]], rubrics: Mapping[str,
     values stay on the scale and the statistic does not depend on K; how much a judge's samples vary is
     reported apart as `self_consistency` (ordinal alpha with samples as raters, and the share of items
     with at least two successful samples on which all of them agree). Tie-breaker verdicts are left
-    out: they exist only for escalated items and would bias the picture.
+    out: they exist only for escalated items and would bias the picture. Items enter in id order.
     """
+    table = AgreementTable(rubrics)
     groups = _group(verdicts, rubrics)
-    by_criterion: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
-    for (_, pillar, cid), vs in groups.items():
-        by_criterion[(pillar, cid)].extend(vs)
-    order = _order(rubrics)
-    results = []
-    for pillar, cid in sorted(by_criterion, key=lambda k: (k[0], order[k])):
-        criterion = rubrics[pillar].criterion(cid)
-        points = list(criterion.scale.points)
-        table = _first_ok_scores(by_criterion[(pillar, cid)])
-        panel = [v for v in by_criterion[(pillar, cid)] if v.get("role", "panel") == "panel"]
-        judges = sorted({v["judge"] for v in panel})
-        items = sorted({v["item_id"] for v in panel})
-        matrix = np.full((len(judges), len(items)), np.nan)
-        for r, judge in enumerate(judges):
-            for c, item in enumerate(items):
-                samples = table.get((judge, item))
-                if samples:
-                    matrix[r, c] = samples[min(samples)]
-        pairwise = [
-            {
-                "judges": [judges[a], judges[b]],
-                "qwk": _qwk(matrix[a], matrix[b], points),
-                "n": int((~np.isnan(matrix[a]) & ~np.isnan(matrix[b])).sum()),
-            }
-            for a, b in combinations(range(len(judges)), 2)
-        ]
-        results.append(
-            {
-                "pillar": pillar,
-                "criterion": cid,
-                "judges": judges,
-                "n_items": len(items),
-                "n_units": int(((~np.isnan(matrix)).sum(axis=0) >= 2).sum()),
-                "alpha_ordinal": _ordinal_alpha(matrix, points) if len(judges) > 1 else None,
-                "pairwise_qwk": pairwise,
-                "self_consistency": [_self_consistency(judge, items, table, points) for judge in judges],
-            }
-        )
-    return results
+    for key in sorted(groups):
+        for verdict in groups[key]:
+            table.add(verdict)
+    return table.results()
 
 
 def _ordinal_alpha(matrix: np.ndarray, points: list[int]) -> float | None:
@@ -540,62 +617,92 @@ def _qwk(a: np.ndarray, b: np.ndarray, points: list[int]) -> float | None:
 
 
 def _self_consistency(
-    judge: str, items: list[str], table: Mapping[tuple[str, str], dict[int, int]], points: list[int]
+    judge: str, n_items: int, columns: np.ndarray, samples: np.ndarray, scores: np.ndarray, points: list[int]
 ) -> dict[str, Any]:
-    samples = sorted({s for item in items for s in table.get((judge, item), {})})
-    matrix = np.full((len(samples), len(items)), np.nan)
-    for c, item in enumerate(items):
-        for s, score in table.get((judge, item), {}).items():
-            matrix[samples.index(s), c] = score
-    repeated = [table[(judge, item)] for item in items if len(table.get((judge, item), {})) >= 2]
-    agree = sum(len(set(scores.values())) == 1 for scores in repeated)
+    """Samples as raters over one judge's ok verdicts (columns, sample indices, scores aligned)."""
+    import numpy as np
+
+    kinds = sorted(set(samples.tolist()))
+    matrix = np.full((len(kinds), n_items), np.nan)
+    matrix[np.searchsorted(kinds, samples), columns] = scores
+    per_item = (~np.isnan(matrix)).sum(axis=0)
+    repeated = per_item >= 2
+    n_repeated = int(repeated.sum())
+    agree = 0
+    if n_repeated:  # nanmin/nanmax of no column at all would raise
+        lowest, highest = np.nanmin(matrix[:, repeated], axis=0), np.nanmax(matrix[:, repeated], axis=0)
+        agree = int((lowest == highest).sum())
     return {
         "judge": judge,
-        "n_samples": len(samples),
-        "n_items": len(repeated),
-        "alpha_ordinal": _ordinal_alpha(matrix, points) if len(samples) > 1 else None,
-        "all_agree_share": agree / len(repeated) if repeated else None,
+        "n_samples": len(kinds),
+        "n_items": n_repeated,
+        "alpha_ordinal": _ordinal_alpha(matrix, points) if len(kinds) > 1 else None,
+        "all_agree_share": agree / n_repeated if n_repeated else None,
     }
 
 
 # --------------------------------------------------------------------------- self-preference
 
 
+class SelfPreference:
+    """Per judge: mean score on targets of its own family versus other targets, over ok verdicts.
+
+    Keeps, per judge and side, how often each (score, scale) occurred, so the means are exact (as
+    `statistics.fmean` computes them) without keeping the scores. With `rubrics`, scores are first
+    rescaled to 0–1 by each criterion's scale so that binary and 1–5 criteria weigh alike; without,
+    raw scores are averaged. Verdicts without a target are left out. Rows must not repeat.
+    """
+
+    def __init__(self, rubrics: Mapping[str, Rubric] | None = None) -> None:
+        self.rubrics = rubrics
+        self._models: dict[str, str | None] = {}
+        self._counts: Counter[tuple[str, bool, int, int, int]] = Counter()
+
+    def add(self, verdict: Mapping[str, Any]) -> None:
+        self._models.setdefault(verdict["judge"], verdict.get("model"))
+        if verdict["status"] != "ok" or not verdict.get("target"):
+            return
+        low, high = 0, 1
+        if self.rubrics is not None:
+            scale = self.rubrics[verdict["pillar"]].criterion(verdict["criterion"]).scale
+            low, high = scale.min, scale.max
+        self._counts[(verdict["judge"], bool(verdict.get("self_family")), int(verdict["score"]), low, high)] += 1
+
+    def _mean(self, judge: str, own: bool) -> tuple[int, float | None]:
+        total, n = Fraction(0), 0
+        for (name, side, score, low, high), count in self._counts.items():
+            if name == judge and side == own:
+                value = float(score) if self.rubrics is None else (float(score) - low) / (high - low)
+                total += Fraction(value) * count
+                n += count
+        return n, (float(total) / n if n else None)
+
+    def report(self) -> list[dict[str, Any]]:
+        report = []
+        for judge in sorted(self._models):
+            n_own, mean_own = self._mean(judge, True)
+            n_other, mean_other = self._mean(judge, False)
+            report.append(
+                {
+                    "judge": judge,
+                    "model": self._models[judge],
+                    "family": model_family(self._models[judge] or judge),
+                    "normalized": self.rubrics is not None,
+                    "n_own": n_own,
+                    "mean_own": mean_own,
+                    "n_other": n_other,
+                    "mean_other": mean_other,
+                    "difference": None if mean_own is None or mean_other is None else mean_own - mean_other,
+                }
+            )
+        return report
+
+
 def self_preference_report(
     verdicts: Iterable[Mapping[str, Any]], rubrics: Mapping[str, Rubric] | None = None
 ) -> list[dict[str, Any]]:
-    """Per judge: mean score on targets of its own family versus other targets, over ok verdicts.
-
-    With `rubrics`, scores are first rescaled to 0–1 by each criterion's scale so that binary and 1–5
-    criteria weigh alike; without, raw scores are averaged. Verdicts without a target are left out.
-    """
-    own: dict[str, list[float]] = defaultdict(list)
-    other: dict[str, list[float]] = defaultdict(list)
-    models: dict[str, str | None] = {}
-    for v in _dedupe(verdicts):
-        models.setdefault(v["judge"], v.get("model"))
-        if v["status"] != "ok" or not v.get("target"):
-            continue
-        score = float(v["score"])
-        if rubrics is not None:
-            scale = rubrics[v["pillar"]].criterion(v["criterion"]).scale
-            score = (score - scale.min) / (scale.max - scale.min)
-        (own if v.get("self_family") else other)[v["judge"]].append(score)
-    report = []
-    for judge in sorted(models):
-        mean_own = statistics.fmean(own[judge]) if own[judge] else None
-        mean_other = statistics.fmean(other[judge]) if other[judge] else None
-        report.append(
-            {
-                "judge": judge,
-                "model": models[judge],
-                "family": model_family(models[judge] or judge),
-                "normalized": rubrics is not None,
-                "n_own": len(own[judge]),
-                "mean_own": mean_own,
-                "n_other": len(other[judge]),
-                "mean_other": mean_other,
-                "difference": None if mean_own is None or mean_other is None else mean_own - mean_other,
-            }
-        )
-    return report
+    """`SelfPreference` over verdicts that may repeat (the last of a repeated verdict counts)."""
+    preference = SelfPreference(rubrics)
+    for verdict in _dedupe(verdicts):
+        preference.add(verdict)
+    return preference.report()

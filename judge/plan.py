@@ -6,14 +6,18 @@ concurrent run writes the same file as a sequential one.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Sequence
+from array import array
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from judge.cache import request_key
+from judge.cache import KEY_VERSION, request_key
+from judge.engine import BuiltOnAccess
 from judge.items import Item
 from judge.judges import JudgeSpec
 from judge.prompts import ChatMessage, PromptRenderer, prompt_hash
@@ -93,24 +97,252 @@ def _context(part_rubric: Rubric, whole: Rubric, part: str) -> PillarContext:
     return PillarContext(part_rubric, whole, part, model, schema_hash(model), schema_chars)
 
 
-def pillar_contexts(rubrics: dict[str, Rubric]) -> dict[str, tuple[PillarContext, ...]]:
-    """Each pillar's parts: one, or `visible` and `masked` where only some criteria hide identity cues."""
-    contexts: dict[str, tuple[PillarContext, ...]] = {}
-    for pillar, rubric in rubrics.items():
-        visible, masked = rubric.identity_split()
-        if visible and masked:
-            contexts[pillar] = (
-                _context(rubric.restricted_to(visible), rubric, "visible"),
-                _context(rubric.restricted_to(masked), rubric, "masked"),
-            )
-        else:
-            contexts[pillar] = (_context(rubric, rubric, ""),)
-    return contexts
+def pillar_parts(rubric: Rubric) -> tuple[PillarContext, ...]:
+    """A pillar's parts: one, or `visible` and `masked` where only some criteria hide identity cues."""
+    visible, masked = rubric.identity_split()
+    if visible and masked:
+        return (
+            _context(rubric.restricted_to(visible), rubric, "visible"),
+            _context(rubric.restricted_to(masked), rubric, "masked"),
+        )
+    return (_context(rubric, rubric, ""),)
+
+
+class PillarContexts(Mapping[str, tuple[PillarContext, ...]]):
+    """Every rubric's parts, each built (verdict model, schema, hash) the first time a call needs it:
+    a run over one pillar does not pay at start-up for the models of the other seven."""
+
+    def __init__(self, rubrics: Mapping[str, Rubric]) -> None:
+        self.rubrics = rubrics
+        self._built: dict[str, tuple[PillarContext, ...]] = {}
+
+    def __getitem__(self, pillar: str) -> tuple[PillarContext, ...]:
+        if (parts := self._built.get(pillar)) is None:
+            parts = self._built[pillar] = pillar_parts(self.rubrics[pillar])
+        return parts
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.rubrics)
+
+    def __len__(self) -> int:
+        return len(self.rubrics)
+
+
+def pillar_contexts(rubrics: Mapping[str, Rubric]) -> PillarContexts:
+    return PillarContexts(rubrics)
+
+
+def _canonical(value: Any) -> str:
+    """JSON as `judge.rubric.sha256_of` writes it before hashing."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+class PillarHashes:
+    """`request_key` and `prompt_hash` of one pillar's calls, with the system message hashed once.
+
+    Every call of a pillar starts with the same system message (the rubric, several kilobytes), and
+    both digests hash canonical JSON that starts with it; the hash state after that shared start is
+    kept and copied. The digests are exactly those of `judge.cache.request_key` and
+    `judge.prompts.prompt_hash` (tested); prompts of another shape are hashed by those functions.
+    """
+
+    def __init__(self, system: str, schema_hash: str) -> None:
+        self.system = system
+        head = '{"content":' + _canonical(system) + ',"role":"system"}'
+        self._key_start = hashlib.sha256(('{"messages":[' + head).encode("utf-8"))
+        self._prompt_start = hashlib.sha256(("[" + head).encode("utf-8"))
+        self._tail = ',"schema":' + _canonical(schema_hash) + ',"v":' + _canonical(KEY_VERSION) + "}"
+        self.schema_hash = schema_hash
+
+    def digests(
+        self, messages: Sequence[ChatMessage], params: Sequence[dict[str, Any]], samples: int
+    ) -> tuple[bytes, list[bytes]]:
+        """(prompt hash, [request key of each params × sample]) as raw 32-byte digests."""
+        wire = [m.as_dict() for m in messages]
+        if len(messages) < 1 or messages[0].role != "system" or messages[0].content != self.system:
+            keys = [
+                bytes.fromhex(request_key(p, wire, self.schema_hash, sample))
+                for p in params
+                for sample in range(samples)
+            ]
+            return bytes.fromhex(prompt_hash(list(messages))), keys
+        rest = "".join("," + _canonical(m) for m in wire[1:]).encode("utf-8")
+        prompt = self._prompt_start.copy()
+        prompt.update(rest + b"]")
+        conversation = self._key_start.copy()
+        conversation.update(rest + b'],"params":')
+        keys = []
+        for decoding in params:
+            with_params = conversation.copy()
+            with_params.update(_canonical(decoding).encode("utf-8"))
+            for sample in range(samples):
+                key = with_params.copy()
+                key.update(f',"sample":{_canonical(sample)}{self._tail}'.encode())
+                keys.append(key.digest())
+        return prompt.digest(), keys
+
+
+class CallPlan(BuiltOnAccess[PlannedCall]):
+    """Judge calls in plan order, held compactly so that a run's memory does not grow with its calls.
+
+    Per item × pillar × part group it keeps the item's index (the item itself stays in the caller's
+    store), the pillar and part, the prompt's size and hash; per call its 32-byte request key. A `PlannedCall`, with
+    its rendered messages, is built when asked for and forgotten after (the most recent groups' messages
+    are kept, as every judge and sample of a group asks for the same ones). Calls of group g are the
+    `per_group` consecutive indices from g × per_group: judge-major, then sample.
+    """
+
+    def __init__(
+        self,
+        items: Sequence[Item],
+        contexts: Mapping[str, tuple[PillarContext, ...]],
+        judges: Sequence[JudgeSpec],
+        renderer: PromptRenderer,
+        *,
+        samples: int = 1,
+        role: Role = "panel",
+    ) -> None:
+        self.items, self.contexts, self.judges, self.renderer = items, contexts, list(judges), renderer
+        self.samples, self.role = samples, role
+        self.per_group = len(self.judges) * samples
+        self.pillar_names = sorted(contexts)
+        self._pillar_index = {p: i for i, p in enumerate(self.pillar_names)}
+        self._params = [judge.decoding_params() for judge in self.judges]
+        self.group_item = array("q")
+        self.group_pillar = array("H")
+        self.group_part = array("B")
+        self.group_chars = array("q")  # characters of the rendered messages, for token estimates
+        self._prompt_hashes = bytearray()
+        self._keys = bytearray()
+        self._recent: OrderedDict[int, tuple[ChatMessage, ...]] = OrderedDict()
+        self._hashes: dict[tuple[str, int], PillarHashes] = {}
+
+    def add_group(
+        self, item_index: int, pillar: str, item: Item | None = None, parts: Sequence[int] | None = None
+    ) -> None:
+        """Plan every part (or the given `parts`) × judge × sample of one item × pillar, rendering each
+        part's prompt once to key its calls."""
+        item = self.items[item_index] if item is None else item
+        for part, context in enumerate(self.contexts[pillar]):
+            if parts is not None and part not in parts:
+                continue
+            messages = self._render(item, context)
+            hashes = self._hashes.get((pillar, part))
+            if hashes is None:  # every call of a part starts with the same system message
+                hashes = self._hashes[(pillar, part)] = PillarHashes(messages[0].content, context.schema_hash)
+            p_hash, keys = hashes.digests(messages, self._params, self.samples)
+            self.group_item.append(item_index)
+            self.group_pillar.append(self._pillar_index[pillar])
+            self.group_part.append(part)
+            self.group_chars.append(sum(len(m.content) for m in messages))
+            self._prompt_hashes += p_hash
+            for key in keys:
+                self._keys += key
+
+    def _render(self, item: Item, context: PillarContext) -> tuple[ChatMessage, ...]:
+        return tuple(self.renderer.render(context.whole, item, context.criteria))
+
+    @property
+    def groups(self) -> int:
+        return len(self.group_item)
+
+    def __len__(self) -> int:
+        return self.groups * self.per_group
+
+    def _split(self, index: int) -> tuple[int, int, int]:
+        """(group, judge index, sample) of a call index."""
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        group, rest = divmod(index, self.per_group)
+        judge, sample = divmod(rest, self.samples)
+        return group, judge, sample
+
+    def pillar_of_group(self, group: int) -> str:
+        return self.pillar_names[self.group_pillar[group]]
+
+    def context_of_group(self, group: int) -> PillarContext:
+        return self.contexts[self.pillar_of_group(group)][self.group_part[group]]
+
+    def item_id_of_group(self, group: int) -> str:
+        item = self.group_item[group]
+        ids = getattr(self.items, "ids", None)
+        return ids[item] if ids is not None else self.items[item].id
+
+    def request_key(self, index: int) -> str:
+        return self._keys[32 * index : 32 * index + 32].hex()
+
+    def call_id(self, index: int) -> tuple[str, str, str, str, int, str]:
+        group, judge, sample = self._split(index)
+        part = self.context_of_group(group).part
+        return (self.item_id_of_group(group), self.pillar_of_group(group), self.judges[judge].name, self.role, sample,
+                part)
+
+    def worker_name(self, index: int) -> str:
+        return self.judges[self._split(index)[1]].name
+
+    def judge_of(self, index: int) -> JudgeSpec:
+        return self.judges[self._split(index)[1]]
+
+    def input_chars(self, index: int) -> int:
+        """Characters of the call's prompt and its verdict schema (what `estimate_input_tokens` counts)."""
+        group = self._split(index)[0]
+        return self.group_chars[group] + self.context_of_group(group).schema_chars
+
+    def _messages(self, group: int, item: Item, context: PillarContext) -> tuple[ChatMessage, ...]:
+        if (messages := self._recent.get(group)) is None:
+            messages = self._render(item, context)
+            self._recent[group] = messages
+            if len(self._recent) > 256:
+                self._recent.popitem(last=False)
+        return messages
+
+    def _build(self, index: int) -> PlannedCall:
+        group, judge, sample = self._split(index)
+        item = self.items[self.group_item[group]]
+        pillar = self.pillar_of_group(group)
+        context = self.context_of_group(group)
+        return PlannedCall(
+            item=item,
+            pillar=pillar,
+            judge=self.judges[judge],
+            role=self.role,
+            sample=sample,
+            messages=self._messages(group, item, context),
+            prompt_hash=self._prompt_hashes[32 * group : 32 * group + 32].hex(),
+            request_key=self.request_key(index),
+            context=context,
+            judged_response=self.renderer.judged_response(context.whole, item, context.criteria),
+        )
+
+
+def build_plan(
+    items: Sequence[Item],
+    contexts: Mapping[str, tuple[PillarContext, ...]],
+    judges: Sequence[JudgeSpec],
+    renderer: PromptRenderer,
+    *,
+    requested_pillars: Sequence[str] | None = None,
+    samples: int = 1,
+    role: Role = "panel",
+) -> CallPlan:
+    """Every item × pillar × part × judge × sample, in that order; raises PlanError for items with no pillar."""
+    plan = CallPlan(items, contexts, judges, renderer, samples=samples, role=role)
+    unplanned: list[str] = []
+    for index, item in enumerate(items):
+        pillars = pillars_for(item, requested_pillars)
+        if not pillars and requested_pillars is None:
+            unplanned.append(item.id)
+        for pillar in pillars:
+            plan.add_group(index, pillar, item)
+    if unplanned:
+        shown = ", ".join(unplanned[:5]) + (" …" if len(unplanned) > 5 else "")
+        raise PlanError(f"{len(unplanned)} item(s) name no pillar ({shown}); add a `pillar` field or pass --pillars")
+    return plan
 
 
 def plan_calls(
     items: Sequence[Item],
-    contexts: dict[str, PillarContext],
+    contexts: Mapping[str, tuple[PillarContext, ...]],
     judges: Sequence[JudgeSpec],
     renderer: PromptRenderer,
     *,
@@ -118,33 +350,7 @@ def plan_calls(
     samples: int = 1,
     role: Role = "panel",
 ) -> list[PlannedCall]:
-    unplanned = [item.id for item in items if not pillars_for(item, requested_pillars)]
-    if unplanned and requested_pillars is None:
-        shown = ", ".join(unplanned[:5]) + (" …" if len(unplanned) > 5 else "")
-        raise PlanError(f"{len(unplanned)} item(s) name no pillar ({shown}); add a `pillar` field or pass --pillars")
-    calls = []
-    for item in items:
-        for pillar in pillars_for(item, requested_pillars):
-            for context in contexts[pillar]:
-                messages = tuple(renderer.render(context.whole, item, context.criteria))
-                judged = renderer.judged_response(context.whole, item, context.criteria)
-                wire = [m.as_dict() for m in messages]
-                p_hash = prompt_hash(list(messages))
-                for judge in judges:
-                    params = judge.decoding_params()
-                    for sample in range(samples):
-                        calls.append(
-                            PlannedCall(
-                                item=item,
-                                pillar=pillar,
-                                judge=judge,
-                                role=role,
-                                sample=sample,
-                                messages=messages,
-                                prompt_hash=p_hash,
-                                request_key=request_key(params, wire, context.schema_hash, sample),
-                                context=context,
-                                judged_response=judged,
-                            )
-                        )
-    return calls
+    """The plan as a list of built calls (for small plans and tests; runs keep the compact `CallPlan`)."""
+    return list(
+        build_plan(items, contexts, judges, renderer, requested_pillars=requested_pillars, samples=samples, role=role)
+    )

@@ -1,73 +1,109 @@
 """Pure summaries of verdict rows: mean scores and critical-failure rates per pillar × target.
 
-Only successful verdicts carry scores; failed ones are counted, never averaged in.
+Only successful verdicts carry scores; failed ones are counted, never averaged in. Each summary is an
+accumulator fed one row (or one call's rows) at a time, so a run of any size is summarised in one pass
+over its verdicts file holding only the per-group tallies; the list functions feed them a whole list.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
-from statistics import fmean
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from judge.rubric import Rubric
 
 
-def score_means(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean score per pillar × target × criterion × judge, with counts of what was left out."""
-    groups: dict[tuple[str, str | None, str, str], list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        groups[(row["pillar"], row["target"], row["criterion"], row["judge"])].append(row)
-    table = []
-    for (pillar, target, criterion, judge), members in sorted(groups.items(), key=lambda kv: _sort_key(kv[0])):
-        scores = [r["score"] for r in members if r["status"] == "ok"]
-        table.append(
+class ScoreMeans:
+    """Mean score per pillar × target × criterion × judge: per group the integer sum and three counts."""
+
+    def __init__(self) -> None:
+        self._groups: dict[tuple[str, str | None, str, str], list[int]] = {}
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        tally = self._groups.setdefault((row["pillar"], row["target"], row["criterion"], row["judge"]), [0, 0, 0, 0])
+        status = row["status"]
+        if status == "ok":
+            tally[0] += row["score"]
+            tally[1] += 1
+        elif status == "not_applicable":
+            tally[2] += 1
+        elif status == "failed":
+            tally[3] += 1
+
+    def table(self) -> list[dict[str, Any]]:
+        return [
             {
                 "pillar": pillar,
                 "target": target,
                 "criterion": criterion,
                 "judge": judge,
-                "mean": round(fmean(scores), 4) if scores else None,
-                "n": len(scores),
-                "not_applicable": sum(r["status"] == "not_applicable" for r in members),
-                "failed": sum(r["status"] == "failed" for r in members),
+                "mean": round(total / n, 4) if n else None,
+                "n": n,
+                "not_applicable": not_applicable,
+                "failed": failed,
             }
-        )
-    return table
+            for (pillar, target, criterion, judge), (total, n, not_applicable, failed) in sorted(
+                self._groups.items(), key=lambda kv: _sort_key(kv[0])
+            )
+        ]
 
 
-def critical_failure_rates(rows: Iterable[dict[str, Any]], rubrics: dict[str, Rubric]) -> list[dict[str, Any]]:
+def score_means(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Mean score per pillar × target × criterion × judge, with counts of what was left out."""
+    means = ScoreMeans()
+    for row in rows:
+        means.add(row)
+    return means.table()
+
+
+class CriticalFailures:
     """Share of judged responses (per pillar × target × judge) failing any critical criterion.
 
-    A response counts once per judge call; calls whose critical criteria all failed to parse are left
-    out of the denominator rather than counted as passes.
+    Fed one judge call's rows at a time. A response counts once per judge call; calls whose critical
+    criteria all failed to parse are left out of the denominator rather than counted as passes.
     """
-    calls: dict[tuple[str, str | None, str, str, int, str], list[dict[str, Any]]] = defaultdict(list)
+
+    def __init__(self, rubrics: Mapping[str, Rubric]) -> None:
+        self._critical = {
+            pillar: {c.id: c.fail_below for c in rubric.criteria if c.severity == "critical"}
+            for pillar, rubric in rubrics.items()
+        }
+        self._tallies: dict[tuple[str, str | None, str], Counter[str]] = defaultdict(Counter)
+
+    def add_call(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        first = rows[0]
+        critical = self._critical[first["pillar"]]
+        judged = [r for r in rows if r["criterion"] in critical and r["status"] == "ok"]
+        if not critical or not judged:
+            return
+        failed = any(r["score"] < critical[r["criterion"]] for r in judged)
+        self._tallies[(first["pillar"], first["target"], first["judge"])]["failed" if failed else "passed"] += 1
+
+    def table(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "pillar": pillar,
+                "target": target,
+                "judge": judge,
+                "rate": round(t["failed"] / (t["failed"] + t["passed"]), 4),
+                "n": t["failed"] + t["passed"],
+            }
+            for (pillar, target, judge), t in sorted(self._tallies.items(), key=lambda kv: _sort_key(kv[0]))
+        ]
+
+
+def critical_failure_rates(rows: Iterable[Mapping[str, Any]], rubrics: Mapping[str, Rubric]) -> list[dict[str, Any]]:
+    """`CriticalFailures` over rows in any order (grouped into calls first)."""
+    calls: dict[tuple[Any, ...], list[Mapping[str, Any]]] = defaultdict(list)
     for row in rows:
         calls[(row["pillar"], row["target"], row["judge"], row["item_id"], row["sample"], row["role"])].append(row)
-    tallies: dict[tuple[str, str | None, str], Counter[str]] = defaultdict(Counter)
-    for (pillar, target, judge, _item, _sample, _role), members in calls.items():
-        rubric = rubrics[pillar]
-        critical = {c.id: c.fail_below for c in rubric.criteria if c.severity == "critical"}
-        judged = [r for r in members if r["criterion"] in critical and r["status"] == "ok"]
-        if not critical or not judged:
-            continue
-        failed = any(r["score"] < critical[r["criterion"]] for r in judged)
-        tallies[(pillar, target, judge)]["failed" if failed else "passed"] += 1
-    return [
-        {
-            "pillar": pillar,
-            "target": target,
-            "judge": judge,
-            "rate": round(t["failed"] / (t["failed"] + t["passed"]), 4),
-            "n": t["failed"] + t["passed"],
-        }
-        for (pillar, target, judge), t in sorted(tallies.items(), key=lambda kv: _sort_key(kv[0]))
-    ]
-
-
-def failure_counts(reasons: Iterable[str | None]) -> dict[str, int]:
-    return dict(sorted(Counter(r for r in reasons if r).items()))
+    rates = CriticalFailures(rubrics)
+    for members in calls.values():
+        rates.add_call(members)
+    return rates.table()
 
 
 def _sort_key(key: tuple[Any, ...]) -> tuple[str, ...]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
+from array import array
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,27 +21,41 @@ from rich.console import Console
 
 from judge.batch import make_engine
 from judge.cache import VerdictCache
-from judge.engine import CallResult, Engine, Resumed, known_results, read_journal
+from judge.engine import (
+    ASK,
+    CACHED,
+    RESUMED,
+    CallResult,
+    Engine,
+    Journal,
+    JournalIndex,
+    KnownResults,
+    Ledger,
+    journal_rows,
+    known_results,
+    read_journal,
+)
 from judge.families import Families, same_family
-from judge.items import Item, ItemReadResult, format_rejections, read_items
-from judge.judge_calls import JudgeCalls, estimate_input_tokens, estimate_output_tokens
+from judge.item_store import StoredRead, read_into_store
+from judge.items import Item, format_rejections
+from judge.judge_calls import JudgeCalls, input_token_estimate
 from judge.judges import JudgeConfigError, JudgeSpec
-from judge.panel import PanelOptions, build_panel, judge_agreement, review_entries, self_preference_report
-from judge.plan import PlanError, PlannedCall, pillar_contexts, plan_calls
+from judge.panel import AgreementTable, PanelCounts, PanelOptions, SelfPreference, build_panel, review_entries
+from judge.plan import CallPlan, PlanError, PlannedCall, build_plan, pillar_contexts
 from judge.prompts import PromptRenderer
-from judge.report import critical_failure_rates, failure_counts, score_means
-from judge.review import write_jsonl_atomic, write_text_atomic
+from judge.report import CriticalFailures, ScoreMeans
+from judge.review import write_jsonl_atomic
 from judge.rubric import Rubric, RubricError, load_rubric_dir
 from judge.runner import (
     CallRunFiles,
     RunProgress,
+    RunTally,
     UsageError,
-    call_counts,
     common_record,
     locked_run,
     print_plan_table,
     run_calls,
-    spend,
+    write_in_plan_order,
     write_json_atomic,
 )
 
@@ -85,12 +100,12 @@ class Prepared:
 
     options: ScoreOptions
     rubrics: dict[str, Rubric]
-    read: ItemReadResult
+    read: StoredRead  # valid items on disk (see judge.item_store), rejections in memory
     renderer: PromptRenderer
-    calls: list[PlannedCall]
-    known: list[CallResult | None]
+    calls: CallPlan
+    known: KnownResults
     cache: VerdictCache | None
-    resumed: Resumed
+    resumed: JournalIndex
     kind: JudgeCalls
     workers: dict[str, JudgeWorker]  # clients of the judges with calls to make; none for a dry run
 
@@ -109,7 +124,7 @@ def prepare(options: ScoreOptions) -> Prepared:
     if options.samples < 1:
         raise UsageError("--samples must be at least 1")
     _check_tiebreak(options)
-    read = read_items(options.items, set(rubrics), max_response_chars=options.max_response_chars)
+    read = read_into_store(options.items, set(rubrics), max_response_chars=options.max_response_chars)
     if read.rejections and not options.skip_invalid:
         raise UsageError(
             format_rejections(read.rejections)
@@ -120,7 +135,7 @@ def prepare(options: ScoreOptions) -> Prepared:
         raise UsageError("no valid items to judge in " + ", ".join(map(str, options.items)))
     renderer = PromptRenderer()
     try:
-        calls = plan_calls(
+        calls = build_plan(
             read.items,
             pillar_contexts(rubrics),
             options.judges,
@@ -132,10 +147,9 @@ def prepare(options: ScoreOptions) -> Prepared:
         raise UsageError(str(exc)) from exc
     cache = VerdictCache(options.cache_dir) if options.cache_dir else None
     kind = JudgeCalls(_self_family(options.families))
-    resumed = {} if options.dry_run else read_journal(options.out / "verdicts.jsonl", kind)
+    resumed = JournalIndex() if options.dry_run else read_journal(options.out / "verdicts.jsonl", kind)
     known = known_results(calls, resumed, cache, kind)
-    pending = [call for call, result in zip(calls, known, strict=True) if result is None]
-    workers = {} if options.dry_run else _workers(pending, options.concurrency)
+    workers = {} if options.dry_run else _workers(_pending_judges(calls, known), options.concurrency)
     return Prepared(options, rubrics, read, renderer, calls, known, cache, resumed, kind, workers)
 
 
@@ -167,26 +181,40 @@ def _self_family(families: Families | None) -> Callable[[PlannedCall], bool]:
 # ---------------------------------------------------------------- dry run
 
 
+def _pending_judges(calls: CallPlan, known: KnownResults) -> list[JudgeSpec]:
+    """Judges with at least one call that nothing answers yet."""
+    status, per_group, samples = known.status, calls.per_group, calls.samples
+    asked = {(index % per_group) // samples for index in range(len(calls)) if status[index] == ASK}
+    return [calls.judges[j] for j in sorted(asked)]
+
+
 def dry_run_plan(prepared: Prepared) -> list[dict[str, Any]]:
     """Per judge: calls planned, already answered, to ask, estimated tokens and cost of what is left."""
-    rows = []
-    for judge in prepared.options.judges:
-        mine = [(c, r) for c, r in zip(prepared.calls, prepared.known, strict=True) if c.judge.name == judge.name]
-        todo = [c for c, r in mine if r is None]
-        tokens_in = sum(estimate_input_tokens(c) for c in todo)
-        tokens_out = sum(estimate_output_tokens(c) for c in todo)
-        rows.append(
-            {
-                "judge": judge.name,
-                "calls": len(mine),
-                "cached": sum(r is not None and r.cached for _, r in mine),
-                "resumed": sum(r is not None and r.resumed for _, r in mine),
-                "to_ask": len(todo),
-                "est_input_tokens": tokens_in,
-                "est_output_tokens": tokens_out,
-                "est_cost_usd": judge.cost_usd(tokens_in, tokens_out),
-            }
-        )
+    calls, status = prepared.calls, prepared.known.status
+    tally = {
+        judge.name: dict.fromkeys(("calls", "cached", "resumed", "to_ask", "in", "out"), 0) for judge in calls.judges
+    }
+    for index in range(len(calls)):
+        judge = calls.judge_of(index)
+        counts = tally[judge.name]
+        counts["calls"] += 1
+        if status[index] == ASK:
+            counts["to_ask"] += 1
+            counts["in"] += input_token_estimate(calls.input_chars(index))
+            criteria = len(calls.context_of_group(index // calls.per_group).rubric.criteria)
+            counts["out"] += min(judge.max_tokens, 150 * criteria)
+        counts["cached"] += status[index] == CACHED
+        counts["resumed"] += status[index] == RESUMED
+    rows = [
+        {
+            "judge": judge.name,
+            **{k: tally[judge.name][k] for k in ("calls", "cached", "resumed", "to_ask")},
+            "est_input_tokens": tally[judge.name]["in"],
+            "est_output_tokens": tally[judge.name]["out"],
+            "est_cost_usd": judge.cost_usd(tally[judge.name]["in"], tally[judge.name]["out"]),
+        }
+        for judge in calls.judges
+    ]
     if prepared.options.tiebreak is not None:
         rows.append(_tiebreak_estimate(prepared, prepared.options.tiebreak))
     return rows
@@ -194,16 +222,18 @@ def dry_run_plan(prepared: Prepared) -> list[dict[str, Any]]:
 
 def _tiebreak_estimate(prepared: Prepared, tiebreak: JudgeSpec) -> dict[str, Any]:
     """At most one tie-breaker call per item × pillar (only escalated ones are asked): an upper bound."""
-    first_judge = prepared.options.judges[0].name
-    shapes = [c for c in prepared.calls if c.judge.name == first_judge and c.sample == 0]
-    tokens_in = sum(estimate_input_tokens(c) for c in shapes)
-    tokens_out = sum(min(tiebreak.max_tokens, 150 * len(c.rubric.criteria)) for c in shapes)
+    calls = prepared.calls
+    tokens_in = tokens_out = 0
+    for group in range(calls.groups):
+        tokens_in += input_token_estimate(calls.input_chars(group * calls.per_group))
+        criteria = len(calls.context_of_group(group).rubric.criteria)
+        tokens_out += min(tiebreak.max_tokens, 150 * criteria)
     return {
         "judge": f"{tiebreak.name} (tie-breaker, at most)",
-        "calls": len(shapes),
+        "calls": calls.groups,
         "cached": 0,
         "resumed": 0,
-        "to_ask": len(shapes),
+        "to_ask": calls.groups,
         "est_input_tokens": tokens_in,
         "est_output_tokens": tokens_out,
         "est_cost_usd": tiebreak.cost_usd(tokens_in, tokens_out),
@@ -232,44 +262,53 @@ def _item_record(item: Item) -> dict[str, Any]:
     return item.model_dump(mode="json", exclude={"source"})
 
 
-def _workers(calls: list[PlannedCall], concurrency: int) -> dict[str, JudgeWorker]:
+def _workers(judges: list[JudgeSpec], concurrency: int) -> dict[str, JudgeWorker]:
     """Clients for the judges that still have calls to make; a missing key is a usage error.
 
     The SDKs are imported here, not at start-up: a run whose every call is known never loads them.
     """
-    pending = {c.judge.name: c.judge for c in calls}
-    if not pending:
+    if not judges:
         return {}
     from judge.client import JudgeWorker
 
     try:
-        return {name: JudgeWorker(spec, concurrency) for name, spec in pending.items()}
+        return {spec.name: JudgeWorker(spec, concurrency) for spec in judges}
     except JudgeConfigError as exc:
         raise UsageError(str(exc)) from exc
 
 
-def _tiebreak_calls(prepared: Prepared, panel_rows: list[dict[str, Any]]) -> list[PlannedCall]:
-    """One tie-breaker call per escalated item × pillar (it answers every criterion of the pillar)."""
-    tiebreak = prepared.options.tiebreak
-    assert tiebreak is not None
-    escalated = {(row["item_id"], row["pillar"]) for row in panel_rows if row["escalate"]}
-    items = {item.id: item for item in prepared.read.items}
-    contexts = pillar_contexts(prepared.rubrics)
-    calls: list[PlannedCall] = []
-    for pillar in sorted({p for _, p in escalated}):
-        chosen = [items[i] for i, p in sorted(escalated) if p == pillar]
-        calls += plan_calls(
-            chosen, contexts, [tiebreak], prepared.renderer, requested_pillars=[pillar], role="tiebreak"
-        )
-    return calls
+@dataclass
+class Judged:
+    """Where a finished run's verdicts lie in the journal: the panel's calls, then the tie-breaker's."""
+
+    journal: Journal
+    panel: Ledger
+    tiebreak_plan: CallPlan | None = None
+    tiebreak: Ledger | None = None
+    tiebreak_of_group: dict[int, int] = field(default_factory=dict)  # panel group → tie-breaker call
+
+    def call_rows(self, ledger: Ledger, index: int) -> list[dict[str, Any]]:
+        span = ledger.span(index)
+        assert span is not None, "every planned call is journalled before the outputs are written"
+        return journal_rows(self.journal.read(span))
+
+    def group_rows(self, plan: CallPlan, group: int) -> list[dict[str, Any]]:
+        """Every verdict of one item × pillar: each panel judge's samples, then the tie-breaker's."""
+        start = group * plan.per_group
+        rows = [row for index in range(start, start + plan.per_group) for row in self.call_rows(self.panel, index)]
+        if self.tiebreak is not None and (extra := self.tiebreak_of_group.get(group)) is not None:
+            rows += self.call_rows(self.tiebreak, extra)
+        return rows
 
 
-def _judge_all(prepared: Prepared, progress: RunProgress) -> Callable[[CallRunFiles], Any]:
+def _judge_all(prepared: Prepared, progress: RunProgress, on_result: Callable[[CallResult], None]) -> Callable:
     """The panel's calls, then (with --tiebreak) one more call per escalated item × pillar."""
 
-    async def body(files: CallRunFiles) -> tuple[list[CallResult], list[dict[str, Any]], list[dict[str, Any]]]:
+    async def body(files: CallRunFiles) -> Judged:
         options = prepared.options
-        engine = make_engine(options, files, progress, dict(prepared.workers), prepared.cache, prepared.kind)
+        engine = make_engine(
+            options, files, progress, dict(prepared.workers), prepared.cache, prepared.kind, on_result
+        )
         try:
             return await _judge_panel_then_tiebreak(prepared, engine, progress, files)
         finally:
@@ -280,35 +319,49 @@ def _judge_all(prepared: Prepared, progress: RunProgress) -> Callable[[CallRunFi
 
 async def _judge_panel_then_tiebreak(
     prepared: Prepared, engine: Engine, progress: RunProgress, files: CallRunFiles
-) -> tuple[list[CallResult], list[dict[str, Any]], list[dict[str, Any]]]:
-    options = prepared.options
-    results = await engine.run(prepared.calls, prepared.known)
-    rows = [row for result in results for row in result.rows]
-    panel_rows = build_panel(rows, prepared.rubrics, options.panel) if options.uses_panel else []
-    if options.tiebreak is not None and (extra := _tiebreak_calls(prepared, panel_rows)):
-        known = known_results(extra, prepared.resumed, prepared.cache, prepared.kind)
-        pending = [call for call, result in zip(extra, known, strict=True) if result is None]
-        new_workers = _workers([call for call in pending if call.judge.name not in engine.workers], options.concurrency)
-        for worker in new_workers.values():
+) -> Judged:
+    options, calls = prepared.options, prepared.calls
+    judged = Judged(files.journal, await engine.run(calls, prepared.known))
+    tiebreak = options.tiebreak
+    if tiebreak is None:
+        return judged
+    escalated = [
+        group
+        for group in range(calls.groups)
+        if any(row["escalate"] for row in build_panel(judged.group_rows(calls, group), prepared.rubrics, options.panel))
+    ]
+    if not escalated:
+        return judged
+    # one tie-breaker call per escalated item × pillar (it answers every criterion), by pillar then item id
+    escalated.sort(key=lambda group: (calls.pillar_of_group(group), calls.item_id_of_group(group)))
+    extra = CallPlan(calls.items, calls.contexts, [tiebreak], prepared.renderer, role="tiebreak")
+    for number, group in enumerate(escalated):
+        extra.add_group(calls.group_item[group], calls.pillar_of_group(group), parts=[calls.group_part[group]])
+        judged.tiebreak_of_group[group] = number
+    known = known_results(extra, prepared.resumed, prepared.cache, prepared.kind)
+    if known.count(ASK) and tiebreak.name not in engine.workers:
+        for name, worker in _workers([tiebreak], options.concurrency).items():
             worker.log = files.log
-        engine.workers.update(new_workers)
-        progress.grow(len(extra))
-        extra_results = await engine.run(extra, known)
-        results += extra_results
-        rows += [row for result in extra_results for row in result.rows]
-        panel_rows = build_panel(rows, prepared.rubrics, options.panel)
-    return results, rows, panel_rows
+            engine.workers[name] = worker
+    progress.grow(len(extra))
+    judged.tiebreak_plan, judged.tiebreak = extra, await engine.run(extra, known)
+    return judged
 
 
 def execute(prepared: Prepared) -> tuple[int, dict[str, Any]]:
     """Judge what is not known yet and write every output; returns (exit code, summary)."""
     options = prepared.options
     started_at, started = datetime.now(UTC), time.monotonic()
-    with locked_run(options.out, prepared.calls, SCORE_OUTPUTS, options.overwrite) as identity:
-        if options.overwrite:  # what the journal held belongs to the replaced run
-            prepared.known = known_results(prepared.calls, {}, prepared.cache, prepared.kind)
-        write_json_atomic(options.out / "run.json", run_record(prepared, started_at, identity, ended=False))
-        return _execute_locked(prepared, started_at, started, identity)
+    try:
+        with locked_run(options.out, prepared.calls, SCORE_OUTPUTS, options.overwrite) as identity:
+            if options.overwrite:  # what the journal held belongs to the replaced run
+                prepared.known = known_results(prepared.calls, {}, prepared.cache, prepared.kind)
+            write_json_atomic(options.out / "run.json", run_record(prepared, started_at, identity, ended=False))
+            return _execute_locked(prepared, started_at, started, identity)
+    finally:
+        prepared.resumed.close()
+        if prepared.cache is not None:
+            prepared.cache.close()
 
 
 def _execute_locked(
@@ -325,64 +378,113 @@ def _execute_locked(
         )
     verdicts_path = options.out / "verdicts.jsonl"
     progress = RunProgress("judging", len(prepared.calls), options.quiet)
-    results, rows, panel_rows = run_calls(
-        options.out, "verdicts.jsonl", progress, prepared.workers, _judge_all(prepared, progress)
-    )
-    write_text_atomic(verdicts_path, (result.lines for result in results))
-    write_jsonl_atomic(options.out / "items.jsonl", [_item_record(item) for item in prepared.read.items])
-    if options.uses_panel:
-        items = {item.id: _item_record(item) for item in prepared.read.items}
-        write_jsonl_atomic(options.out / "panel.jsonl", panel_rows)
-        write_jsonl_atomic(options.out / "review.jsonl", review_entries(panel_rows, rows, items, prepared.rubrics))
-    summary = build_summary(prepared, results, rows, panel_rows, time.monotonic() - started)
+    tally = RunTally()
+    stats = VerdictStats(prepared.rubrics)
+
+    def on_result(result: CallResult) -> None:  # counts and statistics need no second reading of the rows
+        tally.add(result)
+        stats.add_call(result.rows)
+        progress.update(result)
+
+    with Journal(verdicts_path) as journal:
+        judged: Judged = run_calls(
+            options.out, journal, progress, prepared.workers, _judge_all(prepared, progress, on_result)
+        )
+        ledgers = [judged.panel] if judged.tiebreak is None else [judged.panel, judged.tiebreak]
+        write_in_plan_order(verdicts_path, journal, ledgers)
+        write_jsonl_atomic(options.out / "items.jsonl", (_item_record(item) for item in prepared.read.items))
+        panel = _write_panel_outputs(prepared, judged) if options.uses_panel else None
+    summary = build_summary(prepared, tally, stats, panel, time.monotonic() - started)
     write_json_atomic(options.out / "summary.json", summary)
     write_json_atomic(options.out / "run.json", run_record(prepared, started_at, identity, ended=True))
-    if prepared.cache is not None:
-        prepared.cache.close()
     return (EXIT_FAILED_VERDICTS if summary["calls"]["failed"] else EXIT_OK), summary
 
 
-def panel_summary(panel_rows: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "rows": len(panel_rows),
-        "decided": sum(r["status"] == "decided" for r in panel_rows),
-        "undecided": sum(r["status"] == "undecided" for r in panel_rows),
-        "not_applicable": sum(r["status"] == "not_applicable" for r in panel_rows),
-        "critical_fail": sum(bool(r["critical_fail"]) for r in panel_rows),
-        "escalated": sum(bool(r["escalate"]) for r in panel_rows),
-        "decided_by_tiebreak": sum(r["decided_by"] == "tiebreak" for r in panel_rows),
-    }
+class VerdictStats:
+    """The verdict part of `summary.json`, fed each call's rows as the call finishes (any order will do)."""
+
+    def __init__(self, rubrics: dict[str, Rubric]) -> None:
+        self.counts = dict.fromkeys(("rows", "ok", "not_applicable", "failed"), 0)
+        self.means = ScoreMeans()
+        self.critical = CriticalFailures(rubrics)
+        self.preference = SelfPreference(rubrics)
+
+    def add_call(self, rows: list[dict[str, Any]]) -> None:
+        self.critical.add_call(rows)
+        for row in rows:
+            self.counts["rows"] += 1
+            if row["status"] in self.counts:
+                self.counts[row["status"]] += 1
+            self.means.add(row)
+            self.preference.add(row)
+
+
+@dataclass
+class PanelOutputs:
+    counts: PanelCounts
+    agreement: AgreementTable
+
+
+def _groups_by_item_id(calls: CallPlan) -> Iterable[int]:
+    """Item × pillar groups in the panel's order (item id, then pillar); plan order when it already is."""
+
+    def key(group: int) -> tuple[str, str]:
+        return calls.item_id_of_group(group), calls.pillar_of_group(group)
+
+    if all(key(group - 1) < key(group) for group in range(1, calls.groups)):
+        return range(calls.groups)
+    return sorted(range(calls.groups), key=key)
+
+
+def _write_panel_outputs(prepared: Prepared, judged: Judged) -> PanelOutputs:
+    """panel.jsonl, then review.jsonl, each one streaming pass over the groups; counts and agreement."""
+    calls, rubrics, options = prepared.calls, prepared.rubrics, prepared.options.panel
+    outputs = PanelOutputs(PanelCounts(), AgreementTable(rubrics))
+    escalated = array("q")
+
+    def panel_lines() -> Iterator[dict[str, Any]]:
+        for group in _groups_by_item_id(calls):
+            verdicts = judged.group_rows(calls, group)
+            rows = build_panel(verdicts, rubrics, options)
+            for verdict in sorted(verdicts, key=lambda v: v["criterion"]):
+                outputs.agreement.add(verdict)
+            if any(row["escalate"] for row in rows):
+                escalated.append(group)
+            for row in rows:
+                outputs.counts.add(row)
+                yield row
+
+    def review_lines() -> Iterator[dict[str, Any]]:
+        for group in escalated:
+            verdicts = judged.group_rows(calls, group)
+            item = _item_record(calls.items[calls.group_item[group]])
+            yield from review_entries(build_panel(verdicts, rubrics, options), verdicts, {item["id"]: item}, rubrics)
+
+    write_jsonl_atomic(prepared.options.out / "panel.jsonl", panel_lines())
+    write_jsonl_atomic(prepared.options.out / "review.jsonl", review_lines())
+    return outputs
 
 
 def build_summary(
-    prepared: Prepared,
-    results: list[CallResult],
-    rows: list[dict[str, Any]],
-    panel_rows: list[dict[str, Any]],
-    wall_time_s: float,
+    prepared: Prepared, tally: RunTally, stats: VerdictStats, panel: PanelOutputs | None, wall_time_s: float
 ) -> dict[str, Any]:
-    paid = spend(results)
+    paid = tally.spend()
     return {
         "items": len(prepared.read.items),
         "rejected": len(prepared.read.rejections),
-        "pillars": sorted({c.pillar for c in prepared.calls}),
+        "pillars": sorted({prepared.calls.pillar_of_group(g) for g in range(prepared.calls.groups)}),
         "judges": [j.name for j in prepared.options.judges],
-        "calls": call_counts(results, len(results)),
-        "failures_by_reason": failure_counts(r.failure_reason for r in results),
-        "verdicts": {
-            "rows": len(rows),
-            "ok": sum(r["status"] == "ok" for r in rows),
-            "not_applicable": sum(r["status"] == "not_applicable" for r in rows),
-            "failed": sum(r["status"] == "failed" for r in rows),
-        },
+        "calls": tally.counts,
+        "failures_by_reason": tally.failures_by_reason(),
+        "verdicts": stats.counts,
         "tokens_this_run": paid["tokens"],
         "cost_usd_this_run": paid["cost_usd"],
         "wall_time_s": round(wall_time_s, 3),
-        "mean_scores": score_means(rows),
-        "critical_failure_rate": critical_failure_rates(rows, prepared.rubrics),
-        "panel": panel_summary(panel_rows) if prepared.options.uses_panel else None,
-        "agreement": judge_agreement(rows, prepared.rubrics) if prepared.options.uses_panel else [],
-        "self_preference": self_preference_report(rows, prepared.rubrics),
+        "mean_scores": stats.means.table(),
+        "critical_failure_rate": stats.critical.table(),
+        "panel": panel.counts.counts if panel is not None else None,
+        "agreement": panel.agreement.results() if panel is not None else [],
+        "self_preference": stats.preference.report(),
     }
 
 

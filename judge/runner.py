@@ -13,26 +13,27 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import gc
+import hashlib
 import json
 import os
 import socket
 import sys
+from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from judge.engine import CallResult
+from judge.engine import CallResult, IndexedCalls, Journal, Ledger, indexed
 from judge.pricing import BATCH_DISCOUNT
 from judge.request_log import RequestLog
 from judge.review import write_text_atomic
-from judge.rubric import sha256_of
 
 LOCK_NAME = ".lock"
 REQUEST_LOG_NAME = "inflight.jsonl"
@@ -40,11 +41,6 @@ REQUEST_LOG_NAME = "inflight.jsonl"
 
 class UsageError(Exception):
     """Bad input or options: reported as is, exit code 2, nothing sent."""
-
-
-def run_identity(calls: Sequence[Any]) -> str:
-    """What a run's results depend on: every call's identity and content key, in plan order."""
-    return sha256_of([[list(c.call_id), c.request_key] for c in calls])
 
 
 def make_private_dir(path: Path) -> None:
@@ -175,29 +171,28 @@ class RunProgress:
 class CallRunFiles:
     """The open files of a run in progress: its journal and its request log."""
 
-    journal: TextIO
+    journal: Journal
     log: RequestLog
 
 
 def run_calls(
     out: Path,
-    journal_name: str,
+    journal: Journal,
     progress: RunProgress,
     workers: dict[str, Any],
     body: Callable[[CallRunFiles], Coroutine[Any, Any, Any]],
 ) -> Any:
-    """Open the journal and request log, hand the request log to the workers, run `body` in an event loop.
+    """Hand the request log to the workers and run `body` in an event loop.
 
-    What was prepared before the run (items, plan, rubrics, loaded modules) lives for the whole run:
-    frozen, the garbage collector stops re-scanning it, which otherwise stalls the event loop for 100 ms
-    or more. The request log is deleted only when `body` returns, i.e. every call was journalled.
+    What was prepared before the run (rubrics, the compact plan, loaded modules) lives for the whole
+    run: frozen, the garbage collector stops re-scanning it, which otherwise stalls the event loop for
+    100 ms or more. The request log is deleted only when `body` returns, i.e. every call was journalled.
     """
-    fd = os.open(out / journal_name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     log = RequestLog(out / REQUEST_LOG_NAME)
     finished = False
     gc.freeze()
     try:
-        with os.fdopen(fd, "a", encoding="utf-8") as journal, progress.progress:
+        with progress.progress:
             for worker in workers.values():
                 worker.log = log
             files = CallRunFiles(journal, log)
@@ -209,36 +204,84 @@ def run_calls(
         log.close(finished=finished)
 
 
-def call_counts(results: Sequence[CallResult], planned: int) -> dict[str, int]:
-    """Calls of the whole run: a call answered by an earlier, interrupted process counts as requested."""
-    return {
-        "planned": planned,
-        "requested": sum(not r.cached for r in results),
-        "cache_hits": sum(r.cached for r in results),
-        "resumed": sum(r.resumed for r in results),
-        "failed": sum(not r.ok for r in results),
-        "batched": sum(r.batched and not r.cached for r in results),
-        "http_requests_this_process": sum(r.requests for r in results),
-    }
+class RunTally:
+    """Counts, tokens and cost of the whole run, added up as calls finish (nothing per call is kept).
 
-
-def spend(results: Sequence[CallResult]) -> dict[str, Any]:
-    """Tokens and cost of every call this run paid for (not cache hits), earlier processes included.
-
-    `cached_input` and `cache_write` are the parts of `input` read from and written to the providers'
-    prompt caches (billed at their own rates).
+    A call answered by an earlier, interrupted process of the run counts as requested, and its tokens
+    and cost as paid by this run; cache hits cost nothing. `cached_input` and `cache_write` are the parts
+    of `input` read from and written to the providers' prompt caches (billed at their own rates).
     """
-    paid = [r for r in results if not r.cached]
-    costs = [r.cost_usd for r in paid]  # priced per request: live, batch, prompt-cache reads and writes
-    return {
-        "tokens": {
-            "input": sum(r.input_tokens or 0 for r in paid),
-            "output": sum(r.output_tokens or 0 for r in paid),
-            "cached_input": sum(r.cached_input_tokens or 0 for r in paid),
-            "cache_write": sum(r.cache_write_tokens or 0 for r in paid),
-        },
-        "cost_usd": None if any(c is None for c in costs) else round(sum(c or 0.0 for c in costs), 6),
-    }
+
+    def __init__(self) -> None:
+        self.counts = dict.fromkeys(
+            ("planned", "requested", "cache_hits", "resumed", "failed", "batched", "http_requests_this_process"), 0
+        )
+        self.reasons: Counter[str] = Counter()
+        self.input_tokens = self.output_tokens = self.cached_input_tokens = self.cache_write_tokens = 0
+        self.cost_usd: float | None = 0.0
+
+    def add(self, result: CallResult) -> None:
+        counts = self.counts
+        counts["planned"] += 1
+        counts["requested"] += not result.cached
+        counts["cache_hits"] += result.cached
+        counts["resumed"] += result.resumed
+        counts["failed"] += not result.ok
+        counts["batched"] += result.batched and not result.cached
+        counts["http_requests_this_process"] += result.requests
+        if result.failure_reason:
+            self.reasons[result.failure_reason] += 1
+        if not result.cached:
+            self.input_tokens += result.input_tokens or 0
+            self.output_tokens += result.output_tokens or 0
+            self.cached_input_tokens += result.cached_input_tokens or 0
+            self.cache_write_tokens += result.cache_write_tokens or 0
+            cost = result.cost_usd  # priced per request: live, batch, prompt-cache reads and writes
+            self.cost_usd = None if cost is None or self.cost_usd is None else self.cost_usd + cost
+
+    def spend(self) -> dict[str, Any]:
+        return {
+            "tokens": {
+                "input": self.input_tokens,
+                "output": self.output_tokens,
+                "cached_input": self.cached_input_tokens,
+                "cache_write": self.cache_write_tokens,
+            },
+            "cost_usd": None if self.cost_usd is None else round(self.cost_usd, 6),
+        }
+
+    def failures_by_reason(self) -> dict[str, int]:
+        return dict(sorted(self.reasons.items()))
+
+
+def write_in_plan_order(path: Path, journal: Journal, ledgers: Iterable[Ledger]) -> None:
+    """The final journal: every call's lines in plan order, read back from where they were appended."""
+
+    def chunks() -> Iterator[str]:
+        for ledger in ledgers:
+            for index in range(len(ledger)):
+                span = ledger.span(index)
+                if span is None:
+                    raise RuntimeError(f"{path}: call {index} of the plan has no journal lines")
+                yield journal.read(span).decode("utf-8")
+
+    write_text_atomic(path, chunks())
+
+
+def run_identity(calls: Sequence[Any] | IndexedCalls) -> str:
+    """What a run's results depend on: every call's identity and content key, in plan order.
+
+    The same digest as `sha256_of` of the list [[call id, key], ...], computed without building it.
+    """
+    plan = indexed(calls)
+    digest = hashlib.sha256(b"[")
+    for index in range(len(plan)):
+        if index:
+            digest.update(b",")
+        entry = [list(plan.call_id(index)), plan.request_key(index)]  # type: ignore[call-overload]
+        digest.update(json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+    digest.update(b"]")
+    return digest.hexdigest()
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:

@@ -1,11 +1,17 @@
-"""Performance benchmark of `trustmh score` against the loopback fake API (no internet, no keys).
+"""Performance benchmark of `trustmh score` and `trustmh respond` against the loopback fake API (no
+internet, no keys).
 
-Four figures, each against a target from the performance issue:
+The figures, each against a target from the performance issues:
 
-* throughput   at 250 ms server latency and concurrency 32, as a fraction of the ideal 32 / 0.25 = 128 calls/s
+* throughput   judge calls at 250 ms server latency and concurrency 32, as a fraction of the ideal
+               32 / 0.25 = 128 calls/s: in process (execute only) and for the whole process (start-up included)
+* respond      the same for target calls (`trustmh respond`)
+* startup      seconds from starting `trustmh score` to its first request
 * overhead     mean time per call at 0 ms latency, our engine vs. bare instructor calls on the same server
 * cache        verdict rows per second when a run is repeated and every call is a cache hit
-* memory       peak RSS of a `trustmh score` process over 10,000 items
+* memory       peak RSS of `trustmh score` over 10,000 and 100,000 items, fresh and all cached, and the ratio
+* million      a 1,000,000-item dry run: time and peak RSS
+* million_cached (only when named with --only) a fully cached 1,000,000-item run: time and peak RSS
 
 The fake server always runs in its own process (so its CPU is not charged to the client's event loop) and
 binds 127.0.0.1 only; `trustmh score` runs as a subprocess, as a user would run it, except where the
@@ -58,8 +64,16 @@ from judge.verdict import JUDGED_RESPONSE  # noqa: E402
 DUMMY_KEYS = {"OPENAI_API_KEY": "sk-bench-dummy-openai", "ANTHROPIC_API_KEY": "sk-ant-bench-dummy"}
 MODEL = "gpt-4.1-mini"
 PILLAR = "crisis"
-PHASES = ("throughput", "overhead", "cache", "memory")
-TARGETS = {"throughput": 0.9, "overhead": 0.25, "cache": 5000.0}
+PHASES = ("throughput", "respond", "startup", "overhead", "cache", "memory", "million")
+EXTRA_PHASES = ("million_cached",)  # about 15 minutes on 2 cores: run with --only million_cached
+TARGETS = {
+    "throughput": 0.93,
+    "throughput_process": 0.85,
+    "respond": 0.9,
+    "overhead": 0.25,
+    "cache": 5000.0,
+    "memory_ratio": 2.0,
+}
 
 console = Console(width=None if sys.stdout.isatty() else 140)
 
@@ -68,21 +82,25 @@ console = Console(width=None if sys.stdout.isatty() else 140)
 class Sizes:
     """How much work each phase does; --quick shrinks everything for a smoke run."""
 
-    throughput_calls: int = 640  # 20 rounds of 32 concurrent calls
+    throughput_calls: int = 600
     throughput_repeats: int = 3
+    startup_repeats: int = 5
     overhead_calls: int = 200
     overhead_repeats: int = 3
     cache_items: int = 2000  # x 6 crisis criteria = 12,000 cached verdict rows
-    memory_items: int = 10_000
+    memory_items: tuple[int, int] = (10_000, 100_000)
+    million_items: int = 1_000_000
 
 
 QUICK = Sizes(
     throughput_calls=128,
     throughput_repeats=1,
+    startup_repeats=2,
     overhead_calls=40,
     overhead_repeats=1,
     cache_items=200,
-    memory_items=1000,
+    memory_items=(1000, 10_000),
+    million_items=20_000,
 )
 
 
@@ -112,6 +130,7 @@ class FakeServer:
     """The loopback fake API in a child process; always stopped by `stop()` (SIGINT, then SIGKILL)."""
 
     latency_s: float
+    judge_script: bool = True  # answer like a judge; otherwise like a chatbot (plain text)
     proc: subprocess.Popen[str] | None = None
     openai_base_url: str = ""
 
@@ -120,7 +139,8 @@ class FakeServer:
         self.proc = subprocess.Popen(
             [
                 *(sys.executable, "-m", "tests.fakeapi.server", "--host", "127.0.0.1", "--port", "0"),
-                *("--latency", str(self.latency_s), "--judge-script"),
+                *("--latency", str(self.latency_s)),
+                *(["--judge-script"] if self.judge_script else []),
             ],
             cwd=REPO,
             env=child_env(),
@@ -163,8 +183,8 @@ class FakeServer:
 
 
 @contextlib.contextmanager
-def fake_server(latency_s: float, log_dir: Path) -> Iterator[FakeServer]:
-    server = FakeServer(latency_s)
+def fake_server(latency_s: float, log_dir: Path, judge_script: bool = True) -> Iterator[FakeServer]:
+    server = FakeServer(latency_s, judge_script)
     try:
         yield server.start(log_dir)
     finally:
@@ -173,7 +193,7 @@ def fake_server(latency_s: float, log_dir: Path) -> Iterator[FakeServer]:
 
 @dataclass
 class ScoreRun:
-    """One `trustmh score` subprocess: its exit code, summary.json, wall time and resource usage."""
+    """One `trustmh` subprocess: its exit code, summary.json, wall time and resource usage."""
 
     code: int
     summary: dict[str, Any]
@@ -181,38 +201,87 @@ class ScoreRun:
     max_rss_mib: float
     cpu_s: float
     stderr: str
+    command: str
 
 
-def run_score(items: Path, judge: str, out: Path, *, cache: Path | None, concurrency: int) -> ScoreRun:
-    """Run the real CLI in a child and reap it with wait4, so ru_maxrss is this child's own peak."""
-    args = [sys.executable, "-m", "cli", "score", str(items), "--judges", judge, "--out", str(out), "-q"]
-    args += ["--concurrency", str(concurrency)]
-    args += ["--cache", str(cache)] if cache else ["--no-cache"]
+def shown(args: list[str]) -> str:
+    """A command as a user would type it: `trustmh ...`, temporary paths shortened."""
+    text = " ".join(["trustmh", *args])
+    return text.replace(tempfile.gettempdir() + os.sep, "$TMP/")
+
+
+# A child forked from this (large) process starts with this process's pages, and Linux keeps the larger of
+# the two peaks in the child's ru_maxrss even after exec; a small launcher forks the real command instead,
+# so its peak is its own. The launcher reports the command's rusage on a pipe and kills it if it is killed.
+LAUNCHER = """
+import ctypes, os, signal, sys, time
+report = int(sys.argv[1])
+os.set_inheritable(report, False)
+started = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the launcher
+    os.execv(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+elapsed = time.perf_counter() - started
+os.write(report, f"{usage.ru_maxrss} {usage.ru_utime + usage.ru_stime} {elapsed}".encode())
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def run_trustmh(args: list[str], out: Path, *, expect: tuple[int, ...] = (0,)) -> ScoreRun:
+    """Run the real CLI (`python -m cli`, what the `trustmh` script runs) in a grandchild started by a small
+    launcher, which reports the command's own peak RSS, CPU time and wall time (spawn to exit)."""
     err_path = out.with_name(out.name + ".stderr")
-    with err_path.open("w") as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(args, cwd=REPO, env=child_env(), stdout=subprocess.DEVNULL, stderr=err)
+    read_fd, write_fd = os.pipe()
     try:
-        _, status, usage = os.wait4(proc.pid, 0)
-    finally:
-        if proc.returncode is None and proc.poll() is None:  # interrupted while waiting: do not leave it running
-            proc.kill()
+        with err_path.open("w") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-S", "-c", LAUNCHER, str(write_fd), sys.executable, "-m", "cli", *args],
+                cwd=REPO,
+                env=child_env(),
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                pass_fds=(write_fd,),
+            )
+        os.close(write_fd)
+        write_fd = -1
+        try:
             proc.wait()
-    process_s = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
+        finally:
+            if proc.poll() is None:  # interrupted while waiting: do not leave it running
+                proc.kill()
+                proc.wait()
+        with os.fdopen(read_fd, "rb") as report:
+            read_fd = -1
+            fields = report.read().split()
+    finally:
+        for fd in (read_fd, write_fd):
+            if fd >= 0:
+                os.close(fd)
     stderr = err_path.read_text()
     summary_path = out / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    if proc.returncode != 0:
-        raise RuntimeError(f"trustmh score exited {proc.returncode}:\n{stderr[-2000:]}")
+    if proc.returncode not in expect or len(fields) != 3:
+        raise RuntimeError(f"{shown(args)} exited {proc.returncode}:\n{stderr[-2000:]}")
     return ScoreRun(
         proc.returncode,
         summary,
-        process_s,
-        usage.ru_maxrss / 1024,  # KiB on Linux
-        usage.ru_utime + usage.ru_stime,
+        float(fields[2]),
+        int(fields[0]) / 1024,  # KiB on Linux
+        float(fields[1]),
         stderr,
+        shown(args),
     )
+
+
+def score_args(items: Path, judge: str, out: Path, *, cache: Path | None, concurrency: int) -> list[str]:
+    args = ["score", str(items), "--judges", judge, "--out", str(out), "-q", "--concurrency", str(concurrency)]
+    return args + (["--cache", str(cache)] if cache else ["--no-cache"])
+
+
+def run_score(items: Path, judge: str, out: Path, *, cache: Path | None, concurrency: int) -> ScoreRun:
+    return run_trustmh(score_args(items, judge, out, cache=cache, concurrency=concurrency), out)
 
 
 # ---------------------------------------------------------------- inputs
@@ -235,6 +304,15 @@ def write_items(path: Path, n: int, tag: str) -> Path:
                 "target": "claude-3-haiku",
             }
             handle.write(json.dumps(item) + "\n")
+    return path
+
+
+def write_prompts(path: Path, n: int, tag: str) -> Path:
+    """n one-turn prompts with distinct text (distinct cache keys) for `trustmh respond`."""
+    with path.open("w", encoding="utf-8") as handle:
+        for i in range(n):
+            prompt = {"id": f"{tag}-{i:05d}", "pillar": PILLAR, "prompt": f"I feel low and alone ({tag} case {i})."}
+            handle.write(json.dumps(prompt) + "\n")
     return path
 
 
@@ -276,14 +354,18 @@ def bench_throughput(sizes: Sizes, work: Path, profile: bool) -> dict[str, Any]:
         with fake_server(latency, work) as server:
             profile_text = _profile_in_process(items, server.judge, work / "tp-prof", concurrency)
     rates = [run.summary["calls"]["requested"] / run.summary["wall_time_s"] for run in runs]
+    process_rates = [run.summary["calls"]["requested"] / run.process_s for run in runs]
     median_run = runs[rates.index(statistics.median_low(rates))]
     requested = median_run.summary["calls"]["requested"]
     result = {
+        "command": runs[0].command,
         "latency_s": latency,
         "concurrency": concurrency,
         "calls": requested,
         "repeats": len(runs),
         "ratios_of_ideal": [round(rate / ideal, 3) for rate in rates],
+        "process_ratios_of_ideal": [round(rate / ideal, 3) for rate in process_rates],
+        "process_ratio_of_ideal": round(statistics.median_low(process_rates) / ideal, 3),
         "wall_time_s": median_run.summary["wall_time_s"],
         "process_s": round(median_run.process_s, 3),
         "calls_per_s": round(statistics.median_low(rates), 2),
@@ -342,6 +424,61 @@ def _profile_in_process(items: Path, judge: str, out: Path, concurrency: int) ->
     stats.sort_stats("tottime").print_stats(25)
     stats.sort_stats("cumulative").print_stats(30)
     return buffer.getvalue()
+
+
+def bench_respond(sizes: Sizes, work: Path) -> dict[str, Any]:
+    """Target calls at 250 ms latency and concurrency 32 (`trustmh respond`, one target, one-turn prompts):
+    calls/s over summary.json's wall_time_s and over the whole process, against the ideal 128 calls/s."""
+    latency, concurrency = 0.25, 32
+    ideal = concurrency / latency
+    runs: list[ScoreRun] = []
+    for repeat in range(sizes.throughput_repeats):
+        prompts = write_prompts(work / f"prompts-{repeat}.jsonl", sizes.throughput_calls, f"rp{repeat}")
+        with fake_server(latency, work, judge_script=False) as server:
+            out = work / f"respond-out-{repeat}"
+            target = f"openai:{MODEL}@{server.openai_base_url}"
+            args = ["respond", str(prompts), "--targets", target, "--out", str(out), "-q", "--no-cache"]
+            runs.append(run_trustmh([*args, "--concurrency", str(concurrency)], out))
+    rates = [run.summary["calls"]["requested"] / run.summary["wall_time_s"] for run in runs]
+    process_rates = [run.summary["calls"]["requested"] / run.process_s for run in runs]
+    return {
+        "command": runs[0].command,
+        "latency_s": latency,
+        "concurrency": concurrency,
+        "calls": runs[0].summary["calls"]["requested"],
+        "repeats": len(runs),
+        "ratios_of_ideal": [round(rate / ideal, 3) for rate in rates],
+        "ratio_of_ideal": round(statistics.median_low(rates) / ideal, 3),
+        "process_ratios_of_ideal": [round(rate / ideal, 3) for rate in process_rates],
+        "process_ratio_of_ideal": round(statistics.median_low(process_rates) / ideal, 3),
+    }
+
+
+def bench_startup(sizes: Sizes, work: Path) -> dict[str, Any]:
+    """Seconds from starting `trustmh score` (one item, one judge) to its first request reaching the server,
+    and to the process's exit. The server runs in this process here: it notes each request's arrival."""
+    from tests.fakeapi import FakeLLMServer
+    from tests.fakeapi.judge_script import scripted_answerer
+
+    items = write_items(work / "startup.jsonl", 1, "st")
+    first_s, process_s, command = [], [], ""
+    with FakeLLMServer(answerer=scripted_answerer) as server:
+        judge = f"openai:{MODEL}@{server.openai_base_url}"
+        for repeat in range(sizes.startup_repeats):
+            before = len(server.requests)
+            args = score_args(items, judge, work / f"startup-out-{repeat}", cache=None, concurrency=1)
+            started = time.time()
+            run = run_trustmh(args, work / f"startup-out-{repeat}")
+            first_s.append(server.requests[before].t_start - started)
+            process_s.append(run.process_s)
+            command = run.command
+    return {
+        "command": command,
+        "repeats": len(first_s),
+        "first_request_s": round(statistics.median(first_s), 3),
+        "first_request_runs_s": [round(x, 3) for x in first_s],
+        "process_s": round(statistics.median(process_s), 3),
+    }
 
 
 async def _bare_calls(prepared: Prepared, spec: JudgeSpec, concurrency: int) -> float:
@@ -441,6 +578,7 @@ def bench_cache(sizes: Sizes, work: Path) -> dict[str, Any]:
     if calls["cache_hits"] != calls["planned"] or summary2["calls"]["cache_hits"] != calls["planned"]:
         raise RuntimeError(f"re-run was not all cache hits: {calls}")
     return {
+        "command": rerun.command,
         "items": sizes.cache_items,
         "cached_calls": calls["cache_hits"],
         "cached_rows": rows,
@@ -460,22 +598,89 @@ def bench_cache(sizes: Sizes, work: Path) -> dict[str, Any]:
 
 
 def bench_memory(sizes: Sizes, work: Path) -> dict[str, Any]:
-    """Peak RSS of `trustmh score` over N items: a fresh run at 0 ms latency, then its all-cached re-run."""
-    n = sizes.memory_items
-    items = write_items(work / "memory.jsonl", n, "mem")
-    cache = work / "mem-cache"
-    with fake_server(0.0, work) as server:
-        fresh = run_score(items, server.judge, work / "mem-fresh", cache=cache, concurrency=32)
-        cached = run_score(items, server.judge, work / "mem-cached", cache=cache, concurrency=32)
+    """Peak RSS of `trustmh score` over N items for two sizes N: a fresh run at 0 ms latency (writing the cache),
+    then its all-cached re-run into a new --out; the ratio of the larger size's peak to the smaller's."""
+    result: dict[str, Any] = {"sizes": list(sizes.memory_items)}
+    for n in sizes.memory_items:
+        items = write_items(work / f"memory-{n}.jsonl", n, f"mem{n}")
+        cache = work / f"mem-cache-{n}"
+        with fake_server(0.0, work) as server:
+            fresh = run_score(items, server.judge, work / f"mem-fresh-{n}", cache=cache, concurrency=32)
+            cached = run_score(items, server.judge, work / f"mem-cached-{n}", cache=cache, concurrency=32)
+        result[str(n)] = {
+            "rows": fresh.summary["verdicts"]["rows"],
+            "fresh_command": fresh.command,
+            "fresh_peak_rss_mib": round(fresh.max_rss_mib, 1),
+            "fresh_process_s": round(fresh.process_s, 2),
+            "fresh_calls_per_s": round(fresh.summary["calls"]["requested"] / fresh.summary["wall_time_s"], 1),
+            "cached_command": cached.command,
+            "cached_peak_rss_mib": round(cached.max_rss_mib, 1),
+            "cached_process_s": round(cached.process_s, 2),
+        }
+    small, large = (result[str(n)] for n in sizes.memory_items)
+    result["fresh_ratio"] = round(large["fresh_peak_rss_mib"] / small["fresh_peak_rss_mib"], 2)
+    result["cached_ratio"] = round(large["cached_peak_rss_mib"] / small["cached_peak_rss_mib"], 2)
+    return result
+
+
+def bench_million(sizes: Sizes, work: Path) -> dict[str, Any]:
+    """A dry run over a million items (read, validate, plan and key every call, count what is cached)."""
+    n = sizes.million_items
+    items = write_items(work / "million.jsonl", n, "mil")
+    judge = f"openai:{MODEL}@http://127.0.0.1:9/v1"  # a dry run sends nothing
+    out = work / "million-dry"
+    run = run_trustmh([*score_args(items, judge, out, cache=work / "million-cache", concurrency=32), "--dry-run"], out)
     return {
+        "command": run.command,
         "items": n,
-        "rows": fresh.summary["verdicts"]["rows"],
-        "fresh_peak_rss_mib": round(fresh.max_rss_mib, 1),
-        "fresh_wall_time_s": fresh.summary["wall_time_s"],
-        "fresh_process_s": round(fresh.process_s, 2),
-        "fresh_calls_per_s": round(fresh.summary["calls"]["requested"] / fresh.summary["wall_time_s"], 1),
-        "cached_peak_rss_mib": round(cached.max_rss_mib, 1),
-        "cached_process_s": round(cached.process_s, 2),
+        "process_s": round(run.process_s, 1),
+        "peak_rss_mib": round(run.max_rss_mib, 1),
+    }
+
+
+def fill_cache(items: Path, judge: str, cache: Path) -> int:
+    """Answer every call of a run straight into its cache, as the scripted judge would (a million calls against
+    the fake server take about 40 minutes on 2 cores; the cached run that follows is what is measured)."""
+    from judge.cache import VerdictCache
+
+    plan_only = options(items, judge, cache.with_suffix(".plan"), cache=None, concurrency=1)
+    plan_only.dry_run = True
+    prepared = prepare(plan_only)
+    store = VerdictCache(cache)
+    calls = prepared.calls
+    for index in range(len(calls)):
+        rubric = calls.contexts[calls.pillar_of_group(index // calls.per_group)].rubric
+        outcomes = [
+            {"criterion": c.id, "status": "ok", "score": c.scale.max, "rationale": "fits the anchor",
+             "evidence": [], "error": None}
+            for c in rubric.criteria
+        ]  # fmt: skip
+        store.set(calls.request_key(index), {"outcomes": outcomes, "input_tokens": 2400, "output_tokens": 120,
+                                             "latency_s": 0.0})  # fmt: skip
+    store.close()
+    return len(calls)
+
+
+def bench_million_cached(sizes: Sizes, work: Path) -> dict[str, Any]:
+    """A fully cached run over a million items (cache filled by `fill_cache`), written like any run."""
+    n = sizes.million_items
+    items = write_items(work / "million.jsonl", n, "mil")
+    judge = f"openai:{MODEL}@http://127.0.0.1:9/v1"  # every call is cached: nothing is sent
+    cache = work / "million-cache"
+    started = time.perf_counter()
+    filled = fill_cache(items, judge, cache)
+    fill_s = time.perf_counter() - started
+    out = work / "million-cached"
+    run = run_score(items, judge, out, cache=cache, concurrency=32)
+    if run.summary["calls"]["cache_hits"] != filled:
+        raise RuntimeError(f"the million-item re-run was not all cache hits: {run.summary['calls']}")
+    return {
+        "command": run.command,
+        "items": n,
+        "rows": run.summary["verdicts"]["rows"],
+        "fill_s": round(fill_s, 1),
+        "process_s": round(run.process_s, 1),
+        "peak_rss_mib": round(run.max_rss_mib, 1),
     }
 
 
@@ -492,17 +697,27 @@ def print_report(results: dict[str, Any]) -> None:
     )
     for column in ("figure", "measured", "target", ""):
         table.add_column(column)
+    commands: list[tuple[str, str]] = []
     if tp := results.get("throughput"):
+        commands.append(("throughput", tp["command"]))
         table.add_row(
-            f"throughput @ {tp['latency_s'] * 1000:g} ms, concurrency {tp['concurrency']} "
+            f"judge calls @ {tp['latency_s'] * 1000:g} ms, concurrency {tp['concurrency']}, in process "
             f"({tp['calls']} calls, median of {tp['repeats']})",
             f"{tp['calls_per_s']} calls/s = {tp['ratio_of_ideal']:.2f} × ideal {tp['ideal_calls_per_s']:g}",
             f"≥ {TARGETS['throughput']} × ideal",
             verdict(tp["ratio_of_ideal"] >= TARGETS["throughput"]),
         )
         table.add_row(
-            "  each run; bare aiohttp on the same server",
-            f"{', '.join(f'{r:.2f}' for r in tp['ratios_of_ideal'])}; {tp['bare_http_ratio_of_ideal']:.2f} × ideal",
+            "  whole process (start-up included)",
+            f"{tp['process_ratio_of_ideal']:.2f} × ideal ({tp['process_s']} s for the median run)",
+            f"≥ {TARGETS['throughput_process']} × ideal",
+            verdict(tp["process_ratio_of_ideal"] >= TARGETS["throughput_process"]),
+        )
+        table.add_row(
+            "  each run in process / whole; bare aiohttp on the same server",
+            f"{', '.join(f'{r:.2f}' for r in tp['ratios_of_ideal'])} / "
+            f"{', '.join(f'{r:.2f}' for r in tp['process_ratios_of_ideal'])}; "
+            f"{tp['bare_http_ratio_of_ideal']:.2f} × ideal",
             "",
             "",
         )
@@ -511,6 +726,31 @@ def print_report(results: dict[str, Any]) -> None:
             f"{tp['wall_time_s']} s vs {tp['ideal_wall_time_s']} s; {tp['client_cpu_s']} s "
             f"({tp['client_cpu_ms_per_call']} ms/call) / {tp['server_cpu_s']} s",
             "",
+            "",
+        )
+    if rp := results.get("respond"):
+        commands.append(("respond", rp["command"]))
+        table.add_row(
+            f"target calls @ {rp['latency_s'] * 1000:g} ms, concurrency {rp['concurrency']}, in process "
+            f"({rp['calls']} calls, median of {rp['repeats']})",
+            f"{rp['ratio_of_ideal']:.2f} × ideal (runs {', '.join(f'{r:.2f}' for r in rp['ratios_of_ideal'])})",
+            f"≥ {TARGETS['respond']} × ideal",
+            verdict(rp["ratio_of_ideal"] >= TARGETS["respond"]),
+        )
+        table.add_row(
+            "  whole process",
+            f"{rp['process_ratio_of_ideal']:.2f} × ideal (runs "
+            f"{', '.join(f'{r:.2f}' for r in rp['process_ratios_of_ideal'])})",
+            "",
+            "",
+        )
+    if st := results.get("startup"):
+        commands.append(("startup", st["command"]))
+        table.add_row(
+            f"start-up to first request (1 item, median of {st['repeats']})",
+            f"{st['first_request_s']} s (runs {', '.join(map(str, st['first_request_runs_s']))}); "
+            f"whole process {st['process_s']} s",
+            "(reported)",
             "",
         )
     if oh := results.get("overhead"):
@@ -524,6 +764,7 @@ def print_report(results: dict[str, Any]) -> None:
                 verdict(row["overhead"] <= TARGETS["overhead"]),
             )
     if ca := results.get("cache"):
+        commands.append(("cache", ca["command"]))
         table.add_row(
             f"cache-hit re-run, in process ({ca['cached_rows']:,} rows)",
             f"{ca['rows_per_s_in_process']:,.0f} rows/s ({ca['calls_per_s_in_process']:,.0f} calls/s)",
@@ -544,16 +785,37 @@ def print_report(results: dict[str, Any]) -> None:
             "",
         )
     if me := results.get("memory"):
-        table.add_row(
-            f"peak RSS, {me['items']:,} items fresh @ 0 ms",
-            f"{me['fresh_peak_rss_mib']} MiB ({me['fresh_calls_per_s']} calls/s, {me['fresh_process_s']} s)",
-            "(reported)",
-            "",
-        )
-        table.add_row(
-            f"peak RSS, {me['items']:,} items all cached", f"{me['cached_peak_rss_mib']} MiB", "(reported)", ""
-        )
+        for n in me["sizes"]:
+            row = me[str(n)]
+            commands += [(f"memory {n:,} fresh", row["fresh_command"]), (f"memory {n:,} cached", row["cached_command"])]
+            table.add_row(
+                f"peak RSS, {n:,} items fresh @ 0 ms / all cached",
+                f"{row['fresh_peak_rss_mib']} MiB ({row['fresh_process_s']} s) / "
+                f"{row['cached_peak_rss_mib']} MiB ({row['cached_process_s']} s)",
+                "(reported)",
+                "",
+            )
+        small, large = me["sizes"]
+        for kind in ("fresh", "cached"):
+            table.add_row(
+                f"  peak RSS {large:,} ÷ {small:,} items, {kind}",
+                f"{me[f'{kind}_ratio']:.2f}",
+                f"≤ {TARGETS['memory_ratio']:g}",
+                verdict(me[f"{kind}_ratio"] <= TARGETS["memory_ratio"]),
+            )
+    for key, label in (("million", "dry run"), ("million_cached", "fully cached run")):
+        if mi := results.get(key):
+            commands.append((key, mi["command"]))
+            table.add_row(
+                f"{mi['items']:,} items, {label}",
+                f"{mi['process_s']} s, peak RSS {mi['peak_rss_mib']} MiB"
+                + (f" (cache filled in {mi['fill_s']} s)" if "fill_s" in mi else ""),
+                "completes",
+                verdict(True),
+            )
     console.print(table)
+    for name, command in commands:
+        console.print(f"[bold]{name}[/bold]: {command}", soft_wrap=True, highlight=False)
     loads = {k: v["load_avg_1min"] for k, v in results.items() if isinstance(v, dict) and "load_avg_1min" in v}
     console.print(f"1-min load average before/after each phase: {loads}")
     if tp and "profile" in tp:
@@ -564,7 +826,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the chosen phases; print the table; write perf/results.json only with --write."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes: a smoke run, not a measurement")
-    parser.add_argument("--only", action="append", choices=PHASES, help="run only this phase (repeatable)")
+    parser.add_argument(
+        "--only", action="append", choices=PHASES + EXTRA_PHASES, help="run only this phase (repeatable)"
+    )
     parser.add_argument("--write", action="store_true", help="write the figures to perf/results.json")
     parser.add_argument("--profile", action="store_true", help="also cProfile the throughput run in process")
     args = parser.parse_args(argv)
@@ -596,6 +860,10 @@ def main(argv: list[str] | None = None) -> int:
         "overhead": lambda work: bench_overhead(sizes, work),
         "cache": lambda work: bench_cache(sizes, work),
         "memory": lambda work: bench_memory(sizes, work),
+        "respond": lambda work: bench_respond(sizes, work),
+        "startup": lambda work: bench_startup(sizes, work),
+        "million": lambda work: bench_million(sizes, work),
+        "million_cached": lambda work: bench_million_cached(sizes, work),
     }
     with tempfile.TemporaryDirectory(prefix="trustmh-bench-") as tmp:
         for phase in phases:
@@ -611,7 +879,7 @@ def main(argv: list[str] | None = None) -> int:
             console.print(f"  done in {time.perf_counter() - started:.1f} s")
     print_report(results)
     if args.write:
-        path = REPO / "bench" / "results.json"
+        path = REPO / "perf" / "results.json"
         path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
         console.print(f"wrote {path}")
     return 0

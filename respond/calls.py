@@ -80,12 +80,10 @@ class TargetCalls:
         return record | usage_from_rows([row])
 
 
-def response_item(result: CallResult) -> dict[str, Any]:
-    """An answered call as an item for `trustmh score`: the whole exchange in `messages`, the last answer
-    as `response`."""
-    call: TargetCall = result.call
+def response_item(call: TargetCall, turns: list[str]) -> dict[str, Any]:
+    """An answered call (its answers `turns`) as an item for `trustmh score`: the whole exchange in
+    `messages`, the last answer as `response`."""
     prompt = call.prompt
-    turns: list[str] = result.payload["turns"]
     messages = [m.model_dump() for m in prompt.messages]
     for answer, followup in zip(turns, prompt.followups, strict=False):
         messages += [{"role": "assistant", "content": answer}, {"role": "user", "content": followup}]

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from judge.cache import target_request_key
+from judge.engine import BuiltOnAccess
 from judge.items import Prompt
 from respond.targets import TargetSpec
 
@@ -64,20 +65,62 @@ def response_id(prompt_id: str, target: str, sample: int, samples: int) -> str:
     return f"{prompt_id}@{target}" + (f"#{sample}" if samples > 1 else "")
 
 
+class TargetPlan(BuiltOnAccess[TargetCall]):
+    """Target calls in plan order, held compactly: per call only its 32-byte key; the prompt stays in the
+    caller's store and a `TargetCall` is built when asked for. Calls of prompt p are the targets × samples
+    consecutive indices from p × targets × samples."""
+
+    def __init__(self, prompts: Sequence[Prompt], targets: Sequence[TargetSpec], samples: int = 1) -> None:
+        self.prompts, self.targets, self.samples = prompts, list(targets), samples
+        self.per_prompt = len(self.targets) * samples
+        self._keys = bytearray()
+        params = [target.decoding_params() for target in self.targets]
+        for prompt in prompts:
+            messages = [m.model_dump() for m in prompt.messages]
+            for decoding in params:
+                for sample in range(samples):
+                    key = target_request_key(decoding, messages, list(prompt.followups), sample)
+                    self._keys += bytes.fromhex(key)
+
+    def __len__(self) -> int:
+        return len(self.prompts) * self.per_prompt
+
+    def _split(self, index: int) -> tuple[int, int, int]:
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        prompt, rest = divmod(index, self.per_prompt)
+        target, sample = divmod(rest, self.samples)
+        return prompt, target, sample
+
+    def _prompt_id(self, prompt: int) -> str:
+        ids = getattr(self.prompts, "ids", None)
+        return ids[prompt] if ids is not None else self.prompts[prompt].id
+
+    def request_key(self, index: int) -> str:
+        return self._keys[32 * index : 32 * index + 32].hex()
+
+    def call_id(self, index: int) -> tuple[str, str, int]:
+        prompt, target, sample = self._split(index)
+        return (self._prompt_id(prompt), self.targets[target].name, sample)
+
+    def worker_name(self, index: int) -> str:
+        return self.targets[self._split(index)[1]].name
+
+    def target_of(self, index: int) -> TargetSpec:
+        return self.targets[self._split(index)[1]]
+
+    def _build(self, index: int) -> TargetCall:
+        prompt, target, sample = self._split(index)
+        spec = self.targets[target]
+        return TargetCall(
+            prompt=self.prompts[prompt],
+            target=spec,
+            sample=sample,
+            response_id=response_id(self._prompt_id(prompt), spec.name, sample, self.samples),
+            request_key=self.request_key(index),
+        )
+
+
 def plan_target_calls(prompts: Sequence[Prompt], targets: Sequence[TargetSpec], samples: int = 1) -> list[TargetCall]:
-    calls = []
-    for prompt in prompts:
-        messages = [m.model_dump() for m in prompt.messages]
-        for target in targets:
-            params = target.decoding_params()
-            for sample in range(samples):
-                calls.append(
-                    TargetCall(
-                        prompt=prompt,
-                        target=target,
-                        sample=sample,
-                        response_id=response_id(prompt.id, target.name, sample, samples),
-                        request_key=target_request_key(params, messages, list(prompt.followups), sample),
-                    )
-                )
-    return calls
+    """The plan as a list of built calls (runs keep the compact `TargetPlan`)."""
+    return list(TargetPlan(prompts, targets, samples))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,24 +17,36 @@ from typing import TYPE_CHECKING, Any
 
 from judge.batch import make_engine
 from judge.cache import VerdictCache
-from judge.engine import CallResult, known_results, read_journal
-from judge.items import PROMPT_SHAPE, Prompt, format_rejections, read_items
+from judge.engine import (
+    ASK,
+    CACHED,
+    RESUMED,
+    CallResult,
+    Journal,
+    JournalIndex,
+    KnownResults,
+    Ledger,
+    journal_rows,
+    known_results,
+    read_journal,
+)
+from judge.item_store import ItemStore, read_into_store
+from judge.items import PROMPT_SHAPE, Prompt, format_rejections
 from judge.judges import JudgeConfigError, check_samples
-from judge.report import failure_counts
-from judge.review import write_jsonl_atomic, write_text_atomic
+from judge.review import write_jsonl_atomic
 from judge.runner import (
     CallRunFiles,
     RunProgress,
+    RunTally,
     UsageError,
-    call_counts,
     common_record,
     locked_run,
     run_calls,
-    spend,
+    write_in_plan_order,
     write_json_atomic,
 )
 from respond.calls import TargetCalls, response_item
-from respond.plan import TargetCall, plan_target_calls
+from respond.plan import TargetPlan
 from respond.targets import TargetSpec
 
 if TYPE_CHECKING:
@@ -64,9 +77,9 @@ class RespondOptions:
 @dataclass
 class PreparedResponses:
     options: RespondOptions
-    prompts: list[Prompt]
-    calls: list[TargetCall]
-    known: list[CallResult | None]
+    prompts: ItemStore[Prompt]  # on disk, see judge.item_store
+    calls: TargetPlan
+    known: KnownResults
     cache: VerdictCache | None
     workers: dict[str, TargetWorker]
 
@@ -81,33 +94,32 @@ def prepare_responses(options: RespondOptions) -> PreparedResponses:
         check_samples(options.targets, options.samples)
     except JudgeConfigError as exc:
         raise UsageError(str(exc).replace("judge(s)", "target(s)").replace("--judges-file", "--targets-file")) from exc
-    read = read_items(options.prompts, options.known_pillars, shape=PROMPT_SHAPE)
+    read = read_into_store(options.prompts, options.known_pillars, shape=PROMPT_SHAPE)
     if read.rejections:
         raise UsageError(
             format_rejections(read.rejections)
             + f"\n{len(read.rejections)} invalid prompt record(s); nothing was sent. Fix them and run again."
         )
-    prompts: list[Prompt] = read.items  # type: ignore[assignment]
+    prompts: ItemStore[Prompt] = read.items
     if not prompts:
         raise UsageError("no prompts in " + ", ".join(map(str, options.prompts)))
-    calls = plan_target_calls(prompts, options.targets, options.samples)
+    calls = TargetPlan(prompts, options.targets, options.samples)
     cache = VerdictCache(options.cache_dir) if options.cache_dir else None
     resumed = {} if options.dry_run else read_journal(options.out / JOURNAL, KIND)
     known = known_results(calls, resumed, cache, KIND)
-    pending = [call for call, result in zip(calls, known, strict=True) if result is None]
-    workers = {} if options.dry_run else _workers(pending, options.concurrency)
+    pending = {calls.worker_name(i): calls.target_of(i) for i in range(len(calls)) if known.status[i] == ASK}
+    workers = {} if options.dry_run else _workers(list(pending.values()), options.concurrency)
     return PreparedResponses(options, prompts, calls, known, cache, workers)
 
 
-def _workers(calls: list[TargetCall], concurrency: int) -> dict[str, TargetWorker]:
+def _workers(targets: list[TargetSpec], concurrency: int) -> dict[str, TargetWorker]:
     """Clients for the targets that still have calls to make (the SDKs load only now)."""
-    pending = {c.target.name: c.target for c in calls}
-    if not pending:
+    if not targets:
         return {}
     from judge.client import TargetWorker
 
     try:
-        return {name: TargetWorker(spec, concurrency) for name, spec in pending.items()}
+        return {spec.name: TargetWorker(spec, concurrency) for spec in targets}
     except JudgeConfigError as exc:
         raise UsageError(str(exc)) from exc
 
@@ -116,24 +128,28 @@ def _workers(calls: list[TargetCall], concurrency: int) -> dict[str, TargetWorke
 
 
 def respond_dry_run(prepared: PreparedResponses) -> list[dict[str, Any]]:
-    rows = []
-    for target in prepared.options.targets:
-        mine = [(c, r) for c, r in zip(prepared.calls, prepared.known, strict=True) if c.target.name == target.name]
-        usage = [c.estimated_usage() for c, r in mine if r is None]
-        tokens_in, tokens_out = sum(u[0] for u in usage), sum(u[1] for u in usage)
-        rows.append(
-            {
-                "target": target.name,
-                "calls": len(mine),
-                "cached": sum(r is not None and r.cached for _, r in mine),
-                "resumed": sum(r is not None and r.resumed for _, r in mine),
-                "to_ask": len(usage),
-                "est_input_tokens": tokens_in,
-                "est_output_tokens": tokens_out,
-                "est_cost_usd": target.cost_usd(tokens_in, tokens_out),
-            }
-        )
-    return rows
+    calls, status = prepared.calls, prepared.known.status
+    tally = {t.name: dict.fromkeys(("calls", "cached", "resumed", "to_ask", "in", "out"), 0) for t in calls.targets}
+    for index in range(len(calls)):
+        counts = tally[calls.worker_name(index)]
+        counts["calls"] += 1
+        counts["cached"] += status[index] == CACHED
+        counts["resumed"] += status[index] == RESUMED
+        if status[index] == ASK:
+            tokens_in, tokens_out = calls[index].estimated_usage()
+            counts["to_ask"] += 1
+            counts["in"] += tokens_in
+            counts["out"] += tokens_out
+    return [
+        {
+            "target": target.name,
+            **{k: tally[target.name][k] for k in ("calls", "cached", "resumed", "to_ask")},
+            "est_input_tokens": tally[target.name]["in"],
+            "est_output_tokens": tally[target.name]["out"],
+            "est_cost_usd": target.cost_usd(tally[target.name]["in"], tally[target.name]["out"]),
+        }
+        for target in calls.targets
+    ]
 
 
 # ---------------------------------------------------------------- the run
@@ -143,44 +159,77 @@ def execute_responses(prepared: PreparedResponses) -> tuple[int, dict[str, Any]]
     """Ask what is not known yet and write every output; returns (exit code, summary)."""
     options = prepared.options
     started_at, started = datetime.now(UTC), time.monotonic()
-    with locked_run(options.out, prepared.calls, RESPOND_OUTPUTS, options.overwrite) as identity:
-        if options.overwrite:
-            prepared.known = known_results(prepared.calls, {}, prepared.cache, KIND)
-        write_json_atomic(options.out / "run.json", _run_record(prepared, started_at, identity, ended=False))
-        progress = RunProgress("answering", len(prepared.calls), options.quiet)
+    earlier = prepared.known.resumed  # the journal index of an earlier run (its file is read as needed)
+    try:
+        with locked_run(options.out, prepared.calls, RESPOND_OUTPUTS, options.overwrite) as identity:
+            if options.overwrite:
+                prepared.known = known_results(prepared.calls, {}, prepared.cache, KIND)
+            write_json_atomic(options.out / "run.json", _run_record(prepared, started_at, identity, ended=False))
+            progress = RunProgress("answering", len(prepared.calls), options.quiet)
+            tally = TargetTally(prepared.options.targets)
 
-        async def body(files: CallRunFiles) -> list[CallResult]:
-            engine = make_engine(options, files, progress, dict(prepared.workers), prepared.cache, KIND)
-            try:
-                return await engine.run(prepared.calls, prepared.known)
-            finally:
-                await engine.close()
+            def on_result(result: CallResult) -> None:
+                tally.add(result)
+                progress.update(result)
 
-        results: list[CallResult] = run_calls(options.out, JOURNAL, progress, prepared.workers, body)
-        write_text_atomic(options.out / JOURNAL, (r.lines for r in results))
-        write_jsonl_atomic(options.out / RESPONSES, (response_item(r) for r in results if r.ok))
-        summary = respond_summary(prepared, results, time.monotonic() - started)
-        write_json_atomic(options.out / "summary.json", summary)
-        write_json_atomic(options.out / "run.json", _run_record(prepared, started_at, identity, ended=True))
-    if prepared.cache is not None:
-        prepared.cache.close()
+            async def body(files: CallRunFiles) -> Ledger:
+                engine = make_engine(
+                    options, files, progress, dict(prepared.workers), prepared.cache, KIND, on_result
+                )
+                try:
+                    return await engine.run(prepared.calls, prepared.known)
+                finally:
+                    await engine.close()
+
+            with Journal(options.out / JOURNAL) as journal:
+                ledger: Ledger = run_calls(options.out, journal, progress, prepared.workers, body)
+                write_in_plan_order(options.out / JOURNAL, journal, [ledger])
+                write_jsonl_atomic(options.out / RESPONSES, _response_items(prepared.calls, journal, ledger))
+            summary = respond_summary(prepared, tally, time.monotonic() - started)
+            write_json_atomic(options.out / "summary.json", summary)
+            write_json_atomic(options.out / "run.json", _run_record(prepared, started_at, identity, ended=True))
+    finally:
+        if isinstance(earlier, JournalIndex):
+            earlier.close()
+        if prepared.cache is not None:
+            prepared.cache.close()
     return (3 if summary["calls"]["failed"] else 0), summary
 
 
-def respond_summary(prepared: PreparedResponses, results: list[CallResult], wall_time_s: float) -> dict[str, Any]:
-    paid = spend(results)
-    per_target: dict[str, Counter[str]] = {t.name: Counter() for t in prepared.options.targets}
-    for result in results:
-        tally = per_target[result.call.target.name]
+def _response_items(calls: TargetPlan, journal: Journal, ledger: Ledger) -> Iterator[dict[str, Any]]:
+    """responses.jsonl, in plan order: one streaming pass over the journal's answered calls."""
+    for index in range(len(ledger)):
+        span = ledger.span(index)
+        assert span is not None, "every planned call is journalled before the outputs are written"
+        (row,) = journal_rows(journal.read(span))
+        if row["status"] == "ok":
+            yield response_item(calls[index], row["turns"])
+
+
+class TargetTally(RunTally):
+    """The run's counts, plus per target how many calls were answered, failed or cut by max_tokens."""
+
+    def __init__(self, targets: list[TargetSpec]) -> None:
+        super().__init__()
+        self.per_target: dict[str, Counter[str]] = {t.name: Counter() for t in targets}
+
+    def add(self, result: CallResult) -> None:
+        super().add(result)
+        tally = self.per_target[result.call.target.name]
         tally["ok" if result.ok else "failed"] += 1
         tally["truncated"] += bool(result.payload["truncated"])
+
+
+def respond_summary(prepared: PreparedResponses, tally: TargetTally, wall_time_s: float) -> dict[str, Any]:
+    paid = tally.spend()
     return {
         "prompts": len(prepared.prompts),
         "targets": [t.name for t in prepared.options.targets],
-        "calls": call_counts(results, len(results)),
-        "failures_by_reason": failure_counts(r.failure_reason for r in results),
+        "calls": tally.counts,
+        "failures_by_reason": tally.failures_by_reason(),
         "per_target": {
-            name: {"ok": t["ok"], "failed": t["failed"], "truncated": t["truncated"]} for name, t in per_target.items()
+            name: {"ok": t["ok"], "failed": t["failed"], "truncated": t["truncated"]}
+            for name, t in tally.per_target.items()
         },
         "tokens_this_run": paid["tokens"],
         "cost_usd_this_run": paid["cost_usd"],

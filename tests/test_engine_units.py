@@ -505,8 +505,9 @@ def test_read_journal_keeps_complete_answered_calls(tmp_path: Path) -> None:
     journal = read_journal(tmp_path / "verdicts.jsonl", KIND)
     assert set(journal) == {c.call_id for c in calls}
     for call in calls:
-        key, found = journal[call.call_id]
-        assert key == call.request_key and len(found) == len(RUBRIC.criteria)
+        key, spans = journal[call.call_id]
+        assert len(spans) == 1, "a call's adjacent rows share one span"
+        assert key == call.request_key and len(journal.rows(spans)) == len(RUBRIC.criteria)
 
 
 def test_read_journal_ignores_a_truncated_last_line_and_failed_calls(tmp_path: Path) -> None:
@@ -519,8 +520,8 @@ def test_read_journal_ignores_a_truncated_last_line_and_failed_calls(tmp_path: P
     write_journal(path, done + failed + cut[:-1], tail=last[: len(last) // 2])
     journal = read_journal(path, KIND)
     assert calls[1].call_id not in journal, "a failed call is asked again on resume"
-    assert len(journal[calls[0].call_id][1]) == len(RUBRIC.criteria)
-    assert len(journal[calls[2].call_id][1]) == len(RUBRIC.criteria) - 1, "the cut row is not read"
+    assert len(journal.rows(journal[calls[0].call_id][1])) == len(RUBRIC.criteria)
+    assert len(journal.rows(journal[calls[2].call_id][1])) == len(RUBRIC.criteria) - 1, "the cut row is not read"
 
     known = known_results(calls, journal, cache=None, kind=KIND)
     assert (
@@ -540,7 +541,7 @@ def test_read_journal_ignores_rows_of_an_older_request_key(tmp_path: Path) -> No
         row["request_key"] = "0" * 64  # the rubric changed since
     path = tmp_path / "verdicts.jsonl"
     write_journal(path, rows)
-    assert known_results([call], read_journal(path, KIND), cache=None, kind=KIND) == [None]
+    assert list(known_results([call], read_journal(path, KIND), cache=None, kind=KIND)) == [None]
 
 
 def test_read_journal_of_a_missing_file_and_of_junk_lines(tmp_path: Path) -> None:
