@@ -18,7 +18,6 @@ from typing import Literal
 
 import krippendorff
 import numpy as np
-from scipy import stats
 
 Level = Literal["nominal", "ordinal", "interval"]
 
@@ -167,6 +166,8 @@ def label_counts(labels: np.ndarray, categories: Sequence[float]) -> np.ndarray:
 
 def _correlation(kind: Literal["spearman", "pearson", "kendall"], a: Sequence[float],
                  b: Sequence[float]) -> float | None:
+    from scipy import stats  # loaded when needed: scipy.stats costs 0.4 s to import
+
     x, y = _pairwise_complete(a, b)
     if x.size < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return None
@@ -330,6 +331,8 @@ def alt_test(
 
     ``humans`` is raters × items (``np.nan`` missing). None with fewer than 3 humans.
     """
+    from scipy import stats  # loaded when needed: scipy.stats costs 0.4 s to import
+
     data = _as_float_array(humans)
     llm = _as_float_array(judge)
     if data.shape[0] < 3:

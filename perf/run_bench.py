@@ -64,7 +64,7 @@ from judge.verdict import JUDGED_RESPONSE  # noqa: E402
 DUMMY_KEYS = {"OPENAI_API_KEY": "sk-bench-dummy-openai", "ANTHROPIC_API_KEY": "sk-ant-bench-dummy"}
 MODEL = "gpt-4.1-mini"
 PILLAR = "crisis"
-PHASES = ("throughput", "respond", "startup", "overhead", "cache", "memory", "million")
+PHASES = ("throughput", "respond", "startup", "overhead", "cache", "memory", "million", "batch")
 EXTRA_PHASES = ("million_cached",)  # about 15 minutes on 2 cores: run with --only million_cached
 TARGETS = {
     "throughput": 0.93,
@@ -90,6 +90,7 @@ class Sizes:
     cache_items: int = 2000  # x 6 crisis criteria = 12,000 cached verdict rows
     memory_items: tuple[int, int] = (10_000, 100_000)
     million_items: int = 1_000_000
+    batch_items: int = 200
 
 
 QUICK = Sizes(
@@ -101,6 +102,7 @@ QUICK = Sizes(
     cache_items=200,
     memory_items=(1000, 10_000),
     million_items=20_000,
+    batch_items=40,
 )
 
 
@@ -454,6 +456,31 @@ def bench_respond(sizes: Sizes, work: Path) -> dict[str, Any]:
     }
 
 
+def bench_batch(sizes: Sizes, work: Path) -> dict[str, Any]:
+    """The same judge calls live (250 ms latency, concurrency 32) and through the OpenAI Batch API of the
+    loopback server (`--batch`, polled every 0.2 s): wall time of the whole process and the cost in
+    summary.json (batch answers at half the list price of gpt-4.1-mini)."""
+    items = write_items(work / "batch-items.jsonl", sizes.batch_items, "batch")
+    runs: dict[str, ScoreRun] = {}
+    with fake_server(0.25, work) as server:
+        judge = f"openai:{MODEL}@{server.openai_base_url}"
+        for mode, extra in (("live", []), ("batch", ["--batch", "--batch-poll", "0.2"])):
+            out = work / f"batch-{mode}"
+            args = score_args(items, judge, out, cache=None, concurrency=32)
+            runs[mode] = run_trustmh([*args, *extra], out)
+    live, batch = runs["live"], runs["batch"]
+    return {
+        "command": batch.command,
+        "calls": batch.summary["calls"]["planned"],
+        "batched": batch.summary["calls"].get("batched"),
+        "live_process_s": round(live.process_s, 2),
+        "batch_process_s": round(batch.process_s, 2),
+        "live_cost_usd": live.summary["cost_usd_this_run"],
+        "batch_cost_usd": batch.summary["cost_usd_this_run"],
+        "cost_ratio": round(batch.summary["cost_usd_this_run"] / live.summary["cost_usd_this_run"], 3),
+    }
+
+
 def bench_startup(sizes: Sizes, work: Path) -> dict[str, Any]:
     """Seconds from starting `trustmh score` (one item, one judge) to its first request reaching the server,
     and to the process's exit. The server runs in this process here: it notes each request's arrival."""
@@ -744,6 +771,15 @@ def print_report(results: dict[str, Any]) -> None:
             "",
             "",
         )
+    if bt := results.get("batch"):
+        commands.append(("batch", bt["command"]))
+        table.add_row(
+            f"batch vs live ({bt['calls']} judge calls, loopback Batch API; live at 250 ms, concurrency 32)",
+            f"wall {bt['batch_process_s']} s vs {bt['live_process_s']} s live; cost ${bt['batch_cost_usd']} vs "
+            f"${bt['live_cost_usd']} = {bt['cost_ratio']:.2f} × live ({bt['batched']} calls batched)",
+            "(reported)",
+            "",
+        )
     if st := results.get("startup"):
         commands.append(("startup", st["command"]))
         table.add_row(
@@ -864,6 +900,7 @@ def main(argv: list[str] | None = None) -> int:
         "startup": lambda work: bench_startup(sizes, work),
         "million": lambda work: bench_million(sizes, work),
         "million_cached": lambda work: bench_million_cached(sizes, work),
+        "batch": lambda work: bench_batch(sizes, work),
     }
     with tempfile.TemporaryDirectory(prefix="trustmh-bench-") as tmp:
         for phase in phases:

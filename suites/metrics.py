@@ -8,7 +8,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from calibration.agreement import cohen_kappa
 from calibration.bootstrap import resample_indices
@@ -52,6 +51,8 @@ def pearson(x: Sequence[float], y: Sequence[float]) -> float | None:
     b = np.asarray(y, dtype=float)
     if a.size < 2 or a.size != b.size or np.ptp(a) == 0 or np.ptp(b) == 0:
         return None
+    from scipy import stats  # loaded when a correlation is computed: scipy.stats costs 0.4 s to import
+
     return float(stats.pearsonr(a, b).statistic)
 
 
@@ -204,6 +205,8 @@ def rank_targets(values: Mapping[str, float | None], higher_is_better: bool) -> 
         return {}
     names = list(known)
     keyed = [-known[t] if higher_is_better else known[t] for t in names]
+    from scipy import stats
+
     ranks = stats.rankdata(keyed, method="min")
     return {t: int(r) for t, r in zip(names, ranks, strict=True)}
 
