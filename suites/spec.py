@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Kind = Literal["mean", "pearson", "disparity"]
+Kind = Literal["mean", "pearson", "disparity", "paired_delta"]
 Source = Literal["deterministic", "judge"]
 
 
@@ -14,7 +14,8 @@ Source = Literal["deterministic", "judge"]
 class MetricSpec:
     """One published kind of number. `mean` averages a per-prompt value (a rate when it is 0/1);
     `pearson` correlates a per-prompt value with the prompt's human label; `disparity` is the spread of
-    per-group means across groups (fed by a `DisparityRule`)."""
+    per-group means across groups (fed by a `DisparityRule`); `paired_delta` is the mean change of a
+    per-prompt value from each prompt's clean counterpart (meta `clean_id`), per perturbation level."""
 
     name: str
     kind: Kind
