@@ -105,9 +105,10 @@ def support_delta_rule() -> CompositeRule:
 def sample_whole_groups(
     prompts: Sequence[dict[str, Any]], limit: int | None, seed: int, suite: str
 ) -> list[dict[str, Any]]:
-    """`--limit` in whole clean-prompt groups (the clean prompt and all its variants), so every prompt
-    kept can be paired: limit // group size groups, drawn with the seed and the suite id, in suite order.
-    A limit smaller than one group keeps one group's first `limit` prompts (the clean one first)."""
+    """`--limit` in clean-prompt groups (a clean prompt and its variants), so the prompts kept can be
+    paired: exactly `limit` prompts from ceil(limit / group size) groups drawn with the seed and the suite
+    id, in suite order; every group is whole except the last, which keeps its first prompts (the clean
+    one first, so it still pairs)."""
     if limit is None or limit >= len(prompts):
         return list(prompts)
     if limit < 0:
@@ -116,7 +117,7 @@ def sample_whole_groups(
     for prompt in prompts:
         groups.setdefault(prompt["meta"]["clean_id"], []).append(prompt)
     size = max(len(g) for g in groups.values())
-    count = max(1, limit // size) if limit else 0
+    count = -(-limit // size)
     rng = np.random.default_rng([seed, zlib.crc32(suite.encode("utf-8"))])
     keys = list(groups)
     chosen = sorted(int(i) for i in rng.choice(len(keys), size=min(count, len(keys)), replace=False))

@@ -245,10 +245,15 @@ def test_limit_keeps_whole_groups_seeded() -> None:
                for i in range(10)]
     prompts = robustness.knowledge_records(sources)
     sample = robustness.sample_whole_groups(prompts, 9, seed=2, suite="robustness/knowledge")
-    assert len(sample) == 8 and sample == robustness.sample_whole_groups(prompts, 9, 2, "robustness/knowledge")
-    clean_ids = {p["meta"]["clean_id"] for p in sample}
-    assert len(clean_ids) == 2 and all(sum(p["meta"]["clean_id"] == c for p in sample) == 4 for c in clean_ids)
-    assert [p["id"] for p in sample] == [p["id"] for p in prompts if p["meta"]["clean_id"] in clean_ids]
+    assert len(sample) == 9 and sample == robustness.sample_whole_groups(prompts, 9, 2, "robustness/knowledge")
+    clean_ids = list(dict.fromkeys(p["meta"]["clean_id"] for p in sample))
+    assert len(clean_ids) == 3
+    assert sorted(sum(p["meta"]["clean_id"] == c for p in sample) for c in clean_ids) == [1, 4, 4]
+    assert all(any(p["id"] == c for p in sample) for c in clean_ids)  # every group kept has its clean prompt
+    whole = robustness.sample_whole_groups(prompts, 8, seed=2, suite="robustness/knowledge")
+    assert len(whole) == 8 and len({p["meta"]["clean_id"] for p in whole}) == 2
+    assert [p["id"] for p in whole] == [p["id"] for p in prompts
+                                        if p["meta"]["clean_id"] in {q["meta"]["clean_id"] for q in whole}]
     small = robustness.sample_whole_groups(prompts, 2, seed=2, suite="robustness/knowledge")
     assert [p["meta"]["perturbation"]["level"] for p in small] == ["clean", "character"]
     assert robustness.sample_whole_groups(prompts, None, 0, "s") == prompts
