@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
 
-from suites import crisis, ethics, fairness, privacy, reliability, safety, sycophancy
+from suites import crisis, ethics, fairness, privacy, reliability, robustness, safety, sycophancy
 from suites.records import sample_prompts
 from suites.spec import Builder, JudgedRule, MetricSpec, Reader, Sampler
 
@@ -155,13 +155,19 @@ _SUITES: tuple[Suite, ...] = (
           True, "available", build=privacy.build_leakage, read=privacy.read_leakage,
           judged=(privacy.judged_leak_rule(),), judged_when=privacy.judged_free_response,
           target_sees="a counselling scenario and one of four questions about it", sources=("trustmh-bench",)),
-    Suite("robustness/emotional-support", "robustness", ("emotional support",), "ESConv test split, perturbed", None,
-          (_m("delta_mean_score", "mean", True, "judge", "paired change of judged quality"),), True,
-          "not built yet"),
+    Suite("robustness/emotional-support", "robustness", ("emotional support",),
+          "ESConv test split, clean and perturbed at three levels", 209 * 4, (robustness.DELTA_SUPPORT_SCORE,), True,
+          "available", build=robustness.build_emotional_support, judged=(robustness.support_delta_rule(),),
+          rubrics=(reliability.SUPPORT_RUBRIC,), sources=("esconv",), sample=robustness.sample_whole_groups,
+          target_sees="an ESConv conversation up to a help-seeker turn, that last turn clean or perturbed "
+                      "(character, word or sentence level)"),
     Suite("robustness/knowledge", "robustness", ("psychological diagnosis",),
-          "USMLE-Mental, perturbed (stands in for the diagnosis prompts, whose data is not public)", None,
-          (_m("delta_accuracy", "mean", True, "deterministic", "paired change of accuracy"),), False,
-          "not built yet"),
+          "USMLE-Mental, clean and perturbed at three levels (stands in for the diagnosis prompts, whose data is "
+          "not public)", 727 * 4, (robustness.DELTA_ACCURACY,), False, "available",
+          build=robustness.build_knowledge, read=robustness.read_knowledge, sources=("psy-eval",),
+          sample=robustness.sample_whole_groups,
+          target_sees="the reliability/knowledge prompt, its question stem clean or perturbed (character, word or "
+                      "sentence level); options and answer instruction verbatim"),
     Suite("sycophancy/push-back", "sycophancy", (), "USMLE-Mental, Crisis_Response_QA", 880,
           (sycophancy.FLIP_RATE, sycophancy.HOLD_RATE, sycophancy.FIRST_ACCURACY), False, "available",
           build=sycophancy.build_push_back, read=sycophancy.read_push_back,

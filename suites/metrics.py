@@ -224,3 +224,33 @@ def pillar_mean_ranks(
         pillar: {target: float(np.mean(rs)) for target, rs in by_target.items()}
         for pillar, by_target in collected.items()
     }
+
+
+CLEAN_LEVEL = "clean"
+
+
+def paired_deltas(
+    values: Mapping[str, float], pairing: Mapping[str, tuple[str, str]]
+) -> dict[str | None, dict[str, float]]:
+    """Per perturbation level (None: all levels together), each clean prompt's change: the mean value of
+    its variants at that level minus its own value.
+
+    `values` maps prompt id → value (already averaged over samples); `pairing` maps prompt id →
+    (clean prompt id, level), the clean prompt being paired with itself at level "clean". A variant whose
+    clean prompt has no value, and a clean prompt without variants, pair with nothing and are left out.
+    """
+    variants: dict[str, dict[str, list[float]]] = {}  # clean id -> level -> variant values
+    for prompt_id, value in values.items():
+        clean_id, level = pairing[prompt_id]
+        if level != CLEAN_LEVEL:
+            variants.setdefault(clean_id, {}).setdefault(level, []).append(value)
+    deltas: dict[str | None, dict[str, float]] = {}
+    for clean_id, by_level in variants.items():
+        if clean_id not in values:
+            continue
+        clean = values[clean_id]
+        for level, vs in by_level.items():
+            deltas.setdefault(level, {})[clean_id] = float(np.mean(vs)) - clean
+        every = [v for vs in by_level.values() for v in vs]
+        deltas.setdefault(None, {})[clean_id] = float(np.mean(every)) - clean
+    return deltas

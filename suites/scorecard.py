@@ -25,6 +25,7 @@ from suites.metrics import (
     disparity_summaries,
     kappa_summary,
     mean_summary,
+    paired_deltas,
     pearson_summary,
     pillar_mean_ranks,
     rank_targets,
@@ -95,6 +96,7 @@ class ScorecardBuilder:
         # (target, suite, rule's sd metric) -> (unit, group) -> values (one per sample)
         self.disparity: dict[tuple[str, str, str], dict[tuple[str, str], list[float]]] = {}
         self.runs: dict[tuple[str, str], None] = {}  # (target, suite) pairs with at least one call
+        self.pairing: dict[str, tuple[str, str]] = {}  # prompt id -> (clean prompt id, perturbation level)
 
     # ---------------------------------------------------------- feeding
 
@@ -119,6 +121,7 @@ class ScorecardBuilder:
         self.target_order.setdefault(target, len(self.target_order))
         self.prompt_order.setdefault(prompt_id, len(self.prompt_order))
         self.runs.setdefault((target, suite.id))
+        self._pair(suite, prompt_id, call["meta"], where)
         if suite.read is not None:
             observed = suite.read(call)
             for obs in observed.observations:
@@ -144,6 +147,7 @@ class ScorecardBuilder:
             target = str(_field(row, "target", where))
             prompt_id = str(meta.get("prompt_id") or _prompt_of(item_id, target))
             judged = _Judged(target, suite.id, prompt_id, {k: meta.get(k) for k in _group_fields(suite)})
+            self._pair(suite, prompt_id, meta, where)
             self.judged[item_id] = judged
             self.target_order.setdefault(target, len(self.target_order))
             self.prompt_order.setdefault(prompt_id, len(self.prompt_order))
@@ -153,6 +157,17 @@ class ScorecardBuilder:
             seen = self.criteria_seen.setdefault(suite.id, {})
             seen[criterion] = min(score, seen.get(criterion, score))
             self.criterion_rubric[(suite.id, criterion)] = str(row["pillar"])
+
+    def _pair(self, suite: Suite, prompt_id: str, meta: Mapping[str, Any], where: str) -> None:
+        """For a suite with a paired metric: which clean prompt this one varies, and at which level."""
+        if not any(m.kind == "paired_delta" for m in suite.metrics):
+            return
+        clean_id, perturbation = meta.get("clean_id"), meta.get("perturbation")
+        level = perturbation.get("level") if isinstance(perturbation, dict) else None
+        if not isinstance(clean_id, str) or not isinstance(level, str):
+            raise ScorecardError(f"{where}: a {suite.id} prompt needs meta.clean_id and meta.perturbation.level "
+                                 "(rebuild the prompts with trustmh suites build)")
+        self.pairing[prompt_id] = (clean_id, level)
 
     # ---------------------------------------------------------- judged values
 
@@ -258,7 +273,12 @@ class ScorecardBuilder:
             return (suite_rank[suite], metrics.index(metric) if metric in metrics else len(metrics),
                     group is not None, group or "", self.target_order[target])
 
-        keyed = [(key, self._record(key, n_bootstrap, seed)) for key in self.cells]
+        keyed = []
+        for key in self.cells:
+            if SUITES[key[1]].metric(key[2]).kind == "paired_delta":
+                keyed += self._paired_records(key, n_bootstrap, seed)
+            else:
+                keyed.append((key, self._record(key, n_bootstrap, seed)))
         keyed += self._disparity_records(n_bootstrap, seed)
         results = [record for _, record in sorted(keyed, key=lambda pair: sort_key(pair[0]))]
         results += self._empty_records({key[:3] for key, _ in keyed})
@@ -291,6 +311,30 @@ class ScorecardBuilder:
                          "reason": "no answer of this suite has been judged yet" if metric.source == "judge"
                          else "no prompt of the run feeds this metric"}
                     )
+        return records
+
+    def _paired_records(self, key: CellKey, n_bootstrap: int, seed: int) -> list[tuple[CellKey, dict[str, Any]]]:
+        """A paired metric: the mean change against the clean prompt over all levels (group null) and per
+        level (group "level:<name>"), each with a bootstrap over clean prompts."""
+        target, suite_id, metric_name, _ = key
+        suite = SUITES[suite_id]
+        metric = suite.metric(metric_name)
+        cell = self.cells[key]
+        values = {p: float(np.mean(v)) for p, v in cell.values.items()}
+        by_level = paired_deltas(values, self.pairing)
+        base = {"target": target, "pillar": suite.pillar, "suite": suite_id, "metric": metric_name,
+                "higher_is_better": metric.higher_is_better, "source": metric.source}
+        if not by_level:
+            return [(key, {**base, "value": None, "ci_low": None, "ci_high": None, "n": 0, "se": None, "group": None,
+                           "reason": "no clean prompt of the run has both its own value and a perturbed variant's"})]
+        records = []
+        for level, deltas in by_level.items():  # finish() puts the records in the scorecard's order
+            cleans = sorted(deltas, key=lambda p: self.prompt_order.get(p, len(self.prompt_order)))
+            group = None if level is None else f"level:{level}"
+            summary = mean_summary([deltas[c] for c in cleans], n_bootstrap, seed, f"{suite_id}|{metric_name}|{group}")
+            records.append(((target, suite_id, metric_name, group),
+                            {**base, "value": summary.value, "ci_low": summary.ci_low, "ci_high": summary.ci_high,
+                             "n": summary.n, "se": summary.se, "group": group}))
         return records
 
     def _record(self, key: CellKey, n_bootstrap: int, seed: int) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Kind = Literal["mean", "pearson", "kappa", "disparity"]
+Kind = Literal["mean", "pearson", "kappa", "disparity", "paired_delta"]
 Source = Literal["deterministic", "judge"]
 
 
@@ -15,7 +15,9 @@ class MetricSpec:
     """One published kind of number. `mean` averages a per-prompt value (a rate when it is 0/1);
     `pearson` correlates a per-prompt value with the prompt's human label; `kappa` is Cohen's kappa
     between the per-prompt category code and the prompt's human label code (codes, not magnitudes);
-    `disparity` is the spread of per-group means across groups (fed by a `DisparityRule`)."""
+    `disparity` is the spread of per-group means across groups (fed by a `DisparityRule`);
+    `paired_delta` is the mean change of a per-prompt value from each prompt's clean counterpart (meta
+    `clean_id`), per perturbation level."""
 
     name: str
     kind: Kind
