@@ -25,6 +25,17 @@ STAGE_NAMES = {"score": "variants (score/)", "originals": "originals (originals/
 ALL_VARIANTS = "(all variants)"
 
 
+def judge_labels(judges: Sequence[str]) -> dict[str, str]:
+    """Short names for figures: without the endpoint (`openai:m@127.0.0.1:8080` → `openai:m`) when the judges
+    stay distinct that way, else the full names (the tables always give them)."""
+    short = {j: short_label(j).split("@", 1)[0] for j in judges}
+    return short if len(set(short.values())) == len(short) else {j: short_label(j) for j in judges}
+
+
+def _labels(audit: Audit) -> dict[str, str]:
+    return judge_labels(list(dict.fromkeys(r.judge for r in audit.results)))
+
+
 def _probes(audit: Audit) -> list[str]:
     probes = audit.meta.get("probes")
     return [str(p) for p in probes] if isinstance(probes, list) else list(dict.fromkeys(r.probe for r in audit.results))
@@ -95,7 +106,8 @@ def shifts_section(audit: Audit) -> Section:
                                "verdict failed or was not applicable; see the coverage section).",
                        tables=tables if pooled else [])
     keys = list(dict.fromkeys((r.probe, r.judge) for r in means))
-    groups = [(f"{probe} · {short_label(judge)}", [r for r in means if (r.probe, r.judge) == (probe, judge)])
+    names = _labels(audit)
+    groups = [(f"{probe} · {names[judge]}", [r for r in means if (r.probe, r.judge) == (probe, judge)])
               for probe, judge in keys]
     svg = figures.interval_panels(_interval_panels(groups, _criterion, 0.0), key="shifts",
                                   xlabel="mean shift (scale points)")
@@ -128,7 +140,9 @@ def flips_section(audit: Audit) -> Section:
     judges = list(dict.fromkeys(r.judge for r in pooled))
     lookup = {(r.probe, r.pillar, r.criterion, r.judge): r.value for r in pooled}
     values = [[lookup.get((p, pillar, c, j)) for j in judges] for p, pillar, c in rows]
-    svg = figures.heatmap(values, [f"{p} · {pillar}/{c}" for p, pillar, c in rows], judges, key="flips", cmap="Reds",
+    names = _labels(audit)
+    svg = figures.heatmap(values, [f"{p} · {pillar}/{c}" for p, pillar, c in rows], [names[j] for j in judges],
+                          key="flips", cmap="Reds",
                           vmin=0, vmax=1, annotations=[[fmt(v, 2) if v is not None else "" for v in row]
                                                        for row in values],
                           colorbar_label="flip rate")
@@ -152,7 +166,8 @@ def detection_section(audit: Audit) -> Section:
         return Section("detection", title, PART, intro, nothing=f"Nothing to show: {why}.",
                        tables=[table] if records else [])
     judges = list(dict.fromkeys(r.judge for r in records))
-    groups = [(short_label(j), [r for r in records if r.judge == j]) for j in judges]
+    names = _labels(audit)
+    groups = [(names[j], [r for r in records if r.judge == j]) for j in judges]
     svg = figures.interval_panels(_interval_panels(groups, lambda r: f"{r.pillar} · {r.variant or ALL_VARIANTS}",
                                                    None), key="detection", xlabel="detection rate")
     return Section("detection", title, PART, intro,
@@ -179,8 +194,10 @@ def self_preference_section(audit: Audit) -> Section:
     metrics = [m for m in SELF_PREFERENCE_METRICS if any(r.metric == m for r in records)]
     metrics += [m for m in dict.fromkeys(r.metric for r in records) if m not in metrics]
     groups = [(metric, [r for r in records if r.metric == metric]) for metric in metrics]
-    svg = figures.interval_panels(_interval_panels(groups, lambda r: f"{short_label(r.judge)} · {_criterion(r)}",
-                                                   0.0), key="audit-self-preference", xlabel="scale points")
+    names = _labels(audit)
+    svg = figures.interval_panels(_interval_panels(groups, lambda r: f"{names[r.judge]} · {_criterion(r)}",
+                                                   0.0), key="audit-self-preference", columns=1,
+                                  xlabel="scale points")  # one column: judge × criterion labels are long
     return Section("audit-self-preference", title, PART, intro,
                    figure=Figure(Markup(svg), "Each gap per judge × criterion, one chart per metric; whiskers: "
                                               "bootstrap intervals; dashed: no preference; n/a: not computable."),
@@ -199,11 +216,11 @@ def coverage_section(audit: Audit) -> Section:
                    for row in rows], name="coverage", keys=["probe", "judge", *keys])
     if not rows:
         return Section("coverage", title, PART, intro, nothing="Nothing to show: audit.json records no coverage.")
-    panels = []
+    panels, names = [], judge_labels([row.judge for row in rows])
     for probe in dict.fromkeys(row.probe for row in rows):
         members = [row for row in rows if row.probe == probe]
         shown = [k for k in keys if any(k in (row.model_extra or {}) for row in members)]
-        panels.append(figures.BarPanel(probe, [row.judge for row in members],
+        panels.append(figures.BarPanel(probe, [names[row.judge] for row in members],
                                        [figures.BarSeries(k.replace("_", " "),
                                                           [(row.model_extra or {}).get(k) for row in members])
                                         for k in shown], ylabel="pairs"))
@@ -253,8 +270,9 @@ def gates_section(audit: Audit) -> Section:
             continue
         tested = _select(audit, lambda r, p=p: (r.probe, r.metric, r.variant) == (p[0], p[1], None))
         groups.append((str(gate), tested, p[3]))
+    names = _labels(audit)
     panels = [panel for title_, members, threshold in groups
-              for panel in _interval_panels([(title_, members)], lambda r: f"{short_label(r.judge)} · {_criterion(r)}",
+              for panel in _interval_panels([(title_, members)], lambda r: f"{names[r.judge]} · {_criterion(r)}",
                                             threshold)]
     if not panels:
         return Section("gates", title, PART, intro,
