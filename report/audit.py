@@ -83,6 +83,15 @@ def _drawable(records: list[AuditRecord]) -> bool:
     return any(r.value is not None for r in records)
 
 
+def _nothing(audit: Audit, ran: bool, what: str, records: list[AuditRecord], all_null: str, none: str) -> str | None:
+    """Why a section has nothing to draw (`what` was not run, every value is null, no record), or None."""
+    if not ran:
+        return _not_run(_probes(audit), what)
+    if not _drawable(records):
+        return f"Nothing to show: {all_null if records else none}."
+    return None
+
+
 def shifts_section(audit: Audit) -> Section:
     title = "Mean paired shift per probe × judge × criterion"
     intro = ("Variant score − original score on the same item, judge and criterion, in the criterion's scale points, "
@@ -128,14 +137,11 @@ def flips_section(audit: Audit) -> Section:
     if by_variant:
         tables.append(record_table("Flip rates by variant", by_variant, "flip_rates_by_variant", with_variant=True,
                                    folded=True))
-    if not [p for p in _probes(audit) if p != SELF_PREFERENCE]:
-        return Section("flips", title, PART, intro, nothing=_not_run(_probes(audit), "no probe that rewrites "
-                                                                                    "responses"))
-    if not _drawable(pooled):
-        why = ("no flip rate could be computed (see “why null”)" if pooled else
-               "no critical criterion was paired (the rubrics judged have no fail line, or no pair was scored)")
-        return Section("flips", title, PART, intro, nothing=f"Nothing to show: {why}.",
-                       tables=tables if pooled else [])
+    nothing = _nothing(audit, any(p != SELF_PREFERENCE for p in _probes(audit)), "no probe that rewrites responses",
+                       pooled, "no flip rate could be computed (see “why null”)",
+                       "no critical criterion was paired (the rubrics judged have no fail line, or no pair was scored)")
+    if nothing:
+        return Section("flips", title, PART, intro, nothing=nothing, tables=tables if pooled else [])
     rows = list(dict.fromkeys((r.probe, r.pillar, r.criterion) for r in pooled))
     judges = list(dict.fromkeys(r.judge for r in pooled))
     lookup = {(r.probe, r.pillar, r.criterion, r.judge): r.value for r in pooled}
@@ -158,13 +164,11 @@ def detection_section(audit: Audit) -> Section:
              "pillar's criteria fell, or a critical criterion that passed now fails. A good judge is near 1.")
     records = _select(audit, lambda r: r.probe == "degrade" and r.metric == "detection_rate")
     table = record_table("Detection rates (criterion * : the whole pillar)", records, "detection", with_variant=True)
-    if "degrade" not in _probes(audit):
-        return Section("detection", title, PART, intro, nothing=_not_run(_probes(audit), "the degrade probe"))
-    if not _drawable(records):
-        why = ("no detection rate could be computed (see “why null”)" if records else
-               "no degraded response was paired on a pillar its harm concerns")
-        return Section("detection", title, PART, intro, nothing=f"Nothing to show: {why}.",
-                       tables=[table] if records else [])
+    nothing = _nothing(audit, "degrade" in _probes(audit), "the degrade probe", records,
+                       "no detection rate could be computed (see “why null”)",
+                       "no degraded response was paired on a pillar its harm concerns")
+    if nothing:
+        return Section("detection", title, PART, intro, nothing=nothing, tables=[table] if records else [])
     judges = list(dict.fromkeys(r.judge for r in records))
     names = _labels(audit)
     groups = [(names[j], [r for r in records if r.judge == j]) for j in judges]
@@ -183,14 +187,11 @@ def self_preference_section(audit: Audit) -> Section:
              "self_preference = self_gap − other_gap. A good judge is near 0.")
     records = _select(audit, lambda r: r.probe == SELF_PREFERENCE)
     table = record_table("Self-preference records", records, "audit_self_preference")
-    if SELF_PREFERENCE not in _probes(audit):
-        return Section("audit-self-preference", title, PART, intro,
-                       nothing=_not_run(_probes(audit), "the self-preference probe"))
-    if not _drawable(records):
-        why = ("no gap could be computed (see “why null”)" if records else
-               "no item was scored by a judge and by another judge outside the target's family")
-        return Section("audit-self-preference", title, PART, intro, nothing=f"Nothing to show: {why}.",
-                       tables=[table] if records else [])
+    nothing = _nothing(audit, SELF_PREFERENCE in _probes(audit), "the self-preference probe", records,
+                       "no gap could be computed (see “why null”)",
+                       "no item was scored by a judge and by another judge outside the target's family")
+    if nothing:
+        return Section("audit-self-preference", title, PART, intro, nothing=nothing, tables=[table] if records else [])
     metrics = [m for m in SELF_PREFERENCE_METRICS if any(r.metric == m for r in records)]
     metrics += [m for m in dict.fromkeys(r.metric for r in records) if m not in metrics]
     groups = [(metric, [r for r in records if r.metric == metric]) for metric in metrics]
