@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from cli.report_cmd import write_run_report
 from judge.cache import default_cache_dir
 from judge.families import DEFAULT_FAMILIES, FamilyError, families_from_toml
 from judge.judges import JudgeConfigError, load_judges_file, resolve_judges
@@ -36,7 +37,7 @@ def audit_command(
         Path,
         typer.Option(
             "--out",
-            help="Folder for variants, their verdicts, audit.json and audit.md; re-running resumes it.",
+            help="Folder for variants, their verdicts, audit.json, audit.md and report.html; re-running resumes it.",
             show_default=False,
         ),
     ],
@@ -136,7 +137,8 @@ def audit_command(
             markup=False,
             highlight=False,
         )
-    typer.echo(f"wrote {result.json_path} and {result.markdown_path}")
+    report_path = write_run_report(out)
+    typer.echo(f"wrote {result.json_path}, {result.markdown_path} and {report_path}")
     for failure in result.gate_failures:
         typer.echo(f"gate failed: {failure}", err=True)
     raise typer.Exit(result.code)

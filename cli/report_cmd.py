@@ -1,4 +1,4 @@
-"""`trustmh report DIR [--out FILE]`: one self-contained HTML page for a bench, score or calibration folder."""
+"""`trustmh report DIR [--out FILE]`: one self-contained HTML page for a bench, score, calibration or audit folder."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from judge.run import UsageError
 def report_command(
     directory: Annotated[Path, typer.Argument(
         help="A bench run (scorecard.json), a score run (summary.json + verdicts.jsonl) or a calibration "
-             "folder (calibration.json).", show_default=False)],
+             "folder (calibration.json) or an audit folder (audit.json).", show_default=False)],
     out: Annotated[Path | None, typer.Option("--out", help="HTML file to write (default: DIR/report.html).")] = None,
 ) -> None:
     """Write one HTML file with the run's figures and the tables of their numbers; it opens with no network.
@@ -28,3 +28,13 @@ def report_command(
     except ReportError as exc:
         raise UsageError(str(exc)) from exc
     typer.echo(f"wrote {path}")
+
+
+def write_run_report(out: Path) -> Path:
+    """OUT/report.html at the end of a command that has just written OUT (matplotlib loads only now)."""
+    from report import ReportError, write_report
+
+    try:
+        return write_report(out)
+    except ReportError as exc:
+        raise UsageError(f"{out}: the report could not be written: {exc}") from exc

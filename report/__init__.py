@@ -1,4 +1,4 @@
-"""The HTML report of a bench run, a score run or a calibration directory (`trustmh report DIR`).
+"""The HTML report of a bench run, a score run, a calibration directory or an audit (`trustmh report DIR`).
 
 Templates and figure code only: every number on the page is read from the run's files.
 """

@@ -4,7 +4,8 @@ Three kinds of directory are recognised:
 - a bench run: `scorecard.json` (from `trustmh metrics`) and/or `bench.json`, with `respond/` and `score/`
   stage folders beside them;
 - a score run: `summary.json` with `verdicts.jsonl` (and, for panels, `panel.jsonl` / `review.jsonl`);
-- a calibration directory: `calibration.json`.
+- a calibration directory: `calibration.json`;
+- an audit directory: `audit.json` (from `trustmh audit`), with `score/` and `originals/` beside it.
 
 Only reading and validation happens here; the numbers are taken as written.
 """
@@ -20,7 +21,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from judge.review import ReviewError, read_jsonl
 
-Kind = Literal["bench", "score", "calibration"]
+Kind = Literal["bench", "score", "calibration", "audit"]
 Number = int | float
 
 
@@ -235,6 +236,38 @@ class Calibration(_Record):
     gates: list[GateResult] | None = None
 
 
+# ----------------------------------------------------------------------------- audit.json
+
+
+class AuditRecord(_Record):
+    """One flat record of audit.json; `variant` null: all the probe's variants together."""
+
+    probe: str
+    variant: str | None = None
+    judge: str
+    pillar: str
+    criterion: str
+    metric: str
+    value: Number | None
+    ci_low: Number | None = None
+    ci_high: Number | None = None
+    n: int | None = None
+    reason: str | None = None
+
+
+class AuditCoverage(_Record):
+    """Pairs per probe × judge: the counts (paired, failed, …) are the extra fields, whatever the probe names."""
+
+    probe: str
+    judge: str
+
+
+class Audit(_Record):
+    meta: dict[str, Any] = {}
+    results: list[AuditRecord] = []
+    coverage: list[AuditCoverage] = []
+
+
 # ----------------------------------------------------------------------------- directories
 
 
@@ -261,6 +294,13 @@ class BenchRun:
 class CalibrationRun:
     directory: Path
     calibration: Calibration
+
+
+@dataclass
+class AuditRun:
+    directory: Path
+    audit: Audit
+    stages: list[tuple[str, StageSummary]]  # (folder, its summary.json) for score/ and originals/
 
 
 def _read_json(path: Path) -> Any:
@@ -299,11 +339,13 @@ def detect_kind(directory: Path) -> Kind:
     """Which kind of run `directory` holds, judged by the files that only that kind writes."""
     if not directory.is_dir():
         raise ReportError(f"{directory}: not a directory; give the --out folder of `trustmh bench`, "
-                          "`trustmh score` or `trustmh calibrate`")
+                          "`trustmh score`, `trustmh calibrate` or `trustmh audit`")
     if (directory / "scorecard.json").is_file() or (directory / "bench.json").is_file():
         return "bench"
     if (directory / "calibration.json").is_file():
         return "calibration"
+    if (directory / "audit.json").is_file():
+        return "audit"
     if (directory / "summary.json").is_file() and (directory / "verdicts.jsonl").is_file():
         return "score"
     if (directory / "summary.json").is_file() and (directory / "calls.jsonl").is_file():
@@ -311,7 +353,8 @@ def detect_kind(directory: Path) -> Kind:
                           "bench run above it, or score its responses.jsonl first")
     raise ReportError(
         f"{directory}: nothing to report on: expected scorecard.json or bench.json (a bench run), "
-        "summary.json with verdicts.jsonl (a score run) or calibration.json (a calibration directory)"
+        "summary.json with verdicts.jsonl (a score run), calibration.json (a calibration directory) or audit.json "
+        "(an audit directory)"
     )
 
 
@@ -351,3 +394,12 @@ def load_bench_run(directory: Path) -> BenchRun:
 
 def load_calibration(directory: Path) -> CalibrationRun:
     return CalibrationRun(directory, _load(Calibration, directory / "calibration.json"))
+
+
+AUDIT_STAGES = ("score", "originals")  # the folders `trustmh audit` judges into: variants, then new judges' originals
+
+
+def load_audit(directory: Path) -> AuditRun:
+    stages = [(name, _load(StageSummary, directory / name / "summary.json")) for name in AUDIT_STAGES
+              if (directory / name / "summary.json").is_file()]
+    return AuditRun(directory, _load(Audit, directory / "audit.json"), stages)

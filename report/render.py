@@ -10,14 +10,16 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from judge.review import write_text_atomic
+from report.audit import audit_facts, audit_sections
 from report.bench import bench_facts, bench_sections
 from report.calibration import calibration_facts, calibration_sections
-from report.load import ReportError, detect_kind, load_bench_run, load_calibration, load_score_run
+from report.load import ReportError, detect_kind, load_audit, load_bench_run, load_calibration, load_score_run
 from report.page import Page
 from report.score import score_facts, score_sections
 
 DEFAULT_NAME = "report.html"
-KIND_TITLES = {"bench": "Benchmark run", "score": "Score run", "calibration": "Judge calibration"}
+KIND_TITLES = {"bench": "Benchmark run", "score": "Score run", "calibration": "Judge calibration",
+                "audit": "Judge audit"}
 
 
 def build_page(directory: Path) -> Page:
@@ -29,6 +31,9 @@ def build_page(directory: Path) -> Page:
     elif kind == "score":
         score = load_score_run(directory)
         sections, facts = score_sections(score), score_facts(score)
+    elif kind == "audit":
+        audit = load_audit(directory)
+        sections, facts = audit_sections(audit), audit_facts(audit)
     else:
         calibration = load_calibration(directory)
         sections, facts = calibration_sections(calibration), calibration_facts(calibration)

@@ -123,8 +123,9 @@ def any_run(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
         yield run
 
 
-def test_page_parses_is_self_contained_and_every_section_has_a_figure_and_its_table(any_run: Path) -> None:
-    page, html = _page(any_run)
+def check_page_structure(directory: Path) -> ReportPage:
+    """The report of `directory` parses, leaves nothing to fetch, and gives each figure its table."""
+    page, html = _page(directory)
     assert not page.errors, page.errors[:5]
     assert html.startswith("<!DOCTYPE html>") and page.sections
     for tag, attribute, value in page.urls:
@@ -142,6 +143,11 @@ def test_page_parses_is_self_contained_and_every_section_has_a_figure_and_its_ta
             assert section.tables, f"section {section.id} draws a figure without the table of its numbers"
     for target in re.findall(r'href="#([^"]+)"', html):
         assert target in page.ids, f"link to a missing anchor #{target}"
+    return page
+
+
+def test_page_parses_is_self_contained_and_every_section_has_a_figure_and_its_table(any_run: Path) -> None:
+    check_page_structure(any_run)
 
 
 def test_report_file_is_owner_only_and_out_option_is_honoured(score_run: Path, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from report import write_report
 from tests.browser import INSTALL_HINT, find_chromium, visit
 from tests.report_fixtures import TARGETS, write_bench_run, write_failed_bench_run
 from tests.test_report import bench_run, calibration_run, score_run  # noqa: F401 - module-scoped run fixtures
+from tests.test_report_audit import audit_dirs  # noqa: F401 - module-scoped audit fixture
 
 CHROMIUM = find_chromium()
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=f"Chromium not found; install it with: {INSTALL_HINT}")
@@ -54,6 +55,11 @@ def test_score_report_renders(score_run: Path) -> None:  # noqa: F811
 
 def test_calibration_report_renders(calibration_run: Path) -> None:  # noqa: F811
     _check(write_report(calibration_run))
+
+
+def test_audit_reports_render(audit_dirs: dict[str, Path]) -> None:  # noqa: F811
+    for directory in audit_dirs.values():
+        _check(directory / "report.html")
 
 
 def test_failed_and_single_target_reports_render(tmp_path: Path) -> None:
