@@ -21,6 +21,7 @@ from rich.console import Console
 from calibration.registry import DatasetError
 from cli.batch_options import DEFAULT_POLL_S, BatchOption, BatchPollOption
 from cli.common import cache_dir_for, public_command_line
+from cli.report_cmd import write_run_report
 from cli.respond_cmd import (
     TargetsFileOption,
     TargetsOption,
@@ -86,21 +87,11 @@ def run_recorded_bench(
         raise UsageError(f"--recorded {recorded}: {exc}") from exc
     card = scorecard_for(out, bootstrap, seed)
     json_path, md_path = write_scorecard(out, card)
-    report_path = _write_report(out)
+    report_path = write_run_report(out)
     print_primary_table(card, console, title=f"Recorded run {recorded}")
     console.print(
         f"wrote {out}/prompts.jsonl, respond/, score/, {json_path.name}, {md_path.name} and {report_path.name}"
     )
-
-
-def _write_report(out: Path) -> Path:
-    """The bench's HTML report (matplotlib loads only now)."""
-    from report import ReportError, write_report
-
-    try:
-        return write_report(out)
-    except ReportError as exc:
-        raise UsageError(f"{out}: the report could not be written: {exc}") from exc
 
 
 def _judged_items(responses: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -208,7 +199,7 @@ def run_bench(options: BenchOptions) -> int:
         card = scorecard_for(options.out, options.bootstrap, options.seed)
         json_path, md_path = write_scorecard(options.out, card)
         write_json_atomic(options.out / "bench.json", _bench_record(options, started_at, time.monotonic() - started))
-        report_path = _write_report(options.out)
+        report_path = write_run_report(options.out)
     print_primary_table(card, out_console)
     out_console.print(f"wrote {json_path}, {md_path} and {report_path}")
     return 3 if 3 in (respond_code, score_code) else 0

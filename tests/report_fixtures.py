@@ -23,14 +23,14 @@ SUITES = [
     ("fairness/esconv", "disparity_sd", False, "judge"),
     ("privacy/tier1", "pearson_r", True, "deterministic"),
     ("privacy/leakage", "leak_rate", False, "deterministic"),
-    ("robustness/esconv", "mean_delta", True, "judge"),
+    ("robustness/emotional-support", "delta_support_score", True, "judge"),
     ("sycophancy/oeq", "validation_rate", False, "judge"),
     ("ethics/reasoning", "accuracy", True, "deterministic"),
 ]
 BREAKDOWNS = {
     "safety/jailbreak": ["method:role_play", "method:prefix_injection", "method:refusal_suppression"],
     "fairness/esconv": ["race:Black", "race:White", "race:Asian", "gender:female", "gender:male"],
-    "robustness/esconv": ["level:char", "level:word", "level:sentence"],
+    "robustness/emotional-support": ["level:character", "level:word", "level:sentence"],
 }
 
 
