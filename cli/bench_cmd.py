@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,7 +38,7 @@ from judge.judges import JudgeConfigError, JudgeSpec, check_samples, load_judges
 from judge.plan import pillar_contexts, plan_calls
 from judge.prompts import PromptRenderer
 from judge.resources import bundled_path
-from judge.review import read_jsonl, write_jsonl_atomic
+from judge.review import write_jsonl_atomic
 from judge.rubric import load_rubric_dir
 from judge.run import ScoreOptions, execute, prepare
 from judge.runner import OutDirLock, UsageError, make_private_dir, print_plan_table, write_json_atomic
@@ -45,7 +46,7 @@ from respond.calls import response_item
 from respond.run import PreparedResponses, RespondOptions, execute_responses, prepare_responses, respond_dry_run
 from respond.targets import TargetSpec
 from suites.recorded import RECORDED, import_recorded
-from suites.scorecard import DEFAULT_BOOTSTRAP, DEFAULT_SEED, write_scorecard
+from suites.scorecard import DEFAULT_BOOTSTRAP, DEFAULT_SEED, iter_jsonl, write_scorecard
 
 out_console = Console()
 err_console = Console(stderr=True)
@@ -94,8 +95,22 @@ def run_recorded_bench(
     )
 
 
-def _judged_items(responses: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [item for item in responses if item.get("pillar")]
+def _write_judged_items(responses: Path, path: Path) -> int:
+    """The answers whose suite needs a judge (a pillar), as score items, in one streaming pass over
+    responses.jsonl (memory does not grow with the run); no file when there is none."""
+    count = 0
+
+    def judged() -> Iterator[dict[str, Any]]:
+        nonlocal count
+        for _, item in iter_jsonl(responses):
+            if item.get("pillar"):
+                count += 1
+                yield item
+
+    write_jsonl_atomic(path, judged())
+    if not count:
+        path.unlink()
+    return count
 
 
 def _estimated_judge_plan(options: BenchOptions, prepared_responses: PreparedResponses) -> list[dict[str, Any]]:
@@ -168,11 +183,8 @@ def run_bench(options: BenchOptions) -> int:
         prepared = prepare_responses(respond_options)
         respond_code, respond_summary = execute_responses(prepared)
         print_respond_summary(respond_summary, respond_options.out)
-        responses = [item for _, item in read_jsonl(respond_options.out / "responses.jsonl")]
-        judged = _judged_items(responses)
         score_code = 0
-        if judged:
-            write_jsonl_atomic(options.out / JUDGED_ITEMS, judged)
+        if _write_judged_items(respond_options.out / "responses.jsonl", options.out / JUDGED_ITEMS):
             score_options = ScoreOptions(
                 items=[options.out / JUDGED_ITEMS],
                 judges=options.judges,
