@@ -21,7 +21,7 @@ from rich.console import Console
 
 from calibration.registry import DatasetError
 from cli.batch_options import DEFAULT_POLL_S, BatchOption, BatchPollOption
-from cli.common import cache_dir_for, public_command_line
+from cli.common import cache_dir_for, judge_options, public_command_line
 from cli.report_cmd import write_run_report
 from cli.respond_cmd import (
     TargetsFileOption,
@@ -34,7 +34,7 @@ from cli.suites_cmd import build_prompts, print_primary_table, scorecard_for
 from judge.families import DEFAULT_FAMILIES
 from judge.items import Item
 from judge.judge_calls import estimate_input_tokens, estimate_output_tokens
-from judge.judges import JudgeConfigError, JudgeSpec, check_samples, load_judges_file, resolve_judges
+from judge.judges import JudgeConfigError, JudgeSpec, check_samples
 from judge.plan import pillar_contexts, plan_calls
 from judge.prompts import PromptRenderer
 from judge.resources import bundled_path
@@ -304,9 +304,8 @@ def bench(
         return
     if not suites:
         raise UsageError("--suites: name the suites to run (see `trustmh suites list`), or use --recorded")
+    judge_specs, _ = judge_options(judges, judges_file)
     try:
-        loaded = load_judges_file(judges_file) if judges_file else None
-        judge_specs = resolve_judges(judges, loaded)
         check_samples(judge_specs, samples)
     except JudgeConfigError as exc:
         raise UsageError(str(exc)) from exc

@@ -19,21 +19,13 @@ from calibration.cli import calibrate_command
 from cli.audit_cmd import audit_command
 from cli.batch_options import DEFAULT_POLL_S, BatchOption, BatchPollOption
 from cli.bench_cmd import bench
-from cli.common import cache_dir_for, public_command_line
+from cli.common import cache_dir_for, families_for, judge_options, public_command_line
 from cli.report_cmd import report_command
 from cli.respond_cmd import respond
 from cli.suites_cmd import metrics_command, suites_app
 from judge.cache import CacheError, clear_cache, default_cache_dir, read_stats
-from judge.families import DEFAULT_FAMILIES, Families, FamilyError, families_from_toml
 from judge.items import DEFAULT_MAX_RESPONSE_CHARS, format_rejections, item_file_problems
-from judge.judges import (
-    JudgeConfigError,
-    JudgesFile,
-    JudgeSpec,
-    check_samples,
-    load_judges_file,
-    resolve_judges,
-)
+from judge.judges import JudgeConfigError, check_samples, resolve_judges
 from judge.panel import METHODS, PanelOptions, judge_agreement
 from judge.report_tables import print_agreement
 from judge.resources import bundled_path
@@ -97,21 +89,6 @@ def _rubrics_dir(path: Path | None) -> Path:
     return path or bundled_path("rubrics")
 
 
-def _judges(judges: str | None, judges_file: Path | None) -> tuple[list[JudgeSpec], JudgesFile | None]:
-    try:
-        loaded = load_judges_file(judges_file) if judges_file else None
-        return resolve_judges(judges, loaded), loaded
-    except JudgeConfigError as exc:
-        raise UsageError(str(exc)) from exc
-
-
-def _families(loaded: JudgesFile | None, judges_file: Path | None) -> Families:
-    try:
-        return families_from_toml(loaded.families) if loaded and loaded.families else DEFAULT_FAMILIES
-    except FamilyError as exc:
-        raise UsageError(f"{judges_file}: {exc}") from exc
-
-
 @app.command()
 def score(
     items: Annotated[
@@ -162,7 +139,7 @@ def score(
     Exit codes: 0 all verdicts ok, 3 some verdicts failed (see verdicts.jsonl), 2 bad input (nothing judged),
     1 internal error.
     """
-    specs, loaded = _judges(judges, judges_file)
+    specs, loaded = judge_options(judges, judges_file)
     try:
         tiebreak_spec = resolve_judges(tiebreak, loaded)[0] if tiebreak else None
     except JudgeConfigError as exc:
@@ -171,7 +148,7 @@ def score(
         check_samples(specs, samples)
     except JudgeConfigError as exc:
         raise UsageError(str(exc)) from exc
-    families = _families(loaded, judges_file)
+    families = families_for(loaded, judges_file)
     if file_problems := item_file_problems(items):  # even with --skip-invalid: that skips records, not files
         raise UsageError(format_rejections(file_problems) + "\nnothing was judged; check the file names")
     if out.exists() and not out.is_dir():
@@ -459,7 +436,7 @@ def demo(
     examples = [p for p in examples if not p.name.endswith(".expected.jsonl")]
     chosen = judges if judges or judges_file else _judges_from_keys()
     have_judge = chosen is not None or judges_file is not None
-    specs, loaded = _judges(chosen if have_judge else "openai:gpt-4.1-mini", judges_file)
+    specs, loaded = judge_options(chosen if have_judge else "openai:gpt-4.1-mini", judges_file)
     options = ScoreOptions(
         items=examples,
         judges=specs,
@@ -470,7 +447,7 @@ def demo(
         concurrency=concurrency,
         dry_run=not have_judge,
         quiet=quiet,
-        families=_families(loaded, judges_file),
+        families=families_for(loaded, judges_file),
         command_line=public_command_line(),
     )
     out_console.rule("Worked examples")
