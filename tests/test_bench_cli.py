@@ -24,8 +24,9 @@ BUILT = [suite_id for suite_id, suite in SUITES.items() if suite.build is not No
 def mirror(monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
-    if not os.environ.get("TRUSTMH_DATA_MIRROR"):
-        pytest.skip("TRUSTMH_DATA_MIRROR is not set (the suites read the public datasets through it)")
+    mirror = os.environ.get("TRUSTMH_DATA_MIRROR")
+    if not mirror or not Path(mirror).is_dir():
+        pytest.skip("no dataset mirror: set TRUSTMH_DATA_MIRROR to a folder (the suites read the public datasets)")
 
 
 @pytest.fixture
