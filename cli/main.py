@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import importlib
 import logging
 import os
 import sys
@@ -13,16 +14,11 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperCommand, TyperGroup
 
 import cli.common
-from calibration.cli import calibrate_command
-from cli.audit_cmd import audit_command
 from cli.batch_options import DEFAULT_POLL_S, BatchOption, BatchPollOption
-from cli.bench_cmd import bench
 from cli.common import cache_dir_for, families_for, judge_options, public_command_line
-from cli.report_cmd import report_command
-from cli.respond_cmd import respond
-from cli.suites_cmd import metrics_command, suites_app
 from judge.cache import CacheError, clear_cache, default_cache_dir, read_stats
 from judge.items import DEFAULT_MAX_RESPONSE_CHARS, format_rejections, item_file_problems
 from judge.judges import JudgeConfigError, check_samples, resolve_judges
@@ -41,8 +37,51 @@ from judge.review import (
 from judge.rubric import Rubric, RubricError, diff_rubrics, load_rubric_dir
 from judge.run import EXIT_USAGE, Prepared, ScoreOptions, UsageError, execute, prepare, print_dry_run
 
+# Commands whose modules are imported only when they run (or for --help): `trustmh score` then starts
+# without the suites, numpy, the report's templates or the audit. name -> (module, command function);
+# LAZY_GROUPS: name -> (module, typer app of subcommands), listed after the groups defined here.
+LAZY_COMMANDS = {
+    "calibrate": ("calibration.cli", "calibrate_command"),
+    "respond": ("cli.respond_cmd", "respond"),
+    "bench": ("cli.bench_cmd", "bench"),
+    "metrics": ("cli.suites_cmd", "metrics_command"),
+    "audit": ("cli.audit_cmd", "audit_command"),
+    "report": ("cli.report_cmd", "report_command"),
+}
+LAZY_GROUPS = {"suites": ("cli.suites_cmd", "suites_app")}
+
+
+class LazyCommands(TyperGroup):
+    """The top-level group: the commands defined here and those of LAZY_COMMANDS and LAZY_GROUPS, which are
+    loaded when asked for by name."""
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        return [*LAZY_COMMANDS, *super().list_commands(ctx), *LAZY_GROUPS]
+
+    def get_command(self, ctx: typer.Context, cmd_name: str) -> TyperCommand | TyperGroup | None:
+        lazy = LAZY_COMMANDS.get(cmd_name) or LAZY_GROUPS.get(cmd_name)
+        if lazy is None:
+            return super().get_command(ctx, cmd_name)
+        module, attribute = lazy
+        return _click_command(cmd_name, getattr(importlib.import_module(module), attribute))
+
+
+@functools.cache
+def _click_command(name: str, target: Any) -> TyperCommand | TyperGroup:
+    """A typer app (a group of commands) or a command function as the click command typer makes of it."""
+    if isinstance(target, typer.Typer):
+        command = typer.main.get_group(target)
+    else:
+        single = typer.Typer()
+        single.command(name)(target)
+        command = typer.main.get_command(single)
+    command.name = name
+    return command
+
+
 app = typer.Typer(
     name="trustmh",
+    cls=LazyCommands,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -54,13 +93,6 @@ cache_app = typer.Typer(no_args_is_help=True, help="Inspect or clear the verdict
 app.add_typer(rubrics_app, name="rubrics")
 app.add_typer(cache_app, name="cache")
 app.add_typer(review_app, name="review")
-app.command("calibrate")(calibrate_command)
-app.command("respond")(respond)
-app.command("bench")(bench)
-app.add_typer(suites_app, name="suites")
-app.command("metrics")(metrics_command)
-app.command("audit")(audit_command)
-app.command("report")(report_command)
 
 out_console = Console()
 err_console = Console(stderr=True)
