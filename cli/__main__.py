@@ -4,7 +4,10 @@ import logging
 import os
 import sys
 
-from cli.main import main
+from judge.long_lived import long_lived
+
+with long_lived():  # the command line's modules live as long as the process
+    from cli.main import main
 
 
 def run() -> None:

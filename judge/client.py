@@ -53,6 +53,7 @@ from tenacity import (
 from judge.engine import CallResult, RateLimiter
 from judge.judge_calls import estimate_input_tokens, estimate_output_tokens
 from judge.judges import MODES_BY_PROVIDER, JudgeConfigError, JudgeSpec, api_key_for
+from judge.long_lived import first_import_of
 from judge.plan import PlannedCall
 from judge.pricing import Usage, add_known, sum_costs, usage_cost
 from judge.request_log import RequestLog
@@ -173,8 +174,9 @@ class Connection:
         key = api_key_for(spec)
         self.sdk: Any
         if spec.provider == "openai":
-            import openai
-            from openai.types.chat import ChatCompletion
+            with first_import_of("openai"):
+                import openai
+                from openai.types.chat import ChatCompletion
 
             self.sdk = openai.AsyncOpenAI(
                 api_key=key,
@@ -186,8 +188,9 @@ class Connection:
             )
             self.path, self.answer_type = "/chat/completions", ChatCompletion
         else:
-            import anthropic
-            from anthropic.types import Message
+            with first_import_of("anthropic"):
+                import anthropic
+                from anthropic.types import Message
 
             self.sdk = anthropic.AsyncAnthropic(
                 api_key=key, base_url=spec.effective_base_url(), max_retries=0, timeout=spec.timeout_s
@@ -281,7 +284,8 @@ class JudgeClient:
         if spec.mode not in MODES_BY_PROVIDER[spec.provider]:
             raise JudgeConfigError(f"judge {spec.name}: mode {spec.mode!r} is not available for {spec.provider}")
         self.spec = spec
-        self.handlers = mode_registry.get_handlers(_PROVIDERS[spec.provider], _MODES[spec.mode])
+        with first_import_of(spec.provider):  # the first judge of a provider imports its SDK and instructor's handlers
+            self.handlers = mode_registry.get_handlers(_PROVIDERS[spec.provider], _MODES[spec.mode])
         self.connection = Connection(spec)
         self.decoding = request_kwargs(spec)
         self._fixed_parts: dict[type[BaseModel], RequestParts | None] = {}
