@@ -21,7 +21,7 @@ from rich.console import Console
 
 from calibration.registry import DatasetError
 from cli.batch_options import DEFAULT_POLL_S, BatchOption, BatchPollOption
-from cli.common import cache_dir_for, judge_options, public_command_line
+from cli.common import cache_dir_for, families_for, judge_options, public_command_line
 from cli.report_cmd import write_run_report
 from cli.respond_cmd import (
     TargetsFileOption,
@@ -31,7 +31,7 @@ from cli.respond_cmd import (
     resolve_target_options,
 )
 from cli.suites_cmd import build_prompts, print_primary_table, scorecard_for
-from judge.families import DEFAULT_FAMILIES
+from judge.families import Families
 from judge.items import Item
 from judge.judge_calls import estimate_input_tokens, estimate_output_tokens
 from judge.judges import JudgeConfigError, JudgeSpec, check_samples
@@ -73,6 +73,7 @@ class BenchOptions:
     command_line: list[str]
     batch: bool = False
     batch_poll_s: float = DEFAULT_POLL_S
+    families: Families | None = None  # a judges file's [families] over the built-in ones; None: built-in
 
 
 def run_recorded_bench(
@@ -194,7 +195,7 @@ def run_bench(options: BenchOptions) -> int:
                 samples=options.samples,
                 concurrency=options.concurrency,
                 quiet=options.quiet,
-                families=DEFAULT_FAMILIES,
+                families=options.families,
                 overwrite=options.overwrite,
                 command_line=options.command_line,
                 batch=options.batch,
@@ -304,7 +305,7 @@ def bench(
         return
     if not suites:
         raise UsageError("--suites: name the suites to run (see `trustmh suites list`), or use --recorded")
-    judge_specs, _ = judge_options(judges, judges_file)
+    judge_specs, loaded = judge_options(judges, judges_file)
     try:
         check_samples(judge_specs, samples)
     except JudgeConfigError as exc:
@@ -327,6 +328,7 @@ def bench(
         command_line=public_command_line(),
         batch=batch,
         batch_poll_s=batch_poll,
+        families=families_for(loaded, judges_file),
     )
     known_pillars(options.rubrics_dir)  # a broken rubric folder is a usage error before anything runs
     raise typer.Exit(run_bench(options))

@@ -161,6 +161,25 @@ def test_a_bench_through_the_batch_apis_gives_the_same_scorecard(
     )
 
 
+def test_the_judges_file_families_reach_the_judged_verdicts(
+    tmp_path: Path, bench_server: FakeLLMServer, judge_env: Path, run_cli: Any
+) -> None:
+    """A judges file's [families] decides which verdicts are self-family, in bench as in score: here the
+    file puts the Claude target and the GPT judge in one family, which the built-in families do not."""
+    judges_file = tmp_path / "judges.toml"
+    judges_file.write_text(
+        f'[judges.house]\nspec = "openai:gpt-4.1-mini@{bench_server.openai_base_url}"\n\n'
+        '[families]\nhouse = ["claude-haiku", "gpt-4.1"]\n'
+    )
+    out = tmp_path / "bench"
+    args = ["bench", "--suites", "safety/direct-harm", "--limit", "2", "--out", str(out), "-q", "--no-cache"]
+    targets = ["--targets", f"anthropic:claude-haiku-4-5@{bench_server.anthropic_base_url}"]
+    result = run_cli(*args, *targets, "--judges", "house", "--judges-file", str(judges_file))
+    assert result.code == 0, result.stderr
+    verdicts = read_jsonl(out / "score" / "verdicts.jsonl")
+    assert verdicts and all(v["self_family"] for v in verdicts)
+
+
 def test_the_recorded_bench_writes_a_scorecard_and_a_report(tmp_path: Path, run_cli: Any) -> None:
     out = tmp_path / "recorded"
     result = run_cli("bench", "--recorded", "trustmh-bench", "--out", out, "--bootstrap", "20")
