@@ -32,15 +32,11 @@ from cli.respond_cmd import (
 )
 from cli.suites_cmd import build_prompts, print_primary_table, scorecard_for
 from judge.families import Families
-from judge.items import Item
-from judge.judge_calls import estimate_input_tokens, estimate_output_tokens
 from judge.judges import JudgeConfigError, JudgeSpec, check_samples
-from judge.plan import pillar_contexts, plan_calls
-from judge.prompts import PromptRenderer
 from judge.resources import bundled_path
 from judge.review import write_jsonl_atomic
 from judge.rubric import load_rubric_dir
-from judge.run import ScoreOptions, execute, prepare
+from judge.run import ScoreOptions, dry_run_plan, execute, prepare
 from judge.runner import OutDirLock, UsageError, make_private_dir, print_plan_table, write_json_atomic
 from respond.calls import response_item
 from respond.run import PreparedResponses, RespondOptions, execute_responses, prepare_responses, respond_dry_run
@@ -114,45 +110,43 @@ def _write_judged_items(responses: Path, path: Path) -> int:
     return count
 
 
-def _estimated_judge_plan(options: BenchOptions, prepared_responses: PreparedResponses) -> list[dict[str, Any]]:
-    """Judge calls a bench would make: on answers already known (cache, earlier run) and, for the rest,
-    on a stand-in answer of the estimated length, so that tokens and cost can be priced up front."""
-    rubrics = load_rubric_dir(options.rubrics_dir)
-    items: list[Item] = []
-    target_calls, known = prepared_responses.calls, prepared_responses.known
-    for index in range(len(target_calls)):
-        call = target_calls[index]
-        if not call.prompt.pillars:
-            continue
-        result = known[index]
-        if result is not None and result.ok:
-            turns = result.payload["turns"]
-        else:  # a stand-in answer of the estimated length, every turn
-            turns = ["x" * (4 * call.answer_tokens())] * (1 + len(call.prompt.followups))
-        record = response_item(call, turns)
-        record["pillars"] = tuple(record.pop("pillar"))
-        items.append(Item.model_validate(record))
-    calls = plan_calls(items, pillar_contexts(rubrics), options.judges, PromptRenderer(), samples=options.samples)
-    cache = prepared_responses.cache
-    rows = []
-    for judge in options.judges:
-        mine = [c for c in calls if c.judge.name == judge.name]
-        todo = [c for c in mine if cache is None or cache.get(c.request_key) is None]
-        tokens_in = sum(estimate_input_tokens(c) for c in todo)
-        tokens_out = sum(estimate_output_tokens(c) for c in todo)
-        rows.append(
-            {
-                "judge": judge.name,
-                "calls": len(mine),
-                "cached": len(mine) - len(todo),
-                "resumed": 0,
-                "to_ask": len(todo),
-                "est_input_tokens": tokens_in,
-                "est_output_tokens": tokens_out,
-                "est_cost_usd": judge.cost_usd(tokens_in, tokens_out),
-            }
-        )
-    return rows
+def _estimated_judge_plan(
+    options: BenchOptions, prepared_responses: PreparedResponses, scratch: Path
+) -> list[dict[str, Any]] | None:
+    """Judge calls a bench would make, priced by score's own dry run: on the answers already known (cache,
+    earlier run) and, for the rest, on a stand-in answer of the estimated length. None when no chosen
+    suite is judged."""
+
+    def stand_ins() -> Iterator[dict[str, Any]]:
+        target_calls, known = prepared_responses.calls, prepared_responses.known
+        for index in range(len(target_calls)):
+            call = target_calls[index]
+            if not call.prompt.pillars:
+                continue
+            result = known[index]
+            if result is not None and result.ok:
+                turns = result.payload["turns"]
+            else:  # a stand-in answer of the estimated length, every turn
+                turns = ["x" * (4 * call.answer_tokens())] * (1 + len(call.prompt.followups))
+            yield response_item(call, turns)
+
+    items = scratch / JUDGED_ITEMS
+    write_jsonl_atomic(items, stand_ins())
+    if items.stat().st_size == 0:
+        return None
+    score_options = ScoreOptions(
+        items=[items],
+        judges=options.judges,
+        rubrics_dir=options.rubrics_dir,
+        out=scratch / "score",
+        cache_dir=options.cache_dir,
+        samples=options.samples,
+        dry_run=True,
+        quiet=True,
+        families=options.families,
+        batch=options.batch,
+    )
+    return dry_run_plan(prepare(score_options))
 
 
 def run_bench(options: BenchOptions) -> int:
@@ -227,8 +221,12 @@ def _dry_run(options: BenchOptions, respond_options: RespondOptions, prompts: li
         prepared = prepare_responses(respond_options)
         title = "Dry run, targets: nothing was sent"
         print_plan_table(respond_dry_run(prepared), "target", title, out_console, batch=options.batch)
-        title = "Dry run, judges (estimated)"
-        print_plan_table(_estimated_judge_plan(options, prepared), "judge", title, out_console, batch=options.batch)
+        judge_rows = _estimated_judge_plan(options, prepared, Path(scratch))
+        if judge_rows is None:
+            out_console.print("Dry run, judges: none of the chosen suites is judged")
+        else:
+            title = "Dry run, judges (estimated)"
+            print_plan_table(judge_rows, "judge", title, out_console, batch=options.batch)
     out_console.print(
         f"{len(prompts)} prompt(s) from {len(options.suites)} suite(s). Judge calls are estimated on answers "
         "of about 400 tokens where the answer is not known yet; token figures are estimates."

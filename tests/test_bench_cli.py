@@ -120,6 +120,18 @@ def test_dry_run_prices_targets_and_judges_apart_and_sends_nothing(
     assert bench_server.requests == [] and not out.exists()
 
 
+def test_dry_run_of_suites_that_need_no_judge_says_so(
+    tmp_path: Path, bench_server: FakeLLMServer, judge_env: Path, run_cli: Any
+) -> None:
+    out = tmp_path / "bench"
+    args = ["bench", "--suites", "reliability/knowledge", "--limit", "3", "--out", str(out), "--dry-run"]
+    result = run_cli(*args, "--targets", f"openai:gpt-4o-mini@{bench_server.openai_base_url}", "--judges",
+                     f"openai:gpt-4.1-mini@{bench_server.openai_base_url}")  # fmt: skip
+    assert result.code == 0, result.stderr
+    assert "none of the chosen suites is judged" in result.stdout
+    assert bench_server.requests == [] and not out.exists()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
