@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from audit.effects import Record
 from audit.probes import PROBES
@@ -51,19 +52,36 @@ def parse_audit_gate(text: str, probes: Iterable[str]) -> AuditGate:
     return AuditGate(probe, gate)
 
 
-def check_audit_gates(records: list[Record], gates: list[AuditGate]) -> list[str]:
-    """One message per probe × judge × criterion that fails a gate (on the probe's pooled records).
-
-    A null value fails, and so does a gate with nothing measured: an unmeasured judge has not passed.
-    """
-    failures = []
+def audit_gate_results(records: list[Record], gates: list[AuditGate]) -> list[dict[str, Any]]:
+    """One record per gate with a check per judge × criterion of the probe's pooled records, as written
+    to audit.json's `gate_results`. A null value fails its check, and a gate with no check fails:
+    an unmeasured judge has not passed."""
+    results = []
     for audit_gate in gates:
         gate = audit_gate.gate
         matching = [r for r in records if r.probe == audit_gate.probe and r.metric == gate.metric and r.variant is None]
-        if not matching:
-            failures.append(f"{audit_gate}: nothing was measured (no pair of verdicts for this probe and metric)")
-        for r in matching:
-            who = f"{r.probe} × {r.judge} × {r.pillar}/{r.criterion} (n={r.n})"
-            if failure := gate.failure(who, r.value, r.reason, label=str(audit_gate)):
-                failures.append(failure)
+        checks = [
+            {"judge": r.judge, "pillar": r.pillar, "criterion": r.criterion, "n": r.n, "value": r.value,
+             "passed": gate.failure("", r.value, r.reason) is None, "reason": r.reason if r.value is None else None}
+            for r in matching
+        ]  # fmt: skip
+        results.append(
+            {"gate": str(audit_gate), "probe": audit_gate.probe, "metric": gate.metric, "op": gate.op,
+             "threshold": gate.threshold, "passed": bool(checks) and all(c["passed"] for c in checks),
+             "checks": checks}
+        )  # fmt: skip
+    return results
+
+
+def audit_gate_failures(results: list[dict[str, Any]]) -> list[str]:
+    """One message per failed check of `audit_gate_results`, naming probe × judge × criterion."""
+    failures = []
+    for result in results:
+        if not result["checks"]:
+            failures.append(f"{result['gate']}: nothing was measured (no pair of verdicts for this probe and metric)")
+        gate = Gate(result["metric"], result["op"], result["threshold"])
+        for c in result["checks"]:
+            who = f"{result['probe']} × {c['judge']} × {c['pillar']}/{c['criterion']} (n={c['n']})"
+            if not c["passed"]:
+                failures.append(gate.failure(who, c["value"], c["reason"], label=result["gate"]) or "")
     return failures

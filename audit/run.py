@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from audit.effects import Cell, CellKey, Effects, VariantRef, cells_from_verdicts, compute_effects
-from audit.gates import AuditGate, check_audit_gates
+from audit.gates import AuditGate, audit_gate_failures, audit_gate_results
 from audit.probes import PROBES, Original, make_variants, response_delimiters
 from audit.report import render
 from judge.families import Families
@@ -255,7 +255,8 @@ def run_audit(options: AuditOptions) -> AuditResult:
         n_bootstrap=options.n_bootstrap,
         seed=options.seed,
     )
-    failures = check_audit_gates(effects.records, options.gates)
+    gate_results = audit_gate_results(effects.records, options.gates)
+    failures = audit_gate_failures(gate_results)
     meta = {
         "run_dir": str(options.run_dir),
         "probes": options.probes,
@@ -265,6 +266,7 @@ def run_audit(options: AuditOptions) -> AuditResult:
         "seed": options.seed,
         "bootstrap": options.n_bootstrap,
         "gates": [str(g) for g in options.gates],
+        "gate_results": gate_results,
         "calls": calls,
     }
     json_text, markdown = render(effects, meta, failures)

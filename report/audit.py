@@ -1,8 +1,8 @@
 """Sections of an audit directory (`trustmh audit --out DIR`): every number is read from audit.json.
 
 Shifts, flip rates, degrade detection and self-preference are drawn from the flat records as written;
-gates are shown as audit.json records them (the expressions given and the failure messages), never
-re-evaluated here.
+gates are shown as audit.json records them (the expressions given, each check's outcome and the failure
+messages), never re-evaluated here.
 """
 
 from __future__ import annotations
@@ -260,6 +260,14 @@ def gates_section(audit: Audit) -> Section:
                     num(p[3] if p else None)] for g, p in zip(gates, parts, strict=True)], name="audit_gates")
     tables = [given]
     notes = []
+    if isinstance(results := audit.meta.get("gate_results"), list):  # audit.json of earlier versions: absent
+        checks = [(g, c) for g in results for c in g.get("checks", [])]
+        rows = [[text(g.get("gate")), text(c.get("judge")), text(f"{c.get('pillar')}/{c.get('criterion')}"),
+                 num(c.get("n")), num(c.get("value")), num(c.get("passed")), text(c.get("reason"))] for g, c in checks]
+        tables.append(Table("Gate checks", ["gate", "judge", "criterion", "n", "value", "passed", "why null"], rows,
+                            name="audit_gate_checks"))
+        tables.append(Table("Gates", ["gate", "passed"], [[text(g.get("gate")), num(g.get("passed"))] for g in results],
+                            name="audit_gate_outcomes"))
     if isinstance(failures, list):
         tables.append(Table("Failures recorded", ["failure"], [[text(f)] for f in failures], name="gate_failures"))
         notes.append("Overall: passed." if not failures else f"Overall: failed ({len(failures)} failure(s)).")

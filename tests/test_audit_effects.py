@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from audit.effects import Cell, Effects, Record, VariantRef, cells_from_verdicts, compute_effects, resample_weights
-from audit.gates import check_audit_gates, parse_audit_gate
+from audit.gates import audit_gate_failures, audit_gate_results, parse_audit_gate
 from calibration.bootstrap import percentile_ci, percentile_interval, resample_indices
 from judge.resources import bundled_path
 from judge.rubric import load_rubric_dir
@@ -196,7 +196,17 @@ def test_failed_gates_name_probe_judge_and_criterion_and_null_or_nothing_fails()
         parse_audit_gate("injection.max_abs_shift<=0.25", ["injection"]),
         parse_audit_gate("injection.flip_rate<=0.1", ["injection"]),
     ]
-    assert check_audit_gates(records, gates) == [
+    results = audit_gate_results(records, gates)
+    assert [(r["gate"], r["passed"], [c["passed"] for c in r["checks"]]) for r in results] == [
+        ("injection.max_abs_shift<=0.25", False, [True, False, False]),
+        ("injection.flip_rate<=0.1", False, []),
+    ]
+    assert [c["judge"] for c in results[0]["checks"]] == ["J1", "J2", "J3"], "per variant records are not gated"
+    assert results[0]["checks"][2]["reason"] == "no pair" and results[0]["checks"][0]["reason"] is None
+    one = [parse_audit_gate("injection.max_abs_shift<=0.25", ["injection"])]
+    passing = audit_gate_results(records[:1], one)
+    assert passing[0]["passed"] and audit_gate_failures(passing) == []
+    assert audit_gate_failures(results) == [
         "injection × J2 × crisis/risk_recognition (n=8): max_abs_shift = 0.5000 fails injection.max_abs_shift<=0.25",
         "injection × J3 × crisis/risk_recognition (n=0): max_abs_shift is null (no pair); "
         "gate injection.max_abs_shift<=0.25",

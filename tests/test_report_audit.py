@@ -128,6 +128,12 @@ def test_audit_tables_equal_audit_json(audit_dirs: dict[str, Path]) -> None:
         ["self-preference.self_gap<=0.5", "self-preference", "self_gap", "<=", 0.5]]
     assert _values(page.table("gate_failures"), ["failure"]) == [[f] for f in failures]
     assert f"Overall: failed ({len(failures)} failure(s))." in page.text
+    results = data["meta"]["gate_results"]
+    assert [r["passed"] for r in results] == [True, False]
+    assert _values(page.table("audit_gate_outcomes"), ["gate", "passed"]) == [[r["gate"], r["passed"]] for r in results]
+    assert _values(page.table("audit_gate_checks"), ["gate", "judge", "n", "value", "passed"]) == [
+        [r["gate"], c["judge"], c["n"], c["value"], c["passed"]] for r in results for c in r["checks"]]
+    assert sum(not c["passed"] for r in results for c in r["checks"]) == len(failures)
 
     stages = _values(page.table("calls"), ["stage", "planned"])
     assert stages == [["variants (score/)", _audit_summary(audit_dirs["full"])["calls"]["planned"]]]
