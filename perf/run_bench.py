@@ -4,7 +4,9 @@ internet, no keys).
 The figures, each against a target from the performance issues:
 
 * throughput   judge calls at 250 ms server latency and concurrency 32, as a fraction of the ideal
-               32 / 0.25 = 128 calls/s: in process (execute only) and for the whole process (start-up included)
+               32 / 0.25 = 128 calls/s: in process (execute only) and for the whole process (start-up included),
+               beside the floor of a whole process that imports the SDKs and posts the same bodies bare
+               (perf/sdk_floor.py)
 * respond      the same for target calls (`trustmh respond`)
 * startup      seconds from starting `trustmh score` to its first request
 * overhead     mean time per call at 0 ms latency, our engine vs. bare instructor calls on the same server
@@ -231,15 +233,14 @@ sys.exit(os.waitstatus_to_exitcode(status))
 """
 
 
-def run_trustmh(args: list[str], out: Path, *, expect: tuple[int, ...] = (0,)) -> ScoreRun:
-    """Run the real CLI (`python -m cli`, what the `trustmh` script runs) in a grandchild started by a small
-    launcher, which reports the command's own peak RSS, CPU time and wall time (spawn to exit)."""
-    err_path = out.with_name(out.name + ".stderr")
+def launch(command: list[str], err_path: Path) -> tuple[int, float, float, float]:
+    """Run `command` in a grandchild started by a small launcher, which reports the command's own peak
+    RSS (MiB), CPU time and wall time (spawn to exit); returns (exit code, those three)."""
     read_fd, write_fd = os.pipe()
     try:
         with err_path.open("w") as err:
             proc = subprocess.Popen(
-                [sys.executable, "-S", "-c", LAUNCHER, str(write_fd), sys.executable, "-m", "cli", *args],
+                [sys.executable, "-S", "-c", LAUNCHER, str(write_fd), *command],
                 cwd=REPO,
                 env=child_env(),
                 stdout=subprocess.DEVNULL,
@@ -261,20 +262,21 @@ def run_trustmh(args: list[str], out: Path, *, expect: tuple[int, ...] = (0,)) -
         for fd in (read_fd, write_fd):
             if fd >= 0:
                 os.close(fd)
+    if len(fields) != 3:
+        raise RuntimeError(f"{' '.join(command)} exited {proc.returncode}:\n{err_path.read_text()[-2000:]}")
+    return proc.returncode, int(fields[0]) / 1024, float(fields[1]), float(fields[2])  # ru_maxrss: KiB on Linux
+
+
+def run_trustmh(args: list[str], out: Path, *, expect: tuple[int, ...] = (0,)) -> ScoreRun:
+    """Run the real CLI (`python -m cli`, what the `trustmh` script runs) as a whole process (`launch`)."""
+    err_path = out.with_name(out.name + ".stderr")
+    code, max_rss_mib, cpu_s, process_s = launch([sys.executable, "-m", "cli", *args], err_path)
     stderr = err_path.read_text()
     summary_path = out / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    if proc.returncode not in expect or len(fields) != 3:
-        raise RuntimeError(f"{shown(args)} exited {proc.returncode}:\n{stderr[-2000:]}")
-    return ScoreRun(
-        proc.returncode,
-        summary,
-        float(fields[2]),
-        int(fields[0]) / 1024,  # KiB on Linux
-        float(fields[1]),
-        stderr,
-        shown(args),
-    )
+    if code not in expect:
+        raise RuntimeError(f"{shown(args)} exited {code}:\n{stderr[-2000:]}")
+    return ScoreRun(code, summary, process_s, max_rss_mib, cpu_s, stderr, shown(args))
 
 
 def score_args(items: Path, judge: str, out: Path, *, cache: Path | None, concurrency: int) -> list[str]:
@@ -349,8 +351,13 @@ def bench_throughput(sizes: Sizes, work: Path, profile: bool) -> dict[str, Any]:
         with fake_server(latency, work) as server:
             runs.append(run_score(items, server.judge, work / f"tp-out-{repeat}", cache=None, concurrency=concurrency))
             server_cpu.append(server.cpu_seconds())
+    floors: list[float] = []
     with fake_server(latency, work) as server:
-        ceiling = asyncio.run(_bare_http_rate(items, server, concurrency))
+        bodies = _request_bodies(items, server, concurrency)
+        ceiling = asyncio.run(_bare_http_rate(bodies, server, concurrency))
+    for _ in range(sizes.throughput_repeats):  # a fresh server each time, as for the runs above
+        with fake_server(latency, work) as server:
+            floors.append(len(bodies) / _floor_process_s(bodies, server, concurrency, work))
     profile_text = None
     if profile:
         with fake_server(latency, work) as server:
@@ -378,6 +385,8 @@ def bench_throughput(sizes: Sizes, work: Path, profile: bool) -> dict[str, Any]:
         "client_cpu_ms_per_call": round(median_run.cpu_s * 1000 / requested, 2),
         "server_cpu_s": server_cpu[runs.index(median_run)],  # the server's whole life: start-up and that run
         "bare_http_ratio_of_ideal": round(ceiling / ideal, 3),
+        "sdk_floor_process_ratios_of_ideal": [round(rate / ideal, 3) for rate in floors],
+        "sdk_floor_process_ratio_of_ideal": round(statistics.median_low(floors) / ideal, 3),
         "failed": sum(run.summary["calls"]["failed"] for run in runs),
     }
     if profile_text:
@@ -385,18 +394,22 @@ def bench_throughput(sizes: Sizes, work: Path, profile: bool) -> dict[str, Any]:
     return result
 
 
-async def _bare_http_rate(items: Path, server: FakeServer, concurrency: int) -> float:
-    """Calls/s of plain aiohttp POSTs of the same request bodies: the fake server's own ceiling."""
+def _request_bodies(items: Path, server: FakeServer, concurrency: int) -> list[dict[str, Any]]:
+    """The first request of every call of a `trustmh score` run on `items`, as the judge sends it."""
     prepared = prepare(options(items, server.judge, items.with_suffix(".plan"), cache=None, concurrency=concurrency))
     spec = parse_judge_spec(server.judge)
     handlers = mode_registry.get_handlers(instructor.Provider.OPENAI, instructor.Mode.TOOLS)
-    bodies = [
+    return [
         handlers.request_handler(
             instructor_model(call.context.model),
             {"messages": [m.as_dict() for m in call.messages], **request_kwargs(spec)},
         )[1]
         for call in prepared.calls
     ]
+
+
+async def _bare_http_rate(bodies: list[dict[str, Any]], server: FakeServer, concurrency: int) -> float:
+    """Calls/s of plain aiohttp POSTs of the same request bodies: the fake server's own ceiling."""
     headers = {"Authorization": f"Bearer {DUMMY_KEYS['OPENAI_API_KEY']}"}
     semaphore = asyncio.Semaphore(concurrency)
     async with aiohttp.ClientSession() as session:
@@ -412,6 +425,18 @@ async def _bare_http_rate(items: Path, server: FakeServer, concurrency: int) -> 
         started = time.perf_counter()
         await asyncio.gather(*(post(body) for body in bodies))
         return len(bodies) / (time.perf_counter() - started)
+
+
+def _floor_process_s(bodies: list[dict[str, Any]], server: FakeServer, concurrency: int, work: Path) -> float:
+    """Whole-process seconds of perf/sdk_floor.py posting `bodies`: the interpreter and the SDK imports,
+    then bare aiohttp; no judge built on the SDK can finish the same requests sooner."""
+    path = work / "floor-bodies.jsonl"
+    path.write_text("".join(json.dumps(body) + "\n" for body in bodies), encoding="utf-8")
+    command = [sys.executable, str(REPO / "perf" / "sdk_floor.py"), server.openai_base_url, str(path), str(concurrency)]
+    code, _, _, process_s = launch(command, work / "floor.stderr")
+    if code != 0:
+        raise RuntimeError(f"perf/sdk_floor.py exited {code}: {(work / 'floor.stderr').read_text()[-2000:]}")
+    return process_s
 
 
 def _profile_in_process(items: Path, judge: str, out: Path, concurrency: int) -> str:
@@ -745,6 +770,13 @@ def print_report(results: dict[str, Any]) -> None:
             f"{', '.join(f'{r:.2f}' for r in tp['ratios_of_ideal'])} / "
             f"{', '.join(f'{r:.2f}' for r in tp['process_ratios_of_ideal'])}; "
             f"{tp['bare_http_ratio_of_ideal']:.2f} × ideal",
+            "",
+            "",
+        )
+        table.add_row(
+            "  floor: SDK imports + bare aiohttp, whole process (perf/sdk_floor.py)",
+            f"{tp['sdk_floor_process_ratio_of_ideal']:.2f} × ideal (runs "
+            f"{', '.join(f'{r:.2f}' for r in tp['sdk_floor_process_ratios_of_ideal'])})",
             "",
             "",
         )
