@@ -4,9 +4,10 @@ Building them allocates hundreds of thousands of objects, and CPython's cyclic c
 every few hundred allocations, scans the ones already built again and again while they are being
 built: about a tenth of a second of `trustmh score`'s start-up, before its first request. None of
 them is garbage, so collection is paused while they are built, and `gc.freeze` then moves them out
-of the collector's view for the rest of the process (later collections are shorter too). The
-objects are freed as usual when nothing refers to them; only a reference cycle created inside the
-block would outlive its use, so the block should build what lasts (imports, clients), nothing else.
+of the collector's view: later collections do not scan them again (until `gc.unfreeze`, which
+judge.runner.run_calls calls once a run's calls are done). The objects are freed as usual when
+nothing refers to them; only a reference cycle created inside the block would outlive its use, so
+the block should build what lasts (imports, clients), nothing else.
 """
 
 from __future__ import annotations

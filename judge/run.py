@@ -39,7 +39,7 @@ from judge.families import Families, same_family
 from judge.item_store import StoredRead, read_into_store
 from judge.items import Item, format_rejections
 from judge.judge_calls import JudgeCalls, input_token_estimate
-from judge.judges import JudgeConfigError, JudgeSpec
+from judge.judges import JudgeSpec
 from judge.panel import AgreementTable, PanelCounts, PanelOptions, SelfPreference, build_panel, review_entries
 from judge.plan import CallPlan, PlanError, PlannedCall, build_plan, pillar_contexts
 from judge.prompts import PromptRenderer
@@ -53,6 +53,7 @@ from judge.runner import (
     UsageError,
     common_record,
     locked_run,
+    make_workers,
     print_plan_table,
     run_calls,
     write_in_plan_order,
@@ -149,7 +150,7 @@ def prepare(options: ScoreOptions) -> Prepared:
     kind = JudgeCalls(_self_family(options.families))
     resumed = JournalIndex() if options.dry_run else read_journal(options.out / "verdicts.jsonl", kind)
     known = known_results(calls, resumed, cache, kind)
-    workers = {} if options.dry_run else _workers(_pending_judges(calls, known), options.concurrency)
+    workers = {} if options.dry_run else make_workers(_pending_judges(calls, known), options.concurrency, "judge")
     return Prepared(options, rubrics, read, renderer, calls, known, cache, resumed, kind, workers)
 
 
@@ -262,21 +263,6 @@ def _item_record(item: Item) -> dict[str, Any]:
     return item.model_dump(mode="json", exclude={"source"})
 
 
-def _workers(judges: list[JudgeSpec], concurrency: int) -> dict[str, JudgeWorker]:
-    """Clients for the judges that still have calls to make; a missing key is a usage error.
-
-    The SDKs are imported here, not at start-up: a run whose every call is known never loads them.
-    """
-    if not judges:
-        return {}
-    from judge.client import JudgeWorker
-
-    try:
-        return {spec.name: JudgeWorker(spec, concurrency) for spec in judges}
-    except JudgeConfigError as exc:
-        raise UsageError(str(exc)) from exc
-
-
 @dataclass
 class Judged:
     """Where a finished run's verdicts lie in the journal: the panel's calls, then the tie-breaker's."""
@@ -340,7 +326,7 @@ async def _judge_panel_then_tiebreak(
         judged.tiebreak_of_group[group] = number
     known = known_results(extra, prepared.resumed, prepared.cache, prepared.kind)
     if known.count(ASK) and tiebreak.name not in engine.workers:
-        for name, worker in _workers([tiebreak], options.concurrency).items():
+        for name, worker in make_workers([tiebreak], options.concurrency, "judge").items():
             worker.log = files.log
             engine.workers[name] = worker
     progress.grow(len(extra))

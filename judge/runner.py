@@ -24,13 +24,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from judge.engine import CallResult, IndexedCalls, Journal, Ledger, indexed
+from judge.judges import JudgeConfigError, JudgeSpec
+from judge.long_lived import first_import_of
 from judge.pricing import BATCH_DISCOUNT
 from judge.request_log import RequestLog
 from judge.review import write_text_atomic
@@ -41,6 +43,24 @@ REQUEST_LOG_NAME = "inflight.jsonl"
 
 class UsageError(Exception):
     """Bad input or options: reported as is, exit code 2, nothing sent."""
+
+
+def make_workers(specs: Sequence[JudgeSpec], concurrency: int, kind: Literal["judge", "target"]) -> dict[str, Any]:
+    """Clients for the judges or targets that still have calls to make; a missing key is a usage error.
+
+    judge.client and the SDKs are imported here, not at start-up: a run whose every call is known never
+    loads them, and their first import runs with the garbage collector paused (judge.long_lived).
+    """
+    if not specs:
+        return {}
+    with first_import_of("judge.client"):
+        from judge.client import JudgeWorker, TargetWorker
+
+        worker = JudgeWorker if kind == "judge" else TargetWorker
+        try:
+            return {spec.name: worker(spec, concurrency) for spec in specs}
+        except JudgeConfigError as exc:
+            raise UsageError(str(exc)) from exc
 
 
 def make_private_dir(path: Path) -> None:

@@ -41,6 +41,7 @@ from judge.runner import (
     UsageError,
     common_record,
     locked_run,
+    make_workers,
     run_calls,
     write_in_plan_order,
     write_json_atomic,
@@ -108,20 +109,8 @@ def prepare_responses(options: RespondOptions) -> PreparedResponses:
     resumed = {} if options.dry_run else read_journal(options.out / JOURNAL, KIND)
     known = known_results(calls, resumed, cache, KIND)
     pending = {calls.worker_name(i): calls.target_of(i) for i in range(len(calls)) if known.status[i] == ASK}
-    workers = {} if options.dry_run else _workers(list(pending.values()), options.concurrency)
+    workers = {} if options.dry_run else make_workers(list(pending.values()), options.concurrency, "target")
     return PreparedResponses(options, prompts, calls, known, cache, workers)
-
-
-def _workers(targets: list[TargetSpec], concurrency: int) -> dict[str, TargetWorker]:
-    """Clients for the targets that still have calls to make (the SDKs load only now)."""
-    if not targets:
-        return {}
-    from judge.client import TargetWorker
-
-    try:
-        return {spec.name: TargetWorker(spec, concurrency) for spec in targets}
-    except JudgeConfigError as exc:
-        raise UsageError(str(exc)) from exc
 
 
 # ---------------------------------------------------------------- dry run
