@@ -406,3 +406,15 @@ def test_every_command_help_has_an_example(command: list[str], run_cli: Any) -> 
     assert result.code == 0, result.stderr
     assert "Example" in result.stdout
     assert "trustmh " + command[0] in result.stdout.replace("\n", " ")
+
+
+def test_the_top_level_help_lists_every_command_those_loaded_on_demand_included(run_cli: Any) -> None:
+    from cli.main import LAZY_COMMANDS, LAZY_GROUPS
+
+    result = run_cli("--help")
+    assert result.code == 0, result.stderr
+    listed = {line.split()[1] for line in result.stdout.splitlines() if line.startswith("│ ") and line.split()[1:]}
+    expected = {"score", "panel", "demo", "rubrics", "cache", "review", *LAZY_COMMANDS, *LAZY_GROUPS}
+    assert expected <= listed, expected - listed
+    for name in [*LAZY_COMMANDS, *LAZY_GROUPS]:
+        assert run_cli(name, "--help").code == 0, name
