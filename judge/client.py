@@ -28,8 +28,11 @@ import email.utils
 import functools
 import json
 import re
+import ssl
 import sys
+import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -161,6 +164,26 @@ class InvalidAnswerError(Exception):
 # ---------------------------------------------------------------- one endpoint
 
 
+def tls_context_meanwhile() -> Future[ssl.SSLContext]:
+    """The OpenAI SDK's default TLS context (httpx2's, from the same environment), built on another thread.
+
+    Loading the certificate store takes about 15 ms and releases the GIL, so on a second core it overlaps
+    the SDK's import (a third of a second) instead of following it on the way to the first request.
+    """
+    future: Future[ssl.SSLContext] = Future()
+
+    def build() -> None:
+        try:
+            import httpx2
+
+            future.set_result(httpx2.create_ssl_context())
+        except BaseException as exc:  # raised where the context is used, as the SDK would raise it
+            future.set_exception(exc)
+
+    threading.Thread(target=build, name="trustmh-tls", daemon=True).start()
+    return future
+
+
 class Connection:
     """One judge's or target's SDK client (its own retries off), rate limits and per-request retries.
 
@@ -174,6 +197,7 @@ class Connection:
         key = api_key_for(spec)
         self.sdk: Any
         if spec.provider == "openai":
+            tls = tls_context_meanwhile()
             with first_import_of("openai"):
                 import openai
                 from openai.types.chat import ChatCompletion
@@ -184,7 +208,7 @@ class Connection:
                 max_retries=0,
                 timeout=spec.timeout_s,
                 # The SDK's aiohttp transport: less CPU per request than its default under many connections.
-                http_client=openai.DefaultAioHttpClient(timeout=spec.timeout_s),
+                http_client=openai.DefaultAioHttpClient(timeout=spec.timeout_s, verify=tls.result()),
             )
             self.path, self.answer_type = "/chat/completions", ChatCompletion
         else:
@@ -284,9 +308,9 @@ class JudgeClient:
         if spec.mode not in MODES_BY_PROVIDER[spec.provider]:
             raise JudgeConfigError(f"judge {spec.name}: mode {spec.mode!r} is not available for {spec.provider}")
         self.spec = spec
-        with first_import_of(spec.provider):  # the first judge of a provider imports its SDK and instructor's handlers
+        self.connection = Connection(spec)  # imports the SDK
+        with first_import_of(f"instructor.v2.providers.{spec.provider}.handlers"):
             self.handlers = mode_registry.get_handlers(_PROVIDERS[spec.provider], _MODES[spec.mode])
-        self.connection = Connection(spec)
         self.decoding = request_kwargs(spec)
         self._fixed_parts: dict[type[BaseModel], RequestParts | None] = {}
 

@@ -271,3 +271,23 @@ def test_transport_faults_are_retried_and_then_reported_for_what_they_were(
     assert result.failure_reason == reason
     assert len(server.requests) == 2
     assert (result.payload[0].error or "").startswith(reason)
+
+
+def test_the_tls_context_built_meanwhile_verifies_certificates_as_the_sdk_default_does(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    import ssl
+
+    import httpx2
+
+    from judge.client import tls_context_meanwhile
+
+    context = tls_context_meanwhile().result(timeout=30)
+    default = httpx2.create_ssl_context()
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert len(context.get_ca_certs()) == len(default.get_ca_certs()) > 0
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))  # an error surfaces where it is used
+    with pytest.raises(OSError):
+        httpx2.create_ssl_context()
+    with pytest.raises(OSError):
+        tls_context_meanwhile().result(timeout=30)
