@@ -134,19 +134,27 @@ def _estimated_judge_plan(
     write_jsonl_atomic(items, stand_ins())
     if items.stat().st_size == 0:
         return None
-    score_options = ScoreOptions(
+    return dry_run_plan(prepare(_score_options(options, items, scratch / "score", dry_run=True)))
+
+
+def _score_options(options: BenchOptions, items: Path, out: Path, *, dry_run: bool = False) -> ScoreOptions:
+    """The score stage of a bench: its judges, rubrics, cache, samples, families and batch settings."""
+    return ScoreOptions(
         items=[items],
         judges=options.judges,
         rubrics_dir=options.rubrics_dir,
-        out=scratch / "score",
+        out=out,
         cache_dir=options.cache_dir,
         samples=options.samples,
-        dry_run=True,
-        quiet=True,
+        concurrency=options.concurrency,
+        dry_run=dry_run,
+        quiet=options.quiet or dry_run,
         families=options.families,
+        overwrite=options.overwrite,
+        command_line=options.command_line,
         batch=options.batch,
+        batch_poll_s=options.batch_poll_s,
     )
-    return dry_run_plan(prepare(score_options))
 
 
 def run_bench(options: BenchOptions) -> int:
@@ -180,21 +188,7 @@ def run_bench(options: BenchOptions) -> int:
         print_respond_summary(respond_summary, respond_options.out)
         score_code = 0
         if _write_judged_items(respond_options.out / "responses.jsonl", options.out / JUDGED_ITEMS):
-            score_options = ScoreOptions(
-                items=[options.out / JUDGED_ITEMS],
-                judges=options.judges,
-                rubrics_dir=options.rubrics_dir,
-                out=options.out / "score",
-                cache_dir=options.cache_dir,
-                samples=options.samples,
-                concurrency=options.concurrency,
-                quiet=options.quiet,
-                families=options.families,
-                overwrite=options.overwrite,
-                command_line=options.command_line,
-                batch=options.batch,
-                batch_poll_s=options.batch_poll_s,
-            )
+            score_options = _score_options(options, options.out / JUDGED_ITEMS, options.out / "score")
             score_code, score_summary = execute(prepare(score_options))
             calls = score_summary["calls"]
             err_console.print(
