@@ -56,7 +56,6 @@ from tenacity import (
 from judge.engine import CallResult, RateLimiter
 from judge.judge_calls import estimate_input_tokens, estimate_output_tokens
 from judge.judges import MODES_BY_PROVIDER, JudgeConfigError, JudgeSpec, api_key_for
-from judge.long_lived import first_import_of
 from judge.plan import PlannedCall
 from judge.pricing import Usage, add_known, sum_costs, usage_cost
 from judge.request_log import RequestLog
@@ -198,9 +197,8 @@ class Connection:
         self.sdk: Any
         if spec.provider == "openai":
             tls = tls_context_meanwhile()
-            with first_import_of("openai"):
-                import openai
-                from openai.types.chat import ChatCompletion
+            import openai
+            from openai.types.chat import ChatCompletion
 
             self.sdk = openai.AsyncOpenAI(
                 api_key=key,
@@ -212,9 +210,8 @@ class Connection:
             )
             self.path, self.answer_type = "/chat/completions", ChatCompletion
         else:
-            with first_import_of("anthropic"):
-                import anthropic
-                from anthropic.types import Message
+            import anthropic
+            from anthropic.types import Message
 
             self.sdk = anthropic.AsyncAnthropic(
                 api_key=key, base_url=spec.effective_base_url(), max_retries=0, timeout=spec.timeout_s
@@ -308,9 +305,8 @@ class JudgeClient:
         if spec.mode not in MODES_BY_PROVIDER[spec.provider]:
             raise JudgeConfigError(f"judge {spec.name}: mode {spec.mode!r} is not available for {spec.provider}")
         self.spec = spec
-        self.connection = Connection(spec)  # imports the SDK
-        with first_import_of(f"instructor.v2.providers.{spec.provider}.handlers"):
-            self.handlers = mode_registry.get_handlers(_PROVIDERS[spec.provider], _MODES[spec.mode])
+        self.connection = Connection(spec)  # first: it imports the SDK while its TLS context is built
+        self.handlers = mode_registry.get_handlers(_PROVIDERS[spec.provider], _MODES[spec.mode])
         self.decoding = request_kwargs(spec)
         self._fixed_parts: dict[type[BaseModel], RequestParts | None] = {}
 

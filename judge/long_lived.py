@@ -31,7 +31,7 @@ def long_lived() -> Iterator[None]:
             gc.enable()
 
 
-def first_import_of(module: str) -> AbstractContextManager[None]:
-    """`long_lived()` while `module` is not imported yet (its first import is the costly one), else
+def first_import_of(*modules: str) -> AbstractContextManager[None]:
+    """`long_lived()` while one of `modules` is not imported yet (a first import is the costly one), else
     nothing: a process that builds many clients freezes the objects of its start-up only once."""
-    return nullcontext() if module in sys.modules else long_lived()
+    return nullcontext() if all(module in sys.modules for module in modules) else long_lived()

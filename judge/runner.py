@@ -48,12 +48,13 @@ class UsageError(Exception):
 def make_workers(specs: Sequence[JudgeSpec], concurrency: int, kind: Literal["judge", "target"]) -> dict[str, Any]:
     """Clients for the judges or targets that still have calls to make; a missing key is a usage error.
 
-    judge.client and the SDKs are imported here, not at start-up: a run whose every call is known never
-    loads them, and their first import runs with the garbage collector paused (judge.long_lived).
+    judge.client, the SDKs and instructor's handlers are imported here, not at start-up: a run whose every
+    call is known never loads them. While judge.client or a spec's SDK is not loaded yet, the clients are
+    built with the garbage collector paused (judge.long_lived).
     """
     if not specs:
         return {}
-    with first_import_of("judge.client"):
+    with first_import_of("judge.client", *{spec.provider for spec in specs}):  # the SDKs' module names
         from judge.client import JudgeWorker, TargetWorker
 
         worker = JudgeWorker if kind == "judge" else TargetWorker

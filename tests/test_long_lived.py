@@ -50,3 +50,4 @@ def test_collection_resumes_when_the_block_raises() -> None:
 def test_only_a_first_import_is_paused() -> None:
     assert isinstance(first_import_of("json"), nullcontext) and "json" in sys.modules
     assert not isinstance(first_import_of("a_module_that_does_not_exist"), nullcontext)
+    assert not isinstance(first_import_of("json", "a_module_that_does_not_exist"), nullcontext)
