@@ -51,18 +51,17 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # `python perf/run_bench.py` puts perf/, not the repo, on the path
     sys.path.insert(0, str(REPO))
 
-import aiohttp  # noqa: E402
 import instructor  # noqa: E402
 import openai  # noqa: E402
-from instructor.v2.core.registry import mode_registry  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from judge.client import instructor_model, request_kwargs  # noqa: E402
+from judge.client import request_kwargs  # noqa: E402
 from judge.judges import JudgeSpec, parse_judge_spec  # noqa: E402
 from judge.resources import bundled_path  # noqa: E402
 from judge.run import Prepared, ScoreOptions, execute, prepare  # noqa: E402
 from judge.verdict import JUDGED_RESPONSE  # noqa: E402
+from perf.sdk_floor import post_all  # noqa: E402
 
 PROJECT_PACKAGES = ("judge", "calibration", "cli", "respond", "suites", "audit", "report")  # pyproject's wheel
 DUMMY_KEYS = {"OPENAI_API_KEY": "sk-bench-dummy-openai", "ANTHROPIC_API_KEY": "sk-ant-bench-dummy"}
@@ -356,7 +355,7 @@ def bench_throughput(sizes: Sizes, work: Path, profile: bool) -> dict[str, Any]:
     floors: list[float] = []
     with fake_server(latency, work) as server:
         bodies = _request_bodies(items, server, concurrency)
-        ceiling = asyncio.run(_bare_http_rate(bodies, server, concurrency))
+        ceiling = _bare_http_rate(bodies, server, concurrency)
     for _ in range(sizes.throughput_repeats):  # a fresh server each time, as for the runs above
         with fake_server(latency, work) as server:
             floors.append(len(bodies) / _floor_process_s(bodies, server, concurrency, work))
@@ -397,36 +396,18 @@ def bench_throughput(sizes: Sizes, work: Path, profile: bool) -> dict[str, Any]:
 
 
 def _request_bodies(items: Path, server: FakeServer, concurrency: int) -> list[dict[str, Any]]:
-    """The first request of every call of a `trustmh score` run on `items`, as the judge sends it."""
+    """The first request of every call of a `trustmh score` run on `items`, exactly as the judge sends it."""
     prepared = prepare(options(items, server.judge, items.with_suffix(".plan"), cache=None, concurrency=concurrency))
-    spec = parse_judge_spec(server.judge)
-    handlers = mode_registry.get_handlers(instructor.Provider.OPENAI, instructor.Mode.TOOLS)
-    return [
-        handlers.request_handler(
-            instructor_model(call.context.model),
-            {"messages": [m.as_dict() for m in call.messages], **request_kwargs(spec)},
-        )[1]
-        for call in prepared.calls
-    ]
+    (worker,) = prepared.workers.values()
+    return [worker.first_request(call) for call in prepared.calls]
 
 
-async def _bare_http_rate(bodies: list[dict[str, Any]], server: FakeServer, concurrency: int) -> float:
-    """Calls/s of plain aiohttp POSTs of the same request bodies: the fake server's own ceiling."""
-    headers = {"Authorization": f"Bearer {DUMMY_KEYS['OPENAI_API_KEY']}"}
-    semaphore = asyncio.Semaphore(concurrency)
-    async with aiohttp.ClientSession() as session:
-
-        async def post(body: dict[str, Any]) -> None:
-            async with (
-                semaphore,
-                session.post(f"{server.openai_base_url}/chat/completions", json=body, headers=headers) as answer,
-            ):
-                answer.raise_for_status()
-                await answer.read()
-
-        started = time.perf_counter()
-        await asyncio.gather(*(post(body) for body in bodies))
-        return len(bodies) / (time.perf_counter() - started)
+def _bare_http_rate(bodies: list[dict[str, Any]], server: FakeServer, concurrency: int) -> float:
+    """Calls/s of plain aiohttp POSTs of the same request bodies (perf/sdk_floor.py's): the fake server's
+    own ceiling."""
+    started = time.perf_counter()
+    asyncio.run(post_all(server.openai_base_url, bodies, concurrency))
+    return len(bodies) / (time.perf_counter() - started)
 
 
 def _floor_process_s(bodies: list[dict[str, Any]], server: FakeServer, concurrency: int, work: Path) -> float:

@@ -20,9 +20,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from judge.long_lived import long_lived
+from judge.long_lived import first_import_of
 
-with long_lived():
+with first_import_of("aiohttp", "instructor.v2.providers.openai.handlers", "openai"):  # paused, as in trustmh
     import aiohttp
     import instructor.v2.providers.openai.handlers  # noqa: F401
     import openai  # noqa: F401
