@@ -22,9 +22,7 @@ SDK_DUMPS = {"openai": openai_dumps, "anthropic": anthropic_dumps}
 
 
 @pytest.mark.parametrize(("provider", "mode"), MODES)
-def test_every_mode_s_bodies_are_the_sdk_s_own_bytes(
-    monkeypatch: pytest.MonkeyPatch, provider: str, mode: str
-) -> None:
+def test_every_mode_s_bodies_are_the_sdk_s_own_bytes(monkeypatch: pytest.MonkeyPatch, provider: str, mode: str) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
     monkeypatch.setenv("ANTHROPIC_API_KEY", ANTHROPIC_KEY)
     model = "gpt-4.1-mini" if provider == "openai" else "claude-sonnet-4-5"
@@ -46,7 +44,10 @@ def test_plain_values_are_written_as_json_dumps_writes_them() -> None:
     encoder = BodyEncoder()
     long_text = "Rubric — critère " * 200
     bodies: list[dict[str, Any]] = [
-        {"model": "m", "messages": [{"role": "system", "content": long_text}, {"role": "user", "content": "ça va ? 🙂"}]},
+        {
+            "model": "m",
+            "messages": [{"role": "system", "content": long_text}, {"role": "user", "content": "ça va ? 🙂"}],
+        },
         {"messages": [{"role": "user", "content": [{"type": "text", "text": long_text, "cache_control": {"t": 1}}]}]},
         {"messages": "not a list", "n": None, "flag": True, "ratio": 0.25},
         {"messages": [["odd"], {1: "numeric key"}], "extra": {2: "x", "y": [1, 2.5, None]}},
@@ -94,10 +95,19 @@ def test_an_answer_that_does_not_fit_the_sdk_type_exactly_is_built_as_the_sdk_bu
     spec = JudgeSpec(name="local", provider="openai", model="m", base_url="http://127.0.0.1:9/v1")
     connection = Connection(spec)
     message = {"role": "assistant", "content": "hello"}
-    exact = {"id": "x", "object": "chat.completion", "created": 1, "model": "m",
-             "choices": [{"index": 0, "finish_reason": "stop", "message": message}]}
-    loose = {"id": "x", "object": "chat.completion", "model": "m",  # no `created`, an unknown finish reason
-             "choices": [{"index": 0, "finish_reason": "eos", "message": message}]}
+    exact = {
+        "id": "x",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "m",
+        "choices": [{"index": 0, "finish_reason": "stop", "message": message}],
+    }
+    loose = {
+        "id": "x",
+        "object": "chat.completion",
+        "model": "m",  # no `created`, an unknown finish reason
+        "choices": [{"index": 0, "finish_reason": "eos", "message": message}],
+    }
     for body in (exact, loose):
         answer = connection.typed(httpx2.Response(200, content=json.dumps(body).encode()))
         assert type(answer).__name__ == "ChatCompletion"
