@@ -184,6 +184,38 @@ def tls_context_meanwhile() -> Future[ssl.SSLContext]:
     return future
 
 
+def encrypted(base_url: str | None) -> bool:
+    """Whether requests go over TLS; None is the provider's own API, which is https."""
+    return base_url is None or not base_url.lower().startswith("http:")
+
+
+def plain_http_transport() -> Any:
+    """The OpenAI SDK's aiohttp transport, with the connection limits the SDK gives it, for a plain-http
+    base URL (a local server): without the TLS context the transport would otherwise build.
+
+    Building it imports httpcore2's HTTP stack and loads the certificate store, about 30 ms on the way to
+    the first request, for connections that are never encrypted. Should the server redirect to https,
+    aiohttp verifies that connection with its own default context. Proxies from the environment are
+    unaffected: the SDK's client mounts a transport of its own for each. The transport's __init__ does
+    nothing but set these attributes after building the context (a test holds them to it).
+    """
+    from openai._constants import DEFAULT_CONNECTION_LIMITS
+    from openai._vendor.httpx_aiohttp.transport import AiohttpTransport
+
+    class PlainHttpTransport(AiohttpTransport):
+        def __init__(self) -> None:  # not super().__init__(): that is what builds the context
+            self.ssl_context = True
+            self.proxy = None
+            self.limits = DEFAULT_CONNECTION_LIMITS
+            self.retries = 0
+            self.socket_options = []
+            self.uds = None
+            self.local_address = None
+            self.client = None
+
+    return PlainHttpTransport()
+
+
 class Connection:
     """One judge's or target's SDK client (its own retries off), rate limits and per-request retries.
 
@@ -199,7 +231,7 @@ class Connection:
         key = api_key_for(spec)
         self.sdk: Any
         if spec.provider == "openai":
-            tls = tls_context_meanwhile()
+            tls = tls_context_meanwhile() if encrypted(spec.effective_base_url()) else None
             import httpx2
             import openai
             from openai.types.chat import ChatCompletion
@@ -210,7 +242,10 @@ class Connection:
                 max_retries=0,
                 timeout=spec.timeout_s,
                 # The SDK's aiohttp transport: less CPU per request than its default under many connections.
-                http_client=openai.DefaultAioHttpClient(timeout=spec.timeout_s, verify=tls.result()),
+                http_client=openai.DefaultAioHttpClient(
+                    timeout=spec.timeout_s,
+                    **({"transport": plain_http_transport()} if tls is None else {"verify": tls.result()}),
+                ),
             )
             self.path, self.answer_type, self.raw_type = "/chat/completions", ChatCompletion, httpx2.Response
         else:

@@ -291,3 +291,29 @@ def test_the_tls_context_built_meanwhile_verifies_certificates_as_the_sdk_defaul
         httpx2.create_ssl_context()
     with pytest.raises(OSError):
         tls_context_meanwhile().result(timeout=30)
+
+
+def test_the_plain_http_transport_is_the_sdk_s_own_less_its_tls_context() -> None:
+    """It skips the vendored transport's __init__, so it must set every attribute that sets, as it sets it."""
+    from openai._constants import DEFAULT_CONNECTION_LIMITS
+    from openai._vendor.httpx_aiohttp.transport import AiohttpTransport
+
+    from judge.client import encrypted, plain_http_transport
+
+    ours, sdk = vars(plain_http_transport()), vars(AiohttpTransport(limits=DEFAULT_CONNECTION_LIMITS))
+    assert ours.keys() == sdk.keys()
+    assert ours.pop("ssl_context") is True  # aiohttp's verified default, should a redirect lead to https
+    assert ours == {k: v for k, v in sdk.items() if k != "ssl_context"}
+    assert encrypted("HTTPS://api.openai.com/v1") and encrypted(None) and not encrypted("HTTP://127.0.0.1:8080/v1")
+
+
+def test_an_https_judge_gets_the_sdk_s_verifying_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ssl
+
+    from judge.client import Connection
+
+    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
+    connection = Connection(JudgeSpec(name="j", provider="openai", model="gpt-4.1-mini"))  # api.openai.com
+    context = connection.sdk._client._transport.ssl_context
+    assert isinstance(context, ssl.SSLContext) and context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    asyncio.run(connection.close())

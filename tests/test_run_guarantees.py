@@ -89,9 +89,11 @@ def test_an_openai_only_run_imports_neither_the_anthropic_sdk_nor_other_commands
     tmp_path: Path, llm_server: FakeLLMServer, judge_env: Path, rubric_dir: Path
 ) -> None:
     """Start-up time: `score` with an OpenAI judge loads neither the other SDK nor the modules of the
-    commands it does not run (suites and numpy, the report, the audit, calibration)."""
+    commands it does not run (suites and numpy, the report, the audit, calibration), nor, for a
+    plain-http server, the HTTP stack the SDK's TLS context comes with (httpcore2)."""
     items = write_jsonl(tmp_path / "items.jsonl", make_items(2))
     unwanted = ["anthropic", "numpy", "suites.catalogue", "report", "audit", "calibration.cli", "cli.bench_cmd"]
+    unwanted.append("httpcore2")
     program = (
         "import sys\nfrom cli.main import main\n"
         "try:\n    main(sys.argv[1:])\nexcept SystemExit as exc:\n    code = exc.code\n"
