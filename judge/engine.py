@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar, overload
 
 from judge.cache import VerdictCache, claim_holder
+from judge.jsonl import json_line
 
 CLAIM_TTL_S = 600.0  # a claim's life when the worker names no per-call deadline
 CLAIM_WAIT_S = 0.05  # how soon a run waiting on another's claim first looks for the answer again
@@ -456,7 +457,7 @@ class Engine:
 
     def _finish(self, result: CallResult, index: int, ledger: Ledger) -> None:
         result.rows = self.kind.rows(result)
-        result.lines = "".join(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n" for row in result.rows)
+        result.lines = "".join(map(json_line, result.rows))
         if self.journal is not None:
             span = result.span if result.resumed else None
             if span is None or self.journal.read(span) != result.lines.encode("utf-8"):

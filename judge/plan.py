@@ -25,6 +25,7 @@ from judge.rubric import Rubric
 from judge.verdict import schema_hash, verdict_model
 
 Role = Literal["panel", "tiebreak"]
+RECENT_GROUPS = 256  # groups whose rendered messages a plan keeps (every judge and sample of a group asks them)
 
 
 @dataclass(frozen=True)
@@ -186,9 +187,11 @@ class CallPlan(BuiltOnAccess[PlannedCall]):
     """Judge calls in plan order, held compactly so that a run's memory does not grow with its calls.
 
     Per item × pillar × part group it keeps the item's index (the item itself stays in the caller's
-    store), the pillar and part, the prompt's size and hash; per call its 32-byte request key. A `PlannedCall`, with
-    its rendered messages, is built when asked for and forgotten after (the most recent groups' messages
-    are kept, as every judge and sample of a group asks for the same ones). Calls of group g are the
+    store), the pillar and part, the prompt's size and hash; per call its 32-byte request key. A
+    `PlannedCall`, with its rendered messages, is built when asked for and forgotten after. The most
+    recent groups' messages are kept, as every judge and sample of a group asks for the same ones; so
+    are the first groups', from planning, where they were rendered to be keyed, since a run asks for
+    those first. Calls of group g are the
     `per_group` consecutive indices from g × per_group: judge-major, then sample.
     """
 
@@ -231,6 +234,8 @@ class CallPlan(BuiltOnAccess[PlannedCall]):
             if hashes is None:  # every call of a part starts with the same system message
                 hashes = self._hashes[(pillar, part)] = PillarHashes(messages[0].content, context.schema_hash)
             p_hash, keys = hashes.digests(messages, self._params, self.samples)
+            if len(self._recent) < RECENT_GROUPS:  # the run starts with these: no second rendering
+                self._recent[len(self.group_item)] = messages
             self.group_item.append(item_index)
             self.group_pillar.append(self._pillar_index[pillar])
             self.group_part.append(part)
@@ -292,7 +297,7 @@ class CallPlan(BuiltOnAccess[PlannedCall]):
         if (messages := self._recent.get(group)) is None:
             messages = self._render(item, context)
             self._recent[group] = messages
-            if len(self._recent) > 256:
+            if len(self._recent) > RECENT_GROUPS:
                 self._recent.popitem(last=False)
         return messages
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+from judge.jsonl import json_line
 from judge.panel import PanelOptions, build_panel, review_entries, verdict_problem
 from judge.rubric import Rubric, RubricError, load_rubric_dir
 
@@ -102,7 +103,7 @@ def _make_private_dirs(folder: Path) -> None:
 
 def write_jsonl_atomic(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
     """One JSON object per line, replacing `path` atomically; NaN / Infinity (not JSON) raise, never get written."""
-    write_text_atomic(path, (json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n" for row in rows))
+    write_text_atomic(path, map(json_line, rows))
 
 
 def write_text_atomic(path: Path, chunks: Iterable[str]) -> None:
