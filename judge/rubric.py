@@ -297,10 +297,10 @@ class _UniqueKeyLoader(_YAML_LOADER):  # type: ignore[misc,valid-type]
 def _load_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any]:
     """(node tree for line numbers, data); RubricError for bad syntax or a repeated key."""
     try:
-        root = yaml.compose(text, Loader=_YAML_LOADER)
         loader = _UniqueKeyLoader(text)
-        try:
-            data = loader.get_single_data()
+        try:  # one parse: the node tree is kept for line numbers, then constructed into data
+            root = loader.get_single_node()
+            data = None if root is None else loader.construct_document(root)
         finally:
             loader.dispose()
     except yaml.YAMLError as exc:

@@ -51,3 +51,27 @@ def test_only_a_first_import_is_paused() -> None:
     assert isinstance(first_import_of("json"), nullcontext) and "json" in sys.modules
     assert not isinstance(first_import_of("a_module_that_does_not_exist"), nullcontext)
     assert not isinstance(first_import_of("json", "a_module_that_does_not_exist"), nullcontext)
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_run_collects_its_youngest_objects_less_often_and_restores_the_thresholds(tmp_path, fails: bool) -> None:
+    from judge.engine import Journal
+    from judge.runner import YOUNG_COLLECTION_EVERY, RunProgress, run_calls
+
+    before = gc.get_threshold()
+    seen = []
+
+    async def body(files: object) -> str:
+        seen.append(gc.get_threshold())
+        if fails:
+            raise RuntimeError("a run that fails")
+        return "done"
+
+    with Journal(tmp_path / "verdicts.jsonl") as journal:
+        if fails:
+            with pytest.raises(RuntimeError):
+                run_calls(tmp_path, journal, RunProgress("judging", 1, True), {}, body)
+        else:
+            assert run_calls(tmp_path, journal, RunProgress("judging", 1, True), {}, body) == "done"
+    assert seen == [(max(before[0], YOUNG_COLLECTION_EVERY), *before[1:])]
+    assert gc.get_threshold() == before
