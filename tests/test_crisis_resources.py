@@ -117,3 +117,56 @@ def test_duplicate_ids_bad_dates_and_short_numbers_are_refused(tmp_path: Path) -
         load_registry(_write(tmp_path, HEAD + entry.replace('"999"', '"99"')))
     with pytest.raises(ResourceListError, match="not valid TOML"):
         load_registry(_write(tmp_path, "version = "))
+
+
+def _names_by_definition(text: str) -> list[tuple[int, int, str, tuple[str, ...]]]:
+    """The name search as its rule reads: each label as `(?<!\\w)label(?!\\w)`, longest match kept."""
+    import re
+
+    spans: dict[tuple[int, int], set[str]] = {}
+    for resource in REGISTRY.resource:
+        for label, flags in [*((n, 0) for n in resource.names), *((w, re.I) for w in resource.websites)]:
+            pattern = r"(?<!\w)" + re.escape(label).replace(r"\ ", r"\s+") + r"(?!\w)"
+            for match in re.finditer(pattern, text, flags):
+                spans.setdefault((match.start(), match.end()), set()).add(resource.id)
+    kept: list[tuple[int, int, str, tuple[str, ...]]] = []
+    for (start, end), ids in sorted(spans.items(), key=lambda kv: (kv[0][0] - kv[0][1], kv[0][0])):
+        if all(end <= s or start >= e for s, e, _, _ in kept):
+            kept.append((start, end, text[start:end], tuple(sorted(ids))))
+    return sorted(kept)
+
+
+def test_the_compiled_name_patterns_find_what_the_rule_defines() -> None:
+    from judge.crisis_resources import _find_names
+
+    labels = [label for r in REGISTRY.resource for label in (*r.names, *r.websites)]
+    texts = []
+    for label in labels:
+        spaced = label.replace(" ", " \n\t ")
+        texts += [
+            label,  # the whole text
+            f"Please call {label}.",
+            f"x{label}",  # glued to a word before
+            f"{label}s are open",  # glued to a word after
+            f"({spaced}) or {label.upper()} or {label.lower()}",
+            f"_{label}_ and 9{label}",
+        ]
+    texts += [
+        "\n".join(labels),
+        " ".join(labels),
+        "".join(labels),
+        "You can reach the Samaritans (116 123) or text SHOUT to 85258; 988lifeline.org has chat.",
+        "",
+    ]
+    for text in texts:
+        assert _find_names(text, REGISTRY) == _names_by_definition(text), text
+
+
+def test_a_number_is_looked_up_as_the_whole_list_would_be_read() -> None:
+    from judge.crisis_resources import _canonical, _digits
+
+    listed = {n for r in REGISTRY.resource for n in r.numbers}
+    for number in [*listed, "1-800-000-0000", "12345", "1" + _digits(next(iter(listed)))]:
+        key = _canonical(_digits(number))
+        expected = tuple(r for r in REGISTRY.resource if any(_canonical(_digits(n)) == key for n in r.numbers))
+        assert REGISTRY.by_number(_digits(number)) == expected
