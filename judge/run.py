@@ -44,7 +44,7 @@ from judge.panel import AgreementTable, PanelCounts, PanelOptions, SelfPreferenc
 from judge.plan import CallPlan, PlanError, PlannedCall, build_plan, pillar_contexts
 from judge.prompts import PromptRenderer
 from judge.report import CriticalFailures, ScoreMeans
-from judge.review import write_jsonl_atomic
+from judge.review import write_jsonl_atomic, write_text_atomic
 from judge.rubric import Rubric, RubricError, load_rubric_dir
 from judge.runner import (
     CallRunFiles,
@@ -263,6 +263,11 @@ def _item_record(item: Item) -> dict[str, Any]:
     return item.model_dump(mode="json", exclude={"source"})
 
 
+def _item_line(item: Item) -> str:
+    """`_item_record` as a line of items.jsonl, serialised by pydantic in one step."""
+    return item.model_dump_json(exclude={"source"}) + "\n"
+
+
 @dataclass
 class Judged:
     """Where a finished run's verdicts lie in the journal: the panel's calls, then the tie-breaker's."""
@@ -378,7 +383,7 @@ def _execute_locked(
         )
         ledgers = [judged.panel] if judged.tiebreak is None else [judged.panel, judged.tiebreak]
         write_in_plan_order(verdicts_path, journal, ledgers)
-        write_jsonl_atomic(options.out / "items.jsonl", (_item_record(item) for item in prepared.read.items))
+        write_text_atomic(options.out / "items.jsonl", map(_item_line, prepared.read.items))
         panel = _write_panel_outputs(prepared, judged) if options.uses_panel else None
     summary = build_summary(prepared, tally, stats, panel, time.monotonic() - started)
     write_json_atomic(options.out / "summary.json", summary)

@@ -124,7 +124,7 @@ def check_outputs_equal_in_memory_results(out: Path, rubric_dir: Path, items_pat
     tiebreak = [c for c in calls if c[3] == "tiebreak"]
     assert calls == expected + sorted(tiebreak, key=lambda c: (c[1], c[0]))
     assert tiebreak, "the arranged scores escalate some rows"
-    assert [i["id"] for i in items] == [item.id for item in source]
+    assert items == [item.model_dump(mode="json", exclude={"source"}) for item in source]
     return summary
 
 
