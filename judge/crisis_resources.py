@@ -222,16 +222,22 @@ def _label_pattern(label: str, flags: int) -> re.Pattern[str]:
     return re.compile(first + r"(?<!\w.)" + rest + r"(?!\w)", flags | re.DOTALL)
 
 
+def _name_spans(text: str, registry: ResourceList) -> dict[tuple[int, int], set[str]]:
+    """Where each listed label occurs: (start, end) -> the ids of the services it names."""
+    spans: dict[tuple[int, int], set[str]] = {}
+    for pattern, resource_id in registry.label_patterns:
+        for match in pattern.finditer(text):
+            spans.setdefault((match.start(), match.end()), set()).add(resource_id)
+    return spans
+
+
 def _find_names(text: str, registry: ResourceList) -> list[tuple[int, int, str, tuple[str, ...]]]:
     """Names, aliases and websites of listed services; the longest match wins where they overlap.
 
     Names match with their capitals ("Shout", "Lifeline" are also ordinary words), websites in any case.
     """
-    spans: dict[tuple[int, int], set[str]] = {}
-    for pattern, resource_id in registry.label_patterns:
-        for match in pattern.finditer(text):
-            spans.setdefault((match.start(), match.end()), set()).add(resource_id)
     kept: list[tuple[int, int, str, tuple[str, ...]]] = []
+    spans = _name_spans(text, registry)
     for (start, end), ids in sorted(spans.items(), key=lambda kv: (kv[0][0] - kv[0][1], kv[0][0])):
         if all(end <= s or start >= e for s, e, _, _ in kept):
             kept.append((start, end, text[start:end], tuple(sorted(ids))))
