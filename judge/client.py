@@ -269,20 +269,24 @@ class Connection:
                 spent_before = tally.spent()
                 try:
                     tally.sent += 1
-                    response = self.typed(await self.sdk.post(self.path, cast_to=self.raw_type, content=content))
+                    raw = await self.sdk.post(self.path, cast_to=self.raw_type, content=content)
+                    response = self.typed(raw.content)
                     tally.add(response)
                 finally:
                     self.limiter.settle(estimate, tally.spent() - spent_before)
         return response
 
-    def typed(self, raw: Any) -> Any:
-        """The answer as the SDK's response type. Pydantic validates it from the bytes, a tenth of the time
-        the SDK takes to build it from parsed JSON; an answer that does not fit the type exactly (a local
-        server's liberties, such as a missing `created`) is built as the SDK builds it, unvalidated."""
+    def typed(self, answer: bytes | dict[str, Any]) -> Any:
+        """An answer (its bytes, or its JSON as a batch or the request log holds it) as the SDK's response
+        type. Pydantic validates it, from the bytes a tenth of the time the SDK takes to build it from
+        parsed JSON; an answer that does not fit the type exactly (a local server's liberties, such as a
+        missing `created`) is built as the SDK builds it, unvalidated."""
         try:
-            return self.answer_type.model_validate_json(raw.content)
+            if isinstance(answer, bytes):
+                return self.answer_type.model_validate_json(answer)
+            return self.answer_type.model_validate(answer)
         except ValidationError as error:
-            data = json.loads(raw.content)  # no JSON at all: an invalid answer, as the SDK would raise
+            data = json.loads(answer) if isinstance(answer, bytes) else answer  # no JSON: an invalid answer
             if not isinstance(data, dict):
                 raise error from None
             return self.answer_type.construct(**data)
@@ -331,7 +335,7 @@ class CallRequests:
             if BATCH_ERROR in replayed:  # the provider's batch answered this request with an error
                 raise BatchEntryError(**replayed[BATCH_ERROR])
             batch = BATCH_ANSWER in replayed
-            response = self.connection.answer_type.model_validate(replayed.get(BATCH_ANSWER, replayed))
+            response = self.connection.typed(replayed.get(BATCH_ANSWER, replayed))
             self.tally.add(response, batch=batch)
         else:
             response = await self.connection.post(body, estimate, self.tally)
