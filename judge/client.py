@@ -220,10 +220,11 @@ class Connection:
     """One judge's or target's SDK client (its own retries off), rate limits and per-request retries.
 
     Only the SDK of the spec's provider is imported. Requests are posted with the SDK client's own
-    `post` (its auth, headers, error types and typed answer) rather than through `create`, whose
-    parameter transform walks every message against each message type on every call. Bodies reach it
-    as the bytes its encoder would write, with the parts shared by many requests encoded once
-    (`judge.request_body`).
+    `post` (its auth, headers and error types) rather than through `create`, whose parameter
+    transform walks every message against each message type on every call. Bodies reach it as the
+    bytes its encoder would write, with the parts shared by many requests encoded once
+    (`judge.request_body`); answers come back as bytes and are typed as the SDK's response models
+    (`typed`).
     """
 
     def __init__(self, spec: JudgeSpec) -> None:
