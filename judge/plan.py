@@ -94,8 +94,8 @@ def pillars_for(item: Item, requested: Sequence[str] | None) -> tuple[str, ...]:
 
 def _context(part_rubric: Rubric, whole: Rubric, part: str) -> PillarContext:
     model = verdict_model(part_rubric)
-    schema_chars = len(json.dumps(model.model_json_schema()))
-    return PillarContext(part_rubric, whole, part, model, schema_hash(model), schema_chars)
+    schema = model.model_json_schema()
+    return PillarContext(part_rubric, whole, part, model, schema_hash(schema), len(json.dumps(schema)))
 
 
 def pillar_parts(rubric: Rubric) -> tuple[PillarContext, ...]:

@@ -1,11 +1,11 @@
 """Request bodies as JSON bytes, the way the SDKs write them, with the parts many requests share encoded once.
 
-Every judge call of a pillar sends the same system message (the rubric, about 26 KB) and the same tool or
-schema definition (about 10 KB); only the item's message differs. The SDKs encode the whole body again for
-each request, a tenth of a millisecond at 36 KB, on the client's one busy core, in the path between an
-answer arriving and the next request leaving. `BodyEncoder` gives the SDK the finished bytes instead
-(its `content=` argument), byte for byte what its own encoder would have written: compact separators,
-non-ASCII characters kept, NaN refused.
+Every judge call of a pillar sends the same system message (the rubric, about 26 KB; for Anthropic, the
+`system` blocks) and the same tool or schema definition (about 10 KB); only the item's message differs.
+The SDKs encode the whole body again for each request, a tenth of a millisecond at 36 KB, on the
+client's one busy core, in the path between an answer arriving and the next request leaving.
+`BodyEncoder` gives the SDK the finished bytes instead (its `content=` argument), byte for byte what
+its own encoder would have written: compact separators, non-ASCII characters kept, NaN refused.
 
 Pure: no I/O.
 """
@@ -17,6 +17,7 @@ from typing import Any
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
+MESSAGE_KEYS = ("messages", "system")  # where the long, repeated texts are
 LONG_TEXT = 1024  # characters: message texts at least this long are remembered (system messages, rubrics)
 REMEMBERED_TEXTS = 64  # at most this many; a run has one per pillar part, a few at most
 
@@ -44,8 +45,10 @@ class BodyEncoder:
             return _encode(body).encode("utf-8")
         fields = []
         for key, value in body.items():
-            if key == "messages" and isinstance(value, list):
+            if key in MESSAGE_KEYS and isinstance(value, list):  # messages, or Anthropic's system blocks
                 encoded = "[" + ",".join(map(self._message, value)) + "]"
+            elif key in MESSAGE_KEYS:
+                encoded = self._text(value)
             else:
                 encoded = self._value(value)
             fields.append(_encode(key) + ":" + encoded)

@@ -115,8 +115,9 @@ def verdict_model(rubric: Rubric) -> type[BaseModel]:
     )
 
 
-def schema_hash(model: type[BaseModel]) -> str:
-    return sha256_of(model.model_json_schema())
+def schema_hash(schema: dict[str, Any]) -> str:
+    """A verdict model's JSON schema (`model_json_schema()`), hashed: part of every call's cache key."""
+    return sha256_of(schema)
 
 
 @dataclass(frozen=True)

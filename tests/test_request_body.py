@@ -50,6 +50,8 @@ def test_plain_values_are_written_as_json_dumps_writes_them() -> None:
         },
         {"messages": [{"role": "user", "content": [{"type": "text", "text": long_text, "cache_control": {"t": 1}}]}]},
         {"messages": "not a list", "n": None, "flag": True, "ratio": 0.25},
+        {"system": long_text, "messages": []},
+        {"system": [{"type": "text", "text": long_text, "cache_control": {"type": "ephemeral"}}, "odd"]},
         {"messages": [["odd"], {1: "numeric key"}], "extra": {2: "x", "y": [1, 2.5, None]}},
         {1: "a numeric key at the top"},
         {},
