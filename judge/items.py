@@ -20,9 +20,10 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, BinaryIO, Literal, get_args
+from typing import Annotated, Any, BinaryIO, Literal, get_args
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -64,18 +65,16 @@ def _not_blank(value: str) -> str:
     return value
 
 
+NotBlank = Annotated[str, AfterValidator(_not_blank)]  # text with something in it: ids, turns
+
+
 class Message(BaseModel):
     """One conversation turn before the judged response."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     role: Role
-    content: str
-
-    @field_validator("content")
-    @classmethod
-    def _content_not_blank(cls, value: str) -> str:
-        return _not_blank(value)
+    content: NotBlank
 
 
 class Item(BaseModel):
@@ -87,7 +86,7 @@ class Item(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str
+    id: NotBlank
     pillars: tuple[str, ...] | None = None
     messages: tuple[Message, ...] = Field(min_length=1)
     response: str
@@ -95,11 +94,6 @@ class Item(BaseModel):
     reference: str | dict[str, Any] | None = None
     meta: dict[str, Any] = Field(default_factory=dict)
     source: str = ""
-
-    @field_validator("id")
-    @classmethod
-    def _id_not_blank(cls, value: str) -> str:
-        return _not_blank(value)
 
     @field_validator("response")
     @classmethod
@@ -147,18 +141,13 @@ class Prompt(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str
+    id: NotBlank
     pillars: tuple[str, ...] | None = None
     messages: tuple[Message, ...] = Field(min_length=1)
     followups: tuple[str, ...] = ()
     reference: str | dict[str, Any] | None = None
     meta: dict[str, Any] = Field(default_factory=dict)
     source: str = ""
-
-    @field_validator("id")
-    @classmethod
-    def _id_not_blank(cls, value: str) -> str:
-        return _not_blank(value)
 
     @field_validator("followups")
     @classmethod
