@@ -13,7 +13,7 @@ from typing import Any
 
 from audit.effects import Record
 from audit.probes import PROBES
-from calibration.report import Gate, parse_gate
+from calibration.report import Gate, failed_checks, parse_gate
 
 _PROBE_PART = re.compile(r"^\s*(?P<probe>[A-Za-z][A-Za-z0-9_-]*)\s*\.\s*(?P<rest>.*)$", re.S)
 EXAMPLE = "'injection.max_abs_shift<=0.25'"
@@ -79,9 +79,9 @@ def audit_gate_failures(results: list[dict[str, Any]]) -> list[str]:
     for result in results:
         if not result["checks"]:
             failures.append(f"{result['gate']}: nothing was measured (no pair of verdicts for this probe and metric)")
-        gate = Gate(result["metric"], result["op"], result["threshold"])
-        for c in result["checks"]:
-            who = f"{result['probe']} × {c['judge']} × {c['pillar']}/{c['criterion']} (n={c['n']})"
-            if not c["passed"]:
-                failures.append(gate.failure(who, c["value"], c["reason"], label=result["gate"]) or "")
+        failures += failed_checks(result, _checked)
     return failures
+
+
+def _checked(result: dict[str, Any], check: dict[str, Any]) -> str:
+    return f"{result['probe']} × {check['judge']} × {check['pillar']}/{check['criterion']} (n={check['n']})"

@@ -207,17 +207,24 @@ def gate_results(result: CalibrationResult, gates: list[Gate]) -> tuple[list[dic
     return recorded, unknown
 
 
+def failed_checks(gate: dict[str, Any], who: Callable[[dict[str, Any], dict[str, Any]], str]) -> list[str]:
+    """One line per failed check of one recorded gate (calibration.json's `gates`, audit.json's
+    `gate_results`); `who(gate, check)` names what was checked."""
+    rule = Gate(gate["metric"], gate["op"], gate["threshold"])
+    return [
+        rule.failure(who(gate, c), c["value"], c["reason"], label=gate["gate"]) or ""
+        for c in gate["checks"]
+        if not c["passed"]
+    ]
+
+
 def gate_failures(recorded: list[dict[str, Any]]) -> list[str]:
     """One line per failed check of `gate_results`, naming criterion × judge."""
-    failures = []
-    for gate in recorded:
-        for c in gate["checks"]:
-            if c["passed"]:
-                continue
-            who = f"{c['criterion']} × {c['judge'] or 'humans'} ({c['level']})"
-            check = Gate(gate["metric"], gate["op"], gate["threshold"])
-            failures.append(check.failure(who, c["value"], c["reason"], label=gate["gate"]) or "")
-    return failures
+    return [
+        line
+        for gate in recorded
+        for line in failed_checks(gate, lambda _, c: f"{c['criterion']} × {c['judge'] or 'humans'} ({c['level']})")
+    ]
 
 
 def check_gates(result: CalibrationResult, gates: list[Gate]) -> tuple[list[str], list[str]]:
