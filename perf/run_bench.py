@@ -356,9 +356,11 @@ def bench_throughput(sizes: Sizes, work: Path, profile: bool) -> dict[str, Any]:
     with fake_server(latency, work) as server:
         bodies = _request_bodies(items, server, concurrency)
         ceiling = _bare_http_rate(bodies, server, concurrency)
+    bodies_path = work / "floor-bodies.jsonl"
+    bodies_path.write_text("".join(json.dumps(body) + "\n" for body in bodies), encoding="utf-8")
     for _ in range(sizes.throughput_repeats):  # a fresh server each time, as for the runs above
         with fake_server(latency, work) as server:
-            floors.append(len(bodies) / _floor_process_s(bodies, server, concurrency, work))
+            floors.append(len(bodies) / _floor_process_s(bodies_path, server, concurrency, work))
     profile_text = None
     if profile:
         with fake_server(latency, work) as server:
@@ -410,12 +412,12 @@ def _bare_http_rate(bodies: list[dict[str, Any]], server: FakeServer, concurrenc
     return len(bodies) / (time.perf_counter() - started)
 
 
-def _floor_process_s(bodies: list[dict[str, Any]], server: FakeServer, concurrency: int, work: Path) -> float:
-    """Whole-process seconds of perf/sdk_floor.py posting `bodies`: the interpreter and the SDK imports,
-    then bare aiohttp; no judge built on the SDK can finish the same requests sooner."""
-    path = work / "floor-bodies.jsonl"
-    path.write_text("".join(json.dumps(body) + "\n" for body in bodies), encoding="utf-8")
-    command = [sys.executable, str(REPO / "perf" / "sdk_floor.py"), server.openai_base_url, str(path), str(concurrency)]
+def _floor_process_s(bodies: Path, server: FakeServer, concurrency: int, work: Path) -> float:
+    """Whole-process seconds of perf/sdk_floor.py posting the request bodies of the JSONL file `bodies`:
+    the interpreter and the SDK imports, then bare aiohttp; no judge built on the SDK can finish the
+    same requests sooner."""
+    floor = str(REPO / "perf" / "sdk_floor.py")
+    command = [sys.executable, floor, server.openai_base_url, str(bodies), str(concurrency)]
     code, _, _, process_s = launch(command, work / "floor.stderr")
     if code != 0:
         raise RuntimeError(f"perf/sdk_floor.py exited {code}: {(work / 'floor.stderr').read_text()[-2000:]}")
@@ -726,6 +728,11 @@ def verdict(ok: bool) -> str:
     return "[green]met[/green]" if ok else "[red]NOT met[/red]"
 
 
+def _ratios(values: list[float]) -> str:
+    """Each run's ratio to the ideal, as the table shows them."""
+    return ", ".join(f"{r:.2f}" for r in values)
+
+
 def print_report(results: dict[str, Any]) -> None:
     table = Table(
         title=f"trustmh-judge benchmark ({results['machine']['cpus']} CPUs, Python {results['machine']['python']})"
@@ -750,8 +757,8 @@ def print_report(results: dict[str, Any]) -> None:
         )
         table.add_row(
             "  each run in process / whole; bare aiohttp on the same server",
-            f"{', '.join(f'{r:.2f}' for r in tp['ratios_of_ideal'])} / "
-            f"{', '.join(f'{r:.2f}' for r in tp['process_ratios_of_ideal'])}; "
+            f"{_ratios(tp['ratios_of_ideal'])} / "
+            f"{_ratios(tp['process_ratios_of_ideal'])}; "
             f"{tp['bare_http_ratio_of_ideal']:.2f} × ideal",
             "",
             "",
@@ -759,7 +766,7 @@ def print_report(results: dict[str, Any]) -> None:
         table.add_row(
             "  floor: SDK imports + bare aiohttp, whole process (perf/sdk_floor.py)",
             f"{tp['sdk_floor_process_ratio_of_ideal']:.2f} × ideal (runs "
-            f"{', '.join(f'{r:.2f}' for r in tp['sdk_floor_process_ratios_of_ideal'])})",
+            f"{_ratios(tp['sdk_floor_process_ratios_of_ideal'])})",
             "",
             "",
         )
@@ -775,14 +782,14 @@ def print_report(results: dict[str, Any]) -> None:
         table.add_row(
             f"target calls @ {rp['latency_s'] * 1000:g} ms, concurrency {rp['concurrency']}, in process "
             f"({rp['calls']} calls, median of {rp['repeats']})",
-            f"{rp['ratio_of_ideal']:.2f} × ideal (runs {', '.join(f'{r:.2f}' for r in rp['ratios_of_ideal'])})",
+            f"{rp['ratio_of_ideal']:.2f} × ideal (runs {_ratios(rp['ratios_of_ideal'])})",
             f"≥ {TARGETS['respond']} × ideal",
             verdict(rp["ratio_of_ideal"] >= TARGETS["respond"]),
         )
         table.add_row(
             "  whole process",
             f"{rp['process_ratio_of_ideal']:.2f} × ideal (runs "
-            f"{', '.join(f'{r:.2f}' for r in rp['process_ratios_of_ideal'])})",
+            f"{_ratios(rp['process_ratios_of_ideal'])})",
             "",
             "",
         )
