@@ -22,6 +22,7 @@ import numpy as np
 from judge.review import write_text_atomic
 from suites.catalogue import SUITES, Suite
 from suites.metrics import (
+    Summary,
     disparity_summaries,
     kappa_summary,
     mean_summary,
@@ -36,6 +37,7 @@ from suites.spec import (
     CriterionMeansRule,
     CriterionValueRule,
     DisparityRule,
+    MetricSpec,
     ThresholdRule,
 )
 
@@ -243,12 +245,8 @@ class ScorecardBuilder:
             for dimension, disparity in summaries.items():
                 group = None if dimension is None else f"dimension:{dimension}"
                 for metric_name, summary in ((rule.sd_metric, disparity.sd), (rule.gap_metric, disparity.gap)):
-                    metric = suite.metric(metric_name)
-                    records.append(((target, suite_id, metric_name, group), {
-                        "target": target, "pillar": suite.pillar, "suite": suite_id, "metric": metric_name,
-                        "value": summary.value, "ci_low": summary.ci_low, "ci_high": summary.ci_high,
-                        "n": summary.n, "se": None, "higher_is_better": metric.higher_is_better,
-                        "source": metric.source, "group": group}))
+                    records.append(((target, suite_id, metric_name, group),
+                                    _result(target, suite, suite.metric(metric_name), group, summary)))
         return records
 
     def _scale_min(self, rule: CriterionMeansRule, suite: Suite, criterion: str) -> float:
@@ -304,13 +302,9 @@ class ScorecardBuilder:
             suite = SUITES[suite_id]
             for metric in suite.metrics:
                 if (target, suite_id, metric.name) not in fed:
-                    records.append(
-                        {"target": target, "pillar": suite.pillar, "suite": suite_id, "metric": metric.name,
-                         "value": None, "ci_low": None, "ci_high": None, "n": 0, "se": None,
-                         "higher_is_better": metric.higher_is_better, "source": metric.source, "group": None,
-                         "reason": "no answer of this suite has been judged yet" if metric.source == "judge"
-                         else "no prompt of the run feeds this metric"}
-                    )
+                    reason = ("no answer of this suite has been judged yet" if metric.source == "judge"
+                              else "no prompt of the run feeds this metric")
+                    records.append(_result(target, suite, metric, None, None, reason=reason))
         return records
 
     def _paired_records(self, key: CellKey, n_bootstrap: int, seed: int) -> list[tuple[CellKey, dict[str, Any]]]:
@@ -322,19 +316,15 @@ class ScorecardBuilder:
         cell = self.cells[key]
         values = {p: float(np.mean(v)) for p, v in cell.values.items()}
         by_level = paired_deltas(values, self.pairing)
-        base = {"target": target, "pillar": suite.pillar, "suite": suite_id, "metric": metric_name,
-                "higher_is_better": metric.higher_is_better, "source": metric.source}
         if not by_level:
-            return [(key, {**base, "value": None, "ci_low": None, "ci_high": None, "n": 0, "se": None, "group": None,
-                           "reason": "no clean prompt of the run has both its own value and a perturbed variant's"})]
+            reason = "no clean prompt of the run has both its own value and a perturbed variant's"
+            return [(key, _result(target, suite, metric, None, None, reason=reason))]
         records = []
         for level, deltas in by_level.items():  # finish() puts the records in the scorecard's order
             cleans = sorted(deltas, key=lambda p: self.prompt_order.get(p, len(self.prompt_order)))
             group = None if level is None else f"level:{level}"
             summary = mean_summary([deltas[c] for c in cleans], n_bootstrap, seed, f"{suite_id}|{metric_name}|{group}")
-            records.append(((target, suite_id, metric_name, group),
-                            {**base, "value": summary.value, "ci_low": summary.ci_low, "ci_high": summary.ci_high,
-                             "n": summary.n, "se": summary.se, "group": group}))
+            records.append(((target, suite_id, metric_name, group), _result(target, suite, metric, group, summary)))
         return records
 
     def _record(self, key: CellKey, n_bootstrap: int, seed: int) -> dict[str, Any]:
@@ -352,10 +342,18 @@ class ScorecardBuilder:
             summary = kappa_summary(pairs, n_bootstrap, seed, boot_key)
         else:
             summary = mean_summary(per_prompt, n_bootstrap, seed, boot_key)
-        return {"target": target, "pillar": suite.pillar, "suite": suite_id, "metric": metric_name,
-                "value": summary.value, "ci_low": summary.ci_low, "ci_high": summary.ci_high, "n": summary.n,
-                "se": summary.se, "higher_is_better": metric.higher_is_better, "source": metric.source,
-                "group": group}
+        return _result(target, suite, metric, group, summary)
+
+
+def _result(
+    target: str, suite: Suite, metric: MetricSpec, group: str | None, summary: Summary | None, **extra: Any
+) -> dict[str, Any]:
+    """One record of the scorecard's results, its fields in the file's order; no summary: nothing was
+    measured (value null, n 0), and `extra` says why."""
+    s = summary if summary is not None else Summary(None, None, None, 0)
+    return {"target": target, "pillar": suite.pillar, "suite": suite.id, "metric": metric.name, "value": s.value,
+            "ci_low": s.ci_low, "ci_high": s.ci_high, "n": s.n, "se": s.se,
+            "higher_is_better": metric.higher_is_better, "source": metric.source, "group": group, **extra}
 
 
 def _prompt_of(response_id: str, target: str) -> str:
