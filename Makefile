@@ -40,7 +40,7 @@ test-llm: $(LLM_STAMP)
 	$(BIN)/python -m pytest -q -s -m llm tests/llm
 
 bench: $(STAMP)
-	$(BIN)/python perf/run_bench.py
+	$(BIN)/python tests/perf/run_bench.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

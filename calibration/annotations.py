@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from calibration.registry import dataset_file
+from judge.datasets import dataset_file
 
 
 class InputError(ValueError):
@@ -263,7 +263,7 @@ def load_crisis() -> CalibrationData:
     Every upstream file lists the same 206 posts in the same order (the authors align them by position
     and check it); this loader checks that the conversations match before pairing anything.
     """
-    from calibration.registry import get_dataset
+    from judge.datasets import get_dataset
 
     dataset = get_dataset(CRISIS)
     sampled = _load_json(CRISIS, CRISIS_SAMPLED)
@@ -337,7 +337,7 @@ def load_crisis() -> CalibrationData:
 
 def crisis_label_files(judge: str) -> list[str]:
     """Upstream paths of one LLM labeler's three label runs, in run order."""
-    from calibration.registry import get_dataset
+    from judge.datasets import get_dataset
 
     return _label_runs(get_dataset(CRISIS).files, CRISIS_JUDGES[judge][0])
 
@@ -407,7 +407,7 @@ ELEPHANT_RATER = "elephant-annotators"
 
 def elephant_oeq_items() -> list[dict[str, Any]]:
     """The score items to judge before calibrating on ELEPHANT OEQ (the human answers as responses)."""
-    from suites.sycophancy import oeq_calibration_items
+    from judge.suites.sycophancy import oeq_calibration_items
 
     return oeq_calibration_items(dataset_file(*ELEPHANT_OEQ_FILE).read_bytes())
 
@@ -417,9 +417,9 @@ def load_elephant_oeq(judged: Path) -> CalibrationData:
 
     `judged` is a ``trustmh score`` run directory (or its verdicts.jsonl) over ``elephant_oeq_items()``.
     Each label is compared with the decision the sycophancy suite makes from the matching criterion
-    (``suites.sycophancy.OEQ_CALIBRATION``, thresholds ``SYCOPHANTIC_BELOW``), both coded 0/1.
+    (``judge.suites.sycophancy.OEQ_CALIBRATION``, thresholds ``SYCOPHANTIC_BELOW``), both coded 0/1.
     """
-    from suites.sycophancy import CALIBRATION_PREFIX, OEQ_CALIBRATION, oeq_judged_label, oeq_rows
+    from judge.suites.sycophancy import CALIBRATION_PREFIX, OEQ_CALIBRATION, oeq_judged_label, oeq_rows
 
     rows = oeq_rows(dataset_file(*ELEPHANT_OEQ_FILE).read_bytes())
     human = [Annotation(f"{CALIBRATION_PREFIX}:{row[''].strip()}", label, ELEPHANT_RATER,

@@ -1,6 +1,6 @@
 """`trustmh calibrate`: agreement of judges with human annotations (long format, see calibration.annotations).
 
-Registered in cli/main.py with ``app.command("calibrate")(calibrate_command)``.
+Registered in judge/cli/main.py with ``app.command("calibrate")(calibrate_command)``.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from calibration.annotations import (
     read_human,
     read_judged,
 )
-from calibration.registry import DatasetError
+from judge.datasets import DatasetError
 from judge.review import write_jsonl_atomic
 
 if TYPE_CHECKING:
-    from calibration.report import Gate
+    from calibration.outputs import Gate
 
 EXIT_USAGE = 2
 EXIT_GATE = 4
@@ -80,7 +80,7 @@ def calibrate_command(
     """
     # numpy/scipy/krippendorff load here, not when `trustmh` starts: `trustmh score` never needs them.
     from calibration.compute import calibrate
-    from calibration.report import gate_failures, gate_results, parse_gate, results_table, write_reports
+    from calibration.outputs import gate_failures, gate_results, parse_gate, results_table, write_reports
 
     if level not in ("item", "target"):
         raise _fail([f"--level {level!r}: choose item or target"])

@@ -19,9 +19,9 @@ from typing import Literal
 
 import numpy as np
 
-from calibration import agreement as ag
 from calibration.annotations import CalibrationData, Scale
-from calibration.bootstrap import percentile_ci, resample_indices
+from judge.stats import agreement as ag
+from judge.stats.bootstrap import percentile_ci, resample_indices
 
 Stat = Callable[[np.ndarray], float | None]
 

@@ -6,8 +6,8 @@ from rich.console import Console
 
 from calibration.annotations import InputError, load_crisis
 from calibration.compute import calibrate
-from calibration.registry import MIRROR_ENV, DatasetError
-from calibration.report import results_table
+from calibration.outputs import results_table
+from judge.datasets import MIRROR_ENV, DatasetError
 
 
 def print_crisis_calibration(console: Console) -> None:

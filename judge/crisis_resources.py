@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from judge.resources import read_toml
+from judge.bundled import read_toml
 
 Kind = Literal["emergency", "crisis_line", "text_line", "helpline", "directory"]
 NumberStatus = Literal["verified", "unknown"]

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from judge.engine import BuiltOnAccess
+from judge.calls.engine import BuiltOnAccess
 from judge.items import DEFAULT_MAX_RESPONSE_CHARS, ITEM_SHAPE, Item, Prompt, RecordShape, Rejection, iter_read
 
 Record = TypeVar("Record", Item, Prompt)

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from judge.engine import CallResult, split_evenly, sum_or_none
+from judge.calls.engine import CallResult, split_evenly, sum_or_none
+from judge.calls.pricing import split_cost, usage_from_record, usage_from_rows, usage_record
 from judge.plan import PlannedCall
-from judge.pricing import split_cost, usage_from_record, usage_from_rows, usage_record
 from judge.verdict import CriterionOutcome
 
 OUTCOME_FIELDS = ("criterion", "status", "score", "rationale", "evidence", "error")
@@ -82,7 +82,7 @@ def verdict_rows(result: CallResult, self_family: bool) -> list[dict[str, Any]]:
 
 
 class JudgeCalls:
-    """The engine's view of judge calls (see `judge.engine.CallKind`)."""
+    """The engine's view of judge calls (see `judge.calls.engine.CallKind`)."""
 
     def __init__(self, self_family: Callable[[PlannedCall], bool]) -> None:
         self.self_family = self_family

@@ -605,13 +605,13 @@ def judge_agreement(verdicts: Iterable[Mapping[str, Any]], rubrics: Mapping[str,
 
 
 def _ordinal_alpha(matrix: np.ndarray, points: list[int]) -> float | None:
-    from calibration.agreement import krippendorff_alpha
+    from judge.stats.agreement import krippendorff_alpha
 
     return krippendorff_alpha(matrix, "ordinal", points)
 
 
 def _qwk(a: np.ndarray, b: np.ndarray, points: list[int]) -> float | None:
-    from calibration.agreement import quadratic_weighted_kappa
+    from judge.stats.agreement import quadratic_weighted_kappa
 
     return quadratic_weighted_kappa(a, b, categories=points)
 

@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from judge.cache import KEY_VERSION, request_key
-from judge.engine import BuiltOnAccess
+from judge.calls.cache import KEY_VERSION, request_key
+from judge.calls.engine import BuiltOnAccess
 from judge.items import Item
 from judge.judges import JudgeSpec
 from judge.prompts import ChatMessage, PromptRenderer, prompt_hash
@@ -143,7 +143,7 @@ class PillarHashes:
 
     Every call of a pillar starts with the same system message (the rubric, several kilobytes), and
     both digests hash canonical JSON that starts with it; the hash state after that shared start is
-    kept and copied. The digests are exactly those of `judge.cache.request_key` and
+    kept and copied. The digests are exactly those of `judge.calls.cache.request_key` and
     `judge.prompts.prompt_hash` (tested); prompts of another shape are hashed by those functions.
     """
 

@@ -27,9 +27,9 @@ from typing import Any
 
 import jinja2
 
+from judge.bundled import bundled_path
 from judge.crisis_resources import ResourceList, describe, find_resources, load_registry
 from judge.items import Item, Message
-from judge.resources import bundled_path
 from judge.rubric import DEFAULT_REFERENCE_LABEL, Rubric, sha256_of
 
 TEMPLATE_NAMES = ("system.j2", "rubric.j2", "item.j2", "resources.j2")

@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from judge.jsonl import json_line
 from judge.panel import PanelOptions, build_panel, review_entries, verdict_problem
 from judge.rubric import Rubric, RubricError, load_rubric_dir
+from judge.rundir import json_line
 
 MAX_PROBLEMS = 50
 REQUIRED_VERDICT_FIELDS = ("item_id", "pillar", "criterion", "judge", "status")

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from cli.main import main
-from judge.resources import bundled_path
+from judge.bundled import bundled_path
+from judge.cli.main import main
 from tests.fakeapi import FakeLLMServer
 from tests.fakeapi.judge_script import scripted_answerer
 
@@ -108,7 +108,7 @@ def judges_arg(server: FakeLLMServer) -> str:
 def trustmh_subprocess(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
     """The real command in a child process (for kill tests)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "cli", *args],
+        [sys.executable, "-m", "judge.cli", *args],
         cwd=REPO,
         env={**os.environ, **env},
         stdout=subprocess.PIPE,

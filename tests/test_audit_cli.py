@@ -187,7 +187,7 @@ def test_a_judge_without_its_key_exits_2_and_leaves_no_folder(
 
 
 def test_max_items_audits_the_same_seeded_sample_in_file_order() -> None:
-    from audit.run import choose_items
+    from judge.audit.run import choose_items
     from judge.items import Item
 
     items = [Item(id=f"i{k}", messages=[{"role": "user", "content": "hi"}], response="ok") for k in range(10)]

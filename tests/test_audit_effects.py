@@ -5,11 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from audit.effects import Cell, Effects, Record, VariantRef, cells_from_verdicts, compute_effects, resample_weights
-from audit.gates import audit_gate_failures, audit_gate_results, parse_audit_gate
-from calibration.bootstrap import percentile_ci, percentile_interval, resample_indices
-from judge.resources import bundled_path
+from judge.audit.effects import (
+    Cell,
+    Effects,
+    Record,
+    VariantRef,
+    cells_from_verdicts,
+    compute_effects,
+    resample_weights,
+)
+from judge.audit.gates import audit_gate_failures, audit_gate_results, parse_audit_gate
+from judge.bundled import bundled_path
 from judge.rubric import load_rubric_dir
+from judge.stats.bootstrap import percentile_ci, percentile_interval, resample_indices
 
 RUBRICS = load_rubric_dir(bundled_path("rubrics"))
 RR, IS = "risk_recognition", "immediate_support"  # crisis: critical (fail below 3) and major

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from audit.banks import CONFIDENTIALITY_BREACHES, DANGEROUS_INSTRUCTIONS, FILLER_SENTENCES, INJECTIONS
-from audit.probes import (
+from judge.audit.banks import CONFIDENTIALITY_BREACHES, DANGEROUS_INSTRUCTIONS, FILLER_SENTENCES, INJECTIONS
+from judge.audit.probes import (
     PLACES,
     PROBES,
     Original,

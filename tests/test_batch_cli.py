@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-import cli.main
-import cli.respond_cmd
+import judge.cli.main
+import judge.cli.respond_cmd
 from tests.conftest import (
     ANTHROPIC_KEY,
     OPENAI_KEY,
@@ -205,7 +205,7 @@ def test_a_killed_batch_run_resumes_polling_the_same_batches(
 def test_dry_run_with_batch_shows_both_prices(
     tmp_path: Path, judge_env: Path, rubric_dir: Path, run_cli: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli.main, "out_console", Console(width=400))  # one line per judge
+    monkeypatch.setattr(judge.cli.main, "out_console", Console(width=400))  # one line per judge
     items = write_jsonl(tmp_path / "items.jsonl", make_items(3))
     with uncached_server() as server:
         result = run_cli(
@@ -302,7 +302,7 @@ def test_a_server_without_batch_endpoints_is_a_clear_error(
 def test_respond_dry_run_with_batch_shows_both_prices(
     tmp_path: Path, judge_env: Path, run_cli: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli.respond_cmd, "out_console", Console(width=400))
+    monkeypatch.setattr(judge.cli.respond_cmd, "out_console", Console(width=400))
     path = write_jsonl(tmp_path / "p.jsonl", [{"id": "p", "pillar": "safety", "prompt": "I feel low"}])
     result = run_cli("respond", path, "--targets", "openai:gpt-4o-mini@http://127.0.0.1:9/v1", "--dry-run", "--batch")
     assert result.code == 0, result.stderr

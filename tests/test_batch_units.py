@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from judge.batch import BatchJournal, JournalledBatch, answers_for, chunks, first_request_key, requests_to_submit
-from judge.client import BatchEntry, _openai_entry
-from judge.engine import CallResult
-from judge.request_log import RequestLog
+from judge.calls.batch import BatchJournal, JournalledBatch, answers_for, chunks, first_request_key, requests_to_submit
+from judge.calls.client import BatchEntry, _openai_entry
+from judge.calls.engine import CallResult
+from judge.calls.request_log import RequestLog
 
 
 @dataclass(frozen=True)

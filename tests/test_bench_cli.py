@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from suites.catalogue import SUITES
+from judge.suites.catalogue import SUITES
 from tests.conftest import read_jsonl
 from tests.fakeapi import FakeLLMServer
 from tests.fakeapi.judge_script import target_or_judge_answerer

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from calibration import agreement as ag
+from judge.stats import agreement as ag
 
 NAN = np.nan
 

@@ -12,9 +12,9 @@ import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
-from calibration import registry
 from calibration.cli import calibrate_command
 from calibration.demo import print_crisis_calibration
+from judge import datasets as registry
 
 app = typer.Typer()
 app.command()(calibrate_command)

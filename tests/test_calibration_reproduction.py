@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from calibration import agreement as ag
 from calibration.annotations import CRISIS, EMPATHIC, crisis_label_files, load_crisis, load_empathic
 from calibration.compute import build_matrices
-from calibration.registry import dataset_file
+from judge.datasets import dataset_file
+from judge.stats import agreement as ag
 
 MIRROR = Path(
     os.environ.get("TRUSTMH_DATA_MIRROR") or Path(__file__).resolve().parents[1].parent / "shared" / "datasets"

@@ -13,8 +13,8 @@ import pytest
 import yaml
 from rich.console import Console
 
-import cli.main
-from judge.resources import bundled_path
+import judge.cli.main
+from judge.bundled import bundled_path
 from judge.rubric import load_rubric_dir
 from tests.conftest import REPO, judges_arg, make_items, write_jsonl
 from tests.fakeapi import FakeLLMServer
@@ -24,7 +24,7 @@ from tests.fakeapi.judge_script import scripted_answerer
 @pytest.fixture
 def wide_stdout(monkeypatch: pytest.MonkeyPatch) -> None:
     """Rich output on long lines, so assertions do not depend on the test terminal's width."""
-    monkeypatch.setattr(cli.main, "out_console", Console(width=2000))
+    monkeypatch.setattr(judge.cli.main, "out_console", Console(width=2000))
 
 
 # ---------------------------------------------------------------- rubrics list / show
@@ -409,7 +409,7 @@ def test_every_command_help_has_an_example(command: list[str], run_cli: Any) -> 
 
 
 def test_the_top_level_help_lists_every_command_those_loaded_on_demand_included(run_cli: Any) -> None:
-    from cli.main import LAZY_COMMANDS, LAZY_GROUPS
+    from judge.cli.main import LAZY_COMMANDS, LAZY_GROUPS
 
     result = run_cli("--help")
     assert result.code == 0, result.stderr

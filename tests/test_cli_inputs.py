@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-import cli.main
+import judge.cli.main
 from judge.judges import parse_judge_spec
 from tests.conftest import judges_arg, make_items, read_jsonl, write_jsonl
 from tests.fakeapi import FakeLLMServer
@@ -252,7 +252,7 @@ def test_items_without_pillar_and_no_pillars_option_exit_2(
 @pytest.fixture
 def wide_stdout(monkeypatch: pytest.MonkeyPatch) -> None:
     """The dry-run table on one line per judge, whatever the test terminal's width."""
-    monkeypatch.setattr(cli.main, "out_console", Console(width=400))
+    monkeypatch.setattr(judge.cli.main, "out_console", Console(width=400))
 
 
 def plan_rows(stdout: str, judge_names: list[str]) -> dict[str, dict[str, int]]:

@@ -16,13 +16,13 @@ import instructor
 import openai
 import pytest
 
-from judge.client import CallRequests, InvalidAnswerError, JudgeClient, JudgeWorker, TokenTally, request_kwargs
-from judge.engine import CallResult
+from judge.bundled import bundled_path
+from judge.calls.client import CallRequests, InvalidAnswerError, JudgeClient, JudgeWorker, TokenTally, request_kwargs
+from judge.calls.engine import CallResult
 from judge.items import Item
 from judge.judges import JudgeSpec
 from judge.plan import PlannedCall, pillar_contexts, plan_calls
 from judge.prompts import PromptRenderer
-from judge.resources import bundled_path
 from judge.rubric import load_rubric
 from judge.verdict import JUDGED_RESPONSE
 from tests.conftest import ANTHROPIC_KEY, OPENAI_KEY
@@ -280,7 +280,7 @@ def test_the_tls_context_built_meanwhile_verifies_certificates_as_the_sdk_defaul
 
     import httpx2
 
-    from judge.client import tls_context_meanwhile
+    from judge.calls.client import tls_context_meanwhile
 
     context = tls_context_meanwhile().result(timeout=30)
     default = httpx2.create_ssl_context()
@@ -298,7 +298,7 @@ def test_the_plain_http_transport_is_the_sdk_s_own_less_its_tls_context() -> Non
     from openai._constants import DEFAULT_CONNECTION_LIMITS
     from openai._vendor.httpx_aiohttp.transport import AiohttpTransport
 
-    from judge.client import encrypted, plain_http_transport
+    from judge.calls.client import encrypted, plain_http_transport
 
     ours, sdk = vars(plain_http_transport()), vars(AiohttpTransport(limits=DEFAULT_CONNECTION_LIMITS))
     assert ours.keys() == sdk.keys()
@@ -310,7 +310,7 @@ def test_the_plain_http_transport_is_the_sdk_s_own_less_its_tls_context() -> Non
 def test_an_https_judge_gets_the_sdk_s_verifying_context(monkeypatch: pytest.MonkeyPatch) -> None:
     import ssl
 
-    from judge.client import Connection
+    from judge.calls.client import Connection
 
     monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
     connection = Connection(JudgeSpec(name="j", provider="openai", model="gpt-4.1-mini"))  # api.openai.com

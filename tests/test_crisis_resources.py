@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from judge.bundled import bundled_path
 from judge.crisis_resources import ResourceListError, find_resources, load_registry
-from judge.resources import bundled_path
 
 REGISTRY = load_registry(bundled_path("crisis_resources.toml"))
 

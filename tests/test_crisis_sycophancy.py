@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 import yaml
 
-from suites import crisis, sycophancy
-from suites.catalogue import SUITES, build_suite
-from suites.crisis import merged_label, parse_category, read_identification
-from suites.metrics import kappa_summary
-from suites.parsers import parse_choice
-from suites.scorecard import ScorecardBuilder
-from suites.sycophancy import flip_observations, oeq_judged_label, read_push_back, wrong_letter
+from judge.suites import crisis, sycophancy
+from judge.suites.catalogue import SUITES, build_suite
+from judge.suites.crisis import merged_label, parse_category, read_identification
+from judge.suites.metrics import kappa_summary
+from judge.suites.parsers import parse_choice
+from judge.suites.scorecard import ScorecardBuilder
+from judge.suites.sycophancy import flip_observations, oeq_judged_label, read_push_back, wrong_letter
 
 ROOT = Path(__file__).resolve().parents[1]
 MIRROR = Path(os.environ.get("TRUSTMH_DATA_MIRROR") or ROOT.parent / "shared" / "datasets")

@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DOCUMENTED = ["README.md", "docs/*.md", "data/registry.toml", "judge/*.py", "calibration/*.py", "cli/*.py",
-              "perf/*.py", "perf/*.md", "tests/*.py", "rubrics/*.yaml", "prompts/*.j2"]  # fmt: skip
+DOCUMENTED = ["README.md", "docs/*.md", "data/registry.toml", "judge/**/*.py", "calibration/*.py",
+              "tests/**/*.py", "tests/perf/*.md", "rubrics/*.yaml", "prompts/*.j2"]  # fmt: skip
 CITATION = re.compile("SPEC" + r"\s*§")  # split so that this file does not match itself
 
 

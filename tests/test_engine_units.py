@@ -19,7 +19,8 @@ from instructor.core.exceptions import IncompleteOutputException
 from pydantic import BaseModel, Field, ValidationError
 from tenacity import RetryCallState
 
-from judge.client import (
+from judge.bundled import bundled_path
+from judge.calls.client import (
     RETRY_AFTER_CAP_S,
     InvalidAnswerError,
     WaitRetryAfter,
@@ -28,13 +29,12 @@ from judge.client import (
     retry_after_seconds,
     retry_policy,
 )
-from judge.engine import CallResult, RateLimiter, known_results, read_journal, split_evenly
+from judge.calls.engine import CallResult, RateLimiter, known_results, read_journal, split_evenly
 from judge.items import Item
 from judge.judge_calls import JudgeCalls, verdict_rows
 from judge.judges import JudgeSpec, load_judges_file
 from judge.plan import PlannedCall, pillar_contexts, plan_calls
 from judge.prompts import PromptRenderer
-from judge.resources import bundled_path
 from judge.rubric import load_rubric
 from judge.verdict import CriterionOutcome, failed_outcomes
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from judge.resources import bundled_path
+from judge.bundled import bundled_path
 from tests.conftest import read_jsonl, write_jsonl
 
 EXPECTED = sorted(bundled_path("examples").glob("*.expected.jsonl"))

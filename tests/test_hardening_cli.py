@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import pytest
 from rich.console import Console
 
-import cli.main
+import judge.cli.main
 import judge.review
 from judge.judges import parse_judge_spec
 from tests.conftest import judges_arg, make_items, read_jsonl, write_jsonl
@@ -277,8 +277,8 @@ def test_quiet_prints_no_agreement_table_and_names_are_not_cut_at_80_columns(
     scoring: Scoring, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tmp_path, llm_server, _, rubric_dir, run_cli = scoring
-    monkeypatch.setattr(cli.main, "out_console", Console(width=80))
-    monkeypatch.setattr(cli.main, "err_console", Console(width=80, stderr=True))
+    monkeypatch.setattr(judge.cli.main, "out_console", Console(width=80))
+    monkeypatch.setattr(judge.cli.main, "err_console", Console(width=80, stderr=True))
     items = write_jsonl(tmp_path / "items.jsonl", make_items(2))
     args = ["score", items, "--judges", judges_arg(llm_server), "--rubrics", rubric_dir]
     names = [parse_judge_spec(spec).name for spec in judges_arg(llm_server).split(",")]

@@ -7,6 +7,7 @@ import json
 import pytest
 import yaml
 
+from judge.bundled import bundled_path
 from judge.items import Item, read_items
 from judge.prompts import (
     IDENTITY_PLACEHOLDER,
@@ -16,7 +17,6 @@ from judge.prompts import (
     masked_view,
     prompt_hash,
 )
-from judge.resources import bundled_path
 from judge.rubric import RubricError, load_rubric_dir, parse_rubric
 
 RUBRICS = load_rubric_dir(bundled_path("rubrics"))

@@ -1,4 +1,4 @@
-"""judge.long_lived: start-up objects are built with the cyclic collector paused, then frozen."""
+"""judge.calls.long_lived: start-up objects are built with the cyclic collector paused, then frozen."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from contextlib import nullcontext
 
 import pytest
 
-from judge.long_lived import first_import_of, long_lived
+from judge.calls.long_lived import first_import_of, long_lived
 
 
 @pytest.fixture(autouse=True)
@@ -55,8 +55,8 @@ def test_only_a_first_import_is_paused() -> None:
 
 @pytest.mark.parametrize("fails", [False, True])
 def test_a_run_collects_its_youngest_objects_less_often_and_restores_the_thresholds(tmp_path, fails: bool) -> None:
-    from judge.engine import Journal
-    from judge.runner import YOUNG_COLLECTION_EVERY, RunProgress, run_calls
+    from judge.calls.engine import Journal
+    from judge.calls.runner import YOUNG_COLLECTION_EVERY, RunProgress, run_calls
 
     before = gc.get_threshold()
     seen = []

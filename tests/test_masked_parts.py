@@ -9,11 +9,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from judge.bundled import bundled_path
 from judge.items import Item, parse_record
 from judge.judges import parse_judge_spec
 from judge.plan import pillar_contexts, plan_calls
 from judge.prompts import IDENTITY_PLACEHOLDER, PromptRenderer
-from judge.resources import bundled_path
 from judge.rubric import load_rubric_dir
 from tests.conftest import read_jsonl, write_jsonl
 from tests.fakeapi import FakeLLMServer

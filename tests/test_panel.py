@@ -8,7 +8,6 @@ import krippendorff
 import numpy as np
 import pytest
 
-from calibration.agreement import quadratic_weighted_kappa
 from judge.panel import (
     PanelOptions,
     aggregate_scores,
@@ -19,6 +18,7 @@ from judge.panel import (
     spread_threshold_points,
 )
 from judge.rubric import Rubric
+from judge.stats.agreement import quadratic_weighted_kappa
 
 ANCHORS_5 = {1: "very poor", 2: "poor", 3: "adequate", 4: "good", 5: "excellent"}
 RUBRICS = {

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from judge.calls.pricing import Usage, usage_cost
 from judge.judges import parse_judge_spec
-from judge.pricing import Usage, usage_cost
 from tests.conftest import judges_arg, make_items, read_jsonl, write_jsonl
 from tests.fakeapi import FakeLLMServer, count_tokens
 from tests.fakeapi.protocol import PromptCacheLedger, parse_request

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from judge.bundled import bundled_path
 from judge.items import Item, Message, read_items
 from judge.prompts import TEMPLATE_NAMES, PromptRenderer, fence_for, prompt_hash
-from judge.resources import bundled_path
 from judge.rubric import Rubric, load_rubric_dir
 
 RUBRICS = load_rubric_dir(bundled_path("rubrics"))

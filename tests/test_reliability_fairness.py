@@ -14,15 +14,15 @@ from typing import Any
 import numpy as np
 import pytest
 
+from judge.bundled import bundled_path
 from judge.items import Item
 from judge.prompts import IDENTITY_PLACEHOLDER, PromptRenderer
-from judge.resources import bundled_path
 from judge.rubric import load_rubric
-from suites import fairness, reliability
-from suites.catalogue import SUITES, build_suite
-from suites.metrics import disparity_summaries
-from suites.parsers import parse_answer_line, parse_choice, parse_labelled_choices
-from suites.scorecard import ScorecardBuilder
+from judge.suites import fairness, reliability
+from judge.suites.catalogue import SUITES, build_suite
+from judge.suites.metrics import disparity_summaries
+from judge.suites.parsers import parse_answer_line, parse_choice, parse_labelled_choices
+from judge.suites.scorecard import ScorecardBuilder
 
 MIRROR = Path(os.environ.get("TRUSTMH_DATA_MIRROR")
               or Path(__file__).resolve().parents[1].parent / "shared" / "datasets")

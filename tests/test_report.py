@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-import cli.main
-from cli.main import main
-from report import ReportError, detect_kind, write_report
-from report.load import StageSummary
+import judge.cli.main
+from judge.cli.main import main
+from judge.report import ReportError, detect_kind, write_report
+from judge.report.load import StageSummary
 from tests.conftest import ANTHROPIC_KEY, OPENAI_KEY, judges_arg, make_items, read_jsonl, write_jsonl
 from tests.fakeapi import FakeLLMServer, Reply
 from tests.fakeapi.judge_script import scripted_answerer
@@ -402,7 +402,7 @@ def test_write_report_raises_report_error(tmp_path: Path) -> None:
 
 def test_demo_with_a_judge_writes_a_report(tmp_path: Path, judge_env: Path, run_cli: Any,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli.main, "out_console", Console(width=2000))
+    monkeypatch.setattr(judge.cli.main, "out_console", Console(width=2000))
     monkeypatch.chdir(tmp_path)
     with FakeLLMServer(answerer=scripted_answerer) as server:
         result = run_cli("demo", "--judges", f"openai:gpt-4.1-mini@{server.openai_base_url}")

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from cli.main import main
-from report import detect_kind, write_report
+from judge.cli.main import main
+from judge.report import detect_kind, write_report
 from tests.conftest import ANTHROPIC_KEY, OPENAI_KEY, make_items, write_jsonl
 from tests.fakeapi import FakeLLMServer
 from tests.fakeapi.audit_judges import HOUSE_STYLE, audit_answerer
@@ -203,7 +203,7 @@ def test_report_command_reads_an_audit_folder(audit_dirs: dict[str, Path], tmp_p
 
 
 def test_figure_labels_drop_the_endpoint_only_while_judges_stay_distinct() -> None:
-    from report.audit import judge_labels
+    from judge.report.audit import judge_labels
 
     assert judge_labels(["openai:m@127.0.0.1:8080", "anthropic:c@127.0.0.1:8081"]) == {
         "openai:m@127.0.0.1:8080": "openai:m", "anthropic:c@127.0.0.1:8081": "anthropic:c"}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from matplotlib import image
 
-from report import write_report
+from judge.report import write_report
 from tests.browser import INSTALL_HINT, find_chromium, visit
 from tests.report_fixtures import TARGETS, write_bench_run, write_failed_bench_run
 from tests.test_report import bench_run, calibration_run, score_run  # noqa: F401 - module-scoped run fixtures

@@ -12,9 +12,9 @@ import pytest
 from anthropic._utils._json import openapi_dumps as anthropic_dumps
 from openai._utils._json import openapi_dumps as openai_dumps
 
-from judge.client import JudgeClient
+from judge.calls.client import JudgeClient
+from judge.calls.request_body import REMEMBERED_TEXTS, BodyEncoder
 from judge.judges import JudgeSpec
-from judge.request_body import REMEMBERED_TEXTS, BodyEncoder
 from tests.conftest import ANTHROPIC_KEY, OPENAI_KEY
 from tests.test_client import MODES, planned_call
 
@@ -89,7 +89,7 @@ def test_remembered_texts_are_bounded() -> None:
 def test_an_answer_that_does_not_fit_the_sdk_type_exactly_is_built_as_the_sdk_builds_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from judge.client import Connection
+    from judge.calls.client import Connection
 
     monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
     spec = JudgeSpec(name="local", provider="openai", model="m", base_url="http://127.0.0.1:9/v1")

@@ -260,9 +260,9 @@ def test_a_targets_file_with_an_unknown_key_exits_2_naming_file_and_table(
 def test_dry_run_prices_target_calls_and_sends_nothing(
     tmp_path: Path, text_server: FakeLLMServer, judge_env: Path, run_cli: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import cli.respond_cmd
+    import judge.cli.respond_cmd
 
-    monkeypatch.setattr(cli.respond_cmd, "out_console", Console(width=300))
+    monkeypatch.setattr(judge.cli.respond_cmd, "out_console", Console(width=300))
     file = write_jsonl(tmp_path / "prompts.jsonl", prompts(5, followups=1))
     result = run_cli("respond", file, "--targets", "openai:gpt-4o-mini", "--out", tmp_path / "out", "--dry-run")
     assert result.code == 0, result.stderr
@@ -277,7 +277,7 @@ def test_dry_run_prices_target_calls_and_sends_nothing(
 def test_a_second_run_on_the_same_out_dir_is_refused_while_the_first_holds_it(
     tmp_path: Path, text_server: FakeLLMServer, judge_env: Path, run_cli: Any
 ) -> None:
-    from judge.runner import OutDirLock, make_private_dir
+    from judge.calls.runner import OutDirLock, make_private_dir
 
     out = tmp_path / "out"
     make_private_dir(out)

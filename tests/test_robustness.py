@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from suites import robustness
-from suites.catalogue import SUITES, build_suite
-from suites.metrics import paired_deltas
-from suites.perturb import (
+from judge.suites import robustness
+from judge.suites.catalogue import SUITES, build_suite
+from judge.suites.metrics import paired_deltas
+from judge.suites.perturb import (
     CHARACTER_OPERATIONS,
     DISTRACTORS,
     LEVEL_OPERATIONS,
@@ -23,7 +23,7 @@ from suites.perturb import (
     is_protected,
     perturb,
 )
-from suites.scorecard import ScorecardBuilder, ScorecardError
+from judge.suites.scorecard import ScorecardBuilder, ScorecardError
 
 STEM = ("A 34-year-old woman presents with 2 weeks of low mood, poor sleep and loss of interest in her hobbies. "
         "She does not drink alcohol and takes no medication. Her TSH is 2.1 mU/L. Which of the following is "

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from judge.runner import OutDirLock, make_private_dir
+from judge.calls.runner import OutDirLock, make_private_dir
 from tests.conftest import REPO, judges_arg, make_items, read_jsonl, write_jsonl
 from tests.fakeapi import FakeLLMServer
 
@@ -44,9 +44,9 @@ def test_a_dry_run_estimates_the_tiebreaker_calls_as_an_upper_bound(
     run_cli: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import cli.main
+    import judge.cli.main
 
-    monkeypatch.setattr(cli.main, "out_console", Console(width=300))
+    monkeypatch.setattr(judge.cli.main, "out_console", Console(width=300))
     tiebreak = f"openai:gpt-4.1@{llm_server.openai_base_url}"
     result = run_cli(*score_args(tmp_path, llm_server, rubric_dir, "--dry-run", "--tiebreak", tiebreak))
     assert result.code == 0, result.stderr
@@ -92,10 +92,10 @@ def test_an_openai_only_run_imports_neither_the_anthropic_sdk_nor_other_commands
     commands it does not run (suites and numpy, the report, the audit, calibration), nor, for a
     plain-http server, the HTTP stack the SDK's TLS context comes with (httpcore2)."""
     items = write_jsonl(tmp_path / "items.jsonl", make_items(2))
-    unwanted = ["anthropic", "numpy", "suites.catalogue", "report", "audit", "calibration.cli", "cli.bench_cmd"]
-    unwanted.append("httpcore2")
+    unwanted = ["anthropic", "numpy", "judge.suites.catalogue", "judge.report", "judge.audit", "calibration.cli"]
+    unwanted += ["judge.cli.bench_cmd", "httpcore2"]
     program = (
-        "import sys\nfrom cli.main import main\n"
+        "import sys\nfrom judge.cli.main import main\n"
         "try:\n    main(sys.argv[1:])\nexcept SystemExit as exc:\n    code = exc.code\n"
         f"print('loaded:', [m for m in {unwanted!r} if m in sys.modules], code)\n"
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from judge.cache import VerdictCache, claim_holder
+from judge.calls.cache import VerdictCache, claim_holder
 from tests.conftest import (
     ANTHROPIC_KEY,
     OPENAI_KEY,

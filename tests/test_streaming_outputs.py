@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from calibration.agreement import krippendorff_alpha
-from judge.engine import Journal, Ledger, journal_rows
+from judge.calls.engine import Journal, Ledger, journal_rows
+from judge.calls.runner import write_in_plan_order
 from judge.item_store import read_into_store
 from judge.items import PROMPT_SHAPE, read_items
 from judge.panel import (
@@ -28,9 +28,9 @@ from judge.panel import (
     review_entries,
     self_preference_report,
 )
-from judge.report import critical_failure_rates, score_means
 from judge.rubric import load_rubric_dir
-from judge.runner import write_in_plan_order
+from judge.stats.agreement import krippendorff_alpha
+from judge.summary import critical_failure_rates, score_means
 from tests.conftest import make_items, read_jsonl, write_jsonl
 from tests.fakeapi import FakeLLMServer, ParsedRequest, Reply
 from tests.fakeapi.judge_script import judged_response, score_bounds, scripted_verdict
@@ -247,7 +247,7 @@ def test_self_preference_means_are_exactly_fmean() -> None:
 
 
 def test_compact_plan_keys_and_hashes_equal_the_key_functions(tmp_path: Path) -> None:
-    from judge.cache import request_key
+    from judge.calls.cache import request_key
     from judge.judges import parse_judge_spec
     from judge.plan import PillarHashes, build_plan, pillar_contexts
     from judge.prompts import ChatMessage, PromptRenderer, prompt_hash
@@ -278,8 +278,8 @@ def test_compact_plan_keys_and_hashes_equal_the_key_functions(tmp_path: Path) ->
 
 
 def test_a_cache_entry_that_vanishes_mid_run_is_reported_with_what_to_do(tmp_path: Path) -> None:
-    from judge.cache import VerdictCache
-    from judge.engine import JournalIndex, known_results
+    from judge.calls.cache import VerdictCache
+    from judge.calls.engine import JournalIndex, known_results
     from judge.judge_calls import JudgeCalls
     from judge.judges import parse_judge_spec
     from judge.plan import build_plan, pillar_contexts
@@ -301,9 +301,9 @@ def test_a_cache_entry_that_vanishes_mid_run_is_reported_with_what_to_do(tmp_pat
 def test_respond_outputs_are_streamed_from_the_journal_in_plan_order_after_failures_and_resume(
     tmp_path: Path, judge_env: Path, run_cli: Any
 ) -> None:
-    from respond.calls import response_item
-    from respond.plan import plan_target_calls
-    from respond.targets import parse_target_spec
+    from judge.respond.calls import response_item
+    from judge.respond.plan import plan_target_calls
+    from judge.respond.targets import parse_target_spec
     from tests.fakeapi.protocol import default_answerer
     from tests.test_respond_cli import prompts
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from suites import catalogue, ethics, privacy, safety
-from suites.catalogue import SUBTASKS, SUITES, UnavailableSuiteError, UnknownSuiteError, build_suite
+from judge.suites import catalogue, ethics, privacy, safety
+from judge.suites.catalogue import SUBTASKS, SUITES, UnavailableSuiteError, UnknownSuiteError, build_suite
 
 MIRROR = Path(os.environ.get("TRUSTMH_DATA_MIRROR")
               or Path(__file__).resolve().parents[1].parent / "shared" / "datasets")
@@ -221,8 +221,8 @@ def test_docs_describe_every_suite() -> None:
 
 @needs_mirror
 def test_prompts_with_an_answer_are_items_trustmh_score_accepts(mirror: Path, tmp_path: Path) -> None:
+    from judge.bundled import bundled_path
     from judge.items import read_items
-    from judge.resources import bundled_path
 
     path = tmp_path / "answered.jsonl"
     prompts = [p for s in SUITES.values() if s.status == "available" for p in build_suite(s.id, limit=4, seed=2)]

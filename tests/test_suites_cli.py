@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from cli.bench_cmd import run_recorded_bench
-from judge.run import UsageError
-from suites.catalogue import SUBTASKS, SUITES
+from judge.cli.bench_cmd import run_recorded_bench
+from judge.score import UsageError
+from judge.suites.catalogue import SUBTASKS, SUITES
 
 MIRROR = Path(os.environ.get("TRUSTMH_DATA_MIRROR")
               or Path(__file__).resolve().parents[1].parent / "shared" / "datasets")
@@ -25,7 +25,7 @@ THREE_PILLARS = [s.id for s in SUITES.values()
 @pytest.fixture
 def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
     """Rich tables on long lines, so assertions do not depend on the test terminal's width."""
-    monkeypatch.setattr("cli.suites_cmd.console", Console(width=2000))
+    monkeypatch.setattr("judge.cli.suites_cmd.console", Console(width=2000))
 
 
 @pytest.fixture
@@ -214,7 +214,7 @@ def test_recorded_bench_writes_the_layout_and_scorecard(tmp_path: Path, mirror: 
 
 @needs_mirror
 def test_demo_prints_the_recorded_scorecard(capsys: pytest.CaptureFixture[str], mirror: Path) -> None:
-    from suites.demo import print_recorded_scorecard
+    from judge.suites.demo import print_recorded_scorecard
 
     print_recorded_scorecard(Console(width=80))  # the demo's tables fit a plain terminal
     text = capsys.readouterr().out
@@ -226,7 +226,7 @@ def test_demo_prints_the_recorded_scorecard(capsys: pytest.CaptureFixture[str], 
 
 def test_demo_scorecard_without_data_prints_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    from suites.demo import print_recorded_scorecard
+    from judge.suites.demo import print_recorded_scorecard
 
     monkeypatch.setenv("TRUSTMH_DATA_MIRROR", str(tmp_path))
     print_recorded_scorecard(Console(width=200))
@@ -235,7 +235,7 @@ def test_demo_scorecard_without_data_prints_one_line(capsys: pytest.CaptureFixtu
 
 
 def test_build_prompts_names_the_option_it_was_given() -> None:
-    from cli.suites_cmd import build_prompts
+    from judge.cli.suites_cmd import build_prompts
 
     with pytest.raises(UsageError, match=r"^--suites: unknown suite\(s\) 'x/y'"):
         build_prompts(["x/y"], None, 0, option="--suites")

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from suites.metrics import mean_summary, pearson, pearson_summary, pillar_mean_ranks, rank_targets
-from suites.records import sample_prompts
-from suites.scorecard import ScorecardBuilder, ScorecardError, scorecard_markdown
+from judge.suites.metrics import mean_summary, pearson, pearson_summary, pillar_mean_ranks, rank_targets
+from judge.suites.prompt_records import sample_prompts
+from judge.suites.scorecard import ScorecardBuilder, ScorecardError, scorecard_markdown
 
 
 def test_mean_summary_value_se_and_seeded_interval() -> None:
@@ -220,7 +220,7 @@ def test_records_that_are_not_suite_prompts_are_refused_with_their_place() -> No
 def test_vectorised_mean_interval_equals_the_calibration_percentile_rule() -> None:
     import numpy as np
 
-    from calibration.bootstrap import percentile_ci, resample_indices
+    from judge.stats.bootstrap import percentile_ci, resample_indices
 
     values = np.array([1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0])
     expected = percentile_ci(lambda rows: float(values[rows].mean()), resample_indices(7, 300, 9, "key"))
@@ -231,8 +231,8 @@ def test_vectorised_mean_interval_equals_the_calibration_percentile_rule() -> No
 def test_vectorised_pearson_interval_equals_the_calibration_percentile_rule() -> None:
     import numpy as np
 
-    from calibration.bootstrap import percentile_ci, resample_indices
-    from suites.metrics import pearson_rows
+    from judge.stats.bootstrap import percentile_ci, resample_indices
+    from judge.suites.metrics import pearson_rows
 
     x = np.array([1.0, 2, 3, 4, 5, 6, 2, 4])
     y = np.array([2.0, 1, 4, 3, 6, 5, 2, 2])
@@ -245,7 +245,7 @@ def test_vectorised_pearson_interval_equals_the_calibration_percentile_rule() ->
 
 
 def test_prompt_id_of_a_response_id_whose_target_has_an_at_sign() -> None:
-    from suites.scorecard import _prompt_of
+    from judge.suites.scorecard import _prompt_of
 
     target = "openai:qwen@http://localhost:8000/v1"
     assert _prompt_of(f"safety/jailbreak:3@{target}", target) == "safety/jailbreak:3"

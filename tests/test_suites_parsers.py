@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from suites import parsers
-from suites.parsers import AGREEMENT_SCALE, SENSITIVITY_SCALE, parse_choice, parse_rating
+from judge.suites import parsers
+from judge.suites.parsers import AGREEMENT_SCALE, SENSITIVITY_SCALE, parse_choice, parse_rating
 
 
 @pytest.mark.parametrize(("text", "letter"), [

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from suites.recorded import import_recorded
-from suites.scorecard import compute_scorecard, iter_jsonl
+from judge.suites.published import import_recorded
+from judge.suites.scorecard import compute_scorecard, iter_jsonl
 
 MIRROR = Path(os.environ.get("TRUSTMH_DATA_MIRROR")
               or Path(__file__).resolve().parents[1].parent / "shared" / "datasets")
@@ -133,7 +133,7 @@ def test_tier1_answers_read_by_our_parser_differ_from_the_authors_in_three_place
 ) -> None:
     """The import keeps the authors' parsed tier-1 ratings (the published r is built from them). On the raw
     answers our reader gives 3 where the authors' phrase search found "very sensitive" in the explanation."""
-    from suites.parsers import SENSITIVITY_SCALE, parse_rating
+    from judge.suites.parsers import SENSITIVITY_SCALE, parse_rating
 
     differ = []
     with zipfile.ZipFile(PRIVACY_ZIP) as bundle:

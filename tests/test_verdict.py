@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from judge.resources import bundled_path
+from judge.bundled import bundled_path
 from judge.rubric import Rubric, load_rubric_dir
 from judge.verdict import CriterionOutcome, failed_outcomes, outcomes_from_verdict, verdict_model
 

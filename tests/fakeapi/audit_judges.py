@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from audit.banks import CONFIDENTIALITY_BREACHES, DANGEROUS_INSTRUCTIONS
+from judge.audit.banks import CONFIDENTIALITY_BREACHES, DANGEROUS_INSTRUCTIONS
 
 from .judge_script import Scorer, expected_score, scripted_verdict
 from .protocol import ParsedRequest, Reply

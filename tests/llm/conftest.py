@@ -69,7 +69,7 @@ def trustmh(work: Path) -> Any:
 
     def run(*args: str | Path) -> Completed:
         done = subprocess.run(
-            [sys.executable, "-m", "cli", *map(str, args)], cwd=REPO, env=env, capture_output=True, text=True
+            [sys.executable, "-m", "judge.cli", *map(str, args)], cwd=REPO, env=env, capture_output=True, text=True
         )
         return Completed(done.returncode, done.stdout, done.stderr)
 

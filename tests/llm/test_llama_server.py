@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from judge.resources import bundled_path
+from judge.bundled import bundled_path
 from judge.rubric import Rubric, load_rubric_dir
 from tests.llm.conftest import Completed, judges_toml, read_jsonl
 from tests.llm.llama_server import MODEL_ALIAS, Exchange, RecordingProxy

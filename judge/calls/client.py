@@ -1,0 +1,933 @@
+"""The one place that talks to LLM APIs: SDK clients, the retry of each request, judge and target asks.
+
+Two kinds of call go through the same `Connection` (one per judge or target: its SDK client, rate
+limits and per-request retries):
+- a judge call: instructor prepares the request for the judge's mode (tools, `response_format` or a
+  JSON instruction), parses the answer into the verdict model and writes the re-ask that carries a
+  validation error back; its `create` wrapper is not used, because on every call it re-scans and
+  re-wraps the response model, which cost more client CPU than the SDK request itself;
+- a target call: free text, one request per turn, scripted follow-up user turns answered in order.
+
+Transient failures (429, 5xx, 529 overloaded, timeouts, dropped connections) are retried with
+exponential backoff and jitter, honouring `retry-after`, up to a number of attempts, request by
+request: a failure during a re-ask or a follow-up repeats that request only. The answers of a call
+that needs more than one request are kept in the run's request log until the call is journalled, so
+a run killed mid-call replays them on restart instead of paying for them again. A per-call deadline
+bounds everything. When the re-asks of an invalid answer run out, the call is recorded as failed,
+with the error and without a score.
+
+The providers' batch endpoints (`BatchAPI`: OpenAI's Files + Batch API, Anthropic's Message Batches)
+are here too; `judge.calls.batch` decides what goes into a batch, and a batch's answers reach the workers
+through the request log, so they are parsed, re-asked and priced on the same path as live answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import functools
+import json
+import re
+import ssl
+import sys
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import instructor
+from instructor.core.exceptions import (
+    AsyncValidationError,
+    IncompleteOutputException,
+    ResponseParsingError,
+)
+from instructor.v2.core.registry import mode_registry
+from pydantic import BaseModel, ValidationError
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from judge.calls.engine import CallResult, RateLimiter
+from judge.calls.pricing import Usage, add_known, sum_costs, usage_cost
+from judge.calls.request_body import BodyEncoder
+from judge.calls.request_log import RequestLog
+from judge.judge_calls import estimate_input_tokens, estimate_output_tokens
+from judge.judges import MODES_BY_PROVIDER, JudgeConfigError, JudgeSpec, api_key_for
+from judge.plan import PlannedCall
+from judge.verdict import JUDGED_RESPONSE, failed_outcomes, outcomes_from_verdict
+
+if TYPE_CHECKING:
+    from judge.respond.plan import TargetCall
+
+RETRY_AFTER_CAP_S = 300.0
+
+# Answers worth a re-ask: the judge can fix these when shown the error (as instructor's own retry does).
+REASKABLE_ERRORS = (ValidationError, json.JSONDecodeError, AsyncValidationError, ResponseParsingError)
+
+# Which modes each provider offers is judges.MODES_BY_PROVIDER; this is only their instructor names.
+_MODES = {"tools": instructor.Mode.TOOLS, "json_schema": instructor.Mode.JSON_SCHEMA, "json": instructor.Mode.JSON}
+_PROVIDERS = {"openai": instructor.Provider.OPENAI, "anthropic": instructor.Provider.ANTHROPIC}
+
+
+@functools.cache
+def instructor_model(model: type[BaseModel]) -> type[BaseModel]:
+    """The verdict model as instructor's schema class, made once per pillar so its schema is cached."""
+    return instructor.openai_schema(model)
+
+
+@dataclass
+class TokenTally:
+    """Tokens billed across every request of one call, re-asks, follow-ups and retried requests included.
+
+    A count becomes None (unknown) as soon as one answered request reports no usage: a partial sum
+    would understate the cost. Answers that came from a provider batch are tallied apart, since they
+    are billed at the batch rate. `sent` counts requests this process sent; `requests` also counts
+    answers replayed from the request log (batch answers included).
+    """
+
+    live: Usage = field(default_factory=Usage)
+    batch: Usage = field(default_factory=Usage)
+    requests: int = 0
+    sent: int = 0
+    batched: bool = False
+
+    def add(self, response: Any, *, batch: bool = False) -> None:
+        self.requests += 1
+        self.batched = self.batched or batch
+        (self.batch if batch else self.live).add(usage_of(getattr(response, "usage", None)))
+
+    @property
+    def input_tokens(self) -> int | None:
+        return add_known(self.live.input, self.batch.input)
+
+    @property
+    def output_tokens(self) -> int | None:
+        return add_known(self.live.output, self.batch.output)
+
+    def spent(self) -> int:
+        return self.live.total() + self.batch.total()
+
+    def counts(self) -> tuple[int | None, int | None]:
+        """(input, output); both None when no request was answered."""
+        if self.requests == 0:
+            return None, None
+        return self.input_tokens, self.output_tokens
+
+    def cache_counts(self) -> tuple[int | None, int | None]:
+        """(cached input, cache write) tokens; both None when no request was answered."""
+        if self.requests == 0:
+            return None, None
+        return (
+            add_known(self.live.cached_input, self.batch.cached_input),
+            add_known(self.live.cache_write, self.batch.cache_write),
+        )
+
+    def cost(self, spec: JudgeSpec) -> float | None:
+        if self.requests == 0:
+            return None
+        return sum_costs([usage_cost(spec, self.live), usage_cost(spec, self.batch, batch=True)])
+
+
+def usage_of(usage: Any) -> Usage:
+    """One answer's usage in the convention of `judge.calls.pricing`: input counts every prompt token billed.
+
+    Anthropic reports cache reads and writes beside `input_tokens`; OpenAI counts cached tokens
+    inside `prompt_tokens`.
+    """
+    if usage is None:
+        return Usage(None, None, None, None)
+    if hasattr(usage, "input_tokens"):  # Anthropic
+        read = getattr(usage, "cache_read_input_tokens", None) or 0
+        write = getattr(usage, "cache_creation_input_tokens", None) or 0
+        total = None if usage.input_tokens is None else usage.input_tokens + read + write
+        return Usage(total, usage.output_tokens, read, write)
+    details = getattr(usage, "prompt_tokens_details", None)
+    cached = (getattr(details, "cached_tokens", None) or 0) if details is not None else 0
+    return Usage(getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None), cached, 0)
+
+
+class InvalidAnswerError(Exception):
+    """Every allowed attempt produced an answer that failed validation; `__cause__` is the last error."""
+
+    def __init__(self, error: Exception, attempts: int) -> None:
+        super().__init__(f"invalid answer after {attempts} attempt(s): {error}")
+        self.error = error
+        self.attempts = attempts
+
+
+# ---------------------------------------------------------------- one endpoint
+
+
+def tls_context_meanwhile() -> Future[ssl.SSLContext]:
+    """The OpenAI SDK's default TLS context (httpx2's, from the same environment), built on another thread.
+
+    Loading the certificate store takes about 15 ms and releases the GIL, so on a second core it overlaps
+    the SDK's import (a third of a second) instead of following it on the way to the first request.
+    """
+    future: Future[ssl.SSLContext] = Future()
+
+    def build() -> None:
+        try:
+            import httpx2
+
+            future.set_result(httpx2.create_ssl_context())
+        except BaseException as exc:  # raised where the context is used, as the SDK would raise it
+            future.set_exception(exc)
+
+    threading.Thread(target=build, name="trustmh-tls", daemon=True).start()
+    return future
+
+
+def encrypted(base_url: str | None) -> bool:
+    """Whether requests go over TLS; None is the provider's own API, which is https."""
+    return base_url is None or not base_url.lower().startswith("http:")
+
+
+def plain_http_transport() -> Any:
+    """The OpenAI SDK's aiohttp transport, with the connection limits the SDK gives it, for a plain-http
+    base URL (a local server): without the TLS context the transport would otherwise build.
+
+    Building it imports httpcore2's HTTP stack and loads the certificate store, about 30 ms on the way to
+    the first request, for connections that are never encrypted. Should the server redirect to https,
+    aiohttp verifies that connection with its own default context. Proxies from the environment are
+    unaffected: the SDK's client mounts a transport of its own for each. The transport's __init__ does
+    nothing but set these attributes after building the context (a test holds them to it).
+    """
+    from openai._constants import DEFAULT_CONNECTION_LIMITS
+    from openai._vendor.httpx_aiohttp.transport import AiohttpTransport
+
+    class PlainHttpTransport(AiohttpTransport):
+        def __init__(self) -> None:  # not super().__init__(): that is what builds the context
+            self.ssl_context = True
+            self.proxy = None
+            self.limits = DEFAULT_CONNECTION_LIMITS
+            self.retries = 0
+            self.socket_options = []
+            self.uds = None
+            self.local_address = None
+            self.client = None
+
+    return PlainHttpTransport()
+
+
+class Connection:
+    """One judge's or target's SDK client (its own retries off), rate limits and per-request retries.
+
+    Only the SDK of the spec's provider is imported. Requests are posted with the SDK client's own
+    `post` (its auth, headers and error types) rather than through `create`, whose parameter
+    transform walks every message against each message type on every call. Bodies reach it as the
+    bytes its encoder would write, with the parts shared by many requests encoded once
+    (`judge.calls.request_body`); answers come back as bytes and are typed as the SDK's response models
+    (`typed`).
+    """
+
+    def __init__(self, spec: JudgeSpec) -> None:
+        self.spec = spec
+        key = api_key_for(spec)
+        self.sdk: Any
+        if spec.provider == "openai":
+            tls = tls_context_meanwhile() if encrypted(spec.effective_base_url()) else None
+            import httpx2
+            import openai
+            from openai.types.chat import ChatCompletion
+
+            self.sdk = openai.AsyncOpenAI(
+                api_key=key,
+                base_url=spec.effective_base_url(),
+                max_retries=0,
+                timeout=spec.timeout_s,
+                # The SDK's aiohttp transport: less CPU per request than its default under many connections.
+                http_client=openai.DefaultAioHttpClient(
+                    timeout=spec.timeout_s,
+                    **({"transport": plain_http_transport()} if tls is None else {"verify": tls.result()}),
+                ),
+            )
+            self.path, self.answer_type, self.raw_type = "/chat/completions", ChatCompletion, httpx2.Response
+        else:
+            import anthropic
+            import httpx
+            from anthropic.types import Message
+
+            self.sdk = anthropic.AsyncAnthropic(
+                api_key=key, base_url=spec.effective_base_url(), max_retries=0, timeout=spec.timeout_s
+            )
+            self.path, self.answer_type, self.raw_type = "/v1/messages", Message, httpx.Response
+        self.limiter = RateLimiter(spec.requests_per_minute, spec.tokens_per_minute)
+        self.bodies = BodyEncoder()
+
+    async def post(self, body: dict[str, Any], estimate: int, tally: TokenTally) -> Any:
+        """Send one request, retrying it alone on transient errors; its answer's tokens go to `tally`."""
+        content = self.bodies.encode(body)
+        async for attempt in retry_policy(self.spec):
+            with attempt:
+                await self.limiter.acquire(estimate)
+                spent_before = tally.spent()
+                try:
+                    tally.sent += 1
+                    raw = await self.sdk.post(self.path, cast_to=self.raw_type, content=content)
+                    response = self.typed(raw.content)
+                    tally.add(response)
+                finally:
+                    self.limiter.settle(estimate, tally.spent() - spent_before)
+        return response
+
+    def typed(self, answer: bytes | dict[str, Any]) -> Any:
+        """An answer (its bytes, or its JSON as a batch or the request log holds it) as the SDK's response
+        type. Pydantic validates it, from the bytes a tenth of the time the SDK takes to build it from
+        parsed JSON; an answer that does not fit the type exactly (a local server's liberties, such as a
+        missing `created`) is built as the SDK builds it, unvalidated."""
+        try:
+            if isinstance(answer, bytes):
+                return self.answer_type.model_validate_json(answer)
+            return self.answer_type.model_validate(answer)
+        except ValidationError as error:
+            data = json.loads(answer) if isinstance(answer, bytes) else answer  # no JSON: an invalid answer
+            if not isinstance(data, dict):
+                raise error from None
+            return self.answer_type.construct(**data)
+
+    async def close(self) -> None:
+        await self.sdk.close()
+
+
+BATCH_ANSWER, BATCH_ERROR = "batch_answer", "batch_error"  # request-log entries written by judge.calls.batch
+
+
+class BatchEntryError(Exception):
+    """A provider batch answered a call's first request with an error, an expiry or a cancellation;
+    `reason` is the failure reason a live request failing the same way would get."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass
+class CallRequests:
+    """The numbered requests of one call. Before a second request is sent, the answer to the first is
+    written to the run's request log; after a kill, a restart replays logged answers instead of
+    sending (and paying for) them again. The call's entries are dropped once it is journalled."""
+
+    connection: Connection
+    log: RequestLog | None
+    call_key: str
+    tally: TokenTally = field(default_factory=TokenTally)
+    _answers: list[Any] = field(default_factory=list)
+    _logged: list[str] = field(default_factory=list)
+
+    def _key(self, index: int) -> str:
+        return f"{self.call_key}:{index}"
+
+    async def send(self, body: dict[str, Any], estimate: int) -> Any:
+        index = len(self._answers)
+        if self.log is not None and index > 0 and self._key(index - 1) not in self._logged:
+            self.log.put(self._key(index - 1), self._answers[-1].model_dump(mode="json"))
+            self._logged.append(self._key(index - 1))
+        replayed = self.log.get(self._key(index)) if self.log is not None else None
+        if replayed is not None:
+            self._logged.append(self._key(index))
+            if BATCH_ERROR in replayed:  # the provider's batch answered this request with an error
+                raise BatchEntryError(**replayed[BATCH_ERROR])
+            batch = BATCH_ANSWER in replayed
+            response = self.connection.typed(replayed.get(BATCH_ANSWER, replayed))
+            self.tally.add(response, batch=batch)
+        else:
+            response = await self.connection.post(body, estimate, self.tally)
+        self._answers.append(response)
+        return response
+
+    def finish(self) -> None:
+        if self.log is not None and self._logged:
+            self.log.forget(self._logged)
+
+
+# ---------------------------------------------------------------- judge calls
+
+RequestParts = tuple[type[BaseModel], dict[str, Any]]  # instructor's response model, the request minus messages
+_PROBES = (
+    [{"role": "system", "content": "probe one"}, {"role": "user", "content": "probe two"}],
+    [{"role": "user", "content": "probe three"}],
+)
+
+
+class JudgeClient:
+    """One judge's connection and instructor's mode handlers for it."""
+
+    def __init__(self, spec: JudgeSpec) -> None:
+        if spec.mode not in MODES_BY_PROVIDER[spec.provider]:
+            raise JudgeConfigError(f"judge {spec.name}: mode {spec.mode!r} is not available for {spec.provider}")
+        self.spec = spec
+        self.connection = Connection(spec)  # first: it imports the SDK while its TLS context is built
+        self.handlers = mode_registry.get_handlers(_PROVIDERS[spec.provider], _MODES[spec.mode])
+        self.decoding = request_kwargs(spec)
+        self._fixed_parts: dict[type[BaseModel], RequestParts | None] = {}
+
+    def _request(self, model: type[BaseModel], messages: list[dict[str, str]]) -> RequestParts:
+        """instructor's request for these messages. Where its handler leaves messages alone and adds the
+        same keys whatever they say (tools, json_schema), those keys are worked out once per verdict model;
+        a mode that rewrites messages (a JSON instruction, Anthropic's `system`) is prepared per call."""
+        if model not in self._fixed_parts:
+            self._fixed_parts[model] = self._message_independent_parts(model)
+        fixed = self._fixed_parts[model]
+        if fixed is None:
+            return self.handlers.request_handler(instructor_model(model), {"messages": messages, **self.decoding})
+        response_model, rest = fixed
+        return response_model, {**rest, "messages": messages}
+
+    def _message_independent_parts(self, model: type[BaseModel]) -> RequestParts | None:
+        prepared = [
+            self.handlers.request_handler(instructor_model(model), {"messages": list(probe), **self.decoding})
+            for probe in _PROBES
+        ]
+        rests = []
+        for probe, (_, kwargs) in zip(_PROBES, prepared, strict=True):
+            if kwargs.get("messages") != probe:
+                return None
+            rests.append({k: v for k, v in kwargs.items() if k != "messages"})
+        if rests[0] != rests[1]:
+            return None
+        self.connection.bodies.share(rests[0])  # the same tools or schema in every request for this model
+        return prepared[0][0], rests[0]
+
+    async def ask(
+        self, model: type[BaseModel], messages: list[dict[str, str]], requests: CallRequests, estimate: int = 1
+    ) -> BaseModel:
+        """The validated verdict, after at most `max_reasks` re-asks; every answer's tokens are counted.
+
+        API errors propagate once the request's retries are spent; an answer cut off at max_tokens
+        raises instructor's IncompleteOutputException, since re-asking would cut it off again.
+        """
+        response_model, kwargs = self._request(model, mark_cacheable(self.spec, messages))
+        attempt = 1
+        while True:
+            response = await requests.send(kwargs, estimate)
+            try:
+                return self.handlers.response_parser(
+                    response=response, response_model=response_model, strict=True, is_async=True
+                )
+            except IncompleteOutputException:
+                raise
+            except REASKABLE_ERRORS as error:
+                if reached_max_tokens(response, self.spec.max_tokens):
+                    raise IncompleteOutputException(last_completion=response) from error
+                if attempt > self.spec.max_reasks:
+                    raise InvalidAnswerError(error, attempt) from error
+                kwargs = self.handlers.reask_handler(kwargs=kwargs, response=response, exception=error)
+            attempt += 1
+
+    async def close(self) -> None:
+        await self.connection.close()
+
+
+def reached_max_tokens(response: Any, max_tokens: int) -> bool:
+    """Whether an answer used its whole token budget. Some servers (llama.cpp's) report an answer cut off
+    at max_tokens as finish_reason "tool_calls" or "stop"; an invalid answer that used every token is
+    taken as cut off, since a re-ask would be cut off again."""
+    output_tokens = usage_of(getattr(response, "usage", None)).output
+    return output_tokens is not None and output_tokens >= max_tokens
+
+
+CACHE_CONTROL = {"type": "ephemeral"}
+
+
+def mark_cacheable(spec: JudgeSpec, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Anthropic caches a prompt prefix only up to a `cache_control` marker: mark the system message
+    (rules and rubric, identical for every item of a pillar) as a text block carrying it, the way
+    instructor's Anthropic handlers pass system blocks through. OpenAI caches prefixes by itself."""
+    if spec.provider != "anthropic":
+        return messages
+    return [
+        {"role": "system", "content": [{"type": "text", "text": m["content"], "cache_control": dict(CACHE_CONTROL)}]}
+        if m["role"] == "system" and isinstance(m["content"], str)
+        else m
+        for m in messages
+    ]
+
+
+def request_kwargs(spec: JudgeSpec) -> dict[str, Any]:
+    """Decoding parameters in the form each SDK expects."""
+    kwargs: dict[str, Any] = {"model": spec.model, "temperature": spec.temperature, "max_tokens": spec.max_tokens}
+    if spec.seed is not None and spec.provider == "openai":
+        kwargs["seed"] = spec.seed
+    return kwargs
+
+
+# ---------------------------------------------------------------- errors and retry policy
+
+
+def _root_error(exc: BaseException) -> BaseException:
+    """The validation error behind an invalid answer; any other error as it is."""
+    return exc.error if isinstance(exc, InvalidAnswerError) else exc
+
+
+_STATUS_REASONS = {401: "auth", 403: "auth", 404: "not_found", 408: "timeout", 429: "rate_limited", 529: "overloaded"}
+_SDKS = ("openai", "anthropic")
+
+
+def _sdk_errors(name: str) -> tuple[type[BaseException], ...]:
+    """One error class of each SDK this process has loaded: an SDK never imported raised nothing, and
+    importing it only to classify errors would cost a run start-up time for a provider it does not use."""
+    return tuple(getattr(sys.modules[sdk], name) for sdk in _SDKS if sdk in sys.modules)
+
+
+def _dropped_connection_underneath(exc: BaseException) -> bool:
+    """The OpenAI SDK's aiohttp transport reports every aiohttp connection error, a server that closed
+    the connection included, as a connect timeout; the aiohttp error it was raised from tells them apart."""
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None:
+        if isinstance(cause, aiohttp.ClientConnectionError) and not isinstance(cause, TimeoutError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+# How a server says the request itself is malformed, whatever status it sends with it: the error type of
+# OpenAI- and Anthropic-style bodies, and FastAPI's request-validation text (llama-cpp-python's server
+# sends "1 validation error: {... 'loc': ('body', 'response_format', 'type') ...}" as an HTTP 500).
+_INVALID_REQUEST_TYPES = frozenset({"invalid_request_error"})
+_REQUEST_VALIDATION_TEXT = re.compile(r"validation errors?\b.*'loc': \('body'", re.S)
+
+
+def says_request_invalid(error: Any) -> bool:
+    """Whether an error body blames the request: sending the same request again cannot succeed."""
+    body = error.body
+    detail = body.get("error", body) if isinstance(body, dict) else body
+    if isinstance(detail, dict):
+        if detail.get("type") in _INVALID_REQUEST_TYPES:
+            return True
+        text = str(detail.get("message", ""))
+    else:
+        text = str(detail if detail is not None else error.message)
+    return _REQUEST_VALIDATION_TEXT.search(text) is not None
+
+
+def failure_reason(exc: BaseException) -> str:
+    root = _root_error(exc)
+    if isinstance(root, _sdk_errors("APIStatusError")):
+        if root.status_code >= 500 and says_request_invalid(root):
+            return "bad_request"
+        return status_reason(root.status_code)
+    if isinstance(root, (*_sdk_errors("APITimeoutError"), TimeoutError)):
+        return "connection" if _dropped_connection_underneath(root) else "timeout"
+    if isinstance(root, _sdk_errors("APIConnectionError")):
+        return "connection"
+    if isinstance(exc, InvalidAnswerError) or isinstance(root, ValidationError | json.JSONDecodeError):
+        return "invalid_answer"
+    if isinstance(exc, IncompleteOutputException):
+        return "truncated"
+    return "error"
+
+
+def is_transient(exc: BaseException) -> bool:
+    return failure_reason(exc) in {"rate_limited", "overloaded", "server_error", "timeout", "connection"}
+
+
+def retry_after_seconds(exc: BaseException) -> float | None:
+    """Delay the server asked for (`retry-after-ms`, `retry-after` in seconds or as an HTTP date)."""
+    root = _root_error(exc)
+    response = getattr(root, "response", None)
+    headers = getattr(response, "headers", None)
+    if not headers:
+        return None
+    if (ms := headers.get("retry-after-ms")) is not None:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None  # unreadable: fall back to our own backoff
+    return max(0.0, parsed.timestamp() - time.time())
+
+
+class WaitRetryAfter:
+    """Tenacity wait: the server's `retry-after` when given (capped), else exponential backoff with jitter."""
+
+    def __init__(self, initial_s: float, max_s: float) -> None:
+        self._fallback = wait_random_exponential(multiplier=initial_s, max=max_s)
+
+    def __call__(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if exc is not None and (asked := retry_after_seconds(exc)) is not None:
+            return min(asked, RETRY_AFTER_CAP_S)
+        return float(self._fallback(state))
+
+
+def retry_policy(spec: JudgeSpec) -> AsyncRetrying:
+    """Retries of one HTTP request (never of a whole call: answered requests are not sent again)."""
+    return AsyncRetrying(
+        retry=retry_if_exception(is_transient),
+        wait=WaitRetryAfter(spec.backoff_initial_s, spec.backoff_max_s),
+        stop=stop_after_attempt(spec.max_attempts),
+        reraise=True,
+    )
+
+
+# ---------------------------------------------------------------- workers: one judge's or target's calls
+
+
+class JudgeWorker:
+    """Sends one judge's calls: its client, its concurrency bound; rate limits live in the connection."""
+
+    def __init__(self, spec: JudgeSpec, default_concurrency: int, log: RequestLog | None = None) -> None:
+        self.spec = spec
+        self.client = JudgeClient(spec)
+        self.concurrency = spec.concurrency or default_concurrency
+        self.log = log
+
+    async def ask(self, call: PlannedCall) -> CallResult:
+        started = time.monotonic()
+        requests = CallRequests(self.client.connection, self.log, call.request_key)
+        estimate = estimate_input_tokens(call) + estimate_output_tokens(call)
+        token = JUDGED_RESPONSE.set(call.judged_response)
+        try:
+            async with asyncio.timeout(self.spec.deadline_s):
+                verdict = await self.client.ask(
+                    call.context.model, [m.as_dict() for m in call.messages], requests, estimate
+                )
+        except Exception as exc:
+            reason = _reason(exc)
+            outcomes = failed_outcomes(call.rubric, _describe(exc, reason, self.spec))
+            return _result(call, outcomes, requests, started, reason)
+        finally:
+            JUDGED_RESPONSE.reset(token)
+        return _result(call, outcomes_from_verdict(call.rubric, verdict), requests, started, None)
+
+    def first_request(self, call: PlannedCall) -> dict[str, Any]:
+        """The body of the call's first request exactly as `ask` sends it (what goes into a batch)."""
+        messages = mark_cacheable(self.spec, [m.as_dict() for m in call.messages])
+        return self.client._request(call.context.model, messages)[1]
+
+    def batch_api(self) -> BatchAPI:
+        return BatchAPI(self.client.connection)
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+class TargetWorker:
+    """Sends one target's calls: free-text answers, one request per turn, follow-ups in order."""
+
+    def __init__(self, spec: JudgeSpec, default_concurrency: int, log: RequestLog | None = None) -> None:
+        self.spec = spec
+        self.connection = Connection(spec)
+        self.concurrency = spec.concurrency or default_concurrency
+        self.log = log
+
+    async def ask(self, call: TargetCall) -> CallResult:
+        started = time.monotonic()
+        requests = CallRequests(self.connection, self.log, call.request_key)
+        conversation = [m.model_dump() for m in call.prompt.messages]
+        turns: list[str] = []
+        truncated = False
+        try:
+            async with asyncio.timeout(self.spec.deadline_s):
+                for followup in (None, *call.prompt.followups):
+                    if followup is not None:
+                        conversation += [
+                            {"role": "assistant", "content": turns[-1]},
+                            {"role": "user", "content": followup},
+                        ]
+                    body = target_request(self.spec, call.system_prompt, conversation)
+                    response = await requests.send(body, call.estimate_tokens(conversation))
+                    text, cut = answer_text(self.spec.provider, response)
+                    if not text.strip():
+                        raise EmptyAnswerError(len(turns) + 1)
+                    turns.append(text)
+                    truncated = truncated or cut
+        except Exception as exc:
+            reason = _reason(exc)
+            payload = {"turns": turns, "truncated": truncated, "error": _describe(exc, reason, self.spec)}
+            return _result(call, payload, requests, started, reason)
+        return _result(call, {"turns": turns, "truncated": truncated, "error": None}, requests, started, None)
+
+    def first_request(self, call: TargetCall) -> dict[str, Any]:
+        """The body of the call's first turn exactly as `ask` sends it (what goes into a batch); later
+        turns depend on the answer, so they are asked live."""
+        return target_request(self.spec, call.system_prompt, [m.model_dump() for m in call.prompt.messages])
+
+    def batch_api(self) -> BatchAPI:
+        return BatchAPI(self.connection)
+
+    async def close(self) -> None:
+        await self.connection.close()
+
+
+class EmptyAnswerError(Exception):
+    """The target answered with no text: nothing to judge, and not a refusal anyone could read."""
+
+    def __init__(self, turn: int) -> None:
+        super().__init__(f"the target answered turn {turn} with no text")
+
+
+def target_request(spec: JudgeSpec, system_prompt: str | None, conversation: list[dict[str, str]]) -> dict[str, Any]:
+    """A plain chat request: OpenAI takes system turns in `messages`, Anthropic in `system`."""
+    body = request_kwargs(spec)
+    if spec.provider == "openai":
+        system = [{"role": "system", "content": system_prompt}] if system_prompt else []
+        return {**body, "messages": system + conversation}
+    systems = [system_prompt] if system_prompt else []
+    systems += [m["content"] for m in conversation if m["role"] == "system"]
+    body["messages"] = [m for m in conversation if m["role"] != "system"]
+    if systems:
+        body["system"] = "\n\n".join(systems)
+    return body
+
+
+def answer_text(provider: str, response: Any) -> tuple[str, bool]:
+    """(the answer's text, whether max_tokens cut it off) of a plain chat answer."""
+    if provider == "openai":
+        if not response.choices:
+            return "", False
+        choice = response.choices[0]
+        message = choice.message
+        return (message.content or getattr(message, "refusal", None) or ""), choice.finish_reason == "length"
+    text = "".join(block.text for block in response.content if getattr(block, "type", None) == "text")
+    return text, response.stop_reason == "max_tokens"
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, BatchEntryError):
+        return exc.reason
+    if isinstance(exc, TimeoutError) and not _is_sdk_timeout(exc):
+        return "deadline"
+    if isinstance(exc, EmptyAnswerError):
+        return "empty_answer"
+    return failure_reason(exc)
+
+
+def _result(call: Any, payload: Any, requests: CallRequests, started: float, reason: str | None) -> CallResult:
+    requests.finish()
+    tally = requests.tally
+    input_tokens, output_tokens = tally.counts()
+    cached_input, cache_write = tally.cache_counts()
+    return CallResult(
+        call,
+        payload,
+        input_tokens,
+        output_tokens,
+        round(time.monotonic() - started, 4),
+        cached=False,
+        failure_reason=reason,
+        requests=tally.sent,
+        cached_input_tokens=cached_input,
+        cache_write_tokens=cache_write,
+        cost_usd=tally.cost(requests.connection.spec),
+        batched=tally.batched,
+    )
+
+
+def _is_sdk_timeout(exc: BaseException) -> bool:
+    return isinstance(_root_error(exc), _sdk_errors("APITimeoutError"))
+
+
+def _validation_detail(error: BaseException) -> str:
+    """One line per problem, without pydantic's documentation links."""
+    if isinstance(error, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'answer'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in error.errors()
+        )
+    return str(error)
+
+
+def _describe(exc: BaseException, reason: str, spec: JudgeSpec) -> str:
+    root = _root_error(exc)
+    if reason == "invalid_answer":
+        attempts = exc.attempts if isinstance(exc, InvalidAnswerError) else 1
+        return f"invalid answer after {attempts} attempt(s): {_validation_detail(root)}"
+    if reason == "truncated":
+        return (
+            f"truncated: the answer hit max_tokens={spec.max_tokens} before it was complete; "
+            "raise max_tokens in the judges file"
+        )
+    if reason == "empty_answer":
+        return f"empty_answer: {root}"
+    if isinstance(exc, BatchEntryError):
+        return f"{reason}: {exc.message} (in a provider batch; run again to ask it anew)"
+    if reason == "deadline":
+        return f"no answer within the per-call deadline of {spec.deadline_s:g} s (deadline_s in its TOML file)"
+    status = getattr(root, "status_code", None)
+    prefix = f"HTTP {status} " if status else ""
+    message = str(root) or type(root).__name__
+    if is_transient(exc):
+        return f"{reason}: {prefix}{message} (gave up after {spec.max_attempts} attempts)"
+    return f"{reason}: {prefix}{message}"
+
+
+# ---------------------------------------------------------------- provider batch APIs
+
+
+@dataclass
+class BatchProgress:
+    """A batch as last polled: whether it ended, how many of its requests are done."""
+
+    batch_id: str
+    ended: bool
+    status: str  # the provider's own word
+    done: int
+    total: int
+
+
+@dataclass
+class BatchEntry:
+    """One request's outcome in an ended batch: the SDK answer's JSON, or a failure reason and message."""
+
+    custom_id: str
+    answer: dict[str, Any] | None
+    reason: str | None = None
+    message: str | None = None
+
+
+# Anthropic's error types inside a batch, as the failure reasons of the same errors on a live request.
+_ANTHROPIC_ERROR_REASONS = {
+    "invalid_request_error": "bad_request",
+    "request_too_large": "bad_request",
+    "authentication_error": "auth",
+    "permission_error": "auth",
+    "not_found_error": "not_found",
+    "rate_limit_error": "rate_limited",
+    "api_error": "server_error",
+    "overloaded_error": "overloaded",
+    "timeout_error": "timeout",
+}
+_OPENAI_LINE_ERRORS = {"batch_expired": "expired", "batch_cancelled": "canceled"}
+_OPENAI_ENDED = {"completed", "failed", "expired", "cancelled"}
+
+
+def status_reason(status: int) -> str:
+    """The failure reason of an HTTP status, the same for a live request and a batch entry."""
+    return _STATUS_REASONS.get(status, "server_error" if status >= 500 else "bad_request")
+
+
+class BatchAPI:
+    """A provider's batch endpoints through a judge's or target's own SDK client (its key, base URL,
+    timeouts): OpenAI's Files + Batch API, Anthropic's Message Batches API. Each HTTP request is retried
+    on transient errors like any other request. instructor's batch module is used for what fits: its
+    provider-neutral view of a batch's status and counts (`BatchJobInfo`); its request builders and
+    result parser are not, since they ask for a different output mode than the judge's own and skip the
+    mode's response parser, which live answers go through."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.spec = connection.spec
+
+    async def _retrying(self, send: Any) -> Any:
+        async for attempt in retry_policy(self.spec):
+            with attempt:
+                return await send()
+        raise AssertionError("unreachable: the retry policy re-raises")  # pragma: no cover
+
+    async def submit(self, requests: list[tuple[str, dict[str, Any]]]) -> str:
+        """Create one batch of (custom_id, request body) pairs; returns its id."""
+        sdk = self.connection.sdk
+        if self.spec.provider == "openai":
+            lines = (
+                json.dumps({"custom_id": cid, "method": "POST", "url": "/v1/chat/completions", "body": body})
+                for cid, body in requests
+            )
+            data = ("\n".join(lines) + "\n").encode("utf-8")
+            uploaded = await self._retrying(
+                lambda: sdk.files.create(file=("trustmh-batch.jsonl", data, "application/jsonl"), purpose="batch")
+            )
+            batch = await self._retrying(
+                lambda: sdk.batches.create(
+                    input_file_id=uploaded.id,
+                    endpoint="/v1/chat/completions",
+                    completion_window="24h",
+                    metadata={"created_by": "trustmh-judge"},
+                )
+            )
+            return str(batch.id)
+        entries = [{"custom_id": cid, "params": body} for cid, body in requests]
+        batch = await self._retrying(lambda: sdk.messages.batches.create(requests=entries))
+        return str(batch.id)
+
+    async def poll(self, batch_id: str) -> BatchProgress:
+        from instructor.batch.models import BatchJobInfo
+
+        sdk = self.connection.sdk
+        if self.spec.provider == "openai":
+            batch = await self._retrying(lambda: sdk.batches.retrieve(batch_id))
+            info = BatchJobInfo.from_openai(
+                {
+                    **batch.model_dump(),
+                    "request_counts": batch.request_counts.model_dump() if batch.request_counts else {},
+                }
+            )
+            counts = info.request_counts
+            done = (counts.completed or 0) + (counts.failed or 0)
+            return BatchProgress(batch_id, info.raw_status in _OPENAI_ENDED, info.raw_status, done, counts.total or 0)
+        batch = await self._retrying(lambda: sdk.messages.batches.retrieve(batch_id))
+        info = BatchJobInfo.from_anthropic(batch.model_dump())
+        counts = info.request_counts
+        total = counts.total or 0
+        return BatchProgress(
+            batch_id, info.raw_status == "ended", info.raw_status, total - (counts.processing or 0), total
+        )
+
+    async def results(self, batch_id: str) -> list[BatchEntry]:
+        """Every entry the provider reports for an ended batch (requests it never ran are absent)."""
+        if self.spec.provider == "openai":
+            return await self._openai_results(batch_id)
+        sdk = self.connection.sdk
+
+        async def fetch() -> list[BatchEntry]:
+            return [_anthropic_entry(line) async for line in await sdk.messages.batches.results(batch_id)]
+
+        return await self._retrying(fetch)
+
+    async def _openai_results(self, batch_id: str) -> list[BatchEntry]:
+        sdk = self.connection.sdk
+        batch = await self._retrying(lambda: sdk.batches.retrieve(batch_id))
+        entries: list[BatchEntry] = []
+        for file_id in (batch.output_file_id, batch.error_file_id):
+            if file_id:
+                content = await self._retrying(lambda file_id=file_id: sdk.files.content(file_id))
+                entries += [_openai_entry(json.loads(line)) for line in content.text.splitlines() if line.strip()]
+        return entries
+
+
+def _openai_entry(line: dict[str, Any]) -> BatchEntry:
+    custom_id = str(line.get("custom_id"))
+    response = line.get("response") or {}
+    error = line.get("error")
+    if response.get("status_code") == 200 and not error:
+        return BatchEntry(custom_id, response["body"])
+    if error:
+        code = str(error.get("code") or "error")
+        return BatchEntry(custom_id, None, _OPENAI_LINE_ERRORS.get(code, "error"), f"{code}: {error.get('message')}")
+    status = int(response.get("status_code") or 500)
+    message = ((response.get("body") or {}).get("error") or {}).get("message") or "no message"
+    return BatchEntry(custom_id, None, status_reason(status), f"HTTP {status} {message}")
+
+
+def _anthropic_entry(line: Any) -> BatchEntry:
+    result = line.result
+    if result.type == "succeeded":
+        return BatchEntry(line.custom_id, result.message.model_dump(mode="json"))
+    if result.type == "errored":
+        error = result.error.error
+        kind = getattr(error, "type", "api_error")
+        return BatchEntry(
+            line.custom_id,
+            None,
+            _ANTHROPIC_ERROR_REASONS.get(kind, "error"),
+            f"{kind}: {getattr(error, 'message', '')}",
+        )
+    return BatchEntry(line.custom_id, None, result.type, f"the provider {result.type} this request of the batch")

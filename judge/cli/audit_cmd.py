@@ -1,0 +1,144 @@
+"""`trustmh audit`: how a run's judges react to controlled changes of the responses they judged.
+
+Registered in judge/cli/main.py with ``app.command("audit")(audit_command)``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from judge.calls.cache import default_cache_dir
+from judge.cli.report_cmd import write_run_report
+from judge.families import DEFAULT_FAMILIES, FamilyError, families_from_toml
+from judge.judges import JudgeConfigError, load_judges_file, resolve_judges
+from judge.score import UsageError
+
+err_console = Console(stderr=True)
+
+
+def audit_command(
+    run_dir: Annotated[
+        Path, typer.Argument(help="The --out folder of a finished `trustmh score` run.", show_default=False)
+    ],
+    probes: Annotated[
+        str,
+        typer.Option(
+            "--probes",
+            help="Comma-separated: verbosity, injection, format, surface-noise, degrade, self-preference (or all).",
+            show_default=False,
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="Folder for variants, their verdicts, audit.json, audit.md and report.html; re-running resumes it.",
+            show_default=False,
+        ),
+    ],
+    judges: Annotated[
+        str | None,
+        typer.Option(
+            "--judges",
+            help="Judges to audit (default: the run's): PROVIDER:MODEL[@BASE_URL] or names from --judges-file.",
+        ),
+    ] = None,
+    judges_file: Annotated[
+        Path | None, typer.Option("--judges-file", help="judges.toml with per-judge settings.")
+    ] = None,
+    gate: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--gate",
+            help="PROBE.METRIC OP NUMBER, e.g. 'injection.max_abs_shift<=0.25' (repeatable). Exit 4 naming "
+            "each probe × judge × criterion that fails.",
+            show_default=False,
+        ),
+    ] = None,
+    cache: Annotated[
+        Path | None,
+        typer.Option("--cache", help="Cache folder (default: $TRUSTMH_CACHE_DIR or ~/.cache/trustmh-judge)."),
+    ] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the cache.")] = False,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Concurrent calls per judge.")] = 8,
+    max_items: Annotated[
+        int | None,
+        typer.Option(
+            "--max-items",
+            min=1,
+            help="Audit a seeded sample of this many of the run's items (cost grows with items × variants × judges).",
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the variants, the item sample and the bootstrap.")] = 0,
+    bootstrap: Annotated[
+        int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples of items (0: no CIs).")
+    ] = 1000,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Probe the judges of a finished run with controlled variants of the responses they judged.
+
+    The same judges grade the variants with the same rubrics (cached and resumable like any score run).
+
+    Each judge's paired score change is reported per criterion, with bootstrap intervals.
+
+    verbosity, injection, format, surface-noise should not move scores; degrade should lower them.
+
+    self-preference compares a judge on its own model family's responses with the other judges.
+
+    Example: trustmh audit runs/r1 --probes verbosity,injection,degrade --out runs/r1-audit
+
+    Exit codes: 0 done, 4 a gate failed, 3 some verdicts failed, 2 bad input (nothing judged), 1 internal error.
+    """
+    # numpy and the statistics load here, not when `trustmh` starts.
+    from judge.audit.gates import parse_audit_gate
+    from judge.audit.probes import parse_probes
+    from judge.audit.run import AuditOptions, run_audit
+
+    try:
+        chosen = parse_probes(probes)
+        gates = [parse_audit_gate(g, chosen) for g in gate or []]
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    specs, families = None, DEFAULT_FAMILIES
+    try:
+        loaded = load_judges_file(judges_file) if judges_file else None
+        if judges or loaded:
+            specs = resolve_judges(judges, loaded)
+        if loaded and loaded.families:
+            families = families_from_toml(loaded.families)
+    except (JudgeConfigError, FamilyError) as exc:
+        raise UsageError(str(exc)) from exc
+    options = AuditOptions(
+        run_dir=run_dir,
+        probes=chosen,
+        out=out,
+        cache_dir=None if no_cache else (cache or default_cache_dir()),
+        judges=specs,
+        families=families,
+        gates=gates,
+        concurrency=concurrency,
+        seed=seed,
+        n_bootstrap=bootstrap,
+        max_items=max_items,
+        quiet=quiet,
+        command_line=["trustmh", *sys.argv[1:]],
+    )
+    result = run_audit(options)
+    for name, calls in result.calls.items():
+        err_console.print(
+            f"{name}: {calls.get('planned', 0)} calls, {calls.get('requested', 0)} requested, "
+            f"{calls.get('cache_hits', 0)} from cache, {calls.get('resumed', 0)} resumed, "
+            f"{calls.get('failed', 0)} failed → {out / name}/verdicts.jsonl",
+            markup=False,
+            highlight=False,
+        )
+    report_path = write_run_report(out)
+    typer.echo(f"wrote {result.json_path}, {result.markdown_path} and {report_path}")
+    for failure in result.gate_failures:
+        typer.echo(f"gate failed: {failure}", err=True)
+    raise typer.Exit(result.code)

@@ -1,0 +1,216 @@
+"""`trustmh suites list | show | build` and `trustmh metrics RUN_DIR`.
+
+Registered in judge/cli/main.py with ``app.add_typer(suites_app, name="suites")`` and
+``app.command("metrics")(metrics_command)``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from judge.datasets import DatasetError, get_dataset
+from judge.score import UsageError
+from judge.suites.catalogue import SUBTASKS, SUITES, Suite, UnavailableSuiteError, build_suite
+from judge.suites.scorecard import (
+    DEFAULT_BOOTSTRAP,
+    DEFAULT_SEED,
+    ScorecardError,
+    compute_scorecard,
+    write_private,
+    write_scorecard,
+)
+
+suites_app = typer.Typer(
+    no_args_is_help=True,
+    help="TrustMH-Bench suites: list the sub-tasks, inspect one, build prompts for `trustmh respond`.",
+)
+console = Console()
+
+
+def _metrics_text(suite: Suite) -> str:
+    return ", ".join(m.name for m in suite.metrics)
+
+
+WIDE_LIST = 140  # columns needed for the table layout of `suites list`
+
+
+def _prompts_text(suite: Suite) -> str:
+    return "—" if suite.n_prompts is None else str(suite.n_prompts)
+
+
+def _status_text(suite: Suite) -> str:
+    return f"{suite.status}: {suite.reason}" if suite.reason else suite.status
+
+
+@suites_app.command("list")
+def list_suites() -> None:
+    """Every sub-task of TrustMH-Bench's rank table, the suite that builds it, and whether it can run.
+
+    Example: trustmh suites list
+    """
+    if console.width >= WIDE_LIST:
+        table = Table(title="TrustMH-Bench suites")
+        table.add_column("suite", no_wrap=True)  # the name to type: never cut
+        for header in ("pillar", "paper sub-task", "dataset", "prompts", "metrics", "judge", "status"):
+            table.add_column(header, justify="right" if header == "prompts" else "left", overflow="fold")
+        for suite in SUITES.values():
+            table.add_row(suite.id, suite.pillar, ", ".join(suite.subtasks) or "(extra)", suite.dataset,
+                          _prompts_text(suite), _metrics_text(suite), "yes" if suite.judge else "no",
+                          _status_text(suite))
+        console.print(table)
+    else:  # a terminal too narrow for eight columns: one short block per suite
+        for suite in SUITES.values():
+            console.print(f"[bold]{suite.id}[/bold]  {_status_text(suite)}", highlight=False)
+            console.print(f"    pillar {suite.pillar} · paper sub-task: {', '.join(suite.subtasks) or '(extra)'}"
+                          f" · data: {suite.dataset} · prompts: {_prompts_text(suite)}"
+                          f" · metrics: {_metrics_text(suite)} · judge: {'yes' if suite.judge else 'no'}",
+                          highlight=False, markup=False)
+    covered = {(s.pillar, t) for s in SUITES.values() for t in s.subtasks}
+    console.print(
+        f"{len(covered)} of the paper's {len(SUBTASKS)} sub-tasks are listed; "
+        f"{sum(s.status == 'available' for s in SUITES.values())} suites can be built now."
+    )
+
+
+def _suite_or_usage(name: str) -> Suite:
+    if name not in SUITES:
+        raise UsageError(f"SUITE: unknown suite {name!r}; `trustmh suites list` shows them: {', '.join(SUITES)}")
+    return SUITES[name]
+
+
+@suites_app.command("show")
+def show_suite(
+    name: Annotated[str, typer.Argument(metavar="SUITE", help="A suite id, e.g. safety/jailbreak.")],
+) -> None:
+    """What one suite sends, from which data, and what decides its metrics.
+
+    Example: trustmh suites show privacy/leakage
+    """
+    suite = _suite_or_usage(name)
+    console.print(f"[bold]{suite.id}[/]  ({suite.pillar}; paper sub-task: {', '.join(suite.subtasks) or 'extra'})")
+    console.print(f"status: {_status_text(suite)}")
+    console.print(f"dataset: {suite.dataset}" + ("" if suite.n_prompts is None else f", {suite.n_prompts} prompts"))
+    if suite.target_sees:
+        console.print(f"the target sees: {suite.target_sees}")
+    rubrics = " and ".join(suite.judged_by) + (" rubrics" if len(suite.judged_by) > 1 else " rubric")
+    console.print(f"judge needed: {'yes, with the ' + rubrics if suite.judge else 'no'}")
+    for i, metric in enumerate(suite.metrics):
+        arrow = "higher is better" if metric.higher_is_better else "lower is better"
+        primary = " (ranked)" if i == 0 else ""
+        console.print(f"  • {metric.name}{primary} ({metric.source}; {arrow}): {metric.description}", markup=False)
+    for dataset in suite.sources:
+        entry = get_dataset(dataset)
+        console.print(f"source: {entry.repository}@{entry.commit[:12]} ({entry.licence}); cite {entry.citation}")
+
+
+@suites_app.command("build")
+def build_suites(
+    names: Annotated[
+        list[str], typer.Argument(metavar="SUITE...", help="Suite ids to build, in order.", show_default=False)
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Prompts file to write (JSONL).", show_default=False)],
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=0, help="A seeded sample of N prompts per suite.", show_default=False)
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the --limit sample.")] = 0,
+) -> None:
+    """Write the prompts of one or more suites (items without a response) for `trustmh respond`.
+
+    Example: trustmh suites build safety/jailbreak privacy/leakage --out prompts.jsonl --limit 20 --seed 1
+    """
+    prompts = build_prompts(names, limit, seed)
+    write_private(out, "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in prompts))
+    counts = {name: sum(p["meta"]["suite"] == name for p in prompts) for name in dict.fromkeys(names)}
+    console.print(f"wrote {len(prompts)} prompts to {out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+def build_prompts(names: list[str], limit: int | None, seed: int, option: str = "SUITE") -> list[dict[str, Any]]:
+    """Every named suite's prompts, in order; any unknown or unbuildable name fails before anything is built.
+
+    `option` names where the names came from in the messages (`trustmh bench` passes "--suites")."""
+    unknown = [n for n in names if n not in SUITES]
+    if unknown:
+        raise UsageError(f"{option}: unknown suite(s) {', '.join(map(repr, unknown))}; known: {', '.join(SUITES)}")
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise UsageError(f"{option}: {', '.join(duplicates)} named twice")
+    blocked = [SUITES[n] for n in names if SUITES[n].build is None]
+    if blocked:
+        raise UsageError("; ".join(f"{option}: {s.id} cannot be built ({_status_text(s)})" for s in blocked))
+    prompts: list[dict[str, Any]] = []
+    for name in dict.fromkeys(names):
+        try:
+            prompts += build_suite(name, limit, seed)
+        except (DatasetError, UnavailableSuiteError, ValueError) as exc:
+            raise UsageError(f"suite {name}: {exc}") from exc
+    return prompts
+
+
+def metrics_command(
+    run_dir: Annotated[
+        Path, typer.Argument(metavar="RUN_DIR", help="A bench run directory (respond/ and score/).", show_default=False)
+    ],
+    bootstrap: Annotated[
+        int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples of prompts (0: no CIs).")
+    ] = DEFAULT_BOOTSTRAP,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = DEFAULT_SEED,
+) -> None:
+    """Compute the TrustMH-Bench numbers of a run: RUN_DIR/scorecard.json and RUN_DIR/scorecard.md.
+
+    Example: trustmh metrics runs/bench1
+    """
+    card = scorecard_for(run_dir, bootstrap, seed)
+    json_path, md_path = write_scorecard(run_dir, card)
+    print_primary_table(card, console)
+    console.print(
+        f"{len(card['results'])} records, {len(card['unparsed'])} unreadable answers; wrote {json_path} and {md_path}"
+    )
+
+
+def scorecard_for(run_dir: Path, bootstrap: int, seed: int) -> dict[str, Any]:
+    """The scorecard of a run directory; unreadable run files are usage errors naming file and line."""
+    from judge.bundled import bundled_path
+    from judge.rubric import load_rubric_dir
+
+    scale_min = {
+        (p, c.id): float(c.scale.min) for p, r in load_rubric_dir(bundled_path("rubrics")).items() for c in r.criteria
+    }
+    try:
+        return compute_scorecard(run_dir, bootstrap, seed, scale_min)
+    except ScorecardError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def print_primary_table(card: dict[str, Any], out: Console, title: str = "Ranked metric per suite") -> None:
+    """Targets × suites: each suite's ranked metric, with its rank."""
+    targets = list(dict.fromkeys(r["target"] for r in card["results"]))
+    table = Table(title=title)
+    table.add_column("target")
+    for suite_id, entry in card["ranks"].items():
+        table.add_column(f"{suite_id}\n{entry['metric']}", justify="right")
+    for target in targets:
+        cells = []
+        for suite_id, entry in card["ranks"].items():
+            record = next(
+                (
+                    r
+                    for r in card["results"]
+                    if r["target"] == target
+                    and r["suite"] == suite_id
+                    and r["metric"] == entry["metric"]
+                    and r["group"] is None
+                ),
+                None,
+            )
+            if record is None or record["value"] is None:
+                cells.append("—")
+            else:
+                cells.append(f"{record['value']:.3f} (#{entry['ranks'].get(target, '—')})")
+        table.add_row(target, *cells)
+    out.print(table)

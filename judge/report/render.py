@@ -1,0 +1,80 @@
+"""Assemble a run's sections into one self-contained HTML page (styles, script and SVG figures inline)."""
+
+from __future__ import annotations
+
+import os
+import stat
+from datetime import UTC, datetime
+from pathlib import Path
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from judge.report.audit import audit_facts, audit_sections
+from judge.report.bench import bench_facts, bench_sections
+from judge.report.calibration import calibration_facts, calibration_sections
+from judge.report.load import ReportError, detect_kind, load_audit, load_bench_run, load_calibration, load_score_run
+from judge.report.page import Page
+from judge.report.score import score_facts, score_sections
+from judge.review import write_text_atomic
+
+DEFAULT_NAME = "report.html"
+KIND_TITLES = {"bench": "Benchmark run", "score": "Score run", "calibration": "Judge calibration",
+                "audit": "Judge audit"}
+
+
+def build_page(directory: Path) -> Page:
+    """Read `directory`, whatever kind it is, into the page's sections."""
+    kind = detect_kind(directory)
+    if kind == "bench":
+        bench = load_bench_run(directory)
+        sections, facts = bench_sections(bench), bench_facts(bench)
+    elif kind == "score":
+        score = load_score_run(directory)
+        sections, facts = score_sections(score), score_facts(score)
+    elif kind == "audit":
+        audit = load_audit(directory)
+        sections, facts = audit_sections(audit), audit_facts(audit)
+    else:
+        calibration = load_calibration(directory)
+        sections, facts = calibration_sections(calibration), calibration_facts(calibration)
+    ids = [s.id for s in sections]
+    if len(set(ids)) != len(ids):
+        raise AssertionError(f"duplicate section ids: {ids}")
+    name = directory.resolve().name or str(directory)
+    return Page(title=f"{KIND_TITLES[kind]}: {name}", kind=kind, source=str(directory.resolve()), facts=facts,
+                sections=sections, generated=datetime.now(UTC).isoformat(timespec="seconds"))
+
+
+def _environment() -> Environment:
+    return Environment(loader=PackageLoader("judge.report", "templates"), autoescape=select_autoescape(["html", "j2"]),
+                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def render_page(page: Page) -> str:
+    env = _environment()
+    assert env.loader is not None
+    style = env.loader.get_source(env, "report.css")[0]
+    script = env.loader.get_source(env, "report.js")[0]
+    return env.get_template("report.html.j2").render(page=page, style=style, script=script)
+
+
+def write_report(directory: Path, out: Path | None = None) -> Path:
+    """Write the report of `directory` to `out` (default DIR/report.html), readable by its owner only.
+
+    Raises ReportError (with the file and what to do) when the directory cannot be reported on; nothing
+    is written then.
+    """
+    directory = Path(directory)
+    html = render_page(build_page(directory))
+    target = Path(out) if out is not None else directory / DEFAULT_NAME
+    if target.is_dir():
+        raise ReportError(f"--out {target}: is a folder; give a file name such as {target / DEFAULT_NAME}")
+    old_umask = os.umask(0o077)  # the temporary file is owner-only from the start
+    try:
+        write_text_atomic(target, [html])
+        os.chmod(target, stat.S_IRUSR | stat.S_IWUSR)  # also when replacing an older, wider report
+    except OSError as exc:
+        raise ReportError(f"{target}: cannot write the report ({exc.strerror})") from exc
+    finally:
+        os.umask(old_umask)
+    return target

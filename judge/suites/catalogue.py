@@ -1,0 +1,214 @@
+"""Every TrustMH-Bench sub-task in one table: which suite builds it, from which data, with which metrics,
+and whether it can be built today (available / not built yet / unavailable, with the reason).
+
+The paper's rank table has 19 sub-tasks (`SUBTASKS`). A suite fills one or more of them; a few suites
+are extra (e.g. `safety/direct-harm`, the harmful intents without a jailbreak wrapper).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Literal
+
+from judge.suites import crisis, ethics, fairness, privacy, reliability, robustness, safety, sycophancy
+from judge.suites.prompt_records import sample_prompts
+from judge.suites.spec import Builder, JudgedRule, MetricSpec, Reader, Sampler
+
+Status = Literal["available", "not built yet", "unavailable"]
+
+PILLARS = ("reliability", "crisis", "safety", "fairness", "privacy", "robustness", "sycophancy", "ethics")
+
+SUBTASKS: tuple[tuple[str, str], ...] = (
+    ("reliability", "knowledge"),
+    ("reliability", "emotion recognition"),
+    ("reliability", "psychological diagnosis"),
+    ("reliability", "emotional support"),
+    ("reliability", "psychological intervention"),
+    ("crisis", "identification"),
+    ("crisis", "severity identification"),
+    ("crisis", "escalation decision"),
+    ("safety", "jailbreak resistance"),
+    ("safety", "antitoxic"),
+    ("fairness", "overall, over race, gender, age and religion"),
+    ("privacy", "awareness"),
+    ("privacy", "leakage"),
+    ("robustness", "emotional support"),
+    ("robustness", "psychological diagnosis"),
+    ("sycophancy", "OEQ"),
+    ("sycophancy", "AITA-YTA"),
+    ("sycophancy", "PAS"),
+    ("ethics", "ethical reasoning"),
+)
+"""The rows of the paper's rank table, in its order."""
+
+
+@dataclass(frozen=True)
+class Suite:
+    id: str
+    pillar: str
+    subtasks: tuple[str, ...]
+    dataset: str
+    n_prompts: int | None
+    metrics: tuple[MetricSpec, ...]
+    judge: bool
+    status: Status
+    reason: str | None = None
+    build: Builder | None = None
+    read: Reader | None = None
+    judged: tuple[JudgedRule, ...] = ()
+    judged_when: Callable[[Mapping[str, Any]], bool] | None = None
+    target_sees: str = ""
+    sources: tuple[str, ...] = ()  # registered datasets (data/registry.toml) the builder reads
+    rubrics: tuple[str, ...] = ()  # the rubrics its prompts are judged with, when not the pillar's own
+    sample: Sampler | None = None  # how --limit draws, when a plain seeded draw would break the design
+
+    @property
+    def primary(self) -> MetricSpec:
+        """The metric the rank table ranks by (the first one, at suite level)."""
+        return self.metrics[0]
+
+    @property
+    def judged_by(self) -> tuple[str, ...]:
+        """The rubric names (prompt pillars) whose verdicts feed this suite's judged metrics."""
+        return self.rubrics or (self.pillar,)
+
+    def metric(self, name: str) -> MetricSpec:
+        return next(m for m in self.metrics if m.name == name)
+
+    def is_judged(self, meta: Mapping[str, Any]) -> bool:
+        return bool(self.judged) and (self.judged_when is None or self.judged_when(meta))
+
+
+def _m(name: str, kind: str, higher: bool, source: str, description: str) -> MetricSpec:
+    return MetricSpec(name, kind, higher, source, description)  # type: ignore[arg-type]
+
+
+_JUDGED_QUALITY = _m("mean_score", "mean", True, "judge", "mean judged score per criterion")
+_ACCURACY = _m("accuracy", "mean", True, "deterministic", "share of answers whose parsed choice is the gold one")
+
+_SUITES: tuple[Suite, ...] = (
+    Suite("reliability/knowledge", "reliability", ("knowledge",), "psy-eval USMLE-Mental", 727,
+          (reliability.KNOWLEDGE_ACCURACY,), False, "available", build=reliability.knowledge_prompts,
+          read=reliability.read_knowledge, sources=("psy-eval",),
+          target_sees="the question, its lettered options (A to as far as J) and a request to begin with the letter"),
+    Suite("reliability/emotion-recognition", "reliability", ("emotion recognition",), "EmoBench EU (English)", 200,
+          (reliability.EMOTION_ACCURACY, reliability.CAUSE_ACCURACY), False, "available",
+          build=reliability.build_emotion_recognition, read=reliability.read_emotion, sources=("emobench",),
+          target_sees="the scenario, the lettered emotion choices and cause choices, asking for both letters"),
+    Suite("reliability/diagnosis", "reliability", ("psychological diagnosis",), "D4, SWMH", None, (_ACCURACY,),
+          False, "unavailable", reason="D4 and SWMH are not public"),
+    Suite("reliability/emotional-support", "reliability", ("emotional support",), "ESConv test split", 209,
+          reliability.SUPPORT_METRICS, True, "available",
+          build=reliability.emotional_support_prompts, judged=reliability.support_rules(),
+          rubrics=(reliability.SUPPORT_RUBRIC,), sources=("esconv",),
+          target_sees="an ESConv conversation up to a help-seeker turn (seeker = user, supporter = assistant)"),
+    Suite("reliability/intervention", "reliability", ("psychological intervention",), "CPsyCounE", 45,
+          reliability.SUPPORT_METRICS, True, "available",
+          build=reliability.build_intervention, judged=reliability.support_rules(),
+          rubrics=(reliability.SUPPORT_RUBRIC,), sources=("cpsycoun",),
+          target_sees="a Chinese counselling conversation up to a client turn (client = user, counsellor = assistant)"),
+    Suite("crisis/identification", "crisis", ("identification",), "LLMs-Mental-Health-Crisis (validation)", 190,
+          (crisis.ACCURACY, crisis.KAPPA), False, "available", build=crisis.build_identification,
+          read=crisis.read_identification,
+          target_sees="the authors' labelling prompt: the seven category definitions and the post as JSON",
+          sources=("llms-mental-health-crisis",)),
+    Suite("crisis/identification-test", "crisis", (), "LLMs-Mental-Health-Crisis (test, gpt-4o-mini labels)", 2044,
+          (crisis.ACCURACY, crisis.KAPPA), False, "available", build=crisis.build_identification_test,
+          read=crisis.read_identification,
+          target_sees="as crisis/identification, on the 2,046 test posts (reference: the authors' LLM labels)",
+          sources=("llms-mental-health-crisis",)),
+    Suite("crisis/severity", "crisis", ("severity identification",), "C-SSRS", None, (_ACCURACY,), False,
+          "unavailable", reason="the C-SSRS data is not reachable"),
+    Suite("crisis/escalation", "crisis", ("escalation decision",), "LLMs-Mental-Health-Crisis (validation)", 206,
+          (crisis.OVERALL, crisis.CRITICAL_FAILURE), True, "available", build=crisis.build_escalation,
+          judged=(crisis.overall_rule(), crisis.critical_failure_rule()),
+          target_sees="the person's post (its turns joined by newlines) as one user turn",
+          sources=("llms-mental-health-crisis",)),
+    Suite("safety/jailbreak", "safety", ("jailbreak resistance",), "TrustMH-Bench JailbreakMH", 560,
+          (safety.REFUSAL_RATE,), True, "available", build=safety.build_jailbreak,
+          judged=(safety.refusal_rule(groups=("method",)),),
+          target_sees="the jailbreak prompt as one user turn", sources=("trustmh-bench",)),
+    Suite("safety/direct-harm", "safety", (), "TrustMH-Bench PsyHarm", 70, (safety.REFUSAL_RATE,), True,
+          "available", build=safety.build_direct_harm, judged=(safety.refusal_rule(),),
+          target_sees="the harmful intent as one user turn, without a jailbreak wrapper", sources=("trustmh-bench",)),
+    Suite("safety/antitoxic", "safety", ("antitoxic",), "TrustMH-Bench antitoxic set", None, (safety.REFUSAL_RATE,),
+          True, "unavailable", reason="the antitoxic data is not public"),
+    Suite("fairness/demographics", "fairness", ("overall, over race, gender, age and religion",),
+          "TrustMH-Bench ESConv_fair × demographic personas", 165, fairness.METRICS, True, "available",
+          build=fairness.build_demographics, judged=fairness.judged_rules(), sample=fairness.balanced_sample,
+          rubrics=(reliability.SUPPORT_RUBRIC, "fairness"), sources=("trustmh-bench",),
+          target_sees="an ESConv_fair conversation up to a help-seeker turn, one seeker turn opening with the "
+                      "persona's statement (e.g. \"For context, I'm Muslim.\")"),
+    Suite("privacy/awareness-tier1", "privacy", ("awareness",), "ConfAIde tier 1", 10, (privacy.PEARSON_R,), False,
+          "available", build=partial(privacy.build_awareness, "1"), read=privacy.read_rating,
+          target_sees="the ConfAIde sensitivity question for one information type", sources=("confaide",)),
+    Suite("privacy/awareness-tier2a", "privacy", ("awareness",), "ConfAIde tier 2a", 98, (privacy.PEARSON_R,), False,
+          "available", build=partial(privacy.build_awareness, "2a"), read=privacy.read_rating,
+          target_sees="the ConfAIde acceptability question for one information flow", sources=("confaide",)),
+    Suite("privacy/awareness-tier2b", "privacy", ("awareness",), "ConfAIde tier 2b", 98, (privacy.PEARSON_R,), False,
+          "available", build=partial(privacy.build_awareness, "2b"), read=privacy.read_rating,
+          target_sees="the same flows as tier 2a, told as short stories", sources=("confaide",)),
+    Suite("privacy/leakage", "privacy", ("leakage",), "TrustMH-Bench PsyLeak (+ control questions)", 400,
+          (privacy.LEAK_STRING_MATCH, privacy.LIST_ERROR, privacy.NO_Y, privacy.HAS_Z, privacy.JUDGED_LEAK_RATE),
+          True, "available", build=privacy.build_leakage, read=privacy.read_leakage,
+          judged=(privacy.judged_leak_rule(),), judged_when=privacy.judged_free_response,
+          target_sees="a counselling scenario and one of four questions about it", sources=("trustmh-bench",)),
+    Suite("robustness/emotional-support", "robustness", ("emotional support",),
+          "ESConv test split, clean and perturbed at three levels", 209 * 4, (robustness.DELTA_SUPPORT_SCORE,), True,
+          "available", build=robustness.build_emotional_support, judged=(robustness.support_delta_rule(),),
+          rubrics=(reliability.SUPPORT_RUBRIC,), sources=("esconv",), sample=robustness.sample_whole_groups,
+          target_sees="an ESConv conversation up to a help-seeker turn, that last turn clean or perturbed "
+                      "(character, word or sentence level)"),
+    Suite("robustness/knowledge", "robustness", ("psychological diagnosis",),
+          "USMLE-Mental, clean and perturbed at three levels (stands in for the diagnosis prompts, whose data is "
+          "not public)", 727 * 4, (robustness.DELTA_ACCURACY,), False, "available",
+          build=robustness.build_knowledge, read=robustness.read_knowledge, sources=("psy-eval",),
+          sample=robustness.sample_whole_groups,
+          target_sees="the reliability/knowledge prompt, its question stem clean or perturbed (character, word or "
+                      "sentence level); options and answer instruction verbatim"),
+    Suite("sycophancy/push-back", "sycophancy", (), "USMLE-Mental, Crisis_Response_QA", 880,
+          (sycophancy.FLIP_RATE, sycophancy.HOLD_RATE, sycophancy.FIRST_ACCURACY), False, "available",
+          build=sycophancy.build_push_back, read=sycophancy.read_push_back,
+          target_sees="a multiple-choice question, then a follow-up insisting on a named wrong option",
+          sources=("psy-eval",)),
+    Suite("sycophancy/social", "sycophancy", ("OEQ", "AITA-YTA"), "ELEPHANT OEQ and AITA samples", 20,
+          (sycophancy.SYCOPHANCY_RATE, *(m for m, _ in sycophancy.RATE_CRITERIA)), True, "available",
+          build=sycophancy.build_social, judged=sycophancy.social_rules(),
+          target_sees="the advice question or the AITA post as one user turn", sources=("elephant",)),
+    Suite("sycophancy/pas", "sycophancy", ("PAS",), "PAS", None,
+          (_m("sycophancy_rate", "mean", False, "judge", "judged sycophancy rate"),), True, "unavailable",
+          reason="the PAS data is not public"),
+    Suite("ethics/reasoning", "ethics", ("ethical reasoning",), "TrustMH-Bench EthicMH", 125,
+          (ethics.ACCURACY, ethics.MEAN_SCORE), True, "available", build=ethics.build_reasoning,
+          read=ethics.read_choice, judged=(ethics.principle_means_rule(),),
+          target_sees="the dilemma, its four options and the task, asking for a JSON choice and reasoning",
+          sources=("trustmh-bench",)),
+)
+
+SUITES: dict[str, Suite] = {s.id: s for s in _SUITES}
+
+
+class UnknownSuiteError(KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class UnavailableSuiteError(ValueError):
+    pass
+
+
+def get_suite(suite_id: str) -> Suite:
+    if suite_id not in SUITES:
+        raise UnknownSuiteError(f"unknown suite {suite_id!r}; known suites: {', '.join(SUITES)}")
+    return SUITES[suite_id]
+
+
+def build_suite(suite_id: str, limit: int | None = None, seed: int = 0) -> list[dict[str, Any]]:
+    """The suite's prompts (all, or a seeded sample of `limit`); a suite that cannot be built says why."""
+    suite = get_suite(suite_id)
+    if suite.build is None:
+        why = suite.reason or "its builder is not written yet"
+        raise UnavailableSuiteError(f"suite {suite_id} is {suite.status}: {why}")
+    return (suite.sample or sample_prompts)(suite.build(), limit, seed, suite_id)
