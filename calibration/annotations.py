@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from judge.datasets import dataset_file
+from judge.errors import InputFileError
 
 
-class InputError(ValueError):
+class InputError(InputFileError, ValueError):
     """Bad calibration input; ``problems`` holds one ``FILE:LINE: what is wrong`` message each."""
 
     def __init__(self, problems: list[str]) -> None:

@@ -21,11 +21,13 @@ from calibration.annotations import (
     read_human,
     read_judged,
 )
+from judge.cli.common import flag_message
 from judge.datasets import DatasetError
-from judge.review import write_jsonl_atomic
+from judge.errors import UsageError
+from judge.rundir import write_jsonl_atomic
 
 if TYPE_CHECKING:
-    from calibration.outputs import Gate
+    from judge.gates import Gate
 
 EXIT_USAGE = 2
 EXIT_GATE = 4
@@ -80,14 +82,15 @@ def calibrate_command(
     """
     # numpy/scipy/krippendorff load here, not when `trustmh` starts: `trustmh score` never needs them.
     from calibration.compute import calibrate
-    from calibration.outputs import gate_failures, gate_results, parse_gate, results_table, write_reports
+    from calibration.outputs import results_table, write_reports
+    from judge.gates import gate_failures, gate_results, parse_gate
 
     if level not in ("item", "target"):
         raise _fail([f"--level {level!r}: choose item or target"])
     try:
         gates: list[Gate] = [parse_gate(g) for g in gate or []]
-    except ValueError as exc:
-        raise _fail([str(exc)]) from None
+    except UsageError as exc:
+        raise _fail([flag_message(exc)]) from None
     if write_items is not None:
         if dataset not in JUDGED_DATASETS:
             raise _fail([f"--write-items goes with --dataset {', '.join(JUDGED_DATASETS)}"])
@@ -140,7 +143,7 @@ def calibrate_command(
         raise _fail([f"{human or dataset}: --level target needs a `target` on the items (which system answered)"])
     meta = {**source, "level": level, "bootstrap": bootstrap, "seed": seed, "epsilon": epsilon,
             "created": datetime.now(UTC).isoformat(timespec="seconds")}
-    recorded_gates, unknown = gate_results(result, gates)
+    recorded_gates, unknown = gate_results(result.records, gates)
     if unknown:
         raise _fail([f"--gate: no metric named {name!r} in the results" for name in unknown])
     json_path, md_path = write_reports(out, result, meta, recorded_gates)

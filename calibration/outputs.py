@@ -1,19 +1,15 @@
-"""calibration.json (flat records) and calibration.md (readable tables), and the --gate expressions."""
+"""calibration.json (flat records) and calibration.md (readable tables)."""
 
 from __future__ import annotations
 
 import json
-import operator
-import re
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
 from calibration.compute import CalibrationResult, Record
-from judge.review import write_text_atomic
+from judge.rundir import write_text_atomic
 
 HEADLINE = ("alpha_ordinal_with_judge", "alpha_nominal_with_judge", "qwk", "kappa", "spearman", "pearson",
             "icc_a1", "icc_c1", "mae", "rmse", "bias", "exact", "within1", "alt_test_winning_rate",
@@ -152,82 +148,3 @@ def write_reports(out: Path, result: CalibrationResult, meta: dict[str, Any],
 
 
 # --------------------------------------------------------------------------- gates
-
-_OPS: dict[str, Callable[[float, float], bool]] = {">=": operator.ge, "<=": operator.le, "==": operator.eq,
-                                                   ">": operator.gt, "<": operator.lt}
-_GATE = re.compile(r"^\s*([A-Za-z0-9_]+)\s*(>=|<=|==|>|<)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
-
-
-@dataclass(frozen=True)
-class Gate:
-    metric: str
-    op: str
-    threshold: float
-
-    def __str__(self) -> str:
-        return f"{self.metric}{self.op}{self.threshold:g}"
-
-    def failure(self, who: str, value: float | None, reason: str | None, label: str | None = None) -> str | None:
-        """Why ``value`` fails this gate, or None when it holds. A null value fails: an unmeasured judge is
-        not a passed one. ``label`` names the gate in the message (default: the gate itself)."""
-        label = label or str(self)
-        if value is None:
-            return f"{who}: {self.metric} is null ({reason}); gate {label}"
-        if not _OPS[self.op](value, self.threshold):
-            return f"{who}: {self.metric} = {value:.4f} fails {label}"
-        return None
-
-
-def parse_gate(text: str) -> Gate:
-    match = _GATE.match(text)
-    if not match:
-        raise ValueError(f"--gate {text!r}: expected METRIC OP NUMBER with OP one of >= > <= < ==, "
-                         "e.g. 'alpha_ordinal_with_judge>=0.667' or 'qwk>=0.6'")
-    return Gate(match.group(1), match.group(2), float(match.group(3)))
-
-
-def gate_results(result: CalibrationResult, gates: list[Gate]) -> tuple[list[dict[str, Any]], list[str]]:
-    """(one record per gate with every check, unknown metrics), as written to calibration.json's `gates`.
-
-    Gates apply to the headline records (``against`` null). A null value fails its gate: an unmeasured
-    judge is not a passed one. A metric absent from the results is reported so that a typo cannot pass.
-    """
-    recorded: list[dict[str, Any]] = []
-    unknown: list[str] = []
-    for gate in gates:
-        matching = [r for r in result.records if r.metric == gate.metric and r.against is None]
-        if not matching:
-            unknown.append(gate.metric)
-            continue
-        checks = [{"criterion": r.criterion, "judge": r.judge, "level": r.level, "value": r.value,
-                   "passed": gate.failure("", r.value, r.reason) is None,
-                   "reason": r.reason if r.value is None else None} for r in matching]
-        recorded.append({"gate": str(gate), "metric": gate.metric, "op": gate.op, "threshold": gate.threshold,
-                         "passed": all(c["passed"] for c in checks), "checks": checks})
-    return recorded, unknown
-
-
-def failed_checks(gate: dict[str, Any], who: Callable[[dict[str, Any], dict[str, Any]], str]) -> list[str]:
-    """One line per failed check of one recorded gate (calibration.json's `gates`, audit.json's
-    `gate_results`); `who(gate, check)` names what was checked."""
-    rule = Gate(gate["metric"], gate["op"], gate["threshold"])
-    return [
-        rule.failure(who(gate, c), c["value"], c["reason"], label=gate["gate"]) or ""
-        for c in gate["checks"]
-        if not c["passed"]
-    ]
-
-
-def gate_failures(recorded: list[dict[str, Any]]) -> list[str]:
-    """One line per failed check of `gate_results`, naming criterion × judge."""
-    return [
-        line
-        for gate in recorded
-        for line in failed_checks(gate, lambda _, c: f"{c['criterion']} × {c['judge'] or 'humans'} ({c['level']})")
-    ]
-
-
-def check_gates(result: CalibrationResult, gates: list[Gate]) -> tuple[list[str], list[str]]:
-    """(failures, unknown metrics) of the gates over the headline records."""
-    recorded, unknown = gate_results(result, gates)
-    return gate_failures(recorded), unknown

@@ -21,6 +21,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from judge.bundled import read_toml
+from judge.errors import ConfigError
 
 Kind = Literal["emergency", "crisis_line", "text_line", "helpline", "directory"]
 NumberStatus = Literal["verified", "unknown"]
@@ -40,7 +41,7 @@ _NUMBER = re.compile(r"(?<![\w+/.,])\+?\(?\d(?:\d|[ .\-]\(?(?=\d)|\)[ .\-]?(?=\d
 _NOT_A_PHONE = re.compile(r"\b24/7\b|\b\d{1,2}:\d{2}\b|\b\d+(?:[.,]\d+)+\b")
 
 
-class ResourceListError(Exception):
+class ResourceListError(ConfigError):
     """The resource list cannot be used; the message names the file and the field."""
 
 

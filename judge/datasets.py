@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from judge.errors import DatasetError
+
 # A wheel carries the registry inside the package; a source tree keeps it in data/.
 _PACKAGED_REGISTRY = Path(__file__).resolve().parent / "_bundled" / "registry.toml"
 REGISTRY_PATH = (
@@ -27,10 +29,6 @@ REGISTRY_PATH = (
 )
 MIRROR_ENV = "TRUSTMH_DATA_MIRROR"
 CACHE_ENV = "TRUSTMH_DATA_CACHE"
-
-
-class DatasetError(RuntimeError):
-    """A registered dataset file cannot be provided; the message says which file and what to do."""
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from judge.errors import ConfigError
+
 Families = Mapping[str, tuple[str, ...]]
 
 DEFAULT_FAMILIES: dict[str, tuple[str, ...]] = {
@@ -34,7 +36,7 @@ _SEPARATORS = "/:_.@ -"
 _PROVIDERS = ("openai", "anthropic", "azure", "bedrock", "vertex", "ollama", "litellm")
 
 
-class FamilyError(ValueError):
+class FamilyError(ConfigError, ValueError):
     """A `[families]` table that cannot be used; the message says which entry and how to fix it."""
 
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from judge.bundled import read_toml
+from judge.errors import ConfigError
 
 Provider = Literal["openai", "anthropic"]
 OutputMode = Literal["tools", "json_schema", "json"]
@@ -46,7 +47,7 @@ _KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
 _BASE_URL_ENV = {"openai": "OPENAI_BASE_URL", "anthropic": "ANTHROPIC_BASE_URL"}
 
 
-class JudgeConfigError(Exception):
+class JudgeConfigError(ConfigError):
     """A judge that cannot be used as given; the message says where and what to do."""
 
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from judge.calls.cache import KEY_VERSION, request_key
 from judge.calls.engine import BuiltOnAccess
+from judge.errors import UsageError
 from judge.items import Item
 from judge.judges import JudgeSpec
 from judge.prompts import ChatMessage, PromptRenderer, prompt_hash
@@ -81,7 +82,7 @@ class PlannedCall:
         return self.judge.name
 
 
-class PlanError(Exception):
+class PlanError(UsageError):
     """Items and options that cannot be planned (a usage error)."""
 
 
@@ -134,7 +135,7 @@ def pillar_contexts(rubrics: Mapping[str, Rubric]) -> PillarContexts:
 
 
 def _canonical(value: Any) -> str:
-    """JSON as `judge.rubric.sha256_of` writes it before hashing."""
+    """JSON as `judge.hashing.sha256_of` writes it before hashing."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 

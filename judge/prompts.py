@@ -29,8 +29,9 @@ import jinja2
 
 from judge.bundled import bundled_path
 from judge.crisis_resources import ResourceList, describe, find_resources, load_registry
+from judge.hashing import sha256_of
 from judge.items import Item, Message
-from judge.rubric import DEFAULT_REFERENCE_LABEL, Rubric, sha256_of
+from judge.rubric import DEFAULT_REFERENCE_LABEL, Rubric
 
 TEMPLATE_NAMES = ("system.j2", "rubric.j2", "item.j2", "resources.j2")
 IDENTITY_PLACEHOLDER = "[identity withheld]"

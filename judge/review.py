@@ -13,17 +13,16 @@ from __future__ import annotations
 import csv
 import itertools
 import json
-import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+from judge.errors import RunDirError
 from judge.panel import PanelOptions, build_panel, review_entries, verdict_problem
 from judge.rubric import Rubric, RubricError, load_rubric_dir
-from judge.rundir import json_line
+from judge.rundir import raise_problems, read_jsonl, write_atomic, write_jsonl_atomic
 
-MAX_PROBLEMS = 50
 REQUIRED_VERDICT_FIELDS = ("item_id", "pillar", "criterion", "judge", "status")
 DECISION_COLUMNS = ("decision_score", "reviewer", "comment")
 IMPORT_COLUMNS = ("item_id", "pillar", "criterion", "scale", "target", "decision_score", "reviewer")
@@ -32,100 +31,21 @@ _INTEGER = re.compile(r"^[+-]?\d+$")
 _STATUS_LABEL = {"failed": "failed", "not_applicable": "n/a"}
 
 
-class ReviewError(Exception):
-    """A run directory or review file that cannot be used; the message names FILE:LINE (for a review CSV:
-    FILE, row N as a spreadsheet numbers it) and the problem."""
-
-
-def _raise_problems(problems: list[str]) -> None:
-    if problems:
-        more = len(problems) - MAX_PROBLEMS
-        shown = problems[:MAX_PROBLEMS] + ([f"… and {more} more problem(s)"] if more > 0 else [])
-        raise ReviewError("\n".join(shown))
-
-
-def read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    """(line number, object) for every non-blank line; every bad line is reported at once."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise ReviewError(f"{path}: not found; is this the --out folder of a finished `trustmh score` run?") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ReviewError(f"{path}: cannot read ({exc})") from exc
-    rows, problems = [], []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.append(
-                f"{path}:{number}: not valid JSON ({exc.msg}); a truncated line from an interrupted "
-                "run is completed by running the same command again"
-            )
-            continue
-        if not isinstance(row, dict):
-            problems.append(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
-            continue
-        rows.append((number, row))
-    _raise_problems(problems)
-    return rows
-
-
-def _write_atomic(path: Path, write: Callable[[TextIO], None], encoding: str = "utf-8") -> None:
-    """Write a temporary file in the same folder, then os.replace it over `path`.
-
-    The file is owner-only (0600) and folders it creates are 0700: outputs hold mental-health
-    conversations, so they get the same protection as the cache, whatever the umask.
-    """
-    _make_private_dirs(path.parent)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(descriptor, 0o600)  # O_CREAT's mode does not apply to a leftover temporary file
-        with open(descriptor, "w", encoding=encoding, newline="") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _make_private_dirs(folder: Path) -> None:
-    """Create `folder` and its missing parents as 0700; folders that exist are left as they are."""
-    missing = [p for p in (folder, *folder.parents) if not p.exists()]
-    for directory in reversed(missing):
-        directory.mkdir(mode=0o700, exist_ok=True)
-        os.chmod(directory, 0o700)  # mkdir's mode is reduced by the umask
-
-
-def write_jsonl_atomic(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
-    """One JSON object per line, replacing `path` atomically; NaN / Infinity (not JSON) raise, never get written."""
-    write_text_atomic(path, map(json_line, rows))
-
-
-def write_text_atomic(path: Path, chunks: Iterable[str]) -> None:
-    """Text already serialised (e.g. JSONL lines), replacing `path` atomically."""
-    _write_atomic(path, lambda f: f.writelines(chunks))
-
-
 def load_run_rubrics(run_dir: Path) -> dict[str, Rubric]:
     """The rubrics a run was judged with (`run.json` → `rubrics_dir`), refused if any changed since."""
     run_json = run_dir / "run.json"
     try:
         run = json.loads(run_json.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise ReviewError(f"{run_json}: not found; is {run_dir} the --out folder of a `trustmh score` run?") from exc
+        raise RunDirError(f"{run_json}: not found; is {run_dir} the --out folder of a `trustmh score` run?") from exc
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ReviewError(f"{run_json}: cannot read ({exc})") from exc
+        raise RunDirError(f"{run_json}: cannot read ({exc})") from exc
     if not isinstance(run, dict) or not isinstance(run.get("rubrics_dir"), str):
-        raise ReviewError(f'{run_json}: no "rubrics_dir"; cannot tell which rubrics the run used')
+        raise RunDirError(f'{run_json}: no "rubrics_dir"; cannot tell which rubrics the run used')
     try:
         rubrics = load_rubric_dir(Path(run["rubrics_dir"]))
     except RubricError as exc:
-        raise ReviewError(f"{run_json}: rubrics of the run cannot be loaded:\n{exc}") from exc
+        raise RunDirError(f"{run_json}: rubrics of the run cannot be loaded:\n{exc}") from exc
     problems = []
     for pillar, expected in sorted((run.get("rubric_hashes") or {}).items()):
         actual = rubrics[pillar].content_hash if pillar in rubrics else None
@@ -135,7 +55,7 @@ def load_run_rubrics(run_dir: Path) -> dict[str, Rubric]:
                 f"{run_json}: rubric {pillar!r} changed since the run (hash {expected[:12]}, {now}); "
                 "restore it or score again"
             )
-    _raise_problems(problems)
+    raise_problems(problems)
     return rubrics
 
 
@@ -159,14 +79,14 @@ def reaggregate_run(
                 )
         if problem:
             problems.append(f"{verdicts_path}:{number}: {problem}")
-    _raise_problems(problems)
+    raise_problems(problems)
     verdicts = [v for _, v in lines]
     items = {item["id"]: item for _, item in read_jsonl(run_dir / "items.jsonl") if "id" in item}
     panel_rows = build_panel(verdicts, rubrics, options)
     try:
         review_rows = review_entries(panel_rows, verdicts, items, rubrics)
     except ValueError as exc:
-        raise ReviewError(f"{run_dir / 'items.jsonl'}: {exc}") from exc
+        raise RunDirError(f"{run_dir / 'items.jsonl'}: {exc}") from exc
     write_jsonl_atomic(run_dir / "panel.jsonl", panel_rows)
     write_jsonl_atomic(run_dir / "review.jsonl", review_rows)
     return panel_rows, review_rows
@@ -276,7 +196,7 @@ def export_review_csv(review_jsonl: Path, csv_path: Path) -> int:
                 ]
             )
 
-    _write_atomic(csv_path, write, encoding="utf-8-sig")
+    write_atomic(csv_path, write, encoding="utf-8-sig")
     return len(entries)
 
 
@@ -287,9 +207,9 @@ def import_review_csv(csv_path: Path) -> list[dict[str, Any]]:
         with csv_path.open(encoding="utf-8-sig", newline="") as f:
             records = _read_csv_records(csv_path, f)
     except FileNotFoundError as exc:
-        raise ReviewError(f"{csv_path}: not found") from exc
+        raise RunDirError(f"{csv_path}: not found") from exc
     except (OSError, UnicodeDecodeError) as exc:
-        raise ReviewError(f"{csv_path}: cannot read ({exc}); save the sheet as CSV UTF-8") from exc
+        raise RunDirError(f"{csv_path}: cannot read ({exc}); save the sheet as CSV UTF-8") from exc
     annotations, problems = [], []
     seen: dict[tuple[str, ...], int] = {}
     for row, record in records:
@@ -335,7 +255,7 @@ def import_review_csv(csv_path: Path) -> list[dict[str, Any]]:
                 "target": record["target"].strip() or None,
             }
         )
-    _raise_problems(problems)
+    raise_problems(problems)
     return annotations
 
 
@@ -346,12 +266,12 @@ def _read_csv_records(csv_path: Path, f: TextIO) -> list[tuple[int, dict[str, st
     try:
         header = [h.strip() for h in next(reader)]
     except StopIteration:
-        raise ReviewError(f"{csv_path}: empty file; expected the CSV written by `trustmh review export`") from None
+        raise RunDirError(f"{csv_path}: empty file; expected the CSV written by `trustmh review export`") from None
     except csv.Error as exc:
-        raise ReviewError(f"{csv_path}, row 1: not valid CSV ({exc})") from exc
+        raise RunDirError(f"{csv_path}, row 1: not valid CSV ({exc})") from exc
     missing = [c for c in IMPORT_COLUMNS if c not in header]
     if missing:
-        raise ReviewError(
+        raise RunDirError(
             f"{csv_path}, row 1 (the header): missing column(s) {', '.join(missing)}; use the CSV written by "
             "`trustmh review export`"
         )
@@ -370,5 +290,5 @@ def _read_csv_records(csv_path: Path, f: TextIO) -> list[tuple[int, dict[str, st
             problems.append(f"{csv_path}, row {row}: {len(cells)} cells but the header has {len(header)} columns")
             continue
         records.append((row, dict(zip(header, cells + [""] * (len(header) - len(cells)), strict=True))))
-    _raise_problems(problems)
+    raise_problems(problems)
     return records

@@ -10,8 +10,6 @@ does not use them keeps the hash it had before they existed.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -22,6 +20,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 
+from judge.errors import ConfigError
+from judge.hashing import sha256_of
+
 Severity = Literal["critical", "major", "minor"]
 ReferenceMode = Literal["shown", "hidden"]
 DEFAULT_REFERENCE_LABEL = "Reference for this item (for comparison only)"
@@ -29,15 +30,10 @@ SNAKE_CASE = re.compile(r"^[a-z][a-z0-9_]*$")
 PILLARS = ("reliability", "crisis", "safety", "fairness", "privacy", "robustness", "sycophancy", "ethics")
 
 
+
 def fold_whitespace(text: str) -> str:
     """Canonical form of prose: YAML folding, indentation and line wrapping carry no meaning."""
     return " ".join(text.split())
-
-
-def sha256_of(obj: Any) -> str:
-    """Hash of a JSON-able value in canonical form (sorted keys, no insignificant whitespace)."""
-    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
 class _Strict(BaseModel):
@@ -213,7 +209,7 @@ def _without_defaults(model: BaseModel, data: dict[str, Any], names: Sequence[st
     return {k: v for k, v in data.items() if not (k in names and getattr(model, k) == fields[k].default)}
 
 
-class RubricError(Exception):
+class RubricError(ConfigError):
     """A rubric file that cannot be used; the message names file, line and field."""
 
 

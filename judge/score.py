@@ -39,15 +39,14 @@ from judge.calls.runner import (
     CallRunFiles,
     RunProgress,
     RunTally,
-    UsageError,
     common_record,
     locked_run,
     make_workers,
     print_plan_table,
     run_calls,
     write_in_plan_order,
-    write_json_atomic,
 )
+from judge.errors import UsageError
 from judge.families import Families, same_family
 from judge.item_store import StoredRead, read_into_store
 from judge.items import Item, format_rejections
@@ -56,12 +55,14 @@ from judge.judges import JudgeSpec
 from judge.panel import AgreementTable, PanelCounts, PanelOptions, SelfPreference, build_panel, review_entries
 from judge.plan import CallPlan, PlanError, PlannedCall, build_plan, pillar_contexts
 from judge.prompts import PromptRenderer
-from judge.review import write_jsonl_atomic, write_text_atomic
 from judge.rubric import Rubric, RubricError, load_rubric_dir
+from judge.rundir import write_json_atomic, write_jsonl_atomic, write_text_atomic
 from judge.summary import CriticalFailures, ScoreMeans
 
 if TYPE_CHECKING:
-    from judge.calls.client import JudgeWorker
+    from judge.judge_worker import JudgeWorker
+
+JUDGE_WORKER = ("judge.judge_worker", "JudgeWorker")  # loaded only when a judge has calls to make
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_FAILED_VERDICTS = 0, 1, 2, 3
 SCORE_OUTPUTS = ("verdicts.jsonl", "items.jsonl", "panel.jsonl", "review.jsonl", "summary.json", "rejected.jsonl")
@@ -150,7 +151,7 @@ def prepare(options: ScoreOptions) -> Prepared:
     kind = JudgeCalls(_self_family(options.families))
     resumed = JournalIndex() if options.dry_run else read_journal(options.out / "verdicts.jsonl", kind)
     known = known_results(calls, resumed, cache, kind)
-    workers = {} if options.dry_run else make_workers(_pending_judges(calls, known), options.concurrency, "judge")
+    workers = {} if options.dry_run else make_workers(_pending_judges(calls, known), options.concurrency, *JUDGE_WORKER)
     return Prepared(options, rubrics, read, renderer, calls, known, cache, resumed, kind, workers)
 
 
@@ -331,7 +332,7 @@ async def _judge_panel_then_tiebreak(
         judged.tiebreak_of_group[group] = number
     known = known_results(extra, prepared.resumed, prepared.cache, prepared.kind)
     if known.count(ASK) and tiebreak.name not in engine.workers:
-        for name, worker in make_workers([tiebreak], options.concurrency, "judge").items():
+        for name, worker in make_workers([tiebreak], options.concurrency, *JUDGE_WORKER).items():
             worker.log = files.log
             engine.workers[name] = worker
     progress.grow(len(extra))

@@ -22,7 +22,8 @@ from pydantic import (
     model_validator,
 )
 
-from judge.rubric import Criterion, Rubric, fold_whitespace, sha256_of
+from judge.hashing import sha256_of
+from judge.rubric import Criterion, Rubric, fold_whitespace
 
 Status = Literal["ok", "failed", "not_applicable"]
 

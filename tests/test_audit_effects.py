@@ -14,8 +14,10 @@ from judge.audit.effects import (
     compute_effects,
     resample_weights,
 )
-from judge.audit.gates import audit_gate_failures, audit_gate_results, parse_audit_gate
+from judge.audit.probes import parse_audit_gate
 from judge.bundled import bundled_path
+from judge.errors import UsageError
+from judge.gates import audit_gate_failures, audit_gate_results
 from judge.rubric import load_rubric_dir
 from judge.stats.bootstrap import percentile_ci, percentile_interval, resample_indices
 
@@ -189,8 +191,9 @@ def test_gates_parse_probe_metric_op_number_and_refuse_what_cannot_be_checked() 
         ("degrade.detection_rate>=0.9", "probe 'degrade' is not run"),
         ("injection.detection_rate>=0.9", "has no metric 'detection_rate'; its metrics: mean_shift"),
     ]:
-        with pytest.raises(ValueError, match=message):
+        with pytest.raises(UsageError, match=message) as raised:
             parse_audit_gate(text, ["injection"])
+        assert raised.value.field == "gate" and str(raised.value).startswith(f"gate: {text!r}")
 
 
 def test_failed_gates_name_probe_judge_and_criterion_and_null_or_nothing_fails() -> None:

@@ -17,9 +17,10 @@ import openai
 import pytest
 
 from judge.bundled import bundled_path
-from judge.calls.client import CallRequests, InvalidAnswerError, JudgeClient, JudgeWorker, TokenTally, request_kwargs
+from judge.calls.client import CallRequests, InvalidAnswerError, TokenTally, request_kwargs
 from judge.calls.engine import CallResult
 from judge.items import Item
+from judge.judge_worker import JudgeClient, JudgeWorker
 from judge.judges import JudgeSpec
 from judge.plan import PlannedCall, pillar_contexts, plan_calls
 from judge.prompts import PromptRenderer

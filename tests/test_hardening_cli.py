@@ -15,7 +15,7 @@ import pytest
 from rich.console import Console
 
 import judge.cli.main
-import judge.review
+import judge.rundir
 from judge.judges import parse_judge_spec
 from tests.conftest import judges_arg, make_items, read_jsonl, write_jsonl
 from tests.fakeapi import FakeLLMServer
@@ -150,7 +150,7 @@ def test_a_full_disk_while_writing_outputs_names_the_file_and_the_rerun_pays_not
     scoring: Scoring, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tmp_path, llm_server, _, rubric_dir, run_cli = scoring
-    real = judge.review._write_atomic
+    real = judge.rundir.write_atomic
 
     def disk_full(path: Path, write: Any, encoding: str = "utf-8") -> None:
         if path.name == "run.json" and not path.exists():  # the record of a starting run still fits
@@ -160,7 +160,7 @@ def test_a_full_disk_while_writing_outputs_names_the_file_and_the_rerun_pays_not
     out = tmp_path / "out"
     args = score_args(tmp_path, llm_server, rubric_dir, "--out", out)
     with monkeypatch.context() as patch:
-        patch.setattr("judge.review._write_atomic", disk_full)
+        patch.setattr("judge.rundir.write_atomic", disk_full)
         result = run_cli(*args)
     assert_clean_usage_error(result, str(out / "verdicts.jsonl"), "no space left", "run the same command again")
     asked = len(llm_server.requests)

@@ -12,8 +12,8 @@ import pytest
 from anthropic._utils._json import openapi_dumps as anthropic_dumps
 from openai._utils._json import openapi_dumps as openai_dumps
 
-from judge.calls.client import JudgeClient
 from judge.calls.request_body import REMEMBERED_TEXTS, BodyEncoder
+from judge.judge_worker import JudgeClient
 from judge.judges import JudgeSpec
 from tests.conftest import ANTHROPIC_KEY, OPENAI_KEY
 from tests.test_client import MODES, planned_call

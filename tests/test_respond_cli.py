@@ -277,7 +277,7 @@ def test_dry_run_prices_target_calls_and_sends_nothing(
 def test_a_second_run_on_the_same_out_dir_is_refused_while_the_first_holds_it(
     tmp_path: Path, text_server: FakeLLMServer, judge_env: Path, run_cli: Any
 ) -> None:
-    from judge.calls.runner import OutDirLock, make_private_dir
+    from judge.rundir import OutDirLock, make_private_dir
 
     out = tmp_path / "out"
     make_private_dir(out)

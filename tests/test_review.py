@@ -10,14 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
+from judge.errors import RunDirError
 from judge.panel import PanelOptions
-from judge.review import (
-    ReviewError,
-    export_review_csv,
-    import_review_csv,
-    load_run_rubrics,
-    reaggregate_run,
-)
+from judge.review import export_review_csv, import_review_csv, load_run_rubrics, reaggregate_run
 from tests.test_panel import RUBRICS, vd
 
 ITEMS = [
@@ -116,13 +111,13 @@ def test_reaggregate_reports_bad_lines_with_file_and_line(run_dir: Path) -> None
     write_jsonl(run_dir / "verdicts.jsonl", rows)
     with (run_dir / "verdicts.jsonl").open("a") as f:
         f.write('{"item_id": "i3", "pil')
-    with pytest.raises(ReviewError) as err:
+    with pytest.raises(RunDirError) as err:
         reaggregate_run(run_dir, RUBRICS, PanelOptions())
     message = str(err.value)
     assert f"{run_dir / 'verdicts.jsonl'}:8: not valid JSON" in message
     assert not (run_dir / "panel.jsonl").exists()
     (run_dir / "verdicts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    with pytest.raises(ReviewError) as err:
+    with pytest.raises(RunDirError) as err:
         reaggregate_run(run_dir, RUBRICS, PanelOptions())
     assert str(err.value).splitlines() == [
         f"{run_dir / 'verdicts.jsonl'}:2: score 9 is outside the scale 1..5",
@@ -134,15 +129,15 @@ def test_reaggregate_refuses_verdicts_of_another_rubric_version(run_dir: Path) -
     rows = verdicts()
     rows[2]["criterion_hash"] = "0" * 64
     write_jsonl(run_dir / "verdicts.jsonl", rows)
-    with pytest.raises(ReviewError, match=r"verdicts.jsonl:3: crisis/tone was judged with another version"):
+    with pytest.raises(RunDirError, match=r"verdicts.jsonl:3: crisis/tone was judged with another version"):
         reaggregate_run(run_dir, RUBRICS, PanelOptions())
 
 
 def test_reaggregate_needs_the_run_files(tmp_path: Path, run_dir: Path) -> None:
-    with pytest.raises(ReviewError, match=r"verdicts\.jsonl: not found"):
+    with pytest.raises(RunDirError, match=r"verdicts\.jsonl: not found"):
         reaggregate_run(tmp_path, RUBRICS, PanelOptions())
     write_jsonl(run_dir / "items.jsonl", ITEMS[2:])
-    with pytest.raises(ReviewError, match="'i1' is escalated but missing"):
+    with pytest.raises(RunDirError, match="'i1' is escalated but missing"):
         reaggregate_run(run_dir, RUBRICS, PanelOptions())
 
 
@@ -156,7 +151,7 @@ def test_load_run_rubrics(tmp_path: Path) -> None:
     assert load_run_rubrics(tmp_path)["crisis"] == RUBRICS["crisis"]
     crisis["criteria"][0]["question"] = "Changed?"
     (rubrics_dir / "crisis.yaml").write_text(yaml.safe_dump(crisis), encoding="utf-8")
-    with pytest.raises(ReviewError, match="rubric 'crisis' changed since the run"):
+    with pytest.raises(RunDirError, match="rubric 'crisis' changed since the run"):
         load_run_rubrics(tmp_path)
 
 
@@ -231,7 +226,7 @@ def test_import_names_file_spreadsheet_row_and_column(run_dir: Path, decision: s
     fill(csv_path, {"i2": {"decision_score": decision, "reviewer": "dr_kim"}})
     line = next(n for n, text in enumerate(csv_path.read_text().splitlines(), start=1) if text.startswith("i2,"))
     assert line > 3, "the first record spans several file lines, yet i2 is in row 3 of the sheet"
-    with pytest.raises(ReviewError) as err:
+    with pytest.raises(RunDirError) as err:
         import_review_csv(csv_path)
     message = str(err.value)
     assert message.startswith(f"{csv_path}, row 3: {problem}") and "\n" not in message
@@ -240,7 +235,7 @@ def test_import_names_file_spreadsheet_row_and_column(run_dir: Path, decision: s
 def test_import_needs_a_reviewer_and_one_decision_each(run_dir: Path) -> None:
     csv_path, _ = exported(run_dir)
     fill(csv_path, {"i1": {"decision_score": "3"}})
-    with pytest.raises(ReviewError, match=r"review.csv, row 2: column reviewer: empty"):
+    with pytest.raises(RunDirError, match=r"review.csv, row 2: column reviewer: empty"):
         import_review_csv(csv_path)
     with csv_path.open(encoding="utf-8-sig", newline="") as f:
         rows = list(csv.reader(f))
@@ -248,17 +243,17 @@ def test_import_needs_a_reviewer_and_one_decision_each(run_dir: Path) -> None:
     with csv_path.open("w", encoding="utf-8-sig", newline="") as f:
         csv.writer(f).writerows([*rows, rows[1]])
     duplicate = r"review.csv, row 4: reviewer 'dr_lee' decided i1/crisis/risk already in row 2"
-    with pytest.raises(ReviewError, match=duplicate):
+    with pytest.raises(RunDirError, match=duplicate):
         import_review_csv(csv_path)
 
 
 def test_import_rejects_a_foreign_file(tmp_path: Path) -> None:
     path = tmp_path / "other.csv"
     path.write_text("id,score\n1,2\n", encoding="utf-8")
-    with pytest.raises(ReviewError, match=r"other.csv, row 1 \(the header\): missing column\(s\) item_id, pillar"):
+    with pytest.raises(RunDirError, match=r"other.csv, row 1 \(the header\): missing column\(s\) item_id, pillar"):
         import_review_csv(path)
     path.write_text("", encoding="utf-8")
-    with pytest.raises(ReviewError, match="empty file"):
+    with pytest.raises(RunDirError, match="empty file"):
         import_review_csv(path)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from judge.calls.runner import OutDirLock, make_private_dir
+from judge.rundir import OutDirLock, make_private_dir
 from tests.conftest import REPO, judges_arg, make_items, read_jsonl, write_jsonl
 from tests.fakeapi import FakeLLMServer
 

@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 
 from judge.cli.bench_cmd import run_recorded_bench
-from judge.score import UsageError
+from judge.errors import UsageError
 from judge.suites.catalogue import SUBTASKS, SUITES
 
 MIRROR = Path(os.environ.get("TRUSTMH_DATA_MIRROR")

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from judge.audit.banks import CONFIDENTIALITY_BREACHES, DANGEROUS_INSTRUCTIONS, FILLER_SENTENCES, INJECTIONS
+from judge.gates import AuditGate, parse_probe_gate
 from judge.items import Item
 
 
@@ -373,3 +374,8 @@ def make_variants(original: Original, probes: list[str], seed: int) -> list[Vari
         make = PROBES[name].make
         variants += [v for v in (make(original, seed) if make else []) if v.response != original.response]
     return variants
+
+
+def parse_audit_gate(text: str, probes: Iterable[str]) -> AuditGate:
+    """`PROBE.METRIC OP NUMBER` for one of `probes` (those run), checked against the metrics each probe has."""
+    return parse_probe_gate(text, probes, {name: probe.metrics for name, probe in PROBES.items()})

@@ -21,16 +21,18 @@ from pathlib import Path
 from typing import Any
 
 from judge.audit.effects import Cell, CellKey, Effects, VariantRef, cells_from_verdicts, compute_effects
-from judge.audit.gates import AuditGate, audit_gate_failures, audit_gate_results
 from judge.audit.outputs import render
 from judge.audit.probes import PROBES, Original, make_variants, response_delimiters
+from judge.errors import RunDirError, UsageError
 from judge.families import Families
+from judge.gates import AuditGate, audit_gate_failures, audit_gate_results
 from judge.items import Item
 from judge.judges import JudgeSpec
 from judge.prompts import PromptRenderer
-from judge.review import ReviewError, load_run_rubrics, read_jsonl, write_jsonl_atomic, write_text_atomic
+from judge.review import load_run_rubrics
 from judge.rubric import Rubric
-from judge.score import ScoreOptions, UsageError, execute, prepare
+from judge.rundir import read_jsonl, write_jsonl_atomic, write_text_atomic
+from judge.score import ScoreOptions, execute, prepare
 
 EXIT_OK, EXIT_FAILED_VERDICTS, EXIT_GATE = 0, 3, 4
 VARIANT_SEPARATOR = "~"
@@ -92,7 +94,7 @@ def load_scored_run(run_dir: Path) -> ScoredRun:
         run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
         verdicts = [v for _, v in read_jsonl(run_dir / "verdicts.jsonl")]
         item_lines = read_jsonl(run_dir / "items.jsonl")
-    except ReviewError as exc:
+    except RunDirError as exc:
         raise UsageError(str(exc)) from exc
     judges = [_judge_from_settings(j, f"{run_dir / 'run.json'}: judges") for j in run.get("judges") or []]
     if not judges:

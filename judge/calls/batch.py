@@ -37,7 +37,8 @@ from typing import Any, Protocol
 from judge.calls.cache import VerdictCache, claim_holder
 from judge.calls.engine import ASK, CallKind, CallResult, Engine, Ledger, indexed
 from judge.calls.request_log import RequestLog
-from judge.calls.runner import CallRunFiles, RunProgress, UsageError
+from judge.calls.runner import CallRunFiles, RunProgress
+from judge.errors import UsageError
 
 BATCHES_NAME = "batches.jsonl"
 # The providers' documented limits on requests per batch (OpenAI: 50,000 per input file; Anthropic:

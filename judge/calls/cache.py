@@ -21,7 +21,8 @@ from typing import Any
 
 import diskcache
 
-from judge.rubric import sha256_of
+from judge.errors import UsageError
+from judge.hashing import sha256_of
 
 CACHE_ENV = "TRUSTMH_CACHE_DIR"
 KEY_VERSION = 1  # bump when the record layout changes, so old records are not misread
@@ -34,23 +35,6 @@ def request_key(decoding_params: dict[str, Any], messages: list[dict[str, str]],
             "params": decoding_params,
             "messages": messages,
             "schema": schema_hash,
-            "sample": sample,
-        }
-    )
-
-
-def target_request_key(
-    decoding_params: dict[str, Any], messages: list[dict[str, str]], followups: list[str], sample: int
-) -> str:
-    """A target call's key: the chatbot, its decoding parameters and system prompt, the conversation,
-    its scripted follow-up turns and the sample index. Target answers share the store with verdicts."""
-    return sha256_of(
-        {
-            "v": KEY_VERSION,
-            "kind": "target",
-            "params": decoding_params,
-            "messages": messages,
-            "followups": followups,
             "sample": sample,
         }
     )
@@ -85,7 +69,7 @@ def default_cache_dir() -> Path:
     return Path(base) / "trustmh-judge" / "verdicts"
 
 
-class CacheError(Exception):
+class CacheError(UsageError):
     """The cache folder cannot be used; the message names the path and what to do (exit 2 at the CLI)."""
 
 

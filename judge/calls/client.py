@@ -1,12 +1,7 @@
-"""The one place that talks to LLM APIs: SDK clients, the retry of each request, judge and target asks.
-
-Two kinds of call go through the same `Connection` (one per judge or target: its SDK client, rate
-limits and per-request retries):
-- a judge call: instructor prepares the request for the judge's mode (tools, `response_format` or a
-  JSON instruction), parses the answer into the verdict model and writes the re-ask that carries a
-  validation error back; its `create` wrapper is not used, because on every call it re-scans and
-  re-wraps the response model, which cost more client CPU than the SDK request itself;
-- a target call: free text, one request per turn, scripted follow-up user turns answered in order.
+"""The one place that talks to LLM APIs: a `Connection` per judge or target (its SDK client, rate
+limits and per-request retries), the requests of one call, what a failure is called, and the providers'
+batch endpoints. What is asked lives with each kind of call: `judge.judge_worker` (instructor, typed
+verdicts, re-asks) and `judge.respond.worker` (free-text answers, follow-up turns).
 
 Transient failures (429, 5xx, 529 overloaded, timeouts, dropped connections) are retried with
 exponential backoff and jitter, honouring `retry-after`, up to a number of attempts, request by
@@ -23,9 +18,7 @@ through the request log, so they are parsed, re-asked and priced on the same pat
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
-import functools
 import json
 import re
 import ssl
@@ -34,17 +27,11 @@ import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
-import instructor
-from instructor.core.exceptions import (
-    AsyncValidationError,
-    IncompleteOutputException,
-    ResponseParsingError,
-)
-from instructor.v2.core.registry import mode_registry
-from pydantic import BaseModel, ValidationError
+from instructor.core.exceptions import IncompleteOutputException
+from pydantic import ValidationError
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -57,28 +44,9 @@ from judge.calls.engine import CallResult, RateLimiter
 from judge.calls.pricing import Usage, add_known, sum_costs, usage_cost
 from judge.calls.request_body import BodyEncoder
 from judge.calls.request_log import RequestLog
-from judge.judge_calls import estimate_input_tokens, estimate_output_tokens
-from judge.judges import MODES_BY_PROVIDER, JudgeConfigError, JudgeSpec, api_key_for
-from judge.plan import PlannedCall
-from judge.verdict import JUDGED_RESPONSE, failed_outcomes, outcomes_from_verdict
-
-if TYPE_CHECKING:
-    from judge.respond.plan import TargetCall
+from judge.judges import JudgeSpec, api_key_for
 
 RETRY_AFTER_CAP_S = 300.0
-
-# Answers worth a re-ask: the judge can fix these when shown the error (as instructor's own retry does).
-REASKABLE_ERRORS = (ValidationError, json.JSONDecodeError, AsyncValidationError, ResponseParsingError)
-
-# Which modes each provider offers is judges.MODES_BY_PROVIDER; this is only their instructor names.
-_MODES = {"tools": instructor.Mode.TOOLS, "json_schema": instructor.Mode.JSON_SCHEMA, "json": instructor.Mode.JSON}
-_PROVIDERS = {"openai": instructor.Provider.OPENAI, "anthropic": instructor.Provider.ANTHROPIC}
-
-
-@functools.cache
-def instructor_model(model: type[BaseModel]) -> type[BaseModel]:
-    """The verdict model as instructor's schema class, made once per pillar so its schema is cached."""
-    return instructor.openai_schema(model)
 
 
 @dataclass
@@ -348,92 +316,6 @@ class CallRequests:
             self.log.forget(self._logged)
 
 
-# ---------------------------------------------------------------- judge calls
-
-RequestParts = tuple[type[BaseModel], dict[str, Any]]  # instructor's response model, the request minus messages
-_PROBES = (
-    [{"role": "system", "content": "probe one"}, {"role": "user", "content": "probe two"}],
-    [{"role": "user", "content": "probe three"}],
-)
-
-
-class JudgeClient:
-    """One judge's connection and instructor's mode handlers for it."""
-
-    def __init__(self, spec: JudgeSpec) -> None:
-        if spec.mode not in MODES_BY_PROVIDER[spec.provider]:
-            raise JudgeConfigError(f"judge {spec.name}: mode {spec.mode!r} is not available for {spec.provider}")
-        self.spec = spec
-        self.connection = Connection(spec)  # first: it imports the SDK while its TLS context is built
-        self.handlers = mode_registry.get_handlers(_PROVIDERS[spec.provider], _MODES[spec.mode])
-        self.decoding = request_kwargs(spec)
-        self._fixed_parts: dict[type[BaseModel], RequestParts | None] = {}
-
-    def _request(self, model: type[BaseModel], messages: list[dict[str, str]]) -> RequestParts:
-        """instructor's request for these messages. Where its handler leaves messages alone and adds the
-        same keys whatever they say (tools, json_schema), those keys are worked out once per verdict model;
-        a mode that rewrites messages (a JSON instruction, Anthropic's `system`) is prepared per call."""
-        if model not in self._fixed_parts:
-            self._fixed_parts[model] = self._message_independent_parts(model)
-        fixed = self._fixed_parts[model]
-        if fixed is None:
-            return self.handlers.request_handler(instructor_model(model), {"messages": messages, **self.decoding})
-        response_model, rest = fixed
-        return response_model, {**rest, "messages": messages}
-
-    def _message_independent_parts(self, model: type[BaseModel]) -> RequestParts | None:
-        prepared = [
-            self.handlers.request_handler(instructor_model(model), {"messages": list(probe), **self.decoding})
-            for probe in _PROBES
-        ]
-        rests = []
-        for probe, (_, kwargs) in zip(_PROBES, prepared, strict=True):
-            if kwargs.get("messages") != probe:
-                return None
-            rests.append({k: v for k, v in kwargs.items() if k != "messages"})
-        if rests[0] != rests[1]:
-            return None
-        self.connection.bodies.share(rests[0])  # the same tools or schema in every request for this model
-        return prepared[0][0], rests[0]
-
-    async def ask(
-        self, model: type[BaseModel], messages: list[dict[str, str]], requests: CallRequests, estimate: int = 1
-    ) -> BaseModel:
-        """The validated verdict, after at most `max_reasks` re-asks; every answer's tokens are counted.
-
-        API errors propagate once the request's retries are spent; an answer cut off at max_tokens
-        raises instructor's IncompleteOutputException, since re-asking would cut it off again.
-        """
-        response_model, kwargs = self._request(model, mark_cacheable(self.spec, messages))
-        attempt = 1
-        while True:
-            response = await requests.send(kwargs, estimate)
-            try:
-                return self.handlers.response_parser(
-                    response=response, response_model=response_model, strict=True, is_async=True
-                )
-            except IncompleteOutputException:
-                raise
-            except REASKABLE_ERRORS as error:
-                if reached_max_tokens(response, self.spec.max_tokens):
-                    raise IncompleteOutputException(last_completion=response) from error
-                if attempt > self.spec.max_reasks:
-                    raise InvalidAnswerError(error, attempt) from error
-                kwargs = self.handlers.reask_handler(kwargs=kwargs, response=response, exception=error)
-            attempt += 1
-
-    async def close(self) -> None:
-        await self.connection.close()
-
-
-def reached_max_tokens(response: Any, max_tokens: int) -> bool:
-    """Whether an answer used its whole token budget. Some servers (llama.cpp's) report an answer cut off
-    at max_tokens as finish_reason "tool_calls" or "stop"; an invalid answer that used every token is
-    taken as cut off, since a re-ask would be cut off again."""
-    output_tokens = usage_of(getattr(response, "usage", None)).output
-    return output_tokens is not None and output_tokens >= max_tokens
-
-
 CACHE_CONTROL = {"type": "ephemeral"}
 
 
@@ -578,94 +460,7 @@ def retry_policy(spec: JudgeSpec) -> AsyncRetrying:
     )
 
 
-# ---------------------------------------------------------------- workers: one judge's or target's calls
-
-
-class JudgeWorker:
-    """Sends one judge's calls: its client, its concurrency bound; rate limits live in the connection."""
-
-    def __init__(self, spec: JudgeSpec, default_concurrency: int, log: RequestLog | None = None) -> None:
-        self.spec = spec
-        self.client = JudgeClient(spec)
-        self.concurrency = spec.concurrency or default_concurrency
-        self.log = log
-
-    async def ask(self, call: PlannedCall) -> CallResult:
-        started = time.monotonic()
-        requests = CallRequests(self.client.connection, self.log, call.request_key)
-        estimate = estimate_input_tokens(call) + estimate_output_tokens(call)
-        token = JUDGED_RESPONSE.set(call.judged_response)
-        try:
-            async with asyncio.timeout(self.spec.deadline_s):
-                verdict = await self.client.ask(
-                    call.context.model, [m.as_dict() for m in call.messages], requests, estimate
-                )
-        except Exception as exc:
-            reason = _reason(exc)
-            outcomes = failed_outcomes(call.rubric, _describe(exc, reason, self.spec))
-            return _result(call, outcomes, requests, started, reason)
-        finally:
-            JUDGED_RESPONSE.reset(token)
-        return _result(call, outcomes_from_verdict(call.rubric, verdict), requests, started, None)
-
-    def first_request(self, call: PlannedCall) -> dict[str, Any]:
-        """The body of the call's first request exactly as `ask` sends it (what goes into a batch)."""
-        messages = mark_cacheable(self.spec, [m.as_dict() for m in call.messages])
-        return self.client._request(call.context.model, messages)[1]
-
-    def batch_api(self) -> BatchAPI:
-        return BatchAPI(self.client.connection)
-
-    async def close(self) -> None:
-        await self.client.close()
-
-
-class TargetWorker:
-    """Sends one target's calls: free-text answers, one request per turn, follow-ups in order."""
-
-    def __init__(self, spec: JudgeSpec, default_concurrency: int, log: RequestLog | None = None) -> None:
-        self.spec = spec
-        self.connection = Connection(spec)
-        self.concurrency = spec.concurrency or default_concurrency
-        self.log = log
-
-    async def ask(self, call: TargetCall) -> CallResult:
-        started = time.monotonic()
-        requests = CallRequests(self.connection, self.log, call.request_key)
-        conversation = [m.model_dump() for m in call.prompt.messages]
-        turns: list[str] = []
-        truncated = False
-        try:
-            async with asyncio.timeout(self.spec.deadline_s):
-                for followup in (None, *call.prompt.followups):
-                    if followup is not None:
-                        conversation += [
-                            {"role": "assistant", "content": turns[-1]},
-                            {"role": "user", "content": followup},
-                        ]
-                    body = target_request(self.spec, call.system_prompt, conversation)
-                    response = await requests.send(body, call.estimate_tokens(conversation))
-                    text, cut = answer_text(self.spec.provider, response)
-                    if not text.strip():
-                        raise EmptyAnswerError(len(turns) + 1)
-                    turns.append(text)
-                    truncated = truncated or cut
-        except Exception as exc:
-            reason = _reason(exc)
-            payload = {"turns": turns, "truncated": truncated, "error": _describe(exc, reason, self.spec)}
-            return _result(call, payload, requests, started, reason)
-        return _result(call, {"turns": turns, "truncated": truncated, "error": None}, requests, started, None)
-
-    def first_request(self, call: TargetCall) -> dict[str, Any]:
-        """The body of the call's first turn exactly as `ask` sends it (what goes into a batch); later
-        turns depend on the answer, so they are asked live."""
-        return target_request(self.spec, call.system_prompt, [m.model_dump() for m in call.prompt.messages])
-
-    def batch_api(self) -> BatchAPI:
-        return BatchAPI(self.connection)
-
-    async def close(self) -> None:
-        await self.connection.close()
+# ---------------------------------------------------------------- what a call's outcome is
 
 
 class EmptyAnswerError(Exception):
@@ -675,33 +470,8 @@ class EmptyAnswerError(Exception):
         super().__init__(f"the target answered turn {turn} with no text")
 
 
-def target_request(spec: JudgeSpec, system_prompt: str | None, conversation: list[dict[str, str]]) -> dict[str, Any]:
-    """A plain chat request: OpenAI takes system turns in `messages`, Anthropic in `system`."""
-    body = request_kwargs(spec)
-    if spec.provider == "openai":
-        system = [{"role": "system", "content": system_prompt}] if system_prompt else []
-        return {**body, "messages": system + conversation}
-    systems = [system_prompt] if system_prompt else []
-    systems += [m["content"] for m in conversation if m["role"] == "system"]
-    body["messages"] = [m for m in conversation if m["role"] != "system"]
-    if systems:
-        body["system"] = "\n\n".join(systems)
-    return body
-
-
-def answer_text(provider: str, response: Any) -> tuple[str, bool]:
-    """(the answer's text, whether max_tokens cut it off) of a plain chat answer."""
-    if provider == "openai":
-        if not response.choices:
-            return "", False
-        choice = response.choices[0]
-        message = choice.message
-        return (message.content or getattr(message, "refusal", None) or ""), choice.finish_reason == "length"
-    text = "".join(block.text for block in response.content if getattr(block, "type", None) == "text")
-    return text, response.stop_reason == "max_tokens"
-
-
-def _reason(exc: BaseException) -> str:
+def call_failure_reason(exc: BaseException) -> str:
+    """The failure reason a call records, for any exception a worker's `ask` met."""
     if isinstance(exc, BatchEntryError):
         return exc.reason
     if isinstance(exc, TimeoutError) and not _is_sdk_timeout(exc):
@@ -711,7 +481,8 @@ def _reason(exc: BaseException) -> str:
     return failure_reason(exc)
 
 
-def _result(call: Any, payload: Any, requests: CallRequests, started: float, reason: str | None) -> CallResult:
+def call_result(call: Any, payload: Any, requests: CallRequests, started: float, reason: str | None) -> CallResult:
+    """A finished call as the engine records it: its payload, every request's tokens, cost and time."""
     requests.finish()
     tally = requests.tally
     input_tokens, output_tokens = tally.counts()
@@ -746,7 +517,8 @@ def _validation_detail(error: BaseException) -> str:
     return str(error)
 
 
-def _describe(exc: BaseException, reason: str, spec: JudgeSpec) -> str:
+def describe_failure(exc: BaseException, reason: str, spec: JudgeSpec) -> str:
+    """The `error` text of a failed call: what went wrong and, where there is one, what to change."""
     root = _root_error(exc)
     if reason == "invalid_answer":
         attempts = exc.attempts if isinstance(exc, InvalidAnswerError) else 1

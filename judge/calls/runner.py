@@ -11,12 +11,10 @@
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import gc
 import hashlib
+import importlib
 import json
-import os
-import socket
 import sys
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
@@ -24,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
@@ -34,72 +32,29 @@ from judge.calls.engine import CallResult, IndexedCalls, Journal, Ledger, indexe
 from judge.calls.long_lived import first_import_of
 from judge.calls.pricing import BATCH_DISCOUNT
 from judge.calls.request_log import RequestLog
+from judge.errors import UsageError
 from judge.judges import JudgeConfigError, JudgeSpec
-from judge.review import write_text_atomic
+from judge.rundir import OutDirLock, make_private_dir, write_text_atomic
 
-LOCK_NAME = ".lock"
 REQUEST_LOG_NAME = "inflight.jsonl"
 
 
-class UsageError(Exception):
-    """Bad input or options: reported as is, exit code 2, nothing sent."""
+def make_workers(specs: Sequence[JudgeSpec], concurrency: int, worker_module: str, worker_class: str) -> dict[str, Any]:
+    """Workers (`worker_class` of `worker_module`) for the judges or targets that still have calls to
+    make; a missing key is a usage error.
 
-
-def make_workers(specs: Sequence[JudgeSpec], concurrency: int, kind: Literal["judge", "target"]) -> dict[str, Any]:
-    """Clients for the judges or targets that still have calls to make; a missing key is a usage error.
-
-    judge.calls.client, the SDKs and instructor's handlers are imported here, not at start-up: a run whose every
-    call is known never loads them. While judge.calls.client or a spec's SDK is not loaded yet, the clients are
-    built with the garbage collector paused (judge.calls.long_lived).
+    The worker's module, the SDKs and instructor's handlers are imported here, not at start-up: a run whose
+    every call is known never loads them. While the module or a spec's SDK is not loaded yet, the clients
+    are built with the garbage collector paused (judge.calls.long_lived).
     """
     if not specs:
         return {}
-    with first_import_of("judge.calls.client", *{spec.provider for spec in specs}):  # the SDKs' module names
-        from judge.calls.client import JudgeWorker, TargetWorker
-
-        worker = JudgeWorker if kind == "judge" else TargetWorker
+    with first_import_of(worker_module, *{spec.provider for spec in specs}):  # the SDKs' module names
+        worker = getattr(importlib.import_module(worker_module), worker_class)
         try:
             return {spec.name: worker(spec, concurrency) for spec in specs}
         except JudgeConfigError as exc:
             raise UsageError(str(exc)) from exc
-
-
-def make_private_dir(path: Path) -> None:
-    """An out directory readable by its owner only (its files hold people's conversations)."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path, 0o700)
-
-
-class OutDirLock:
-    """An exclusive lock on an out directory; a second run on it stops at once, naming the holder."""
-
-    def __init__(self, out: Path) -> None:
-        self.path = out / LOCK_NAME
-        self._fd: int | None = None
-
-    def __enter__(self) -> OutDirLock:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 400).decode("utf-8", "replace").strip() or "another process"
-            os.close(fd)
-            raise UsageError(
-                f"{self.path.parent}: another run is using this out directory ({holder}); wait for it to "
-                "finish, or pass a different --out"
-            ) from None
-        os.ftruncate(fd, 0)
-        started = datetime.now(UTC).isoformat(timespec="seconds")
-        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, started {started}\n".encode())
-        self._fd = fd
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._fd is not None:
-            os.ftruncate(self._fd, 0)
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
 
 
 @contextmanager
@@ -314,10 +269,6 @@ def run_identity(calls: Sequence[Any] | IndexedCalls) -> str:
         digest.update(json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
     digest.update(b"]")
     return digest.hexdigest()
-
-
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    write_text_atomic(path, [json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"])
 
 
 def common_record(command_line: list[str], started_at: datetime, ended: bool) -> dict[str, Any]:

@@ -13,10 +13,11 @@ import typer
 from rich.console import Console
 
 from judge.calls.cache import default_cache_dir
+from judge.cli.common import flag_message
 from judge.cli.report_cmd import write_run_report
+from judge.errors import UsageError
 from judge.families import DEFAULT_FAMILIES, FamilyError, families_from_toml
 from judge.judges import JudgeConfigError, load_judges_file, resolve_judges
-from judge.score import UsageError
 
 err_console = Console(stderr=True)
 
@@ -95,13 +96,14 @@ def audit_command(
     Exit codes: 0 done, 4 a gate failed, 3 some verdicts failed, 2 bad input (nothing judged), 1 internal error.
     """
     # numpy and the statistics load here, not when `trustmh` starts.
-    from judge.audit.gates import parse_audit_gate
-    from judge.audit.probes import parse_probes
+    from judge.audit.probes import parse_audit_gate, parse_probes
     from judge.audit.run import AuditOptions, run_audit
 
     try:
         chosen = parse_probes(probes)
         gates = [parse_audit_gate(g, chosen) for g in gate or []]
+    except UsageError as exc:
+        raise UsageError(flag_message(exc)) from None
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     specs, families = None, DEFAULT_FAMILIES

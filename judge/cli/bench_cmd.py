@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 
 from judge.bundled import bundled_path
-from judge.calls.runner import OutDirLock, UsageError, make_private_dir, print_plan_table, write_json_atomic
+from judge.calls.runner import print_plan_table
 from judge.cli.batch_options import DEFAULT_POLL_S, BatchOption, BatchPollOption
 from judge.cli.common import cache_dir_for, families_for, judge_options, public_command_line
 from judge.cli.report_cmd import write_run_report
@@ -33,6 +33,7 @@ from judge.cli.respond_cmd import (
 )
 from judge.cli.suites_cmd import build_prompts, print_primary_table, scorecard_for
 from judge.datasets import DatasetError
+from judge.errors import UsageError
 from judge.families import Families
 from judge.judges import JudgeConfigError, JudgeSpec, check_samples
 from judge.respond.calls import response_item
@@ -44,8 +45,8 @@ from judge.respond.pipeline import (
     respond_dry_run,
 )
 from judge.respond.targets import TargetSpec
-from judge.review import write_jsonl_atomic
 from judge.rubric import load_rubric_dir
+from judge.rundir import OutDirLock, make_private_dir, write_json_atomic, write_jsonl_atomic
 from judge.score import ScoreOptions, dry_run_plan, execute, prepare
 from judge.suites.published import RECORDED, import_recorded
 from judge.suites.scorecard import DEFAULT_BOOTSTRAP, DEFAULT_SEED, iter_jsonl, write_scorecard

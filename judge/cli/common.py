@@ -6,11 +6,16 @@ import sys
 from pathlib import Path
 
 from judge.calls.cache import DB_NAME, default_cache_dir
-from judge.calls.runner import UsageError
+from judge.errors import TrustMHError, UsageError
 from judge.families import DEFAULT_FAMILIES, Families, FamilyError, families_from_toml
 from judge.judges import JudgeConfigError, JudgesFile, JudgeSpec, load_judges_file, redact_urls, resolve_judges
 
 invoked_args: list[str] | None = None  # what main() was given (tests call it in process), else sys.argv
+
+
+def flag_message(exc: TrustMHError) -> str:
+    """A library error as the command line words it: the argument at fault named by its option."""
+    return f"--{exc.field.replace('_', '-')} {exc.message}" if exc.field else str(exc)
 
 
 def public_command_line() -> list[str]:

@@ -22,20 +22,14 @@ from judge.calls.cache import CacheError, clear_cache, default_cache_dir, read_s
 from judge.cli.batch_options import DEFAULT_POLL_S, BatchOption, BatchPollOption
 from judge.cli.common import cache_dir_for, families_for, judge_options, public_command_line
 from judge.cli.tables import print_agreement
+from judge.errors import RunDirError, UsageError
 from judge.items import DEFAULT_MAX_RESPONSE_CHARS, format_rejections, item_file_problems
 from judge.judges import JudgeConfigError, check_samples, resolve_judges
 from judge.panel import METHODS, PanelOptions, judge_agreement
-from judge.review import (
-    ReviewError,
-    export_review_csv,
-    import_review_csv,
-    load_run_rubrics,
-    read_jsonl,
-    reaggregate_run,
-    write_jsonl_atomic,
-)
+from judge.review import export_review_csv, import_review_csv, load_run_rubrics, reaggregate_run
 from judge.rubric import Rubric, RubricError, diff_rubrics, load_rubric_dir
-from judge.score import EXIT_USAGE, Prepared, ScoreOptions, UsageError, execute, prepare, print_dry_run
+from judge.rundir import read_jsonl, write_jsonl_atomic
+from judge.score import EXIT_USAGE, Prepared, ScoreOptions, execute, prepare, print_dry_run
 
 # Commands whose modules are imported only when they run (or for --help): `trustmh score` then starts
 # without the suites, numpy, the report's templates or the audit. name -> (module, command function);
@@ -261,7 +255,7 @@ def panel(
     try:
         rubrics = load_run_rubrics(run_dir)
         panel_rows, review_rows = reaggregate_run(run_dir, rubrics, options)
-    except ReviewError as exc:
+    except RunDirError as exc:
         raise UsageError(str(exc)) from exc
     verdicts = [v for _, v in read_jsonl(run_dir / "verdicts.jsonl")]
     print_agreement(judge_agreement(verdicts, rubrics), out_console)
@@ -283,7 +277,7 @@ def review_export(
     source = run_dir / "review.jsonl" if run_dir.is_dir() else run_dir
     try:
         count = export_review_csv(source, csv_path)
-    except ReviewError as exc:
+    except RunDirError as exc:
         raise UsageError(str(exc)) from exc
     out_console.print(f"{count} rows to review → {csv_path}")
 
@@ -301,7 +295,7 @@ def review_import(
     """
     try:
         annotations = import_review_csv(csv_path)
-    except ReviewError as exc:
+    except RunDirError as exc:
         raise UsageError(str(exc)) from exc
     write_jsonl_atomic(out, annotations)
     out_console.print(f"{len(annotations)} decisions → {out}")

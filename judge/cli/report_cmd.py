@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from judge.score import UsageError
+from judge.errors import UsageError
 
 
 def report_command(

@@ -9,9 +9,10 @@ import typer
 from rich.console import Console
 
 from judge.bundled import bundled_path
-from judge.calls.runner import UsageError, print_plan_table
+from judge.calls.runner import print_plan_table
 from judge.cli.batch_options import DEFAULT_POLL_S, BatchOption, BatchPollOption
 from judge.cli.common import cache_dir_for, public_command_line
+from judge.errors import UsageError
 from judge.judges import JudgeConfigError
 from judge.respond.pipeline import RespondOptions, execute_responses, prepare_responses, respond_dry_run
 from judge.respond.targets import TargetSpec, load_targets_file, resolve_targets

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from judge.datasets import DatasetError, get_dataset
-from judge.score import UsageError
+from judge.errors import UsageError
 from judge.suites.catalogue import SUBTASKS, SUITES, Suite, UnavailableSuiteError, build_suite
 from judge.suites.scorecard import (
     DEFAULT_BOOTSTRAP,

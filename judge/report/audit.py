@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 from markupsafe import Markup
 
+from judge.errors import UsageError
 from judge.report import figures
 from judge.report.figures import short_label
 from judge.report.load import Audit, AuditRecord, AuditRun
@@ -232,11 +233,11 @@ def coverage_section(audit: Audit) -> Section:
 
 def _gate_parts(gate: str, probes: list[str]) -> tuple[str, str, str, float] | None:
     """(probe, metric, op, threshold) of a recorded gate expression; None if it no longer parses."""
-    from judge.audit.gates import parse_audit_gate  # the audit's own parser, so the page reads gates as the run did
+    from judge.audit.probes import parse_audit_gate
 
     try:
         parsed = parse_audit_gate(gate, probes)
-    except ValueError:
+    except UsageError:
         return None
     return parsed.probe, parsed.gate.metric, parsed.gate.op, float(parsed.gate.threshold)
 

@@ -19,13 +19,14 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
-from judge.review import ReviewError, read_jsonl
+from judge.errors import RunDirError
+from judge.rundir import read_jsonl
 
 Kind = Literal["bench", "score", "calibration", "audit"]
 Number = int | float
 
 
-class ReportError(Exception):
+class ReportError(RunDirError):
     """A directory or file the report cannot be made from; the message says which and what to do."""
 
 
@@ -364,7 +365,7 @@ def _review(directory: Path) -> tuple[list[ReviewEntry], list[int]]:
         return [], []
     try:
         rows = read_jsonl(path)
-    except ReviewError as exc:
+    except RunDirError as exc:
         raise ReportError(str(exc)) from exc
     return [_parse(ReviewEntry, row, f"{path}:{line}") for line, row in rows], [line for line, _ in rows]
 

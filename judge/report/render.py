@@ -15,7 +15,7 @@ from judge.report.calibration import calibration_facts, calibration_sections
 from judge.report.load import ReportError, detect_kind, load_audit, load_bench_run, load_calibration, load_score_run
 from judge.report.page import Page
 from judge.report.score import score_facts, score_sections
-from judge.review import write_text_atomic
+from judge.rundir import write_text_atomic
 
 DEFAULT_NAME = "report.html"
 KIND_TITLES = {"bench": "Benchmark run", "score": "Score run", "calibration": "Judge calibration",

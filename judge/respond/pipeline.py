@@ -34,24 +34,25 @@ from judge.calls.runner import (
     CallRunFiles,
     RunProgress,
     RunTally,
-    UsageError,
     common_record,
     locked_run,
     make_workers,
     run_calls,
     write_in_plan_order,
-    write_json_atomic,
 )
+from judge.errors import UsageError
 from judge.item_store import ItemStore, read_into_store
 from judge.items import PROMPT_SHAPE, Prompt, format_rejections
 from judge.judges import JudgeConfigError, check_samples
 from judge.respond.calls import TargetCalls, response_item
 from judge.respond.plan import TargetPlan
 from judge.respond.targets import TargetSpec
-from judge.review import write_jsonl_atomic
+from judge.rundir import write_json_atomic, write_jsonl_atomic
 
 if TYPE_CHECKING:
-    from judge.calls.client import TargetWorker
+    from judge.respond.worker import TargetWorker
+
+TARGET_WORKER = ("judge.respond.worker", "TargetWorker")  # loaded only when a target has calls to make
 
 JOURNAL = "calls.jsonl"
 RESPONSES = "responses.jsonl"
@@ -109,7 +110,7 @@ def prepare_responses(options: RespondOptions) -> PreparedResponses:
     resumed = {} if options.dry_run else read_journal(options.out / JOURNAL, KIND)
     known = known_results(calls, resumed, cache, KIND)
     pending = {calls.worker_name(i): calls.target_of(i) for i in range(len(calls)) if known.status[i] == ASK}
-    workers = {} if options.dry_run else make_workers(list(pending.values()), options.concurrency, "target")
+    workers = {} if options.dry_run else make_workers(list(pending.values()), options.concurrency, *TARGET_WORKER)
     return PreparedResponses(options, prompts, calls, known, cache, workers)
 
 

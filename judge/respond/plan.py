@@ -8,13 +8,32 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from judge.calls.cache import target_request_key
+from judge.calls.cache import KEY_VERSION
 from judge.calls.engine import BuiltOnAccess
+from judge.hashing import sha256_of
 from judge.items import Prompt
 from judge.respond.targets import TargetSpec
 
 ESTIMATED_ANSWER_TOKENS = 400  # a chat answer is rarely longer; capped by the target's max_tokens
+
+
+def target_request_key(
+    decoding_params: dict[str, Any], messages: list[dict[str, str]], followups: list[str], sample: int
+) -> str:
+    """A target call's key: the chatbot, its decoding parameters and system prompt, the conversation,
+    its scripted follow-up turns and the sample index. Target answers share the store with verdicts."""
+    return sha256_of(
+        {
+            "v": KEY_VERSION,
+            "kind": "target",
+            "params": decoding_params,
+            "messages": messages,
+            "followups": followups,
+            "sample": sample,
+        }
+    )
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
 
+from judge.errors import UsageError
 from judge.suites import crisis, ethics, fairness, privacy, reliability, robustness, safety, sycophancy
 from judge.suites.prompt_records import sample_prompts
 from judge.suites.spec import Builder, JudgedRule, MetricSpec, Reader, Sampler
@@ -190,12 +191,12 @@ _SUITES: tuple[Suite, ...] = (
 SUITES: dict[str, Suite] = {s.id: s for s in _SUITES}
 
 
-class UnknownSuiteError(KeyError):
+class UnknownSuiteError(UsageError, KeyError):
     def __str__(self) -> str:
         return str(self.args[0])
 
 
-class UnavailableSuiteError(ValueError):
+class UnavailableSuiteError(UsageError, ValueError):
     pass
 
 

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from judge.review import write_text_atomic
+from judge.errors import RunDirError
+from judge.rundir import write_text_atomic
 from judge.suites.catalogue import SUITES, Suite
 from judge.suites.metrics import (
     Summary,
@@ -48,7 +49,7 @@ UNPARSED_CHARS = 200
 CellKey = tuple[str, str, str, str | None]  # target, suite, metric, group
 
 
-class ScorecardError(ValueError):
+class ScorecardError(RunDirError, ValueError):
     """A run file that cannot be read into a scorecard; the message names the file and line."""
 
 
