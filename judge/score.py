@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from judge.calls.batch import make_engine
-from judge.calls.cache import VerdictCache
+from judge.calls.cache import AnswerCache
 from judge.calls.engine import (
     ASK,
     CACHED,
@@ -106,7 +106,7 @@ class Prepared:
     renderer: PromptRenderer
     calls: CallPlan
     known: KnownResults
-    cache: VerdictCache | None
+    cache: AnswerCache | None
     resumed: JournalIndex
     kind: JudgeCalls
     workers: dict[str, JudgeWorker]  # clients of the judges with calls to make; none for a dry run
@@ -147,7 +147,7 @@ def prepare(options: ScoreOptions) -> Prepared:
         )
     except PlanError as exc:
         raise UsageError(str(exc)) from exc
-    cache = VerdictCache(options.cache_dir) if options.cache_dir else None
+    cache = AnswerCache(options.cache_dir) if options.cache_dir else None
     kind = JudgeCalls(_self_family(options.families))
     resumed = JournalIndex() if options.dry_run else read_journal(options.out / "verdicts.jsonl", kind)
     known = known_results(calls, resumed, cache, kind)

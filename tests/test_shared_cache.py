@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from judge.calls.cache import VerdictCache, claim_holder
+from judge.calls.cache import AnswerCache, claim_holder
 from tests.conftest import (
     ANTHROPIC_KEY,
     OPENAI_KEY,
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.timeout(300)
 
 
 def test_a_claim_is_exclusive_released_by_its_holder_and_taken_over_from_a_dead_process(tmp_path: Path) -> None:
-    with VerdictCache(tmp_path / "cache") as cache:
+    with AnswerCache(tmp_path / "cache") as cache:
         assert cache.claim("k", "host-a|1", 60) and not cache.claim("k", "host-b|2", 60)
         assert cache.claim("k", "host-a|1", 60)  # granted again to its holder (its batch, then its engine)
         cache.release("k", "host-b|2")  # not the holder: nothing happens

@@ -278,7 +278,7 @@ def test_compact_plan_keys_and_hashes_equal_the_key_functions(tmp_path: Path) ->
 
 
 def test_a_cache_entry_that_vanishes_mid_run_is_reported_with_what_to_do(tmp_path: Path) -> None:
-    from judge.calls.cache import VerdictCache
+    from judge.calls.cache import AnswerCache
     from judge.calls.engine import JournalIndex, known_results
     from judge.judge_calls import JudgeCalls
     from judge.judges import parse_judge_spec
@@ -289,7 +289,7 @@ def test_a_cache_entry_that_vanishes_mid_run_is_reported_with_what_to_do(tmp_pat
     items = read_items([write_jsonl(tmp_path / "items.jsonl", make_items(2))], set(rubrics)).items
     plan = build_plan(items, pillar_contexts(rubrics), [parse_judge_spec("openai:gpt-4.1-mini")], PromptRenderer())
     record = {"outcomes": [], "input_tokens": 1, "output_tokens": 1, "latency_s": 0.1}
-    with VerdictCache(tmp_path / "cache") as cache:
+    with AnswerCache(tmp_path / "cache") as cache:
         cache.set(plan.request_key(0), record)
         known = known_results(plan, JournalIndex(), cache, JudgeCalls(lambda call: False))
         assert list(known.status) == [2, 0] and known[1] is None

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from judge.calls.cache import VerdictCache, claim_holder
+from judge.calls.cache import AnswerCache, claim_holder
 from judge.calls.engine import ASK, CallKind, CallResult, Engine, Ledger, indexed
 from judge.calls.request_log import RequestLog
 from judge.calls.runner import CallRunFiles, RunProgress
@@ -121,7 +121,7 @@ def requests_to_submit(
     known: Sequence[CallResult | None],
     in_flight: set[str],
     log: RequestLog,
-    cache: VerdictCache | None,
+    cache: AnswerCache | None,
     holder: str = "",
 ) -> dict[str, list[Any]]:
     """Per worker, one call per content key still needing its first answer, in plan order. With a
@@ -160,7 +160,7 @@ class BatchRound:
         out: Path,
         log: RequestLog,
         progress: RunProgress,
-        cache: VerdictCache | None,
+        cache: AnswerCache | None,
         poll_s: float = DEFAULT_POLL_S,
         *,
         submit: bool = True,
@@ -281,7 +281,7 @@ def make_engine(
     files: CallRunFiles,
     progress: RunProgress,
     workers: dict[str, Any],
-    cache: VerdictCache | None,
+    cache: AnswerCache | None,
     kind: CallKind,
     on_result: Callable[[CallResult], None] | None = None,
 ) -> Engine:

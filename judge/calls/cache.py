@@ -109,8 +109,9 @@ def _unusable(directory: Path, exc: BaseException) -> CacheError:
     )
 
 
-class VerdictCache:
-    """Owner-only diskcache of judge call records, keyed by `request_key`.
+class AnswerCache:
+    """Owner-only diskcache of answered calls, judges' verdicts and targets' answers alike, keyed by their
+    request key (`request_key`, `judge.respond.plan.target_request_key`).
 
     Every failure of the store (a damaged database, a file where the folder should be, a full disk) is
     raised as CacheError naming the folder, never as a bare sqlite or OS error.
@@ -203,7 +204,7 @@ class VerdictCache:
         self._cache.close()
         self._restrict_permissions()
 
-    def __enter__(self) -> VerdictCache:
+    def __enter__(self) -> AnswerCache:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -238,7 +239,7 @@ def clear_cache(directory: Path) -> tuple[int | None, bool]:
     if not directory.exists():
         return 0, False
     try:
-        with VerdictCache(directory) as store:
+        with AnswerCache(directory) as store:
             return store.clear(), False
     except CacheError as exc:
         if not _damaged(exc.__cause__):

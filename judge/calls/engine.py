@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, overload
 
-from judge.calls.cache import VerdictCache, claim_holder
+from judge.calls.cache import AnswerCache, claim_holder
 from judge.rundir import json_line
 
 CLAIM_TTL_S = 600.0  # a claim's life when the worker names no per-call deadline
@@ -377,7 +377,7 @@ class KnownResults(Sequence[CallResult | None]):
         self,
         calls: Sequence[Any] | IndexedCalls,
         resumed: JournalIndex | dict,
-        cache: VerdictCache | None,
+        cache: AnswerCache | None,
         kind: CallKind,
     ) -> None:
         self.calls, self.resumed, self.cache, self.kind = indexed(calls), resumed, cache, kind
@@ -423,7 +423,7 @@ class KnownResults(Sequence[CallResult | None]):
 
 
 def known_results(
-    calls: Sequence[Any] | IndexedCalls, resumed: JournalIndex | dict, cache: VerdictCache | None, kind: CallKind
+    calls: Sequence[Any] | IndexedCalls, resumed: JournalIndex | dict, cache: AnswerCache | None, kind: CallKind
 ) -> KnownResults:
     """Results that need no request: answered earlier in this run directory, or in the cache."""
     return KnownResults(calls, resumed, cache, kind)
@@ -442,7 +442,7 @@ class Engine:
     def __init__(
         self,
         workers: dict[str, Worker],
-        cache: VerdictCache | None,
+        cache: AnswerCache | None,
         journal: Journal | None,
         kind: CallKind,
         on_result: Callable[[CallResult], None] = lambda result: None,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from judge.calls.batch import make_engine
-from judge.calls.cache import VerdictCache
+from judge.calls.cache import AnswerCache
 from judge.calls.engine import (
     ASK,
     CACHED,
@@ -82,7 +82,7 @@ class PreparedResponses:
     prompts: ItemStore[Prompt]  # on disk, see judge.item_store
     calls: TargetPlan
     known: KnownResults
-    cache: VerdictCache | None
+    cache: AnswerCache | None
     workers: dict[str, TargetWorker]
 
 
@@ -106,7 +106,7 @@ def prepare_responses(options: RespondOptions) -> PreparedResponses:
     if not prompts:
         raise UsageError("no prompts in " + ", ".join(map(str, options.prompts)))
     calls = TargetPlan(prompts, options.targets, options.samples)
-    cache = VerdictCache(options.cache_dir) if options.cache_dir else None
+    cache = AnswerCache(options.cache_dir) if options.cache_dir else None
     resumed = {} if options.dry_run else read_journal(options.out / JOURNAL, KIND)
     known = known_results(calls, resumed, cache, KIND)
     pending = {calls.worker_name(i): calls.target_of(i) for i in range(len(calls)) if known.status[i] == ASK}

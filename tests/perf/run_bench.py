@@ -678,12 +678,12 @@ def bench_million(sizes: Sizes, work: Path) -> dict[str, Any]:
 def fill_cache(items: Path, judge: str, cache: Path) -> int:
     """Answer every call of a run straight into its cache, as the scripted judge would (a million calls against
     the fake server take about 40 minutes on 2 cores; the cached run that follows is what is measured)."""
-    from judge.calls.cache import VerdictCache
+    from judge.calls.cache import AnswerCache
 
     plan_only = options(items, judge, cache.with_suffix(".plan"), cache=None, concurrency=1)
     plan_only.dry_run = True
     prepared = prepare(plan_only)
-    store = VerdictCache(cache)
+    store = AnswerCache(cache)
     calls = prepared.calls
     for index in range(len(calls)):
         rubric = calls.contexts[calls.pillar_of_group(index // calls.per_group)].rubric
