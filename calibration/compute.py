@@ -271,11 +271,12 @@ def _ordinal(m: CriterionMatrix, b: _Builder, epsilon: float) -> None:
     _human_only(m, b)
     human_mean = _column_reduce(H, "mean")
     consensus = round_half_up(_column_reduce(H, "median"))
-    observed = np.concatenate([H[~np.isnan(H)], *[r[~np.isnan(r)] for r in m.judges.values()]])
     if m.scale.labels:
         categories = [float(v) for v in m.scale.labels]
-    else:
-        categories = sorted(set(round_half_up(observed).tolist())) if observed.size else []
+    else:  # every side's values: humans, judges and the consensus (2 and 4 make 3, which nobody gave)
+        observed = np.concatenate([H[~np.isnan(H)], consensus[~np.isnan(consensus)],
+                                   *[r[~np.isnan(r)] for r in m.judges.values()]])
+        categories = sorted(set(round_half_up(observed).tolist()))
     for judge, runs in m.judges.items():
         jv = _judge_vector(runs, m.scale)
         jr = round_half_up(jv)

@@ -427,3 +427,20 @@ def test_the_readme_gate_example_gates_the_judge_not_the_humans(tmp_path: Path) 
     humans_only = runner.invoke(app, ["--human", str(human), "--judged", str(judged), "--out", str(tmp_path / "c"),
                                       "--bootstrap", "0", "--gate", "alpha_ordinal>=0.667"])
     assert humans_only.exit_code == 0, humans_only.output
+
+
+def test_two_raters_whose_consensus_is_nobodys_score_are_calibrated(tmp_path: Path) -> None:
+    """Two humans score 2 and 4: the consensus 3 is a score neither gave (nor the judge). The categories
+    of kappa and the confusion matrix are the union of every side's values, the consensus included."""
+    human, judged, out = tmp_path / "h.jsonl", tmp_path / "j.jsonl", tmp_path / "out"
+    pairs = {"x1": (2, 4), "x2": (1, 1), "x3": (5, 5), "x4": (2, 2)}
+    human.write_text("".join(json.dumps({"item_id": item, "criterion": "c", "rater": rater, "score": score}) + "\n"
+                             for item, scores in pairs.items() for rater, score in zip(("h1", "h2"), scores)))
+    judge_scores = {"x1": 2, "x2": 1, "x3": 5, "x4": 4}
+    judged.write_text("".join(json.dumps({"item_id": i, "criterion": "c", "judge": "j", "score": s}) + "\n"
+                              for i, s in judge_scores.items()))
+    result = runner.invoke(app, ["--human", str(human), "--judged", str(judged), "--out", str(out),
+                                 "--bootstrap", "0"])
+    assert result.exit_code == 0, result.output
+    (qwk,) = [r for r in _records(out) if r["judge"] == "j" and r["metric"] == "qwk" and r["against"] is None]
+    assert qwk["value"] is not None and -1 <= qwk["value"] <= 1
