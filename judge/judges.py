@@ -7,6 +7,7 @@ a log.
 
 from __future__ import annotations
 
+import base64
 import math
 import os
 import re
@@ -14,7 +15,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from judge.bundled import read_toml
 from judge.errors import ConfigError
@@ -112,6 +113,7 @@ class JudgeSpec:
 
 REDACTED = "REDACTED"
 _URL_IN_TEXT = re.compile(r"https?://[^\s,'\"]+")
+_USERINFO = re.compile(r"//[^/?#]*@")
 
 
 def _host_port(url: str) -> str:
@@ -131,9 +133,27 @@ def public_url(url: str) -> str:
     Proxies and gateways take keys in either place (`http://user:key@host/v1`, `...?api-key=...`); the
     scheme, host, port and path are kept so a reader still sees which server was used.
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # not a URL (an unclosed IPv6 bracket): still never show what precedes an @
+        return _USERINFO.sub("//", url).partition("?")[0]
     query = urlencode([(k, REDACTED) for k, _ in parse_qsl(parts.query, keep_blank_values=True)], safe=REDACTED)
     return urlunsplit((parts.scheme, _host_port(url), parts.path, query, ""))
+
+
+def without_credentials(url: str | None) -> tuple[str | None, dict[str, str]]:
+    """(`url` without user:password@, the headers that send them): a proxy that takes credentials in the
+    URL expects them as HTTP basic auth, and the SDKs' HTTP clients refuse a URL that carries them."""
+    if url is None:
+        return None, {}
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, {}
+    userinfo = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+    token = base64.b64encode(userinfo.encode("utf-8")).decode("ascii")
+    return urlunsplit((parts.scheme, _host_port(url), parts.path, parts.query, parts.fragment)), {
+        "Authorization": f"Basic {token}"
+    }
 
 
 def redact_urls(text: str) -> str:
@@ -260,6 +280,14 @@ def parse_judge_spec(text: str, name: str | None = None) -> JudgeSpec:
         raise JudgeConfigError(
             f"judge {shown!r}: base URL {redact_urls(base_url)!r} must start with http:// or https://"
         )
+    if base_url:
+        try:
+            urlsplit(base_url).port  # noqa: B018 - parsing the port is the check (a bracket left open, 99999)
+        except ValueError as exc:
+            raise JudgeConfigError(
+                f"judge {shown!r}: base URL {public_url(base_url)!r} is not a valid URL ({exc}); write it as "
+                "http://HOST:PORT/PATH with a port from 1 to 65535 (an IPv6 host in brackets: http://[::1]:8000/v1)"
+            ) from None
     if base_url and not urlsplit(base_url).hostname:
         raise JudgeConfigError(f"judge {shown!r}: base URL {public_url(base_url)!r} names no host")
     if base_url and (urlsplit(base_url).query or urlsplit(base_url).fragment):

@@ -434,8 +434,9 @@ def test_two_raters_whose_consensus_is_nobodys_score_are_calibrated(tmp_path: Pa
     of kappa and the confusion matrix are the union of every side's values, the consensus included."""
     human, judged, out = tmp_path / "h.jsonl", tmp_path / "j.jsonl", tmp_path / "out"
     pairs = {"x1": (2, 4), "x2": (1, 1), "x3": (5, 5), "x4": (2, 2)}
-    human.write_text("".join(json.dumps({"item_id": item, "criterion": "c", "rater": rater, "score": score}) + "\n"
-                             for item, scores in pairs.items() for rater, score in zip(("h1", "h2"), scores)))
+    rows = [{"item_id": item, "criterion": "c", "rater": rater, "score": score}
+            for item, scores in pairs.items() for rater, score in zip(("h1", "h2"), scores, strict=True)]
+    human.write_text("".join(json.dumps(row) + "\n" for row in rows))
     judge_scores = {"x1": 2, "x2": 1, "x3": 5, "x4": 4}
     judged.write_text("".join(json.dumps({"item_id": i, "criterion": "c", "judge": "j", "score": s}) + "\n"
                               for i, s in judge_scores.items()))

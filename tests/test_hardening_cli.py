@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import errno
 import io
 import json
@@ -19,6 +20,7 @@ import judge.rundir
 from judge.judges import parse_judge_spec
 from tests.conftest import judges_arg, make_items, read_jsonl, write_jsonl
 from tests.fakeapi import FakeLLMServer
+from tests.fakeapi.judge_script import scripted_answerer
 
 
 def every_file_under(*roots: Path) -> list[Path]:
@@ -43,7 +45,16 @@ def scoring(tmp_path: Path, llm_server: FakeLLMServer, judge_env: Path, rubric_d
 SECRETS = (b"pa55w0rd", b"s3cret")
 
 
-def test_credentials_in_a_base_url_are_written_nowhere(
+def test_credentials_in_a_base_url_go_as_basic_auth_and_are_written_nowhere(
+    tmp_path: Path, judge_env: Path, rubric_dir: Path, run_cli: Any
+) -> None:
+    """A keyless server behind a proxy that takes user:password@ in the URL: both SDKs send them as HTTP
+    basic auth (the OpenAI SDK's transport refused such a URL, and every call failed as "connection")."""
+    with FakeLLMServer(answerer=scripted_answerer, require_auth=False) as server:
+        _score_with_credentials(tmp_path, server, judge_env, rubric_dir, run_cli)
+
+
+def _score_with_credentials(
     tmp_path: Path, llm_server: FakeLLMServer, judge_env: Path, rubric_dir: Path, run_cli: Any
 ) -> None:
     host = llm_server.base_url.removeprefix("http://")
@@ -61,7 +72,11 @@ def test_credentials_in_a_base_url_are_written_nowhere(
     assert result.code in (0, 3), result.stderr
     rows = read_jsonl(out / "verdicts.jsonl")
     assert {row["judge"] for row in rows} == {"o", f"anthropic:claude-sonnet-4-5@{host}"}
-    assert any(row["status"] == "ok" for row in rows if row["provider"] == "anthropic"), "that judge was answered"
+    for provider in ("openai", "anthropic"):  # both judges were answered: the credentials went as basic auth
+        assert any(row["status"] == "ok" for row in rows if row["provider"] == provider), [
+            row.get("error") for row in rows if row["provider"] == provider]
+    basic = "Basic " + base64.b64encode(b"user:pa55w0rd").decode()
+    assert {r.headers.get("authorization") for r in llm_server.requests if r.method == "POST"} == {basic}
     run = json.loads((out / "run.json").read_text())
     assert {j["base_url"] for j in run["judges"]} == {f"http://{host}/v1", f"http://{host}"}
     assert any(inline.replace("user:pa55w0rd@", "") in arg for arg in run["command_line"])

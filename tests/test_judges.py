@@ -415,3 +415,15 @@ def test_missing_custom_key_variable_is_named(no_keys: pytest.MonkeyPatch) -> No
     with pytest.raises(JudgeConfigError) as exc:
         api_key_for(judge)
     assert "MY_KEY" in str(exc.value)
+
+
+@pytest.mark.parametrize("url", ["http://[::1/v1", "http://user:pa55w0rd@[::1/v1", "http://localhost:99999/v1"])
+def test_a_malformed_base_url_or_port_is_a_usage_error_at_parse_time(url: str, tmp_path: Path) -> None:
+    """An unclosed IPv6 bracket was an internal error (exit 1), and port 99999 was accepted, then retried."""
+    with pytest.raises(JudgeConfigError, match="is not a valid URL") as raised:
+        parse_judge_spec(f"openai:m@{url}")
+    assert "pa55w0rd" not in str(raised.value)
+    judges = tmp_path / "judges.toml"
+    judges.write_text(f'[judges.local]\nspec = "openai:m@{url}"\n')
+    with pytest.raises(JudgeConfigError, match=r"judges.toml: \[judges.local\]: .*is not a valid URL"):
+        load_judges_file(judges)

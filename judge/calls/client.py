@@ -44,7 +44,7 @@ from judge.calls.engine import CallResult, RateLimiter
 from judge.calls.pricing import Usage, add_known, sum_costs, usage_cost
 from judge.calls.request_body import BodyEncoder
 from judge.calls.request_log import RequestLog
-from judge.judges import JudgeSpec, api_key_for
+from judge.judges import JudgeSpec, api_key_for, without_credentials
 
 RETRY_AFTER_CAP_S = 300.0
 
@@ -198,16 +198,18 @@ class Connection:
     def __init__(self, spec: JudgeSpec) -> None:
         self.spec = spec
         key = api_key_for(spec)
+        base_url, credentials = without_credentials(spec.effective_base_url())
         self.sdk: Any
         if spec.provider == "openai":
-            tls = tls_context_meanwhile() if encrypted(spec.effective_base_url()) else None
+            tls = tls_context_meanwhile() if encrypted(base_url) else None
             import httpx2
             import openai
             from openai.types.chat import ChatCompletion
 
             self.sdk = openai.AsyncOpenAI(
                 api_key=key,
-                base_url=spec.effective_base_url(),
+                base_url=base_url,
+                default_headers=credentials or None,  # basic auth in place of the bearer key, as the URL asks
                 max_retries=0,
                 timeout=spec.timeout_s,
                 # The SDK's aiohttp transport: less CPU per request than its default under many connections.
@@ -223,7 +225,11 @@ class Connection:
             from anthropic.types import Message
 
             self.sdk = anthropic.AsyncAnthropic(
-                api_key=key, base_url=spec.effective_base_url(), max_retries=0, timeout=spec.timeout_s
+                api_key=key,
+                base_url=base_url,
+                default_headers=credentials or None,
+                max_retries=0,
+                timeout=spec.timeout_s,
             )
             self.path, self.answer_type, self.raw_type = "/v1/messages", Message, httpx.Response
         self.limiter = RateLimiter(spec.requests_per_minute, spec.tokens_per_minute)
