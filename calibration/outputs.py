@@ -10,6 +10,7 @@ from rich.table import Table
 
 from calibration.compute import CalibrationResult, Record
 from judge.rundir import write_text_atomic
+from judge.textsafe import markdown_safe
 
 HEADLINE = ("alpha_ordinal_with_judge", "alpha_nominal_with_judge", "qwk", "kappa", "spearman", "pearson",
             "icc_a1", "icc_c1", "mae", "rmse", "bias", "exact", "within1", "alt_test_winning_rate",
@@ -135,7 +136,7 @@ def to_markdown(result: CalibrationResult, meta: dict[str, Any]) -> str:
         lines += [f"| {label or '(empty)'} | " + " | ".join(str(v) for v in row) + " |"
                   for label, row in zip(c.labels, c.matrix, strict=True)]
         lines.append("")
-    return "\n".join(lines)
+    return markdown_safe("\n".join(lines))
 
 
 def write_reports(out: Path, result: CalibrationResult, meta: dict[str, Any],

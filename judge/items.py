@@ -16,6 +16,7 @@ import math
 import os
 import re
 import sys
+import unicodedata
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -32,6 +33,8 @@ from pydantic import (
     field_validator,
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
+
+from judge.textsafe import UNSEEN
 
 DEFAULT_MAX_RESPONSE_CHARS = 100_000
 """About 25k tokens: far above any real chat turn, low enough to catch a file pasted into a cell."""
@@ -67,6 +70,29 @@ def _not_blank(value: str) -> str:
 
 NotBlank = Annotated[str, AfterValidator(_not_blank)]  # text with something in it: ids, turns
 
+# An id must be visible text: no control character at all (tabs and newlines included), nor one that
+# reorders the text around it (U+202E shows "txt.exe" as "exe.txt") in tables, file names and reports.
+_ID_UNSEEN = re.compile(f"[\t\n{UNSEEN.pattern[1:-1]}]")
+
+
+def _visible_id(value: str) -> str:
+    _not_blank(value)
+    if found := _ID_UNSEEN.search(value):
+        code = f"U+{ord(found[0]):04X}"
+        raise PydanticCustomError(
+            "control_character", "holds the control character {code} at position {at}; ids must be visible text",
+            {"code": code, "at": found.start() + 1},
+        )
+    return value
+
+
+Identifier = Annotated[str, AfterValidator(_visible_id)]  # an id: visible text, compared after NFC normalisation
+
+
+def id_key(item_id: str) -> str:
+    """What two ids are compared as: "café" typed as one character or as e + combining accent is one id."""
+    return unicodedata.normalize("NFC", item_id)
+
 
 class Message(BaseModel):
     """One conversation turn before the judged response."""
@@ -86,7 +112,7 @@ class Item(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: NotBlank
+    id: Identifier
     pillars: tuple[str, ...] | None = None
     messages: tuple[Message, ...] = Field(min_length=1)
     response: str
@@ -141,7 +167,7 @@ class Prompt(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: NotBlank
+    id: Identifier
     pillars: tuple[str, ...] | None = None
     messages: tuple[Message, ...] = Field(min_length=1)
     followups: tuple[str, ...] = ()
@@ -743,21 +769,25 @@ def iter_read(
     """Every record of every file in order, as an item (or prompt) or a rejection; a record whose id was
     used before is a rejection naming the first use (ids must be unique across files). `-` reads
     standard input."""
-    first_seen: dict[str, str] = {}
+    first_seen: dict[str, tuple[str, str]] = {}
     for path, problem in _checked_paths(paths, shape):
         entries = [problem] if problem else _read_file(path, known_pillars, max_response_chars, shape)
         for entry in entries:
             item_id = entry.item_id if isinstance(entry, Rejection) else entry.id
             here = f"{entry.file}:{entry.line}" if isinstance(entry, Rejection) else entry.source
-            if item_id is not None and item_id in first_seen:
-                dup = f"duplicate id {item_id!r}: first used at {first_seen[item_id]}"
+            key = id_key(item_id) if item_id is not None else None
+            if key is not None and key in first_seen:
+                where, first_id = first_seen[key]
+                dup = f"duplicate id {item_id!r}: first used at {where}"
+                if first_id != item_id:
+                    dup += f" as {first_id!r}, the same id once Unicode-normalised (NFC)"
                 if isinstance(entry, Rejection):
                     entry = replace(entry, reason=f"{entry.reason}; {dup}")
                 else:
                     file, line = entry.source.rsplit(":", 1)
                     entry = Rejection(file, int(line), item_id, dup)
-            elif item_id is not None:
-                first_seen[item_id] = here
+            elif key is not None:
+                first_seen[key] = (here, item_id)
             yield entry
 
 

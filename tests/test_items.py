@@ -302,6 +302,24 @@ def test_duplicate_id_within_and_across_files(tmp_path: Path) -> None:
     assert result.rejections[1].item_id == "b"
 
 
+def test_ids_equal_once_nfc_normalised_are_duplicates(tmp_path: Path) -> None:
+    composed, decomposed = "caf\u00e9", "cafe\u0301"  # the same word, typed two ways
+    path = write(tmp_path, "a.jsonl", line(id=composed) + "\n" + line(id=decomposed) + "\n")
+    result = read_items([path], KNOWN)
+    assert [i.id for i in result.items] == [composed]
+    assert [str(r) for r in result.rejections] == [
+        f"{path}:2: duplicate id {decomposed!r}: first used at {path}:1 as {composed!r}, the same id once "
+        "Unicode-normalised (NFC)"
+    ]
+
+
+@pytest.mark.parametrize(("item_id", "code"), [("a\x00b", "U+0000"), ("x\u202etxt.exe", "U+202E"), ("a\tb", "U+0009")])
+def test_control_characters_in_an_id_are_refused(tmp_path: Path, item_id: str, code: str) -> None:
+    path = write(tmp_path, "a.jsonl", line(id=item_id) + "\n")
+    (rejection,) = read_items([path], KNOWN).rejections
+    assert str(rejection).startswith(f"{path}:1: field `id`: holds the control character {code}")
+
+
 def test_duplicate_of_a_rejected_record_is_also_named(tmp_path: Path) -> None:
     path = write(tmp_path, "a.jsonl", line(response="") + "\n" + line(target=3) + "\n")
     second = read_items([path], KNOWN).rejections[1]

@@ -7,6 +7,7 @@ from typing import Any
 
 from judge.audit.effects import ALL_CRITERIA, Effects, Record
 from judge.audit.probes import PROBES
+from judge.textsafe import markdown_safe
 
 WHAT_GOOD_LOOKS_LIKE = {
     "invariance": "a good judge's scores do not move: shifts near 0, no flips",
@@ -108,7 +109,7 @@ def to_markdown(effects: Effects, meta: dict[str, Any], gate_failures: list[str]
     for probe in meta["probes"]:
         records = [r for r in effects.records if r.probe == probe]
         lines += _probe_section(probe, records, [c for c in effects.coverage if c["probe"] == probe])
-    return "\n".join(lines)
+    return markdown_safe("\n".join(lines))
 
 
 def render(effects: Effects, meta: dict[str, Any], gate_failures: list[str]) -> tuple[str, str]:

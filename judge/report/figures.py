@@ -20,6 +20,8 @@ import numpy as np
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
+from judge.textsafe import visible
+
 Number = float | int | None
 
 BLUE, ORANGE, GREY, RED, GREEN = "#1f77b4", "#ff7f0e", "#9a9a9a", "#c0392b", "#2e8b57"
@@ -61,7 +63,7 @@ def to_svg(fig: Figure, key: str) -> str:
 
 def short_label(name: str) -> str:
     """A judge or target name without its endpoint (`openai:m@http://host/v1` → `openai:m`), for axis labels."""
-    return name.split("@", 1)[0] if "@http" in name else name
+    return visible(name.split("@", 1)[0] if "@http" in name else name)
 
 
 def _figure(width: float, height: float) -> Figure:

@@ -6,8 +6,10 @@ import os
 import stat
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 
 from judge.report.audit import audit_facts, audit_sections
 from judge.report.bench import bench_facts, bench_sections
@@ -16,6 +18,7 @@ from judge.report.load import ReportError, detect_kind, load_audit, load_bench_r
 from judge.report.page import Page
 from judge.report.score import score_facts, score_sections
 from judge.rundir import write_text_atomic
+from judge.textsafe import visible
 
 DEFAULT_NAME = "report.html"
 KIND_TITLES = {"bench": "Benchmark run", "score": "Score run", "calibration": "Judge calibration",
@@ -45,9 +48,15 @@ def build_page(directory: Path) -> Page:
                 sections=sections, generated=datetime.now(UTC).isoformat(timespec="seconds"))
 
 
+def _shown(value: Any) -> Any:
+    """Every value a template prints: text from models and names with its invisible characters made
+    visible (escaping happens after); the page's own markup (figures) is left as it is."""
+    return visible(value) if isinstance(value, str) and not isinstance(value, Markup) else value
+
+
 def _environment() -> Environment:
     return Environment(loader=PackageLoader("judge.report", "templates"), autoescape=select_autoescape(["html", "j2"]),
-                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, finalize=_shown)
 
 
 def render_page(page: Page) -> str:

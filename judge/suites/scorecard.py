@@ -41,6 +41,7 @@ from judge.suites.spec import (
     MetricSpec,
     ThresholdRule,
 )
+from judge.textsafe import markdown_safe
 
 DEFAULT_BOOTSTRAP = 1000
 DEFAULT_SEED = 0
@@ -466,7 +467,7 @@ def scorecard_markdown(card: Mapping[str, Any]) -> str:
             answer = " ".join(u["answer"].split()).replace("|", "\\|")
             lines.append(f"| {u['target']} | {u['suite']} | {u['id']} | {answer} |")
         lines.append("")
-    return "\n".join(lines)
+    return markdown_safe("\n".join(lines))
 
 
 def write_private(path: Path, text: str) -> None:
