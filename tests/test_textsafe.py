@@ -40,3 +40,16 @@ def test_the_html_report_shows_controls_and_escapes_markup() -> None:
     html = render_page(page)
     assert "\x00" not in html and "\u202e" not in html and "⟨U+0000⟩⟨U+202E⟩" in html
     assert "<script>alert" not in html and "&lt;script&gt;alert(1)" in html
+
+
+def test_long_labels_lay_out_without_matplotlib_warnings() -> None:
+    """matplotlib's 'constrained_layout not applied' warning reached the user's terminal (#28 item 11)."""
+    import warnings
+
+    from judge.report.figures import horizontal_bars
+
+    long = "a target named by a whole sentence that goes on and on " * 6
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        svg = horizontal_bars([long, "short"], [0.4, 0.9], key="long")
+    assert svg.startswith("<svg")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import math
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,10 +46,8 @@ _ID = re.compile(r'\bid="([^"]+)"')
 
 def to_svg(fig: Figure, key: str) -> str:
     """The figure as an SVG element for inline use: no XML prolog, no metadata, ids prefixed by `key`."""
-    buffer = io.StringIO()
     with matplotlib.rc_context({**RC, "svg.hashsalt": key}):
-        fig.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
-    text = buffer.getvalue()
+        text = _saved(fig)
     text = text[text.index("<svg"):]
     text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, flags=re.S)
     prefix = re.sub(r"[^A-Za-z0-9_-]", "-", key) + "-"
@@ -59,6 +58,24 @@ def to_svg(fig: Figure, key: str) -> str:
         text = re.sub(rf"url\(#({names})\)", lambda m: f"url(#{prefix}{m[1]})", text)
         text = re.sub(rf'href="#({names})"', lambda m: f'href="#{prefix}{m[1]}"', text)
     return text.replace("<svg ", '<svg role="img" ', 1)
+
+
+def _saved(fig: Figure) -> str:
+    """The figure's SVG text. Labels too long for the constrained layout (a target named by a whole
+    sentence) leave it no room, and matplotlib warns on the user's terminal; such a figure is laid out
+    by its tight bounding box instead, which makes room for any label."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        buffer = io.StringIO()
+        fig.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
+    if any("constrained_layout not applied" in str(w.message) for w in caught):
+        fig.set_layout_engine("none")
+        buffer = io.StringIO()
+        fig.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
+    else:
+        for w in caught:  # any other warning is the caller's to see
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return buffer.getvalue()
 
 
 def short_label(name: str) -> str:
