@@ -35,8 +35,9 @@ def test_scorecard_markdown_escapes_names_and_answers() -> None:
 
 def test_the_html_report_shows_controls_and_escapes_markup() -> None:
     table = Table("Targets", ["target"], [[text(HOSTILE)]], name="targets")
+    section = Section("s", "Section", "run", intro=HOSTILE, nothing=HOSTILE, tables=[table])
     page = Page(title=f"Run {HOSTILE}", kind="score", source="/tmp/x", facts=[("target", HOSTILE)],
-                sections=[Section("s", "Section", "run", intro=HOSTILE, nothing=HOSTILE, tables=[table])], generated="now")
+                sections=[section], generated="now")
     html = render_page(page)
     assert "\x00" not in html and "\u202e" not in html and "⟨U+0000⟩⟨U+202E⟩" in html
     assert "<script>alert" not in html and "&lt;script&gt;alert(1)" in html
