@@ -471,6 +471,7 @@ def build_summary(
         "verdicts": stats.counts,
         "tokens_this_run": paid["tokens"],
         "cost_usd_this_run": paid["cost_usd"],
+        "calls_without_cost": paid["calls_without_cost"],
         "wall_time_s": round(wall_time_s, 3),
         "mean_scores": stats.means.table(),
         "critical_failure_rate": stats.critical.table(),

@@ -205,7 +205,9 @@ class RunTally:
         )
         self.reasons: Counter[str] = Counter()
         self.input_tokens = self.output_tokens = self.cached_input_tokens = self.cache_write_tokens = 0
-        self.cost_usd: float | None = 0.0
+        self.cost_usd = 0.0  # of the calls this run paid for whose cost is known
+        self.priced = 0
+        self.without_cost = {"failed": 0, "unpriced": 0}  # failed with no known cost; answered, model unpriced
 
     def add(self, result: CallResult) -> None:
         counts = self.counts
@@ -224,7 +226,11 @@ class RunTally:
             self.cached_input_tokens += result.cached_input_tokens or 0
             self.cache_write_tokens += result.cache_write_tokens or 0
             cost = result.cost_usd  # priced per request: live, batch, prompt-cache reads and writes
-            self.cost_usd = None if cost is None or self.cost_usd is None else self.cost_usd + cost
+            if cost is None:
+                self.without_cost["unpriced" if result.ok else "failed"] += 1
+            else:
+                self.cost_usd += cost
+                self.priced += 1
 
     def spend(self) -> dict[str, Any]:
         return {
@@ -234,7 +240,9 @@ class RunTally:
                 "cached_input": self.cached_input_tokens,
                 "cache_write": self.cache_write_tokens,
             },
-            "cost_usd": None if self.cost_usd is None else round(self.cost_usd, 6),
+            # Unknown only when calls were paid for and none of them has a known cost.
+            "cost_usd": None if not self.priced and any(self.without_cost.values()) else round(self.cost_usd, 6),
+            "calls_without_cost": dict(self.without_cost),
         }
 
     def failures_by_reason(self) -> dict[str, int]:

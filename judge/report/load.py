@@ -87,6 +87,7 @@ class StageSummary(_Record):
     failures_by_reason: dict[str, int] = {}
     tokens: Tokens | None = Field(default=None, validation_alias=AliasChoices("tokens_this_run", "tokens"))
     cost_usd: Number | None = Field(default=None, validation_alias=AliasChoices("cost_usd_this_run", "cost_usd"))
+    calls_without_cost: dict[str, int] = {}  # {"failed": n, "unpriced": m}: calls not in cost_usd, and why
     wall_time_s: Number | None = None
 
 

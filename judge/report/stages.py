@@ -36,11 +36,28 @@ def failures_section(stages: list[tuple[str, StageSummary]], part: str, extra: l
                    tables=tables)
 
 
+def _uncosted(stages: list[tuple[str, StageSummary]]) -> str:
+    """Which calls each cost leaves out, and why: failed with no answer, or answered by a model without a price."""
+    notes = []
+    for name, s in stages:
+        failed, unpriced = s.calls_without_cost.get("failed", 0), s.calls_without_cost.get("unpriced", 0)
+        why = []
+        if failed:
+            why.append(f"{failed} failed call(s) with no known cost")
+        if unpriced:
+            why.append(f"{unpriced} answered call(s) of a model with no price set")
+        if why:
+            notes.append(f"{name}: the cost leaves out {' and '.join(why)}")
+    if not notes:
+        return "A cost is unknown (—) when no call of the stage has a known price."
+    return "; ".join(notes) + ". A cost is unknown (—) when no call of the stage has a known price."
+
+
 def cost_section(stages: list[tuple[str, StageSummary]], part: str) -> Section:
     """Tokens and cost of the calls each stage made in this run (cache hits and resumed calls cost nothing)."""
     title = "Tokens and cost by stage"
     intro = ("Tokens sent and received, and their cost, for the calls made in this run, as recorded in each stage's "
-             "summary.json. A cost is unknown (—) when a model has no price set.")
+             "summary.json. " + _uncosted(stages))
     rows = [[text(name), num(s.tokens.input if s.tokens else None), num(s.tokens.output if s.tokens else None),
              num(s.cost_usd, 4), num(s.wall_time_s, 1)] for name, s in stages]
     columns = ["stage", "input tokens", "output tokens", "cost (USD)", "wall time (s)"]

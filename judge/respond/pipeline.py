@@ -223,6 +223,7 @@ def respond_summary(prepared: PreparedResponses, tally: TargetTally, wall_time_s
         },
         "tokens_this_run": paid["tokens"],
         "cost_usd_this_run": paid["cost_usd"],
+        "calls_without_cost": paid["calls_without_cost"],
         "wall_time_s": round(wall_time_s, 3),
     }
 
