@@ -9,6 +9,8 @@ import json
 import os
 import sqlite3
 import stat
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -18,7 +20,7 @@ from rich.console import Console
 import judge.cli.main
 import judge.rundir
 from judge.judges import parse_judge_spec
-from tests.conftest import judges_arg, make_items, read_jsonl, write_jsonl
+from tests.conftest import REPO, judges_arg, make_items, read_jsonl, write_jsonl
 from tests.fakeapi import FakeLLMServer
 from tests.fakeapi.judge_script import scripted_answerer
 
@@ -197,6 +199,45 @@ def test_a_full_disk_under_the_cache_names_the_cache(scoring: Scoring, monkeypat
     write_jsonl(tmp_path / "items.jsonl", make_items(1))  # one call: no other request is cut off mid-answer
     result = run_cli(*score_args(tmp_path, llm_server, rubric_dir, "--out", tmp_path / "out"))
     assert_clean_usage_error(result, str(judge_env), "no space left")
+
+
+FILL_THE_CACHE = """
+import sqlite3, sys
+import diskcache
+from judge.cli.__main__ import run
+real, stored = diskcache.Cache.set, []
+def set_until_full(self, *args, **kwargs):
+    if len(stored) >= 2:  # the third answer finds the disk full
+        exc = sqlite3.OperationalError("database or disk is full")
+        exc.sqlite_errorcode = sqlite3.SQLITE_FULL
+        raise exc
+    stored.append(args[0])
+    return real(self, *args, **kwargs)
+diskcache.Cache.set = set_until_full
+sys.argv = ["trustmh", *sys.argv[1:]]
+run()
+"""
+
+
+def test_a_full_disk_under_the_cache_with_calls_in_flight_prints_one_message_and_loses_no_answer(
+    scoring: Scoring,
+) -> None:
+    """With calls in flight, the first full-disk error used to end the run while the others were cancelled at
+    asyncio's shutdown: about 530 lines of tracebacks, and their answers paid again on resume (#28 item 7)."""
+    tmp_path, llm_server, _, rubric_dir, run_cli = scoring
+    write_jsonl(tmp_path / "items.jsonl", make_items(40))
+    out = tmp_path / "out"
+    args = [str(a) for a in score_args(tmp_path, llm_server, rubric_dir, "--out", out, "--concurrency", "8")]
+    done = subprocess.run([sys.executable, "-c", FILL_THE_CACHE, *args], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ}, check=False)
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "no space left for the cache" in done.stderr, done.stderr
+    answered = len({(r["item_id"], r["pillar"]) for r in read_jsonl(out / "verdicts.jsonl")})
+    first = len(llm_server.requests)
+    assert answered == first, "every answer received was journalled, those in flight included"
+    again = run_cli(*args)
+    assert again.code == 0, again.stderr
+    assert len(llm_server.requests) - first == 40 - answered, "no answered call is asked again"
 
 
 # ---------------------------------------------------------------- read-only commands create nothing

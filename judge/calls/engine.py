@@ -513,13 +513,21 @@ class Engine:
             else:
                 self._finish(result, index, ledger)
 
+        stopped: list[Exception] = []  # what stopped the run (a full disk, a damaged cache): no call starts after it
+
         async def drain(worker: Worker, indices: Iterator[int]) -> None:
             for index in indices:  # one iterator shared by the worker's tasks: each index is taken once
+                if stopped:
+                    return
                 call = plan[index]
                 result, claimed = await self._ask_once(worker, call)
-                self._finish(result, index, ledger)  # cached before the claim goes: a waiting run finds it
-                if claimed:
-                    self._release(call.request_key)
+                try:
+                    self._finish(result, index, ledger)  # cached before the claim goes: a waiting run finds it
+                    if claimed:
+                        self._release(call.request_key)
+                except Exception as exc:  # the calls in flight still finish and are kept where they can be
+                    stopped.append(exc)
+                    return
 
         tasks = []
         for name, indices in pending.items():
@@ -528,6 +536,8 @@ class Engine:
                 drain(self.workers[name], shared) for _ in range(min(self.workers[name].concurrency, len(indices)))
             ]
         await asyncio.gather(*tasks)
+        if stopped:
+            raise stopped[0]  # the first failure; the others are its echoes (the same full disk)
         return ledger
 
     async def close(self) -> None:
