@@ -20,6 +20,7 @@ class ExitCode(IntEnum):
     USAGE = 2  # bad input or usage: nothing was judged or written
     FAILED_VERDICTS = 3  # the run finished, some verdicts failed (they are in the files, with reasons)
     GATE = 4  # the run finished, a --gate condition was not met
+    INTERRUPTED = 130  # stopped by SIGINT (Ctrl-C); 143 after SIGTERM (128 + the signal's number, as shells say)
 
 
 class TrustMHError(Exception):
@@ -54,3 +55,11 @@ class RunDirError(UsageError):
 
 class DatasetError(UsageError):
     """A registered dataset that is missing, or whose bytes are not the registered ones."""
+
+
+class Interrupted(TrustMHError):
+    """A run stopped by SIGINT or SIGTERM after the calls in flight were kept: the same command resumes it."""
+
+    def __init__(self, signal_number: int) -> None:
+        super().__init__("interrupted; run the same command again to resume")
+        self.exit_code = 128 + signal_number  # type: ignore[assignment]

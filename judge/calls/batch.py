@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from judge.calls.cache import AnswerCache, claim_holder
-from judge.calls.engine import ASK, CallKind, CallResult, Engine, Ledger, indexed
+from judge.calls.engine import ASK, RUN_STOP, CallKind, CallResult, Engine, Ledger, indexed
 from judge.calls.request_log import RequestLog
 from judge.calls.runner import CallRunFiles, RunProgress
 from judge.errors import UsageError
@@ -213,6 +213,8 @@ class BatchRound:
                     still.append(batch)
             self.progress.set_stage(task, sum(done.values()))
             waiting = still
+            if waiting and (stop := RUN_STOP.get()) is not None:
+                stop.check()  # a stopped run leaves its batches open: the same command collects them later
             if waiting:
                 await asyncio.sleep(self.poll_s)
 

@@ -17,11 +17,13 @@ import os
 import time
 from array import array
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, overload
 
 from judge.calls.cache import AnswerCache, claim_holder
+from judge.errors import Interrupted
 from judge.rundir import json_line
 
 CLAIM_TTL_S = 600.0  # a claim's life when the worker names no per-call deadline
@@ -432,6 +434,36 @@ def known_results(
 # ---------------------------------------------------------------- the engine
 
 
+STOP_GRACE_S = 30.0  # how long a stopped run waits for the calls in flight before it cancels them
+
+
+class StopRequest:
+    """A request to end a run early (SIGINT, SIGTERM; see `judge.calls.runner.run_calls`): no call starts
+    after it, and the calls in flight finish and are journalled, so a resumed run pays for none of them
+    again. After `grace_s`, or at a second request, the run's task is cancelled instead: an answer still
+    on its way is then lost."""
+
+    def __init__(self, task: asyncio.Task[Any], grace_s: float = STOP_GRACE_S) -> None:
+        self.task = task
+        self.grace_s = grace_s
+        self.signal_number: int | None = None
+
+    def request(self, signal_number: int) -> None:
+        if self.signal_number is not None:
+            self.task.cancel()
+            return
+        self.signal_number = signal_number
+        asyncio.get_running_loop().call_later(self.grace_s, self.task.cancel)
+
+    def check(self) -> None:
+        """Raise Interrupted once a stop was requested."""
+        if self.signal_number is not None:
+            raise Interrupted(self.signal_number)
+
+
+RUN_STOP: ContextVar[StopRequest | None] = ContextVar("run_stop", default=None)  # the run's, set by run_calls
+
+
 class Engine:
     """Runs planned calls: what is known is written at once, the rest goes to the network per worker.
 
@@ -514,10 +546,11 @@ class Engine:
                 self._finish(result, index, ledger)
 
         stopped: list[Exception] = []  # what stopped the run (a full disk, a damaged cache): no call starts after it
+        stop = RUN_STOP.get()
 
         async def drain(worker: Worker, indices: Iterator[int]) -> None:
             for index in indices:  # one iterator shared by the worker's tasks: each index is taken once
-                if stopped:
+                if stopped or (stop is not None and stop.signal_number is not None):
                     return
                 call = plan[index]
                 result, claimed = await self._ask_once(worker, call)
@@ -538,6 +571,8 @@ class Engine:
         await asyncio.gather(*tasks)
         if stopped:
             raise stopped[0]  # the first failure; the others are its echoes (the same full disk)
+        if stop is not None:
+            stop.check()
         return ledger
 
     async def close(self) -> None:

@@ -15,6 +15,7 @@ import gc
 import hashlib
 import importlib
 import json
+import signal
 import sys
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
@@ -28,11 +29,11 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from judge.calls.engine import CallResult, IndexedCalls, Journal, Ledger, indexed
+from judge.calls.engine import RUN_STOP, CallResult, IndexedCalls, Journal, Ledger, StopRequest, indexed
 from judge.calls.long_lived import first_import_of
 from judge.calls.pricing import BATCH_DISCOUNT
 from judge.calls.request_log import RequestLog
-from judge.errors import UsageError
+from judge.errors import Interrupted, UsageError
 from judge.judges import JudgeConfigError, JudgeSpec
 from judge.rundir import OutDirLock, make_private_dir, write_text_atomic
 
@@ -182,13 +183,43 @@ def run_calls(
             for worker in workers.values():
                 worker.log = log
             files = CallRunFiles(journal, log)
-            outcome = asyncio.run(body(files))
+            outcome = _run_stoppable(body(files))
             finished = True
             return outcome
     finally:
         gc.set_threshold(*thresholds)
         gc.unfreeze()
         log.close(finished=finished)
+
+
+def _run_stoppable(main: Coroutine[Any, Any, Any]) -> Any:
+    """Run `main` in a new event loop where SIGINT and SIGTERM request a graceful stop (`StopRequest`):
+    the calls in flight are kept, then Interrupted is raised (and the out-directory lock released on the
+    way out). Without a main thread to receive signals, it runs as asyncio.run would."""
+
+    async def stoppable() -> Any:
+        task = asyncio.current_task()
+        assert task is not None
+        stop = StopRequest(task)
+        RUN_STOP.set(stop)
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGINT, signal.SIGTERM)
+        try:
+            for number in signals:
+                loop.add_signal_handler(number, stop.request, number)
+        except (RuntimeError, ValueError):  # not the main thread: signals stay as they were
+            signals = ()
+        try:
+            return await main
+        except asyncio.CancelledError:
+            if stop.signal_number is None:
+                raise
+            raise Interrupted(stop.signal_number) from None
+        finally:
+            for number in signals:
+                loop.remove_signal_handler(number)
+
+    return asyncio.run(stoppable())
 
 
 class RunTally:

@@ -22,7 +22,7 @@ from judge.calls.cache import CacheError, clear_cache, default_cache_dir, read_s
 from judge.cli.batch_options import DEFAULT_POLL_S, BatchOption, BatchPollOption
 from judge.cli.common import cache_dir_for, families_for, judge_options, public_command_line
 from judge.cli.tables import print_agreement
-from judge.errors import RunDirError, UsageError
+from judge.errors import ExitCode, Interrupted, RunDirError, UsageError
 from judge.items import DEFAULT_MAX_RESPONSE_CHARS, format_rejections, item_file_problems
 from judge.judges import JudgeConfigError, check_samples, resolve_judges
 from judge.panel import METHODS, PanelOptions, judge_agreement
@@ -526,9 +526,12 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as exc:
         err_console.print(f"error: {describe_os_error(exc)}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(EXIT_USAGE)
+    except Interrupted as exc:  # SIGINT or SIGTERM during a run: the calls in flight were kept
+        err_console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err_console.print("interrupted; run the same command again to resume")
-        sys.exit(130)
+        sys.exit(ExitCode.INTERRUPTED)
     except Exception as exc:
         if os.environ.get("TRUSTMH_DEBUG"):
             raise
