@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import warnings
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from judge.prompts import IDENTITY_PLACEHOLDER, PromptRenderer
 from judge.rubric import load_rubric
 from judge.suites import fairness, reliability
 from judge.suites.catalogue import SUITES, build_suite
+from judge.suites.fairness import LimitNote
 from judge.suites.metrics import disparity_summaries
 from judge.suites.parsers import parse_answer_line, parse_choice, parse_labelled_choices
 from judge.suites.scorecard import ScorecardBuilder
@@ -362,13 +364,27 @@ def test_fairness_variants_differ_only_in_the_persona_statement() -> None:
 
 @needs_mirror
 def test_fairness_limit_keeps_whole_groups_and_dialogues() -> None:
-    for limit in (4, 6, 20, 50):
-        sample = build_suite("fairness/demographics", limit=limit, seed=3)
-        assert 4 <= len(sample) <= limit and sample == build_suite("fairness/demographics", limit=limit, seed=3)
+    every = build_suite("fairness/demographics")
+    groups_of: dict[str, set[str]] = {}
+    for prompt in every:
+        groups_of.setdefault(prompt["meta"]["dimension"], set()).add(prompt["meta"]["group"])
+    all_groups = set().union(*groups_of.values())
+    for limit in (3, 4, 6, 14, 15, 20, 50):
+        with warnings.catch_warnings(record=True) as noted:
+            warnings.simplefilter("always")
+            sample = build_suite("fairness/demographics", limit=limit, seed=3)
+        assert len(sample) <= limit and sample == build_suite("fairness/demographics", limit=limit, seed=3)
         groups = {p["meta"]["group"] for p in sample}
         dialogues = {p["meta"]["dialogue"] for p in sample}
-        assert len(sample) == len(groups) * len(dialogues) and len(dialogues) >= 2  # a complete grid
-        assert len(groups) >= 2
+        assert len(sample) == len(groups) * len(dialogues) and dialogues  # a complete grid
+        kept = {d for d, g in groups_of.items() if g <= groups}
+        assert groups == set().union(*(groups_of[d] for d in kept)), "whole dimensions only"
+        notes = [str(n.message) for n in noted if n.category is LimitNote]
+        if limit >= len(all_groups):  # from 15 prompts up: every group of every dimension, fewer dialogues
+            assert groups == all_groups and not notes
+        else:
+            dropped = sorted(set(groups_of) - kept)
+            assert dropped and notes == [notes[0]] and all(d in notes[0] for d in dropped), (limit, notes)
 
 
 @needs_mirror

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import tomllib
+import warnings
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from judge.bundled import bundled_path
-from judge.suites.prompt_records import prompt_record, sample_prompts
+from judge.suites.prompt_records import prompt_record
 from judge.suites.reliability import (
     ENGAGEMENT_CRITERION,
     REFUSAL_RATE,
@@ -167,25 +168,25 @@ def judged_rules() -> tuple[DisparityRule | CriterionMeansRule, ...]:
     )
 
 
+class LimitNote(UserWarning):
+    """What a `--limit` sample left out of a balanced design: the command line shows it as a note."""
+
+
 def balanced_sample(
     prompts: Sequence[dict[str, Any]], limit: int | None, seed: int, suite: str
 ) -> list[dict[str, Any]]:
-    """`--limit` for a design that must stay balanced: whole dimensions × whole dialogues, not loose variants.
+    """`--limit` for a design that must stay balanced: whole groups × whole dialogues, never loose variants.
 
-    Group means are only comparable when every group is asked the same dialogues, so a sample keeps every
-    group of each dimension it takes and the same dialogues for all of them. Dimensions are visited in a
-    seeded order and each is taken whole if two dialogues of all the groups taken so far still fit in
-    `limit` (if no whole dimension fits, the first one's groups that do); then as many dialogues as fit
-    are drawn with the seed. The draw depends only
-    on the seed, the suite id and the prompts, and keeps the prompts' order. Fewer than four prompts
-    cannot hold two groups × two dialogues, and fall back to the plain seeded draw.
+    Group means are only comparable when every group is asked the same dialogues. When `limit` holds one
+    dialogue for every group, every group of every dimension is kept and fewer dialogues are drawn (with
+    the seed). Below that, whole dimensions are taken, in a seeded order, while all their groups still fit,
+    and a `LimitNote` warning names the dimensions left out. The draw depends only on the seed, the suite
+    id and the prompts, and keeps the prompts' order.
     """
     if limit is None or limit >= len(prompts):
         return list(prompts)
     if limit < 0:
         raise ValueError("limit must be at least 0")
-    if limit < 4:
-        return sample_prompts(prompts, limit, seed, suite)
     rng = np.random.default_rng([seed, zlib.crc32(suite.encode("utf-8"))])
     groups_of: dict[str, list[str]] = {}
     for prompt in prompts:
@@ -195,10 +196,16 @@ def balanced_sample(
     order = [sorted(groups_of)[int(i)] for i in rng.permutation(len(groups_of))]
     chosen: list[str] = []
     for dimension in order:
-        if 2 * (len(chosen) + len(groups_of[dimension])) <= limit:
+        if len(chosen) + len(groups_of[dimension]) <= limit:
             chosen += groups_of[dimension]
+    dropped = [d for d in sorted(groups_of) if not set(groups_of[d]) <= set(chosen)]
+    if dropped:
+        warnings.warn(LimitNote(
+            f"{suite}: --limit {limit} holds fewer prompts than the {sum(map(len, groups_of.values()))} groups; "
+            f"left out the dimension(s) {', '.join(dropped)} whole, so that every group kept is asked the same "
+            "dialogues"), stacklevel=2)
     if not chosen:
-        chosen = groups_of[order[0]][: limit // 2]
+        return []
     dialogues = sorted({p["meta"]["dialogue"] for p in prompts})
     count = min(len(dialogues), limit // len(chosen))
     kept_dialogues = {dialogues[int(i)] for i in rng.choice(len(dialogues), size=count, replace=False)}
