@@ -336,13 +336,6 @@ def load_crisis() -> CalibrationData:
     return CalibrationData(human, judged, scales)
 
 
-def crisis_label_files(judge: str) -> list[str]:
-    """Upstream paths of one LLM labeler's three label runs, in run order."""
-    from judge.datasets import get_dataset
-
-    return _label_runs(get_dataset(CRISIS).files, CRISIS_JUDGES[judge][0])
-
-
 def _label_runs(files: Iterable[str], prefix: str) -> list[str]:
     """One labeler's timestamped runs on the 206 validation posts (not its merged file, not the test set)."""
     run = re.compile(rf"data/llm_label/{re.escape(prefix)}-labeled-{CRISIS_VALIDATION_ID}-\d{{8}}-\d{{6}}\.json")

@@ -222,7 +222,7 @@ def test_docs_describe_every_suite() -> None:
 @needs_mirror
 def test_prompts_with_an_answer_are_items_trustmh_score_accepts(mirror: Path, tmp_path: Path) -> None:
     from judge.bundled import bundled_path
-    from judge.items import read_items
+    from tests.conftest import read_items
 
     path = tmp_path / "answered.jsonl"
     prompts = [p for s in SUITES.values() if s.status == "available" for p in build_suite(s.id, limit=4, seed=2)]
