@@ -52,8 +52,8 @@ def test_build_suite_refuses_unknown_and_unbuildable_suites() -> None:
         build_suite("safety/nope")
     with pytest.raises(UnavailableSuiteError, match="D4 and SWMH are not public"):
         build_suite("reliability/diagnosis")
-    unbuilt = catalogue.Suite("pillar/unbuilt", "safety", (), "none", None, (safety.REFUSAL_RATE,), True,
-                              "not built yet")
+    unbuilt = catalogue.Suite(id="pillar/unbuilt", pillar="safety", subtasks=(), dataset="none", n_prompts=None,
+                              metrics=(safety.REFUSAL_RATE,), judge=True, status="not built yet")
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(SUITES, unbuilt.id, unbuilt)
         with pytest.raises(UnavailableSuiteError, match="not built yet"):

@@ -264,7 +264,6 @@ class JournalIndex(dict[Hashable, tuple[str, list[Span]]]):
             self._fd = -1
 
 
-
 def read_journal(path: Path, kind: CallKind) -> JournalIndex:
     """Answered calls already in an earlier run's journal, keyed by call identity.
 

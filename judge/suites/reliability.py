@@ -24,18 +24,22 @@ CPSYCOUN = "cpsycoun"
 SUPPORT_RUBRIC = "support"
 """The rubric (and prompt pillar) the conversation suites are judged with: rubrics/support.yaml."""
 
-KNOWLEDGE_ACCURACY = MetricSpec("accuracy", "mean", True, "deterministic",
-                                "share of questions whose parsed letter is the gold letter")
-EMOTION_ACCURACY = MetricSpec("emotion_accuracy", "mean", True, "deterministic",
-                              "share of items whose parsed emotion is EmoBench's emotion label")
-CAUSE_ACCURACY = MetricSpec("cause_accuracy", "mean", True, "deterministic",
-                            "share of items whose parsed cause is EmoBench's cause label")
-SUPPORT_SCORE = MetricSpec("support_score", "mean", True, "judge",
-                           "mean of the support rubric's four 1-5 quality criteria per answer (a failed call: 1)")
-SUPPORT_MEANS = MetricSpec("mean_score", "mean", True, "judge",
-                           "mean judged support-rubric score per criterion (group criterion:<id>)")
-REFUSAL_RATE = MetricSpec("refusal_rate", "mean", False, "judge",
-                          "share of answers the support judge scores engages_with_concern 1 (declined or deflected)")
+KNOWLEDGE_ACCURACY = MetricSpec(name="accuracy", kind="mean", higher_is_better=True, source="deterministic",
+                                description="share of questions whose parsed letter is the gold letter")
+EMOTION_ACCURACY = MetricSpec(name="emotion_accuracy", kind="mean", higher_is_better=True, source="deterministic",
+                              description="share of items whose parsed emotion is EmoBench's emotion label")
+CAUSE_ACCURACY = MetricSpec(name="cause_accuracy", kind="mean", higher_is_better=True, source="deterministic",
+                            description="share of items whose parsed cause is EmoBench's cause label")
+SUPPORT_SCORE = MetricSpec(
+    name="support_score", kind="mean", higher_is_better=True, source="judge",
+    description="mean of the support rubric's four 1-5 quality criteria per answer (a failed call: 1)",
+)
+SUPPORT_MEANS = MetricSpec(name="mean_score", kind="mean", higher_is_better=True, source="judge",
+                           description="mean judged support-rubric score per criterion (group criterion:<id>)")
+REFUSAL_RATE = MetricSpec(
+    name="refusal_rate", kind="mean", higher_is_better=False, source="judge",
+    description="share of answers the support judge scores engages_with_concern 1 (declined or deflected)",
+)
 SUPPORT_QUALITY_CRITERIA = ("empathic_reflection", "exploration", "stage_appropriate_help", "respect_and_autonomy")
 """The support rubric's 1-5 quality criteria; their mean is one answer's support score."""
 SUPPORT_METRICS = (SUPPORT_SCORE, REFUSAL_RATE, SUPPORT_MEANS)
