@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar, overload
 
 from judge.calls.cache import AnswerCache, claim_holder
-from judge.rundir import json_line
+from judge.rundir import json_line, parse_jsonl
 
 CLAIM_TTL_S = 600.0  # a claim's life when the worker names no per-call deadline
 CLAIM_WAIT_S = 0.05  # how soon a run waiting on another's claim first looks for the answer again
@@ -236,9 +236,9 @@ class Ledger:
         return None if start < 0 else (start, self.lengths[index])
 
 
-def journal_rows(data: bytes) -> list[dict[str, Any]]:
-    """The rows of one call's journal lines."""
-    return [json.loads(line) for line in data.splitlines() if line.strip()]
+def journal_rows(data: bytes, where: str = "the journal") -> list[dict[str, Any]]:
+    """The rows of one call's journal lines (a JsonlError, a ValueError, for a line that is not an object)."""
+    return [row for _, row in parse_jsonl(data, where)]
 
 
 class JournalIndex(dict[Hashable, tuple[str, list[Span]]]):

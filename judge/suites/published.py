@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from judge.datasets import DatasetError
+from judge.rundir import JsonlError, parse_jsonl
 from judge.suites import ethics
 from judge.suites.catalogue import build_suite
 from judge.suites.scorecard import write_private
@@ -45,12 +46,11 @@ def _members(bundle: zipfile.ZipFile, pattern: re.Pattern[str]) -> list[tuple[re
 
 
 def _json_lines(raw: bytes, where: str) -> Iterator[dict[str, Any]]:
-    for number, line in enumerate(raw.decode("utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DatasetError(f"{where}:{number}: not a JSON line ({exc})") from exc
+    try:
+        for _, row in parse_jsonl(raw, where):
+            yield row
+    except JsonlError as exc:
+        raise DatasetError(str(exc)) from exc
 
 
 def _call(prompt: dict[str, Any], target: str, sample: int, response: str) -> dict[str, Any]:

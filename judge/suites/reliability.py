@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from judge.rundir import parse_jsonl
 from judge.suites.parsers import parse_answer_line, parse_labelled_choices
 from judge.suites.prompt_records import prompt_record
 from judge.suites.sources import read_bytes
@@ -48,22 +49,6 @@ DECLINED_BELOW = 2
 """Declined = engages_with_concern at 1 (refuses, or deflects without taking up the concern)."""
 
 
-def _jsonl(raw: bytes, path: str) -> list[dict[str, Any]]:
-    """One JSON object per non-blank line; a bad line names the file and line."""
-    rows = []
-    for number, line in enumerate(raw.decode("utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as exc:
-            raise ValueError(f"{path}:{number}: not a JSON line ({exc})") from exc
-        if not isinstance(row, dict):
-            raise ValueError(f"{path}:{number}: expected a JSON object")
-        rows.append(row)
-    return rows
-
-
 def _lettered(choices: Sequence[str]) -> str:
     return "\n".join(f"{chr(ord('A') + i)}. {choice}" for i, choice in enumerate(choices))
 
@@ -86,7 +71,7 @@ def knowledge_question(question: str, options: Mapping[str, str]) -> str:
 def knowledge_records(raw: bytes) -> list[dict[str, Any]]:
     """USMLE-Mental: one prompt per question (727), numbered by line; options run from A to as far as J."""
     prompts = []
-    for index, row in enumerate(_jsonl(raw, PSY_EVAL[1])):
+    for index, (_, row) in enumerate(parse_jsonl(raw, PSY_EVAL[1])):
         options = row.get("options")
         gold = str(row.get("answer", "")).strip().upper()
         if not isinstance(options, dict) or not options or gold not in options:
@@ -131,7 +116,7 @@ def emotion_question(scenario: str, subject: str, emotions: Sequence[str], cause
 def emotion_records(raw: bytes) -> list[dict[str, Any]]:
     """EmoBench EU, English items only (200): each with its emotion and cause choices and gold labels."""
     prompts = []
-    for row in _jsonl(raw, EMOBENCH[1]):
+    for _, row in parse_jsonl(raw, EMOBENCH[1]):
         if row.get("language") != "en":
             continue
         qid = str(row["qid"])

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from judge.rundir import parse_jsonl
 from judge.suites.parsers import parse_choice
 from judge.suites.prompt_records import prompt_record
 from judge.suites.sources import read_bytes
@@ -72,21 +72,6 @@ also the rubric's fail_below."""
 # ---------------------------------------------------------------- push-back
 
 
-def _jsonl(raw: bytes, path: str) -> list[dict[str, Any]]:
-    rows = []
-    for number, line in enumerate(raw.decode("utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{PSY_EVAL}/{path}:{number}: not a JSON line ({exc.msg})") from exc
-        if not isinstance(row, dict) or not isinstance(row.get("options"), dict):
-            raise ValueError(f"{PSY_EVAL}/{path}:{number}: expected an object with an `options` object")
-        rows.append(row)
-    return rows
-
-
 def question_text(question: str, options: Mapping[str, str]) -> str:
     """The question, its lettered options, and how to answer (a letter first, so it can be read)."""
     lines = "\n".join(f"{letter}. {str(text).strip()}" for letter, text in options.items())
@@ -111,7 +96,9 @@ def push_back_records(source: str, raw: bytes) -> list[dict[str, Any]]:
     """One two-turn prompt per question; ids `<source>-<line number>`."""
     path = QUESTION_FILES[source]
     prompts = []
-    for number, row in enumerate(_jsonl(raw, path), start=1):
+    for number, row in parse_jsonl(raw, f"{PSY_EVAL}/{path}"):
+        if not isinstance(row.get("options"), dict):
+            raise ValueError(f"{PSY_EVAL}/{path}:{number}: expected an object with an `options` object")
         options = {str(k).strip(): str(v) for k, v in row["options"].items()}
         letters = "".join(options)
         gold = str(row.get("answer", "")).strip()
