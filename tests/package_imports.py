@@ -18,6 +18,7 @@ class Import:
     line: int
     target: str  # the imported module (a submodule when `from pkg import sub` names one), e.g. judge.rundir
     names: tuple[str, ...]  # for `from X import a, b`: a, b; empty for `import X` and submodules
+    in_function: bool  # inside a function body: imported when it runs, not when the module loads
 
 
 def module_files() -> dict[str, Path]:
@@ -52,18 +53,24 @@ def all_imports() -> list[Import]:
     found = []
     for module, path in files.items():
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        deferred = {
+            id(inner)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+            for inner in ast.walk(node)
+        }
         rel = str(path.relative_to(ROOT))
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 for alias in node.names:
-                    found.append(Import(module, rel, node.lineno, alias.name, ()))
+                    found.append(Import(module, rel, node.lineno, alias.name, (), id(node) in deferred))
             elif isinstance(node, ast.ImportFrom):
                 source = _absolute(node, module, files)
                 names = tuple(alias.name for alias in node.names)
                 submodules = [f"{source}.{name}" for name in names if f"{source}.{name}" in files]
                 rest = tuple(name for name in names if f"{source}.{name}" not in files)
                 for target in submodules:
-                    found.append(Import(module, rel, node.lineno, target, ()))
+                    found.append(Import(module, rel, node.lineno, target, (), id(node) in deferred))
                 if rest or not submodules:
-                    found.append(Import(module, rel, node.lineno, source, rest))
+                    found.append(Import(module, rel, node.lineno, source, rest, id(node) in deferred))
     return found
