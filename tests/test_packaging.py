@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 import zipfile
 from collections.abc import Iterator
 
 import pytest
 
+from judge.bundled import _REPOSITORY_PATHS
 from tests.package_imports import ROOT
 
 BUNDLED = [
@@ -63,3 +65,10 @@ def test_the_trustmh_script_is_declared(wheel: zipfile.ZipFile) -> None:
     (entry_points,) = [n for n in wheel.namelist() if n.endswith(".dist-info/entry_points.txt")]
     text = wheel.read(entry_points).decode()
     assert "[console_scripts]" in text and "trustmh = judge.cli.__main__:run" in text
+
+
+def test_the_wheel_bundles_what_bundled_path_reads_from_a_checkout() -> None:
+    """pyproject's force-include and judge.bundled name the same resources and source paths."""
+    build = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["hatch"]["build"]
+    included = {target: source for source, target in build["targets"]["wheel"]["force-include"].items()}
+    assert included == {f"judge/_bundled/{name}": source for name, source in _REPOSITORY_PATHS.items()}
