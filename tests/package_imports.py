@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,6 +22,7 @@ class Import:
     in_function: bool  # inside a function body: imported when it runs, not when the module loads
 
 
+@cache
 def module_files() -> dict[str, Path]:
     """Dotted module name → file, for every module of the packages."""
     files = {}
@@ -47,8 +49,9 @@ def _absolute(node: ast.ImportFrom, module: str, files: dict[str, Path]) -> str:
     return ".".join(base + ([node.module] if node.module else []))
 
 
-def all_imports() -> list[Import]:
-    """Every import of every module, function-level ones included."""
+@cache
+def all_imports() -> tuple[Import, ...]:
+    """Every import of every module, function-level ones included (parsed once per test session)."""
     files = module_files()
     found = []
     for module, path in files.items():
@@ -73,4 +76,4 @@ def all_imports() -> list[Import]:
                     found.append(Import(module, rel, node.lineno, target, (), id(node) in deferred))
                 if rest or not submodules:
                     found.append(Import(module, rel, node.lineno, source, rest, id(node) in deferred))
-    return found
+    return tuple(found)
