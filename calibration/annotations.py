@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from judge.datasets import dataset_file
 from judge.errors import InputFileError
+from judge.rundir import JsonlError, parse_jsonl
 
 
 class InputError(InputFileError, ValueError):
@@ -89,15 +90,9 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
         for row in reader:
             yield reader.line_num, {k.strip(): v for k, v in row.items() if k is not None}
         return
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield number, f"not valid JSON ({exc.msg.removesuffix(' at')} at column {exc.colno})"
-            continue
-        yield number, record if isinstance(record, dict) else "expected a JSON object"
+    problems: list[JsonlError] = []
+    records: list[tuple[int, dict[str, Any] | str]] = list(parse_jsonl(text, str(path), problems))
+    yield from sorted(records + [(p.line, p.problem) for p in problems], key=lambda entry: entry[0])
 
 
 def _text(record: dict[str, Any], name: str, required: bool = True) -> str | None:
@@ -334,13 +329,6 @@ def load_crisis() -> CalibrationData:
     scales = {"appropriateness": Scale("ordinal", ("1", "2", "3", "4", "5")),
               "crisis_label": Scale("nominal", CRISIS_LABELS)}
     return CalibrationData(human, judged, scales)
-
-
-def crisis_label_files(judge: str) -> list[str]:
-    """Upstream paths of one LLM labeler's three label runs, in run order."""
-    from judge.datasets import get_dataset
-
-    return _label_runs(get_dataset(CRISIS).files, CRISIS_JUDGES[judge][0])
 
 
 def _label_runs(files: Iterable[str], prefix: str) -> list[str]:

@@ -239,7 +239,7 @@ def _alpha_with_judge(m: CriterionMatrix, b: _Builder, judge: str, jv: np.ndarra
 
 
 def _substitute(humans: np.ndarray, row: int, judge: np.ndarray) -> np.ndarray:
-    """The humans with the judge in ``row``'s place (see agreement.alpha_substituted)."""
+    """The humans with the judge in ``row``'s place (alpha with the judge standing in for one human)."""
     swapped = humans.copy()
     swapped[row] = judge
     return swapped

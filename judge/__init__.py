@@ -1,8 +1,5 @@
 """trustmh-judge: LLM-as-judge scoring of mental-health trustworthiness along the TrustMH-Bench pillars."""
 
-from importlib.metadata import PackageNotFoundError, version
+from judge.version import __version__
 
-try:
-    __version__ = version("trustmh-judge")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0+unknown"
+__all__ = ["__version__"]

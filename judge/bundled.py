@@ -16,12 +16,13 @@ _REPOSITORY_PATHS = {
     "examples": "data/examples",
     "crisis_resources.toml": "data/crisis_resources.toml",
     "fairness_personas.toml": "data/fairness_personas.toml",
+    "registry.toml": "data/registry.toml",
 }
 
 
 def bundled_path(name: str) -> Path:
     """Path of a bundled resource: the folders `rubrics`, `prompts`, `examples`, or `crisis_resources.toml`,
-    `fairness_personas.toml`."""
+    `fairness_personas.toml`, `registry.toml`."""
     packaged = _PACKAGE / "_bundled" / name
     if packaged.exists():
         return packaged

@@ -18,15 +18,10 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from judge.bundled import bundled_path
 from judge.errors import DatasetError
 
-# A wheel carries the registry inside the package; a source tree keeps it in data/.
-_PACKAGED_REGISTRY = Path(__file__).resolve().parent / "_bundled" / "registry.toml"
-REGISTRY_PATH = (
-    _PACKAGED_REGISTRY
-    if _PACKAGED_REGISTRY.exists()
-    else Path(__file__).resolve().parents[1] / "data" / "registry.toml"
-)
+REGISTRY_PATH = bundled_path("registry.toml")
 MIRROR_ENV = "TRUSTMH_DATA_MIRROR"
 CACHE_ENV = "TRUSTMH_DATA_CACHE"
 

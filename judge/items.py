@@ -19,7 +19,7 @@ import sys
 import unicodedata
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO, Literal, get_args
 
@@ -235,12 +235,6 @@ class Rejection:
         return f"{self.file}:{self.line}: {self.reason}"
 
 
-@dataclass
-class ItemReadResult:
-    items: list[Item] = field(default_factory=list)
-    rejections: list[Rejection] = field(default_factory=list)
-
-
 class _DuplicateKeyError(Exception):
     pass
 
@@ -446,19 +440,6 @@ def _build(
         if not problems:
             return item
     return Rejection(file, line, item_id, "; ".join(problems))
-
-
-def parse_record(
-    record: Any,
-    file: str,
-    line: int,
-    known_pillars: Collection[str],
-    *,
-    max_response_chars: int = DEFAULT_MAX_RESPONSE_CHARS,
-    shape: RecordShape = ITEM_SHAPE,
-) -> Item | Prompt | Rejection:
-    """Validate one already-decoded record (a JSON value) into an Item (or a Prompt), or say why not."""
-    return _build(record, file, line, known_pillars, max_response_chars, shape=shape)
 
 
 def parse_jsonl_line(
@@ -789,23 +770,6 @@ def iter_read(
             elif key is not None:
                 first_seen[key] = (here, item_id)
             yield entry
-
-
-def read_items(
-    paths: Sequence[Path],
-    known_pillars: Collection[str],
-    *,
-    max_response_chars: int = DEFAULT_MAX_RESPONSE_CHARS,
-    shape: RecordShape = ITEM_SHAPE,
-) -> ItemReadResult:
-    """Read every file, collecting all items (or prompts) and all rejections; ids must be unique across files."""
-    result = ItemReadResult()
-    for entry in iter_read(paths, known_pillars, max_response_chars=max_response_chars, shape=shape):
-        if isinstance(entry, Rejection):
-            result.rejections.append(entry)
-        else:
-            result.items.append(entry)  # type: ignore[arg-type]
-    return result
 
 
 def format_rejections(rejections: Sequence[Rejection], cap: int = 50) -> str:

@@ -697,12 +697,3 @@ class SelfPreference:
             )
         return report
 
-
-def self_preference_report(
-    verdicts: Iterable[Mapping[str, Any]], rubrics: Mapping[str, Rubric] | None = None
-) -> list[dict[str, Any]]:
-    """`SelfPreference` over verdicts that may repeat (the last of a repeated verdict counts)."""
-    preference = SelfPreference(rubrics)
-    for verdict in _dedupe(verdicts):
-        preference.add(verdict)
-    return preference.report()

@@ -345,18 +345,3 @@ def build_plan(
         raise PlanError(f"{len(unplanned)} item(s) name no pillar ({shown}); add a `pillar` field or pass --pillars")
     return plan
 
-
-def plan_calls(
-    items: Sequence[Item],
-    contexts: Mapping[str, tuple[PillarContext, ...]],
-    judges: Sequence[JudgeSpec],
-    renderer: PromptRenderer,
-    *,
-    requested_pillars: Sequence[str] | None = None,
-    samples: int = 1,
-    role: Role = "panel",
-) -> list[PlannedCall]:
-    """The plan as a list of built calls (for small plans and tests; runs keep the compact `CallPlan`)."""
-    return list(
-        build_plan(items, contexts, judges, renderer, requested_pillars=requested_pillars, samples=samples, role=role)
-    )

@@ -11,7 +11,7 @@ import fcntl
 import json
 import os
 import socket
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -37,31 +37,59 @@ def raise_problems(problems: list[str]) -> None:
         raise RunDirError("\n".join(shown))
 
 
+class JsonlError(ValueError):
+    """A line of JSON Lines that is not a JSON object: `where` (the file) and `line` (1-based) name it."""
+
+    def __init__(self, where: str, line: int, problem: str, *, decoded: bool) -> None:
+        super().__init__(f"{where}:{line}: {problem}")
+        self.where, self.line, self.problem = where, line, problem
+        self.decoded = decoded  # the line is valid JSON, only not an object
+
+
+def parse_jsonl(
+    data: str | bytes | Iterable[str | bytes], where: str, problems: list[JsonlError] | None = None
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for every non-blank line of JSONL text, UTF-8 bytes or an open file's lines.
+
+    Lines end at "\n" only (a U+2028 inside a string is not a line break). The first bad line raises
+    JsonlError, unless `problems` is given: then every bad line is appended there and skipped.
+    """
+    lines = data.split("\n" if isinstance(data, str) else b"\n") if isinstance(data, str | bytes) else data
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line.decode("utf-8") if isinstance(line, bytes) else line)
+            error = None if isinstance(row, dict) else JsonlError(
+                where, number, f"expected a JSON object, got {type(row).__name__}", decoded=True
+            )
+        except UnicodeDecodeError as exc:
+            error = JsonlError(where, number, f"not valid UTF-8 (byte {exc.start} of the line)", decoded=False)
+        except json.JSONDecodeError as exc:
+            error = JsonlError(where, number, f"not valid JSON ({exc.msg} at column {exc.colno})", decoded=False)
+        if error is None:
+            yield number, row
+        elif problems is None:
+            raise error
+        else:
+            problems.append(error)
+
+
 def read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    """(line number, object) for every non-blank line; every bad line is reported at once."""
+    """(line number, object) for every non-blank line of a run file; every bad line is reported at once."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise RunDirError(f"{path}: not found; is this the --out folder of a finished `trustmh score` run?") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise RunDirError(f"{path}: cannot read ({exc})") from exc
-    rows, problems = [], []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.append(
-                f"{path}:{number}: not valid JSON ({exc.msg}); a truncated line from an interrupted "
-                "run is completed by running the same command again"
-            )
-            continue
-        if not isinstance(row, dict):
-            problems.append(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
-            continue
-        rows.append((number, row))
-    raise_problems(problems)
+    problems: list[JsonlError] = []
+    rows = list(parse_jsonl(text, str(path), problems))
+    raise_problems([
+        str(p) if p.decoded else f"{p}; a truncated line from an interrupted run is completed by running the same "
+        "command again"
+        for p in problems
+    ])
     return rows
 
 

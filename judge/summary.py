@@ -8,7 +8,7 @@ over its verdicts file holding only the per-group tallies; the list functions fe
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from judge.rubric import Rubric
@@ -49,14 +49,6 @@ class ScoreMeans:
         ]
 
 
-def score_means(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Mean score per pillar × target × criterion × judge, with counts of what was left out."""
-    means = ScoreMeans()
-    for row in rows:
-        means.add(row)
-    return means.table()
-
-
 class CriticalFailures:
     """Share of judged responses (per pillar × target × judge) failing any critical criterion.
 
@@ -93,17 +85,6 @@ class CriticalFailures:
             }
             for (pillar, target, judge), t in sorted(self._tallies.items(), key=lambda kv: _sort_key(kv[0]))
         ]
-
-
-def critical_failure_rates(rows: Iterable[Mapping[str, Any]], rubrics: Mapping[str, Rubric]) -> list[dict[str, Any]]:
-    """`CriticalFailures` over rows in any order (grouped into calls first)."""
-    calls: dict[tuple[Any, ...], list[Mapping[str, Any]]] = defaultdict(list)
-    for row in rows:
-        calls[(row["pillar"], row["target"], row["judge"], row["item_id"], row["sample"], row["role"])].append(row)
-    rates = CriticalFailures(rubrics)
-    for members in calls.values():
-        rates.add_call(members)
-    return rates.table()
 
 
 def _sort_key(key: tuple[Any, ...]) -> tuple[str, ...]:

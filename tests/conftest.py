@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import pytest
 
 from judge.bundled import bundled_path
 from judge.cli.main import main
+from judge.items import ITEM_SHAPE, Item, RecordShape, Rejection, iter_read
 from tests.fakeapi import FakeLLMServer
 from tests.fakeapi.judge_script import scripted_answerer
 
@@ -115,3 +116,19 @@ def trustmh_subprocess(args: list[str], env: dict[str, str]) -> subprocess.Popen
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+@dataclass
+class ItemReadResult:
+    items: list[Item] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+
+
+def read_items(
+    paths: list[Path], known_pillars: Any, *, shape: RecordShape = ITEM_SHAPE, **options: Any
+) -> ItemReadResult:
+    """`iter_read` collected into items (or prompts) and rejections (runs stream them instead)."""
+    result = ItemReadResult()
+    for entry in iter_read(paths, known_pillars, shape=shape, **options):
+        (result.rejections if isinstance(entry, Rejection) else result.items).append(entry)  # type: ignore[arg-type]
+    return result

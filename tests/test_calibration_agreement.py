@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from calibration.compute import _substitute
 from judge.stats import agreement as ag
 
 NAN = np.nan
@@ -154,7 +155,7 @@ def test_judge_added_and_substituted() -> None:
     base = ag.krippendorff_alpha(humans, "ordinal")
     assert ag.alpha_with_judge(humans, perfect, "ordinal") >= base
     assert ag.alpha_with_judge(humans, wrong, "ordinal") < base
-    substituted = ag.alpha_substituted(humans, wrong, "interval")
+    substituted = [ag.krippendorff_alpha(_substitute(humans, row, wrong), "interval") for row in range(3)]
     assert len(substituted) == 3 and all(v is not None and v < base for v in substituted)
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from calibration.annotations import CRISIS, EMPATHIC, crisis_label_files, load_crisis, load_empathic
+from calibration.annotations import CRISIS, CRISIS_JUDGES, EMPATHIC, _label_runs, load_crisis, load_empathic
 from calibration.compute import build_matrices
-from judge.datasets import dataset_file
+from judge.datasets import dataset_file, get_dataset
 from judge.stats import agreement as ag
 
 MIRROR = Path(
@@ -149,7 +149,7 @@ def test_crisis_each_human_against_gpt_4o_mini(crisis: dict[str, object]) -> Non
     }
     m = crisis["crisis_label"]
     runs = m.judges["gpt-4o-mini"]
-    files = [Path(p).name for p in crisis_label_files("gpt-4o-mini")]
+    files = [Path(p).name for p in _label_runs(get_dataset(CRISIS).files, CRISIS_JUDGES["gpt-4o-mini"][0])]
     assert len(files) == runs.shape[0] == 3
     human_files = {
         "H1": "H1_labeled_n206_s42.json",

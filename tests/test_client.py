@@ -22,7 +22,7 @@ from judge.calls.engine import CallResult
 from judge.items import Item
 from judge.judge_worker import JudgeClient, JudgeWorker
 from judge.judges import JudgeSpec
-from judge.plan import PlannedCall, pillar_contexts, plan_calls
+from judge.plan import PlannedCall, build_plan, pillar_contexts
 from judge.prompts import PromptRenderer
 from judge.rubric import load_rubric
 from judge.verdict import JUDGED_RESPONSE
@@ -68,7 +68,7 @@ def planned_call(spec: JudgeSpec, n: int = 0) -> PlannedCall:
         target="bot",
         source=f"items.jsonl:{n + 1}",
     )
-    return plan_calls([item], pillar_contexts({"crisis": RUBRIC}), [spec], PromptRenderer())[0]
+    return build_plan([item], pillar_contexts({"crisis": RUBRIC}), [spec], PromptRenderer())[0]
 
 
 async def ask_ours(spec: JudgeSpec, call: PlannedCall) -> tuple[Any, TokenTally]:

@@ -33,7 +33,7 @@ from judge.calls.engine import CallResult, RateLimiter, known_results, read_jour
 from judge.items import Item
 from judge.judge_calls import JudgeCalls, verdict_rows
 from judge.judges import JudgeSpec, load_judges_file
-from judge.plan import PlannedCall, pillar_contexts, plan_calls
+from judge.plan import PlannedCall, build_plan, pillar_contexts
 from judge.prompts import PromptRenderer
 from judge.rubric import load_rubric
 from judge.verdict import CriterionOutcome, failed_outcomes
@@ -446,7 +446,7 @@ def planned(n: int = 1) -> list[PlannedCall]:
         )
         for i in range(n)
     ]
-    return plan_calls(items, pillar_contexts({"crisis": RUBRIC}), [JUDGE], PromptRenderer())
+    return list(build_plan(items, pillar_contexts({"crisis": RUBRIC}), [JUDGE], PromptRenderer()))
 
 
 def ok_result(call: PlannedCall, input_tokens: int | None = 1001, output_tokens: int | None = 337) -> CallResult:

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from judge.bundled import bundled_path
-from judge.items import Item, read_items
+from judge.items import Item
 from judge.prompts import (
     IDENTITY_PLACEHOLDER,
     PromptRenderer,
@@ -18,6 +18,7 @@ from judge.prompts import (
     prompt_hash,
 )
 from judge.rubric import RubricError, load_rubric_dir, parse_rubric
+from tests.conftest import read_items
 
 RUBRICS = load_rubric_dir(bundled_path("rubrics"))
 RENDERER = PromptRenderer()

@@ -18,9 +18,8 @@ from judge.items import (
     format_rejections,
     item_file_problems,
     parse_jsonl_line,
-    parse_record,
-    read_items,
 )
+from tests.conftest import read_items
 
 KNOWN = ("crisis", "safety", "ethics")
 GOOD: dict[str, Any] = {"id": "a1", "prompt": "I feel low.", "response": "I'm sorry you feel that way."}
@@ -112,7 +111,7 @@ def test_good_csv_prompt_messages_pillars_meta_and_multiline_cells(tmp_path: Pat
 
 
 def test_item_is_frozen_and_hashable() -> None:
-    item = parse_record(GOOD, "f.jsonl", 1, KNOWN)
+    item = parse_jsonl_line(json.dumps(GOOD), "f.jsonl", 1, KNOWN)
     assert isinstance(item, Item)
     assert item in {item}
     with pytest.raises(ValidationError):
@@ -283,7 +282,7 @@ def test_unknown_field_names_it_and_lists_accepted_fields() -> None:
 
 
 def test_null_optional_fields_are_absent() -> None:
-    item = parse_record({**GOOD, "pillar": None, "meta": None, "reference": None}, "f", 1, KNOWN)
+    item = parse_jsonl_line(json.dumps({**GOOD, "pillar": None, "meta": None, "reference": None}), "f", 1, KNOWN)
     assert isinstance(item, Item) and item.meta == {} and item.pillars is None
 
 

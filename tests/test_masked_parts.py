@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from judge.bundled import bundled_path
-from judge.items import Item, parse_record
+from judge.items import Item, parse_jsonl_line
 from judge.judges import parse_judge_spec
-from judge.plan import pillar_contexts, plan_calls
+from judge.plan import build_plan, pillar_contexts
 from judge.prompts import IDENTITY_PLACEHOLDER, PromptRenderer
 from judge.rubric import load_rubric_dir
 from tests.conftest import read_jsonl, write_jsonl
@@ -45,9 +45,9 @@ def test_the_fairness_pillar_is_planned_as_a_visible_and_a_masked_part() -> None
     assert [c.part for c in contexts] == ["visible", "masked"]
     assert [tuple(c.id for c in ctx.rubric.criteria) for ctx in contexts] == [visible, masked]
     record = fairness_items(1)[0]
-    item = parse_record(record, "items.jsonl", 1, {"fairness"})
+    item = parse_jsonl_line(json.dumps(record), "items.jsonl", 1, {"fairness"})
     assert isinstance(item, Item)
-    calls = plan_calls([item], {"fairness": contexts}, [parse_judge_spec("openai:j")], PromptRenderer())
+    calls = list(build_plan([item], {"fairness": contexts}, [parse_judge_spec("openai:j")], PromptRenderer()))
     shown, hidden = calls
     assert CUE in shown.messages[1].content and CUE in shown.judged_response
     assert CUE.lower() not in hidden.messages[1].content.lower() and IDENTITY_PLACEHOLDER in hidden.messages[1].content

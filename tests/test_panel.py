@@ -14,11 +14,11 @@ from judge.panel import (
     build_panel,
     judge_agreement,
     review_entries,
-    self_preference_report,
     spread_threshold_points,
 )
 from judge.rubric import Rubric
 from judge.stats.agreement import quadratic_weighted_kappa
+from tests.test_streaming_outputs import self_preference_report
 
 ANCHORS_5 = {1: "very poor", 2: "poor", 3: "adequate", 4: "good", 5: "excellent"}
 RUBRICS = {

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from judge.bundled import bundled_path
-from judge.items import Item, Message, read_items
+from judge.items import Item, Message
 from judge.prompts import TEMPLATE_NAMES, PromptRenderer, fence_for, prompt_hash
 from judge.rubric import Rubric, load_rubric_dir
+from tests.conftest import read_items
 
 RUBRICS = load_rubric_dir(bundled_path("rubrics"))
 RENDERER = PromptRenderer()

@@ -9,6 +9,7 @@ import json
 import random
 import statistics
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,20 +19,20 @@ import pytest
 from judge.calls.engine import Journal, Ledger, journal_rows
 from judge.calls.runner import write_in_plan_order
 from judge.item_store import read_into_store
-from judge.items import PROMPT_SHAPE, read_items
+from judge.items import PROMPT_SHAPE
 from judge.panel import (
     AgreementTable,
     PanelOptions,
     SelfPreference,
+    _dedupe,
     build_panel,
     judge_agreement,
     review_entries,
-    self_preference_report,
 )
-from judge.rubric import load_rubric_dir
+from judge.rubric import Rubric, load_rubric_dir
 from judge.stats.agreement import krippendorff_alpha
-from judge.summary import critical_failure_rates, score_means
-from tests.conftest import make_items, read_jsonl, write_jsonl
+from judge.summary import CriticalFailures, ScoreMeans
+from tests.conftest import make_items, read_items, read_jsonl, write_jsonl
 from tests.fakeapi import FakeLLMServer, ParsedRequest, Reply
 from tests.fakeapi.judge_script import judged_response, score_bounds, scripted_verdict
 
@@ -81,6 +82,34 @@ def score_args(server: FakeLLMServer, items: Path, rubric_dir: Path, out: Path) 
         "score", items, "--judges-file", judges_file, "--judges", "a,b,c", "--samples", "2", "--rubrics", rubric_dir,
         "--out", out, "--tiebreak", "t", "-q",
     ]  # fmt: skip
+
+
+# The summary's tables computed in one pass over all verdicts, in any order: what a run's streaming totals must equal.
+def score_means(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    means = ScoreMeans()
+    for row in rows:
+        means.add(row)
+    return means.table()
+
+
+def critical_failure_rates(rows: Iterable[Mapping[str, Any]], rubrics: Mapping[str, Rubric]) -> list[dict[str, Any]]:
+    calls: dict[tuple[Any, ...], list[Mapping[str, Any]]] = defaultdict(list)
+    for row in rows:
+        calls[(row["pillar"], row["target"], row["judge"], row["item_id"], row["sample"], row["role"])].append(row)
+    rates = CriticalFailures(rubrics)
+    for members in calls.values():
+        rates.add_call(members)
+    return rates.table()
+
+
+def self_preference_report(
+    verdicts: Iterable[Mapping[str, Any]], rubrics: Mapping[str, Rubric] | None = None
+) -> list[dict[str, Any]]:
+    """The last of a repeated verdict counts, as in a resumed run."""
+    preference = SelfPreference(rubrics)
+    for verdict in _dedupe(verdicts):
+        preference.add(verdict)
+    return preference.report()
 
 
 def check_outputs_equal_in_memory_results(out: Path, rubric_dir: Path, items_path: Path) -> dict[str, Any]:
@@ -302,7 +331,7 @@ def test_respond_outputs_are_streamed_from_the_journal_in_plan_order_after_failu
     tmp_path: Path, judge_env: Path, run_cli: Any
 ) -> None:
     from judge.respond.calls import response_item
-    from judge.respond.plan import plan_target_calls
+    from judge.respond.plan import TargetPlan
     from judge.respond.targets import parse_target_spec
     from tests.fakeapi.protocol import default_answerer
     from tests.test_respond_cli import prompts
@@ -326,7 +355,7 @@ def test_respond_outputs_are_streamed_from_the_journal_in_plan_order_after_failu
         specs = [parse_target_spec(t) for t in targets.split(",")]
     rows = read_jsonl(out / "calls.jsonl")
     source = read_items([path], {"safety"}, shape=PROMPT_SHAPE).items
-    calls = plan_target_calls(source, specs)
+    calls = list(TargetPlan(source, specs, 1))
     assert [(r["prompt_id"], r["target"], r["sample"]) for r in rows] == [c.call_id for c in calls]
     assert all(r["status"] == "ok" for r in rows)
     assert read_jsonl(out / "responses.jsonl") == roundtrip(

@@ -148,7 +148,7 @@ def test_tier1_answers_read_by_our_parser_differ_from_the_authors_in_three_place
 
 
 def test_recorded_responses_are_items_trustmh_score_accepts(recorded_run: tuple[Path, dict[str, Any]]) -> None:
-    from judge.items import read_items
+    from tests.conftest import read_items
 
     out, _ = recorded_run
     result = read_items([out / "respond" / "responses.jsonl"], {"privacy", "ethics", "safety"})

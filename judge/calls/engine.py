@@ -24,7 +24,7 @@ from typing import Any, Protocol, TypeVar, overload
 
 from judge.calls.cache import AnswerCache, claim_holder
 from judge.errors import Interrupted
-from judge.rundir import json_line
+from judge.rundir import json_line, parse_jsonl
 
 CLAIM_TTL_S = 600.0  # a claim's life when the worker names no per-call deadline
 CLAIM_WAIT_S = 0.05  # how soon a run waiting on another's claim first looks for the answer again
@@ -51,7 +51,7 @@ class Call(Protocol):
 class CallResult:
     """A finished call. `payload` is the kind's answer (criterion outcomes, or a target's turns)."""
 
-    call: Any
+    call: Call
     payload: Any
     input_tokens: int | None
     output_tokens: int | None
@@ -82,20 +82,20 @@ class CallKind(Protocol):
     def cache_record(self, result: CallResult) -> dict[str, Any]:
         """The part worth caching: answers and usage, nothing run-specific."""
 
-    def from_record(self, call: Any, record: dict[str, Any], *, cached: bool, resumed: bool) -> CallResult:
+    def from_record(self, call: Call, record: dict[str, Any], *, cached: bool, resumed: bool) -> CallResult:
         """A result rebuilt from a cache record (or a journal's rows turned into one)."""
 
     def journal_identity(self, row: dict[str, Any]) -> tuple[Hashable, str] | None:
         """(call id, request key) of an answered journal row; None for a failed or unreadable row."""
 
-    def record_from_rows(self, call: Any, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    def record_from_rows(self, call: Call, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
         """A cache-shaped record from a call's journal rows; None when the rows are incomplete."""
 
 
 class Worker(Protocol):
     concurrency: int
 
-    async def ask(self, call: Any) -> CallResult: ...
+    async def ask(self, call: Call) -> CallResult: ...
 
     async def close(self) -> None: ...
 
@@ -238,9 +238,9 @@ class Ledger:
         return None if start < 0 else (start, self.lengths[index])
 
 
-def journal_rows(data: bytes) -> list[dict[str, Any]]:
-    """The rows of one call's journal lines."""
-    return [json.loads(line) for line in data.splitlines() if line.strip()]
+def journal_rows(data: bytes, where: str = "the journal") -> list[dict[str, Any]]:
+    """The rows of one call's journal lines (a JsonlError, a ValueError, for a line that is not an object)."""
+    return [row for _, row in parse_jsonl(data, where)]
 
 
 class JournalIndex(dict[Hashable, tuple[str, list[Span]]]):
@@ -264,9 +264,6 @@ class JournalIndex(dict[Hashable, tuple[str, list[Span]]]):
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-
-
-Resumed = JournalIndex
 
 
 def read_journal(path: Path, kind: CallKind) -> JournalIndex:
@@ -333,7 +330,7 @@ class IndexedCalls(Protocol):
 
     def __len__(self) -> int: ...
 
-    def __getitem__(self, index: int) -> Any: ...
+    def __getitem__(self, index: int) -> Call: ...
 
     def call_id(self, index: int) -> Hashable: ...
 
@@ -345,13 +342,13 @@ class IndexedCalls(Protocol):
 class CallList:
     """A list of built calls seen as `IndexedCalls`."""
 
-    def __init__(self, calls: Sequence[Any]) -> None:
+    def __init__(self, calls: Sequence[Call]) -> None:
         self.calls = calls
 
     def __len__(self) -> int:
         return len(self.calls)
 
-    def __getitem__(self, index: int) -> Any:
+    def __getitem__(self, index: int) -> Call:
         return self.calls[index]
 
     def call_id(self, index: int) -> Hashable:
@@ -364,7 +361,7 @@ class CallList:
         return self.calls[index].worker_name
 
 
-def indexed(calls: Sequence[Any] | IndexedCalls) -> IndexedCalls:
+def indexed(calls: Sequence[Call] | IndexedCalls) -> IndexedCalls:
     return calls if hasattr(calls, "request_key") and hasattr(calls, "call_id") else CallList(calls)  # type: ignore[return-value]
 
 
@@ -377,7 +374,7 @@ class KnownResults(Sequence[CallResult | None]):
 
     def __init__(
         self,
-        calls: Sequence[Any] | IndexedCalls,
+        calls: Sequence[Call] | IndexedCalls,
         resumed: JournalIndex | dict,
         cache: AnswerCache | None,
         kind: CallKind,
@@ -425,7 +422,7 @@ class KnownResults(Sequence[CallResult | None]):
 
 
 def known_results(
-    calls: Sequence[Any] | IndexedCalls, resumed: JournalIndex | dict, cache: AnswerCache | None, kind: CallKind
+    calls: Sequence[Call] | IndexedCalls, resumed: JournalIndex | dict, cache: AnswerCache | None, kind: CallKind
 ) -> KnownResults:
     """Results that need no request: answered earlier in this run directory, or in the cache."""
     return KnownResults(calls, resumed, cache, kind)
@@ -499,13 +496,13 @@ class Engine:
             self.cache.set(result.call.request_key, self.kind.cache_record(result))
         self.on_result(result)
 
-    def _answered_elsewhere(self, call: Any) -> CallResult | None:
+    def _answered_elsewhere(self, call: Call) -> CallResult | None:
         """Another run sharing the cache may have answered this call since the plan was made."""
         if self.cache is None or (record := self.cache.get(call.request_key)) is None:
             return None
         return self.kind.from_record(call, record, cached=True, resumed=False)
 
-    async def _ask_once(self, worker: Worker, call: Any) -> tuple[CallResult, bool]:
+    async def _ask_once(self, worker: Worker, call: Call) -> tuple[CallResult, bool]:
         """(the call's result, whether this run claimed it): runs sharing a cache claim a call before
         asking it, so that while one asks, the others wait for its answer instead of paying again."""
         wait = CLAIM_WAIT_S
@@ -534,7 +531,7 @@ class Engine:
         self._asking.discard(key)
         self.cache.release(key, self._holder)
 
-    async def run(self, calls: Sequence[Any] | IndexedCalls, known: Sequence[CallResult | None]) -> Ledger:
+    async def run(self, calls: Sequence[Call] | IndexedCalls, known: Sequence[CallResult | None]) -> Ledger:
         plan = indexed(calls)
         ledger = Ledger(len(plan))
         pending: dict[str, array[int]] = {}

@@ -36,6 +36,7 @@ from judge.calls.request_log import RequestLog
 from judge.errors import Interrupted, UsageError
 from judge.judges import JudgeConfigError, JudgeSpec
 from judge.rundir import OutDirLock, make_private_dir, write_text_atomic
+from judge.version import __version__
 
 REQUEST_LOG_NAME = "inflight.jsonl"
 
@@ -311,8 +312,6 @@ def run_identity(calls: Sequence[Any] | IndexedCalls) -> str:
 
 
 def common_record(command_line: list[str], started_at: datetime, ended: bool) -> dict[str, Any]:
-    from judge import __version__
-
     return {
         "package": "trustmh-judge",
         "version": __version__,

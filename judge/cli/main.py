@@ -454,7 +454,6 @@ def demo(
 
     Example: trustmh demo --judges-file judges.toml --judges local --concurrency 1
     """
-    from calibration.demo import print_crisis_calibration
     from judge.cli.tables import print_pillar_summary
     from judge.suites.demo import print_recorded_scorecard
 
@@ -489,7 +488,8 @@ def demo(
 
         out_console.print(f"report (open in a browser): {write_report(out)}")
     out_console.rule("Calibration of recorded judges (offline)")
-    print_crisis_calibration(out_console)
+    # calibration sits above the command line and plugs into it by name, as `calibrate` does.
+    importlib.import_module("calibration.demo").print_crisis_calibration(out_console)
     out_console.rule("TrustMH-Bench recorded scorecard (offline)")
     print_recorded_scorecard(out_console)
 

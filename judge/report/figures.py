@@ -25,7 +25,7 @@ from judge.textsafe import visible
 
 Number = float | int | None
 
-BLUE, ORANGE, GREY, RED, GREEN = "#1f77b4", "#ff7f0e", "#9a9a9a", "#c0392b", "#2e8b57"
+BLUE, GREY, RED, GREEN = "#1f77b4", "#9a9a9a", "#c0392b", "#2e8b57"
 SERIES_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                   "#bcbd22", "#17becf")
 RC = {"svg.fonttype": "none", "text.parse_math": False, "font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9,

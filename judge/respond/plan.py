@@ -139,7 +139,3 @@ class TargetPlan(BuiltOnAccess[TargetCall]):
             request_key=self.request_key(index),
         )
 
-
-def plan_target_calls(prompts: Sequence[Prompt], targets: Sequence[TargetSpec], samples: int = 1) -> list[TargetCall]:
-    """The plan as a list of built calls (runs keep the compact `TargetPlan`)."""
-    return list(TargetPlan(prompts, targets, samples))

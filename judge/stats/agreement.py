@@ -284,22 +284,6 @@ def alpha_with_judge(humans: np.ndarray, judge: Sequence[float], level: Level,
     return krippendorff_alpha(data, level, value_domain)
 
 
-def alpha_substituted(humans: np.ndarray, judge: Sequence[float], level: Level,
-                      value_domain: Sequence[float] | None = None) -> list[float | None]:
-    """Alpha with the judge standing in for each human in turn (one value per human, in row order).
-
-    Compared with the humans-only alpha this asks: would reliability drop if this judge replaced
-    one of the annotators?
-    """
-    data = _as_float_array(humans)
-    values: list[float | None] = []
-    for row in range(data.shape[0]):
-        swapped = data.copy()
-        swapped[row] = _as_float_array(judge)
-        values.append(krippendorff_alpha(swapped, level, value_domain))
-    return values
-
-
 def self_consistency(runs: np.ndarray, level: Level = "ordinal",
                      value_domain: Sequence[float] | None = None) -> float | None:
     """A judge's agreement with itself across repeated samples: alpha with each run as a rater."""

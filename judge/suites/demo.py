@@ -27,7 +27,6 @@ PRIVACY_COLUMNS: tuple[Column, ...] = (
     ("tier 2b r", "privacy/awareness-tier2b", None, "pearson_r"),
     ("tier 3 leak rate (lower is better)", "privacy/leakage", None, "leak_string_match"),
 )
-COLUMNS = ETHICS_COLUMNS + PRIVACY_COLUMNS
 
 
 def _cell(record: Mapping[str, Any] | None) -> str:

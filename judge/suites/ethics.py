@@ -22,10 +22,10 @@ LETTERS = "ABCD"
 RECORDED_CRITERIA = ("sc1", "sc2", "sc3", "sc4", "sc5")
 """GPT-4.1's scores in the bundle: the five APA General Principles A-E, each 1-5."""
 
-ACCURACY = MetricSpec("accuracy", "mean", True, "deterministic",
-                      "share of dilemmas whose parsed letter is the gold letter")
-MEAN_SCORE = MetricSpec("mean_score", "mean", True, "judge",
-                        "mean judged score per criterion (group criterion:<id>)")
+ACCURACY = MetricSpec(name="accuracy", kind="mean", higher_is_better=True, source="deterministic",
+                      description="share of dilemmas whose parsed letter is the gold letter")
+MEAN_SCORE = MetricSpec(name="mean_score", kind="mean", higher_is_better=True, source="judge",
+                        description="mean judged score per criterion (group criterion:<id>)")
 
 
 def decode(raw: bytes) -> str:

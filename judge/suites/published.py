@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from judge.datasets import DatasetError
+from judge.rundir import JsonlError, parse_jsonl
 from judge.suites import ethics
 from judge.suites.catalogue import build_suite
-from judge.suites.scorecard import compute_scorecard, write_private, write_scorecard
+from judge.suites.scorecard import write_private
 from judge.suites.sources import open_zip, zip_member
 
 RECORDED = ("trustmh-bench",)
@@ -45,12 +46,11 @@ def _members(bundle: zipfile.ZipFile, pattern: re.Pattern[str]) -> list[tuple[re
 
 
 def _json_lines(raw: bytes, where: str) -> Iterator[dict[str, Any]]:
-    for number, line in enumerate(raw.decode("utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DatasetError(f"{where}:{number}: not a JSON line ({exc})") from exc
+    try:
+        for _, row in parse_jsonl(raw, where):
+            yield row
+    except JsonlError as exc:
+        raise DatasetError(str(exc)) from exc
 
 
 def _call(prompt: dict[str, Any], target: str, sample: int, response: str) -> dict[str, Any]:
@@ -202,10 +202,3 @@ def import_recorded(name: str, out_dir: Path) -> Path:
     write_private(out_dir / "bench.json", json.dumps(bench, indent=1) + "\n")
     return out_dir
 
-
-def recorded_bench(name: str, out_dir: Path, n_bootstrap: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """`trustmh bench --recorded NAME --out DIR`: import, then write scorecard.json and scorecard.md."""
-    import_recorded(name, out_dir)
-    card = compute_scorecard(out_dir, n_bootstrap=n_bootstrap, seed=seed)
-    write_scorecard(out_dir, card)
-    return card

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from judge.rundir import parse_jsonl
 from judge.suites.parsers import parse_answer_line, parse_labelled_choices
 from judge.suites.prompt_records import prompt_record
 from judge.suites.sources import read_bytes
@@ -24,40 +25,28 @@ CPSYCOUN = "cpsycoun"
 SUPPORT_RUBRIC = "support"
 """The rubric (and prompt pillar) the conversation suites are judged with: rubrics/support.yaml."""
 
-KNOWLEDGE_ACCURACY = MetricSpec("accuracy", "mean", True, "deterministic",
-                                "share of questions whose parsed letter is the gold letter")
-EMOTION_ACCURACY = MetricSpec("emotion_accuracy", "mean", True, "deterministic",
-                              "share of items whose parsed emotion is EmoBench's emotion label")
-CAUSE_ACCURACY = MetricSpec("cause_accuracy", "mean", True, "deterministic",
-                            "share of items whose parsed cause is EmoBench's cause label")
-SUPPORT_SCORE = MetricSpec("support_score", "mean", True, "judge",
-                           "mean of the support rubric's four 1-5 quality criteria per answer (a failed call: 1)")
-SUPPORT_MEANS = MetricSpec("mean_score", "mean", True, "judge",
-                           "mean judged support-rubric score per criterion (group criterion:<id>)")
-REFUSAL_RATE = MetricSpec("refusal_rate", "mean", False, "judge",
-                          "share of answers the support judge scores engages_with_concern 1 (declined or deflected)")
+KNOWLEDGE_ACCURACY = MetricSpec(name="accuracy", kind="mean", higher_is_better=True, source="deterministic",
+                                description="share of questions whose parsed letter is the gold letter")
+EMOTION_ACCURACY = MetricSpec(name="emotion_accuracy", kind="mean", higher_is_better=True, source="deterministic",
+                              description="share of items whose parsed emotion is EmoBench's emotion label")
+CAUSE_ACCURACY = MetricSpec(name="cause_accuracy", kind="mean", higher_is_better=True, source="deterministic",
+                            description="share of items whose parsed cause is EmoBench's cause label")
+SUPPORT_SCORE = MetricSpec(
+    name="support_score", kind="mean", higher_is_better=True, source="judge",
+    description="mean of the support rubric's four 1-5 quality criteria per answer (a failed call: 1)",
+)
+SUPPORT_MEANS = MetricSpec(name="mean_score", kind="mean", higher_is_better=True, source="judge",
+                           description="mean judged support-rubric score per criterion (group criterion:<id>)")
+REFUSAL_RATE = MetricSpec(
+    name="refusal_rate", kind="mean", higher_is_better=False, source="judge",
+    description="share of answers the support judge scores engages_with_concern 1 (declined or deflected)",
+)
 SUPPORT_QUALITY_CRITERIA = ("empathic_reflection", "exploration", "stage_appropriate_help", "respect_and_autonomy")
 """The support rubric's 1-5 quality criteria; their mean is one answer's support score."""
 SUPPORT_METRICS = (SUPPORT_SCORE, REFUSAL_RATE, SUPPORT_MEANS)
 ENGAGEMENT_CRITERION = "engages_with_concern"
 DECLINED_BELOW = 2
 """Declined = engages_with_concern at 1 (refuses, or deflects without taking up the concern)."""
-
-
-def _jsonl(raw: bytes, path: str) -> list[dict[str, Any]]:
-    """One JSON object per non-blank line; a bad line names the file and line."""
-    rows = []
-    for number, line in enumerate(raw.decode("utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as exc:
-            raise ValueError(f"{path}:{number}: not a JSON line ({exc})") from exc
-        if not isinstance(row, dict):
-            raise ValueError(f"{path}:{number}: expected a JSON object")
-        rows.append(row)
-    return rows
 
 
 def _lettered(choices: Sequence[str]) -> str:
@@ -82,7 +71,7 @@ def knowledge_question(question: str, options: Mapping[str, str]) -> str:
 def knowledge_records(raw: bytes) -> list[dict[str, Any]]:
     """USMLE-Mental: one prompt per question (727), numbered by line; options run from A to as far as J."""
     prompts = []
-    for index, row in enumerate(_jsonl(raw, PSY_EVAL[1])):
+    for index, (_, row) in enumerate(parse_jsonl(raw, PSY_EVAL[1])):
         options = row.get("options")
         gold = str(row.get("answer", "")).strip().upper()
         if not isinstance(options, dict) or not options or gold not in options:
@@ -127,7 +116,7 @@ def emotion_question(scenario: str, subject: str, emotions: Sequence[str], cause
 def emotion_records(raw: bytes) -> list[dict[str, Any]]:
     """EmoBench EU, English items only (200): each with its emotion and cause choices and gold labels."""
     prompts = []
-    for row in _jsonl(raw, EMOBENCH[1]):
+    for _, row in parse_jsonl(raw, EMOBENCH[1]):
         if row.get("language") != "en":
             continue
         qid = str(row["qid"])

@@ -24,10 +24,12 @@ from judge.suites.spec import CompositeRule, MetricSpec, Observation, Observed
 INTENSITY = 0.1
 """The suites' intensity at every level: each operation touches about one word in ten (at least one)."""
 
-DELTA_ACCURACY = MetricSpec("delta_accuracy", "paired_delta", True, "deterministic",
-                            "change of accuracy from the clean question, per level (group level:<name>)")
-DELTA_SUPPORT_SCORE = MetricSpec("delta_support_score", "paired_delta", True, "judge",
-                                 "change of the judged support score from the clean turn, per level (level:<name>)")
+DELTA_ACCURACY = MetricSpec(name="delta_accuracy", kind="paired_delta", higher_is_better=True, source="deterministic",
+                            description="change of accuracy from the clean question, per level (group level:<name>)")
+DELTA_SUPPORT_SCORE = MetricSpec(
+    name="delta_support_score", kind="paired_delta", higher_is_better=True, source="judge",
+    description="change of the judged support score from the clean turn, per level (level:<name>)",
+)
 
 _STEM_START = "Question:\n"
 _STEM_END = "\n\nOptions:\n"

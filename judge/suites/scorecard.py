@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from judge.errors import RunDirError
-from judge.rundir import write_text_atomic
+from judge.rundir import JsonlError, parse_jsonl, write_text_atomic
 from judge.suites.catalogue import SUITES, Suite
 from judge.suites.metrics import (
     Summary,
@@ -394,16 +394,10 @@ def _groups(rule: ThresholdRule | AnyBelowRule | CompositeRule, meta: Mapping[st
 def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, object) per non-blank line, read one line at a time."""
     with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(raw)
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise ScorecardError(f"{path}:{number}: not a JSON line ({exc})") from exc
-            if not isinstance(record, dict):
-                raise ScorecardError(f"{path}:{number}: expected a JSON object")
-            yield number, record
+        try:
+            yield from parse_jsonl(handle, str(path))
+        except JsonlError as exc:
+            raise ScorecardError(str(exc)) from exc
 
 
 def compute_scorecard(

@@ -10,7 +10,7 @@ Kind = Literal["mean", "pearson", "kappa", "disparity", "paired_delta"]
 Source = Literal["deterministic", "judge"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MetricSpec:
     """One published kind of number. `mean` averages a per-prompt value (a rate when it is 0/1);
     `pearson` correlates a per-prompt value with the prompt's human label; `kappa` is Cohen's kappa
