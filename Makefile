@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export TRUSTMH_DATA_MIRROR ?= $(abspath ../shared/datasets)
 
-.PHONY: demo test test-llm lint bench clean
+.PHONY: demo test test-llm lint bench chaos clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ test-llm: $(LLM_STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python tests/perf/run_bench.py
+
+# Stops runs on purpose (SIGKILL, SIGTERM, SIGINT, a full disk: root mounts a small tmpfs) and resumes them;
+# prints whether the final verdicts match a clean run's and how many answered calls were paid twice.
+chaos: $(STAMP)
+	$(BIN)/python tests/chaos/run_chaos.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

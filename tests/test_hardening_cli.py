@@ -240,6 +240,38 @@ def test_a_full_disk_under_the_cache_with_calls_in_flight_prints_one_message_and
     assert len(llm_server.requests) - first == 40 - answered, "no answered call is asked again"
 
 
+FILL_THE_OUT_FOLDER = """
+import errno, os, sys
+from judge.calls import engine
+from judge.cli.__main__ import run
+real, appended = engine.Journal.append, []
+def append_until_full(self, lines):
+    if len(appended) >= 3:  # the fourth call finds the out folder's disk full
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path))
+    appended.append(lines)
+    return real(self, lines)
+engine.Journal.append = append_until_full
+sys.argv = ["trustmh", *sys.argv[1:]]
+run()
+"""
+
+
+def test_a_full_disk_under_the_out_folder_keeps_the_answers_in_flight_in_the_cache(scoring: Scoring) -> None:
+    """The journal cannot be written, but the cache (on another disk) can: the answers of the calls in flight
+    are kept there, so the resumed run asks none of them again (the chaos script measured 32 paid twice)."""
+    tmp_path, llm_server, _, rubric_dir, run_cli = scoring
+    write_jsonl(tmp_path / "items.jsonl", make_items(40))
+    out = tmp_path / "out"
+    args = [str(a) for a in score_args(tmp_path, llm_server, rubric_dir, "--out", out, "--concurrency", "8")]
+    done = subprocess.run([sys.executable, "-c", FILL_THE_OUT_FOLDER, *args], cwd=REPO, capture_output=True,
+                          text=True, env={**os.environ}, check=False)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    first = len(llm_server.requests)
+    again = run_cli(*args)
+    assert again.code == 0, again.stderr
+    assert len(llm_server.requests) - first == 40 - first, "no answered call is asked again"
+
+
 # ---------------------------------------------------------------- read-only commands create nothing
 
 

@@ -485,15 +485,26 @@ class Engine:
         self._asking: set[str] = set()
 
     def _finish(self, result: CallResult, index: int, ledger: Ledger) -> None:
+        """Journal and cache a finished call. Each is tried even when the other fails (a full disk under the
+        out folder, or under the cache): an answer kept in either is not paid for again on resume."""
         result.rows = self.kind.rows(result)
         result.lines = "".join(map(json_line, result.rows))
+        failures: list[Exception] = []
         if self.journal is not None:
-            span = result.span if result.resumed else None
-            if span is None or self.journal.read(span) != result.lines.encode("utf-8"):
-                span = self.journal.append(result.lines)  # a resumed call whose lines moved or differ
-            ledger.record(index, span)
+            try:
+                span = result.span if result.resumed else None
+                if span is None or self.journal.read(span) != result.lines.encode("utf-8"):
+                    span = self.journal.append(result.lines)  # a resumed call whose lines moved or differ
+                ledger.record(index, span)
+            except OSError as exc:
+                failures.append(exc)
         if self.cache is not None and result.ok and not result.cached and not result.resumed:
-            self.cache.set(result.call.request_key, self.kind.cache_record(result))
+            try:
+                self.cache.set(result.call.request_key, self.kind.cache_record(result))
+            except Exception as exc:  # CacheError, naming the cache folder
+                failures.append(exc)
+        if failures:
+            raise failures[0]
         self.on_result(result)
 
     def _answered_elsewhere(self, call: Call) -> CallResult | None:
