@@ -54,3 +54,7 @@ class RunDirError(UsageError):
 
 class DatasetError(UsageError):
     """A registered dataset that is missing, or whose bytes are not the registered ones."""
+
+
+class FramesMissingError(UsageError):
+    """Data frames, csv or parquet asked for without the optional `frames` extra (pandas, pyarrow) installed."""
