@@ -7,10 +7,9 @@ through pydantic. Whole documents (summary.json, scorecard.json, calibration.jso
 written once per run or per escalated row, are pydantic models the writer builds and dumps with `document`.
 Every declaration allows fields it does not name, so a newer writer's file still reads.
 
-Core layer: imports nothing of respond, suites, audit, report, cli or calibration.
+Core layer: imports nothing of respond, suites, audit, report, cli or calibration. No `from __future__ import
+annotations`: the TypedDicts' NotRequired fields must be seen when the class is made (`__required_keys__`).
 """
-
-from __future__ import annotations
 
 import io
 import json
@@ -498,7 +497,7 @@ class Table(Generic[R]):
         self.name, self.source, self._load = name, source, load
 
     @classmethod
-    def jsonl(cls, name: str, path: Path, row_type: type[R]) -> Table[R]:
+    def jsonl(cls, name: str, path: Path, row_type: type[R]) -> "Table[R]":
         return cls(name, path, lambda: read_rows(row_type, path) if path.is_file() else [])
 
     @cached_property
@@ -521,7 +520,8 @@ class Table(Generic[R]):
         return len(self._numbered)
 
     def records(self) -> list[dict[str, Any]]:
-        """The rows as plain dicts, as they are in the file."""
+        """The rows as plain dicts: a document's records with every declared field (null where the file has none),
+        so that each table has the same columns on every row."""
         return [row.model_dump(by_alias=True) if isinstance(row, BaseModel) else dict(row) for row in self.rows]
 
     def to_pandas(self) -> Any:
