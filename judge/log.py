@@ -47,17 +47,17 @@ class VerdictRow(TypedDict):
     judge: str
     provider: str
     model: str
-    role: str  # "panel" or "tiebreak"
+    role: str  # "panel", "tiebreak", or "recorded" (a published judge's verdict, `trustmh bench --recorded`)
     sample: int
     status: Status
-    score: int | None
+    score: Number | None  # a judge's is an int; a published one may be a float
     rationale: str | None
     evidence: list[str]
     error: str | None
-    rubric_hash: str
-    criterion_hash: str
-    prompt_hash: str
-    request_key: str
+    rubric_hash: str | None  # the four hashes are null for published verdicts: no prompt or request of ours
+    criterion_hash: str | None
+    prompt_hash: str | None
+    request_key: str | None
     cached: bool
     input_tokens: int | None
     output_tokens: int | None
@@ -204,6 +204,7 @@ class RespondSummary(StageSummary):
     prompts: int | None = None
     targets: list[str] = []
     per_target: dict[str, dict[str, int]] = {}
+    recorded: str | None = None  # `trustmh bench --recorded NAME`: the published run the answers come from
 
 
 class MeanScore(Record):
@@ -419,13 +420,17 @@ def document(model: BaseModel) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- reading
 
 
+_NUMBER_MEMBERS = ("int", "float")  # pydantic reports a Number (int | float) once per member
+
+
 def _problems(exc: ValidationError, where: str) -> list[str]:
-    """`where: field a.b[2]: problem` for each field at fault."""
-    problems = []
+    """`where: field a.b[2]: problem`, one line for each field at fault."""
+    found: dict[str, str] = {}
     for error in exc.errors():
-        location = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"]).lstrip(".")
-        problems.append(f"{where}: field {location or '(top level)'}: {error['msg']}")
-    return problems
+        loc = error["loc"][:-1] if len(error["loc"]) > 1 and error["loc"][-1] in _NUMBER_MEMBERS else error["loc"]
+        location = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+        found[location or "(top level)"] = error["msg"]  # of a Number, the last member's: "a valid number"
+    return [f"{where}: field {location}: {message}" for location, message in found.items()]
 
 
 def read_json(path: Path) -> Any:
@@ -582,7 +587,7 @@ class BenchRun:
     directory: Path
     scorecard: Scorecard | None
     bench: dict[str, Any]
-    respond: StageSummary | None
+    respond: RespondSummary | None
     score: ScoreRun | None
     missing: list[str] = field(default_factory=list)
     kind: Kind = "bench"
@@ -591,7 +596,7 @@ class BenchRun:
         card = self.scorecard
         own = {"scorecard": _listed("scorecard", self.directory / "scorecard.json",
                                     lambda: card.results if card else [])}
-        return {**(self.score.tables() if self.score else {}), **own}
+        return {**own, **(self.score.tables() if self.score else {})}
 
 
 @dataclass
@@ -610,7 +615,7 @@ class CalibrationRun:
 class AuditRun:
     directory: Path
     audit: Audit
-    stages: list[tuple[str, StageSummary]]  # (folder, its summary.json) for score/ and originals/
+    stages: list[tuple[str, ScoreSummary]]  # (folder, its summary.json) for score/ and originals/
     kind: Kind = "audit"
 
     def tables(self) -> dict[str, Table[Any]]:
@@ -675,11 +680,11 @@ def read_run(directory: Path) -> Run:
         scorecard = _optional(Scorecard, directory / "scorecard.json")
         score = directory / "score"
         return BenchRun(directory, scorecard, _object(directory / "bench.json"),
-                        _optional(StageSummary, directory / "respond" / "summary.json"),
+                        _optional(RespondSummary, directory / "respond" / "summary.json"),
                         read_score_run(score) if score.is_dir() else None,
                         [] if scorecard else ["scorecard.json"])
     if kind == "calibration":
         return CalibrationRun(directory, read_document(Calibration, directory / "calibration.json"))
-    stages = [(name, read_document(StageSummary, directory / name / "summary.json")) for name in AUDIT_STAGES
+    stages = [(name, read_document(ScoreSummary, directory / name / "summary.json")) for name in AUDIT_STAGES
               if (directory / name / "summary.json").is_file()]
     return AuditRun(directory, read_document(Audit, directory / "audit.json"), stages)

@@ -119,6 +119,21 @@ def test_bench_documents_round_trip(bench_run: Path) -> None:
     assert read_document(Scorecard, bench_run / "scorecard.json").results
 
 
+def test_a_recorded_bench_reads_as_declared(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`trustmh bench --recorded` writes its verdicts (a published judge's) and stage summary itself."""
+    if not Path(os.environ.get("TRUSTMH_DATA_MIRROR", "/nonexistent")).is_dir():
+        pytest.skip("no dataset mirror: set TRUSTMH_DATA_MIRROR")
+    out = tmp_path / "recorded"
+    assert _cli(capsys, "bench", "--recorded", "trustmh-bench", "--out", out, "--bootstrap", "20")[0] == 0
+    run = read_run(out)
+    assert isinstance(run, BenchRun) and run.score is not None and run.respond is not None
+    required, declared = _declared_keys(VerdictRow)
+    assert run.score.verdicts.rows == read_jsonl(out / "score" / "verdicts.jsonl")
+    assert all(required <= row.keys() <= declared for row in run.score.verdicts)
+    assert document(run.respond) == json.loads((out / "respond" / "summary.json").read_text())
+    assert not _undeclared(run.respond) and next(iter(run.tables())) == "scorecard"
+
+
 def test_calibration_and_audit_documents_round_trip(calibration_run: Path, audit_dirs: dict[str, Path]) -> None:
     pairs = [(Calibration, calibration_run / "calibration.json"),
              *[(Audit, d / "audit.json") for d in audit_dirs.values()]]
@@ -171,7 +186,7 @@ def test_a_bad_row_is_named_by_file_line_and_field(score_run: Path, tmp_path: Pa
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     with pytest.raises(RunDirError) as raised:
         len(read_run(run).verdicts)
-    assert f"{path}:2: field score: Input should be a valid integer" in str(raised.value)
+    assert f"{path}:2: field score: Input should be a valid number" in str(raised.value)
     assert f"{path}:3: field judge: Field required" in str(raised.value)
     code, _, err = _cli(capsys, "export", run, "--format", "jsonl", "--out", tmp_path / "v.jsonl")
     assert code == 2 and f"{path}:2: field score" in err and not (tmp_path / "v.jsonl").exists()
