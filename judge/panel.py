@@ -43,6 +43,7 @@ from itertools import combinations
 from typing import TYPE_CHECKING, Any, Literal
 
 from judge.families import model_family
+from judge.log import PanelCounts as CountsRecord
 from judge.log import PanelJudge, PanelRow, ReviewJudgment, ReviewRow, document
 from judge.rubric import Criterion, Rubric
 
@@ -261,14 +262,13 @@ def build_panel(
 
 
 class PanelCounts:
-    """The panel part of `summary.json`, added up one panel row at a time."""
-
-    FIELDS = ("rows", "decided", "undecided", "not_applicable", "critical_fail", "escalated", "decided_by_tiebreak")
+    """The panel part of `summary.json` (`judge.log.PanelCounts`, whose fields it counts), added up one panel
+    row at a time."""
 
     def __init__(self) -> None:
-        self.counts = dict.fromkeys(self.FIELDS, 0)
+        self.counts = dict.fromkeys(CountsRecord.model_fields, 0)
 
-    def add(self, row: Mapping[str, Any]) -> None:
+    def add(self, row: PanelRow) -> None:
         counts = self.counts
         counts["rows"] += 1
         if row["status"] in ("decided", "undecided", "not_applicable"):
