@@ -9,6 +9,7 @@ from typing import Any
 from rich.table import Table
 
 from calibration.compute import CalibrationResult, Record
+from judge.log import Calibration, ConfusionMatrix, document
 from judge.rundir import write_text_atomic
 from judge.textsafe import markdown_safe
 
@@ -60,17 +61,19 @@ def results_table(result: CalibrationResult, title: str | None = None) -> Table:
 
 def to_json(result: CalibrationResult, meta: dict[str, Any],
             gates: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The calibration.json object; `gates` are `gate_results` records (an empty list: no gate was set)."""
-    return {
-        "meta": meta,
-        "results": [r.as_dict() for r in result.records],
-        "confusion_matrices": [
-            {"criterion": c.criterion, "judge": c.judge, "against": c.against, "level": c.level,
-             "labels": c.labels, "matrix": c.matrix, "rows": "judge", "columns": "human"}
+    """The calibration.json object (`judge.log.Calibration`); `gates` are `gate_results` records (an empty list:
+    no gate was set)."""
+    calibration = Calibration(
+        meta=meta,
+        results=[r.as_dict() for r in result.records],
+        confusion_matrices=[
+            ConfusionMatrix(criterion=c.criterion, judge=c.judge, against=c.against, level=c.level, labels=c.labels,
+                            matrix=c.matrix, rows="judge", columns="human")
             for c in result.confusions
         ],
-        "gates": gates or [],
-    }
+        gates=gates or [],
+    )
+    return document(calibration)
 
 
 def _fmt(value: float | None) -> str:

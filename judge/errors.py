@@ -63,3 +63,7 @@ class Interrupted(TrustMHError):
     def __init__(self, signal_number: int) -> None:
         super().__init__("interrupted; run the same command again to resume")
         self.exit_code = 128 + signal_number  # type: ignore[assignment]
+
+
+class FramesMissingError(UsageError):
+    """Data frames, csv or parquet asked for without the optional `frames` extra (pandas, pyarrow) installed."""

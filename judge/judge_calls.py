@@ -11,6 +11,7 @@ from typing import Any
 
 from judge.calls.engine import CallResult, split_evenly, sum_or_none
 from judge.calls.pricing import split_cost, usage_from_record, usage_from_rows, usage_record
+from judge.log import VerdictRow
 from judge.plan import PlannedCall
 from judge.verdict import CriterionOutcome
 
@@ -31,7 +32,8 @@ def estimate_output_tokens(call: PlannedCall) -> int:
     return min(call.judge.max_tokens, 150 * len(call.rubric.criteria))
 
 
-def verdict_rows(result: CallResult, self_family: bool) -> list[dict[str, Any]]:
+def verdict_rows(result: CallResult, self_family: bool) -> list[VerdictRow]:
+    """The call's lines of verdicts.jsonl: plain dicts of the declared type, no validation on the judging path."""
     call: PlannedCall = result.call
     outcomes: list[CriterionOutcome] = result.payload
     n = len(outcomes)
@@ -40,44 +42,44 @@ def verdict_rows(result: CallResult, self_family: bool) -> list[dict[str, Any]]:
     cached_inputs = split_evenly(result.cached_input_tokens, n)
     cache_writes = split_evenly(result.cache_write_tokens, n)
     costs = split_cost(result.cost_usd, n)
-    rows = []
+    rows: list[VerdictRow] = []
     for outcome, input_tokens, output_tokens, cached_input, cache_write, cost in zip(
         outcomes, inputs, outputs, cached_inputs, cache_writes, costs, strict=True
     ):
         criterion = call.rubric.criterion(outcome.criterion)
-        rows.append(
-            {
-                "item_id": call.item.id,
-                "pillar": call.pillar,
-                "criterion": outcome.criterion,
-                "judge": call.judge.name,
-                "provider": call.judge.provider,
-                "model": call.judge.model,
-                "role": call.role,
-                "sample": call.sample,
-                "status": outcome.status,
-                "score": outcome.score,
-                "rationale": outcome.rationale,
-                "evidence": list(outcome.evidence),
-                "error": outcome.error,
-                "rubric_hash": call.context.whole.content_hash,
-                "criterion_hash": criterion.content_hash,
-                "prompt_hash": call.prompt_hash,
-                "request_key": call.request_key,
-                "cached": result.cached,
-                "input_tokens": input_tokens,
-                "output_tokens": output_tokens,
-                "cached_input_tokens": cached_input,
-                "cache_write_tokens": cache_write,
-                "cost_usd": cost,
-                "batch": result.batched,
-                "latency_s": result.latency_s,
-                "target": call.item.target,
-                "self_family": self_family,
-                "meta": call.item.meta,
-                **({"part": call.part} if call.part else {}),
-            }
-        )
+        row: VerdictRow = {
+            "item_id": call.item.id,
+            "pillar": call.pillar,
+            "criterion": outcome.criterion,
+            "judge": call.judge.name,
+            "provider": call.judge.provider,
+            "model": call.judge.model,
+            "role": call.role,
+            "sample": call.sample,
+            "status": outcome.status,
+            "score": outcome.score,
+            "rationale": outcome.rationale,
+            "evidence": list(outcome.evidence),
+            "error": outcome.error,
+            "rubric_hash": call.context.whole.content_hash,
+            "criterion_hash": criterion.content_hash,
+            "prompt_hash": call.prompt_hash,
+            "request_key": call.request_key,
+            "cached": result.cached,
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "cached_input_tokens": cached_input,
+            "cache_write_tokens": cache_write,
+            "cost_usd": cost,
+            "batch": result.batched,
+            "latency_s": result.latency_s,
+            "target": call.item.target,
+            "self_family": self_family,
+            "meta": call.item.meta,
+        }
+        if call.part:
+            row["part"] = call.part
+        rows.append(row)
     return rows
 
 
@@ -87,7 +89,7 @@ class JudgeCalls:
     def __init__(self, self_family: Callable[[PlannedCall], bool]) -> None:
         self.self_family = self_family
 
-    def rows(self, result: CallResult) -> list[dict[str, Any]]:
+    def rows(self, result: CallResult) -> list[VerdictRow]:
         return verdict_rows(result, self.self_family(result.call))
 
     def cache_record(self, result: CallResult) -> dict[str, Any]:

@@ -26,37 +26,8 @@ How a decision is made
 6. A verdict repeated for the same (item, pillar, criterion, judge, role, sample) counts once: the
    last line wins, as a re-asked answer supersedes the earlier one.
 
-Panel row fields (one dict per item × pillar × criterion, sorted by item id, pillar, rubric order)
------------------------------------------------------------------------------------------------
-item_id, pillar, criterion     what was judged
-severity, scale, fail_below    from the rubric (`scale` is {"min", "max"})
-target                         the system that produced the response, or null
-method, min_judges             the aggregation settings used
-status                         "decided" | "undecided" | "not_applicable"
-score                          the aggregate (int when whole, else float rounded to 4 places); null
-                               unless decided
-critical_fail                  critical criteria: aggregate < fail_below; null otherwise or undecided
-decided_by                     "panel" or "tiebreak"
-judges                         {judge name: judge entry} for panel judges, entry as below
-tiebreak                       {judge name: judge entry} for tie-breaker judges ({} when none)
-  judge entry: model, self_family, excluded (dropped by exclude_self), status (ok|failed|
-  not_applicable), score (the reduced samples), sample_spread (max − min of its ok samples),
-  samples (sample indices), scores and statuses (aligned with samples; null score when not ok)
-n_judges                       panel judges with any verdict on the row
-n_ok, n_not_applicable         judges taking part that scored / said n/a
-n_failed, n_excluded           judges with only failed samples / dropped as own-family
-n_failed_samples               failed verdicts among all panel samples
-self_family_judges             panel judges of the target's family
-spread                         max − min of the scoring judges' scores (null when none)
-spread_threshold               disagreement threshold in scale points (see `spread_threshold_points`)
-vote_margin                    votes for the most common judge score minus the runner-up's
-agreement                      false on any disagreement, unstable samples, applicability or
-                               critical split; null when fewer than two judgments were compared
-escalate, escalate_reasons     whether a human should look, and why: "undecided", "disagreement"
-                               (spread ≥ threshold), "inconsistent_samples" (one judge's samples
-                               spread ≥ threshold), "applicability_split" (some judges n/a, others
-                               scored), "critical_split" (a critical criterion the panel does not
-                               fail, while some sample of a judge taking part scored below fail_below)
+Panel rows are `judge.log.PanelRow` (its fields are described there), one per item × pillar × criterion,
+sorted by item id, pillar and rubric order.
 """
 
 from __future__ import annotations
@@ -72,6 +43,8 @@ from itertools import combinations
 from typing import TYPE_CHECKING, Any, Literal
 
 from judge.families import model_family
+from judge.log import PanelCounts as CountsRecord
+from judge.log import PanelJudge, PanelRow, ReviewJudgment, ReviewRow, document
 from judge.rubric import Criterion, Rubric
 
 if TYPE_CHECKING:  # numpy loads when agreement is computed, not at start-up
@@ -182,7 +155,7 @@ class _Judge:
     def takes_part(self) -> bool:
         return not self.excluded and self.status != "failed"
 
-    def entry(self) -> dict[str, Any]:
+    def entry(self) -> PanelJudge:
         return {
             "model": self.model,
             "self_family": self.self_family,
@@ -275,11 +248,11 @@ def _order(rubrics: Mapping[str, Rubric]) -> dict[tuple[str, str], int]:
 
 def build_panel(
     verdicts: Iterable[Mapping[str, Any]], rubrics: Mapping[str, Rubric], options: PanelOptions
-) -> list[dict[str, Any]]:
-    """One row per item × pillar × criterion (fields in the module docstring); raises ValueError on a
+) -> list[PanelRow]:
+    """One row per item × pillar × criterion (`judge.log.PanelRow`); raises ValueError on a
     verdict that names an unknown criterion or carries an impossible score."""
     order = _order(rubrics)
-    rows = []
+    rows: list[PanelRow] = []
     groups = _group(verdicts, rubrics)
     for item_id, pillar, cid in sorted(groups, key=lambda k: (k[0], k[1], order[(k[1], k[2])])):
         rows.append(
@@ -289,14 +262,13 @@ def build_panel(
 
 
 class PanelCounts:
-    """The panel part of `summary.json`, added up one panel row at a time."""
-
-    FIELDS = ("rows", "decided", "undecided", "not_applicable", "critical_fail", "escalated", "decided_by_tiebreak")
+    """The panel part of `summary.json` (`judge.log.PanelCounts`, whose fields it counts), added up one panel
+    row at a time."""
 
     def __init__(self) -> None:
-        self.counts = dict.fromkeys(self.FIELDS, 0)
+        self.counts = dict.fromkeys(CountsRecord.model_fields, 0)
 
-    def add(self, row: Mapping[str, Any]) -> None:
+    def add(self, row: PanelRow) -> None:
         counts = self.counts
         counts["rows"] += 1
         if row["status"] in ("decided", "undecided", "not_applicable"):
@@ -308,7 +280,7 @@ class PanelCounts:
 
 def _panel_row(
     item_id: str, pillar: str, criterion: Criterion, verdicts: list[Mapping[str, Any]], options: PanelOptions
-) -> dict[str, Any]:
+) -> PanelRow:
     panel = _reduce_judges([v for v in verdicts if v.get("role", "panel") != "tiebreak"], options)
     tiebreak = _reduce_judges([v for v in verdicts if v.get("role", "panel") == "tiebreak"], options)
     threshold = spread_threshold_points(criterion, options.spread_threshold)
@@ -431,7 +403,7 @@ def review_entries(
     items_by_id: Mapping[str, Mapping[str, Any]],
     rubrics: Mapping[str, Rubric],
 ) -> list[dict[str, Any]]:
-    """Lines of review.jsonl: everything a clinician needs to decide one escalated row, in one place."""
+    """Lines of review.jsonl (`judge.log.ReviewRow`): everything a clinician needs to decide one escalated row."""
     by_row: dict[tuple[str, str, str], list[Mapping[str, Any]]] = defaultdict(list)
     for v in _dedupe(verdicts):
         by_row[(v["item_id"], v["pillar"], v["criterion"])].append(v)
@@ -444,7 +416,7 @@ def review_entries(
         if item is None:
             raise ValueError(f"item {row['item_id']!r} is escalated but missing from the items")
         criterion = rubrics[row["pillar"]].criterion(row["criterion"])
-        judgments = [
+        judgments: list[ReviewJudgment] = [
             {
                 "judge": v["judge"],
                 "role": v.get("role", "panel"),
@@ -462,26 +434,25 @@ def review_entries(
                 by_row[key], key=lambda v: (v.get("role", "panel") == "tiebreak", v["judge"], v.get("sample", 0))
             )
         ]
-        entries.append(
-            {
-                "item_id": row["item_id"],
-                "pillar": row["pillar"],
-                "criterion": row["criterion"],
-                "severity": criterion.severity,
-                "question": criterion.question,
-                "scale": row["scale"],
-                "anchors": {str(k): criterion.anchors[k] for k in sorted(criterion.anchors)},
-                "fail_below": criterion.fail_below,
-                "target": row["target"],
-                "messages": item.get("messages") or [],
-                "response": item.get("response"),
-                "reference": item.get("reference"),
-                "panel": {k: row[k] for k in ("status", "score", "critical_fail", "decided_by", "method", "spread")},
-                "escalate_reasons": row["escalate_reasons"],
-                "why": _why(row),
-                "judgments": judgments,
-            }
+        entry = ReviewRow(
+            item_id=row["item_id"],
+            pillar=row["pillar"],
+            criterion=row["criterion"],
+            severity=criterion.severity,
+            question=criterion.question,
+            scale=row["scale"],
+            anchors={str(k): criterion.anchors[k] for k in sorted(criterion.anchors)},
+            fail_below=criterion.fail_below,
+            target=row["target"],
+            messages=item.get("messages") or [],
+            response=item.get("response"),
+            reference=item.get("reference"),
+            panel={k: row[k] for k in ("status", "score", "critical_fail", "decided_by", "method", "spread")},
+            escalate_reasons=row["escalate_reasons"],
+            why=_why(row),
+            judgments=judgments,
         )
+        entries.append(document(entry))
     return entries
 
 

@@ -14,7 +14,7 @@ import socket
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from judge.errors import RunDirError, UsageError
 
@@ -93,8 +93,9 @@ def read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
     return rows
 
 
-def write_atomic(path: Path, write: Callable[[TextIO], None], encoding: str = "utf-8") -> None:
-    """Write a temporary file in the same folder, then os.replace it over `path`.
+def write_atomic(path: Path, write: Callable[[Any], None], encoding: str | None = "utf-8") -> None:
+    """Write a temporary file in the same folder, then os.replace it over `path`; `write` gets a text handle,
+    or a binary one when `encoding` is None.
 
     The file is owner-only (0600) and folders it creates are 0700: outputs hold mental-health
     conversations, so they get the same protection as the cache, whatever the umask.
@@ -104,7 +105,8 @@ def write_atomic(path: Path, write: Callable[[TextIO], None], encoding: str = "u
     try:
         descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.fchmod(descriptor, 0o600)  # O_CREAT's mode does not apply to a leftover temporary file
-        with open(descriptor, "w", encoding=encoding, newline="") as handle:
+        text = encoding is not None
+        with open(descriptor, "w" if text else "wb", encoding=encoding, newline="" if text else None) as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
@@ -130,6 +132,11 @@ def write_jsonl_atomic(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
 def write_text_atomic(path: Path, chunks: Iterable[str]) -> None:
     """Text already serialised (e.g. JSONL lines), replacing `path` atomically."""
     write_atomic(path, lambda f: f.writelines(chunks))
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Binary content (e.g. a parquet file), replacing `path` atomically, owner-only."""
+    write_atomic(path, lambda f: f.write(data), encoding=None)
 
 
 def make_private_dir(path: Path) -> None:

@@ -52,6 +52,7 @@ from judge.item_store import StoredRead, read_into_store
 from judge.items import Item, format_rejections
 from judge.judge_calls import JudgeCalls, input_token_estimate
 from judge.judges import JudgeSpec
+from judge.log import ScoreSummary, document
 from judge.panel import AgreementTable, PanelCounts, PanelOptions, SelfPreference, build_panel, review_entries
 from judge.plan import CallPlan, PlanError, PlannedCall, build_plan, pillar_contexts
 from judge.prompts import PromptRenderer
@@ -460,25 +461,27 @@ def _write_panel_outputs(prepared: Prepared, judged: Judged) -> PanelOutputs:
 def build_summary(
     prepared: Prepared, tally: RunTally, stats: VerdictStats, panel: PanelOutputs | None, wall_time_s: float
 ) -> dict[str, Any]:
+    """summary.json (`judge.log.ScoreSummary`)."""
     paid = tally.spend()
-    return {
-        "items": len(prepared.read.items),
-        "rejected": len(prepared.read.rejections),
-        "pillars": sorted({prepared.calls.pillar_of_group(g) for g in range(prepared.calls.groups)}),
-        "judges": [j.name for j in prepared.options.judges],
-        "calls": tally.counts,
-        "failures_by_reason": tally.failures_by_reason(),
-        "verdicts": stats.counts,
-        "tokens_this_run": paid["tokens"],
-        "cost_usd_this_run": paid["cost_usd"],
-        "calls_without_cost": paid["calls_without_cost"],
-        "wall_time_s": round(wall_time_s, 3),
-        "mean_scores": stats.means.table(),
-        "critical_failure_rate": stats.critical.table(),
-        "panel": panel.counts.counts if panel is not None else None,
-        "agreement": panel.agreement.results() if panel is not None else [],
-        "self_preference": stats.preference.report(),
-    }
+    summary = ScoreSummary(
+        items=len(prepared.read.items),
+        rejected=len(prepared.read.rejections),
+        pillars=sorted({prepared.calls.pillar_of_group(g) for g in range(prepared.calls.groups)}),
+        judges=[j.name for j in prepared.options.judges],
+        calls=tally.counts,
+        failures_by_reason=tally.failures_by_reason(),
+        verdicts=stats.counts,
+        tokens_this_run=paid["tokens"],
+        cost_usd_this_run=paid["cost_usd"],
+        calls_without_cost=paid["calls_without_cost"],
+        wall_time_s=round(wall_time_s, 3),
+        mean_scores=stats.means.table(),
+        critical_failure_rate=stats.critical.table(),
+        panel=panel.counts.counts if panel is not None else None,
+        agreement=panel.agreement.results() if panel is not None else [],
+        self_preference=stats.preference.report(),
+    )
+    return document(summary)
 
 
 def run_record(prepared: Prepared, started_at: datetime, identity: str, *, ended: bool) -> dict[str, Any]:

@@ -15,8 +15,8 @@ from rich.console import Console
 
 import judge.cli.main
 from judge.cli.main import main
+from judge.log import StageSummary
 from judge.report import ReportError, detect_kind, write_report
-from judge.report.load import StageSummary
 from tests.conftest import ANTHROPIC_KEY, OPENAI_KEY, judges_arg, make_items, read_jsonl, write_jsonl
 from tests.fakeapi import FakeLLMServer, Reply
 from tests.fakeapi.judge_script import scripted_answerer

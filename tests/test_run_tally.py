@@ -36,7 +36,7 @@ def test_a_run_served_from_the_cache_costs_nothing() -> None:
 
 
 def test_the_report_caption_says_which_calls_the_cost_leaves_out() -> None:
-    from judge.report.load import StageSummary
+    from judge.log import StageSummary
     from judge.report.stages import cost_section
 
     score = StageSummary.model_validate({"cost_usd_this_run": 0.5, "calls_without_cost": {"failed": 2, "unpriced": 0}})

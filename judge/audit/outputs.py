@@ -7,6 +7,7 @@ from typing import Any
 
 from judge.audit.effects import ALL_CRITERIA, Effects, Record
 from judge.audit.probes import PROBES
+from judge.log import Audit, document
 from judge.textsafe import markdown_safe
 
 WHAT_GOOD_LOOKS_LIKE = {
@@ -17,7 +18,8 @@ WHAT_GOOD_LOOKS_LIKE = {
 
 
 def to_json(effects: Effects, meta: dict[str, Any]) -> dict[str, Any]:
-    return {"meta": meta, "results": [r.as_dict() for r in effects.records], "coverage": effects.coverage}
+    """The audit.json object (`judge.log.Audit`)."""
+    return document(Audit(meta=meta, results=[r.as_dict() for r in effects.records], coverage=effects.coverage))
 
 
 def _fmt(value: float | None) -> str:

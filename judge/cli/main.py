@@ -41,6 +41,7 @@ LAZY_COMMANDS = {
     "metrics": ("judge.cli.suites_cmd", "metrics_command"),
     "audit": ("judge.cli.audit_cmd", "audit_command"),
     "report": ("judge.cli.report_cmd", "report_command"),
+    "export": ("judge.cli.export_cmd", "export_command"),
 }
 LAZY_GROUPS = {"suites": ("judge.cli.suites_cmd", "suites_app")}
 

@@ -3,7 +3,8 @@
 Templates and figure code only: every number on the page is read from the run's files.
 """
 
-from judge.report.load import ReportError, detect_kind
+from judge.log import detect_kind
+from judge.report.load import ReportError
 from judge.report.render import build_page, render_page, write_report
 
 __all__ = ["ReportError", "build_page", "detect_kind", "render_page", "write_report"]

@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 from markupsafe import Markup
 
 from judge.errors import UsageError
+from judge.log import Audit, AuditRecord, AuditRun
 from judge.report import figures
 from judge.report.figures import short_label
-from judge.report.load import Audit, AuditRecord, AuditRun
 from judge.report.page import Cell, Figure, Section, Table, fmt, num, text
 from judge.report.stages import cost_section, failures_section
 

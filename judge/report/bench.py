@@ -7,8 +7,8 @@ from typing import Any
 
 from markupsafe import Markup
 
+from judge.log import BenchRun, Scorecard, ScorecardResult, StageSummary
 from judge.report import figures
-from judge.report.load import BenchRun, Scorecard, ScorecardResult, StageSummary
 from judge.report.page import Figure, Section, Table, fmt, num, text
 from judge.report.score import judging_sections, score_facts
 from judge.report.stages import cost_section, failures_section

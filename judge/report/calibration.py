@@ -6,8 +6,8 @@ import re
 
 from markupsafe import Markup
 
+from judge.log import Calibration, CalibrationRecord, CalibrationRun
 from judge.report import figures
-from judge.report.load import Calibration, CalibrationRecord, CalibrationRun
 from judge.report.page import Figure, Section, Table, fmt, num, text
 
 PART = "Calibration"

@@ -11,10 +11,11 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from judge.log import AuditRun, BenchRun, ScoreRun
 from judge.report.audit import audit_facts, audit_sections
 from judge.report.bench import bench_facts, bench_sections
 from judge.report.calibration import calibration_facts, calibration_sections
-from judge.report.load import ReportError, detect_kind, load_audit, load_bench_run, load_calibration, load_score_run
+from judge.report.load import ReportError, load_run
 from judge.report.page import Page
 from judge.report.score import score_facts, score_sections
 from judge.rundir import write_text_atomic
@@ -27,19 +28,16 @@ KIND_TITLES = {"bench": "Benchmark run", "score": "Score run", "calibration": "J
 
 def build_page(directory: Path) -> Page:
     """Read `directory`, whatever kind it is, into the page's sections."""
-    kind = detect_kind(directory)
-    if kind == "bench":
-        bench = load_bench_run(directory)
-        sections, facts = bench_sections(bench), bench_facts(bench)
-    elif kind == "score":
-        score = load_score_run(directory)
-        sections, facts = score_sections(score), score_facts(score)
-    elif kind == "audit":
-        audit = load_audit(directory)
-        sections, facts = audit_sections(audit), audit_facts(audit)
+    run = load_run(directory)
+    kind = run.kind
+    if isinstance(run, BenchRun):
+        sections, facts = bench_sections(run), bench_facts(run)
+    elif isinstance(run, ScoreRun):
+        sections, facts = score_sections(run), score_facts(run)
+    elif isinstance(run, AuditRun):
+        sections, facts = audit_sections(run), audit_facts(run)
     else:
-        calibration = load_calibration(directory)
-        sections, facts = calibration_sections(calibration), calibration_facts(calibration)
+        sections, facts = calibration_sections(run), calibration_facts(run)
     ids = [s.id for s in sections]
     if len(set(ids)) != len(ids):
         raise AssertionError(f"duplicate section ids: {ids}")

@@ -7,8 +7,8 @@ from typing import Any
 
 from markupsafe import Markup
 
+from judge.log import ReviewRow, ScoreRun, ScoreSummary
 from judge.report import figures
-from judge.report.load import ReviewEntry, ScoreRun, ScoreSummary
 from judge.report.page import Figure, Section, Table, cell_list, fmt, num, text
 from judge.report.stages import cost_section, failures_section
 from judge.rubric import Rubric, RubricError, load_rubric_dir
@@ -144,7 +144,7 @@ JUDGMENT_DEFAULTS = {"judge": "?", "role": "panel", "sample": 0, "status": None,
                      "error": None}
 
 
-def _review_view(entry: ReviewEntry, line: int) -> dict[str, Any]:
+def _review_view(entry: ReviewRow, line: int) -> dict[str, Any]:
     """What the page shows of one review.jsonl line, with every field the template reads present."""
     return {"anchor": f"review-{line}", "line": line, "entry": entry,
             "messages": [{"role": m.get("role", "?"), "content": m.get("content", "")} for m in entry.messages],
@@ -165,7 +165,7 @@ def escalation_section(run: ScoreRun, part: str) -> Section:
     counts = [(label, getattr(summary.panel, key)) for key, label in PANEL_COUNTS]
     count_table = Table("Panel outcomes", ["outcome", "rows"], [[text(label), num(v)] for label, v in counts],
                         name="panel")
-    shown = list(zip(run.review, run.review_lines, strict=True))[:MAX_REVIEW_SHOWN]
+    shown = list(zip(run.review.rows, run.review.lines, strict=True))[:MAX_REVIEW_SHOWN]
     views = [_review_view(entry, line) for entry, line in shown]
     queue = Table("Escalated rows (links open the entry below)",
                   ["review.jsonl line", "item", "pillar", "criterion", "target", "panel score", "reasons"],

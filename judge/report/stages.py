@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from markupsafe import Markup
 
+from judge.log import StageSummary
 from judge.report import figures
-from judge.report.load import StageSummary
 from judge.report.page import Figure, Section, Table, num, text
 
 CALL_COUNTS = ("planned", "requested", "cache_hits", "resumed", "failed")

@@ -44,6 +44,7 @@ from judge.errors import UsageError
 from judge.item_store import ItemStore, read_into_store
 from judge.items import PROMPT_SHAPE, Prompt, format_rejections
 from judge.judges import JudgeConfigError, check_samples
+from judge.log import RespondSummary, document
 from judge.respond.calls import TargetCalls, response_item
 from judge.respond.plan import TargetPlan
 from judge.respond.targets import TargetSpec
@@ -211,21 +212,23 @@ class TargetTally(RunTally):
 
 
 def respond_summary(prepared: PreparedResponses, tally: TargetTally, wall_time_s: float) -> dict[str, Any]:
+    """respond/summary.json (`judge.log.RespondSummary`)."""
     paid = tally.spend()
-    return {
-        "prompts": len(prepared.prompts),
-        "targets": [t.name for t in prepared.options.targets],
-        "calls": tally.counts,
-        "failures_by_reason": tally.failures_by_reason(),
-        "per_target": {
+    summary = RespondSummary(
+        prompts=len(prepared.prompts),
+        targets=[t.name for t in prepared.options.targets],
+        calls=tally.counts,
+        failures_by_reason=tally.failures_by_reason(),
+        per_target={
             name: {"ok": t["ok"], "failed": t["failed"], "truncated": t["truncated"]}
             for name, t in tally.per_target.items()
         },
-        "tokens_this_run": paid["tokens"],
-        "cost_usd_this_run": paid["cost_usd"],
-        "calls_without_cost": paid["calls_without_cost"],
-        "wall_time_s": round(wall_time_s, 3),
-    }
+        tokens_this_run=paid["tokens"],
+        cost_usd_this_run=paid["cost_usd"],
+        calls_without_cost=paid["calls_without_cost"],
+        wall_time_s=round(wall_time_s, 3),
+    )
+    return document(summary)
 
 
 def _run_record(prepared: PreparedResponses, started_at: datetime, identity: str, *, ended: bool) -> dict[str, Any]:

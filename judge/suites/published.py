@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from judge.datasets import DatasetError
+from judge.log import RespondSummary, VerdictRow, document
 from judge.rundir import JsonlError, parse_jsonl
 from judge.suites import ethics
 from judge.suites.catalogue import build_suite
@@ -145,9 +146,9 @@ def _ethics_calls(bundle: zipfile.ZipFile, prompts: dict[str, dict[str, Any]],
 
 
 def _recorded_verdict(call: dict[str, Any], prompt: dict[str, Any], criterion: str,
-                      parsed: dict[str, Any]) -> dict[str, Any]:
-    """A verdict row for GPT-4.1's recorded score; a value outside 1-5 (or none) is a failed verdict, as
-    the authors drop it from their means."""
+                      parsed: dict[str, Any]) -> VerdictRow:
+    """A verdict row for GPT-4.1's recorded score (no prompt or request of ours: null hashes); a value outside
+    1-5 (or none) is a failed verdict, as the authors drop it from their means."""
     raw = parsed.get(criterion)
     try:
         score: float | None = float(raw)
@@ -160,7 +161,8 @@ def _recorded_verdict(call: dict[str, Any], prompt: dict[str, Any], criterion: s
             "rationale": parsed.get(f"{criterion}_reason"), "evidence": [],
             "error": None if ok else f"recorded score {raw!r} is not an integer 1-5",
             "rubric_hash": None, "criterion_hash": None, "prompt_hash": None, "request_key": None,
-            "cached": False, "input_tokens": None, "output_tokens": None, "cost_usd": None, "latency_s": None,
+            "cached": False, "input_tokens": None, "output_tokens": None, "cached_input_tokens": None,
+            "cache_write_tokens": None, "cost_usd": None, "batch": False, "latency_s": None,
             "target": call["target"], "self_family": False,
             "meta": {**prompt["meta"], "prompt_id": prompt["id"], "sample": 0}}
 
@@ -188,10 +190,10 @@ def import_recorded(name: str, out_dir: Path) -> Path:
     write_private(out_dir / "respond" / "responses.jsonl",
                    _jsonl(_response_item(by_id[c["prompt_id"]], c) for c in calls))
     targets = list(dict.fromkeys(c["target"] for c in calls))
-    summary = {"calls": {"planned": len(calls), "requested": 0, "cache_hits": 0, "resumed": 0, "failed": 0},
-               "failures_by_reason": {}, "tokens": {"input": None, "output": None}, "cost_usd": None,
-               "recorded": name}
-    write_private(out_dir / "respond" / "summary.json", json.dumps(summary, indent=1) + "\n")
+    summary = RespondSummary(
+        calls={"planned": len(calls), "requested": 0, "cache_hits": 0, "resumed": 0, "failed": 0},
+        failures_by_reason={}, tokens_this_run={"input": None, "output": None}, cost_usd_this_run=None, recorded=name)
+    write_private(out_dir / "respond" / "summary.json", json.dumps(document(summary), indent=1) + "\n")
     write_private(out_dir / "respond" / "run.json", json.dumps(
         {"recorded": name, "sources": [PRIVACY_BUNDLE, ETHICS_BUNDLE], "targets": targets,
          "misaligned": misaligned}, indent=1) + "\n")

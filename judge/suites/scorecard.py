@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from judge.errors import RunDirError
+from judge.log import Scorecard, document
 from judge.rundir import JsonlError, parse_jsonl, write_text_atomic
 from judge.suites.catalogue import SUITES, Suite
 from judge.suites.metrics import (
@@ -264,6 +265,7 @@ class ScorecardBuilder:
     # ---------------------------------------------------------- result
 
     def finish(self, n_bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED) -> dict[str, Any]:
+        """scorecard.json (`judge.log.Scorecard`)."""
         self._judged_cells()
         suite_rank = {sid: i for i, sid in enumerate(SUITES)}
 
@@ -293,8 +295,9 @@ class ScorecardBuilder:
                 ranks[suite_id] = {"metric": primary.name, "ranks": rank_targets(values, primary.higher_is_better)}
         pillar_ranks = pillar_mean_ranks({s: r["ranks"] for s, r in ranks.items()},
                                          {s: SUITES[s].pillar for s in ranks})
-        return {"results": results, "ranks": ranks, "pillar_ranks": pillar_ranks, "unparsed": self.unparsed,
-                "seed": seed, "bootstrap": n_bootstrap}
+        card = Scorecard(results=results, ranks=ranks, pillar_ranks=pillar_ranks, unparsed=self.unparsed, seed=seed,
+                         bootstrap=n_bootstrap)
+        return document(card)
 
     def _empty_records(self, fed: set[tuple[str, str, str | None]]) -> list[dict[str, Any]]:
         """A metric no prompt of the run could feed (e.g. a sample with no free-response question) is
