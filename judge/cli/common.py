@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -13,9 +14,24 @@ from judge.judges import JudgeConfigError, JudgesFile, JudgeSpec, load_judges_fi
 invoked_args: list[str] | None = None  # what main() was given (tests call it in process), else sys.argv
 
 
+# Library arguments whose option has another name; every other argument `x_y` is the option --x-y.
+OPTION_OF = {"cache_dir": "cache", "batch_poll_s": "batch-poll", "rubrics_dir": "rubrics", "n_bootstrap": "bootstrap"}
+# An argument a library message names, in backticks: `skip_invalid` (a record field such as `pillar` is no argument).
+ARGUMENT = re.compile(r"`(out|overwrite|cache_dir|skip_invalid|batch|judges|judges_file|targets|targets_file|pillars"
+                      r"|samples|tiebreak|suites|recorded|limit|probes|gate|level|dataset|human|judged|write_items|max_response_chars)`")
+
+
+def option_name(field: str) -> str:
+    """The command-line option that sets a library argument."""
+    return "--" + OPTION_OF.get(field, field).replace("_", "-")
+
+
 def flag_message(exc: TrustMHError) -> str:
-    """A library error as the command line words it: the argument at fault named by its option."""
-    return f"--{exc.field.replace('_', '-')} {exc.message}" if exc.field else str(exc)
+    """A library error as the command line words it: the argument at fault, and any it names, by their options."""
+    message = ARGUMENT.sub(lambda match: option_name(match[1]), exc.message)
+    if exc.field and exc.field.isupper():  # a positional argument, named by its metavar
+        return f"{exc.field}: {message}"
+    return f"{option_name(exc.field)} {message}" if exc.field else message
 
 
 def public_command_line() -> list[str]:
