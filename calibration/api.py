@@ -81,11 +81,11 @@ def calibrate(
     return Calibration(Path(out), ExitCode.GATE if failures else ExitCode.OK, result, failures, json_path, md_path)
 
 
-def write_dataset_items(dataset: str, path: Path) -> int:
+def write_dataset_items(dataset: str | None, path: Path) -> int:
     """The items of a dataset that brings human labels but no judge scores (elephant-oeq), written to `path`
     for `score` to judge; returns how many."""
     if dataset not in JUDGED_DATASETS:
-        raise UsageError(f"{dataset!r}: items are written for {', '.join(JUDGED_DATASETS)} only", field="dataset")
+        raise UsageError(f"`write_items` goes with `dataset` {', '.join(JUDGED_DATASETS)}")
     items = elephant_oeq_items()
     write_jsonl_atomic(path, items)  # owner-only, like every output
     return len(items)

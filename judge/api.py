@@ -258,7 +258,7 @@ def _judges(
         try:
             specs += [entry] if isinstance(entry, JudgeSpec) else resolve_judges(entry, loaded)
         except UsageError as exc:
-            raise type(exc)(exc.message, field=field) from exc
+            raise type(exc)(exc.message, field=field if exc.field else None) from exc
     return specs, loaded
 
 

@@ -336,9 +336,7 @@ def resolve_specs(text: str | None, named: Mapping[str, Any], parse: Callable[[s
     if not text:
         if named:
             return list(named.values())
-        raise JudgeConfigError(
-            f"no {noun} given: pass `{option}` PROVIDER:MODEL[,...] or `{option}_file` {noun}s.toml", field=option
-        )
+        raise JudgeConfigError(f"no {noun} given: pass `{option}` PROVIDER:MODEL[,...] or `{option}_file` {noun}s.toml")
     parts = [part.strip() for part in text.split(",") if part.strip()]
     specs = [named[part] if part in named else parse(part) for part in parts]
     if not specs:

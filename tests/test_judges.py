@@ -268,7 +268,8 @@ def test_samples_above_one_at_temperature_zero_are_refused() -> None:
     check_samples([warm], 3)
     with pytest.raises(JudgeConfigError) as exc:
         check_samples([greedy, warm], 3)
-    assert "--samples 3" in str(exc.value) and "openai:a" in str(exc.value) and "temperature > 0" in str(exc.value)
+    assert exc.value.field == "samples" and "3:" in str(exc.value)
+    assert "openai:a" in str(exc.value) and "temperature > 0" in str(exc.value)
     assert "w," not in str(exc.value)
 
 
