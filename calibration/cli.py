@@ -35,7 +35,7 @@ def calibrate_command(
     level: Annotated[str, typer.Option(
         "--level", help="item: agreement on each item; target: agreement of per-system means.")] = "item",
     gate: Annotated[list[str] | None, typer.Option(
-        "--gate", help="METRIC OP NUMBER, e.g. 'alpha_ordinal_with_judge>=0.667' (repeatable; OP: >= > <= < ==). "
+        "--gate", help="METRIC OP NUMBER, e.g. 'qwk>=0.6' (repeatable; OP: >= > <= < ==). "
         "Exit 4 naming each criterion × judge that fails.", show_default=False)] = None,
     bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples of items (0: no CIs).")]
     = 200,

@@ -84,7 +84,7 @@ def score(
     with contextlib.ExitStack() as scratch:
         paths = _record_files(items, "items", scratch)
         if problems := item_file_problems(paths):  # even with skip_invalid: that skips records, not files
-            raise UsageError(format_rejections(problems) + "\nnothing was judged; check the file names", field="items")
+            raise UsageError(format_rejections(problems) + "\nnothing was judged; check the file names")
         options = ScoreOptions(
             items=paths,
             judges=specs,
@@ -258,7 +258,7 @@ def _judges(
         try:
             specs += [entry] if isinstance(entry, JudgeSpec) else resolve_judges(entry, loaded)
         except UsageError as exc:
-            raise type(exc)(exc.message, field=field if exc.field else None) from exc
+            raise type(exc)(exc.message, field=field) from exc
     return specs, loaded
 
 

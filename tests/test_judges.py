@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from judge.cli.common import flag_message
 from judge.judges import (
     JudgeConfigError,
     JudgesFile,
@@ -343,7 +344,8 @@ def test_duplicate_judges_are_refused(text: str, judges_file: JudgesFile | None)
 def test_no_judge_given(text: str | None) -> None:
     with pytest.raises(JudgeConfigError) as exc:
         resolve_judges(text, None)
-    assert "--judges" in str(exc.value)
+    assert "`judges`" in str(exc.value)  # the library names the argument; the command line, its option
+    assert "pass --judges PROVIDER:MODEL[,...] or --judges-file judges.toml" in flag_message(exc.value)
 
 
 @pytest.mark.parametrize("text", [",", " , ,"])

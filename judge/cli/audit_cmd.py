@@ -42,7 +42,7 @@ def audit_command(
         str | None,
         typer.Option(
             "--judges",
-            help="Judges to audit (default: the run's): PROVIDER:MODEL[@BASE_URL] or names from --judges-file.",
+            help="Judges to audit (default: the run's): PROVIDER:MODEL\\[@URL] or names from --judges-file.",
         ),
     ] = None,
     judges_file: Annotated[
@@ -52,14 +52,14 @@ def audit_command(
         list[str] | None,
         typer.Option(
             "--gate",
-            help="PROBE.METRIC OP NUMBER, e.g. 'injection.max_abs_shift<=0.25' (repeatable). Exit 4 naming "
+            help="PROBE.METRIC OP NUMBER, e.g. 'format.flip_rate<=0' (repeatable). Exit 4 naming "
             "each probe × judge × criterion that fails.",
             show_default=False,
         ),
     ] = None,
     cache: Annotated[
         Path | None,
-        typer.Option("--cache", help="Cache folder (default: $TRUSTMH_CACHE_DIR or ~/.cache/trustmh-judge)."),
+        typer.Option("--cache", help="Cache folder (default: $TRUSTMH_CACHE_DIR, else trustmh-judge in ~/.cache)."),
     ] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the cache.")] = False,
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Concurrent calls per judge.")] = 8,
@@ -75,7 +75,7 @@ def audit_command(
     bootstrap: Annotated[
         int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples of items (0: no CIs).")
     ] = 1000,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no tables.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Probe the judges of a finished run with controlled variants of the responses they judged.
 

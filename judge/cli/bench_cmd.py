@@ -31,7 +31,7 @@ def bench(
     targets_file: TargetsFileOption = None,
     judges: Annotated[
         str | None,
-        typer.Option("--judges", help="Comma-separated PROVIDER:MODEL[@BASE_URL] or names from --judges-file."),
+        typer.Option("--judges", help="Comma-separated PROVIDER:MODEL\\[@URL] or names from --judges-file."),
     ] = None,
     judges_file: Annotated[
         Path | None, typer.Option("--judges-file", help="judges.toml with per-judge settings.")
@@ -52,7 +52,9 @@ def bench(
         int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples of prompts.")
     ] = DEFAULT_BOOTSTRAP,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Price target and judge calls; send nothing.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars and no tables.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bars and no result table (a dry run shows its plan).")
+    ] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a different run already in --out.")] = False,
     batch: BatchOption = False,
     batch_poll: BatchPollOption = DEFAULT_POLL_S,
@@ -101,15 +103,14 @@ def bench(
 
 
 def print_bench_plan(result: BenchResult, settings: RunSettings) -> None:
-    """Target and judge calls priced apart (no tables with --quiet)."""
-    if not settings.quiet:
-        title = "Dry run, targets: nothing was sent"
-        print_plan_table(result.target_plan or [], "target", title, out_console, batch=settings.batch)
-        if result.judge_plan is None:
-            say(out_console, "Dry run, judges: none of the chosen suites is judged")
-        else:
-            title = "Dry run, judges (estimated)"
-            print_plan_table(result.judge_plan, "judge", title, out_console, batch=settings.batch)
+    """Target and judge calls priced apart (the dry run's output, so shown with --quiet too)."""
+    title = "Dry run, targets: nothing was sent"
+    print_plan_table(result.target_plan or [], "target", title, out_console, batch=settings.batch)
+    if result.judge_plan is None:
+        say(out_console, "Dry run, judges: none of the chosen suites is judged")
+    else:
+        title = "Dry run, judges (estimated)"
+        print_plan_table(result.judge_plan, "judge", title, out_console, batch=settings.batch)
     say(
         out_console,
         f"{result.prompts} prompt(s). Judge calls are estimated on answers of about 400 tokens where the answer "

@@ -113,12 +113,12 @@ RubricsOption = Annotated[
     Path | None, typer.Option("--rubrics", help="Folder of rubric YAML files (default: the bundled rubrics).")
 ]
 CacheOption = Annotated[
-    Path | None, typer.Option("--cache", help="Cache folder (default: $TRUSTMH_CACHE_DIR or ~/.cache/trustmh-judge).")
+    Path | None, typer.Option("--cache", help="Cache folder (default: $TRUSTMH_CACHE_DIR, else trustmh-judge in ~/.cache).")
 ]
 # The judge options `score` and `demo` share.
 JudgesOption = Annotated[
     str | None,
-    typer.Option("--judges", help="Comma-separated PROVIDER:MODEL[@BASE_URL] or names from --judges-file."),
+    typer.Option("--judges", help="Comma-separated PROVIDER:MODEL\\[@URL] or names from --judges-file."),
 ]
 JudgesFileOption = Annotated[Path | None, typer.Option("--judges-file", help="judges.toml with per-judge settings.")]
 SamplesOption = Annotated[int, typer.Option("--samples", min=1, help="Samples per judge (use temperature > 0).")]
@@ -126,7 +126,9 @@ NoCacheOption = Annotated[bool, typer.Option("--no-cache", help="Neither read no
 ConcurrencyOption = Annotated[
     int, typer.Option("--concurrency", min=1, help="Concurrent calls per judge (1 for a single-slot local server).")
 ]
-QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no tables.")]
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress bar and no result tables (a dry run still shows its plan).")
+]
 
 
 def _rubrics_dir(path: Path | None) -> Path:
@@ -230,9 +232,8 @@ def score(
 
 
 def print_score_plan(result: api.ScoreResult, tiebreak: bool, settings: RunSettings) -> None:
-    """A dry run's plan per judge (no table with --quiet) and what its figures mean."""
-    if not settings.quiet:
-        print_plan_table(result.plan or [], "judge", "Dry run: nothing was sent", out_console, batch=settings.batch)
+    """A dry run's plan per judge (its output, so shown with --quiet too) and what its figures mean."""
+    print_plan_table(result.plan or [], "judge", "Dry run: nothing was sent", out_console, batch=settings.batch)
     say(
         out_console,
         f"{result.items} item(s), {result.rejected} rejected; "

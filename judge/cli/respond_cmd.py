@@ -19,7 +19,7 @@ err_console = Console(stderr=True)
 
 TargetsOption = Annotated[
     str | None,
-    typer.Option("--targets", help="Comma-separated PROVIDER:MODEL[@BASE_URL] or names from --targets-file."),
+    typer.Option("--targets", help="Comma-separated PROVIDER:MODEL\\[@URL] or names from --targets-file."),
 ]
 TargetsFileOption = Annotated[
     Path | None,
@@ -51,7 +51,7 @@ def respond(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show calls, cache hits, tokens and cost; send nothing.")
     ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no tables.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace the results of a different run already in --out.")
     ] = False,
@@ -80,8 +80,7 @@ def respond(
         settings=settings,
     )
     if result.summary is None:
-        if not quiet:
-            print_plan_table(result.plan or [], "target", "Dry run: nothing was sent", out_console, batch=batch)
+        print_plan_table(result.plan or [], "target", "Dry run: nothing was sent", out_console, batch=batch)
         return
     print_respond_summary(result.summary, out)
     raise typer.Exit(result.exit_code)
