@@ -302,7 +302,10 @@ def _record_files(records: Records, field: str, scratch: contextlib.ExitStack) -
         if isinstance(entry, (str, Path)):
             paths.append(Path(entry))
         elif isinstance(entry, (Item, Prompt)):
-            rows.append(entry.model_dump(mode="json", exclude={"source"}, exclude_none=True))
+            row = entry.model_dump(mode="json", exclude={"source"}, exclude_none=True)
+            if "pillars" in row:  # a record names them `pillar`, one or a list
+                row["pillar"] = row.pop("pillars")
+            rows.append(row)
         elif isinstance(entry, Mapping):
             rows.append(dict(entry))
         else:

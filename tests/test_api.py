@@ -72,8 +72,8 @@ def test_score_takes_item_dicts_and_models_and_returns_a_typed_result(
     tmp_path: Path, server: FakeLLMServer, judge_env: Path, rubric_dir: Path
 ) -> None:
     dicts = make_items(2)
-    models = [Item.model_validate({**row, "id": f"model-{n}", "pillars": ["crisis"]}) for n, row in
-              enumerate(make_items(1))]  # fmt: skip
+    row = {k: v for k, v in make_items(1)[0].items() if k != "pillar"}
+    models = [Item.model_validate({**row, "id": "model-0", "pillars": ["crisis"]})]
     spec = JudgeSpec(name="mini", provider="openai", model="gpt-4.1-mini", base_url=server.openai_base_url)
     out = tmp_path / "out"
     plan = judge.score([*dicts, *models], judges=[spec], out=out, rubrics=rubric_dir,

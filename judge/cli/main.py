@@ -113,7 +113,8 @@ RubricsOption = Annotated[
     Path | None, typer.Option("--rubrics", help="Folder of rubric YAML files (default: the bundled rubrics).")
 ]
 CacheOption = Annotated[
-    Path | None, typer.Option("--cache", help="Cache folder (default: $TRUSTMH_CACHE_DIR, else trustmh-judge in ~/.cache).")
+    Path | None,
+    typer.Option("--cache", help="Cache folder (default: $TRUSTMH_CACHE_DIR, else trustmh-judge in ~/.cache)."),
 ]
 # The judge options `score` and `demo` share.
 JudgesOption = Annotated[
