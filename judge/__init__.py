@@ -72,8 +72,7 @@ __all__ = [  # the names of _EXPORTS, spelled out for type checkers and linters 
     "score",
 ]
 
-if TYPE_CHECKING:
-    from calibration.api import Calibration, calibrate
+if TYPE_CHECKING:  # calibration's two names stay strings: judge never imports calibration
     from judge.api import RespondResult, ScoreResult, audit, bench, respond, score
     from judge.audit.run import AuditResult
     from judge.errors import (

@@ -397,7 +397,7 @@ def cache_clear(
     """Remove every cached judge call.  Example: trustmh cache clear --yes"""
     directory = cache or default_cache_dir()
     if not yes and not typer.confirm(f"Remove all cached verdicts in {directory}?"):
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.USAGE)  # declined: nothing removed
     removed, damaged = clear_cache(directory)
     if damaged:
         say(out_console, f"the cache database in {directory} was damaged; removed its files (a fresh cache starts)")
