@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -251,28 +251,27 @@ def _judges(
 ) -> tuple[list[JudgeSpec], JudgesFile | None]:
     """Judge specs from strings (inline specs or names in the judges file) and JudgeSpecs; None: the file's."""
     loaded = load_judges_file(judges_file) if judges_file else None
-    if judges is None or isinstance(judges, (str, JudgeSpec)):
-        judges = [judges] if judges is not None else [None]  # type: ignore[list-item]
-    specs: list[JudgeSpec] = []
-    for entry in judges:
-        try:
-            specs += [entry] if isinstance(entry, JudgeSpec) else resolve_judges(entry, loaded)
-        except UsageError as exc:
-            raise type(exc)(exc.message, field=field) from exc
-    return specs, loaded
+    return _specs(judges, lambda text: resolve_judges(text, loaded), JudgeSpec, field), loaded
 
 
 def _targets(targets: Judges | None, targets_file: Path | None) -> list[TargetSpec]:
     from judge.respond.targets import TargetSpec, load_targets_file, resolve_targets
 
     loaded = load_targets_file(targets_file) if targets_file else None
-    if targets is None or isinstance(targets, (str, JudgeSpec)):
-        targets = [targets] if targets is not None else [None]  # type: ignore[list-item]
-    specs: list[TargetSpec] = []
-    for entry in targets:
-        if isinstance(entry, JudgeSpec) and not isinstance(entry, TargetSpec):
-            raise UsageError(f"{entry.name}: a JudgeSpec; give a TargetSpec or PROVIDER:MODEL", field="targets")
-        specs += [entry] if isinstance(entry, TargetSpec) else resolve_targets(entry, loaded)
+    return _specs(targets, lambda text: resolve_targets(text, loaded), TargetSpec, "targets")
+
+
+def _specs(given: Judges | None, resolve: Callable[[str | None], list[Any]], kind: type, field: str) -> list[Any]:
+    """Specs of `kind` as given, and the specs that strings name (`resolve`); errors name `field`."""
+    entries = [given] if given is None or isinstance(given, (str, JudgeSpec)) else list(given)
+    specs: list[Any] = []
+    for entry in entries:
+        if isinstance(entry, JudgeSpec) and not isinstance(entry, kind):
+            raise UsageError(f"{entry.name}: a {type(entry).__name__}, not a {kind.__name__}", field=field)
+        try:
+            specs += [entry] if isinstance(entry, kind) else resolve(entry)
+        except UsageError as exc:
+            raise type(exc)(exc.message, field=field) from exc
     return specs
 
 
