@@ -85,7 +85,7 @@ def write_dataset_items(dataset: str | None, path: Path) -> int:
     """The items of a dataset that brings human labels but no judge scores (elephant-oeq), written to `path`
     for `score` to judge; returns how many."""
     if dataset not in JUDGED_DATASETS:
-        raise UsageError(f"`write_items` goes with `dataset` {', '.join(JUDGED_DATASETS)}")
+        raise UsageError(f"`write_items=` goes with `dataset=` {', '.join(JUDGED_DATASETS)}")
     items = elephant_oeq_items()
     write_jsonl_atomic(path, items)  # owner-only, like every output
     return len(items)
@@ -94,9 +94,9 @@ def write_dataset_items(dataset: str | None, path: Path) -> int:
 def _data(human: Path | None, judged: Path | None, dataset: str | None) -> tuple[CalibrationData, dict[str, Any]]:
     """The annotations and judge scores to compare, and where they came from (for calibration.json)."""
     if dataset and human:
-        raise UsageError("replaces `human`: give one or the other", field="dataset")
+        raise UsageError("replaces `human=`: give one or the other", field="dataset")
     if not dataset and not (human and judged):
-        raise UsageError("give `human` FILE and `judged` FILE_OR_RUN_DIR, or `dataset` NAME")
+        raise UsageError("give `human=FILE` and `judged=FILE_OR_RUN_DIR`, or `dataset=NAME`")
     if dataset:
         if judged is not None and not judged.exists():
             raise InputError([f"{judged}: no such file or directory"])

@@ -169,13 +169,13 @@ def bench(
     if recorded is not None:
         if suites or targets or targets_file or judges or judges_file:
             raise UsageError(
-                "imports a published run: give it only `out` (and bootstrap, seed)", field="recorded"
+                "imports a published run: give it only `out=` (and `bootstrap=`, `seed=`)", field="recorded"
             )
         result = run_recorded_bench(recorded, out, bootstrap, seed)
     else:
         names = [s.strip() for s in suites.split(",")] if isinstance(suites, str) else list(suites or [])
         if not [name for name in names if name]:
-            raise UsageError("name the suites to run (see `trustmh suites list`), or use `recorded`", field="suites")
+            raise UsageError("name the suites to run (see `trustmh suites list`), or use `recorded=`", field="suites")
         specs, loaded = _judges(judges, judges_file)
         options = BenchOptions(
             suites=[name for name in names if name],

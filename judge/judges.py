@@ -235,7 +235,7 @@ def check_samples(judges: Iterable[JudgeSpec], samples: int, noun: str = "judge"
     if greedy:
         raise JudgeConfigError(
             f"{samples}: {noun}(s) {', '.join(greedy)} run at temperature 0, so every sample would be "
-            f"the same answer paid again; set temperature > 0 for them in a `{noun}s_file` "
+            f"the same answer paid again; set temperature > 0 for them in a `{noun}s_file=` "
             f"([{noun}s.NAME] temperature = 0.7), or use 1 sample",
             field="samples",
         )
@@ -336,7 +336,7 @@ def resolve_specs(text: str | None, named: Mapping[str, Any], parse: Callable[[s
     if not text:
         if named:
             return list(named.values())
-        raise JudgeConfigError(f"no {noun} given: pass `{option}` PROVIDER:MODEL[,...] or `{option}_file` {noun}s.toml")
+        raise JudgeConfigError(f"no {noun} given: pass `{option}=PROVIDER:MODEL[,...]` or `{option}_file={noun}s.toml`")
     parts = [part.strip() for part in text.split(",") if part.strip()]
     specs = [named[part] if part in named else parse(part) for part in parts]
     if not specs:
@@ -346,7 +346,7 @@ def resolve_specs(text: str | None, named: Mapping[str, Any], parse: Callable[[s
     if duplicates:
         raise JudgeConfigError(
             f"{noun}(s) {duplicates} given twice (an inline {noun} is named PROVIDER:MODEL@HOST[:PORT]; "
-            f"to use two endpoints of one host, name them in a `{option}_file`)",
+            f"to use two endpoints of one host, name them in a `{option}_file=`)",
             field=option,
         )
     return specs

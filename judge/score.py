@@ -118,7 +118,7 @@ def prepare(options: ScoreOptions) -> Prepared:
     if read.rejections and not options.skip_invalid:
         raise UsageError(
             format_rejections(read.rejections)
-            + f"\n{len(read.rejections)} invalid record(s); nothing was judged. Fix them, or pass `skip_invalid`"
+            + f"\n{len(read.rejections)} invalid record(s); nothing was judged. Fix them, or pass `skip_invalid=True`"
             " to judge the rest and list these in OUT/rejected.jsonl."
         )
     if not read.items:

@@ -234,3 +234,16 @@ def test_help_cuts_no_word_at_80_columns(command: str) -> None:
     done = _at_80_columns(*command.split(), "--help")
     assert done.returncode == 0, done.stderr
     assert "…" not in done.stdout, done.stdout
+
+
+def test_the_command_line_words_a_library_error_with_its_options() -> None:
+    from judge.cli.common import flag_message
+
+    error = UsageError("runs/x: pass `overwrite=True`, or another folder (`out=`); field `pillar` stays", field="out")
+    assert flag_message(error) == "--out runs/x: pass --overwrite, or another folder (--out); field `pillar` stays"
+    assert flag_message(UsageError("a: b", field="cache_dir")) == "--cache a: b"
+    assert flag_message(UsageError("x/y: unknown", field="SUITE")) == "SUITE: x/y: unknown"
+    assert flag_message(UsageError("give `judges=openai:m` or `judges_file=j.toml`")) == (
+        "give --judges openai:m or --judges-file j.toml"
+    )
+    assert str(error).startswith("out: runs/x: pass `overwrite=True`")  # the library's own wording

@@ -344,7 +344,7 @@ def test_duplicate_judges_are_refused(text: str, judges_file: JudgesFile | None)
 def test_no_judge_given(text: str | None) -> None:
     with pytest.raises(JudgeConfigError) as exc:
         resolve_judges(text, None)
-    assert "`judges`" in str(exc.value)  # the library names the argument; the command line, its option
+    assert "`judges=PROVIDER:MODEL[,...]`" in str(exc.value)  # the library names the argument, the CLI its option
     assert "pass --judges PROVIDER:MODEL[,...] or --judges-file judges.toml" in flag_message(exc.value)
 
 

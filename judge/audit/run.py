@@ -99,7 +99,7 @@ def load_scored_run(run_dir: Path) -> ScoredRun:
         raise UsageError(str(exc)) from exc
     judges = [_judge_from_settings(j, f"{run_dir / 'run.json'}: judges") for j in run.get("judges") or []]
     if not judges:
-        raise UsageError(f"{run_dir / 'run.json'}: names no judge; pass `judges`")
+        raise UsageError(f"{run_dir / 'run.json'}: names no judge; pass `judges=`")
     items, problems = [], []
     for number, record in item_lines:
         try:

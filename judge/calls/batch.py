@@ -231,7 +231,8 @@ async def provider_step(worker: str, what: str, step: Awaitable[Any]) -> Any:
         raise UsageError(
             f"{worker}: the provider {what} ({reason}{f', HTTP {status}' if status else ''}: {exc}). "
             f"Batches already submitted are listed in {BATCHES_NAME} and are collected when the command runs "
-            "again; a server without batch endpoints (most OpenAI-compatible servers) is asked live without `batch`."
+            "again; a server without batch endpoints (most OpenAI-compatible servers) is asked live without "
+            "`batch=True`."
         ) from exc
 
 

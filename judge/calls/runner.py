@@ -82,7 +82,7 @@ def check_reuse(out: Path, identity: str, outputs: Iterable[str], overwrite: boo
     if not overwrite:
         raise UsageError(
             f"{out}: holds the results of a different run (other items, targets, judges, rubrics or "
-            "settings); pass `overwrite` to replace them, or choose another `out`. Calls answered "
+            "settings); pass `overwrite=True` to replace them, or choose another folder (`out=`). Calls answered "
             "before are still served from the cache.",
             field="out",
         )

@@ -17,9 +17,9 @@ invoked_args: list[str] | None = None  # what main() was given (tests call it in
 
 # Library arguments whose option has another name; every other argument `x_y` is the option --x-y.
 OPTION_OF = {"cache_dir": "cache", "batch_poll_s": "batch-poll", "rubrics_dir": "rubrics", "n_bootstrap": "bootstrap"}
-# An argument a library message names, in backticks: `skip_invalid` (a record field such as `pillar` is no argument).
-ARGUMENT = re.compile(r"`(out|overwrite|cache_dir|skip_invalid|batch|judges|judges_file|targets|targets_file|pillars"
-                      r"|samples|tiebreak|suites|recorded|limit|probes|gate|level|dataset|human|judged|write_items|max_response_chars)`")
+# A keyword argument a library message names, as Python spells it: `skip_invalid=True`, `judges=PROVIDER:MODEL`,
+# `out=` (a record field such as `pillar` has no `=`).
+ARGUMENT = re.compile(r"`([a-z][a-z_]*)=([^`]*)`")
 
 
 def option_name(field: str) -> str:
@@ -27,9 +27,14 @@ def option_name(field: str) -> str:
     return "--" + OPTION_OF.get(field, field).replace("_", "-")
 
 
+def _as_option(match: re.Match[str]) -> str:
+    value = match[2].strip("\"'")
+    return option_name(match[1]) if value in ("", "True") else f"{option_name(match[1])} {value}"
+
+
 def flag_message(exc: TrustMHError) -> str:
     """A library error as the command line words it: the argument at fault, and any it names, by their options."""
-    message = ARGUMENT.sub(lambda match: option_name(match[1]), exc.message)
+    message = ARGUMENT.sub(_as_option, exc.message)
     if exc.field and exc.field.isupper():  # a positional argument, named by its metavar
         return f"{exc.field}: {message}"
     return f"{option_name(exc.field)} {message}" if exc.field else message

@@ -146,7 +146,7 @@ def run_bench(options: BenchOptions) -> BenchResult:
     load_rubric_dir(options.rubrics_dir)  # a broken rubric folder is a usage error before anything runs
     prompts = build_prompts(options.suites, options.limit, options.seed)
     if not prompts:
-        raise UsageError("the chosen suites have no prompts (check `limit`)", field="suites")
+        raise UsageError("the chosen suites have no prompts (check `limit=`)", field="suites")
     respond_options = RespondOptions(
         prompts=[options.out / "prompts.jsonl"],
         targets=options.targets,
