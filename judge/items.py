@@ -103,7 +103,7 @@ class Item(BaseModel):
             raise PydanticCustomError(
                 "response_too_long",
                 "is {size} characters, over the limit of {limit} characters; "
-                "shorten it or raise the limit (`max_response_chars=`)",
+                "shorten it or raise the limit with `max_response_chars=`",
                 {"size": f"{len(value):,}", "limit": f"{limit:,}"},
             )
         return _not_blank(value)
