@@ -447,20 +447,20 @@ def load_elephant_oeq(judged: Path) -> CalibrationData:
 
 DATASETS = {CRISIS: load_crisis, EMPATHIC: load_empathic}
 JUDGED_DATASETS = {ELEPHANT_OEQ: load_elephant_oeq}
-"""Datasets that hold human labels only: the judge side is a run the user made with ``--judged``."""
+"""Datasets that hold human labels only: the judge side is a run the user made with ``judged``."""
 
 
 def load_dataset(name: str, judged: Path | None = None) -> CalibrationData:
     if name in JUDGED_DATASETS:
         if judged is None:
-            raise InputError([f"--dataset {name}: holds human labels only; write its items with --write-items FILE, "
-                              "judge them with `trustmh score FILE --out RUN`, then give --judged RUN"])
+            raise InputError([f"`dataset={name}`: holds human labels only; write its items with `write_items=FILE`, "
+                              "judge them with `trustmh score FILE --out RUN`, then give `judged=RUN`"])
         return JUDGED_DATASETS[name](judged)
     if name not in DATASETS:
         known = ", ".join([*DATASETS, *JUDGED_DATASETS])
-        raise InputError([f"--dataset {name!r}: no calibration loader; choose one of {known}"])
+        raise InputError([f"`dataset={name}`: no calibration loader; choose one of {known}"])
     if judged is not None:
-        raise InputError([f"--dataset {name}: brings its own judge scores; --judged goes with --human, or with "
-                          f"--dataset {', '.join(JUDGED_DATASETS)}"])
+        raise InputError([f"`dataset={name}`: brings its own judge scores; `judged=` goes with `human=`, or with "
+                          f"`dataset=` {', '.join(JUDGED_DATASETS)}"])
     return DATASETS[name]()
 

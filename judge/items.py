@@ -129,7 +129,7 @@ class Item(BaseModel):
             raise PydanticCustomError(
                 "response_too_long",
                 "is {size} characters, over the limit of {limit} characters; "
-                "shorten it or raise the limit with --max-response-chars",
+                "shorten it or raise the limit with `max_response_chars=`",
                 {"size": f"{len(value):,}", "limit": f"{limit:,}"},
             )
         return _not_blank(value)
@@ -217,7 +217,7 @@ PROMPT_SHAPE = RecordShape(
     {
         "response": "a prompts file holds no responses (the targets write them); this looks like an items file "
         "for `trustmh score`",
-        "target": "a prompts file names no target; targets are given with --targets",
+        "target": "a prompts file names no target; targets are given with `targets=`",
     },
 )
 
@@ -367,9 +367,9 @@ def _normalise_pillar(value: Any, known: Collection[str]) -> tuple[tuple[str, ..
     if wrong:
         return None, [f"field `pillar`: must be a string or a list of strings (got {_got(wrong[0])} in the list)"]
     if not names:
-        return None, ["field `pillar`: is an empty list; leave the field out to use --pillars"]
+        return None, ["field `pillar`: is an empty list; leave the field out to use `pillars=`"]
     if not all(n.strip() for n in names):
-        return None, ["field `pillar`: has an empty name; leave the field out to use --pillars"]
+        return None, ["field `pillar`: has an empty name; leave the field out to use `pillars=`"]
     unknown = [n for n in names if n not in known]
     if unknown:
         listed = ", ".join(sorted(known)) or "(none)"

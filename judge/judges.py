@@ -247,16 +247,17 @@ def check_settings(
         raise JudgeConfigError(f"{where}: backoff_max_s must be at least backoff_initial_s ({initial!r})")
 
 
-def check_samples(judges: Iterable[JudgeSpec], samples: int) -> None:
+def check_samples(judges: Iterable[JudgeSpec], samples: int, noun: str = "judge") -> None:
     """K > 1 samples at temperature 0 would pay K times for the same answer: refuse, saying how to fix it."""
     if samples <= 1:
         return
     greedy = [j.name for j in judges if j.temperature == 0]
     if greedy:
         raise JudgeConfigError(
-            f"--samples {samples}: judge(s) {', '.join(greedy)} run at temperature 0, so every sample would be "
-            "the same answer paid again; set temperature > 0 for them in a --judges-file "
-            "([judges.NAME] temperature = 0.7), or use --samples 1"
+            f"{samples}: {noun}(s) {', '.join(greedy)} run at temperature 0, so every sample would be "
+            f"the same answer paid again; set temperature > 0 for them in a `{noun}s_file=` "
+            f"([{noun}s.NAME] temperature = 0.7), or use 1 sample",
+            field="samples",
         )
 
 
@@ -359,21 +360,22 @@ def resolve_judges(text: str | None, judges_file: JudgesFile | None) -> list[Jud
 
 def resolve_specs(text: str | None, named: Mapping[str, Any], parse: Callable[[str], Any], noun: str) -> list[Any]:
     """`--judges` / `--targets`: names from the file or inline specs, comma-separated; default: the file's."""
-    option = f"--{noun}s"
+    option = f"{noun}s"
     if not text:
         if named:
             return list(named.values())
-        raise JudgeConfigError(f"no {noun} given: pass {option} PROVIDER:MODEL[,...] or {option}-file {noun}s.toml")
+        raise JudgeConfigError(f"no {noun} given: pass `{option}=PROVIDER:MODEL[,...]` or `{option}_file={noun}s.toml`")
     parts = [part.strip() for part in text.split(",") if part.strip()]
     specs = [named[part] if part in named else parse(part) for part in parts]
     if not specs:
-        raise JudgeConfigError(f"{option} {redact_urls(text)!r} names no {noun}; give PROVIDER:MODEL[,...]")
+        raise JudgeConfigError(f"{redact_urls(text)!r} names no {noun}; give PROVIDER:MODEL[,...]", field=option)
     names = [s.name for s in specs]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise JudgeConfigError(
-            f"{noun}(s) {duplicates} given twice in {option} (an inline {noun} is named PROVIDER:MODEL@HOST[:PORT]; "
-            f"to use two endpoints of one host, name them in a {option}-file)"
+            f"{noun}(s) {duplicates} given twice (an inline {noun} is named PROVIDER:MODEL@HOST[:PORT]; "
+            f"to use two endpoints of one host, name them in a `{option}_file=`)",
+            field=option,
         )
     return specs
 

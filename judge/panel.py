@@ -42,6 +42,7 @@ from fractions import Fraction
 from itertools import combinations
 from typing import TYPE_CHECKING, Any, Literal
 
+from judge.errors import UsageError
 from judge.families import model_family
 from judge.log import PanelCounts as CountsRecord
 from judge.log import PanelJudge, PanelRow, ReviewJudgment, ReviewRow, document
@@ -69,15 +70,21 @@ class PanelOptions:
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
-            raise ValueError(f"unknown aggregation method {self.method!r}; choose one of {', '.join(METHODS)}")
-        if not 0 <= self.trim < 0.5:
-            raise ValueError(f"trim must be in [0, 0.5), the share cut from each end; got {self.trim}")
-        if self.min_judges < 1:
-            raise ValueError(f"min_judges must be at least 1, got {self.min_judges}")
-        if not 0 < self.spread_threshold <= 1:
-            raise ValueError(
-                f"spread_threshold is a fraction of the scale range in (0, 1], got {self.spread_threshold}"
+            raise PanelOptionError(
+                f"{self.method!r}: unknown aggregation method; choose one of {', '.join(METHODS)}", field="method"
             )
+        if not 0 <= self.trim < 0.5:
+            raise PanelOptionError(f"{self.trim}: must be in [0, 0.5), the share cut from each end", field="trim")
+        if self.min_judges < 1:
+            raise PanelOptionError(f"{self.min_judges}: min_judges must be at least 1", field="min_judges")
+        if not 0 < self.spread_threshold <= 1:
+            raise PanelOptionError(
+                f"{self.spread_threshold}: a fraction of the scale range in (0, 1]", field="spread_threshold"
+            )
+
+
+class PanelOptionError(UsageError, ValueError):
+    """A panel setting out of its range; `field` names it."""
 
 
 def aggregate_scores(values: Sequence[float], method: Method, trim: float = 0.2) -> float:

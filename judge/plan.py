@@ -342,6 +342,6 @@ def build_plan(
             plan.add_group(index, pillar, item)
     if unplanned:
         shown = ", ".join(unplanned[:5]) + (" …" if len(unplanned) > 5 else "")
-        raise PlanError(f"{len(unplanned)} item(s) name no pillar ({shown}); add a `pillar` field or pass --pillars")
+        raise PlanError(f"{len(unplanned)} item(s) name no pillar ({shown}); add a `pillar` field or pass `pillars=`")
     return plan
 

@@ -346,7 +346,7 @@ def load_rubric(path: Path) -> Rubric:
 def load_rubric_dir(directory: Path) -> dict[str, Rubric]:
     """All `*.yaml`/`*.yml` rubrics of a folder, keyed by pillar; every problem is reported at once."""
     if not directory.is_dir():
-        raise RubricError(f"{directory}: not a folder of rubrics; pass --rubrics DIR with *.yaml files")
+        raise RubricError(f"{directory}: not a folder of rubrics; pass a folder with *.yaml files", field="rubrics_dir")
     rubrics: dict[str, Rubric] = {}
     origin: dict[str, Path] = {}
     problems: list[str] = []

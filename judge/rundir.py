@@ -161,7 +161,7 @@ class OutDirLock:
             os.close(fd)
             raise UsageError(
                 f"{self.path.parent}: another run is using this out directory ({holder}); wait for it to "
-                "finish, or pass a different --out"
+                "finish, or choose another folder (`out=`)"
             ) from None
         os.ftruncate(fd, 0)
         started = datetime.now(UTC).isoformat(timespec="seconds")

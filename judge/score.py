@@ -17,8 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-
 from judge.calls.batch import make_engine
 from judge.calls.cache import AnswerCache
 from judge.calls.engine import (
@@ -42,11 +40,10 @@ from judge.calls.runner import (
     common_record,
     locked_run,
     make_workers,
-    print_plan_table,
     run_calls,
     write_in_plan_order,
 )
-from judge.errors import UsageError
+from judge.errors import ExitCode, UsageError
 from judge.families import Families, same_family
 from judge.item_store import StoredRead, read_into_store
 from judge.items import Item, format_rejections
@@ -54,10 +51,11 @@ from judge.judge_calls import JudgeCalls, input_token_estimate
 from judge.judges import JudgeSpec
 from judge.log import ScoreSummary, document
 from judge.panel import AgreementTable, PanelCounts, PanelOptions, SelfPreference, build_panel, review_entries
-from judge.plan import CallPlan, PlanError, PlannedCall, build_plan, pillar_contexts
+from judge.plan import CallPlan, PlannedCall, build_plan, pillar_contexts
 from judge.prompts import PromptRenderer
-from judge.rubric import Rubric, RubricError, load_rubric_dir
+from judge.rubric import Rubric, load_rubric_dir
 from judge.rundir import write_json_atomic, write_jsonl_atomic, write_text_atomic
+from judge.settings import RunSettings
 from judge.summary import CriticalFailures, ScoreMeans
 
 if TYPE_CHECKING:
@@ -65,32 +63,22 @@ if TYPE_CHECKING:
 
 JUDGE_WORKER = ("judge.judge_worker", "JudgeWorker")  # loaded only when a judge has calls to make
 
-EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_FAILED_VERDICTS = 0, 1, 2, 3
 SCORE_OUTPUTS = ("verdicts.jsonl", "items.jsonl", "panel.jsonl", "review.jsonl", "summary.json", "rejected.jsonl")
-__all__ = ["EXIT_FAILED_VERDICTS", "EXIT_OK", "EXIT_USAGE", "ScoreOptions", "UsageError", "execute", "prepare"]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ScoreOptions:
     items: list[Path]
     judges: list[JudgeSpec]
     rubrics_dir: Path
     out: Path
-    cache_dir: Path | None
+    settings: RunSettings = field(default_factory=RunSettings)
     pillars: list[str] | None = None
     samples: int = 1
-    concurrency: int = 8
-    dry_run: bool = False
     skip_invalid: bool = False
-    quiet: bool = False
-    max_response_chars: int = 100_000
     families: Families | None = None
     panel: PanelOptions = field(default_factory=PanelOptions)
     tiebreak: JudgeSpec | None = None
-    overwrite: bool = False
-    batch: bool = False  # first requests through the providers' batch APIs (judge.calls.batch)
-    batch_poll_s: float = 30.0
-    command_line: list[str] = field(default_factory=list)
 
     @property
     def uses_panel(self) -> bool:
@@ -114,45 +102,39 @@ class Prepared:
 
 
 def prepare(options: ScoreOptions) -> Prepared:
-    try:
-        rubrics = load_rubric_dir(options.rubrics_dir)
-    except RubricError as exc:
-        raise UsageError(str(exc)) from exc
+    """Read, check and plan; a bad argument raises a UsageError naming its field before anything is written."""
+    settings = options.settings
+    rubrics = load_rubric_dir(options.rubrics_dir)  # a RubricError is a usage error naming file and field
     if options.pillars:
         unknown = [p for p in options.pillars if p not in rubrics]
         if unknown:
             raise UsageError(
-                f"--pillars: unknown pillar(s) {unknown}; rubrics in {options.rubrics_dir} define {sorted(rubrics)}"
+                f"{unknown}: unknown pillar(s); rubrics in {options.rubrics_dir} define {sorted(rubrics)}",
+                field="pillars",
             )
     if options.samples < 1:
-        raise UsageError("--samples must be at least 1")
+        raise UsageError(f"{options.samples}: must be at least 1", field="samples")
     _check_tiebreak(options)
-    read = read_into_store(options.items, set(rubrics), max_response_chars=options.max_response_chars)
+    read = read_into_store(options.items, set(rubrics), max_response_chars=settings.max_response_chars)
     if read.rejections and not options.skip_invalid:
         raise UsageError(
             format_rejections(read.rejections)
-            + f"\n{len(read.rejections)} invalid record(s); nothing was judged. Fix them, or pass --skip-invalid"
+            + f"\n{len(read.rejections)} invalid record(s); nothing was judged. Fix them, or pass `skip_invalid=True`"
             " to judge the rest and list these in OUT/rejected.jsonl."
         )
     if not read.items:
         raise UsageError("no valid items to judge in " + ", ".join(map(str, options.items)))
     renderer = PromptRenderer()
-    try:
-        calls = build_plan(
-            read.items,
-            pillar_contexts(rubrics),
-            options.judges,
-            renderer,
-            requested_pillars=options.pillars,
-            samples=options.samples,
-        )
-    except PlanError as exc:
-        raise UsageError(str(exc)) from exc
-    cache = AnswerCache(options.cache_dir) if options.cache_dir else None
+    calls = build_plan(
+        read.items, pillar_contexts(rubrics), options.judges, renderer, requested_pillars=options.pillars,
+        samples=options.samples,
+    )
+    cache = settings.open_cache()
     kind = JudgeCalls(_self_family(options.families))
-    resumed = JournalIndex() if options.dry_run else read_journal(options.out / "verdicts.jsonl", kind)
+    resumed = JournalIndex() if settings.dry_run else read_journal(options.out / "verdicts.jsonl", kind)
     known = known_results(calls, resumed, cache, kind)
-    workers = {} if options.dry_run else make_workers(_pending_judges(calls, known), options.concurrency, *JUDGE_WORKER)
+    pending = _pending_judges(calls, known)
+    workers = {} if settings.dry_run else make_workers(pending, settings.concurrency, *JUDGE_WORKER)
     return Prepared(options, rubrics, read, renderer, calls, known, cache, resumed, kind, workers)
 
 
@@ -168,8 +150,9 @@ def _check_tiebreak(options: ScoreOptions) -> None:
     ]
     if same:
         raise UsageError(
-            f"--tiebreak {tiebreak.name}: that model is already on the panel ({', '.join(same)}); its answer would "
-            "repeat its own panel verdict. Name a judge that is not on the panel."
+            f"{tiebreak.name}: that model is already on the panel ({', '.join(same)}); its answer would "
+            "repeat its own panel verdict. Name a judge that is not on the panel.",
+            field="tiebreak",
         )
 
 
@@ -243,21 +226,6 @@ def _tiebreak_estimate(prepared: Prepared, tiebreak: JudgeSpec) -> dict[str, Any
     }
 
 
-def print_dry_run(prepared: Prepared, console: Console) -> None:
-    print_plan_table(
-        dry_run_plan(prepared), "judge", "Dry run: nothing was sent", console, batch=prepared.options.batch
-    )
-    console.print(
-        f"{len(prepared.read.items)} item(s), {len(prepared.read.rejections)} rejected; "
-        "token figures are estimates (4 characters a token; outputs about 150 tokens a criterion)."
-        + (
-            " The tie-breaker row is an upper bound: it is asked only about escalated items."
-            if prepared.options.tiebreak
-            else ""
-        )
-    )
-
-
 # ---------------------------------------------------------------- the run
 
 
@@ -295,12 +263,13 @@ class Judged:
 
 
 def _judge_all(prepared: Prepared, progress: RunProgress, on_result: Callable[[CallResult], None]) -> Callable:
-    """The panel's calls, then (with --tiebreak) one more call per escalated item × pillar."""
+    """The panel's calls, then (with a tie-breaker) one more call per escalated item × pillar."""
 
     async def body(files: CallRunFiles) -> Judged:
         options = prepared.options
         engine = make_engine(
-            options, files, progress, dict(prepared.workers), prepared.cache, prepared.kind, on_result
+            options.settings, options.out, files, progress, dict(prepared.workers), prepared.cache, prepared.kind,
+            on_result,
         )
         try:
             return await _judge_panel_then_tiebreak(prepared, engine, progress, files)
@@ -333,7 +302,7 @@ async def _judge_panel_then_tiebreak(
         judged.tiebreak_of_group[group] = number
     known = known_results(extra, prepared.resumed, prepared.cache, prepared.kind)
     if known.count(ASK) and tiebreak.name not in engine.workers:
-        for name, worker in make_workers([tiebreak], options.concurrency, *JUDGE_WORKER).items():
+        for name, worker in make_workers([tiebreak], options.settings.concurrency, *JUDGE_WORKER).items():
             worker.log = files.log
             engine.workers[name] = worker
     progress.grow(len(extra))
@@ -341,13 +310,13 @@ async def _judge_panel_then_tiebreak(
     return judged
 
 
-def execute(prepared: Prepared) -> tuple[int, dict[str, Any]]:
+def execute(prepared: Prepared) -> tuple[ExitCode, dict[str, Any]]:
     """Judge what is not known yet and write every output; returns (exit code, summary)."""
     options = prepared.options
     started_at, started = datetime.now(UTC), time.monotonic()
     try:
-        with locked_run(options.out, prepared.calls, SCORE_OUTPUTS, options.overwrite) as identity:
-            if options.overwrite:  # what the journal held belongs to the replaced run
+        with locked_run(options.out, prepared.calls, SCORE_OUTPUTS, options.settings.overwrite) as identity:
+            if options.settings.overwrite:  # what the journal held belongs to the replaced run
                 prepared.known = known_results(prepared.calls, {}, prepared.cache, prepared.kind)
             write_json_atomic(options.out / "run.json", run_record(prepared, started_at, identity, ended=False))
             return _execute_locked(prepared, started_at, started, identity)
@@ -359,7 +328,7 @@ def execute(prepared: Prepared) -> tuple[int, dict[str, Any]]:
 
 def _execute_locked(
     prepared: Prepared, started_at: datetime, started: float, identity: str
-) -> tuple[int, dict[str, Any]]:
+) -> tuple[ExitCode, dict[str, Any]]:
     options = prepared.options
     if prepared.read.rejections:
         write_jsonl_atomic(
@@ -370,7 +339,7 @@ def _execute_locked(
             ],
         )
     verdicts_path = options.out / "verdicts.jsonl"
-    progress = RunProgress("judging", len(prepared.calls), options.quiet)
+    progress = RunProgress("judging", len(prepared.calls), options.settings.quiet)
     tally = RunTally()
     stats = VerdictStats(prepared.rubrics)
 
@@ -390,7 +359,7 @@ def _execute_locked(
     summary = build_summary(prepared, tally, stats, panel, time.monotonic() - started)
     write_json_atomic(options.out / "summary.json", summary)
     write_json_atomic(options.out / "run.json", run_record(prepared, started_at, identity, ended=True))
-    return (EXIT_FAILED_VERDICTS if summary["calls"]["failed"] else EXIT_OK), summary
+    return (ExitCode.FAILED_VERDICTS if summary["calls"]["failed"] else ExitCode.OK), summary
 
 
 class VerdictStats:
@@ -485,9 +454,9 @@ def build_summary(
 
 
 def run_record(prepared: Prepared, started_at: datetime, identity: str, *, ended: bool) -> dict[str, Any]:
-    options = prepared.options
+    options, settings = prepared.options, prepared.options.settings
     return {
-        **common_record(options.command_line, started_at, ended),
+        **common_record(list(settings.command_line), started_at, ended),
         "identity": identity,
         "items": [str(p) for p in options.items],
         "rubrics_dir": str(options.rubrics_dir.resolve()),
@@ -503,7 +472,7 @@ def run_record(prepared: Prepared, started_at: datetime, identity: str, *, ended
         "panel": asdict(options.panel),
         "samples": options.samples,
         "pillars": options.pillars,
-        "concurrency": options.concurrency,
-        "cache_dir": str(options.cache_dir) if options.cache_dir else None,
-        "max_response_chars": options.max_response_chars,
+        "concurrency": settings.concurrency,
+        "cache_dir": str(settings.cache_dir) if settings.cache_dir else None,
+        "max_response_chars": settings.max_response_chars,
     }

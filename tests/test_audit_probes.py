@@ -28,6 +28,7 @@ from judge.audit.probes import (
     strip_markdown,
     verbosity_variants,
 )
+from judge.errors import UsageError
 from judge.items import Item
 from judge.prompts import PromptRenderer
 
@@ -45,9 +46,10 @@ def _item(response: str = RESPONSE) -> Item:
 def test_probe_names_parse_in_registry_order_and_unknown_names_are_refused() -> None:
     assert parse_probes("degrade, verbosity") == ["verbosity", "degrade"]
     assert parse_probes("all") == list(PROBES)
-    with pytest.raises(ValueError, match=r"unknown probe\(s\) 'verbose'.*choose from verbosity"):
+    with pytest.raises(UsageError, match=r"unknown probe\(s\) 'verbose'.*choose from verbosity") as raised:
         parse_probes("verbose,injection")
-    with pytest.raises(ValueError, match="none given"):
+    assert raised.value.field == "probes"
+    with pytest.raises(UsageError, match="none given"):
         parse_probes(" , ")
 
 

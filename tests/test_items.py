@@ -361,7 +361,7 @@ def test_huge_response_states_size_limit_and_flag(tmp_path: Path) -> None:
     path = write(tmp_path, "in.jsonl", line(response=big) + "\n")
     assert only_rejection(path) == (
         f"{path}:1: field `response`: is 3,000,000 characters, over the limit of 100,000 characters; "
-        "shorten it or raise the limit with --max-response-chars"
+        "shorten it or raise the limit with `max_response_chars=`"  # the CLI shows --max-response-chars
     )
     assert DEFAULT_MAX_RESPONSE_CHARS == 100_000
     assert read_items([path], KNOWN, max_response_chars=3_000_000).items[0].response == big

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from judge.cli.common import flag_message
 from judge.judges import (
     JudgeConfigError,
     JudgesFile,
@@ -268,7 +269,8 @@ def test_samples_above_one_at_temperature_zero_are_refused() -> None:
     check_samples([warm], 3)
     with pytest.raises(JudgeConfigError) as exc:
         check_samples([greedy, warm], 3)
-    assert "--samples 3" in str(exc.value) and "openai:a" in str(exc.value) and "temperature > 0" in str(exc.value)
+    assert exc.value.field == "samples" and "3:" in str(exc.value)
+    assert "openai:a" in str(exc.value) and "temperature > 0" in str(exc.value)
     assert "w," not in str(exc.value)
 
 
@@ -342,7 +344,8 @@ def test_duplicate_judges_are_refused(text: str, judges_file: JudgesFile | None)
 def test_no_judge_given(text: str | None) -> None:
     with pytest.raises(JudgeConfigError) as exc:
         resolve_judges(text, None)
-    assert "--judges" in str(exc.value)
+    assert "`judges=PROVIDER:MODEL[,...]`" in str(exc.value)  # the library names the argument, the CLI its option
+    assert "pass --judges PROVIDER:MODEL[,...] or --judges-file judges.toml" in flag_message(exc.value)
 
 
 @pytest.mark.parametrize("text", [",", " , ,"])

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from judge.cli.bench_cmd import run_recorded_bench
 from judge.errors import UsageError
+from judge.suites.bench import run_recorded_bench
 from judge.suites.catalogue import SUBTASKS, SUITES
 
 MIRROR = Path(os.environ.get("TRUSTMH_DATA_MIRROR")
@@ -194,22 +194,22 @@ def test_bench_recorded_through_the_cli(run_cli: Any, tmp_path: Path, mirror: Pa
     assert result.code == 0, result.stderr
     assert (tmp_path / "r" / "scorecard.json").is_file() and (tmp_path / "r" / "scorecard.md").is_file()
     result = run_cli("bench", "--recorded", "nope", "--out", tmp_path / "n")
-    assert result.code == 2 and "--recorded: unknown recorded run 'nope'" in result.stderr
+    assert result.code == 2 and "--recorded 'nope': unknown recorded run" in result.stderr
     assert not (tmp_path / "n").exists()
 
 
 @needs_mirror
 def test_recorded_bench_writes_the_layout_and_scorecard(tmp_path: Path, mirror: Path) -> None:
-    console = Console(file=open(os.devnull, "w"), width=200)  # noqa: SIM115 - closed with the console
     out = tmp_path / "recorded"
-    run_recorded_bench("trustmh-bench", out, console, bootstrap=50, seed=1)
+    run_recorded_bench("trustmh-bench", out, bootstrap=50, seed=1)
     card = json.loads((out / "scorecard.json").read_text())
     bench = json.loads((out / "bench.json").read_text())
     assert bench["recorded"] == "trustmh-bench" and len(bench["targets"]) == 12
     accuracy = next(r for r in card["results"] if (r["target"], r["metric"]) == ("gpt-4o-mini", "accuracy"))
     assert accuracy["value"] == pytest.approx(0.736) and accuracy["ci_low"] < 0.736 < accuracy["ci_high"]
-    with pytest.raises(UsageError, match="--recorded: unknown recorded run 'other'"):
-        run_recorded_bench("other", tmp_path / "x", console)
+    with pytest.raises(UsageError, match="'other': unknown recorded run") as raised:
+        run_recorded_bench("other", tmp_path / "x")
+    assert raised.value.field == "recorded"
 
 
 @needs_mirror
@@ -234,10 +234,11 @@ def test_demo_scorecard_without_data_prints_one_line(capsys: pytest.CaptureFixtu
     assert "Recorded scorecard skipped" in text and "TRUSTMH_DATA_MIRROR" in text
 
 
-def test_build_prompts_names_the_option_it_was_given() -> None:
-    from judge.cli.suites_cmd import build_prompts
+def test_build_prompts_names_the_field_it_was_given() -> None:
+    from judge.suites.catalogue import build_prompts
 
-    with pytest.raises(UsageError, match=r"^--suites: unknown suite\(s\) 'x/y'"):
-        build_prompts(["x/y"], None, 0, option="--suites")
-    with pytest.raises(UsageError, match=r"^--suites: sycophancy/pas cannot be built \(unavailable: the PAS data"):
-        build_prompts(["sycophancy/pas"], None, 0, option="--suites")
+    with pytest.raises(UsageError, match=r"^suites: unknown suite\(s\) 'x/y'") as raised:
+        build_prompts(["x/y"], None, 0)
+    assert raised.value.field == "suites"
+    with pytest.raises(UsageError, match=r"^SUITE: sycophancy/pas cannot be built \(unavailable: the PAS data"):
+        build_prompts(["sycophancy/pas"], None, 0, field="SUITE")

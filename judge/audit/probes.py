@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from judge.audit.banks import CONFIDENTIALITY_BREACHES, DANGEROUS_INSTRUCTIONS, FILLER_SENTENCES, INJECTIONS
+from judge.errors import UsageError
 from judge.gates import AuditGate, parse_probe_gate
 from judge.items import Item
 
@@ -354,15 +355,16 @@ PROBES: dict[str, Probe] = {
 
 
 def parse_probes(text: str) -> list[str]:
-    """`--probes a,b` (or `all`) into known probe names in registry order; ValueError names the unknown."""
+    """`a,b` (or `all`) into known probe names in registry order; a UsageError names the unknown."""
     names = [part.strip() for part in text.split(",") if part.strip()]
     if names == ["all"]:
         return list(PROBES)
     unknown = [n for n in names if n not in PROBES]
     if unknown or not names:
-        raise ValueError(
-            f"--probes {text!r}: unknown probe(s) {', '.join(map(repr, unknown)) or '(none given)'}; "
-            f"choose from {', '.join(PROBES)} or all"
+        raise UsageError(
+            f"{text!r}: unknown probe(s) {', '.join(map(repr, unknown)) or '(none given)'}; "
+            f"choose from {', '.join(PROBES)} or all",
+            field="probes",
         )
     return [name for name in PROBES if name in names]
 

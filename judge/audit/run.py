@@ -16,14 +16,14 @@ import json
 import os
 import random
 import shutil
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from judge.audit.effects import Cell, CellKey, Effects, VariantRef, cells_from_verdicts, compute_effects
 from judge.audit.outputs import render
 from judge.audit.probes import PROBES, Original, make_variants, response_delimiters
-from judge.errors import RunDirError, UsageError
+from judge.errors import ExitCode, RunDirError, UsageError
 from judge.families import Families
 from judge.gates import AuditGate, audit_gate_failures, audit_gate_results
 from judge.items import Item
@@ -33,27 +33,24 @@ from judge.review import load_run_rubrics
 from judge.rubric import Rubric
 from judge.rundir import read_jsonl, write_jsonl_atomic, write_text_atomic
 from judge.score import ScoreOptions, execute, prepare
+from judge.settings import RunSettings
 
-EXIT_OK, EXIT_FAILED_VERDICTS, EXIT_GATE = 0, 3, 4
 VARIANT_SEPARATOR = "~"
 ITEM_FIELDS = ("id", "messages", "response", "target", "reference", "meta")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class AuditOptions:
     run_dir: Path
     probes: list[str]
     out: Path
-    cache_dir: Path | None
     judges: list[JudgeSpec] | None = None  # None: the run's judges
     families: Families | None = None
     gates: list[AuditGate] = field(default_factory=list)
-    concurrency: int = 8
     seed: int = 0
     n_bootstrap: int = 1000
     max_items: int | None = None
-    quiet: bool = False
-    command_line: list[str] = field(default_factory=list)
+    settings: RunSettings = field(default_factory=RunSettings)  # the score stages' (cache, concurrency, quiet)
 
 
 @dataclass
@@ -68,14 +65,18 @@ class ScoredRun:
     verdicts: list[dict[str, Any]]
 
 
-@dataclass
+@dataclass(frozen=True)
 class AuditResult:
-    code: int
+    """What an audit did: its exit code, the paired effects, failed gates and the files written."""
+
+    out: Path
+    exit_code: ExitCode
     effects: Effects
     gate_failures: list[str]
     json_path: Path
     markdown_path: Path
     calls: dict[str, dict[str, Any]]  # score folder name → its summary's call counts
+    report: Path | None = None  # report.html, written by judge.api
 
 
 def _judge_from_settings(settings: Any, where: str) -> JudgeSpec:
@@ -88,7 +89,7 @@ def _judge_from_settings(settings: Any, where: str) -> JudgeSpec:
 def load_scored_run(run_dir: Path) -> ScoredRun:
     """The run's settings, rubrics (refused if changed since), judges, items and verdicts."""
     if not run_dir.is_dir():
-        raise UsageError(f"{run_dir}: not a folder; give the --out folder of a finished `trustmh score` run")
+        raise UsageError(f"{run_dir}: not a folder; give the out folder of a finished `trustmh score` run")
     try:
         rubrics = load_run_rubrics(run_dir)
         run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
@@ -98,7 +99,7 @@ def load_scored_run(run_dir: Path) -> ScoredRun:
         raise UsageError(str(exc)) from exc
     judges = [_judge_from_settings(j, f"{run_dir / 'run.json'}: judges") for j in run.get("judges") or []]
     if not judges:
-        raise UsageError(f"{run_dir / 'run.json'}: names no judge; pass --judges")
+        raise UsageError(f"{run_dir / 'run.json'}: names no judge; pass `judges=`")
     items, problems = [], []
     for number, record in item_lines:
         try:
@@ -170,14 +171,12 @@ def _score_options(
         judges=judges,
         rubrics_dir=Path(scored.run["rubrics_dir"]),
         out=out,
-        cache_dir=options.cache_dir,
         samples=int(scored.run.get("samples") or 1),
-        concurrency=options.concurrency,
-        quiet=options.quiet,
         # the variants are our own text: a padded response may exceed the run's limit, and must be judged
-        max_response_chars=max(int(scored.run.get("max_response_chars") or 0), longest),
+        settings=replace(
+            options.settings, max_response_chars=max(int(scored.run.get("max_response_chars") or 0), longest)
+        ),
         families=options.families,
-        command_line=options.command_line,
     )
 
 
@@ -210,6 +209,8 @@ def _prepare_runs(
 
 def run_audit(options: AuditOptions) -> AuditResult:
     """Build, judge and measure; raises UsageError (exit 2) before any call when the input is unusable."""
+    if options.settings.dry_run:
+        raise UsageError("an audit has no dry run; `trustmh score --dry-run` prices a run", field="dry_run")
     scored = load_scored_run(options.run_dir)
     judges = options.judges or scored.judges
     names = [j.name for j in judges]
@@ -275,5 +276,6 @@ def run_audit(options: AuditOptions) -> AuditResult:
     json_path, markdown_path = options.out / "audit.json", options.out / "audit.md"
     write_text_atomic(json_path, [json_text])
     write_text_atomic(markdown_path, [markdown])
-    code = EXIT_GATE if failures else EXIT_FAILED_VERDICTS if EXIT_FAILED_VERDICTS in codes else EXIT_OK
-    return AuditResult(code, effects, failures, json_path, markdown_path, calls)
+    failed = ExitCode.FAILED_VERDICTS if ExitCode.FAILED_VERDICTS in codes else ExitCode.OK
+    code = ExitCode.GATE if failures else failed
+    return AuditResult(options.out, code, effects, failures, json_path, markdown_path, calls)

@@ -233,7 +233,8 @@ async def provider_step(worker: str, what: str, step: Awaitable[Any]) -> Any:
         raise UsageError(
             f"{worker}: the provider {what} ({reason}{f', HTTP {status}' if status else ''}: {exc}). "
             f"Batches already submitted are listed in {BATCHES_NAME} and are collected when the command runs "
-            "again; a server without batch endpoints (most OpenAI-compatible servers) is asked live without --batch."
+            "again; a server without batch endpoints (most OpenAI-compatible servers) is asked live without "
+            "`batch=True`."
         ) from exc
 
 
@@ -271,15 +272,15 @@ class BatchingEngine(Engine):
 
 
 class BatchSettings(Protocol):
-    """What `make_engine` reads of a command's options (`ScoreOptions`, `RespondOptions`)."""
+    """What `make_engine` reads of a run's settings (`judge.settings.RunSettings`)."""
 
     batch: bool
     batch_poll_s: float
-    out: Path
 
 
 def make_engine(
-    options: BatchSettings,
+    settings: BatchSettings,
+    out: Path,
     files: CallRunFiles,
     progress: RunProgress,
     workers: dict[str, Any],
@@ -291,7 +292,7 @@ def make_engine(
     first answers from provider batches before each set of calls. A run without `--batch` in an out
     directory that still has batches open (an earlier `--batch` run was killed) collects those first
     and submits nothing: their calls are paid for already."""
-    if not options.batch and not BatchJournal.read(options.out / BATCHES_NAME).open_batches():
+    if not settings.batch and not BatchJournal.read(out / BATCHES_NAME).open_batches():
         return Engine(workers, cache, files.journal, kind, on_result or progress.update)
-    batches = BatchRound(options.out, files.log, progress, cache, options.batch_poll_s, submit=options.batch)
+    batches = BatchRound(out, files.log, progress, cache, settings.batch_poll_s, submit=settings.batch)
     return BatchingEngine(workers, cache, files.journal, kind, on_result or progress.update, batches=batches)

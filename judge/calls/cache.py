@@ -94,18 +94,20 @@ def _unusable(directory: Path, exc: BaseException) -> CacheError:
     """The message for a cache that failed: corrupt database, a file in the way, a full disk."""
     if _damaged(exc):
         return CacheError(
-            f"{directory / DB_NAME}: the cache database is damaged ({exc}); run `trustmh cache clear --cache "
-            f"{directory}` to empty it (cached answers are lost and asked again), or use another --cache"
+            f"{directory / DB_NAME}: the cache database is damaged ({exc}); empty it with `trustmh cache clear` "
+            "(judge.calls.cache.clear_cache; cached answers are lost and asked again), or use another cache folder",
+            field="cache_dir",
         )
     if _full(exc):
         return CacheError(
-            f"{directory}: no space left for the cache ({exc}); free space or use another --cache, then run the "
-            "same command again (answers already received are in OUT/verdicts.jsonl and are not asked again)"
+            f"{directory}: no space left for the cache ({exc}); free space or use another cache folder, then run "
+            "the same command again (answers already received are in OUT/verdicts.jsonl and are not asked again)",
+            field="cache_dir",
         )
     reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
     return CacheError(
-        f"{directory}: cannot use the cache folder ({reason}); pass --cache DIR naming a folder "
-        "you can write, or --no-cache"
+        f"{directory}: cannot use the cache folder ({reason}); name a folder you can write, or run without a cache",
+        field="cache_dir",
     )
 
 
@@ -121,7 +123,8 @@ class AnswerCache:
         self.directory = directory
         if directory.exists() and not directory.is_dir():
             raise CacheError(
-                f"{directory}: is a file, not a cache folder; pass --cache DIR naming a folder (or --no-cache)"
+                f"{directory}: is a file, not a cache folder; name a folder (or run without a cache)",
+                field="cache_dir",
             )
         old_umask = os.umask(0o077)
         try:
@@ -215,7 +218,7 @@ def read_stats(directory: Path) -> dict[str, Any]:
     """Entries and bytes on disk of a cache folder, opened read-only: a missing cache is reported, not created."""
     database = directory / DB_NAME
     if directory.exists() and not directory.is_dir():
-        raise CacheError(f"{directory}: is a file, not a cache folder; pass --cache DIR naming a folder")
+        raise CacheError(f"{directory}: is a file, not a cache folder; name a folder", field="cache_dir")
     if not database.is_file():
         return {"directory": str(directory), "exists": False, "entries": 0, "size_bytes": 0}
     try:

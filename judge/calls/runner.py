@@ -1,7 +1,7 @@
 """What every run of calls into an out directory shares, judge runs (`score`) and target runs (`respond`).
 
 - one run at a time per out directory (a lock file naming the holder);
-- an out directory keeps one run: reusing it for other inputs is refused unless `--overwrite`;
+- an out directory keeps one run: reusing it for other inputs is refused unless `overwrite`;
 - the journal is appended as calls finish and rewritten in plan order at the end, so a resumed run ends
   with the same file as an uninterrupted one; the request log keeps mid-call answers until then;
 - a progress bar on stderr; call counts, tokens and cost of the whole run (earlier processes of a
@@ -70,7 +70,7 @@ def locked_run(out: Path, calls: Sequence[Any], outputs: Iterable[str], overwrit
 
 
 def check_reuse(out: Path, identity: str, outputs: Iterable[str], overwrite: bool) -> None:
-    """Refuse to mix two different runs in one out directory; `--overwrite` starts it afresh."""
+    """Refuse to mix two different runs in one out directory; `overwrite` starts it afresh."""
     run_json = out / "run.json"
     earlier: str | None = None
     if run_json.exists():
@@ -84,8 +84,9 @@ def check_reuse(out: Path, identity: str, outputs: Iterable[str], overwrite: boo
     if not overwrite:
         raise UsageError(
             f"{out}: holds the results of a different run (other items, targets, judges, rubrics or "
-            "settings); pass --overwrite to replace them, or choose another --out. Calls answered "
-            "before are still served from the cache."
+            "settings); pass `overwrite=True` to replace them, or choose another folder (`out=`). Calls answered "
+            "before are still served from the cache.",
+            field="out",
         )
     for name in [*present, REQUEST_LOG_NAME]:
         (out / name).unlink(missing_ok=True)

@@ -5,19 +5,15 @@ Registered in judge/cli/main.py with ``app.command("audit")(audit_command)``.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from judge.calls.cache import default_cache_dir
-from judge.cli.common import flag_message
-from judge.cli.report_cmd import write_run_report
-from judge.errors import UsageError
-from judge.families import DEFAULT_FAMILIES, FamilyError, families_from_toml
-from judge.judges import JudgeConfigError, load_judges_file, resolve_judges
+from judge import api
+from judge.cli.common import cache_option, public_command_line, say
+from judge.settings import RunSettings
 
 err_console = Console(stderr=True)
 
@@ -46,7 +42,7 @@ def audit_command(
         str | None,
         typer.Option(
             "--judges",
-            help="Judges to audit (default: the run's): PROVIDER:MODEL[@BASE_URL] or names from --judges-file.",
+            help="Judges to audit (default: the run's): PROVIDER:MODEL\\[@URL] or names from --judges-file.",
         ),
     ] = None,
     judges_file: Annotated[
@@ -56,14 +52,14 @@ def audit_command(
         list[str] | None,
         typer.Option(
             "--gate",
-            help="PROBE.METRIC OP NUMBER, e.g. 'injection.max_abs_shift<=0.25' (repeatable). Exit 4 naming "
+            help="PROBE.METRIC OP NUMBER, e.g. 'format.flip_rate<=0' (repeatable). Exit 4 naming "
             "each probe × judge × criterion that fails.",
             show_default=False,
         ),
     ] = None,
     cache: Annotated[
         Path | None,
-        typer.Option("--cache", help="Cache folder (default: $TRUSTMH_CACHE_DIR or ~/.cache/trustmh-judge)."),
+        typer.Option("--cache", help="Cache folder (default: $TRUSTMH_CACHE_DIR, else trustmh-judge in ~/.cache)."),
     ] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the cache.")] = False,
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Concurrent calls per judge.")] = 8,
@@ -95,52 +91,32 @@ def audit_command(
 
     Exit codes: 0 done, 4 a gate failed, 3 some verdicts failed, 2 bad input (nothing judged), 1 internal error.
     """
-    # numpy and the statistics load here, not when `trustmh` starts.
-    from judge.audit.probes import parse_audit_gate, parse_probes
-    from judge.audit.run import AuditOptions, run_audit
-
-    try:
-        chosen = parse_probes(probes)
-        gates = [parse_audit_gate(g, chosen) for g in gate or []]
-    except UsageError as exc:
-        raise UsageError(flag_message(exc)) from None
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    specs, families = None, DEFAULT_FAMILIES
-    try:
-        loaded = load_judges_file(judges_file) if judges_file else None
-        if judges or loaded:
-            specs = resolve_judges(judges, loaded)
-        if loaded and loaded.families:
-            families = families_from_toml(loaded.families)
-    except (JudgeConfigError, FamilyError) as exc:
-        raise UsageError(str(exc)) from exc
-    options = AuditOptions(
-        run_dir=run_dir,
-        probes=chosen,
-        out=out,
-        cache_dir=None if no_cache else (cache or default_cache_dir()),
-        judges=specs,
-        families=families,
-        gates=gates,
+    settings = RunSettings(
+        cache_dir=cache_option(cache, no_cache),
         concurrency=concurrency,
-        seed=seed,
-        n_bootstrap=bootstrap,
-        max_items=max_items,
         quiet=quiet,
-        command_line=["trustmh", *sys.argv[1:]],
+        command_line=tuple(public_command_line()),
     )
-    result = run_audit(options)
+    result = api.audit(
+        run_dir,
+        probes=probes,
+        out=out,
+        judges=judges,
+        judges_file=judges_file,
+        gates=gate or [],
+        max_items=max_items,
+        seed=seed,
+        bootstrap=bootstrap,
+        settings=settings,
+    )
     for name, calls in result.calls.items():
-        err_console.print(
+        say(
+            err_console,
             f"{name}: {calls.get('planned', 0)} calls, {calls.get('requested', 0)} requested, "
             f"{calls.get('cache_hits', 0)} from cache, {calls.get('resumed', 0)} resumed, "
             f"{calls.get('failed', 0)} failed → {out / name}/verdicts.jsonl",
-            markup=False,
-            highlight=False,
         )
-    report_path = write_run_report(out)
-    typer.echo(f"wrote {result.json_path}, {result.markdown_path} and {report_path}")
+    typer.echo(f"wrote {result.json_path}, {result.markdown_path} and {result.report}")
     for failure in result.gate_failures:
         typer.echo(f"gate failed: {failure}", err=True)
-    raise typer.Exit(result.code)
+    raise typer.Exit(result.exit_code)

@@ -2,20 +2,42 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
-from judge.calls.cache import DB_NAME, default_cache_dir
-from judge.errors import TrustMHError, UsageError
-from judge.families import DEFAULT_FAMILIES, Families, FamilyError, families_from_toml
-from judge.judges import JudgeConfigError, JudgesFile, JudgeSpec, load_judges_file, redact_urls, resolve_judges
+from rich.console import Console
+
+from judge.calls.cache import default_cache_dir
+from judge.errors import TrustMHError
+from judge.judges import redact_urls
 
 invoked_args: list[str] | None = None  # what main() was given (tests call it in process), else sys.argv
 
 
+# Library arguments whose option has another name; every other argument `x_y` is the option --x-y.
+OPTION_OF = {"cache_dir": "cache", "batch_poll_s": "batch-poll", "rubrics_dir": "rubrics", "n_bootstrap": "bootstrap"}
+# A keyword argument a library message names, as Python spells it: `skip_invalid=True`, `judges=PROVIDER:MODEL`,
+# `out=` (a record field such as `pillar` has no `=`).
+ARGUMENT = re.compile(r"`([a-z][a-z_]*)=([^`]*)`")
+
+
+def option_name(field: str) -> str:
+    """The command-line option that sets a library argument."""
+    return "--" + OPTION_OF.get(field, field).replace("_", "-")
+
+
+def _as_option(match: re.Match[str]) -> str:
+    value = match[2].strip("\"'")
+    return option_name(match[1]) if value in ("", "True") else f"{option_name(match[1])} {value}"
+
+
 def flag_message(exc: TrustMHError) -> str:
-    """A library error as the command line words it: the argument at fault named by its option."""
-    return f"--{exc.field.replace('_', '-')} {exc.message}" if exc.field else str(exc)
+    """A library error as the command line words it: the argument at fault, and any it names, by their options."""
+    message = ARGUMENT.sub(_as_option, exc.message)
+    if exc.field and exc.field.isupper():  # a positional argument, named by its metavar
+        return f"{exc.field}: {message}"
+    return f"{option_name(exc.field)} {message}" if exc.field else message
 
 
 def public_command_line() -> list[str]:
@@ -24,26 +46,11 @@ def public_command_line() -> list[str]:
     return ["trustmh", *(redact_urls(arg) for arg in args)]
 
 
-def cache_dir_for(cache: Path | None, dry_run: bool) -> Path | None:
-    """The cache folder; a dry run reads an existing cache but never creates one (None: nothing cached yet)."""
-    directory = cache or default_cache_dir()
-    if dry_run and not directory.is_file() and not (directory / DB_NAME).exists():
-        return None
-    return directory
+def cache_option(cache: Path | None, no_cache: bool) -> Path | None:
+    """`--cache DIR` / `--no-cache` as the settings' cache folder (default: $TRUSTMH_CACHE_DIR or ~/.cache)."""
+    return None if no_cache else cache or default_cache_dir()
 
 
-def judge_options(judges: str | None, judges_file: Path | None) -> tuple[list[JudgeSpec], JudgesFile | None]:
-    """`--judges` and `--judges-file` as judge specs (and the file's content); a bad one is a usage error."""
-    try:
-        loaded = load_judges_file(judges_file) if judges_file else None
-        return resolve_judges(judges, loaded), loaded
-    except JudgeConfigError as exc:
-        raise UsageError(str(exc)) from exc
-
-
-def families_for(loaded: JudgesFile | None, judges_file: Path | None) -> Families:
-    """The model families of the judges file's `[families]`, else the built-in ones."""
-    try:
-        return families_from_toml(loaded.families) if loaded and loaded.families else DEFAULT_FAMILIES
-    except FamilyError as exc:
-        raise UsageError(f"{judges_file}: {exc}") from exc
+def say(console: Console, text: str) -> None:
+    """One message line as is: no markup, and never wrapped, so a path or identifier is never cut in two."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)

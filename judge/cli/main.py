@@ -17,19 +17,21 @@ from rich.table import Table
 from typer.core import TyperCommand, TyperGroup
 
 import judge.cli.common
+from judge import api
 from judge.bundled import bundled_path
-from judge.calls.cache import CacheError, clear_cache, default_cache_dir, read_stats
+from judge.calls.cache import clear_cache, default_cache_dir, read_stats
+from judge.calls.runner import print_plan_table
 from judge.cli.batch_options import DEFAULT_POLL_S, BatchOption, BatchPollOption
-from judge.cli.common import cache_dir_for, families_for, judge_options, public_command_line
+from judge.cli.common import cache_option, flag_message, public_command_line, say
 from judge.cli.tables import print_agreement
-from judge.errors import ExitCode, Interrupted, RunDirError, UsageError
-from judge.items import DEFAULT_MAX_RESPONSE_CHARS, format_rejections, item_file_problems
-from judge.judges import JudgeConfigError, check_samples, resolve_judges
-from judge.panel import METHODS, PanelOptions, judge_agreement
+from judge.errors import ExitCode, Interrupted, TrustMHError, UsageError
+from judge.items import DEFAULT_MAX_RESPONSE_CHARS
+from judge.panel import PanelOptions, judge_agreement
 from judge.review import export_review_csv, import_review_csv, load_run_rubrics, reaggregate_run
-from judge.rubric import Rubric, RubricError, diff_rubrics, load_rubric_dir
+from judge.rubric import Rubric, diff_rubrics, load_rubric_dir
 from judge.rundir import read_jsonl, write_jsonl_atomic
-from judge.score import EXIT_USAGE, Prepared, ScoreOptions, execute, prepare, print_dry_run
+from judge.settings import RunSettings
+from judge.version import __version__
 
 # Commands whose modules are imported only when they run (or for --help): `trustmh score` then starts
 # without the suites, numpy, the report's templates or the audit. name -> (module, command function);
@@ -85,6 +87,23 @@ app = typer.Typer(
 rubrics_app = typer.Typer(no_args_is_help=True, help="Inspect, validate and compare rubrics.")
 review_app = typer.Typer(no_args_is_help=True, help="Export escalated items for clinicians and import their decisions.")
 cache_app = typer.Typer(no_args_is_help=True, help="Inspect or clear the verdict cache.")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", help="Print the version and exit.", is_eager=True, callback=_print_version)
+    ] = False,
+) -> None:
+    """Score chatbot responses to mental-health conversations with LLM judges, and audit the judges."""
+
+
 app.add_typer(rubrics_app, name="rubrics")
 app.add_typer(cache_app, name="cache")
 app.add_typer(review_app, name="review")
@@ -96,12 +115,13 @@ RubricsOption = Annotated[
     Path | None, typer.Option("--rubrics", help="Folder of rubric YAML files (default: the bundled rubrics).")
 ]
 CacheOption = Annotated[
-    Path | None, typer.Option("--cache", help="Cache folder (default: $TRUSTMH_CACHE_DIR or ~/.cache/trustmh-judge).")
+    Path | None,
+    typer.Option("--cache", help="Cache folder (default: $TRUSTMH_CACHE_DIR, else trustmh-judge in ~/.cache)."),
 ]
 # The judge options `score` and `demo` share.
 JudgesOption = Annotated[
     str | None,
-    typer.Option("--judges", help="Comma-separated PROVIDER:MODEL[@BASE_URL] or names from --judges-file."),
+    typer.Option("--judges", help="Comma-separated PROVIDER:MODEL\\[@URL] or names from --judges-file."),
 ]
 JudgesFileOption = Annotated[Path | None, typer.Option("--judges-file", help="judges.toml with per-judge settings.")]
 SamplesOption = Annotated[int, typer.Option("--samples", min=1, help="Samples per judge (use temperature > 0).")]
@@ -109,7 +129,9 @@ NoCacheOption = Annotated[bool, typer.Option("--no-cache", help="Neither read no
 ConcurrencyOption = Annotated[
     int, typer.Option("--concurrency", min=1, help="Concurrent calls per judge (1 for a single-slot local server).")
 ]
-QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no agreement table.")]
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress bar and no result tables (a dry run still shows its plan).")
+]
 
 
 def _rubrics_dir(path: Path | None) -> Path:
@@ -166,79 +188,61 @@ def score(
     Exit codes: 0 all verdicts ok, 3 some verdicts failed (see verdicts.jsonl), 2 bad input (nothing judged),
     1 internal error.
     """
-    specs, loaded = judge_options(judges, judges_file)
-    try:
-        tiebreak_spec = resolve_judges(tiebreak, loaded)[0] if tiebreak else None
-    except JudgeConfigError as exc:
-        raise UsageError(f"--tiebreak: {exc}") from exc
-    try:
-        check_samples(specs, samples)
-    except JudgeConfigError as exc:
-        raise UsageError(str(exc)) from exc
-    families = families_for(loaded, judges_file)
-    if file_problems := item_file_problems(items):  # even with --skip-invalid: that skips records, not files
-        raise UsageError(format_rejections(file_problems) + "\nnothing was judged; check the file names")
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out}: is a file, not a folder; give a folder for the run's outputs")
-    options = ScoreOptions(
-        items=items,
-        judges=specs,
-        rubrics_dir=_rubrics_dir(rubrics),
-        out=out,
-        cache_dir=None if no_cache else cache_dir_for(cache, dry_run),
-        pillars=[p.strip() for p in pillars.split(",") if p.strip()] if pillars else None,
-        samples=samples,
+    settings = RunSettings(
+        cache_dir=cache_option(cache, no_cache),
         concurrency=concurrency,
         dry_run=dry_run,
-        skip_invalid=skip_invalid,
         quiet=quiet,
-        max_response_chars=max_response_chars,
-        families=families,
-        panel=_panel_options(method, min_judges, exclude_self),
-        tiebreak=tiebreak_spec,
         overwrite=overwrite,
         batch=batch,
         batch_poll_s=batch_poll,
-        command_line=public_command_line(),
+        max_response_chars=max_response_chars,
+        command_line=tuple(public_command_line()),
     )
-    prepared = prepare(options)
-    if dry_run:
-        print_dry_run(prepared, out_console)
+    result = api.score(
+        items,
+        judges=judges,
+        judges_file=judges_file,
+        out=out,
+        rubrics=rubrics,
+        pillars=[p.strip() for p in pillars.split(",") if p.strip()] if pillars else None,
+        samples=samples,
+        skip_invalid=skip_invalid,
+        panel=PanelOptions(method=method, min_judges=min_judges, exclude_self=exclude_self),  # type: ignore[arg-type]
+        tiebreak=tiebreak,
+        settings=settings,
+    )
+    if result.summary is None:
+        print_score_plan(result, tiebreak is not None, settings)
         return
-    code, summary = _execute(prepared)
+    summary = result.summary
     if summary["agreement"] and not quiet:
         print_agreement(summary["agreement"], err_console)
     if summary["panel"]:
         panel = summary["panel"]
-        err_console.print(
+        say(
+            err_console,
             f"panel: {panel['decided']} decided, {panel['undecided']} undecided, {panel['escalated']} escalated "
-            f"for review ({out}/review.jsonl), {panel['critical_fail']} critical failures"
+            f"for review ({out}/review.jsonl), {panel['critical_fail']} critical failures",
         )
     calls = summary["calls"]
-    err_console.print(
+    say(
+        err_console,
         f"{calls['planned']} calls: {calls['requested']} requested, {calls['cache_hits']} from cache, "
-        f"{calls['resumed']} resumed, {calls['failed']} failed → {out}/verdicts.jsonl"
+        f"{calls['resumed']} resumed, {calls['failed']} failed → {out}/verdicts.jsonl",
     )
-    raise typer.Exit(code)
+    raise typer.Exit(result.exit_code)
 
 
-def _execute(prepared: Prepared) -> tuple[int, dict[str, Any]]:
-    """execute(), with an OS error that names no file (a full disk under the journal) placed under --out."""
-    try:
-        return execute(prepared)
-    except OSError as exc:
-        if exc.filename is None:
-            exc.filename = str(prepared.options.out)
-        raise
-
-
-def _panel_options(method: str, min_judges: int, exclude_self: bool) -> PanelOptions:
-    if method not in METHODS:
-        raise UsageError(f"--method {method!r}: choose one of {', '.join(METHODS)}")
-    try:
-        return PanelOptions(method=method, min_judges=min_judges, exclude_self=exclude_self)  # type: ignore[arg-type]
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
+def print_score_plan(result: api.ScoreResult, tiebreak: bool, settings: RunSettings) -> None:
+    """A dry run's plan per judge (its output, so shown with --quiet too) and what its figures mean."""
+    print_plan_table(result.plan or [], "judge", "Dry run: nothing was sent", out_console, batch=settings.batch)
+    say(
+        out_console,
+        f"{result.items} item(s), {result.rejected} rejected; "
+        "token figures are estimates (4 characters a token; outputs about 150 tokens a criterion)."
+        + (" The tie-breaker row is an upper bound: it is asked only about escalated items." if tiebreak else ""),
+    )
 
 
 @app.command()
@@ -252,17 +256,15 @@ def panel(
 
     Example: trustmh panel runs/r1 --method mean --min-judges 2
     """
-    options = _panel_options(method, min_judges, exclude_self)
-    try:
-        rubrics = load_run_rubrics(run_dir)
-        panel_rows, review_rows = reaggregate_run(run_dir, rubrics, options)
-    except RunDirError as exc:
-        raise UsageError(str(exc)) from exc
+    options = PanelOptions(method=method, min_judges=min_judges, exclude_self=exclude_self)  # type: ignore[arg-type]
+    rubrics = load_run_rubrics(run_dir)
+    panel_rows, review_rows = reaggregate_run(run_dir, rubrics, options)
     verdicts = [v for _, v in read_jsonl(run_dir / "verdicts.jsonl")]
     print_agreement(judge_agreement(verdicts, rubrics), out_console)
     decided = sum(r["status"] == "decided" for r in panel_rows)
-    out_console.print(
-        f"{len(panel_rows)} panel rows ({decided} decided), {len(review_rows)} escalated → {run_dir}/review.jsonl"
+    say(
+        out_console,
+        f"{len(panel_rows)} panel rows ({decided} decided), {len(review_rows)} escalated → {run_dir}/review.jsonl",
     )
 
 
@@ -276,11 +278,8 @@ def review_export(
     Example: trustmh review export runs/r1 --csv review.csv
     """
     source = run_dir / "review.jsonl" if run_dir.is_dir() else run_dir
-    try:
-        count = export_review_csv(source, csv_path)
-    except RunDirError as exc:
-        raise UsageError(str(exc)) from exc
-    out_console.print(f"{count} rows to review → {csv_path}")
+    count = export_review_csv(source, csv_path)
+    say(out_console, f"{count} rows to review → {csv_path}")
 
 
 @review_app.command("import")
@@ -294,22 +293,16 @@ def review_import(
 
     Example: trustmh review import review.csv --out annotations.jsonl
     """
-    try:
-        annotations = import_review_csv(csv_path)
-    except RunDirError as exc:
-        raise UsageError(str(exc)) from exc
+    annotations = import_review_csv(csv_path)
     write_jsonl_atomic(out, annotations)
-    out_console.print(f"{len(annotations)} decisions → {out}")
+    say(out_console, f"{len(annotations)} decisions → {out}")
 
 
 # ---------------------------------------------------------------- rubrics
 
 
 def _load_rubrics(directory: Path) -> dict[str, Rubric]:
-    try:
-        return load_rubric_dir(directory)
-    except RubricError as exc:
-        raise UsageError(str(exc)) from exc
+    return load_rubric_dir(directory)  # a RubricError is a usage error naming file, line and field
 
 
 @rubrics_app.command("list")
@@ -393,9 +386,9 @@ def cache_stats(cache: CacheOption = None) -> None:
     """Entries and size of the verdict cache (read only: creates nothing).  Example: trustmh cache stats --cache c/"""
     stats = read_stats(cache or default_cache_dir())
     if not stats["exists"]:
-        out_console.print(f"{stats['directory']}: no cache yet (0 cached judge calls)")
+        say(out_console, f"{stats['directory']}: no cache yet (0 cached judge calls)")
         return
-    out_console.print(f"{stats['directory']}: {stats['entries']} cached judge calls, {stats['size_bytes']:,} bytes")
+    say(out_console, f"{stats['directory']}: {stats['entries']} cached judge calls, {stats['size_bytes']:,} bytes")
 
 
 @cache_app.command("clear")
@@ -406,12 +399,12 @@ def cache_clear(
     """Remove every cached judge call.  Example: trustmh cache clear --yes"""
     directory = cache or default_cache_dir()
     if not yes and not typer.confirm(f"Remove all cached verdicts in {directory}?"):
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.USAGE)  # declined: nothing removed
     removed, damaged = clear_cache(directory)
     if damaged:
-        out_console.print(f"the cache database in {directory} was damaged; removed its files (a fresh cache starts)")
+        say(out_console, f"the cache database in {directory} was damaged; removed its files (a fresh cache starts)")
     else:
-        out_console.print(f"removed {removed} cached judge calls from {directory}")
+        say(out_console, f"removed {removed} cached judge calls from {directory}")
 
 
 # ---------------------------------------------------------------- demo
@@ -462,32 +455,34 @@ def demo(
     examples = [p for p in examples if not p.name.endswith(".expected.jsonl")]
     chosen = judges if judges or judges_file else _judges_from_keys()
     have_judge = chosen is not None or judges_file is not None
-    specs, loaded = judge_options(chosen if have_judge else "openai:gpt-4.1-mini", judges_file)
-    options = ScoreOptions(
-        items=examples,
-        judges=specs,
-        rubrics_dir=bundled_path("rubrics"),
-        out=out,
-        cache_dir=None if no_cache else cache_dir_for(cache, dry_run=not have_judge),
-        samples=samples,
+    settings = RunSettings(
+        cache_dir=cache_option(cache, no_cache),
         concurrency=concurrency,
         dry_run=not have_judge,
         quiet=quiet,
-        families=families_for(loaded, judges_file),
-        command_line=public_command_line(),
+        command_line=tuple(public_command_line()),
     )
     out_console.rule("Worked examples")
-    prepared = prepare(options)
-    if not have_judge:
-        out_console.print(DEMO_HELP)
-        print_dry_run(prepared, out_console)
+    result = api.score(
+        examples,
+        judges=chosen if have_judge else "openai:gpt-4.1-mini",
+        judges_file=judges_file,
+        out=out,
+        samples=samples,
+        settings=settings,
+    )
+    if result.summary is None:
+        say(out_console, DEMO_HELP)
+        print_score_plan(result, False, settings)
     else:
-        code, summary = _execute(prepared)
-        print_pillar_summary(summary, out_console)
-        out_console.print(f"verdicts in {out}/verdicts.jsonl (exit code would be {code})")
+        if not quiet:
+            print_pillar_summary(result.summary, out_console)
+        say(out_console, f"verdicts in {out}/verdicts.jsonl (exit code would be {result.exit_code})")
         from judge.report import write_report
 
-        out_console.print(f"report (open in a browser): {write_report(out)}")
+        say(out_console, f"report (open in a browser): {write_report(out)}")
+    if quiet:  # the offline sections are tables only
+        return
     out_console.rule("Calibration of recorded judges (offline)")
     # calibration sits above the command line and plugs into it by name, as `calibrate` does.
     importlib.import_module("calibration.demo").print_crisis_calibration(out_console)
@@ -518,31 +513,27 @@ def main(argv: list[str] | None = None) -> None:
     old_umask = os.umask(0o077)
     try:
         app(args=argv, prog_name="trustmh")
-    except UsageError as exc:
-        err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(EXIT_USAGE)
-    except CacheError as exc:
-        err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(EXIT_USAGE)
-    except OSError as exc:
-        err_console.print(f"error: {describe_os_error(exc)}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(EXIT_USAGE)
     except Interrupted as exc:  # SIGINT or SIGTERM during a run: the calls in flight were kept
-        err_console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
+        say(err_console, str(exc))
         sys.exit(exc.exit_code)
+    except TrustMHError as exc:
+        say(err_console, f"error: {flag_message(exc)}")
+        sys.exit(exc.exit_code)
+    except OSError as exc:
+        say(err_console, f"error: {describe_os_error(exc)}")
+        sys.exit(ExitCode.USAGE)
     except KeyboardInterrupt:
-        err_console.print("interrupted; run the same command again to resume")
+        say(err_console, "interrupted; run the same command again to resume")
         sys.exit(ExitCode.INTERRUPTED)
     except Exception as exc:
         if os.environ.get("TRUSTMH_DEBUG"):
             raise
-        err_console.print(
+        say(
+            err_console,
             f"internal error: {type(exc).__name__}: {exc}\n"
             "This is a bug in trustmh-judge; set TRUSTMH_DEBUG=1 to see the traceback and please report it.",
-            markup=False,
-            highlight=False,
         )
-        sys.exit(1)
+        sys.exit(ExitCode.INTERNAL)
     finally:
         os.umask(old_umask)
 

@@ -7,8 +7,6 @@ from typing import Annotated
 
 import typer
 
-from judge.errors import UsageError
-
 
 def report_command(
     directory: Annotated[Path, typer.Argument(
@@ -21,20 +19,7 @@ def report_command(
     Example: trustmh report runs/bench1 --out bench1.html
     """
     # matplotlib loads here, not when `trustmh` starts: no other command needs it.
-    from judge.report import ReportError, write_report
+    from judge.report import write_report
 
-    try:
-        path = write_report(directory, out)
-    except ReportError as exc:
-        raise UsageError(str(exc)) from exc
-    typer.echo(f"wrote {path}")
+    typer.echo(f"wrote {write_report(directory, out)}")  # a ReportError is a usage error naming the file
 
-
-def write_run_report(out: Path) -> Path:
-    """OUT/report.html at the end of a command that has just written OUT (matplotlib loads only now)."""
-    from judge.report import ReportError, write_report
-
-    try:
-        return write_report(out)
-    except ReportError as exc:
-        raise UsageError(f"{out}: the report could not be written: {exc}") from exc

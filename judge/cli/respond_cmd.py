@@ -8,22 +8,18 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from judge.bundled import bundled_path
+from judge import api
 from judge.calls.runner import print_plan_table
 from judge.cli.batch_options import DEFAULT_POLL_S, BatchOption, BatchPollOption
-from judge.cli.common import cache_dir_for, public_command_line
-from judge.errors import UsageError
-from judge.judges import JudgeConfigError
-from judge.respond.pipeline import RespondOptions, execute_responses, prepare_responses, respond_dry_run
-from judge.respond.targets import TargetSpec, load_targets_file, resolve_targets
-from judge.rubric import RubricError, load_rubric_dir
+from judge.cli.common import cache_option, public_command_line, say
+from judge.settings import RunSettings
 
 out_console = Console()
 err_console = Console(stderr=True)
 
 TargetsOption = Annotated[
     str | None,
-    typer.Option("--targets", help="Comma-separated PROVIDER:MODEL[@BASE_URL] or names from --targets-file."),
+    typer.Option("--targets", help="Comma-separated PROVIDER:MODEL\\[@URL] or names from --targets-file."),
 ]
 TargetsFileOption = Annotated[
     Path | None,
@@ -31,31 +27,14 @@ TargetsFileOption = Annotated[
 ]
 
 
-def resolve_target_options(targets: str | None, targets_file: Path | None) -> list[TargetSpec]:
-    try:
-        loaded = load_targets_file(targets_file) if targets_file else None
-        return resolve_targets(targets, loaded)
-    except JudgeConfigError as exc:
-        raise UsageError(str(exc)) from exc
-
-
-def known_pillars(rubrics: Path | None) -> set[str]:
-    """Pillar names a prompt may carry: those the rubrics used for scoring define."""
-    try:
-        return set(load_rubric_dir(rubrics or bundled_path("rubrics")))
-    except RubricError as exc:
-        raise UsageError(str(exc)) from exc
-
-
 def print_respond_summary(summary: dict, out: Path) -> None:
     calls = summary["calls"]
     reasons = ", ".join(f"{k} {v}" for k, v in summary["failures_by_reason"].items())
-    err_console.print(
+    say(
+        err_console,
         f"{calls['planned']} target calls: {calls['requested']} requested, {calls['cache_hits']} from cache, "
         f"{calls['resumed']} resumed, {calls['failed']} failed{f' ({reasons})' if reasons else ''} "
         f"→ {out}/responses.jsonl",
-        markup=False,
-        highlight=False,
     )
 
 
@@ -86,25 +65,22 @@ def respond(
     Exit codes: 0 every prompt answered, 3 some target calls failed (listed in OUT/calls.jsonl with the
     reason), 2 bad input (nothing sent), 1 internal error.
     """
-    options = RespondOptions(
-        prompts=prompts,
-        targets=resolve_target_options(targets, targets_file),
-        out=out,
-        cache_dir=None if no_cache else cache_dir_for(cache, dry_run),
-        known_pillars=known_pillars(rubrics),
-        samples=samples,
+    settings = RunSettings(
+        cache_dir=cache_option(cache, no_cache),
         concurrency=concurrency,
         dry_run=dry_run,
         quiet=quiet,
         overwrite=overwrite,
         batch=batch,
         batch_poll_s=batch_poll,
-        command_line=public_command_line(),
+        command_line=tuple(public_command_line()),
     )
-    prepared = prepare_responses(options)
-    if dry_run:
-        print_plan_table(respond_dry_run(prepared), "target", "Dry run: nothing was sent", out_console, batch=batch)
+    result = api.respond(
+        prompts, targets=targets, targets_file=targets_file, out=out, rubrics=rubrics, samples=samples,
+        settings=settings,
+    )
+    if result.summary is None:
+        print_plan_table(result.plan or [], "target", "Dry run: nothing was sent", out_console, batch=batch)
         return
-    code, summary = execute_responses(prepared)
-    print_respond_summary(summary, out)
-    raise typer.Exit(code)
+    print_respond_summary(result.summary, out)
+    raise typer.Exit(result.exit_code)

@@ -14,17 +14,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from judge.datasets import DatasetError, get_dataset
+from judge.datasets import get_dataset
 from judge.errors import UsageError
-from judge.suites.catalogue import SUBTASKS, SUITES, Suite, UnavailableSuiteError, build_suite
-from judge.suites.scorecard import (
-    DEFAULT_BOOTSTRAP,
-    DEFAULT_SEED,
-    ScorecardError,
-    compute_scorecard,
-    write_private,
-    write_scorecard,
-)
+from judge.suites.catalogue import SUBTASKS, SUITES, Suite, build_prompts
+from judge.suites.scorecard import DEFAULT_BOOTSTRAP, DEFAULT_SEED, scorecard_for, write_private, write_scorecard
 
 suites_app = typer.Typer(
     no_args_is_help=True,
@@ -44,10 +37,6 @@ def _prompts_text(suite: Suite) -> str:
     return "—" if suite.n_prompts is None else str(suite.n_prompts)
 
 
-def _status_text(suite: Suite) -> str:
-    return f"{suite.status}: {suite.reason}" if suite.reason else suite.status
-
-
 @suites_app.command("list")
 def list_suites() -> None:
     """Every sub-task of TrustMH-Bench's rank table, the suite that builds it, and whether it can run.
@@ -62,11 +51,11 @@ def list_suites() -> None:
         for suite in SUITES.values():
             table.add_row(suite.id, suite.pillar, ", ".join(suite.subtasks) or "(extra)", suite.dataset,
                           _prompts_text(suite), _metrics_text(suite), "yes" if suite.judge else "no",
-                          _status_text(suite))
+                          suite.status_text)
         console.print(table)
     else:  # a terminal too narrow for eight columns: one short block per suite
         for suite in SUITES.values():
-            console.print(f"[bold]{suite.id}[/bold]  {_status_text(suite)}", highlight=False)
+            console.print(f"[bold]{suite.id}[/bold]  {suite.status_text}", highlight=False)
             console.print(f"    pillar {suite.pillar} · paper sub-task: {', '.join(suite.subtasks) or '(extra)'}"
                           f" · data: {suite.dataset} · prompts: {_prompts_text(suite)}"
                           f" · metrics: {_metrics_text(suite)} · judge: {'yes' if suite.judge else 'no'}",
@@ -94,7 +83,7 @@ def show_suite(
     """
     suite = _suite_or_usage(name)
     console.print(f"[bold]{suite.id}[/]  ({suite.pillar}; paper sub-task: {', '.join(suite.subtasks) or 'extra'})")
-    console.print(f"status: {_status_text(suite)}")
+    console.print(f"status: {suite.status_text}")
     console.print(f"dataset: {suite.dataset}" + ("" if suite.n_prompts is None else f", {suite.n_prompts} prompts"))
     if suite.target_sees:
         console.print(f"the target sees: {suite.target_sees}")
@@ -124,32 +113,10 @@ def build_suites(
 
     Example: trustmh suites build safety/jailbreak privacy/leakage --out prompts.jsonl --limit 20 --seed 1
     """
-    prompts = build_prompts(names, limit, seed)
+    prompts = build_prompts(names, limit, seed, field="SUITE")
     write_private(out, "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in prompts))
     counts = {name: sum(p["meta"]["suite"] == name for p in prompts) for name in dict.fromkeys(names)}
     console.print(f"wrote {len(prompts)} prompts to {out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-
-
-def build_prompts(names: list[str], limit: int | None, seed: int, option: str = "SUITE") -> list[dict[str, Any]]:
-    """Every named suite's prompts, in order; any unknown or unbuildable name fails before anything is built.
-
-    `option` names where the names came from in the messages (`trustmh bench` passes "--suites")."""
-    unknown = [n for n in names if n not in SUITES]
-    if unknown:
-        raise UsageError(f"{option}: unknown suite(s) {', '.join(map(repr, unknown))}; known: {', '.join(SUITES)}")
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise UsageError(f"{option}: {', '.join(duplicates)} named twice")
-    blocked = [SUITES[n] for n in names if SUITES[n].build is None]
-    if blocked:
-        raise UsageError("; ".join(f"{option}: {s.id} cannot be built ({_status_text(s)})" for s in blocked))
-    prompts: list[dict[str, Any]] = []
-    for name in dict.fromkeys(names):
-        try:
-            prompts += build_suite(name, limit, seed)
-        except (DatasetError, UnavailableSuiteError, ValueError) as exc:
-            raise UsageError(f"suite {name}: {exc}") from exc
-    return prompts
 
 
 def metrics_command(
@@ -171,20 +138,6 @@ def metrics_command(
     console.print(
         f"{len(card['results'])} records, {len(card['unparsed'])} unreadable answers; wrote {json_path} and {md_path}"
     )
-
-
-def scorecard_for(run_dir: Path, bootstrap: int, seed: int) -> dict[str, Any]:
-    """The scorecard of a run directory; unreadable run files are usage errors naming file and line."""
-    from judge.bundled import bundled_path
-    from judge.rubric import load_rubric_dir
-
-    scale_min = {
-        (p, c.id): float(c.scale.min) for p, r in load_rubric_dir(bundled_path("rubrics")).items() for c in r.criteria
-    }
-    try:
-        return compute_scorecard(run_dir, bootstrap, seed, scale_min)
-    except ScorecardError as exc:
-        raise UsageError(str(exc)) from exc
 
 
 def print_primary_table(card: dict[str, Any], out: Console, title: str = "Ranked metric per suite") -> None:

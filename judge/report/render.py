@@ -75,7 +75,7 @@ def write_report(directory: Path, out: Path | None = None) -> Path:
     html = render_page(build_page(directory))
     target = Path(out) if out is not None else directory / DEFAULT_NAME
     if target.is_dir():
-        raise ReportError(f"--out {target}: is a folder; give a file name such as {target / DEFAULT_NAME}")
+        raise ReportError(f"{target}: is a folder; give a file name such as {target / DEFAULT_NAME}", field="out")
     old_umask = os.umask(0o077)  # the temporary file is owner-only from the start
     try:
         write_text_atomic(target, [html])

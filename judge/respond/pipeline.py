@@ -40,7 +40,7 @@ from judge.calls.runner import (
     run_calls,
     write_in_plan_order,
 )
-from judge.errors import UsageError
+from judge.errors import ExitCode, UsageError
 from judge.item_store import ItemStore, read_into_store
 from judge.items import PROMPT_SHAPE, Prompt, format_rejections
 from judge.judges import JudgeConfigError, check_samples
@@ -49,6 +49,7 @@ from judge.respond.calls import TargetCalls, response_item
 from judge.respond.plan import TargetPlan
 from judge.respond.targets import TargetSpec
 from judge.rundir import write_json_atomic, write_jsonl_atomic
+from judge.settings import RunSettings
 
 if TYPE_CHECKING:
     from judge.respond.worker import TargetWorker
@@ -60,21 +61,14 @@ RESPONSES = "responses.jsonl"
 RESPOND_OUTPUTS = (JOURNAL, RESPONSES, "summary.json")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RespondOptions:
     prompts: list[Path]
     targets: list[TargetSpec]
     out: Path
-    cache_dir: Path | None
     known_pillars: set[str]
     samples: int = 1
-    concurrency: int = 8
-    dry_run: bool = False
-    quiet: bool = False
-    overwrite: bool = False
-    batch: bool = False  # first turns through the providers' batch APIs (judge.calls.batch)
-    batch_poll_s: float = 30.0
-    command_line: list[str] = field(default_factory=list)
+    settings: RunSettings = field(default_factory=RunSettings)
 
 
 @dataclass
@@ -91,12 +85,14 @@ KIND = TargetCalls()
 
 
 def prepare_responses(options: RespondOptions) -> PreparedResponses:
+    """Read and check the prompts and plan the calls; a bad argument raises a UsageError naming its field."""
+    settings = options.settings
     if options.samples < 1:
-        raise UsageError("--samples must be at least 1")
+        raise UsageError(f"{options.samples}: must be at least 1", field="samples")
     try:
-        check_samples(options.targets, options.samples)
+        check_samples(options.targets, options.samples, noun="target")
     except JudgeConfigError as exc:
-        raise UsageError(str(exc).replace("judge(s)", "target(s)").replace("--judges-file", "--targets-file")) from exc
+        raise UsageError(exc.message, field=exc.field) from exc
     read = read_into_store(options.prompts, options.known_pillars, shape=PROMPT_SHAPE)
     if read.rejections:
         raise UsageError(
@@ -107,11 +103,11 @@ def prepare_responses(options: RespondOptions) -> PreparedResponses:
     if not prompts:
         raise UsageError("no prompts in " + ", ".join(map(str, options.prompts)))
     calls = TargetPlan(prompts, options.targets, options.samples)
-    cache = AnswerCache(options.cache_dir) if options.cache_dir else None
-    resumed = {} if options.dry_run else read_journal(options.out / JOURNAL, KIND)
+    cache = settings.open_cache()
+    resumed = {} if settings.dry_run else read_journal(options.out / JOURNAL, KIND)
     known = known_results(calls, resumed, cache, KIND)
     pending = {calls.worker_name(i): calls.target_of(i) for i in range(len(calls)) if known.status[i] == ASK}
-    workers = {} if options.dry_run else make_workers(list(pending.values()), options.concurrency, *TARGET_WORKER)
+    workers = {} if settings.dry_run else make_workers(list(pending.values()), settings.concurrency, *TARGET_WORKER)
     return PreparedResponses(options, prompts, calls, known, cache, workers)
 
 
@@ -146,17 +142,17 @@ def respond_dry_run(prepared: PreparedResponses) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- the run
 
 
-def execute_responses(prepared: PreparedResponses) -> tuple[int, dict[str, Any]]:
+def execute_responses(prepared: PreparedResponses) -> tuple[ExitCode, dict[str, Any]]:
     """Ask what is not known yet and write every output; returns (exit code, summary)."""
-    options = prepared.options
+    options, settings = prepared.options, prepared.options.settings
     started_at, started = datetime.now(UTC), time.monotonic()
     earlier = prepared.known.resumed  # the journal index of an earlier run (its file is read as needed)
     try:
-        with locked_run(options.out, prepared.calls, RESPOND_OUTPUTS, options.overwrite) as identity:
-            if options.overwrite:
+        with locked_run(options.out, prepared.calls, RESPOND_OUTPUTS, settings.overwrite) as identity:
+            if settings.overwrite:
                 prepared.known = known_results(prepared.calls, {}, prepared.cache, KIND)
             write_json_atomic(options.out / "run.json", _run_record(prepared, started_at, identity, ended=False))
-            progress = RunProgress("answering", len(prepared.calls), options.quiet)
+            progress = RunProgress("answering", len(prepared.calls), settings.quiet)
             tally = TargetTally(prepared.options.targets)
 
             def on_result(result: CallResult) -> None:
@@ -165,7 +161,7 @@ def execute_responses(prepared: PreparedResponses) -> tuple[int, dict[str, Any]]
 
             async def body(files: CallRunFiles) -> Ledger:
                 engine = make_engine(
-                    options, files, progress, dict(prepared.workers), prepared.cache, KIND, on_result
+                    settings, options.out, files, progress, dict(prepared.workers), prepared.cache, KIND, on_result
                 )
                 try:
                     return await engine.run(prepared.calls, prepared.known)
@@ -184,7 +180,7 @@ def execute_responses(prepared: PreparedResponses) -> tuple[int, dict[str, Any]]
             earlier.close()
         if prepared.cache is not None:
             prepared.cache.close()
-    return (3 if summary["calls"]["failed"] else 0), summary
+    return (ExitCode.FAILED_VERDICTS if summary["calls"]["failed"] else ExitCode.OK), summary
 
 
 def _response_items(calls: TargetPlan, journal: Journal, ledger: Ledger) -> Iterator[dict[str, Any]]:
@@ -232,13 +228,13 @@ def respond_summary(prepared: PreparedResponses, tally: TargetTally, wall_time_s
 
 
 def _run_record(prepared: PreparedResponses, started_at: datetime, identity: str, *, ended: bool) -> dict[str, Any]:
-    options = prepared.options
+    options, settings = prepared.options, prepared.options.settings
     return {
-        **common_record(options.command_line, started_at, ended),
+        **common_record(list(settings.command_line), started_at, ended),
         "identity": identity,
         "prompts": [str(p) for p in options.prompts],
         "targets": [t.public_dict() for t in options.targets],
         "samples": options.samples,
-        "concurrency": options.concurrency,
-        "cache_dir": str(options.cache_dir) if options.cache_dir else None,
+        "concurrency": settings.concurrency,
+        "cache_dir": str(settings.cache_dir) if settings.cache_dir else None,
     }

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
 
-from judge.errors import UsageError
+from judge.errors import DatasetError, UsageError
 from judge.suites import crisis, ethics, fairness, privacy, reliability, robustness, safety, sycophancy
 from judge.suites.prompt_records import sample_prompts
 from judge.suites.spec import Builder, JudgedRule, MetricSpec, Reader, Sampler
@@ -64,6 +64,11 @@ class Suite:
     sources: tuple[str, ...] = ()  # registered datasets (data/registry.toml) the builder reads
     rubrics: tuple[str, ...] = ()  # the rubrics its prompts are judged with, when not the pillar's own
     sample: Sampler | None = None  # how --limit draws, when a plain seeded draw would break the design
+
+    @property
+    def status_text(self) -> str:
+        """The status with its reason, as `trustmh suites list` shows it."""
+        return f"{self.status}: {self.reason}" if self.reason else self.status
 
     @property
     def primary(self) -> MetricSpec:
@@ -224,6 +229,28 @@ def get_suite(suite_id: str) -> Suite:
     if suite_id not in SUITES:
         raise UnknownSuiteError(f"unknown suite {suite_id!r}; known suites: {', '.join(SUITES)}")
     return SUITES[suite_id]
+
+
+def build_prompts(names: list[str], limit: int | None, seed: int, field: str = "suites") -> list[dict[str, Any]]:
+    """Every named suite's prompts, in order; any unknown or unbuildable name fails before anything is built.
+
+    `field` names the argument the names came from in the errors (the command line's SUITE... is "SUITE")."""
+    unknown = [n for n in names if n not in SUITES]
+    if unknown:
+        raise UsageError(f"unknown suite(s) {', '.join(map(repr, unknown))}; known: {', '.join(SUITES)}", field=field)
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise UsageError(f"{', '.join(duplicates)} named twice", field=field)
+    blocked = [SUITES[n] for n in names if SUITES[n].build is None]
+    if blocked:
+        raise UsageError("; ".join(f"{s.id} cannot be built ({s.status_text})" for s in blocked), field=field)
+    prompts: list[dict[str, Any]] = []
+    for name in dict.fromkeys(names):
+        try:
+            prompts += build_suite(name, limit, seed)
+        except (DatasetError, ValueError) as exc:
+            raise UsageError(f"suite {name}: {exc}") from exc
+    return prompts
 
 
 def build_suite(suite_id: str, limit: int | None = None, seed: int = 0) -> list[dict[str, Any]]:

@@ -60,6 +60,7 @@ from judge.bundled import bundled_path  # noqa: E402
 from judge.calls.client import request_kwargs  # noqa: E402
 from judge.judges import JudgeSpec, parse_judge_spec  # noqa: E402
 from judge.score import Prepared, ScoreOptions, execute, prepare  # noqa: E402
+from judge.settings import RunSettings  # noqa: E402
 from judge.verdict import JUDGED_RESPONSE  # noqa: E402
 from tests.perf.sdk_floor import post_all  # noqa: E402
 
@@ -328,9 +329,7 @@ def options(items: Path, judge: str, out: Path, *, cache: Path | None, concurren
         judges=[parse_judge_spec(judge)],
         rubrics_dir=bundled_path("rubrics"),
         out=out,
-        cache_dir=cache,
-        concurrency=concurrency,
-        quiet=True,
+        settings=RunSettings(cache_dir=cache, concurrency=concurrency, quiet=True),
     )
 
 

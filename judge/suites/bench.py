@@ -1,0 +1,198 @@
+"""A bench: suites → prompts → the targets answer → the judges judge → the scorecard, in one out directory.
+
+The live bench chains the stages, each with its own resumable out directory under OUT (respond/ and
+score/), so a bench killed at any point and started again with the same arguments finishes with the
+files of an uninterrupted run and repeats no answered call: the prompts are rebuilt identically
+(seeded sampling), and each stage resumes from its journal and the cache. Nothing here prints or
+writes the HTML report (judge.api does, a layer up).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from judge.errors import ExitCode, UsageError
+from judge.families import Families
+from judge.judges import JudgeSpec, check_samples
+from judge.respond.calls import response_item
+from judge.respond.pipeline import PreparedResponses, RespondOptions, execute_responses, prepare_responses
+from judge.respond.pipeline import respond_dry_run as target_plan
+from judge.respond.targets import TargetSpec
+from judge.rubric import load_rubric_dir
+from judge.rundir import OutDirLock, make_private_dir, write_json_atomic, write_jsonl_atomic
+from judge.score import ScoreOptions, dry_run_plan, execute, prepare
+from judge.settings import RunSettings
+from judge.suites.catalogue import build_prompts
+from judge.suites.published import RECORDED, import_recorded
+from judge.suites.scorecard import DEFAULT_BOOTSTRAP, DEFAULT_SEED, iter_jsonl, scorecard_for, write_scorecard
+
+JUDGED_ITEMS = "judged-items.jsonl"  # the answers of suites that need a judge, as score items
+
+
+@dataclass(kw_only=True)
+class BenchOptions:
+    suites: list[str]
+    targets: list[TargetSpec]
+    judges: list[JudgeSpec]
+    out: Path
+    rubrics_dir: Path
+    limit: int | None = None
+    seed: int = DEFAULT_SEED
+    samples: int = 1
+    bootstrap: int = DEFAULT_BOOTSTRAP
+    families: Families | None = None  # a judges file's [families] over the built-in ones; None: built-in
+    settings: RunSettings = field(default_factory=RunSettings)
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """What a bench did: its exit code, each stage's summary, the scorecard and the files written.
+
+    A dry run has the plans (per target, per judge; `judge_plan` None when no chosen suite is judged) and
+    no summaries, scorecard or files."""
+
+    out: Path
+    exit_code: ExitCode
+    prompts: int
+    respond_summary: dict[str, Any] | None = None
+    score_summary: dict[str, Any] | None = None  # None: no chosen suite is judged
+    scorecard: dict[str, Any] | None = None
+    files: tuple[Path, ...] = ()  # scorecard.json, scorecard.md (and report.html, added by judge.api)
+    target_plan: list[dict[str, Any]] | None = None
+    judge_plan: list[dict[str, Any]] | None = None
+
+
+def run_recorded_bench(
+    recorded: str, out: Path, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED
+) -> BenchResult:
+    """Import the recorded run into OUT (prompts.jsonl, respond/, score/, bench.json), then write
+    OUT/scorecard.json and OUT/scorecard.md. An unknown name or missing data is a usage error."""
+    if recorded not in RECORDED:
+        raise UsageError(f"{recorded!r}: unknown recorded run; available: {', '.join(RECORDED)}", field="recorded")
+    import_recorded(recorded, out)  # a DatasetError names the missing file
+    card = scorecard_for(out, bootstrap, seed)
+    files = write_scorecard(out, card)
+    prompts = sum(1 for _ in iter_jsonl(out / "prompts.jsonl"))
+    return BenchResult(out, ExitCode.OK, prompts, scorecard=card, files=files)
+
+
+def _write_judged_items(responses: Path, path: Path) -> int:
+    """The answers whose suite needs a judge (a pillar), as score items, in one streaming pass over
+    responses.jsonl (memory does not grow with the run); no file when there is none."""
+    count = 0
+
+    def judged() -> Iterator[dict[str, Any]]:
+        nonlocal count
+        for _, item in iter_jsonl(responses):
+            if item.get("pillar"):
+                count += 1
+                yield item
+
+    write_jsonl_atomic(path, judged())
+    if not count:
+        path.unlink()
+    return count
+
+
+def _estimated_judge_plan(
+    options: BenchOptions, prepared_responses: PreparedResponses, scratch: Path
+) -> list[dict[str, Any]] | None:
+    """Judge calls a bench would make, priced by score's own dry run: on the answers already known (cache,
+    earlier run) and, for the rest, on a stand-in answer of the estimated length. None when no chosen
+    suite is judged."""
+
+    def stand_ins() -> Iterator[dict[str, Any]]:
+        target_calls, known = prepared_responses.calls, prepared_responses.known
+        for index in range(len(target_calls)):
+            call = target_calls[index]
+            if not call.prompt.pillars:
+                continue
+            result = known[index]
+            if result is not None and result.ok:
+                turns = result.payload["turns"]
+            else:  # a stand-in answer of the estimated length, every turn
+                turns = ["x" * (4 * call.answer_tokens())] * (1 + len(call.prompt.followups))
+            yield response_item(call, turns)
+
+    items = scratch / JUDGED_ITEMS
+    write_jsonl_atomic(items, stand_ins())
+    if items.stat().st_size == 0:
+        return None
+    return dry_run_plan(prepare(_score_options(options, items, scratch / "score")))
+
+
+def _score_options(options: BenchOptions, items: Path, out: Path) -> ScoreOptions:
+    """The score stage of a bench: its judges, rubrics, samples and families, with the bench's settings."""
+    return ScoreOptions(
+        items=[items],
+        judges=options.judges,
+        rubrics_dir=options.rubrics_dir,
+        out=out,
+        settings=options.settings,
+        samples=options.samples,
+        families=options.families,
+    )
+
+
+def run_bench(options: BenchOptions) -> BenchResult:
+    """The whole loop (or, with `dry_run`, its price); every argument is checked before anything is sent."""
+    check_samples(options.judges, options.samples)
+    load_rubric_dir(options.rubrics_dir)  # a broken rubric folder is a usage error before anything runs
+    prompts = build_prompts(options.suites, options.limit, options.seed)
+    if not prompts:
+        raise UsageError("the chosen suites have no prompts (check `limit=`)", field="suites")
+    respond_options = RespondOptions(
+        prompts=[options.out / "prompts.jsonl"],
+        targets=options.targets,
+        out=options.out / "respond",
+        known_pillars=set(load_rubric_dir(options.rubrics_dir)),
+        settings=options.settings,
+    )
+    if options.settings.dry_run:
+        return _dry_run(options, respond_options, prompts)
+    make_private_dir(options.out)
+    with OutDirLock(options.out):
+        started_at, started = datetime.now(UTC), time.monotonic()
+        write_jsonl_atomic(options.out / "prompts.jsonl", prompts)
+        respond_code, respond_summary = execute_responses(prepare_responses(respond_options))
+        score_code, score_summary = ExitCode.OK, None
+        if _write_judged_items(respond_options.out / "responses.jsonl", options.out / JUDGED_ITEMS):
+            score_options = _score_options(options, options.out / JUDGED_ITEMS, options.out / "score")
+            score_code, score_summary = execute(prepare(score_options))
+        card = scorecard_for(options.out, options.bootstrap, options.seed)
+        files = write_scorecard(options.out, card)
+        write_json_atomic(options.out / "bench.json", _bench_record(options, started_at, time.monotonic() - started))
+    code = ExitCode.FAILED_VERDICTS if ExitCode.FAILED_VERDICTS in (respond_code, score_code) else ExitCode.OK
+    return BenchResult(options.out, code, len(prompts), respond_summary, score_summary, card, files)
+
+
+def _dry_run(options: BenchOptions, respond_options: RespondOptions, prompts: list[dict[str, Any]]) -> BenchResult:
+    """Price target and judge calls separately; nothing is written under OUT, nothing is sent."""
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "prompts.jsonl"
+        write_jsonl_atomic(path, prompts)
+        prepared = prepare_responses(replace(respond_options, prompts=[path]))
+        targets, judges = target_plan(prepared), _estimated_judge_plan(options, prepared, Path(scratch))
+    return BenchResult(options.out, ExitCode.OK, len(prompts), target_plan=targets, judge_plan=judges)
+
+
+def _bench_record(options: BenchOptions, started_at: datetime, wall_time_s: float) -> dict[str, Any]:
+    return {
+        "suites": options.suites,
+        "targets": [t.public_dict() for t in options.targets],
+        "judges": [j.public_dict() for j in options.judges],
+        "limit": options.limit,
+        "seed": options.seed,
+        "samples": options.samples,
+        "bootstrap": options.bootstrap,
+        "command_line": list(options.settings.command_line),
+        "started_at": started_at.isoformat(),
+        "ended_at": datetime.now(UTC).isoformat(),
+        "wall_time_s": round(wall_time_s, 3),
+    }
