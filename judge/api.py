@@ -8,6 +8,7 @@ An argument that cannot be used raises a `judge.errors.TrustMHError` whose `fiel
 from __future__ import annotations
 
 import contextlib
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from judge.bundled import bundled_path
-from judge.errors import ExitCode, UsageError
+from judge.errors import ExitCode, TrustMHError, UsageError
 from judge.families import DEFAULT_FAMILIES, Families, families_from_toml
 from judge.items import Item, Prompt, format_rejections, item_file_problems
 from judge.judges import JudgesFile, JudgeSpec, check_samples, load_judges_file, resolve_judges
@@ -313,9 +314,22 @@ def _record_files(records: Records, field: str, scratch: contextlib.ExitStack) -
         folder = Path(scratch.enter_context(tempfile.TemporaryDirectory(prefix=f"trustmh-{field}-")))
         paths.append(folder / f"{field}.jsonl")
         write_jsonl_atomic(paths[-1], rows)
+        scratch.enter_context(_named_in_memory(paths[-1], field))
     if not paths:
         raise UsageError("none given", field=field)
     return paths
+
+
+@contextlib.contextmanager
+def _named_in_memory(path: Path, field: str) -> Any:
+    """A problem of a record given in memory named as `items[3]` (its index), not by the temporary file."""
+    try:
+        yield
+    except TrustMHError as exc:
+        if str(path) not in exc.message:
+            raise
+        message = re.sub(rf"{re.escape(str(path))}:(\d+)", lambda m: f"{field}[{int(m[1]) - 1}]", exc.message)
+        raise type(exc)(message, field=exc.field) from exc
 
 
 @contextlib.contextmanager
