@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from judge.calls import runner
 from judge.calls.batch import make_engine
 from judge.calls.cache import AnswerCache
 from judge.calls.engine import (
@@ -29,16 +30,6 @@ from judge.calls.engine import (
     journal_rows,
     known_results,
     read_journal,
-)
-from judge.calls.runner import (
-    CallRunFiles,
-    RunProgress,
-    RunTally,
-    common_record,
-    locked_run,
-    make_workers,
-    run_calls,
-    write_in_plan_order,
 )
 from judge.errors import ExitCode, UsageError
 from judge.item_store import ItemStore, read_into_store
@@ -107,7 +98,8 @@ def prepare_responses(options: RespondOptions) -> PreparedResponses:
     resumed = {} if settings.dry_run else read_journal(options.out / JOURNAL, KIND)
     known = known_results(calls, resumed, cache, KIND)
     pending = {calls.worker_name(i): calls.target_of(i) for i in range(len(calls)) if known.status[i] == ASK}
-    workers = {} if settings.dry_run else make_workers(list(pending.values()), settings.concurrency, *TARGET_WORKER)
+    targets = list(pending.values())
+    workers = {} if settings.dry_run else runner.make_workers(targets, settings.concurrency, *TARGET_WORKER)
     return PreparedResponses(options, prompts, calls, known, cache, workers)
 
 
@@ -148,18 +140,18 @@ def execute_responses(prepared: PreparedResponses) -> tuple[ExitCode, dict[str, 
     started_at, started = datetime.now(UTC), time.monotonic()
     earlier = prepared.known.resumed  # the journal index of an earlier run (its file is read as needed)
     try:
-        with locked_run(options.out, prepared.calls, RESPOND_OUTPUTS, settings.overwrite) as identity:
+        with runner.locked_run(options.out, prepared.calls, RESPOND_OUTPUTS, settings.overwrite) as identity:
             if settings.overwrite:
                 prepared.known = known_results(prepared.calls, {}, prepared.cache, KIND)
             write_json_atomic(options.out / "run.json", _run_record(prepared, started_at, identity, ended=False))
-            progress = RunProgress("answering", len(prepared.calls), settings.quiet)
+            progress = runner.RunProgress("answering", len(prepared.calls), settings.quiet)
             tally = TargetTally(prepared.options.targets)
 
             def on_result(result: CallResult) -> None:
                 tally.add(result)
                 progress.update(result)
 
-            async def body(files: CallRunFiles) -> Ledger:
+            async def body(files: runner.CallRunFiles) -> Ledger:
                 engine = make_engine(
                     settings, options.out, files, progress, dict(prepared.workers), prepared.cache, KIND, on_result
                 )
@@ -169,8 +161,8 @@ def execute_responses(prepared: PreparedResponses) -> tuple[ExitCode, dict[str, 
                     await engine.close()
 
             with Journal(options.out / JOURNAL) as journal:
-                ledger: Ledger = run_calls(options.out, journal, progress, prepared.workers, body)
-                write_in_plan_order(options.out / JOURNAL, journal, [ledger])
+                ledger: Ledger = runner.run_calls(options.out, journal, progress, prepared.workers, body)
+                runner.write_in_plan_order(options.out / JOURNAL, journal, [ledger])
                 write_jsonl_atomic(options.out / RESPONSES, _response_items(prepared.calls, journal, ledger))
             summary = respond_summary(prepared, tally, time.monotonic() - started)
             write_json_atomic(options.out / "summary.json", summary)
@@ -193,7 +185,7 @@ def _response_items(calls: TargetPlan, journal: Journal, ledger: Ledger) -> Iter
             yield response_item(calls[index], row["turns"])
 
 
-class TargetTally(RunTally):
+class TargetTally(runner.RunTally):
     """The run's counts, plus per target how many calls were answered, failed or cut by max_tokens."""
 
     def __init__(self, targets: list[TargetSpec]) -> None:
@@ -230,7 +222,7 @@ def respond_summary(prepared: PreparedResponses, tally: TargetTally, wall_time_s
 def _run_record(prepared: PreparedResponses, started_at: datetime, identity: str, *, ended: bool) -> dict[str, Any]:
     options, settings = prepared.options, prepared.options.settings
     return {
-        **common_record(list(settings.command_line), started_at, ended),
+        **runner.common_record(list(settings.command_line), started_at, ended),
         "identity": identity,
         "prompts": [str(p) for p in options.prompts],
         "targets": [t.public_dict() for t in options.targets],
