@@ -12,7 +12,7 @@ import pytest
 
 from judge.suites.catalogue import SUITES
 from tests.conftest import read_jsonl
-from tests.fakeapi import FakeLLMServer
+from tests.fakeapi import FakeLLMServer, ParsedRequest, Reply
 from tests.fakeapi.judge_script import target_or_judge_answerer
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.usefixtures("mirror")]
@@ -200,3 +200,39 @@ def test_the_recorded_bench_writes_a_scorecard_and_a_report(tmp_path: Path, run_
     assert len({r["target"] for r in card["results"] if r["suite"] == "ethics/reasoning"}) == 12
     assert len({r["target"] for r in card["results"] if r["suite"] == "privacy/leakage"}) == 6
     assert (out / "report.html").exists()
+
+
+def test_an_overlong_target_answer_is_judged_cut_to_fit_and_the_bench_goes_on(
+    tmp_path: Path, bench_server: FakeLLMServer, judge_env: Path, run_cli: Any
+) -> None:
+    """A target's answer longer than the limit is the system under test, not bad input: it is judged on a
+    copy cut to fit and marked so, and the bench ends with its scorecard (it stopped with exit 2 and advised
+    --max-response-chars, which bench did not have; #28 item 2)."""
+    def long_answers(req: ParsedRequest) -> Reply:  # every target rambles on for 200,000 characters
+        reply = target_or_judge_answerer(req)
+        return Reply.text("I hear you, and " * 12_500) if reply.kind == "text" else reply
+
+    out = tmp_path / "bench"
+    with FakeLLMServer(answerer=long_answers) as server:
+        result = run_cli(*bench_args(server, out))
+    assert result.code in (0, 3), result.stderr
+    assert (out / "scorecard.json").exists() and (out / "report.html").exists()
+    judged = read_jsonl(out / "judged-items.jsonl")
+    assert judged and all(len(item["response"]) <= 100_000 for item in judged)
+    assert all(item["meta"]["response_truncated"]["chars"] == 200_000 for item in judged)
+    answers = [c["response"] for c in read_jsonl(out / "respond" / "calls.jsonl") if c["response"]]
+    assert answers and all(len(a) == 200_000 for a in answers), "the answers themselves are kept whole"
+
+
+def test_judged_copy_cuts_with_a_note_and_leaves_short_answers_alone() -> None:
+    from judge.suites.bench import judged_copy
+
+    short = {"id": "a", "response": "fine", "meta": {"suite": "s"}}
+    assert judged_copy(short, 100) is short
+    long = {"id": "b", "response": "x" * 10_000_000, "meta": {"suite": "s"}}
+    copy = judged_copy(long, 100_000)
+    assert len(copy["response"]) <= 100_000 and "trustmh cut the rest of this answer" in copy["response"]
+    kept = copy["meta"]["response_truncated"]["judged_chars"]
+    assert copy["meta"] == {"suite": "s", "response_truncated": {"chars": 10_000_000, "judged_chars": kept}}
+    assert copy["response"].startswith("x" * kept) and kept > 99_000
+    assert long["response"] == "x" * 10_000_000, "the answer itself is not changed"

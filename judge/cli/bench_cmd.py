@@ -14,6 +14,7 @@ from judge.cli.batch_options import DEFAULT_POLL_S, BatchOption, BatchPollOption
 from judge.cli.common import cache_option, public_command_line, say
 from judge.cli.respond_cmd import TargetsFileOption, TargetsOption, print_respond_summary
 from judge.cli.suites_cmd import print_primary_table
+from judge.items import DEFAULT_MAX_RESPONSE_CHARS
 from judge.settings import RunSettings
 from judge.suites.bench import BenchResult
 from judge.suites.scorecard import DEFAULT_BOOTSTRAP, DEFAULT_SEED
@@ -48,6 +49,10 @@ def bench(
     concurrency: Annotated[
         int, typer.Option("--concurrency", min=1, help="Concurrent calls per target and judge.")
     ] = 8,
+    max_response_chars: Annotated[
+        int,
+        typer.Option("--max-response-chars", min=1, help="Longer answers are judged on a copy cut to this length."),
+    ] = DEFAULT_MAX_RESPONSE_CHARS,
     bootstrap: Annotated[
         int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples of prompts.")
     ] = DEFAULT_BOOTSTRAP,
@@ -78,6 +83,7 @@ def bench(
         overwrite=overwrite,
         batch=batch,
         batch_poll_s=batch_poll,
+        max_response_chars=max_response_chars,
         command_line=tuple(public_command_line()),
     )
     result = api.bench(

@@ -82,9 +82,26 @@ def run_recorded_bench(
     return BenchResult(out, ExitCode.OK, prompts, scorecard=card, files=files)
 
 
-def _write_judged_items(responses: Path, path: Path) -> int:
-    """The answers whose suite needs a judge (a pillar), as score items, in one streaming pass over
-    responses.jsonl (memory does not grow with the run); no file when there is none."""
+TRUNCATION_NOTE = "\n[trustmh cut the rest of this answer, {cut:,} characters, to fit max_response_chars]"
+
+
+def judged_copy(item: dict[str, Any], max_chars: int) -> dict[str, Any]:
+    """A target's answer as the judge sees it: whole, or, when it is longer than `max_chars`, cut to fit
+    with a note saying so, and `meta.response_truncated` recording its length. An answer is the system
+    under test, not the user's input: one overlong answer must not stop the bench."""
+    response = item["response"]
+    if len(response) <= max_chars:
+        return item
+    note = TRUNCATION_NOTE.format(cut=len(response))
+    keep = max(0, max_chars - len(note))
+    note = TRUNCATION_NOTE.format(cut=len(response) - keep)
+    meta = {**(item.get("meta") or {}), "response_truncated": {"chars": len(response), "judged_chars": keep}}
+    return {**item, "response": (response[:keep] + note)[:max_chars], "meta": meta}
+
+
+def _write_judged_items(responses: Path, path: Path, max_chars: int) -> int:
+    """The answers whose suite needs a judge (a pillar), as score items (overlong ones cut to fit), in one
+    streaming pass over responses.jsonl (memory does not grow with the run); no file when there is none."""
     count = 0
 
     def judged() -> Iterator[dict[str, Any]]:
@@ -92,7 +109,7 @@ def _write_judged_items(responses: Path, path: Path) -> int:
         for _, item in iter_jsonl(responses):
             if item.get("pillar"):
                 count += 1
-                yield item
+                yield judged_copy(item, max_chars)
 
     write_jsonl_atomic(path, judged())
     if not count:
@@ -162,7 +179,9 @@ def run_bench(options: BenchOptions) -> BenchResult:
         write_jsonl_atomic(options.out / "prompts.jsonl", prompts)
         respond_code, respond_summary = execute_responses(prepare_responses(respond_options))
         score_code, score_summary = ExitCode.OK, None
-        if _write_judged_items(respond_options.out / "responses.jsonl", options.out / JUDGED_ITEMS):
+        judged = _write_judged_items(respond_options.out / "responses.jsonl", options.out / JUDGED_ITEMS,
+                                     options.settings.max_response_chars)
+        if judged:
             score_options = _score_options(options, options.out / JUDGED_ITEMS, options.out / "score")
             score_code, score_summary = execute(prepare(score_options))
         card = scorecard_for(options.out, options.bootstrap, options.seed)
