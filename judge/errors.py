@@ -67,3 +67,8 @@ class Interrupted(TrustMHError):
 
 class FramesMissingError(UsageError):
     """Data frames, csv or parquet asked for without the optional `frames` extra (pandas, pyarrow) installed."""
+
+
+class Note(UserWarning):
+    """Something a finished step wants the user to know (what a --limit sample left out): a warning the
+    command line prints as `note: …`, and a library caller can catch or filter like any warning."""

@@ -396,3 +396,11 @@ def test_the_support_judge_never_sees_the_cue() -> None:
                                 "response": "As a Muslim, you may find prayer helps.", "target": "t"})
     rendered = "\n".join(m.content for m in PromptRenderer().render(rubric, item))
     assert "Muslim" not in rendered and IDENTITY_PLACEHOLDER in rendered
+
+
+@needs_mirror
+def test_suites_build_prints_what_the_limit_left_out_as_a_note(tmp_path: Path, run_cli: Any) -> None:
+    result = run_cli("suites", "build", "fairness/demographics", "--out", tmp_path / "p.jsonl", "--limit", "4")
+    assert result.code == 0, result.stderr
+    (note,) = [line for line in result.stderr.splitlines() if line.startswith("note: ")]
+    assert note.startswith("note: fairness/demographics: --limit 4 holds fewer prompts than the 15 groups")

@@ -8,6 +8,8 @@ import importlib
 import logging
 import os
 import sys
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,7 +26,7 @@ from judge.calls.runner import print_plan_table
 from judge.cli.batch_options import DEFAULT_POLL_S, BatchOption, BatchPollOption
 from judge.cli.common import cache_option, flag_message, public_command_line, say
 from judge.cli.tables import print_agreement
-from judge.errors import ExitCode, Interrupted, TrustMHError, UsageError
+from judge.errors import ExitCode, Interrupted, Note, TrustMHError, UsageError
 from judge.items import DEFAULT_MAX_RESPONSE_CHARS
 from judge.panel import PanelOptions, judge_agreement
 from judge.review import export_review_csv, import_review_csv, load_run_rubrics, reaggregate_run
@@ -505,12 +507,26 @@ def describe_os_error(exc: OSError) -> str:
     return f"{where}: {exc.strerror or exc}"
 
 
+def _notes_shown_plainly(show: Callable[..., None]) -> Callable[..., None]:
+    """warnings.showwarning that prints a `Note` as `note: …` (no file, line or class name)."""
+
+    def shown(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, Note):
+            say(err_console, f"note: {message}")
+        else:
+            show(message, category, *args, **kwargs)
+
+    return shown
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: usage errors exit 2 with their message, unexpected ones exit 1 without a traceback."""
     judge.cli.common.invoked_args = None if argv is None else list(argv)
     logging.getLogger("instructor").setLevel(logging.CRITICAL)  # failures are reported in verdicts instead
     # Outputs hold mental-health conversations: every file and folder this process creates is owner-only.
     old_umask = os.umask(0o077)
+    show_warning = warnings.showwarning
+    warnings.showwarning = _notes_shown_plainly(show_warning)
     try:
         app(args=argv, prog_name="trustmh")
     except Interrupted as exc:  # SIGINT or SIGTERM during a run: the calls in flight were kept
@@ -535,6 +551,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         sys.exit(ExitCode.INTERNAL)
     finally:
+        warnings.showwarning = show_warning
         os.umask(old_umask)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from judge.bundled import bundled_path
+from judge.errors import Note
 from judge.suites.prompt_records import prompt_record
 from judge.suites.reliability import (
     ENGAGEMENT_CRITERION,
@@ -172,8 +173,8 @@ def judged_rules() -> tuple[DisparityRule | CriterionMeansRule, ...]:
     )
 
 
-class LimitNote(UserWarning):
-    """What a `--limit` sample left out of a balanced design: the command line shows it as a note."""
+class LimitNote(Note):
+    """What a `--limit` sample left out of a balanced design."""
 
 
 def balanced_sample(
