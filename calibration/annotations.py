@@ -12,6 +12,7 @@ statistic works on numbers; the scale keeps the names for reports.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import re
@@ -85,17 +86,23 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
         line = path.read_bytes()[: exc.start].count(b"\n") + 1
         raise InputError([f"{path}:{line}: not valid UTF-8 (byte {exc.start}); save the file as UTF-8"]) from exc
     if path.suffix.lower() == ".csv":
-        reader = csv.DictReader(text.splitlines())
+        reader = csv.DictReader(io.StringIO(text, newline=""))  # str.splitlines would also split at U+2028
         for row in reader:
             yield reader.line_num, {k.strip(): v for k, v in row.items() if k is not None}
         return
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             yield number, f"not valid JSON ({exc.msg.removesuffix(' at')} at column {exc.colno})"
+            continue
+        except ValueError as exc:  # an integer of more than 4300 digits
+            yield number, f"not valid JSON ({str(exc).split(';')[0]})"
+            continue
+        except RecursionError:
+            yield number, "not valid JSON (nested too deeply)"
             continue
         yield number, record if isinstance(record, dict) else "expected a JSON object"
 
@@ -117,7 +124,7 @@ def _number(record: dict[str, Any], name: str) -> float:
         raise ValueError(f"field {name!r} must be a number, got {value!r}")
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer beyond a double's range
         raise ValueError(f"field {name!r} must be a number, got {value!r}") from None
     if not math.isfinite(number):
         raise ValueError(f"field {name!r} must be a finite number, got {value!r}")

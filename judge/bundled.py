@@ -36,3 +36,5 @@ def read_toml(path: Path, error: type[Exception], what: str) -> dict[str, Any]:
         raise error(f"{path}: cannot read {what} ({exc})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise error(f"{path}: not valid TOML ({exc})") from exc
+    except RecursionError as exc:  # tomllib parses nested arrays by recursion
+        raise error(f"{path}: not valid TOML (arrays or tables nested too deeply)") from exc

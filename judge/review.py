@@ -26,8 +26,9 @@ from judge.rundir import raise_problems, read_jsonl, write_atomic, write_jsonl_a
 REQUIRED_VERDICT_FIELDS = ("item_id", "pillar", "criterion", "judge", "status")
 DECISION_COLUMNS = ("decision_score", "reviewer", "comment")
 IMPORT_COLUMNS = ("item_id", "pillar", "criterion", "scale", "target", "decision_score", "reviewer")
-_SCALE = re.compile(r"^\s*(-?\d+)\s*\.\.\s*(-?\d+)")
-_INTEGER = re.compile(r"^[+-]?\d+$")
+# At most 18 digits: int() refuses more than 4300, and no scale is wider than a few points.
+_SCALE = re.compile(r"^\s*(-?\d{1,18})\s*\.\.\s*(-?\d{1,18})")
+_INTEGER = re.compile(r"^[+-]?\d{1,18}$")
 _STATUS_LABEL = {"failed": "failed", "not_applicable": "n/a"}
 
 

@@ -10,6 +10,7 @@ does not use them keeps the hash it had before they existed.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -89,11 +90,12 @@ class Criterion(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Criterion:
-        points = set(self.scale.points)
-        missing = sorted(points - set(self.anchors))
-        extra = sorted(set(self.anchors) - points)
+        points = self.scale.points  # a range, never a set: `max: 1e12` must not fill the memory
+        extra = sorted(k for k in self.anchors if k not in points)
+        missing = list(itertools.islice((p for p in points if p not in self.anchors), 11))
         if missing:
-            raise ValueError(f"criterion {self.id!r}: no anchor for scale point(s) {missing}")
+            shown = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")
+            raise ValueError(f"criterion {self.id!r}: no anchor for scale point(s) [{shown}]")
         if extra:
             raise ValueError(
                 f"criterion {self.id!r}: anchor(s) {extra} outside the scale {self.scale.min}..{self.scale.max}"
@@ -289,6 +291,16 @@ class _UniqueKeyLoader(_YAML_LOADER):  # type: ignore[misc,valid-type]
                 first[key_node.value] = line
         return super().construct_mapping(node, deep=deep)
 
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        """An integer of more than 4300 digits is refused by int() with a ValueError that has no line."""
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError as exc:
+            raise yaml.constructor.ConstructorError(None, None, str(exc).split(";")[0], node.start_mark) from None
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _UniqueKeyLoader.construct_yaml_int)
+
 
 def _load_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any]:
     """(node tree for line numbers, data); RubricError for bad syntax or a repeated key."""
@@ -337,9 +349,14 @@ def parse_rubric(text: str, source: str) -> Rubric:
 
 def load_rubric(path: Path) -> Rubric:
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        data = path.read_bytes()
+    except OSError as exc:
         raise RubricError(f"{path}: cannot read rubric ({exc})") from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise RubricError(f"{path}:{line}: not valid UTF-8 (byte {exc.start}); save the file as UTF-8") from exc
     return parse_rubric(text, str(path))
 
 

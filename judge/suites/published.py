@@ -45,12 +45,19 @@ def _members(bundle: zipfile.ZipFile, pattern: re.Pattern[str]) -> list[tuple[re
 
 
 def _json_lines(raw: bytes, where: str) -> Iterator[dict[str, Any]]:
-    for number, line in enumerate(raw.decode("utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DatasetError(f"{where}:{number}: not a JSON line ({exc})") from exc
+    """The objects of a JSON Lines member; bytes that are not UTF-8 JSON objects raise DatasetError."""
+    for number, line in enumerate(raw.split(b"\n"), start=1):  # not splitlines: U+2028 may sit in a string
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise DatasetError(f"{where}:{number}: not UTF-8 (byte {exc.start} of the line)") from exc
+        except (ValueError, RecursionError) as exc:  # ValueError: bad JSON, or an integer of 4300+ digits
+            raise DatasetError(f"{where}:{number}: not a JSON line ({exc})") from exc
+        if not isinstance(row, dict):
+            raise DatasetError(f"{where}:{number}: not a JSON object")
+        yield row
 
 
 def _call(prompt: dict[str, Any], target: str, sample: int, response: str) -> dict[str, Any]:
