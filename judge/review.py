@@ -11,6 +11,7 @@ and are readable by their owner only.
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import json
 import re
@@ -205,12 +206,19 @@ def import_review_csv(csv_path: Path) -> list[dict[str, Any]]:
     """Filled decisions of a review CSV as human annotations `{item_id, pillar, criterion, rater, score,
     target}`; rows with a blank decision_score are skipped, every bad row is reported at once."""
     try:
-        with csv_path.open(encoding="utf-8-sig", newline="") as f:
-            records = _read_csv_records(csv_path, f)
+        data = csv_path.read_bytes()
     except FileNotFoundError as exc:
         raise RunDirError(f"{csv_path}: not found") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RunDirError(f"{csv_path}: cannot read ({exc}); save the sheet as CSV UTF-8") from exc
+    except OSError as exc:
+        raise RunDirError(f"{csv_path}: cannot read ({exc})") from exc
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RunDirError(
+            f"{csv_path}, row {_row_at(data[: exc.start])}: not valid UTF-8 (byte {exc.start} of the file); "
+            "save the sheet as CSV UTF-8"
+        ) from exc
+    records = _read_csv_records(csv_path, io.StringIO(text, newline=""))
     annotations, problems = [], []
     seen: dict[tuple[str, ...], int] = {}
     for row, record in records:
@@ -258,6 +266,16 @@ def import_review_csv(csv_path: Path) -> list[dict[str, Any]]:
         )
     raise_problems(problems)
     return annotations
+
+
+def _row_at(prefix: bytes) -> int:
+    """The spreadsheet row that the byte after `prefix` (valid UTF-8) belongs to."""
+    text = prefix.decode("utf-8-sig")
+    try:
+        rows = sum(1 for _ in csv.reader(io.StringIO(text, newline="")))
+    except csv.Error:  # the prefix ends inside a quoted cell
+        return text.count("\n") + 1
+    return rows + (1 if not text or text.endswith(("\n", "\r")) else 0)
 
 
 def _read_csv_records(csv_path: Path, f: TextIO) -> list[tuple[int, dict[str, str]]]:
