@@ -291,15 +291,13 @@ class _UniqueKeyLoader(_YAML_LOADER):  # type: ignore[misc,valid-type]
                 first[key_node.value] = line
         return super().construct_mapping(node, deep=deep)
 
-    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
-        """An integer of more than 4300 digits is refused by int() with a ValueError that has no line."""
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """A scalar that int() or float() refuses (`!!float x`, 4300+ digits) raises a ValueError without
+        a line; it is reported as a YAML error at its node."""
         try:
-            return super().construct_yaml_int(node)
+            return super().construct_object(node, deep=deep)
         except ValueError as exc:
             raise yaml.constructor.ConstructorError(None, None, str(exc).split(";")[0], node.start_mark) from None
-
-
-_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _UniqueKeyLoader.construct_yaml_int)
 
 
 def _load_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any]:
@@ -313,8 +311,12 @@ def _load_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any]:
             loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark else source
-        raise RubricError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)}); fix the syntax") from exc
+        if mark is not None:
+            where = f"{source}:{mark.line + 1}"
+        else:  # a ReaderError (a control character) knows only its position in the text
+            where = f"{source}:{text[: getattr(exc, 'position', 0)].count(chr(10)) + 1}"
+        problem = getattr(exc, "problem", None) or getattr(exc, "reason", exc)  # str(ReaderError) spans lines
+        raise RubricError(f"{where}: not valid YAML ({problem}); fix the syntax") from exc
     if loader.duplicates:
         raise RubricError(
             "\n".join(

@@ -43,6 +43,14 @@ finite_json = st.recursive(
 bad_values = json_values | raw_values(JSON_RAW)
 
 
+def share(fraction: float) -> settings:
+    """A part of the profile's examples, for round trips and field checks: the damage tests get them all."""
+    return settings(max_examples=max(10, int(settings.default.max_examples * fraction)))
+
+
+SIDE = share(0.3)
+
+
 def lines_of(data: bytes) -> int:
     return data.count(b"\n") + 1
 
@@ -105,6 +113,7 @@ def check_item_refusals(path: Path, data: bytes) -> Any:
     return result
 
 
+@SIDE
 @given(records=item_lists, suffix=st.sampled_from([".jsonl", ".csv", ".tsv"]))
 def test_items_round_trip(tmp_path: Path, records: list[dict[str, Any]], suffix: str) -> None:
     path = tmp_path / f"items{suffix}"
@@ -165,6 +174,7 @@ def test_items_csv_refusals_name_file_and_line(tmp_path: Path, data: tuple[str, 
     check_item_refusals(tmp_path / ("items.csv" if delimiter == "," else "items.tsv"), raw)
 
 
+@SIDE
 @given(record=item_records(), field=st.sampled_from(ITEM_FIELDS), value=json_values.filter(
     lambda v: "NaN" not in json.dumps(v) and "Infinity" not in json.dumps(v)))
 def test_items_refusal_names_the_field(tmp_path: Path, record: dict[str, Any], field: str, value: Any) -> None:
@@ -181,7 +191,7 @@ def score_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("TRUSTMH_CACHE_DIR", str(tmp_path / "cache"))
 
 
-@settings(max_examples=40)
+@share(0.1)
 @given(data=damaged_jsonl())
 def test_score_cli_exits_2_and_writes_nothing_on_bad_items(
     tmp_path: Path, score_env: None, capsys: pytest.CaptureFixture[str], data: bytes
@@ -237,7 +247,9 @@ def check_rubric_refusal(folder: Path, data: bytes) -> RubricError | None:
 
 
 @given(rubric=mutated(BASE_RUBRIC, RUBRIC_FIELDS, json_values | raw_values(YAML_RAW)), dump=yaml_dumpers, st_=st.data())
-@example(rubric={**BASE_RUBRIC, "version": Raw("1" * 5000)}, dump=yaml_dump(False, True), st_=None)
+@example(rubric={**BASE_RUBRIC, "version": Raw("1" * 5000)}, dump=yaml_dump(False, True), st_=None)  # ValueError
+@example(rubric={**BASE_RUBRIC, "pillar": Raw("!!float x")}, dump=yaml_dump(False, True), st_=None)  # ValueError
+@example(rubric={**BASE_RUBRIC, "title": Raw("a\x00")}, dump=yaml_dump(False, True), st_=None)  # error without line
 @example(rubric={**BASE_RUBRIC, "criteria": [{**BASE_RUBRIC["criteria"][1], "scale": {"min": 0, "max": 10**12}}]},
          dump=yaml_dump(False, True), st_=None)
 def test_rubric_refusals_name_file_line_and_field(tmp_path: Path, rubric: Any, dump: Any, st_: Any) -> None:
@@ -247,6 +259,7 @@ def test_rubric_refusals_name_file_line_and_field(tmp_path: Path, rubric: Any, d
     check_rubric_refusal(tmp_path / "rubrics", data)
 
 
+@SIDE
 @given(field=st.sampled_from(["pillar", "version", "title", "summary", "references", "edge_cases", "reference",
                               "reference_label", "criteria"]), value=json_values)
 def test_rubric_refusal_names_the_field(tmp_path: Path, field: str, value: Any) -> None:
@@ -254,6 +267,7 @@ def test_rubric_refusal_names_the_field(tmp_path: Path, field: str, value: Any) 
     assert exc is None or field in str(exc), (field, exc)
 
 
+@SIDE
 @given(title=prose, question=prose, anchor=prose, dump=yaml_dumpers)
 def test_rubric_round_trip(title: str, question: str, anchor: str, dump: Any) -> None:
     data = {**BASE_RUBRIC, "title": title, "criteria": [
@@ -335,6 +349,7 @@ def test_spec_file_refusals_name_the_file(tmp_path: Path, case: tuple[str, bytes
     check_spec_refusal(tmp_path / f"{table}.toml", data, LOADERS[table])
 
 
+@SIDE
 @given(table=st.sampled_from(["judges", "targets"]), st_=st.data())
 def test_spec_file_refusal_names_the_table(tmp_path: Path, table: str, st_: Any) -> None:
     valid = st_.draw(spec_file(table))
@@ -345,6 +360,7 @@ def test_spec_file_refusal_names_the_table(tmp_path: Path, table: str, st_: Any)
     assert exc is None or f"[{table}.{name}]" in str(exc) or "not valid TOML" in str(exc), exc
 
 
+@SIDE
 @given(valid=spec_file("targets"))
 def test_targets_round_trip(tmp_path: Path, valid: dict[str, Any]) -> None:
     path = tmp_path / "targets.toml"
@@ -405,12 +421,14 @@ def test_annotation_refusals_name_file_and_line(tmp_path: Path, records: list[An
     check_annotation_refusal(tmp_path / f"human{suffix}", data)
 
 
+@SIDE
 @given(record=annotation, field=st.sampled_from(ANNOTATION_FIELDS[:4]), value=json_values)
 def test_annotation_refusal_names_the_field(tmp_path: Path, record: dict[str, Any], field: str, value: Any) -> None:
     exc = check_annotation_refusal(tmp_path / "human.jsonl", (json.dumps({**record, field: value}) + "\n").encode())
     assert exc is None or field in str(exc), (field, exc)
 
 
+@SIDE
 @given(records=st.lists(annotation, min_size=1, max_size=4, unique_by=lambda r: tuple(
     r[k].strip() for k in ("item_id", "criterion", "rater"))), suffix=st.sampled_from([".jsonl", ".csv"]))
 @example(records=[{"item_id": "a\u2028b", "criterion": "c", "rater": "r", "score": 1}], suffix=".jsonl")  # was split
@@ -477,6 +495,7 @@ def test_review_refusals_name_file_and_row(tmp_path: Path, data: bytes) -> None:
     check_review_refusal(tmp_path / "review.csv", data)
 
 
+@SIDE
 @given(row=review_row, column=st.sampled_from(["item_id", "pillar", "criterion", "scale", "decision_score",
                                                "reviewer"]), value=text)
 def test_review_refusal_names_the_column(tmp_path: Path, row: dict[str, str], column: str, value: str) -> None:
@@ -485,6 +504,7 @@ def test_review_refusal_names_the_column(tmp_path: Path, row: dict[str, str], co
     assert exc is None or f"column {column}" in str(exc) or (column != "scale" and "column" in str(exc)), exc
 
 
+@SIDE
 @given(rows=st.lists(review_row, min_size=1, max_size=4, unique_by=lambda r: tuple(
     r[c].strip() for c in ("item_id", "pillar", "criterion", "reviewer"))), bom=st.booleans())
 def test_review_round_trip(tmp_path: Path, rows: list[dict[str, str]], bom: bool) -> None:
@@ -516,6 +536,7 @@ def test_recorded_json_lines_refusals_name_member_and_line(rows: list[Any], st_:
         assert re.match(r"outputs_m_tier1\.jsonl:\d+: ", str(exc)), exc
 
 
+@SIDE
 @given(rows=st.lists(st.dictionaries(st.text(max_size=5), finite_json, max_size=3), max_size=4))
 @example(rows=[{"answer": "one\u2028two"}])  # was split into two lines, neither of them JSON
 def test_recorded_json_lines_round_trip(rows: list[dict[str, Any]]) -> None:
