@@ -211,11 +211,13 @@ def import_review_csv(csv_path: Path) -> list[dict[str, Any]]:
         raise RunDirError(f"{csv_path}: not found") from exc
     except OSError as exc:
         raise RunDirError(f"{csv_path}: cannot read ({exc})") from exc
+    body = data.removeprefix(b"\xef\xbb\xbf")  # the byte-order mark the export writes
     try:
-        text = data.decode("utf-8-sig")
+        text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
+        at = exc.start + len(data) - len(body)
         raise RunDirError(
-            f"{csv_path}, row {_row_at(data[: exc.start])}: not valid UTF-8 (byte {exc.start} of the file); "
+            f"{csv_path}, row {_row_at(body[: exc.start])}: not valid UTF-8 (byte {at} of the file); "
             "save the sheet as CSV UTF-8"
         ) from exc
     records = _read_csv_records(csv_path, io.StringIO(text, newline=""))
@@ -249,7 +251,7 @@ def import_review_csv(csv_path: Path) -> list[dict[str, Any]]:
         key = tuple(record[c].strip() for c in ("item_id", "pillar", "criterion", "reviewer"))
         if key in seen:
             problems.append(
-                f"{where}: reviewer {key[3]!r} decided {key[0]}/{key[1]}/{key[2]} already in row "
+                f"{where}: reviewer {key[3]!r} decided {'/'.join(map(_shown, key[:3]))} already in row "
                 f"{seen[key]}; keep one decision per reviewer"
             )
             continue
@@ -268,9 +270,14 @@ def import_review_csv(csv_path: Path) -> list[dict[str, Any]]:
     return annotations
 
 
+def _shown(cell: str) -> str:
+    """A cell as written, or quoted when it holds a newline or another character that would break the message."""
+    return cell if cell.isprintable() else repr(cell)
+
+
 def _row_at(prefix: bytes) -> int:
     """The spreadsheet row that the byte after `prefix` (valid UTF-8) belongs to."""
-    text = prefix.decode("utf-8-sig")
+    text = prefix.decode("utf-8")
     try:
         rows = sum(1 for _ in csv.reader(io.StringIO(text, newline="")))
     except csv.Error:  # the prefix ends inside a quoted cell

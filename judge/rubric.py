@@ -239,7 +239,8 @@ def _format_loc(loc: Sequence[int | str]) -> str:
         if isinstance(key, int) and parts:
             parts[-1] += f"[{key}]"
         else:
-            parts.append(str(key))
+            text = str(key)  # a key holding a newline would break the one-line-per-problem message
+            parts.append(text if text.isprintable() else repr(text))
     return ".".join(parts)
 
 

@@ -52,7 +52,8 @@ SIDE = share(0.3)
 
 
 def lines_of(data: bytes) -> int:
-    return data.count(b"\n") + 1
+    """Lines as the CSV reader counts them (a lone \r ends one too), plus the empty one after the last newline."""
+    return len(data.splitlines()) + 1
 
 
 # --------------------------------------------------------------------------- items (JSONL, CSV, TSV)
@@ -250,6 +251,7 @@ def check_rubric_refusal(folder: Path, data: bytes) -> RubricError | None:
 @example(rubric={**BASE_RUBRIC, "version": Raw("1" * 5000)}, dump=yaml_dump(False, True), st_=None)  # ValueError
 @example(rubric={**BASE_RUBRIC, "pillar": Raw("!!float x")}, dump=yaml_dump(False, True), st_=None)  # ValueError
 @example(rubric={**BASE_RUBRIC, "title": Raw("a\x00")}, dump=yaml_dump(False, True), st_=None)  # error without line
+@example(rubric={**BASE_RUBRIC, "\n": 1}, dump=yaml_dump(False, True), st_=None)  # the key split the message
 @example(rubric={**BASE_RUBRIC, "criteria": [{**BASE_RUBRIC["criteria"][1], "scale": {"min": 0, "max": 10**12}}]},
          dump=yaml_dump(False, True), st_=None)
 def test_rubric_refusals_name_file_line_and_field(tmp_path: Path, rubric: Any, dump: Any, st_: Any) -> None:
@@ -491,6 +493,8 @@ REVIEW_HEAD = ",".join(REVIEW_HEADER).encode() + b"\n"
 @example(data=REVIEW_HEAD + b"a,p,c,1..5,t," + b"1" * 5000 + b",r,\n")  # was ValueError: Exceeds the limit
 @example(data=REVIEW_HEAD + b"a,p,c," + b"1" * 5000 + b"..5,t,1,r,\n")  # the same, in the scale
 @example(data=REVIEW_HEAD + b"a,p,c,1..5,t,1,r\xc2")  # was "cannot read (... position 0 ...)", no row
+@example(data=b"\xef\xbb\xbf" + REVIEW_HEAD + b"a,p,c,1..5,t,1,r\xc2\x80\xc2")  # the BOM shifted the offset
+@example(data=REVIEW_HEAD + b'a,p,"c\nd",1..5,t,1,r,\n' * 2)  # the newline of the cell split the message
 def test_review_refusals_name_file_and_row(tmp_path: Path, data: bytes) -> None:
     check_review_refusal(tmp_path / "review.csv", data)
 
