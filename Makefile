@@ -39,7 +39,8 @@ $(LLM_STAMP): $(STAMP) tests/llm/model.txt
 test-llm: $(LLM_STAMP)
 	$(BIN)/python -m pytest -q -s -m llm tests/llm
 
-# The reader fuzz tests with 10,000 examples each (tests/fuzz/conftest.py); not run by `make test` nor .ci/run.
+# The reader fuzz tests, 10,000 examples per damage test (tests/fuzz/conftest.py; 8.5 min on 2 shared cores);
+# not run by `make test` nor .ci/run.
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q -p no:randomly --hypothesis-show-statistics tests/fuzz
 
