@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export TRUSTMH_DATA_MIRROR ?= $(abspath ../shared/datasets)
 
-.PHONY: demo test test-llm lint bench chaos clean
+.PHONY: demo test test-llm fuzz lint bench chaos clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ $(LLM_STAMP): $(STAMP) tests/llm/model.txt
 
 test-llm: $(LLM_STAMP)
 	$(BIN)/python -m pytest -q -s -m llm tests/llm
+
+# The reader fuzz tests, 10,000 examples per damage test (tests/fuzz/conftest.py; 8.5 min on 2 shared cores);
+# not run by `make test` nor .ci/run.
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q -p no:randomly --hypothesis-show-statistics tests/fuzz
 
 bench: $(STAMP)
 	$(BIN)/python tests/perf/run_bench.py

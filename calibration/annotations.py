@@ -12,6 +12,7 @@ statistic works on numbers; the scale keeps the names for reports.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import re
@@ -86,7 +87,7 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
         line = path.read_bytes()[: exc.start].count(b"\n") + 1
         raise InputError([f"{path}:{line}: not valid UTF-8 (byte {exc.start}); save the file as UTF-8"]) from exc
     if path.suffix.lower() == ".csv":
-        reader = csv.DictReader(text.splitlines())
+        reader = csv.DictReader(io.StringIO(text, newline=""))  # str.splitlines would also split at U+2028
         for row in reader:
             yield reader.line_num, {k.strip(): v for k, v in row.items() if k is not None}
         return
@@ -112,7 +113,7 @@ def _number(record: dict[str, Any], name: str) -> float:
         raise ValueError(f"field {name!r} must be a number, got {value!r}")
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer beyond a double's range
         raise ValueError(f"field {name!r} must be a number, got {value!r}") from None
     if not math.isfinite(number):
         raise ValueError(f"field {name!r} must be a finite number, got {value!r}")

@@ -35,5 +35,7 @@ def read_toml(path: Path, error: type[Exception], what: str) -> dict[str, Any]:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise error(f"{path}: cannot read {what} ({exc})") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise error(f"{path}: not valid TOML ({exc})") from exc
+    except ValueError as exc:  # TOMLDecodeError, or an integer of more than 4300 digits
+        raise error(f"{path}: not valid TOML ({str(exc).split(';')[0]})") from exc
+    except RecursionError as exc:  # tomllib parses nested arrays by recursion
+        raise error(f"{path}: not valid TOML (arrays or tables nested too deeply)") from exc

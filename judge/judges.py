@@ -320,6 +320,8 @@ def load_judges_file(path: Path) -> JudgesFile:
     result = JudgesFile()
     result.judges = load_spec_tables(path, "judges", data.get("judges") or {}, JudgeSpec, _TOML_FIELDS, SETTING_RULES)
     families = data.get("families") or {}
+    if not isinstance(families, dict):
+        raise JudgeConfigError(f"{path}: [families] must be a table of `FAMILY = [name patterns]`")
     for family, patterns in families.items():
         if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
             raise JudgeConfigError(f"{path}: [families] {family} must be a list of name patterns")
@@ -337,6 +339,8 @@ def load_spec_tables(
 ) -> dict[str, Any]:
     """`[TABLE.NAME]` tables of a judges or targets file, each a spec string plus settings, checked."""
     specs: dict[str, Any] = {}
+    if not isinstance(tables, dict):
+        raise JudgeConfigError(f'{path}: [{table_name}] must hold tables [{table_name}.NAME] with spec = "..."')
     for name, table in tables.items():
         where = f"{path}: [{table_name}.{name}]"
         if not isinstance(table, dict) or "spec" not in table:

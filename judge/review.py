@@ -11,6 +11,7 @@ and are readable by their owner only.
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import json
 import re
@@ -26,8 +27,9 @@ from judge.rundir import raise_problems, read_jsonl, write_atomic, write_jsonl_a
 REQUIRED_VERDICT_FIELDS = ("item_id", "pillar", "criterion", "judge", "status")
 DECISION_COLUMNS = ("decision_score", "reviewer", "comment")
 IMPORT_COLUMNS = ("item_id", "pillar", "criterion", "scale", "target", "decision_score", "reviewer")
-_SCALE = re.compile(r"^\s*(-?\d+)\s*\.\.\s*(-?\d+)")
-_INTEGER = re.compile(r"^[+-]?\d+$")
+# At most 18 digits: int() refuses more than 4300, and no scale is wider than a few points.
+_SCALE = re.compile(r"^\s*(-?\d{1,18})\s*\.\.\s*(-?\d{1,18})")
+_INTEGER = re.compile(r"^[+-]?\d{1,18}$")
 _STATUS_LABEL = {"failed": "failed", "not_applicable": "n/a"}
 
 
@@ -204,12 +206,21 @@ def import_review_csv(csv_path: Path) -> list[dict[str, Any]]:
     """Filled decisions of a review CSV as human annotations `{item_id, pillar, criterion, rater, score,
     target}`; rows with a blank decision_score are skipped, every bad row is reported at once."""
     try:
-        with csv_path.open(encoding="utf-8-sig", newline="") as f:
-            records = _read_csv_records(csv_path, f)
+        data = csv_path.read_bytes()
     except FileNotFoundError as exc:
         raise RunDirError(f"{csv_path}: not found") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RunDirError(f"{csv_path}: cannot read ({exc}); save the sheet as CSV UTF-8") from exc
+    except OSError as exc:
+        raise RunDirError(f"{csv_path}: cannot read ({exc})") from exc
+    body = data.removeprefix(b"\xef\xbb\xbf")  # the byte-order mark the export writes
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        at = exc.start + len(data) - len(body)
+        raise RunDirError(
+            f"{csv_path}, row {_row_at(body[: exc.start])}: not valid UTF-8 (byte {at} of the file); "
+            "save the sheet as CSV UTF-8"
+        ) from exc
+    records = _read_csv_records(csv_path, io.StringIO(text, newline=""))
     annotations, problems = [], []
     seen: dict[tuple[str, ...], int] = {}
     for row, record in records:
@@ -240,7 +251,7 @@ def import_review_csv(csv_path: Path) -> list[dict[str, Any]]:
         key = tuple(record[c].strip() for c in ("item_id", "pillar", "criterion", "reviewer"))
         if key in seen:
             problems.append(
-                f"{where}: reviewer {key[3]!r} decided {key[0]}/{key[1]}/{key[2]} already in row "
+                f"{where}: reviewer {key[3]!r} decided {'/'.join(map(_shown, key[:3]))} already in row "
                 f"{seen[key]}; keep one decision per reviewer"
             )
             continue
@@ -257,6 +268,21 @@ def import_review_csv(csv_path: Path) -> list[dict[str, Any]]:
         )
     raise_problems(problems)
     return annotations
+
+
+def _shown(cell: str) -> str:
+    """A cell as written, or quoted when it holds a newline or another character that would break the message."""
+    return cell if cell.isprintable() else repr(cell)
+
+
+def _row_at(prefix: bytes) -> int:
+    """The spreadsheet row that the byte after `prefix` (valid UTF-8) belongs to."""
+    text = prefix.decode("utf-8")
+    try:
+        rows = sum(1 for _ in csv.reader(io.StringIO(text, newline="")))
+    except csv.Error:  # the prefix ends inside a quoted cell
+        return text.count("\n") + 1
+    return rows + (1 if not text or text.endswith(("\n", "\r")) else 0)
 
 
 def _read_csv_records(csv_path: Path, f: TextIO) -> list[tuple[int, dict[str, str]]]:

@@ -10,6 +10,7 @@ does not use them keeps the hash it had before they existed.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -89,11 +90,12 @@ class Criterion(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Criterion:
-        points = set(self.scale.points)
-        missing = sorted(points - set(self.anchors))
-        extra = sorted(set(self.anchors) - points)
+        points = self.scale.points  # a range, never a set: `max: 1e12` must not fill the memory
+        extra = sorted(k for k in self.anchors if k not in points)
+        missing = list(itertools.islice((p for p in points if p not in self.anchors), 11))
         if missing:
-            raise ValueError(f"criterion {self.id!r}: no anchor for scale point(s) {missing}")
+            shown = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")
+            raise ValueError(f"criterion {self.id!r}: no anchor for scale point(s) [{shown}]")
         if extra:
             raise ValueError(
                 f"criterion {self.id!r}: anchor(s) {extra} outside the scale {self.scale.min}..{self.scale.max}"
@@ -237,7 +239,8 @@ def _format_loc(loc: Sequence[int | str]) -> str:
         if isinstance(key, int) and parts:
             parts[-1] += f"[{key}]"
         else:
-            parts.append(str(key))
+            text = str(key)  # a key holding a newline would break the one-line-per-problem message
+            parts.append(text if text.isprintable() else repr(text))
     return ".".join(parts)
 
 
@@ -289,6 +292,14 @@ class _UniqueKeyLoader(_YAML_LOADER):  # type: ignore[misc,valid-type]
                 first[key_node.value] = line
         return super().construct_mapping(node, deep=deep)
 
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """A scalar that int() or float() refuses (`!!float x`, 4300+ digits) raises a ValueError without
+        a line; it is reported as a YAML error at its node."""
+        try:
+            return super().construct_object(node, deep=deep)
+        except ValueError as exc:
+            raise yaml.constructor.ConstructorError(None, None, str(exc).split(";")[0], node.start_mark) from None
+
 
 def _load_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any]:
     """(node tree for line numbers, data); RubricError for bad syntax or a repeated key."""
@@ -301,8 +312,12 @@ def _load_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any]:
             loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark else source
-        raise RubricError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)}); fix the syntax") from exc
+        if mark is not None:
+            where = f"{source}:{mark.line + 1}"
+        else:  # a ReaderError (a control character) knows only its position in the text
+            where = f"{source}:{text[: getattr(exc, 'position', 0)].count(chr(10)) + 1}"
+        problem = getattr(exc, "problem", None) or getattr(exc, "reason", exc)  # str(ReaderError) spans lines
+        raise RubricError(f"{where}: not valid YAML ({problem}); fix the syntax") from exc
     if loader.duplicates:
         raise RubricError(
             "\n".join(
@@ -337,9 +352,14 @@ def parse_rubric(text: str, source: str) -> Rubric:
 
 def load_rubric(path: Path) -> Rubric:
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        data = path.read_bytes()
+    except OSError as exc:
         raise RubricError(f"{path}: cannot read rubric ({exc})") from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise RubricError(f"{path}:{line}: not valid UTF-8 (byte {exc.start}); save the file as UTF-8") from exc
     return parse_rubric(text, str(path))
 
 

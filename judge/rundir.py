@@ -67,6 +67,10 @@ def parse_jsonl(
             error = JsonlError(where, number, f"not valid UTF-8 (byte {exc.start} of the line)", decoded=False)
         except json.JSONDecodeError as exc:
             error = JsonlError(where, number, f"not valid JSON ({exc.msg} at column {exc.colno})", decoded=False)
+        except ValueError as exc:  # an integer of more than 4300 digits
+            error = JsonlError(where, number, f"not valid JSON ({str(exc).split(';')[0]})", decoded=False)
+        except RecursionError:
+            error = JsonlError(where, number, "not valid JSON (nested too deeply)", decoded=False)
         if error is None:
             yield number, row
         elif problems is None:

@@ -47,6 +47,7 @@ def _members(bundle: zipfile.ZipFile, pattern: re.Pattern[str]) -> list[tuple[re
 
 
 def _json_lines(raw: bytes, where: str) -> Iterator[dict[str, Any]]:
+    """The objects of a JSON Lines member; bytes that are not UTF-8 JSON objects raise DatasetError."""
     try:
         for _, row in parse_jsonl(raw, where):
             yield row
