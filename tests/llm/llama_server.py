@@ -17,6 +17,7 @@ import http.client
 import importlib.util
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -118,6 +119,7 @@ class LlamaServer:
             if self.process.poll() is not None:
                 raise ServerSetupError(f"llama_cpp.server exited with {self.process.returncode}:\n{self.log_tail()}")
             if self._models_answer():
+                self._check_generation()
                 return
             time.sleep(0.5)
         self.stop()
@@ -132,6 +134,43 @@ class LlamaServer:
             return False
         finally:
             connection.close()
+
+    def _check_generation(self) -> None:
+        """Generate one token before any test runs: loading the model does not yet run the compute kernels,
+        so a build that uses instructions this CPU lacks answers /v1/models and then dies on the first
+        request. Such a death is reported here, with its signal, instead of as connection failures later."""
+        body = json.dumps({"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1}).encode()
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        try:
+            connection.request("POST", "/v1/chat/completions", body=body, headers={"Content-Type": "application/json"})
+            status = connection.getresponse().status
+        except OSError as exc:
+            status, failure = None, str(exc)
+        finally:
+            connection.close()
+        if status == 200:
+            return
+        assert self.process is not None
+        try:
+            code = self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            code = None
+        if code is None:
+            self.stop()
+            raise ServerSetupError(
+                f"llama_cpp.server answered a one-token completion with "
+                f"{status if status is not None else failure}:\n{self.log_tail()}"
+            )
+        hint = ""
+        if code == -signal.SIGILL:
+            hint = (
+                "\nSIGILL: the llama-cpp-python build uses CPU instructions this machine lacks. Remove the wheel "
+                "cache (~/.cache/trustmh-judge/llama-wheels) and .venv/.llm-stamp-*, then run `make test-llm` to "
+                "rebuild (the Makefile builds with -DGGML_NATIVE=OFF)."
+            )
+        raise ServerSetupError(
+            f"llama_cpp.server died on its first completion (exit status {code}){hint}\n{self.log_tail()}"
+        )
 
     def stop(self) -> int | None:
         """Terminate the server and wait for it; returns its exit status."""
