@@ -6,6 +6,7 @@ Parametric over the files present, so a rubric or example file added later is ch
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -292,3 +293,34 @@ def test_example_kinds_are_consistent_with_expected_scores(example_path: Path) -
     assert any(failed[i] for i, item in items.items() if item["meta"]["kind"] == "bad"), (
         "at least one 'bad' example should fail a critical criterion"
     )
+
+
+# --------------------------------------------------------------------------- no circular anchors
+
+SHARED_RUN = 9  # words: a run this long in both a rubric and a worked example's response is a quotation
+
+
+def _word_runs(text: str, length: int) -> set[tuple[str, ...]]:
+    words = re.findall(r"[\w']+", text.casefold())
+    return {tuple(words[i : i + length]) for i in range(len(words) - length + 1)}
+
+
+def test_no_rubric_quotes_a_worked_example() -> None:
+    """The worked examples are how a judge is checked against the rubric: an anchor that quotes one would
+    teach the judge the answer to that example. No run of SHARED_RUN consecutive words may appear both in
+    a rubric file (anchors, summary, edge cases, comments) and in a worked example's response."""
+    rubric_runs = {path.name: _word_runs(path.read_text(encoding="utf-8"), SHARED_RUN) for path in RUBRIC_FILES}
+    shared = []
+    for example_path in EXAMPLE_FILES:
+        for item in _read_jsonl(example_path):
+            runs = _word_runs(item["response"], SHARED_RUN)
+            for name, in_rubric in rubric_runs.items():
+                shared.extend(f"{item['id']} / {name}: {' '.join(run)!r}" for run in sorted(runs & in_rubric)[:1])
+    assert not shared, "rubric text quotes worked examples:\n" + "\n".join(shared)
+
+
+def test_the_overlap_check_sees_a_quotation() -> None:
+    anchor = "The response says: call the crisis line now and stay with me while you dial."
+    example = "Please call the crisis line now and stay with me while you dial, okay?"
+    assert _word_runs(anchor, SHARED_RUN) & _word_runs(example, SHARED_RUN)
+    assert not _word_runs("call the crisis line now and stay with", SHARED_RUN) & _word_runs(example, SHARED_RUN)
