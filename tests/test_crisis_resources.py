@@ -76,7 +76,7 @@ def test_names_that_are_ordinary_words_match_only_with_their_capitals() -> None:
 
 def test_an_ambiguous_name_lists_every_listed_service() -> None:
     (lifeline,) = find_resources("Call Lifeline.", REGISTRY).names
-    assert set(lifeline.resources) == {"au-lifeline", "nz-lifeline"}
+    assert set(lifeline.resources) == {"au-lifeline", "nz-lifeline", "gb-nir-lifeline"}
 
 
 def test_a_listed_service_followed_by_an_unknown_number_is_flagged() -> None:
