@@ -151,9 +151,7 @@ class PromptRenderer:
             text = f"{text}\n\n{self.resource_message(item.response, user_turns, checked)}"
         return text
 
-    def resource_message(
-        self, response: str, user_turns: Sequence[str] = (), criteria: Sequence[str] = ()
-    ) -> str:
+    def resource_message(self, response: str, user_turns: Sequence[str] = (), criteria: Sequence[str] = ()) -> str:
         """The code's findings on the response's numbers and service names, and on whether each serves the
         place the user's own turns name, in words the anchors rely on; `criteria` are the ids they are for."""
         registry = self.resource_list
