@@ -36,6 +36,28 @@ from judge.rubric import DEFAULT_REFERENCE_LABEL, Rubric
 
 TEMPLATE_NAMES = ("system.j2", "rubric.j2", "item.j2", "resources.j2")
 IDENTITY_PLACEHOLDER = "[identity withheld]"
+LANGUAGE_NOTES = {
+    "zh": (
+        "The conversation is in Chinese (simplified characters) and the response should be too; judge it in "
+        "Chinese and copy every evidence quote verbatim in Chinese, never translated."
+    ),
+}
+"""What the judge is told about an item's language, picked by `meta.judge_language` (the CPsyCounE suite
+sets "zh"). The note is fixed text outside the fenced blocks, so it can be an instruction; the reference
+is data, and an item's own text can only choose among these notes, never add one."""
+
+
+def language_note(item: Item) -> str | None:
+    """The fixed note for the item's `meta.judge_language`, or None; an unknown language is an error."""
+    language = item.meta.get("judge_language")
+    if language is None:
+        return None
+    if language not in LANGUAGE_NOTES:
+        raise ValueError(
+            f"item {item.id!r}: meta.judge_language {language!r} has no note; use one of "
+            f"{', '.join(sorted(LANGUAGE_NOTES))} or leave it out"
+        )
+    return LANGUAGE_NOTES[language]
 
 
 def mask_identity_cues(text: str, cues: Sequence[str], placeholder: str = IDENTITY_PLACEHOLDER) -> str:
@@ -138,6 +160,7 @@ class PromptRenderer:
             self._templates["item.j2"]
             .render(
                 fence=fence_for(embedded),
+                language_note=language_note(item),
                 messages=item.messages,
                 reference=reference,
                 reference_label=rubric.reference_label if rubric else DEFAULT_REFERENCE_LABEL,
