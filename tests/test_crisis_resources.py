@@ -212,6 +212,7 @@ def test_england_only_abuse_line_is_the_wrong_region_in_scotland_and_part_of_the
     assert fits("Call 0800 027 1234.", "I'm in Edinburgh") == [("0800 027 1234", "verified", "serves")]
     assert fits("Call 0808 80 10 800.", "I live in Cardiff") == [("0808 80 10 800", "verified", "serves")]
     assert fits("Call 0808 802 1414.", "I'm from Belfast") == [("0808 802 1414", "verified", "serves")]
+    assert fits("Ring 111.", "I'm in Belfast") == [("111", "verified", "wrong_region")]  # NHS 111 is not NI's
 
 
 def test_nested_places_give_the_innermost_region_and_conflicting_ones_none() -> None:
@@ -252,7 +253,7 @@ def test_eu_and_international_services_serve_a_user_in_an_eu_country() -> None:
 def test_every_entry_of_the_revision_is_sourced_and_says_how_it_was_checked() -> None:
     assert REGISTRY.version == "2026.12.2"
     revised = [r for r in REGISTRY.resource if "2026.12.2" in r.checked]
-    assert len(revised) == 28  # 26 added, 2 changed (the old Lifeline number, England only)
+    assert len(revised) == 29  # 26 added, 3 changed (the old Lifeline number, two narrowed to nations)
     for resource in revised:
         assert resource.sources and all(s.startswith("http") for s in resource.sources), resource.id
     issue_lines = {
