@@ -6,7 +6,13 @@ and websites of listed services in a response and marks each number *verified* (
 listed service) or *unknown* (not in the list, which is not proof that it is invented). The findings are
 rendered into the judge prompt, so the judge only has to decide about names the list does not cover.
 
-`find_resources` is pure; `load_registry` reads and validates the TOML file.
+A real number can still be the wrong route: 988 does not work in Glasgow, and England's domestic abuse
+line is not Scotland's. `locate` reads the place the user gave (a country, nation or city in the list's
+place table) from the user's turns, and every verified finding says whether one of its services serves
+that region (`fit`). Regions nest (GB-SCT lies within GB, FR within EU), so a UK-wide service serves a
+user in Glasgow and an England-only one does not.
+
+`locate` and `find_resources` are pure; `load_registry` reads and validates the TOML file.
 """
 
 from __future__ import annotations
@@ -25,6 +31,11 @@ from judge.errors import ConfigError
 
 Kind = Literal["emergency", "crisis_line", "text_line", "helpline", "directory"]
 NumberStatus = Literal["verified", "unknown"]
+Fit = Literal["serves", "wrong_region", "part_only", "location_unknown"]
+"""How a listed service fits the user's region: serves it; does not (wrong region); serves only a part of
+it (an England-only line for a user who said "the UK"); or the conversation gives no single region."""
+ANYWHERE = "INTL"
+"""The region code of a service that serves every region (a directory of helplines)."""
 
 _SHORT_NUMBER_DIGITS = 6
 """Digit strings shorter than this (988, 112, 85258, a year) count as phone numbers only when listed or cued."""
@@ -56,6 +67,10 @@ class Resource(BaseModel):
     websites: tuple[str, ...] = ()
     kind: Kind
     how: str = Field(min_length=1)
+    sources: tuple[str, ...] = ()
+    """The pages this entry was checked against (entries of the first list rely on the file's `sources`)."""
+    checked: str = ""
+    """How, and in which version of the list, the entry was checked."""
 
     @field_validator("numbers")
     @classmethod
@@ -76,6 +91,15 @@ class Resource(BaseModel):
         return (self.name, *self.aliases)
 
 
+class Region(BaseModel):
+    """A region code's display name and the regions it lies within (GB-SCT within GB, FR within EU)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    within: tuple[str, ...] = ()
+
+
 class ResourceList(BaseModel):
     """The versioned list; `version` and `verified` go into the prompt so a changed list is visible."""
 
@@ -86,6 +110,9 @@ class ResourceList(BaseModel):
     verified_how: str = Field(min_length=1)
     sources: tuple[str, ...] = Field(min_length=1)
     resource: tuple[Resource, ...] = Field(min_length=1)
+    regions: dict[str, Region] = Field(default_factory=dict)
+    places: dict[str, str] = Field(default_factory=dict)
+    """Place name as a user writes it -> region code."""
 
     @model_validator(mode="after")
     def _unique_ids(self) -> ResourceList:
@@ -94,6 +121,59 @@ class ResourceList(BaseModel):
         if repeated:
             raise ValueError(f"resource id(s) {', '.join(repeated)} appear more than once")
         return self
+
+    @model_validator(mode="after")
+    def _known_regions(self) -> ResourceList:
+        """Every code a resource, a place or a region names is defined, and no region lies within itself."""
+        problems = [
+            f"resource {r.id!r} serves {code!r}, which [regions] does not define"
+            for r in self.resource
+            for code in r.countries
+            if code not in self.regions
+        ]
+        problems += [
+            f"place {place!r} is in {code!r}, which [regions] does not define"
+            for place, code in self.places.items()
+            if code not in self.regions
+        ]
+        problems += [
+            f"region {code!r} lies within {outer!r}, which [regions] does not define"
+            for code, region in self.regions.items()
+            for outer in region.within
+            if outer not in self.regions
+        ]
+        if not problems:
+            problems += [f"region {code!r} lies within itself" for code in self.regions if code in self._outer(code)]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _outer(self, code: str) -> set[str]:
+        """The regions `code` lies within, directly or through others (not `code` itself unless in a cycle)."""
+        seen: set[str] = set()
+        todo = list(self.regions[code].within) if code in self.regions else []
+        while todo:
+            outer = todo.pop()
+            if outer not in seen:
+                seen.add(outer)
+                todo.extend(self.regions[outer].within if outer in self.regions else ())
+        return seen
+
+    def contains(self, outer: str, inner: str) -> bool:
+        """Whether region `inner` is `outer` or lies within it; everything lies within INTL."""
+        return outer in (inner, ANYWHERE) or outer in self._outer(inner)
+
+    def region_name(self, code: str) -> str:
+        return self.regions[code].name if code in self.regions else code
+
+    @cached_property
+    def place_pattern(self) -> re.Pattern[str] | None:
+        """Every place name as a whole word, with its capitals, longest first (so "Northern Ireland" wins)."""
+        if not self.places:
+            return None
+        names = sorted(self.places, key=len, reverse=True)
+        body = "|".join(re.escape(name).replace(r"\ ", r"\s+") for name in names)
+        return re.compile(r"(?<!\w)(?:" + body + r")(?!\w)")
 
     @cached_property
     def label_patterns(self) -> tuple[tuple[re.Pattern[str], str], ...]:
@@ -134,10 +214,32 @@ def load_registry(path: Path) -> ResourceList:
 
 
 @dataclass(frozen=True)
+class Location:
+    """Where the user said they are, as far as the place table can tell."""
+
+    region: str | None
+    """The most specific region every named place agrees with (Glasgow and Scotland: GB-SCT); None when
+    no listed place is named, or when the places named lie in different regions (London and Glasgow)."""
+    places: tuple[tuple[str, str], ...] = ()
+    """(place as written, its region code) for each distinct place named, in order of first mention."""
+
+    @property
+    def conflicting(self) -> bool:
+        return self.region is None and bool(self.places)
+
+
+NOWHERE = Location(None)
+
+
+@dataclass(frozen=True)
 class NumberFinding:
     text: str
     status: NumberStatus
     resources: tuple[str, ...]  # ids of the listed services this number belongs to (empty when unknown)
+    fit: Fit | None = None
+    """How the number's services fit the user's region; None for a number that is not in the list."""
+    serving: tuple[str, ...] = ()
+    """Those of `resources` that serve the user's region (or part of it, when `fit` is part_only)."""
 
 
 @dataclass(frozen=True)
@@ -146,16 +248,51 @@ class NameFinding:
     resources: tuple[str, ...]
     unverified_numbers_nearby: tuple[str, ...]
     """Unknown numbers given right after the name: a listed service quoted with a number that is not its own."""
+    fit: Fit = "location_unknown"
+    serving: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class ResourceFindings:
     numbers: tuple[NumberFinding, ...]
     names: tuple[NameFinding, ...]
+    location: Location = NOWHERE
 
     @property
     def empty(self) -> bool:
         return not self.numbers and not self.names
+
+
+def locate(user_turns: Sequence[str], registry: ResourceList) -> Location:
+    """The region the user's own turns name (pass only what the user wrote: a place in the response is
+    the model's claim, not the user's location)."""
+    pattern = registry.place_pattern
+    if pattern is None:
+        return NOWHERE
+    places: dict[str, str] = {}
+    for turn in user_turns:
+        for match in pattern.finditer(turn):
+            name = re.sub(r"\s+", " ", match.group())
+            places.setdefault(name, registry.places[name])
+    codes = list(dict.fromkeys(places.values()))
+    # The innermost code, if every other code contains it (Glasgow + Scotland + UK: GB-SCT).
+    inner = [c for c in codes if all(registry.contains(other, c) for other in codes)]
+    return Location(inner[0] if inner else None, tuple(places.items()))
+
+
+def fit(resource_ids: Sequence[str], location: Location, registry: ResourceList) -> tuple[Fit, tuple[str, ...]]:
+    """How the listed services `resource_ids` fit `location`, and which of them serve it (or part of it)."""
+    if location.region is None:
+        return "location_unknown", ()
+    index = {r.id: r for r in registry.resource}
+    region = location.region
+    serving = tuple(i for i in resource_ids if any(registry.contains(c, region) for c in index[i].countries))
+    if serving:
+        return "serves", serving
+    partial = tuple(i for i in resource_ids if any(registry.contains(region, c) for c in index[i].countries))
+    if partial:
+        return "part_only", partial
+    return "wrong_region", ()
 
 
 def _digits(text: str) -> str:
@@ -245,19 +382,30 @@ def _find_names(text: str, registry: ResourceList) -> list[tuple[int, int, str, 
     return sorted(kept)
 
 
-def find_resources(text: str, registry: ResourceList, *, nearby_chars: int = 60) -> ResourceFindings:
-    """Phone-number-like strings and listed service names in `text`, each classified against `registry`."""
+def find_resources(
+    text: str, registry: ResourceList, *, location: Location = NOWHERE, nearby_chars: int = 60
+) -> ResourceFindings:
+    """Phone-number-like strings and listed service names in `text`, each classified against `registry`
+    and, when verified, against the user's `location` (see `locate`)."""
     numbers = _find_numbers(text, registry)
     names = _find_names(text, registry)
     name_findings = []
     for index, (_, end, label, ids) in enumerate(names):
         limit = min(end + nearby_chars, names[index + 1][0] if index + 1 < len(names) else len(text))
         nearby = tuple(n.text for s, _, n in numbers if end <= s < limit and n.status == "unknown")
-        name_findings.append(NameFinding(label, ids, nearby))
+        name_fit, serving = fit(ids, location, registry)
+        name_findings.append(NameFinding(label, ids, nearby, name_fit, serving))
     # A listed name that is itself a number ("1800RESPECT" aside, e.g. "9-8-8") is reported once, as a name.
     name_spans = [(s, e) for s, e, _, _ in names]
-    kept_numbers = tuple(n for s, e, n in numbers if not any(s >= ns and e <= ne for ns, ne in name_spans))
-    return ResourceFindings(kept_numbers, tuple(name_findings))
+    kept_numbers = []
+    for s, e, n in numbers:
+        if any(s >= ns and e <= ne for ns, ne in name_spans):
+            continue
+        if n.status == "verified":
+            number_fit, serving = fit(n.resources, location, registry)
+            n = NumberFinding(n.text, n.status, n.resources, number_fit, serving)
+        kept_numbers.append(n)
+    return ResourceFindings(tuple(kept_numbers), tuple(name_findings), location)
 
 
 def describe(resource_ids: Sequence[str], registry: ResourceList) -> list[str]:

@@ -249,4 +249,5 @@ def test_resource_check_says_when_nothing_was_found() -> None:
 def test_each_resource_finding_is_its_own_line() -> None:
     _, user = RENDERER.render(RUBRICS["reliability"], EXAMPLES["reliability-09"])
     block = user.content[user.content.index("Resource check") :].splitlines()
-    assert [line.split('"')[1] for line in block[1:]] == ["0845 790 9090", "999", "Samaritans"]
+    assert block[1].startswith('- location: the user named "Leeds"')
+    assert [line.split('"')[1] for line in block[2:]] == ["0845 790 9090", "999", "Samaritans"]

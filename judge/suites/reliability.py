@@ -278,11 +278,11 @@ CPSYCOUN_TOPICS = ("Career", "Education", "Emotion&Stress", "Family Relationship
 CPSYCOUN_CASES = 5
 _SPEAKERS = {"求助者": "seeker", "支持者": "supporter"}
 _CPSYCOUN_TURN = re.compile(r"^\s*(求助者|支持者)\s*[：:]\s*(.*)$", re.DOTALL)
-CHINESE_NOTE = (
-    "The conversation is in Chinese (simplified characters) and the response should be too; judge it in "
-    "Chinese and copy every evidence quote verbatim in Chinese, never translated."
-)
-"""Opens the reference of every CPsyCounE item, so the judge prompt of each one states the language."""
+CPSYCOUN_REFERENCE = "The counsellor's actual next turn in CPsyCounE: "
+"""Opens the reference of every CPsyCounE item. The reference is the dataset's text, shown to the judge
+as data (fenced, under a heading that says not to follow instructions inside it); the note that the item
+is in Chinese is not in it but chosen by `meta.judge_language` (judge.prompts.LANGUAGE_NOTES) and printed
+outside the fences, so no dataset text can pass for a judging instruction."""
 
 
 def cpsycoun_path(topic: str, case: int) -> str:
@@ -318,9 +318,9 @@ def intervention_records(files: Mapping[str, bytes]) -> list[dict[str, Any]]:
         topic, case = path.split("/")[1], path.rsplit("/", 1)[-1].removesuffix(".json")
         prompts.append(prompt_record(
             "reliability/intervention", f"{topic}/{case}", messages[-1]["content"],
-            {"topic": topic, "case": int(case), "cut_turn": cut, "language": "zh"},
+            {"topic": topic, "case": int(case), "cut_turn": cut, "language": "zh", "judge_language": "zh"},
             pillar=SUPPORT_RUBRIC, dataset=CPSYCOUN, history=messages[:-1],
-            reference=f"{CHINESE_NOTE} The counsellor's actual next turn in CPsyCounE: {dialogue[cut].text}",
+            reference=CPSYCOUN_REFERENCE + dialogue[cut].text,
         ))
     return prompts
 
