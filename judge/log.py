@@ -656,7 +656,8 @@ class AuditRun:
 
 
 Run = ScoreRun | BenchRun | CalibrationRun | AuditRun
-AUDIT_STAGES = ("score", "originals")  # the folders `trustmh audit` judges into: variants, then new judges' originals
+AUDIT_STAGES = ("score", "originals", "halo")  # folders `trustmh audit` judges into: variants, new judges'
+# originals, and the halo probe's second judging of the originals (split calls, or one call per pillar)
 
 
 def detect_kind(directory: Path) -> Kind:
