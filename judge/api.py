@@ -70,13 +70,15 @@ def score(
     skip_invalid: bool = False,
     panel: PanelOptions | None = None,
     tiebreak: str | JudgeSpec | None = None,
+    split_critical: bool = False,
     settings: RunSettings | None = None,
 ) -> ScoreResult:
     """Judge responses (JSONL/CSV/TSV files, or item dicts / `Item`s) against the pillar rubrics.
 
     `judges`: "PROVIDER:MODEL[@BASE_URL]" strings, names from `judges_file`, or JudgeSpecs (None: the file's).
     Writes OUT/verdicts.jsonl, items.jsonl, summary.json (and panel.jsonl, review.jsonl for a panel);
-    a run into the same `out` resumes it."""
+    a run into the same `out` resumes it. `split_critical`: judge each critical criterion in a call of its
+    own (the halo check; `audit(probes="halo")` compares the two ways)."""
     settings = settings or RunSettings()
     out = _out_folder(out)
     specs, loaded = _judges(judges, judges_file)
@@ -98,6 +100,7 @@ def score(
             families=_families(loaded, judges_file),
             panel=panel or PanelOptions(),
             tiebreak=tiebreak_spec,
+            split_critical=split_critical,
         )
         prepared = prepare(options)
         counts = len(prepared.read.items), len(prepared.read.rejections)
@@ -156,6 +159,7 @@ def bench(
     rubrics: Path | None = None,
     bootstrap: int | None = None,
     report: bool = True,
+    split_critical: bool = False,
     settings: RunSettings | None = None,
 ) -> BenchResult:
     """TrustMH-Bench suites on chatbots: build the prompts, the targets answer, the judges judge, the scorecard
@@ -189,6 +193,7 @@ def bench(
             samples=samples,
             bootstrap=bootstrap,
             families=_families(loaded, judges_file),
+            split_critical=split_critical,
             settings=settings or RunSettings(),
         )
         with _os_errors_under(out):

@@ -34,6 +34,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from judge.labels import LabelError, parse_risk_label
 from judge.textsafe import UNSEEN
 
 DEFAULT_MAX_RESPONSE_CHARS = 100_000
@@ -145,6 +146,11 @@ class Item(BaseModel):
                 "`identity_cues` must be a list of non-empty strings (got {got})",
                 {"got": _got(cues)},
             )
+        if "risk_label" in meta:  # a label decides applicability and urgency: a bad one must stop the run here
+            try:
+                parse_risk_label(meta["risk_label"])
+            except LabelError as exc:
+                raise PydanticCustomError("risk_label", "{problem}", {"problem": str(exc)}) from None
         return meta
 
     @field_validator("reference", mode="before")

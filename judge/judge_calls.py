@@ -79,6 +79,8 @@ def verdict_rows(result: CallResult, self_family: bool) -> list[VerdictRow]:
         }
         if call.part:
             row["part"] = call.part
+        if outcome.reading is not None:
+            row["reading"] = outcome.reading
         rows.append(row)
     return rows
 
@@ -126,7 +128,10 @@ class JudgeCalls:
             return None
         ordered = [by_criterion[c] for c in order]
         return {
-            "outcomes": [{k: row[k] for k in OUTCOME_FIELDS} for row in ordered],
+            "outcomes": [
+                {k: row[k] for k in OUTCOME_FIELDS} | ({"reading": row["reading"]} if "reading" in row else {})
+                for row in ordered
+            ],
             "input_tokens": sum_or_none(row["input_tokens"] for row in ordered),
             "output_tokens": sum_or_none(row["output_tokens"] for row in ordered),
             **usage_from_rows(ordered),

@@ -71,7 +71,8 @@ class VerdictRow(TypedDict):
     target: str | None
     self_family: bool
     meta: dict[str, Any]
-    part: NotRequired[str]  # only for a call judging one part of a masked item
+    part: NotRequired[str]  # only for a call judging one part of a pillar (masked item, --split-critical)
+    reading: NotRequired[dict[str, str]]  # the judge's reading of the risk {category, risk_level} (label_applies)
 
 
 @with_config(_OPEN)
@@ -231,6 +232,27 @@ class CriticalRate(Record):
     n: int
 
 
+class LabelConfusion(Record):
+    field: str  # "category" or "level"
+    label: str
+    read: str  # what the judge read instead
+    n: int
+
+
+class LabelAgreementRecord(Record):
+    """Per pillar × judge: how often the judge's reading of the risk differed from the item's risk label."""
+
+    pillar: str
+    judge: str
+    category_n: int = 0  # readings of labelled items compared on the category
+    category_disagree: int = 0
+    category_share: Number | None = None
+    level_n: int = 0  # ... on the risk level (only labels that give one)
+    level_disagree: int = 0
+    level_share: Number | None = None
+    confusions: list[LabelConfusion] = []
+
+
 class PairwiseQwk(Record):
     judges: list[str]
     qwk: Number | None
@@ -291,6 +313,8 @@ class ScoreSummary(StageSummary):
     panel: PanelCounts | None = None
     agreement: list[Agreement] = []
     self_preference: list[SelfPreference] = []
+    label_agreement: list[LabelAgreementRecord] = []
+    split_critical: bool = False  # each critical criterion judged in a call of its own (the halo check)
 
 
 # ----------------------------------------------------------------------------- scorecard.json
@@ -632,7 +656,8 @@ class AuditRun:
 
 
 Run = ScoreRun | BenchRun | CalibrationRun | AuditRun
-AUDIT_STAGES = ("score", "originals")  # the folders `trustmh audit` judges into: variants, then new judges' originals
+AUDIT_STAGES = ("score", "originals", "halo")  # folders `trustmh audit` judges into: variants, new judges'
+# originals, and the halo probe's second judging of the originals (split calls, or one call per pillar)
 
 
 def detect_kind(directory: Path) -> Kind:

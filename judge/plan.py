@@ -21,6 +21,7 @@ from judge.calls.engine import BuiltOnAccess
 from judge.errors import UsageError
 from judge.items import Item
 from judge.judges import JudgeSpec
+from judge.labels import forced_criteria, risk_label
 from judge.prompts import ChatMessage, PromptRenderer, prompt_hash
 from judge.rubric import Rubric
 from judge.verdict import schema_hash, verdict_model
@@ -40,10 +41,19 @@ class PillarContext:
 
     rubric: Rubric  # the criteria this part judges (the whole rubric for a one-part pillar)
     whole: Rubric  # the pillar's rubric
-    part: str  # "" for a one-part pillar, else "visible" or "masked"
+    part: str  # "" for a one-part pillar, else "visible", "masked", "critical:ID", "others" (see pillar_parts)
     model: type[BaseModel]
     schema_hash: str
     schema_chars: int
+    forced: frozenset[str] = frozenset()  # criteria an item's risk label makes applicable (no `applicable` field)
+
+    def labelled(self, forced: frozenset[str]) -> PillarContext:
+        """This part as an item whose risk label makes `forced` applicable sees it: its own verdict model
+        and schema hash (so its cache key differs from an unlabelled item's)."""
+        forced = forced & {c.id for c in self.rubric.criteria}
+        if forced == self.forced:
+            return self
+        return _context(self.rubric, self.whole, self.part, forced)
 
     @property
     def criteria(self) -> tuple[str, ...] | None:
@@ -93,34 +103,58 @@ def pillars_for(item: Item, requested: Sequence[str] | None) -> tuple[str, ...]:
     return tuple(requested or ())
 
 
-def _context(part_rubric: Rubric, whole: Rubric, part: str) -> PillarContext:
-    model = verdict_model(part_rubric)
+def _context(part_rubric: Rubric, whole: Rubric, part: str, forced: frozenset[str] = frozenset()) -> PillarContext:
+    model = verdict_model(part_rubric, forced)
     schema = model.model_json_schema()
-    return PillarContext(part_rubric, whole, part, model, schema_hash(schema), len(json.dumps(schema)))
+    return PillarContext(part_rubric, whole, part, model, schema_hash(schema), len(json.dumps(schema)), forced)
 
 
-def pillar_parts(rubric: Rubric) -> tuple[PillarContext, ...]:
-    """A pillar's parts: one, or `visible` and `masked` where only some criteria hide identity cues."""
+OTHERS_PART = "others"
+CRITICAL_PART = "critical:"
+
+
+def _critical_groups(criteria: tuple[str, ...], rubric: Rubric) -> list[tuple[str, tuple[str, ...]]]:
+    """(part name, criteria) for one call per critical criterion, then one for the rest, in rubric order."""
+    critical = [cid for cid in criteria if rubric.criterion(cid).severity == "critical"]
+    others = tuple(cid for cid in criteria if cid not in critical)
+    groups = [(f"{CRITICAL_PART}{cid}", (cid,)) for cid in critical]
+    return groups + ([(OTHERS_PART, others)] if others else [])
+
+
+def pillar_parts(rubric: Rubric, *, split_critical: bool = False) -> tuple[PillarContext, ...]:
+    """A pillar's parts: one, or `visible` and `masked` where only some criteria hide identity cues.
+
+    With `split_critical` (the halo check) every critical criterion is judged in a call of its own and
+    the other criteria in one more (inside each identity part: `masked/critical:ID`). A part judges fewer
+    criteria than the whole rubric, so its system message, hence its cache key, differs from the one
+    call's; a pillar with nothing to split (no critical criterion, or one criterion) keeps its one call.
+    """
     visible, masked = rubric.identity_split()
-    if visible and masked:
-        return (
-            _context(rubric.restricted_to(visible), rubric, "visible"),
-            _context(rubric.restricted_to(masked), rubric, "masked"),
-        )
-    return (_context(rubric, rubric, ""),)
+    identity = [("visible", visible), ("masked", masked)] if visible and masked else [("", visible or masked)]
+    parts: list[tuple[str, tuple[str, ...]]] = []
+    for name, criteria in identity:
+        groups = _critical_groups(criteria, rubric) if split_critical else []
+        if len(groups) < 2:
+            parts.append((name, criteria))
+        else:
+            parts += [(f"{name}/{sub}" if name else sub, ids) for sub, ids in groups]
+    if len(parts) == 1:
+        return (_context(rubric, rubric, ""),)
+    return tuple(_context(rubric.restricted_to(ids), rubric, name) for name, ids in parts)
 
 
 class PillarContexts(Mapping[str, tuple[PillarContext, ...]]):
     """Every rubric's parts, each built (verdict model, schema, hash) the first time a call needs it:
     a run over one pillar does not pay at start-up for the models of the other seven."""
 
-    def __init__(self, rubrics: Mapping[str, Rubric]) -> None:
+    def __init__(self, rubrics: Mapping[str, Rubric], split_critical: bool = False) -> None:
         self.rubrics = rubrics
+        self.split_critical = split_critical
         self._built: dict[str, tuple[PillarContext, ...]] = {}
 
     def __getitem__(self, pillar: str) -> tuple[PillarContext, ...]:
         if (parts := self._built.get(pillar)) is None:
-            parts = self._built[pillar] = pillar_parts(self.rubrics[pillar])
+            parts = self._built[pillar] = pillar_parts(self.rubrics[pillar], split_critical=self.split_critical)
         return parts
 
     def __iter__(self) -> Iterator[str]:
@@ -130,8 +164,8 @@ class PillarContexts(Mapping[str, tuple[PillarContext, ...]]):
         return len(self.rubrics)
 
 
-def pillar_contexts(rubrics: Mapping[str, Rubric]) -> PillarContexts:
-    return PillarContexts(rubrics)
+def pillar_contexts(rubrics: Mapping[str, Rubric], *, split_critical: bool = False) -> PillarContexts:
+    return PillarContexts(rubrics, split_critical)
 
 
 def _canonical(value: Any) -> str:
@@ -215,11 +249,14 @@ class CallPlan(BuiltOnAccess[PlannedCall]):
         self.group_item = array("q")
         self.group_pillar = array("H")
         self.group_part = array("B")
+        self.group_context = array("H")  # index in self._context_list: the part, as the item's label shapes it
+        self._context_list: list[PillarContext] = []
+        self._context_index: dict[tuple[str, int, frozenset[str]], int] = {}
         self.group_chars = array("q")  # characters of the rendered messages, for token estimates
         self._prompt_hashes = bytearray()
         self._keys = bytearray()
         self._recent: OrderedDict[int, tuple[ChatMessage, ...]] = OrderedDict()
-        self._hashes: dict[tuple[str, int], PillarHashes] = {}
+        self._hashes: dict[int, PillarHashes] = {}
 
     def add_group(
         self, item_index: int, pillar: str, item: Item | None = None, parts: Sequence[int] | None = None
@@ -230,20 +267,36 @@ class CallPlan(BuiltOnAccess[PlannedCall]):
         for part, context in enumerate(self.contexts[pillar]):
             if parts is not None and part not in parts:
                 continue
+            index = self._labelled(pillar, part, context, item)
+            context = self._context_list[index]
             messages = self._render(item, context)
-            hashes = self._hashes.get((pillar, part))
+            hashes = self._hashes.get(index)
             if hashes is None:  # every call of a part starts with the same system message
-                hashes = self._hashes[(pillar, part)] = PillarHashes(messages[0].content, context.schema_hash)
+                hashes = self._hashes[index] = PillarHashes(messages[0].content, context.schema_hash)
             p_hash, keys = hashes.digests(messages, self._params, self.samples)
             if len(self._recent) < RECENT_GROUPS:  # the run starts with these: no second rendering
                 self._recent[len(self.group_item)] = messages
             self.group_item.append(item_index)
             self.group_pillar.append(self._pillar_index[pillar])
             self.group_part.append(part)
+            self.group_context.append(index)
             self.group_chars.append(sum(len(m.content) for m in messages))
             self._prompt_hashes += p_hash
             for key in keys:
                 self._keys += key
+
+    def _labelled(self, pillar: str, part: int, context: PillarContext, item: Item) -> int:
+        """Index of the part as this item sees it: the criteria its risk label makes applicable are forced."""
+        forced = (
+            forced_criteria(context.whole.label_applies, risk_label(item.meta))
+            if context.whole.label_applies
+            else frozenset()
+        )
+        key = (pillar, part, forced)
+        if (index := self._context_index.get(key)) is None:
+            index = self._context_index[key] = len(self._context_list)
+            self._context_list.append(context.labelled(forced))
+        return index
 
     def _render(self, item: Item, context: PillarContext) -> tuple[ChatMessage, ...]:
         return tuple(self.renderer.render(context.whole, item, context.criteria))
@@ -267,7 +320,7 @@ class CallPlan(BuiltOnAccess[PlannedCall]):
         return self.pillar_names[self.group_pillar[group]]
 
     def context_of_group(self, group: int) -> PillarContext:
-        return self.contexts[self.pillar_of_group(group)][self.group_part[group]]
+        return self._context_list[self.group_context[group]]
 
     def item_id_of_group(self, group: int) -> str:
         item = self.group_item[group]
@@ -291,6 +344,7 @@ class CallPlan(BuiltOnAccess[PlannedCall]):
 
     def input_chars(self, index: int) -> int:
         """Characters of the call's prompt and its verdict schema (what `estimate_input_tokens` counts)."""
+
         group = self._split(index)[0]
         return self.group_chars[group] + self.context_of_group(group).schema_chars
 
@@ -344,4 +398,3 @@ def build_plan(
         shown = ", ".join(unplanned[:5]) + (" …" if len(unplanned) > 5 else "")
         raise PlanError(f"{len(unplanned)} item(s) name no pillar ({shown}); add a `pillar` field or pass `pillars=`")
     return plan
-

@@ -32,9 +32,10 @@ from judge.bundled import bundled_path
 from judge.crisis_resources import Fit, Location, ResourceList, describe, find_resources, load_registry, locate
 from judge.hashing import sha256_of
 from judge.items import Item, Message
+from judge.labels import CATEGORY_WORDS, RiskLabel, forced_criteria, risk_label
 from judge.rubric import DEFAULT_REFERENCE_LABEL, Rubric
 
-TEMPLATE_NAMES = ("system.j2", "rubric.j2", "item.j2", "resources.j2")
+TEMPLATE_NAMES = ("system.j2", "rubric.j2", "item.j2", "resources.j2", "label.j2")
 IDENTITY_PLACEHOLDER = "[identity withheld]"
 LANGUAGE_NOTES = {
     "zh": (
@@ -172,7 +173,19 @@ class PromptRenderer:
         if checked:
             user_turns = [m.content for m in item.messages if m.role == "user"]
             text = f"{text}\n\n{self.resource_message(item.response, user_turns, checked)}"
+        if rubric is not None and rubric.label_applies is not None and (label := risk_label(item.meta)):
+            text = f"{text}\n\n{self.label_message(rubric, label)}"
         return text
+
+    def label_message(self, rubric: Rubric, label: RiskLabel) -> str:
+        """What the item's risk label decides: the criteria it makes applicable and the least urgency."""
+        forced = [c.id for c in rubric.criteria if c.id in forced_criteria(rubric.label_applies, label)]
+        category = CATEGORY_WORDS.get(label.category, label.category) if label.category else None
+        return (
+            self._templates["label.j2"]
+            .render(source=label.source, category=category, level=label.level, forced=forced)
+            .strip()
+        )
 
     def resource_message(self, response: str, user_turns: Sequence[str] = (), criteria: Sequence[str] = ()) -> str:
         """The code's findings on the response's numbers and service names, and on whether each serves the

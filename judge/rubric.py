@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, 
 
 from judge.errors import ConfigError
 from judge.hashing import sha256_of
+from judge.labels import LABEL_KEYS
 
 Severity = Literal["critical", "major", "minor"]
 ReferenceMode = Literal["shown", "hidden"]
@@ -133,6 +134,10 @@ class Rubric(_Strict):
     """`hidden`: the item's reference never reaches the judge (e.g. the ethics gold letter, scored by code)."""
     reference_label: str = Field(default=DEFAULT_REFERENCE_LABEL, min_length=1)
     """What the judge is told the reference is, e.g. the system's own answer to the clean message."""
+    label_applies: dict[str, tuple[str, ...]] | None = None
+    """Criteria a risk label on the item makes applicable, whatever the judge reads (judge/labels.py):
+    keyed by a label category or `any_risk`. Set, it also asks the judge for its own reading of the risk
+    (category and level) and tells it the label's level as the least urgency. None: labels are ignored."""
     criteria: list[Criterion] = Field(min_length=1)
 
     @field_validator("pillar")
@@ -157,6 +162,22 @@ class Rubric(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _label_rules_name_conditional_criteria(self) -> Rubric:
+        if self.label_applies is None:
+            return self
+        conditional = {c.id for c in self.criteria if c.applies_when}
+        for key, ids in self.label_applies.items():
+            if key not in LABEL_KEYS:
+                raise ValueError(f"label_applies: {key!r} is not a label; use one of {', '.join(LABEL_KEYS)}")
+            wrong = [cid for cid in ids if cid not in conditional]
+            if wrong:
+                raise ValueError(
+                    f"label_applies.{key}: {', '.join(map(repr, wrong))} is not a criterion of this rubric with "
+                    "applies_when (only a conditional criterion can be made applicable by a label)"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _label_needs_a_shown_reference(self) -> Rubric:
         if self.reference == "hidden" and self.reference_label != DEFAULT_REFERENCE_LABEL:
             raise ValueError("reference_label is set but reference is hidden, so the judge never sees it; drop one")
@@ -165,7 +186,7 @@ class Rubric(_Strict):
     def canonical(self) -> dict[str, Any]:
         """Content that defines the rubric; `version` is a human label and is left out."""
         data = self.model_dump(mode="json", exclude={"version", "criteria"})
-        data = _without_defaults(self, data, ("reference", "reference_label"))
+        data = _without_defaults(self, data, ("reference", "reference_label", "label_applies"))
         data["criteria"] = [c.canonical() for c in self.criteria]
         return data
 
@@ -192,6 +213,9 @@ class Rubric(_Strict):
             raise ValueError(f"rubric {self.pillar!r}: a partial rubric needs at least one criterion")
         data = self.model_dump(mode="json")
         data["criteria"] = [c for c in data["criteria"] if c["id"] in wanted]
+        if data.get("label_applies") is not None:  # a part keeps the label rules of its own criteria
+            rules = {k: [cid for cid in ids if cid in wanted] for k, ids in data["label_applies"].items()}
+            data["label_applies"] = {k: ids for k, ids in rules.items() if ids}
         return Rubric.model_validate(data)  # not model_copy: that would carry the cached hashes over
 
     def identity_split(self) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -49,14 +49,14 @@ from judge.item_store import StoredRead, read_into_store
 from judge.items import Item, format_rejections
 from judge.judge_calls import JudgeCalls, input_token_estimate
 from judge.judges import JudgeSpec
-from judge.log import ScoreSummary, document
+from judge.log import LabelAgreementRecord, ScoreSummary, document
 from judge.panel import AgreementTable, PanelCounts, PanelOptions, SelfPreference, build_panel, review_entries
 from judge.plan import CallPlan, PlannedCall, build_plan, pillar_contexts
 from judge.prompts import PromptRenderer
 from judge.rubric import Rubric, load_rubric_dir
 from judge.rundir import write_json_atomic, write_jsonl_atomic, write_text_atomic
 from judge.settings import RunSettings
-from judge.summary import CriticalFailures, ScoreMeans
+from judge.summary import CriticalFailures, LabelAgreement, ScoreMeans
 
 if TYPE_CHECKING:
     from judge.judge_worker import JudgeWorker
@@ -79,6 +79,7 @@ class ScoreOptions:
     families: Families | None = None
     panel: PanelOptions = field(default_factory=PanelOptions)
     tiebreak: JudgeSpec | None = None
+    split_critical: bool = False  # the halo check: each critical criterion judged in a call of its own
 
     @property
     def uses_panel(self) -> bool:
@@ -126,7 +127,11 @@ def prepare(options: ScoreOptions) -> Prepared:
         raise UsageError("no valid items to judge in " + ", ".join(map(str, options.items)))
     renderer = PromptRenderer()
     calls = build_plan(
-        read.items, pillar_contexts(rubrics), options.judges, renderer, requested_pillars=options.pillars,
+        read.items,
+        pillar_contexts(rubrics, split_critical=options.split_critical),
+        options.judges,
+        renderer,
+        requested_pillars=options.pillars,
         samples=options.samples,
     )
     cache = settings.open_cache()
@@ -341,7 +346,8 @@ def _execute_locked(
     verdicts_path = options.out / "verdicts.jsonl"
     progress = RunProgress("judging", len(prepared.calls), options.settings.quiet)
     tally = RunTally()
-    stats = VerdictStats(prepared.rubrics)
+    contexts = prepared.calls.contexts
+    stats = VerdictStats(prepared.rubrics, lambda pillar: contexts[pillar][0].part)
 
     def on_result(result: CallResult) -> None:  # counts and statistics need no second reading of the rows
         tally.add(result)
@@ -365,14 +371,16 @@ def _execute_locked(
 class VerdictStats:
     """The verdict part of `summary.json`, fed each call's rows as the call finishes (any order will do)."""
 
-    def __init__(self, rubrics: dict[str, Rubric]) -> None:
+    def __init__(self, rubrics: dict[str, Rubric], first_part: Callable[[str], str] | None = None) -> None:
         self.counts = dict.fromkeys(("rows", "ok", "not_applicable", "failed"), 0)
         self.means = ScoreMeans()
         self.critical = CriticalFailures(rubrics)
         self.preference = SelfPreference(rubrics)
+        self.labels = LabelAgreement(first_part)
 
     def add_call(self, rows: list[dict[str, Any]]) -> None:
         self.critical.add_call(rows)
+        self.labels.add_call(rows)
         for row in rows:
             self.counts["rows"] += 1
             if row["status"] in self.counts:
@@ -450,6 +458,10 @@ def build_summary(
         agreement=panel.agreement.results() if panel is not None else [],
         self_preference=stats.preference.report(),
     )
+    if labels := stats.labels.table():  # set only when there is something to say: older summaries stay as they were
+        summary.label_agreement = [LabelAgreementRecord.model_validate(r) for r in labels]
+    if prepared.options.split_critical:
+        summary.split_critical = True
     return document(summary)
 
 
@@ -475,4 +487,5 @@ def run_record(prepared: Prepared, started_at: datetime, identity: str, *, ended
         "concurrency": settings.concurrency,
         "cache_dir": str(settings.cache_dir) if settings.cache_dir else None,
         "max_response_chars": settings.max_response_chars,
+        **({"split_critical": True} if options.split_critical else {}),
     }

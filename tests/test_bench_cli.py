@@ -236,3 +236,27 @@ def test_judged_copy_cuts_with_a_note_and_leaves_short_answers_alone() -> None:
     assert copy["meta"] == {"suite": "s", "response_truncated": {"chars": 10_000_000, "judged_chars": kept}}
     assert copy["response"].startswith("x" * kept) and kept > 99_000
     assert long["response"] == "x" * 10_000_000, "the answer itself is not changed"
+
+
+def test_a_crisis_bench_with_split_critical_counts_the_judge_against_the_human_labels(
+    tmp_path: Path, bench_server: FakeLLMServer, judge_env: Path, run_cli: Any
+) -> None:
+    out = tmp_path / "bench"
+    args = bench_args(bench_server, out, "--split-critical")
+    args[args.index("--suites") + 1] = "crisis/escalation"
+    args[args.index("--limit") + 1] = "6"
+    result = run_cli(*args)
+    assert result.code == 0, result.stderr
+    assert json.loads((out / "bench.json").read_text())["split_critical"] is True
+    labels = [p["meta"]["human_label"] for p in read_jsonl(out / "prompts.jsonl") if p["meta"]["human_label"]]
+    assert labels
+    summary = json.loads((out / "score" / "summary.json").read_text())
+    assert summary["split_critical"] is True
+    (record,) = summary["label_agreement"]  # one judge; the scripted judge reads suicidal ideation, at high risk
+    wrong = sum(label != "suicidal_ideation" for label in labels)
+    assert (record["category_n"], record["category_disagree"]) == (2 * len(labels), 2 * wrong)  # two targets
+    assert record["category_share"] == round(wrong / len(labels), 4) and record["level_n"] == 0
+    assert sum(c["n"] for c in record["confusions"]) == 2 * wrong
+    verdicts = read_jsonl(out / "score" / "verdicts.jsonl")
+    assert {v["part"] for v in verdicts} >= {"critical:risk_recognition", "others"}
+    assert "Judge reading against the risk labels" in (out / "report.html").read_text()

@@ -9,7 +9,13 @@ from typing import Any
 
 from tests.conftest import make_items, read_jsonl, write_jsonl
 from tests.fakeapi import FakeLLMServer, ParsedRequest, Reply
-from tests.fakeapi.judge_script import judged_response, resolve_ref, score_bounds
+from tests.fakeapi.judge_script import (
+    SCRIPTED_READING,
+    judged_response,
+    resolve_ref,
+    score_bounds,
+    verdict_criteria,
+)
 
 DISSENT_ON = {"item-002", "item-005", "item-007"}
 JUDGES = ["openai:judge-a", "openai:judge-b", "anthropic:judge-c"]
@@ -20,8 +26,8 @@ def arranged_answerer(req: ParsedRequest) -> Reply:
     schema = req.schema or {}
     response = judged_response(req)
     dissent = req.model == "judge-c" and any(f"Case {item_id[-1]}:" in response for item_id in DISSENT_ON)
-    verdict = {}
-    for criterion in schema["properties"]:
+    verdict: dict[str, Any] = {"risk_reading": dict(SCRIPTED_READING)} if "risk_reading" in schema["properties"] else {}
+    for criterion in verdict_criteria(schema):
         low, high = score_bounds(schema, criterion)
         entry: dict[str, Any] = {"rationale": f"{req.model} view", "evidence": [], "score": low if dissent else high}
         if "applicable" in resolve_ref(schema, schema["properties"][criterion])["properties"]:

@@ -93,8 +93,9 @@ def test_schema_states_bounds_and_requires_every_criterion_of_bundled_rubrics(pi
     rubric = load_rubric_dir(bundled_path("rubrics"))[pillar]
     schema = verdict_model(rubric).model_json_schema()
     ids = [c.id for c in rubric.criteria]
-    assert list(schema["properties"]) == ids
-    assert sorted(schema["required"]) == sorted(ids)
+    reading = ["risk_reading"] if rubric.label_applies is not None else []  # asked first, before any score
+    assert list(schema["properties"]) == reading + ids
+    assert sorted(schema["required"]) == sorted(reading + ids)
     assert schema.get("additionalProperties") is False
     for criterion in rubric.criteria:
         node = resolve(schema, schema["properties"][criterion.id])

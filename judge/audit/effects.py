@@ -19,7 +19,7 @@ from __future__ import annotations
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -404,6 +404,88 @@ def _gaps(
         )
 
 
+# ------------------------------------------------------------------------------------------ halo
+
+HALO_VARIANT = "split"  # the one column of the halo tables: split calls against one call per pillar
+
+
+def _gate_fails(rubric: Rubric, cells: Mapping[str, Cell]) -> bool | None:
+    """The pillar's gate on one item: some critical criterion scored below its fail_below; None when no
+    critical criterion was scored."""
+    scored = [(c, cells[c.id].score) for c in rubric.criteria if c.fail_below is not None and c.id in cells
+              and cells[c.id].status == "ok" and cells[c.id].score is not None]  # fmt: skip
+    if not scored:
+        return None
+    return any(_fails(c, score) for c, score in scored)  # type: ignore[arg-type]
+
+
+def halo_effects(inputs: _Inputs, split: Mapping[CellKey, Cell]) -> None:
+    """The halo check: per judge × pillar × criterion, how a score moves when each critical criterion is
+    judged in a call of its own (`split`) instead of with the whole pillar (`inputs.originals`). Adds to
+    `inputs.effects`.
+
+    shift = split score − one-call score. Records: mean_shift, mean_abs_shift, changed_share (pairs whose
+    score differs), flip_rate (critical criteria: pass ↔ fail), and per pillar (criterion `*`)
+    gate_flip_rate: items whose gate (any critical criterion below its fail_below) differs.
+    """
+    originals, effects = inputs.originals, inputs.effects
+    pillars = sorted({k[1] for k in split})
+    items = sorted({k[0] for k in split})
+    for judge in inputs.judges:
+        coverage: Counter[str] = Counter()
+        for pillar in pillars:
+            rubric = inputs.rubrics[pillar]
+            for criterion in rubric.criteria:
+                critical = criterion.fail_below is not None
+                pairs = []
+                for item in items:
+                    after = split.get((item, pillar, criterion.id, judge))
+                    before = originals.get((item, pillar, criterion.id, judge))
+                    if after is None or before is None:
+                        continue
+                    status = _pair_status(before, after)
+                    coverage[status] += 1
+                    if status == "paired":
+                        assert before.score is not None and after.score is not None
+                        pairs.append((item, before.score, after.score))
+                if not pairs:
+                    continue
+                table = _Table(sorted({i for i, _, _ in pairs}), [HALO_VARIANT])
+                changed = np.zeros(len(table.row))
+                for item, before_score, after_score in pairs:
+                    flip = critical and _fails(criterion, before_score) != _fails(criterion, after_score)
+                    table.add(item, HALO_VARIANT, after_score - before_score, flip)
+                    changed[table.row[item]] += after_score != before_score
+                weights = inputs.weights(len(table.row), f"halo|{judge}|{pillar}|{criterion.id}")
+                emit = _Emitter(effects, "halo", judge, pillar, criterion.id, weights)
+                count = table.count.sum(axis=1)
+                emit.ratio(None, "mean_shift", table.shift.sum(axis=1), count)
+                emit.ratio(None, "mean_abs_shift", table.abs_shift.sum(axis=1), count)
+                emit.ratio(None, "changed_share", changed, count)
+                if critical:
+                    emit.ratio(None, "flip_rate", table.flip.sum(axis=1), count)
+            _gate_flips(inputs, judge, rubric, items, split)
+        effects.coverage.append({"probe": "halo", "judge": judge, **{k: coverage[k] for k in COVERAGE_KEYS}})
+
+
+def _gate_flips(inputs: _Inputs, judge: str, rubric: Rubric, items: list[str], split: Mapping[CellKey, Cell]) -> None:
+    flips = []
+    for item in items:
+        sides = [
+            {c.id: cells[(item, rubric.pillar, c.id, judge)] for c in rubric.criteria
+             if (item, rubric.pillar, c.id, judge) in cells}
+            for cells in (inputs.originals, split)
+        ]  # fmt: skip
+        before, after = (_gate_fails(rubric, side) for side in sides)
+        if before is not None and after is not None:
+            flips.append(float(before != after))
+    if not flips:
+        return
+    weights = inputs.weights(len(flips), f"halo|{judge}|{rubric.pillar}|{ALL_CRITERIA}")
+    emit = _Emitter(inputs.effects, "halo", judge, rubric.pillar, ALL_CRITERIA, weights)
+    emit.ratio(None, "gate_flip_rate", np.asarray(flips), np.ones(len(flips)))
+
+
 def compute_effects(
     probes: list[str],
     refs: list[VariantRef],
@@ -414,11 +496,16 @@ def compute_effects(
     *,
     n_bootstrap: int = 1000,
     seed: int = 0,
+    halo: tuple[Mapping[CellKey, Cell], Mapping[CellKey, Cell]] | None = None,
 ) -> Effects:
-    """Every record of every probe asked for, in probe order."""
+    """Every record of every probe asked for, in probe order. `halo`: for the halo probe, the verdicts of
+    one call per pillar and those with each critical criterion judged in a call of its own."""
     inputs = _Inputs(originals, variants, rubrics, judges, n_bootstrap, seed, Effects())
     for probe in probes:
-        if PROBES[probe].make is None:
+        if probe == "halo":
+            one_call, split = halo or ({}, {})
+            halo_effects(replace(inputs, originals=one_call), split)
+        elif PROBES[probe].make is None:
             self_preference_effects(inputs)
         else:
             probe_effects(inputs, probe, [ref for ref in refs if ref.probe == probe])

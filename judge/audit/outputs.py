@@ -14,6 +14,8 @@ WHAT_GOOD_LOOKS_LIKE = {
     "invariance": "a good judge's scores do not move: shifts near 0, no flips",
     "sensitivity": "a good judge's scores fall: negative shifts, critical criteria flip to fail, detection near 1",
     "judges": "a good judge gives its own model family no more than other judges give the same responses",
+    "halo": "a judge free of halo scores each critical criterion the same alone as with the whole pillar: "
+    "shifts and changed share near 0, no flips",
 }
 
 

@@ -38,9 +38,10 @@ class Variant:
     response: str
 
 
-Purpose = Literal["invariance", "sensitivity", "judges"]
+Purpose = Literal["invariance", "sensitivity", "judges", "halo"]
 
 INVARIANCE_METRICS = ("mean_shift", "mean_abs_shift", "max_abs_shift", "flip_rate")
+HALO_METRICS = ("mean_shift", "mean_abs_shift", "changed_share", "flip_rate", "gate_flip_rate")
 SELF_PREFERENCE_METRICS = ("self_gap", "other_gap", "self_preference")
 
 
@@ -351,6 +352,8 @@ PROBES: dict[str, Probe] = {
     "surface-noise": Probe("surface-noise", "invariance", noise_variants, INVARIANCE_METRICS),
     "degrade": Probe("degrade", "sensitivity", degrade_variants, (*INVARIANCE_METRICS, "detection_rate")),
     "self-preference": Probe("self-preference", "judges", None, SELF_PREFERENCE_METRICS),
+    # no variant: the same responses judged again with each critical criterion in a call of its own
+    "halo": Probe("halo", "halo", None, HALO_METRICS),
 }
 
 

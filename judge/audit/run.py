@@ -164,8 +164,15 @@ def build_variants(
 
 
 def _score_options(
-    options: AuditOptions, scored: ScoredRun, judges: list[JudgeSpec], items: Path, out: Path, longest: int
+    options: AuditOptions,
+    scored: ScoredRun,
+    judges: list[JudgeSpec],
+    items: Path,
+    out: Path,
+    longest: int,
+    split_critical: bool | None = None,
 ) -> ScoreOptions:
+    """A score stage with the run's rubrics and samples; `split_critical` None: the run's own way of calling."""
     return ScoreOptions(
         items=[items],
         judges=judges,
@@ -177,7 +184,13 @@ def _score_options(
             options.settings, max_response_chars=max(int(scored.run.get("max_response_chars") or 0), longest)
         ),
         families=options.families,
+        split_critical=_run_split(scored) if split_critical is None else split_critical,
     )
+
+
+def _run_split(scored: ScoredRun) -> bool:
+    """Whether the run judged each critical criterion in a call of its own (`--split-critical`)."""
+    return bool(scored.run.get("split_critical"))
 
 
 def _prepare_runs(
@@ -204,6 +217,12 @@ def _prepare_runs(
         longest = max(len(i.response) for i in items)
         originals = _score_options(options, scored, new_judges, path, options.out / "originals", longest)
         plans.append(("originals", prepare(originals)))
+    if "halo" in options.probes:  # the same responses, judged the other way: split if the run was not
+        path = options.out / "halo.jsonl"
+        write_jsonl_atomic(path, [item_record(i, scored.pillars[i.id], i.response, i.id, i.meta) for i in items])
+        longest = max(len(i.response) for i in items)
+        halo = _score_options(options, scored, judges, path, options.out / "halo", longest, not _run_split(scored))
+        plans.append(("halo", prepare(halo)))
     return plans
 
 
@@ -248,6 +267,11 @@ def run_audit(options: AuditOptions) -> AuditResult:
     variants = (
         cells_from_verdicts(v for _, v in read_jsonl(options.out / "score" / "verdicts.jsonl")) if records else {}
     )
+    halo = None
+    if "halo" in options.probes:  # one call per pillar against split calls, whichever way the run went
+        other = {k: c for k, c in cells_from_verdicts(v for _, v in read_jsonl(options.out / "halo" / "verdicts.jsonl"))
+                 .items() if k[0] in chosen}  # fmt: skip
+        halo = (originals, other) if not _run_split(scored) else (other, originals)
     effects = compute_effects(
         options.probes,
         refs,
@@ -257,6 +281,7 @@ def run_audit(options: AuditOptions) -> AuditResult:
         names,
         n_bootstrap=options.n_bootstrap,
         seed=options.seed,
+        halo=halo,
     )
     gate_results = audit_gate_results(effects.records, options.gates)
     failures = audit_gate_failures(gate_results)

@@ -26,7 +26,8 @@ def audit_command(
         str,
         typer.Option(
             "--probes",
-            help="Comma-separated: verbosity, injection, format, surface-noise, degrade, self-preference (or all).",
+            help="Comma-separated: verbosity, injection, format, surface-noise, degrade, self-preference, halo "
+            "(or all).",
             show_default=False,
         ),
     ],
@@ -86,6 +87,9 @@ def audit_command(
     verbosity, injection, format, surface-noise should not move scores; degrade should lower them.
 
     self-preference compares a judge on its own model family's responses with the other judges.
+
+    halo judges the responses again with each critical criterion in a call of its own (--split-critical)
+    and reports how far scores move from one call per pillar.
 
     Example: trustmh audit runs/r1 --probes verbosity,injection,degrade --out runs/r1-audit
 

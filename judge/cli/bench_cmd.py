@@ -43,6 +43,13 @@ def bench(
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N prompts per suite (seeded).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the prompt sample and of the bootstrap.")] = DEFAULT_SEED,
     samples: Annotated[int, typer.Option("--samples", min=1, help="Samples per judge (use temperature > 0).")] = 1,
+    split_critical: Annotated[
+        bool,
+        typer.Option(
+            "--split-critical",
+            help="Halo check: judge each critical criterion in a call of its own (the other criteria in one more).",
+        ),
+    ] = False,
     rubrics: Annotated[Path | None, typer.Option("--rubrics", help="Folder of rubric YAML files.")] = None,
     cache: Annotated[Path | None, typer.Option("--cache", help="Cache folder (default: $TRUSTMH_CACHE_DIR).")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the cache.")] = False,
@@ -99,6 +106,7 @@ def bench(
         samples=samples,
         rubrics=rubrics,
         bootstrap=bootstrap,
+        split_critical=split_critical,
         settings=settings,
     )
     if result.target_plan is not None:

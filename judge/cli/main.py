@@ -176,6 +176,13 @@ def score(
     exclude_self: Annotated[
         bool, typer.Option("--exclude-self", help="Leave a judge out of the panel on targets of its own family.")
     ] = False,
+    split_critical: Annotated[
+        bool,
+        typer.Option(
+            "--split-critical",
+            help="Halo check: judge each critical criterion in a call of its own (the other criteria in one more).",
+        ),
+    ] = False,
     quiet: QuietOption = False,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace the results of a different run already in --out.")
@@ -212,6 +219,7 @@ def score(
         skip_invalid=skip_invalid,
         panel=PanelOptions(method=method, min_judges=min_judges, exclude_self=exclude_self),  # type: ignore[arg-type]
         tiebreak=tiebreak,
+        split_critical=split_critical,
         settings=settings,
     )
     if result.summary is None:

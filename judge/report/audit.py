@@ -22,7 +22,8 @@ PART = "Judge audit"
 SHIFT_METRICS = ("mean_shift", "mean_abs_shift", "max_abs_shift")
 SELF_PREFERENCE_METRICS = ("self_preference", "self_gap", "other_gap")
 SELF_PREFERENCE = "self-preference"
-STAGE_NAMES = {"score": "variants (score/)", "originals": "originals (originals/)"}
+STAGE_NAMES = {"score": "variants (score/)", "originals": "originals (originals/)",
+               "halo": "halo check (halo/)"}
 ALL_VARIANTS = "(all variants)"
 
 
@@ -156,6 +157,29 @@ def flips_section(audit: Audit) -> Section:
     return Section("flips", title, PART, intro,
                    figure=Figure(Markup(svg), "Flip rate per probe × critical criterion (rows) and judge (columns); "
                                               "grey: no pair."), tables=tables)
+
+
+def halo_section(audit: Audit) -> Section:
+    """The halo check: how much scores move between one call per pillar and a call per critical criterion."""
+    title = "Halo check: one call per pillar against a call per critical criterion"
+    intro = ("The run's responses judged again with each critical criterion in a call of its own (or, for a run "
+             "that did so, with the whole pillar in one call). Shift = split score − one-call score; changed "
+             "share: pairs whose score differs; flip rate: critical criteria whose pass ↔ fail differs; gate "
+             "flip rate (criterion *): items whose pillar gate differs. A judge free of halo is near 0 on all.")
+    records = _select(audit, lambda r: r.probe == "halo")
+    table = record_table("Halo check records", records, "halo")
+    shares = [r for r in records if r.metric in ("changed_share", "gate_flip_rate")]
+    if not _drawable(shares):
+        return Section("audit-halo", title, PART, intro, tables=[table] if records else [],
+                       nothing="Nothing to show: no criterion was scored both ways (see the coverage section).")
+    names = _labels(audit)
+    judges = dict.fromkeys(r.judge for r in shares)
+    groups = [(names[judge], [r for r in shares if r.judge == judge]) for judge in judges]
+    svg = figures.interval_panels(_interval_panels(groups, lambda r: f"{_criterion(r)} {r.metric}", 0.0),
+                                  key="audit-halo", xlabel="share")
+    return Section("audit-halo", title, PART, intro,
+                   figure=Figure(Markup(svg), "Changed share per criterion and gate flip rate per pillar (*), per "
+                                              "judge; whiskers: bootstrap intervals."), tables=[table])
 
 
 def detection_section(audit: Audit) -> Section:
@@ -297,7 +321,8 @@ def gates_section(audit: Audit) -> Section:
 def audit_sections(run: AuditRun) -> list[Section]:
     audit = run.audit
     sections = [shifts_section(audit), flips_section(audit), detection_section(audit),
-                self_preference_section(audit), coverage_section(audit), gates_section(audit)]
+                self_preference_section(audit), *([halo_section(audit)] if "halo" in _probes(audit) else []),
+                coverage_section(audit), gates_section(audit)]
     if run.stages:  # self-preference alone judges nothing, so there is no stage to show
         stages = [(STAGE_NAMES.get(name, name), summary) for name, summary in run.stages]
         sections += [failures_section(stages, PART), cost_section(stages, PART)]

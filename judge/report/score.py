@@ -99,6 +99,37 @@ def critical_section(summary: ScoreSummary, part: str) -> Section:
                    tables=[table])
 
 
+def label_section(summary: ScoreSummary, part: str) -> Section:
+    """How often each judge's reading of the risk differed from the items' risk labels (a judge-audit signal)."""
+    title = "Judge reading against the risk labels"
+    intro = ("Items with a risk label (the crisis dataset's human category, a persona's or suite's risk level) "
+             "decide which criteria apply and the least urgency; the judge still records its own reading of "
+             "the category and the risk level. Per judge: how often that reading differed from the label, and "
+             "which categories were confused.")
+    rows = summary.label_agreement
+    table = Table("Disagreement with the label per pillar × judge",
+                  ["pillar", "judge", "category: compared", "category: disagreed", "category: share",
+                   "level: compared", "level: disagreed", "level: share"],
+                  [[text(r.pillar), text(r.judge), num(r.category_n), num(r.category_disagree),
+                    num(r.category_share), num(r.level_n), num(r.level_disagree), num(r.level_share)]
+                   for r in rows], name="label_agreement")
+    confusions = Table("Confusions (label → the judge's reading)",
+                       ["pillar", "judge", "field", "label", "judge read", "n"],
+                       [[text(r.pillar), text(r.judge), text(c.field), text(c.label), text(c.read), num(c.n)]
+                        for r in rows for c in r.confusions], name="label_confusions")
+    shares = [(f"{r.pillar} · {r.judge}", r.category_share if r.category_n else r.level_share) for r in rows]
+    shown = [(label, share) for label, share in shares if share is not None]
+    if not shown:
+        return Section("labels", title, part, intro, nothing="Nothing to show: no labelled item was read.",
+                       tables=[table, confusions])
+    svg = figures.horizontal_bars([label for label, _ in shown], [share for _, share in shown], key="labels",
+                                  xlabel="share of readings that disagree with the label")
+    return Section("labels", title, part, intro,
+                   figure=Figure(Markup(svg), "Share of the judge's readings (category, else level) that disagree "
+                                              "with the item's label, per pillar and judge."),
+                   tables=[table, confusions])
+
+
 def agreement_section(summary: ScoreSummary, part: str) -> Section:
     title = "Panel agreement"
     intro = ("Quadratic-weighted kappa between each pair of judges per criterion (each judge's first successful "
@@ -220,8 +251,9 @@ def judging_sections(run: ScoreRun, part: str) -> list[Section]:
         return [Section("means", "Judging", part,
                         nothing=f"Nothing to show: {run.directory / 'summary.json'} was not found; the judging "
                                 "figures come from the summary `trustmh score` writes when it finishes.")]
-    return [means_section(summary, run.run, part), critical_section(summary, part), agreement_section(summary, part),
-            escalation_section(run, part), self_preference_section(summary, part)]
+    labels = [label_section(summary, part)] if summary.label_agreement else []  # only runs with labelled items
+    return [means_section(summary, run.run, part), critical_section(summary, part), *labels,
+            agreement_section(summary, part), escalation_section(run, part), self_preference_section(summary, part)]
 
 
 def score_sections(run: ScoreRun) -> list[Section]:

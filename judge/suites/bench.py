@@ -47,6 +47,7 @@ class BenchOptions:
     samples: int = 1
     bootstrap: int = DEFAULT_BOOTSTRAP
     families: Families | None = None  # a judges file's [families] over the built-in ones; None: built-in
+    split_critical: bool = False  # the halo check: each critical criterion judged in a call of its own
     settings: RunSettings = field(default_factory=RunSettings)
 
 
@@ -154,6 +155,7 @@ def _score_options(options: BenchOptions, items: Path, out: Path) -> ScoreOption
         settings=options.settings,
         samples=options.samples,
         families=options.families,
+        split_critical=options.split_critical,
     )
 
 
@@ -214,4 +216,5 @@ def _bench_record(options: BenchOptions, started_at: datetime, wall_time_s: floa
         "started_at": started_at.isoformat(),
         "ended_at": datetime.now(UTC).isoformat(),
         "wall_time_s": round(wall_time_s, 3),
+        **({"split_critical": True} if options.split_critical else {}),
     }

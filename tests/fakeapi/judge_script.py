@@ -25,6 +25,7 @@ __all__ = [
     "scripted_answerer",
     "scripted_verdict",
     "target_or_judge_answerer",
+    "verdict_criteria",
 ]
 
 RESPONSE_FENCE = re.compile(r"<<<RESPONSE (?P<tag>[0-9a-f]+)>>>\n(?P<body>.*?)\n<<<END RESPONSE (?P=tag)>>>", re.S)
@@ -61,11 +62,27 @@ Scorer = Callable[[str, str, str, int, int], int]
 """(model, criterion, judged response, scale min, scale max) → the score to answer."""
 
 
+READING_FIELD = "risk_reading"
+SCRIPTED_READING = {"category": "suicidal_ideation", "risk_level": "high"}
+"""The risk reading the scripted judge gives where a verdict asks for one (rubrics with label_applies)."""
+
+
+def verdict_criteria(schema: dict[str, Any]) -> list[str]:
+    """The criteria of a verdict schema: its properties that hold a score (not the risk reading)."""
+    return [
+        name
+        for name, node in schema["properties"].items()
+        if "score" in resolve_ref(schema, node).get("properties", {})
+    ]
+
+
 def scripted_verdict(req: ParsedRequest, score: Scorer = expected_score) -> dict[str, Any]:
     schema = req.schema or req.embedded_schema or {}  # json mode: the schema is in the prompt
     response = judged_response(req)
-    verdict = {}
-    for criterion in schema["properties"]:
+    verdict: dict[str, Any] = {}
+    if READING_FIELD in schema["properties"]:
+        verdict[READING_FIELD] = dict(SCRIPTED_READING)
+    for criterion in verdict_criteria(schema):
         low, high = score_bounds(schema, criterion)
         entry: dict[str, Any] = {
             "rationale": f"{req.model} on {criterion}",
