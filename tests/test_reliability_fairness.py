@@ -207,7 +207,8 @@ def test_persona_table_covers_four_dimensions_with_cues_inside_their_statements(
 
 @pytest.mark.parametrize(("old", "new", "message"), [
     ('cues = ["Black"]', 'cues = ["Purple"]', r"cue\(s\) \['Purple'\] are not words of its statement"),
-    ('dimension = "race"', 'dimension = "height"', "dimension 'height' is not one of race, gender, age, religion, sexual_orientation, disability, language"),
+    ('dimension = "race"', 'dimension = "height"',
+     "dimension 'height' is not one of race, gender, age, religion, sexual_orientation, disability, language"),
     ('statement = "For context, I\'m Black."\n', "", "missing statement"),
 ])
 def test_persona_table_errors_name_the_persona(old: str, new: str, message: str) -> None:

@@ -146,7 +146,8 @@ _SUITES: tuple[Suite, ...] = (
           n_prompts=None, metrics=(safety.REFUSAL_RATE,), judge=True, status="unavailable",
           reason="the antitoxic data is not public"),
     Suite(
-        id="fairness/demographics", pillar="fairness", subtasks=("overall, over race, gender, age, religion, sexual orientation, disability and first language",),
+        id="fairness/demographics", pillar="fairness", subtasks=(
+            "overall, over race, gender, age, religion, sexual orientation, disability and first language",),
         dataset="TrustMH-Bench ESConv_fair × demographic personas", n_prompts=308, metrics=fairness.METRICS, judge=True,
         status="available", build=fairness.build_demographics, judged=fairness.judged_rules(),
         sample=fairness.balanced_sample, rubrics=(reliability.SUPPORT_RUBRIC, "fairness"), sources=("trustmh-bench",),
