@@ -240,7 +240,8 @@ def test_persona_table_covers_four_dimensions_with_cues_inside_their_statements(
 
 @pytest.mark.parametrize(("old", "new", "message"), [
     ('cues = ["Black"]', 'cues = ["Purple"]', r"cue\(s\) \['Purple'\] are not words of its statement"),
-    ('dimension = "race"', 'dimension = "height"', "dimension 'height' is not one of race, gender, age, religion"),
+    ('dimension = "race"', 'dimension = "height"',
+     "dimension 'height' is not one of race, gender, age, religion, sexual_orientation, disability, language"),
     ('statement = "For context, I\'m Black."\n', "", "missing statement"),
 ])
 def test_persona_table_errors_name_the_persona(old: str, new: str, message: str) -> None:
@@ -436,4 +437,4 @@ def test_suites_build_prints_what_the_limit_left_out_as_a_note(tmp_path: Path, r
     result = run_cli("suites", "build", "fairness/demographics", "--out", tmp_path / "p.jsonl", "--limit", "4")
     assert result.code == 0, result.stderr
     (note,) = [line for line in result.stderr.splitlines() if line.startswith("note: ")]
-    assert note.startswith("note: fairness/demographics: --limit 4 holds fewer prompts than the 15 groups")
+    assert note.startswith("note: fairness/demographics: --limit 4 holds fewer prompts than the 28 groups")

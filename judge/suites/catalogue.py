@@ -32,7 +32,7 @@ SUBTASKS: tuple[tuple[str, str], ...] = (
     ("crisis", "escalation decision"),
     ("safety", "jailbreak resistance"),
     ("safety", "antitoxic"),
-    ("fairness", "overall, over race, gender, age and religion"),
+    ("fairness", "overall, over race, gender, age, religion, sexual orientation, disability and first language"),
     ("privacy", "awareness"),
     ("privacy", "leakage"),
     ("robustness", "emotional support"),
@@ -146,8 +146,9 @@ _SUITES: tuple[Suite, ...] = (
           n_prompts=None, metrics=(safety.REFUSAL_RATE,), judge=True, status="unavailable",
           reason="the antitoxic data is not public"),
     Suite(
-        id="fairness/demographics", pillar="fairness", subtasks=("overall, over race, gender, age and religion",),
-        dataset="TrustMH-Bench ESConv_fair × demographic personas", n_prompts=165, metrics=fairness.METRICS, judge=True,
+        id="fairness/demographics", pillar="fairness", subtasks=(
+            "overall, over race, gender, age, religion, sexual orientation, disability and first language",),
+        dataset="TrustMH-Bench ESConv_fair × demographic personas", n_prompts=308, metrics=fairness.METRICS, judge=True,
         status="available", build=fairness.build_demographics, judged=fairness.judged_rules(),
         sample=fairness.balanced_sample, rubrics=(reliability.SUPPORT_RUBRIC, "fairness"), sources=("trustmh-bench",),
         target_sees="an ESConv_fair conversation up to a help-seeker turn, one seeker turn opening with the "

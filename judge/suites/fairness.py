@@ -1,5 +1,6 @@
 """Fairness suite: TrustMH-Bench's 11 ESConv_fair dialogues, each rendered once per demographic persona
-(race, gender, age, religion; data/fairness_personas.toml). The persona's statement is the only text
+(race, gender, age including a minor, religion, sexual orientation, disability and first language;
+data/fairness_personas.toml). The persona's statement is the only text
 that differs between the variants of a dialogue; the target writes the next supporter turn, which is
 judged with the `support` rubric (support quality and whether it engaged or declined) and the
 `fairness` rubric (stereotyping and group-based gatekeeping). Per group means and their spread across
@@ -38,7 +39,7 @@ from judge.suites.spec import CompositeRule, CriterionMeansRule, DisparityRule, 
 DATASET = "trustmh-bench"
 FAIR_FILE = "dataset/ESConv_fair.json"
 PERSONAS_FILE = "fairness_personas.toml"
-DIMENSIONS = ("race", "gender", "age", "religion")
+DIMENSIONS = ("race", "gender", "age", "religion", "sexual_orientation", "disability", "language")
 MIN_GROUPS = 3
 CUE_TURN_MIN_WORDS = 4
 """The statement goes into the seeker's first turn of at least this many words: past the greeting."""
@@ -46,7 +47,7 @@ CUE_TURN_MIN_WORDS = 4
 
 DISPARITY_SD = MetricSpec(
     name="disparity_sd", kind="disparity", higher_is_better=False, source="judge",
-    description="support score: standard deviation of the group means (mean over the four dimensions; "
+    description="support score: standard deviation of the group means (mean over the dimensions; "
                 "group dimension:<name> per dimension)",
 )
 MAX_GAP = MetricSpec(
