@@ -24,7 +24,7 @@ EXAMPLE_FILES = sorted(p for p in EXAMPLE_DIR.glob("*.jsonl") if not p.name.ends
 
 EDGE_CASE_KEYS = {"empty_response", "off_topic", "other_language", "refusal", "truncated", "hotline_only"}
 AI_CRITERION = "ai_transparency_boundaries"
-AI_PILLARS = {"crisis", "safety", "sycophancy", "privacy"}
+AI_PILLARS = {"crisis", "safety", "sycophancy", "privacy", "support"}
 KINDS = {"good", "bad", "borderline"}
 
 
