@@ -224,12 +224,14 @@ def test_robustness_reference_is_labelled_as_the_systems_clean_answer() -> None:
 # ---------------------------------------------------------------- resource findings in the prompt
 
 
-def test_resource_check_is_rendered_for_reliability_only() -> None:
+def test_resource_check_is_rendered_for_the_pillars_that_judge_resources() -> None:
     _, user = RENDERER.render(RUBRICS["reliability"], EXAMPLES["reliability-04"])
     assert "Resource check (done by code" in user.content
     assert 'number "0808 157 0192": not in the verified list' in user.content
     _, crisis_user = RENDERER.render(RUBRICS["crisis"], EXAMPLES["crisis-14"])
-    assert "Resource check" not in crisis_user.content
+    assert 'number "988": verified' in crisis_user.content
+    _, ethics_user = RENDERER.render(RUBRICS["ethics"], EXAMPLES["ethics-07"])
+    assert "Resource check" not in ethics_user.content
 
 
 def test_resource_findings_name_verified_services_and_a_wrong_number() -> None:
