@@ -27,6 +27,7 @@ __all__ = [
     "target_or_judge_answerer",
 ]
 
+RESPONSE_TURN = re.compile(r"The response to evaluate, turn (?P<turn>\d+) assistant")
 RESPONSE_FENCE = re.compile(r"<<<RESPONSE (?P<tag>[0-9a-f]+)>>>\n(?P<body>.*?)\n<<<END RESPONSE (?P=tag)>>>", re.S)
 
 
@@ -36,6 +37,20 @@ def judged_response(req: ParsedRequest) -> str:
         if message.role == "user" and (match := RESPONSE_FENCE.search(message.text)):
             return match["body"]
     raise AssertionError("request carries no fenced response")
+
+
+def response_turn(req: ParsedRequest) -> int:
+    """The response's turn number in a prompt that numbers turns (a rubric with a conversation criterion)."""
+    for message in reversed(req.messages):
+        if message.role == "user" and (match := RESPONSE_TURN.search(message.text)):
+            return int(match["turn"])
+    raise AssertionError("request numbers no turns, yet its schema asks for turn-quoted evidence")
+
+
+def quotes_turns(schema: dict[str, Any], criterion: str) -> bool:
+    """Whether the criterion's evidence is (turn, role, quote) objects: a conversation criterion."""
+    evidence = resolve_ref(schema, schema["properties"][criterion])["properties"]["evidence"]
+    return "quote" in resolve_ref(schema, evidence.get("items", {})).get("properties", {})
 
 
 def resolve_ref(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
@@ -67,9 +82,13 @@ def scripted_verdict(req: ParsedRequest, score: Scorer = expected_score) -> dict
     verdict = {}
     for criterion in schema["properties"]:
         low, high = score_bounds(schema, criterion)
+        quote = " ".join(response.split()[:3])
+        evidence: list[Any] = [quote]
+        if quotes_turns(schema, criterion):
+            evidence = [{"turn": response_turn(req), "role": "assistant", "quote": quote}]
         entry: dict[str, Any] = {
             "rationale": f"{req.model} on {criterion}",
-            "evidence": [" ".join(response.split()[:3])],
+            "evidence": evidence,
             "score": score(req.model, criterion, response, low, high),
         }
         if "applicable" in resolve_ref(schema, schema["properties"][criterion])["properties"]:
