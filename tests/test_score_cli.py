@@ -228,6 +228,8 @@ max_attempts = 4
             assert row["score"] is None and row["error"]
             assert row["item_id"] == "item-004" and row["judge"] == "gpt"
             assert "server_error" in row["error"] and "503" in row["error"]
+        elif row["criterion"] == "risk_across_turns":  # conversation criterion, single-turn items
+            assert row["status"] == "not_applicable" and row["score"] is None
         else:
             assert row["status"] == "ok"
             item = make_items(12)[int(row["item_id"].split("-")[1])]
@@ -312,4 +314,5 @@ def test_template_syntax_in_a_response_reaches_the_judge_verbatim(
     (request,) = llm_server.requests
     assert judged_response(request.parsed) == item["response"]
     rows = read_jsonl(tmp_path / "out" / "verdicts.jsonl")
-    assert all(r["status"] == "ok" and r["evidence"] == ["{{ 7*7 }}"] for r in rows)
+    on_response = [r for r in rows if r["criterion"] != "risk_across_turns"]  # that one: single turn, n/a
+    assert on_response and all(r["status"] == "ok" and r["evidence"] == ["{{ 7*7 }}"] for r in on_response)
