@@ -18,6 +18,16 @@ from judge.verdict import CriterionOutcome
 OUTCOME_FIELDS = ("criterion", "status", "score", "rationale", "evidence", "error")
 
 
+def _outcome_of_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A journal row's outcome fields; a conversation criterion's row also carries its quotes' turns, and a
+    labelled rubric's row the judge's reading of the risk."""
+    outcome = {k: row[k] for k in OUTCOME_FIELDS}
+    for optional in ("evidence_turns", "reading"):
+        if optional in row:
+            outcome[optional] = row[optional]
+    return outcome
+
+
 def estimate_input_tokens(call: PlannedCall) -> int:
     """Rough prompt size (4 characters a token) plus the schema; used for TPM limits and dry runs."""
     return input_token_estimate(sum(len(m.content) for m in call.messages) + call.context.schema_chars)
@@ -77,6 +87,8 @@ def verdict_rows(result: CallResult, self_family: bool) -> list[VerdictRow]:
             "self_family": self_family,
             "meta": call.item.meta,
         }
+        if outcome.evidence_turns is not None:  # a conversation criterion: the turn of each quote
+            row["evidence_turns"] = list(outcome.evidence_turns)
         if call.part:
             row["part"] = call.part
         if outcome.reading is not None:
@@ -128,10 +140,7 @@ class JudgeCalls:
             return None
         ordered = [by_criterion[c] for c in order]
         return {
-            "outcomes": [
-                {k: row[k] for k in OUTCOME_FIELDS} | ({"reading": row["reading"]} if "reading" in row else {})
-                for row in ordered
-            ],
+            "outcomes": [_outcome_of_row(row) for row in ordered],
             "input_tokens": sum_or_none(row["input_tokens"] for row in ordered),
             "output_tokens": sum_or_none(row["output_tokens"] for row in ordered),
             **usage_from_rows(ordered),

@@ -37,7 +37,7 @@ from judge.calls.request_log import RequestLog
 from judge.judge_calls import estimate_input_tokens, estimate_output_tokens
 from judge.judges import MODES_BY_PROVIDER, JudgeConfigError, JudgeSpec
 from judge.plan import PlannedCall
-from judge.verdict import JUDGED_RESPONSE, failed_outcomes, outcomes_from_verdict
+from judge.verdict import JUDGED_RESPONSE, JUDGED_TURNS, failed_outcomes, is_multi_turn, outcomes_from_verdict
 
 # Answers worth a re-ask: the judge can fix these when shown the error (as instructor's own retry does).
 REASKABLE_ERRORS = (ValidationError, json.JSONDecodeError, AsyncValidationError, ResponseParsingError)
@@ -137,7 +137,6 @@ def reached_max_tokens(response: Any, max_tokens: int) -> bool:
     return output_tokens is not None and output_tokens >= max_tokens
 
 
-
 class JudgeWorker:
     """Sends one judge's calls: its client, its concurrency bound; rate limits live in the connection."""
 
@@ -152,6 +151,7 @@ class JudgeWorker:
         requests = CallRequests(self.client.connection, self.log, call.request_key)
         estimate = estimate_input_tokens(call) + estimate_output_tokens(call)
         token = JUDGED_RESPONSE.set(call.judged_response)
+        turns_token = JUDGED_TURNS.set(call.judged_turns or None)
         try:
             async with asyncio.timeout(self.spec.deadline_s):
                 verdict = await self.client.ask(
@@ -162,8 +162,10 @@ class JudgeWorker:
             outcomes = failed_outcomes(call.rubric, describe_failure(exc, reason, self.spec))
             return call_result(call, outcomes, requests, started, reason)
         finally:
+            JUDGED_TURNS.reset(turns_token)
             JUDGED_RESPONSE.reset(token)
-        return call_result(call, outcomes_from_verdict(call.rubric, verdict), requests, started, None)
+        outcomes = outcomes_from_verdict(call.rubric, verdict, multi_turn=is_multi_turn(call.item.messages))
+        return call_result(call, outcomes, requests, started, None)
 
     def first_request(self, call: PlannedCall) -> dict[str, Any]:
         """The body of the call's first request exactly as `ask` sends it (what goes into a batch)."""
@@ -175,4 +177,3 @@ class JudgeWorker:
 
     async def close(self) -> None:
         await self.client.close()
-

@@ -73,6 +73,7 @@ class PlannedCall:
     request_key: str
     context: PillarContext
     judged_response: str  # the response as the call shows it (masked in a masked part): evidence must quote it
+    judged_turns: tuple[tuple[str, str], ...] = ()  # every turn as shown, response last: conversation evidence
 
     @property
     def call_id(self) -> tuple[str, str, str, str, int, str]:
@@ -333,8 +334,14 @@ class CallPlan(BuiltOnAccess[PlannedCall]):
     def call_id(self, index: int) -> tuple[str, str, str, str, int, str]:
         group, judge, sample = self._split(index)
         part = self.context_of_group(group).part
-        return (self.item_id_of_group(group), self.pillar_of_group(group), self.judges[judge].name, self.role, sample,
-                part)
+        return (
+            self.item_id_of_group(group),
+            self.pillar_of_group(group),
+            self.judges[judge].name,
+            self.role,
+            sample,
+            part,
+        )
 
     def worker_name(self, index: int) -> str:
         return self.judges[self._split(index)[1]].name
@@ -372,6 +379,7 @@ class CallPlan(BuiltOnAccess[PlannedCall]):
             request_key=self.request_key(index),
             context=context,
             judged_response=self.renderer.judged_response(context.whole, item, context.criteria),
+            judged_turns=self.renderer.judged_turns(context.whole, item, context.criteria),
         )
 
 

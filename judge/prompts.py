@@ -12,7 +12,9 @@ so that the judge's own view of a group cannot enter the scores compared across 
 mixes masked and unmasked criteria is judged in two calls, one per `Rubric.identity_split()` group, each
 rendered with `render(rubric, item, criteria=...)`. A call that judges any criterion marked
 `resource_check` is shown the code's check of the response's phone numbers and service names against the
-verified crisis-resource list, and of whether each serves the place the user's own turns name.
+verified crisis-resource list, and of whether each serves the place the user's own turns name. A rubric
+with a criterion of scope `conversation` gets its turns numbered (the response is the last turn), so that
+such a criterion's evidence can name the turn each quote is copied from.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from judge.hashing import sha256_of
 from judge.items import Item, Message
 from judge.labels import CATEGORY_WORDS, RiskLabel, forced_criteria, risk_label
 from judge.rubric import DEFAULT_REFERENCE_LABEL, Rubric
+from judge.verdict import judged_turns
 
 TEMPLATE_NAMES = ("system.j2", "rubric.j2", "item.j2", "resources.j2", "label.j2")
 IDENTITY_PLACEHOLDER = "[identity withheld]"
@@ -163,6 +166,7 @@ class PromptRenderer:
                 fence=fence_for(embedded),
                 language_note=language_note(item),
                 messages=item.messages,
+                numbered=rubric is not None and rubric.reads_conversation,
                 reference=reference,
                 reference_label=rubric.reference_label if rubric else DEFAULT_REFERENCE_LABEL,
                 response=item.response,
@@ -239,6 +243,14 @@ class PromptRenderer:
     def judged_response(self, rubric: Rubric, item: Item, criteria: Sequence[str] | None = None) -> str:
         """The response text as the call shows it: what its evidence quotes must occur in."""
         return masked_view(item).response if hides_identity(rubric, criteria) else item.response
+
+    def judged_turns(
+        self, rubric: Rubric, item: Item, criteria: Sequence[str] | None = None
+    ) -> tuple[tuple[str, str], ...]:
+        """Every turn as the call shows it, numbered from 1 with the response last: where a conversation
+        criterion's quotes must occur, each in the turn it names."""
+        shown = masked_view(item) if hides_identity(rubric, criteria) else item
+        return judged_turns(shown.messages, shown.response)
 
 
 def _fit_phrase(fit: Fit | None, serving: Sequence[str], location: Location, registry: ResourceList) -> str:

@@ -4,7 +4,7 @@ A rubric's identity is the hash of its canonical content, never of file bytes: t
 when loaded, so re-wrapping a YAML string, reordering mapping keys or adding comments changes nothing,
 while any change to a question, anchor, scale, severity or threshold changes that criterion's hash.
 Optional fields added after the first rubrics (`hide_identity_cues`, `resource_check`, `reference`,
-`reference_label`) enter the canonical content only when set away from their default, so a rubric that
+`reference_label`, `scope`) enter the canonical content only when set away from their default, so a rubric that
 does not use them keeps the hash it had before they existed.
 """
 
@@ -27,10 +27,10 @@ from judge.labels import LABEL_KEYS
 
 Severity = Literal["critical", "major", "minor"]
 ReferenceMode = Literal["shown", "hidden"]
+Scope = Literal["response", "conversation"]
 DEFAULT_REFERENCE_LABEL = "Reference for this item (for comparison only)"
 SNAKE_CASE = re.compile(r"^[a-z][a-z0-9_]*$")
 PILLARS = ("reliability", "crisis", "safety", "fairness", "privacy", "robustness", "sycophancy", "ethics")
-
 
 
 def fold_whitespace(text: str) -> str:
@@ -81,6 +81,10 @@ class Criterion(_Strict):
     own view of the group cannot enter the score (fairness: care, warmth, proportionate help)."""
     resource_check: StrictBool = False
     """Show the judge the code's check of phone numbers and service names against the verified list."""
+    scope: Scope = "response"
+    """`conversation`: the criterion reads every turn, not only the last response (a risk disclosed two turns
+    earlier and never returned to). It applies to multi-turn items only (more than one user turn; code marks
+    it not applicable on a single-turn item), and each evidence quote names the turn it is copied from."""
 
     @field_validator("id")
     @classmethod
@@ -104,6 +108,11 @@ class Criterion(_Strict):
         empty = sorted(k for k, v in self.anchors.items() if not v)
         if empty:
             raise ValueError(f"criterion {self.id!r}: empty anchor text for scale point(s) {empty}")
+        if self.scope == "conversation" and not self.applies_when:
+            raise ValueError(
+                f"criterion {self.id!r} has scope conversation and needs applies_when: it applies to "
+                "multi-turn items only, so its score must be able to be not applicable"
+            )
         if self.severity == "critical" and self.fail_below is None:
             raise ValueError(f"criterion {self.id!r} is critical and needs fail_below")
         if self.fail_below is not None and not (self.scale.min < self.fail_below <= self.scale.max):
@@ -114,7 +123,7 @@ class Criterion(_Strict):
         return self
 
     def canonical(self) -> dict[str, Any]:
-        data = _without_defaults(self, self.model_dump(mode="json"), ("hide_identity_cues", "resource_check"))
+        data = _without_defaults(self, self.model_dump(mode="json"), ("hide_identity_cues", "resource_check", "scope"))
         data["anchors"] = {str(k): self.anchors[k] for k in sorted(self.anchors)}
         return data
 
@@ -217,6 +226,11 @@ class Rubric(_Strict):
             rules = {k: [cid for cid in ids if cid in wanted] for k, ids in data["label_applies"].items()}
             data["label_applies"] = {k: ids for k, ids in rules.items() if ids}
         return Rubric.model_validate(data)  # not model_copy: that would carry the cached hashes over
+
+    @property
+    def reads_conversation(self) -> bool:
+        """Whether some criterion reads every turn, so the prompt numbers the turns."""
+        return any(c.scope == "conversation" for c in self.criteria)
 
     def identity_split(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """(criteria judged with identity cues visible, criteria judged with them masked), in rubric order.

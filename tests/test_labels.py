@@ -20,7 +20,7 @@ from judge.prompts import PromptRenderer
 from judge.rubric import RubricError, load_rubric_dir, parse_rubric
 from tests.conftest import judges_arg, read_jsonl, write_jsonl
 from tests.fakeapi import FakeLLMServer, ParsedRequest, Reply
-from tests.fakeapi.judge_script import judged_response, resolve_ref, score_bounds, verdict_criteria
+from tests.fakeapi.judge_script import evidence_of, judged_response, resolve_ref, score_bounds, verdict_criteria
 
 CRISIS = load_rubric_dir(bundled_path("rubrics"))["crisis"]
 ANY_RISK = {"risk_recognition", "escalation_and_resources", "immediate_support"}
@@ -57,7 +57,11 @@ def no_crisis_reader(req: ParsedRequest) -> Reply:
         )
     for criterion in verdict_criteria(schema):
         low, _ = score_bounds(schema, criterion)
-        entry: dict[str, Any] = {"rationale": "read", "evidence": [response.split()[0]], "score": low}
+        entry: dict[str, Any] = {
+            "rationale": "read",
+            "evidence": evidence_of(req, schema, criterion, response.split()[0]),
+            "score": low,
+        }
         if "applicable" in resolve_ref(schema, schema["properties"][criterion])["properties"]:
             entry["applicable"] = sees_crisis
             if not sees_crisis:

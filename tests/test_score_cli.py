@@ -72,6 +72,9 @@ def test_fifty_items_two_providers_verdicts_are_what_the_server_answered(
     by_id = {item["id"]: item for item in make_items(50)}
     for row in rows:
         payload = sent[(row["model"], by_id[row["item_id"]]["response"])][row["criterion"]]
+        if row["criterion"] == "risk_across_turns":  # a conversation criterion on single-turn items
+            assert row["status"] == "not_applicable" and row["score"] is None and row["evidence_turns"] == []
+            continue
         assert row["status"] == "ok"
         assert row["score"] == payload["score"]
         assert row["rationale"] == payload["rationale"]
@@ -225,6 +228,8 @@ max_attempts = 4
             assert row["score"] is None and row["error"]
             assert row["item_id"] == "item-004" and row["judge"] == "gpt"
             assert "server_error" in row["error"] and "503" in row["error"]
+        elif row["criterion"] == "risk_across_turns":  # conversation criterion, single-turn items
+            assert row["status"] == "not_applicable" and row["score"] is None
         else:
             assert row["status"] == "ok"
             item = make_items(12)[int(row["item_id"].split("-")[1])]
@@ -309,4 +314,5 @@ def test_template_syntax_in_a_response_reaches_the_judge_verbatim(
     (request,) = llm_server.requests
     assert judged_response(request.parsed) == item["response"]
     rows = read_jsonl(tmp_path / "out" / "verdicts.jsonl")
-    assert all(r["status"] == "ok" and r["evidence"] == ["{{ 7*7 }}"] for r in rows)
+    on_response = [r for r in rows if r["criterion"] != "risk_across_turns"]  # that one: single turn, n/a
+    assert on_response and all(r["status"] == "ok" and r["evidence"] == ["{{ 7*7 }}"] for r in on_response)

@@ -18,7 +18,7 @@ from judge.prompts import PromptRenderer
 from judge.rubric import Rubric, load_rubric_dir
 from tests.conftest import judges_arg, make_items, read_jsonl, write_jsonl
 from tests.fakeapi import FakeLLMServer, ParsedRequest, Reply
-from tests.fakeapi.judge_script import judged_response, resolve_ref, score_bounds, verdict_criteria
+from tests.fakeapi.judge_script import evidence_of, judged_response, resolve_ref, score_bounds, verdict_criteria
 
 ANCHORS5 = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}
 SMALL = Rubric.model_validate(
@@ -144,7 +144,8 @@ def halo_answerer(req: ParsedRequest) -> Reply:
         "risk_reading" in schema["properties"]) else {}  # fmt: skip
     for criterion in criteria:
         low, high = score_bounds(schema, criterion)
-        verdict[criterion] = {"rationale": "halo", "evidence": [judged_response(req).split()[0]],
+        quote = judged_response(req).split()[0]
+        verdict[criterion] = {"rationale": "halo", "evidence": evidence_of(req, schema, criterion, quote),
                               "score": high if len(criteria) > 1 else low}  # fmt: skip
         if "applicable" in resolve_ref(schema, schema["properties"][criterion])["properties"]:
             verdict[criterion]["applicable"] = True
@@ -174,7 +175,11 @@ def test_audit_halo_probe_reports_the_movement_and_asks_nothing_twice(
         assert not server.requests
     records = json.loads((out / "audit.json").read_text())["results"]
     by = {(r["criterion"], r["metric"]): r for r in records}
-    for c in critical:  # 5 with the pillar, 1 alone: every pair moves and every critical criterion fails alone
+    # the items are single-turn: a conversation criterion is not applicable to them, so nothing moves there
+    assert not any(r["criterion"] == c.id for c in critical if c.scope == "conversation" for r in records)
+    for c in (
+        c for c in critical if c.scope != "conversation"
+    ):  # 5 with the pillar, 1 alone: every pair moves and every critical criterion fails alone
         assert by[(c.id, "mean_shift")]["value"] == c.scale.min - c.scale.max
         assert by[(c.id, "changed_share")]["value"] == 1.0 and by[(c.id, "flip_rate")]["value"] == 1.0
     others = [c for c in crisis.criteria if c.severity != "critical"]

@@ -28,6 +28,7 @@ __all__ = [
     "verdict_criteria",
 ]
 
+RESPONSE_TURN = re.compile(r"The response to evaluate, turn (?P<turn>\d+) assistant")
 RESPONSE_FENCE = re.compile(r"<<<RESPONSE (?P<tag>[0-9a-f]+)>>>\n(?P<body>.*?)\n<<<END RESPONSE (?P=tag)>>>", re.S)
 
 
@@ -37,6 +38,28 @@ def judged_response(req: ParsedRequest) -> str:
         if message.role == "user" and (match := RESPONSE_FENCE.search(message.text)):
             return match["body"]
     raise AssertionError("request carries no fenced response")
+
+
+def response_turn(req: ParsedRequest) -> int:
+    """The response's turn number in a prompt that numbers turns (a rubric with a conversation criterion)."""
+    for message in reversed(req.messages):
+        if message.role == "user" and (match := RESPONSE_TURN.search(message.text)):
+            return int(match["turn"])
+    raise AssertionError("request numbers no turns, yet its schema asks for turn-quoted evidence")
+
+
+def quotes_turns(schema: dict[str, Any], criterion: str) -> bool:
+    """Whether the criterion's evidence is (turn, role, quote) objects: a conversation criterion."""
+    evidence = resolve_ref(schema, schema["properties"][criterion])["properties"]["evidence"]
+    return "quote" in resolve_ref(schema, evidence.get("items", {})).get("properties", {})
+
+
+def evidence_of(req: ParsedRequest, schema: dict[str, Any], criterion: str, quote: str) -> list[Any]:
+    """`quote` (words of the response) as the criterion's evidence: a plain quote, or, for a conversation
+    criterion, the quote with the response's turn and role."""
+    if quotes_turns(schema, criterion):
+        return [{"turn": response_turn(req), "role": "assistant", "quote": quote}]
+    return [quote]
 
 
 def resolve_ref(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
@@ -86,7 +109,7 @@ def scripted_verdict(req: ParsedRequest, score: Scorer = expected_score) -> dict
         low, high = score_bounds(schema, criterion)
         entry: dict[str, Any] = {
             "rationale": f"{req.model} on {criterion}",
-            "evidence": [" ".join(response.split()[:3])],
+            "evidence": evidence_of(req, schema, criterion, " ".join(response.split()[:3])),
             "score": score(req.model, criterion, response, low, high),
         }
         if "applicable" in resolve_ref(schema, schema["properties"][criterion])["properties"]:
