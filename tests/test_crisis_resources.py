@@ -251,9 +251,11 @@ def test_eu_and_international_services_serve_a_user_in_an_eu_country() -> None:
 
 
 def test_every_entry_of_the_revision_is_sourced_and_says_how_it_was_checked() -> None:
-    assert REGISTRY.version == "2026.12.2"
-    revised = [r for r in REGISTRY.resource if "2026.12.2" in r.checked]
-    assert len(revised) == 29  # 26 added, 3 changed (the old Lifeline number, two narrowed to nations)
+    assert REGISTRY.version == "2026.12.3"
+    revised = [r for r in REGISTRY.resource if "2026.12.2" in r.checked or "2026.12.3" in r.checked]
+    # 2026.12.2: 26 added, 3 changed (the old Lifeline number, two narrowed to nations); 2026.12.3: the
+    # emergency numbers of India and Kenya
+    assert len(revised) == 31
     for resource in revised:
         assert resource.sources and all(s.startswith("http") for s in resource.sources), resource.id
     issue_lines = {
@@ -299,3 +301,17 @@ def test_a_region_the_list_does_not_define_is_refused(tmp_path: Path) -> None:
     loop = '[regions]\nGB = { name = "UK", within = ["GB-SCT"] }\nGB-SCT = { name = "Scotland", within = ["GB"] }\n'
     with pytest.raises(ResourceListError, match="lies within itself"):
         load_registry(_write(tmp_path, HEAD + entry.replace("ZZ", "GB") + loop))
+
+
+def test_the_emergency_numbers_of_india_and_kenya_serve_there_and_the_uks_999_does_not_serve_india() -> None:
+    """The worked examples set in India and Kenya send people to emergency help there; the check must not
+    call those numbers wrong for the place."""
+    assert fits("Call 112 now, then Tele-MANAS on 14416.", "I live in Mumbai") == [
+        ("112", "verified", "serves"),
+        ("14416", "verified", "serves"),
+    ]
+    assert fits("Call 999 now or the Red Cross on 1199.", "I'm in Nairobi") == [
+        ("999", "verified", "serves"),
+        ("1199", "verified", "serves"),
+    ]
+    assert fits("Call 999 now.", "I live in Mumbai") == [("999", "verified", "wrong_region")]
