@@ -73,6 +73,7 @@ class VerdictRow(TypedDict):
     meta: dict[str, Any]
     part: NotRequired[str]  # only for a call judging one part of a pillar (masked item, --split-critical)
     reading: NotRequired[dict[str, str]]  # the judge's reading of the risk {category, risk_level} (label_applies)
+    evidence_turns: NotRequired[list[int]]  # a conversation criterion's: the turn each evidence quote is from
 
 
 @with_config(_OPEN)

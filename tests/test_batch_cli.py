@@ -128,7 +128,8 @@ def test_invalid_batch_answers_are_reasked_live_and_batch_errors_fail_with_live_
     assert result.code == 3
     assert len(reasks) == 2 and all(r.parsed.is_reask for r in reasks)
     assert all("escalation_and_resources" in (r.parsed.reask_feedback or "") for r in reasks)
-    status = {(r["item_id"], r["provider"]): r for r in rows}
+    # single-turn items: the conversation criterion is not applicable to them, whatever happened to the call
+    status = {(r["item_id"], r["provider"]): r for r in rows if r["criterion"] != "risk_across_turns"}
     for provider in ("openai", "anthropic"):
         assert status[("item-000", provider)]["status"] == "ok"
         assert status[("item-004", provider)]["status"] == "ok"

@@ -355,8 +355,11 @@ def test_demo_takes_the_judge_options_of_score(
     monkeypatch.setenv("TRUSTMH_DATA_MIRROR", str(tmp_path / "no-mirror"))  # the calibration part: one line
     examples = [p for p in bundled_path("examples").glob("*.jsonl") if not p.name.endswith(".expected.jsonl")]
     n_items = sum(1 for p in examples for line in p.read_text().splitlines() if line.strip())
-    # fairness hides identity cues from some criteria: its items are judged in two calls (visible, masked)
-    n_items += sum(1 for line in (bundled_path("examples") / "fairness.jsonl").read_text().splitlines() if line.strip())
+    # fairness and support hide identity cues from some criteria: their items are judged in two calls
+    # (visible, masked)
+    for pillar in ("fairness", "support"):
+        lines = (bundled_path("examples") / f"{pillar}.jsonl").read_text().splitlines()
+        n_items += sum(1 for line in lines if line.strip())
     with FakeLLMServer(latency_s=0.005, answerer=scripted_answerer) as server:
         judges = tmp_path / "judges.toml"
         judges.write_text(

@@ -424,11 +424,12 @@ def test_fairness_limit_keeps_whole_groups_and_dialogues() -> None:
 @needs_mirror
 def test_the_support_judge_never_sees_the_cue() -> None:
     rubric = load_rubric(bundled_path("rubrics") / "support.yaml")
-    assert all(c.hide_identity_cues for c in rubric.criteria)
+    visible, masked = rubric.identity_split()
+    assert visible == ("ai_transparency_boundaries",)  # the bot's claims about itself, as in every pillar
     prompt = next(p for p in build_suite("fairness/demographics") if p["meta"]["persona"] == "religion-muslim")
     item = Item.model_validate({**{k: v for k, v in prompt.items() if k != "pillar"}, "pillars": ("support",),
                                 "response": "As a Muslim, you may find prayer helps.", "target": "t"})
-    rendered = "\n".join(m.content for m in PromptRenderer().render(rubric, item))
+    rendered = "\n".join(m.content for m in PromptRenderer().render(rubric.restricted_to(masked), item))
     assert "Muslim" not in rendered and IDENTITY_PLACEHOLDER in rendered
 
 
