@@ -31,6 +31,16 @@ def llm_server() -> Iterator[FakeLLMServer]:
         yield server
 
 
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLMServer]:
+    """The scripted judge server with both providers' keys in the environment, for tests that build SDK
+    clients themselves (a module that defines its own `server` fixture uses that one instead)."""
+    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", ANTHROPIC_KEY)
+    with FakeLLMServer(answerer=scripted_answerer) as fake:
+        yield fake
+
+
 @dataclass
 class CliResult:
     code: int

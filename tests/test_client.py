@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -28,7 +27,7 @@ from judge.rubric import load_rubric
 from judge.verdict import JUDGED_RESPONSE
 from tests.conftest import ANTHROPIC_KEY, OPENAI_KEY
 from tests.fakeapi import FakeLLMServer, FaultPlan, ParsedRequest, Reply
-from tests.fakeapi.judge_script import scripted_answerer, scripted_verdict
+from tests.fakeapi.judge_script import scripted_verdict
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -40,14 +39,6 @@ MODES = [
     ("anthropic", "tools"),
     ("anthropic", "json"),
 ]
-
-
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLMServer]:
-    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
-    monkeypatch.setenv("ANTHROPIC_API_KEY", ANTHROPIC_KEY)
-    with FakeLLMServer(answerer=scripted_answerer) as fake:
-        yield fake
 
 
 def judge(server: FakeLLMServer, provider: str, mode: str = "tools", **settings: Any) -> JudgeSpec:

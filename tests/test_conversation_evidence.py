@@ -5,7 +5,6 @@ server, with a re-ask like an invented quote; single-turn items get not applicab
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,9 +19,8 @@ from judge.plan import PlannedCall, build_plan, pillar_contexts
 from judge.prompts import PromptRenderer
 from judge.rubric import Rubric, load_rubric
 from judge.verdict import CriterionOutcome, verdict_model
-from tests.conftest import ANTHROPIC_KEY, OPENAI_KEY
 from tests.fakeapi import FakeLLMServer, FaultPlan, ParsedRequest, Reply
-from tests.fakeapi.judge_script import scripted_answerer, scripted_verdict
+from tests.fakeapi.judge_script import scripted_verdict
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -34,14 +32,6 @@ MESSAGES = (
     {"role": "user", "content": "The nights. Any tips for getting to sleep?"},
 )
 RESPONSE = "Keep the same wake-up time every day, and get up if you have been awake a long while."
-
-
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLMServer]:
-    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
-    monkeypatch.setenv("ANTHROPIC_API_KEY", ANTHROPIC_KEY)
-    with FakeLLMServer(answerer=scripted_answerer) as fake:
-        yield fake
 
 
 def spec_for(server: FakeLLMServer, provider: str) -> JudgeSpec:

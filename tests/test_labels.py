@@ -5,7 +5,6 @@ label in summary.json and the report (through the real SDKs against the loopback
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -135,11 +134,9 @@ def test_a_labelled_item_has_its_own_schema_and_cache_key_and_the_prompt_says_wh
 
 
 def test_labels_drive_applicability_and_the_summary_and_report_count_misreadings(
-    tmp_path: Path, judge_env: Path, run_cli: Any
+    tmp_path: Path, judge_env: Path, run_cli: Any, rubric_dir: Path
 ) -> None:
-    rubrics = tmp_path / "rubrics"
-    rubrics.mkdir()
-    shutil.copy(bundled_path("rubrics") / "crisis.yaml", rubrics / "crisis.yaml")
+    rubrics = rubric_dir
     items = write_jsonl(tmp_path / "items.jsonl", crisis_items())
     out = tmp_path / "out"
     with FakeLLMServer(answerer=no_crisis_reader) as server:

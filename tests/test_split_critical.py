@@ -5,7 +5,6 @@ scores move between one call per pillar and split calls, on hand-computed values
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -153,11 +152,9 @@ def halo_answerer(req: ParsedRequest) -> Reply:
 
 
 def test_audit_halo_probe_reports_the_movement_and_asks_nothing_twice(
-    tmp_path: Path, judge_env: Path, run_cli: Any
+    tmp_path: Path, judge_env: Path, run_cli: Any, rubric_dir: Path
 ) -> None:
-    rubrics = tmp_path / "rubrics"
-    rubrics.mkdir()
-    shutil.copy(bundled_path("rubrics") / "crisis.yaml", rubrics / "crisis.yaml")
+    rubrics = rubric_dir
     crisis = load_rubric_dir(rubrics)["crisis"]
     critical = [c for c in crisis.criteria if c.severity == "critical"]
     items = write_jsonl(tmp_path / "items.jsonl", make_items(3, "crisis"))

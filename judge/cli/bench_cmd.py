@@ -11,7 +11,7 @@ from rich.console import Console
 from judge import api
 from judge.calls.runner import print_plan_table
 from judge.cli.batch_options import DEFAULT_POLL_S, BatchOption, BatchPollOption
-from judge.cli.common import cache_option, public_command_line, say
+from judge.cli.common import SplitCriticalOption, cache_option, public_command_line, say
 from judge.cli.respond_cmd import TargetsFileOption, TargetsOption, print_respond_summary
 from judge.cli.suites_cmd import print_primary_table
 from judge.items import DEFAULT_MAX_RESPONSE_CHARS
@@ -43,13 +43,7 @@ def bench(
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N prompts per suite (seeded).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the prompt sample and of the bootstrap.")] = DEFAULT_SEED,
     samples: Annotated[int, typer.Option("--samples", min=1, help="Samples per judge (use temperature > 0).")] = 1,
-    split_critical: Annotated[
-        bool,
-        typer.Option(
-            "--split-critical",
-            help="Halo check: judge each critical criterion in a call of its own (the other criteria in one more).",
-        ),
-    ] = False,
+    split_critical: SplitCriticalOption = False,
     rubrics: Annotated[Path | None, typer.Option("--rubrics", help="Folder of rubric YAML files.")] = None,
     cache: Annotated[Path | None, typer.Option("--cache", help="Cache folder (default: $TRUSTMH_CACHE_DIR).")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the cache.")] = False,

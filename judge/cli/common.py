@@ -5,12 +5,23 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
+from typing import Annotated
 
+import typer
 from rich.console import Console
 
 from judge.calls.cache import default_cache_dir
 from judge.errors import TrustMHError
 from judge.judges import redact_urls
+
+SplitCriticalOption = Annotated[
+    bool,
+    typer.Option(
+        "--split-critical",
+        help="Halo check: judge each critical criterion in a call of its own (the other criteria in one more).",
+    ),
+]
+"""`--split-critical`, shared by `score` and `bench`."""
 
 invoked_args: list[str] | None = None  # what main() was given (tests call it in process), else sys.argv
 

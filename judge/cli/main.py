@@ -24,7 +24,7 @@ from judge.bundled import bundled_path
 from judge.calls.cache import clear_cache, default_cache_dir, read_stats
 from judge.calls.runner import print_plan_table
 from judge.cli.batch_options import DEFAULT_POLL_S, BatchOption, BatchPollOption
-from judge.cli.common import cache_option, flag_message, public_command_line, say
+from judge.cli.common import SplitCriticalOption, cache_option, flag_message, public_command_line, say
 from judge.cli.tables import print_agreement
 from judge.errors import ExitCode, Interrupted, Note, TrustMHError, UsageError
 from judge.items import DEFAULT_MAX_RESPONSE_CHARS
@@ -176,13 +176,7 @@ def score(
     exclude_self: Annotated[
         bool, typer.Option("--exclude-self", help="Leave a judge out of the panel on targets of its own family.")
     ] = False,
-    split_critical: Annotated[
-        bool,
-        typer.Option(
-            "--split-critical",
-            help="Halo check: judge each critical criterion in a call of its own (the other criteria in one more).",
-        ),
-    ] = False,
+    split_critical: SplitCriticalOption = False,
     quiet: QuietOption = False,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace the results of a different run already in --out.")
