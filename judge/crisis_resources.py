@@ -18,7 +18,7 @@ user in Glasgow and an England-only one does not.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -176,10 +176,16 @@ class ResourceList(BaseModel):
         return re.compile(r"(?<!\w)(?:" + body + r")(?!\w)")
 
     @cached_property
-    def label_patterns(self) -> tuple[tuple[re.Pattern[str], str], ...]:
-        """(pattern, resource id) for every name, alias and website, compiled once (see `_label_pattern`)."""
-        return tuple(
-            (_label_pattern(label, flags), resource.id)
+    def by_id(self) -> dict[str, Resource]:
+        """Every listed service by its id."""
+        return {r.id: r for r in self.resource}
+
+    @cached_property
+    def label_index(self) -> LabelIndex:
+        """Every name, alias and website as a pattern (see `_label_pattern`), compiled once and filed under
+        its first word (see `LabelIndex`)."""
+        return LabelIndex.build(
+            (label, flags, resource.id)
             for resource in self.resource
             for label, flags in [*((name, 0) for name in resource.names), *((site, re.I) for site in resource.websites)]
         )
@@ -284,7 +290,7 @@ def fit(resource_ids: Sequence[str], location: Location, registry: ResourceList)
     """How the listed services `resource_ids` fit `location`, and which of them serve it (or part of it)."""
     if location.region is None:
         return "location_unknown", ()
-    index = {r.id: r for r in registry.resource}
+    index = registry.by_id
     region = location.region
     serving = tuple(i for i in resource_ids if any(registry.contains(c, region) for c in index[i].countries))
     if serving:
@@ -360,10 +366,63 @@ def _label_pattern(label: str, flags: int) -> re.Pattern[str]:
     return re.compile(first + r"(?<!\w.)" + rest + r"(?!\w)", flags | re.DOTALL)
 
 
+_WORD = re.compile(r"\w+")
+
+
+@dataclass(frozen=True)
+class LabelIndex:
+    r"""Label patterns by the first word of their label.
+
+    A label matches as `(?<!\w)label(?!\w)`, so where it occurs its first word (the label's leading run of
+    word characters) is a whole word of the text: a text need only be searched for the labels whose first
+    word is among its words. Names keep their capitals (compared as they are); websites match in any case,
+    compared in lower case between ASCII words only, because a case-insensitive pattern also equates some
+    other letters with ASCII ones (the Kelvin sign with k): a text with a non-ASCII word is searched for
+    every website. A label whose first word is not ASCII letters and digits is always searched for.
+    Searching 140 patterns over every response was most of the time a run spent rendering prompts.
+    """
+
+    exact: dict[str, tuple[tuple[re.Pattern[str], str], ...]]
+    folded: dict[str, tuple[tuple[re.Pattern[str], str], ...]]
+    always: tuple[tuple[re.Pattern[str], str], ...]
+
+    @classmethod
+    def build(cls, labels: Iterable[tuple[str, int, str]]) -> LabelIndex:
+        """From (label, regex flags, resource id) triples."""
+        exact: dict[str, list[tuple[re.Pattern[str], str]]] = {}
+        folded: dict[str, list[tuple[re.Pattern[str], str]]] = {}
+        always = []
+        for label, flags, resource_id in labels:
+            entry = (_label_pattern(label, flags), resource_id)
+            first = _WORD.match(label)
+            if first is None or not first.group().isascii():
+                always.append(entry)
+            elif flags & re.IGNORECASE:
+                folded.setdefault(first.group().lower(), []).append(entry)
+            else:
+                exact.setdefault(first.group(), []).append(entry)
+        return cls(
+            {k: tuple(v) for k, v in exact.items()}, {k: tuple(v) for k, v in folded.items()}, tuple(always)
+        )
+
+    def candidates(self, text: str) -> list[tuple[re.Pattern[str], str]]:
+        """The patterns that can match somewhere in `text`."""
+        words = set(_WORD.findall(text))
+        found = list(self.always)
+        for word in words:
+            found.extend(self.exact.get(word, ()))
+        if all(word.isascii() for word in words):
+            for word in {w.lower() for w in words}:
+                found.extend(self.folded.get(word, ()))
+        else:
+            found.extend(entry for entries in self.folded.values() for entry in entries)
+        return found
+
+
 def _name_spans(text: str, registry: ResourceList) -> dict[tuple[int, int], set[str]]:
     """Where each listed label occurs: (start, end) -> the ids of the services it names."""
     spans: dict[tuple[int, int], set[str]] = {}
-    for pattern, resource_id in registry.label_patterns:
+    for pattern, resource_id in registry.label_index.candidates(text):
         for match in pattern.finditer(text):
             spans.setdefault((match.start(), match.end()), set()).add(resource_id)
     return spans
@@ -410,5 +469,5 @@ def find_resources(
 
 def describe(resource_ids: Sequence[str], registry: ResourceList) -> list[str]:
     """What the prompt says about each listed service: "name (countries: how to reach it)"."""
-    index = {r.id: r for r in registry.resource}
+    index = registry.by_id
     return [f"{index[i].name} ({', '.join(index[i].countries)}: {index[i].how})" for i in resource_ids]

@@ -262,7 +262,7 @@ def _fit_phrase(fit: Fit | None, serving: Sequence[str], location: Location, reg
         names = ", ".join(dict.fromkeys(r.name for r in registry.resource if r.id in serving))
         return f"; serves the user's location, {where}: {names}"
     if fit == "part_only":
-        index = {r.id: r for r in registry.resource}
+        index = registry.by_id
         parts = ", ".join(dict.fromkeys(registry.region_name(c) for i in serving for c in index[i].countries))
         return (
             f"; serves only part of the user's location, {where}: {parts}; the conversation does not say "

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from judge.bundled import bundled_path
 from judge.crisis_resources import Location, ResourceListError, find_resources, load_registry, locate
@@ -157,6 +159,34 @@ def test_the_compiled_name_patterns_find_what_the_rule_defines() -> None:
     ]
     for text in texts:
         assert _name_spans(text, REGISTRY) == _spans_by_definition(text), text
+
+
+_LABELS = [label for r in REGISTRY.resource for label in (*r.names, *r.websites)]
+# Letters a case-insensitive pattern equates with ASCII ones (the Kelvin sign with k, the long s with s), and
+# marks that glue to a word, so the first-word index is tried where a plain lower() would miss a match.
+_LOOKALIKES = {"k": "\u212a", "K": "\u212a", "s": "\u017f", "S": "\u017f", "i": "\u0130", "e": "e\u0301"}
+
+
+@st.composite
+def _texts_around_labels(draw: st.DrawFn) -> str:
+    pieces = []
+    for _ in range(draw(st.integers(1, 4))):
+        label = draw(st.sampled_from(_LABELS))
+        case = draw(st.sampled_from([str, str.upper, str.lower, str.title]))
+        label = case(label)
+        if draw(st.booleans()):
+            label = "".join(_LOOKALIKES.get(c, c) if draw(st.booleans()) else c for c in label)
+        glue = draw(st.sampled_from(["", " ", "\n", "x", "_", "9", ".", "(", "\u00e9"]))
+        pieces += [draw(st.text(max_size=6)), glue, label, draw(st.sampled_from(["", " ", "s", ".", ")", "\u00e9"]))]
+    return "".join(pieces)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_texts_around_labels())
+def test_the_first_word_index_finds_every_match_the_rule_defines(text: str) -> None:
+    from judge.crisis_resources import _name_spans
+
+    assert _name_spans(text, REGISTRY) == _spans_by_definition(text)
 
 
 def test_a_number_is_looked_up_as_the_whole_list_would_be_read() -> None:
