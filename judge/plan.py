@@ -27,7 +27,10 @@ from judge.rubric import Rubric
 from judge.verdict import schema_hash, verdict_model
 
 Role = Literal["panel", "tiebreak"]
-RECENT_GROUPS = 256  # groups whose rendered messages a plan keeps (every judge and sample of a group asks them)
+# Characters of rendered item messages a plan keeps (the system message is shared by every group of a part):
+# the run then sends them without rendering them a second time, and every judge and sample of a group asks
+# the same ones. A budget in characters, not a count of groups, bounds the memory whatever the items' size.
+RECENT_CHARS = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -257,6 +260,7 @@ class CallPlan(BuiltOnAccess[PlannedCall]):
         self._prompt_hashes = bytearray()
         self._keys = bytearray()
         self._recent: OrderedDict[int, tuple[ChatMessage, ...]] = OrderedDict()
+        self._recent_chars = 0
         self._hashes: dict[int, PillarHashes] = {}
 
     def add_group(
@@ -275,8 +279,8 @@ class CallPlan(BuiltOnAccess[PlannedCall]):
             if hashes is None:  # every call of a part starts with the same system message
                 hashes = self._hashes[index] = PillarHashes(messages[0].content, context.schema_hash)
             p_hash, keys = hashes.digests(messages, self._params, self.samples)
-            if len(self._recent) < RECENT_GROUPS:  # the run starts with these: no second rendering
-                self._recent[len(self.group_item)] = messages
+            if self._recent_chars + _item_chars(messages) <= RECENT_CHARS:  # the run starts with these
+                self._keep(len(self.group_item), messages)
             self.group_item.append(item_index)
             self.group_pillar.append(self._pillar_index[pillar])
             self.group_part.append(part)
@@ -358,10 +362,14 @@ class CallPlan(BuiltOnAccess[PlannedCall]):
     def _messages(self, group: int, item: Item, context: PillarContext) -> tuple[ChatMessage, ...]:
         if (messages := self._recent.get(group)) is None:
             messages = self._render(item, context)
-            self._recent[group] = messages
-            if len(self._recent) > RECENT_GROUPS:
-                self._recent.popitem(last=False)
+            self._keep(group, messages)
+            while self._recent_chars > RECENT_CHARS and len(self._recent) > 1:
+                self._recent_chars -= _item_chars(self._recent.popitem(last=False)[1])
         return messages
+
+    def _keep(self, group: int, messages: tuple[ChatMessage, ...]) -> None:
+        self._recent[group] = messages
+        self._recent_chars += _item_chars(messages)
 
     def _build(self, index: int) -> PlannedCall:
         group, judge, sample = self._split(index)
@@ -406,3 +414,8 @@ def build_plan(
         shown = ", ".join(unplanned[:5]) + (" …" if len(unplanned) > 5 else "")
         raise PlanError(f"{len(unplanned)} item(s) name no pillar ({shown}); add a `pillar` field or pass `pillars=`")
     return plan
+
+
+def _item_chars(messages: tuple[ChatMessage, ...]) -> int:
+    """Characters a group's rendered messages hold of their own (the system message is shared)."""
+    return sum(len(m.content) for m in messages[1:])
