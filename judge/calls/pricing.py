@@ -62,7 +62,7 @@ def add_known(total: int | None, more: int | None) -> int | None:
 
 def cache_prices(spec: JudgeSpec, input_price: float) -> tuple[float, float]:
     """(cache-read, cache-write) prices per million tokens for this judge or target."""
-    if spec.provider == "anthropic":
+    if spec.wire == "anthropic":  # Claude on Bedrock and Vertex bills cache reads and writes the same way
         return input_price * ANTHROPIC_CACHE_READ, input_price * ANTHROPIC_CACHE_WRITE
     read = spec.price_cached_input_per_mtok
     if read is None:
