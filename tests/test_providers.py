@@ -227,6 +227,7 @@ def test_vertex_with_google_application_default_credentials(
     """google-auth reads the key file GOOGLE_APPLICATION_CREDENTIALS names, trades a signed JWT for an access
     token at the file's token_uri (the loopback server), and the SDK sends that token to the project of the file."""
     pytest.importorskip("google.auth")
+    pytest.importorskip("cryptography")  # google-auth signs the service account's JWT with it
     with FakeLLMServer(answerer=scripted_answerer) as server:
         credentials = service_account_file(tmp_path / "adc.json", f"{server.base_url}/token")
         cloud_env.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(credentials))
@@ -330,6 +331,18 @@ def test_missing_cloud_credentials_say_what_to_export(cloud_env: pytest.MonkeyPa
     cloud_env.setenv("AZURE_OPENAI_API_KEY", "k")
     with pytest.raises(JudgeConfigError, match="no Azure OpenAI endpoint"):
         Connection(parse_judge_spec("azure:gpt4o"))
+
+
+def test_batch_with_a_provider_without_a_batch_api_stops_before_sending(
+    tmp_path: Path, cloud_server: FakeLLMServer, cloud_env: pytest.MonkeyPatch, run_cli: Any
+) -> None:
+    cloud_env.setenv("GEMINI_API_KEY", CLOUD_KEY)
+    items = write_jsonl(tmp_path / "items.jsonl", make_items(2))
+    judge = f"gemini:gemini-2.5-flash@{cloud_server.gemini_base_url}"
+    result = run_cli("score", items, "--judges", judge, "--batch", "--out", tmp_path / "out", "-q")
+    assert result.code == 2
+    assert "--batch drives OpenAI's and Anthropic's batch APIs only" in result.stderr
+    assert cloud_server.requests == []
 
 
 # ---------------------------------------------------------------- errors a retry cannot change

@@ -45,10 +45,8 @@ from judge.calls.engine import CallResult, RateLimiter
 from judge.calls.pricing import Usage, add_known, sum_costs, usage_cost
 from judge.calls.request_body import BodyEncoder
 from judge.calls.request_log import RequestLog
-from judge.errors import UsageError
 from judge.judges import (
     AZURE_API_VERSION,
-    BATCH_PROVIDERS,
     CLOUD_BASE_URL_ENV,
     JudgeConfigError,
     JudgeSpec,
@@ -768,11 +766,6 @@ class BatchAPI:
     mode's response parser, which live answers go through."""
 
     def __init__(self, connection: Connection) -> None:
-        if connection.spec.provider not in BATCH_PROVIDERS:
-            raise UsageError(
-                f"{connection.spec.name}: --batch drives OpenAI's and Anthropic's batch APIs only, not "
-                f"{connection.spec.provider}'s; run without --batch"
-            )
         self.connection = connection
         self.spec = connection.spec
 
