@@ -111,6 +111,12 @@ def azure_endpoint(shown: str, model: str, base_url: str) -> tuple[str, str | No
                 f"names {model!r}; write azure:DEPLOYMENT@https://RESOURCE.openai.azure.com"
             )
         path = match["prefix"]
+    elif path:
+        raise JudgeConfigError(
+            f"judge {shown!r}: an azure: URL is the resource endpoint (https://RESOURCE.openai.azure.com) or a "
+            f"deployment's target URI, not the path {path!r}; for Azure's /openai/v1 API use "
+            "openai:MODEL@https://RESOURCE.openai.azure.com/openai/v1 with api_key_env = \"AZURE_OPENAI_API_KEY\""
+        )
     endpoint = urlunsplit((parts.scheme, parts.netloc, path, "", ""))
     return endpoint, query.get("api-version") or None
 
