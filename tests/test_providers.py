@@ -61,6 +61,9 @@ def cloud_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, judge_env: Path) 
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "no-gcloud"))
+    from anthropic.lib.bedrock import _auth
+
+    _auth._get_session.cache_clear()  # the SDK keeps one boto3 session (and its credentials) per process
     return monkeypatch
 
 
@@ -69,6 +72,7 @@ def cloud_server() -> Any:
     with FakeLLMServer(answerer=scripted_answerer, api_key=CLOUD_KEY) as server:
         server.cloud_auth.aws_access_key_id = AWS_KEY_ID
         server.cloud_auth.aws_region = "us-west-2"
+        server.cloud_auth.aws_secret_access_key = AWS_SECRET  # signatures are recomputed and compared
         yield server
 
 
@@ -166,14 +170,15 @@ def test_bedrock_signed_with_aws_credentials(
         assert "x-amz-date" in record.headers and AWS_SECRET not in auth
 
 
-def test_bedrock_signature_for_another_region_is_refused_with_the_servers_message(
-    tmp_path: Path, cloud_server: FakeLLMServer, cloud_env: pytest.MonkeyPatch, run_cli: Any
+@pytest.mark.parametrize(("region", "secret"), [("eu-west-1", AWS_SECRET), ("us-west-2", "another-SECRET")])
+def test_a_bedrock_signature_of_another_region_or_secret_is_refused_with_the_servers_message(
+    region: str, secret: str, tmp_path: Path, cloud_server: FakeLLMServer, cloud_env: pytest.MonkeyPatch, run_cli: Any
 ) -> None:
     pytest.importorskip("boto3")
     cloud_env.setenv("AWS_ACCESS_KEY_ID", AWS_KEY_ID)
-    cloud_env.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
+    cloud_env.setenv("AWS_SECRET_ACCESS_KEY", secret)
     judges = tmp_path / "judges.toml"
-    judges.write_text(f'[judges.b]\nspec = "bedrock:{BEDROCK_MODEL}@{cloud_server.base_url}"\nregion = "eu-west-1"\n')
+    judges.write_text(f'[judges.b]\nspec = "bedrock:{BEDROCK_MODEL}@{cloud_server.base_url}"\nregion = "{region}"\n')
     items = write_jsonl(tmp_path / "items.jsonl", make_items(1))
     result = run_cli("score", items, "--judges-file", judges, "--out", tmp_path / "out", "-q")
     assert result.code == 3, result.stderr  # failed verdicts, recorded with the server's reason

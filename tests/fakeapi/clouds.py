@@ -24,6 +24,7 @@ Pure: no sockets; `server.py` routes requests here.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -73,6 +74,7 @@ class CloudAuth:
     key: str | None = None
     aws_access_key_id: str | None = None
     aws_region: str | None = None
+    aws_secret_access_key: str | None = None  # when set (and botocore is installed), signatures are recomputed
 
 
 def route(path: str, query: str) -> CloudRoute | None:
@@ -105,7 +107,9 @@ def _aws_error(status: int, kind: str, message: str) -> Answer:
     )
 
 
-def check(r: CloudRoute, headers: Mapping[str, str], auth: CloudAuth, require_auth: bool) -> Answer | None:
+def check(
+    r: CloudRoute, headers: Mapping[str, str], auth: CloudAuth, require_auth: bool, signed: SignedRequest
+) -> Answer | None:
     """The error the provider would answer for this URL and these headers, or None."""
     if r.cloud == "azure":
         version = (r.query.get("api-version") or [""])[0]
@@ -139,10 +143,40 @@ def check(r: CloudRoute, headers: Mapping[str, str], auth: CloudAuth, require_au
                 "other valid authentication credential.",
             )
         return None
-    return _check_bedrock(headers, auth, require_auth)
+    return _check_bedrock(headers, auth, require_auth, signed)
 
 
-def _check_bedrock(headers: Mapping[str, str], auth: CloudAuth, require_auth: bool) -> Answer | None:
+@dataclass(frozen=True)
+class SignedRequest:
+    """What a SigV4 signature covers besides the headers: the method, the path as sent, the body."""
+
+    method: str
+    raw_path: str
+    body: bytes
+
+
+def sigv4_signature(headers: Mapping[str, str], signed_headers: list[str], request: SignedRequest, auth: CloudAuth,
+                    region: str) -> str:  # fmt: skip
+    """The signature botocore computes for this request with the server's copy of the secret key."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    aws = AWSRequest(
+        method=request.method,
+        url=f"http://{headers['host']}{request.raw_path}",
+        headers={name: headers[name] for name in signed_headers if name in headers},
+        data=request.body,
+    )
+    aws.context["timestamp"] = headers["x-amz-date"]
+    credentials = Credentials(auth.aws_access_key_id, auth.aws_secret_access_key, headers.get("x-amz-security-token"))
+    signer = SigV4Auth(credentials, "bedrock", region)
+    return signer.signature(signer.string_to_sign(aws, signer.canonical_request(aws)), aws)
+
+
+def _check_bedrock(
+    headers: Mapping[str, str], auth: CloudAuth, require_auth: bool, request: SignedRequest
+) -> Answer | None:
     token = _bearer(headers)
     if token:
         if auth.key is not None and token != auth.key:
@@ -162,6 +196,9 @@ def _check_bedrock(headers: Mapping[str, str], auth: CloudAuth, require_auth: bo
         or (auth.aws_access_key_id is not None and signed["key"] != auth.aws_access_key_id)
         or (auth.aws_region is not None and signed["region"] != auth.aws_region)
     )
+    if not wrong and auth.aws_secret_access_key is not None and importlib.util.find_spec("botocore") is not None:
+        names = signed["signed"].split(";")
+        wrong = sigv4_signature(headers, names, request, auth, signed["region"]) != signed["signature"]
     if wrong:
         return _aws_error(
             403,

@@ -361,8 +361,9 @@ class FakeLLMServer:
             return
         rec = self._record(handler, cloud.provider, path)
         rec.cloud, rec.query = cloud.cloud, urlsplit(handler.path).query
+        signed = clouds.SignedRequest(handler.command, handler.path, raw)
         answer = (None if handler.command == "POST" else Answer(405, {"message": "Method Not Allowed"}, {})) or (
-            clouds.check(cloud, headers, self.cloud_auth, self.require_auth)
+            clouds.check(cloud, headers, self.cloud_auth, self.require_auth, signed)
         )
         if answer is None:
             try:
