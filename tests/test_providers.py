@@ -403,3 +403,39 @@ def test_a_4xx_fails_at_once_while_conflicts_and_overload_are_retried(
         row = retry_run(tmp_path, run_cli, server)
         assert len(server.requests) == sent
     assert row["status"] == "failed" and f"the server's own words for {status}" in row["error"]
+
+
+# ---------------------------------------------------------------- the fake clouds refuse what the real ones refuse
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "body", "status", "words"),
+    [
+        ("/openai/deployments/d/chat/completions", {"api-key": CLOUD_KEY}, {"messages": []}, 404, "Resource not found"),
+        ("/openai/deployments/d/chat/completions?api-version=2024-10-21", {}, {"messages": []}, 401, "Access denied"),
+        ("/openai/deployments/d/chat/completions?api-version=latest", {"api-key": CLOUD_KEY}, {}, 400, "not supported"),
+        (
+            f"/model/{BEDROCK_MODEL}/invoke",
+            {"authorization": f"Bearer {CLOUD_KEY}"},
+            {"model": "x", "anthropic_version": BEDROCK_VERSION, "max_tokens": 5, "messages": []},
+            400,
+            "extraneous key [model]",
+        ),
+        (f"/model/{BEDROCK_MODEL}/invoke", {}, {}, 403, "Missing Authentication Token"),
+        (
+            f"/v1/projects/p/locations/global/publishers/anthropic/models/{VERTEX_MODEL}:rawPredict",
+            {"authorization": f"Bearer {CLOUD_KEY}"},
+            {"anthropic_version": "2023-06-01", "max_tokens": 5, "messages": []},
+            400,
+            "vertex-2023-10-16",
+        ),
+        ("/v1beta/openai/chat/completions", {"authorization": "Bearer wrong"}, {}, 401, "API key not valid"),
+    ],
+)
+def test_the_fake_clouds_refuse_a_wrong_url_key_or_body(
+    path: str, headers: dict[str, str], body: dict[str, Any], status: int, words: str, cloud_server: FakeLLMServer
+) -> None:
+    import httpx
+
+    answer = httpx.post(f"{cloud_server.base_url}{path}", headers=headers, json=body, timeout=10)
+    assert answer.status_code == status and words in answer.text
