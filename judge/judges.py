@@ -400,6 +400,12 @@ def parse_judge_spec(text: str, name: str | None = None) -> JudgeSpec:
     api_version = None
     if base_url and provider == "azure":
         base_url, api_version = azure_endpoint(shown, match["model"], base_url)
+    if base_url and provider != "azure" and "api-version" in urlsplit(base_url).query:
+        raise JudgeConfigError(
+            f"judge {shown!r}: an Azure OpenAI URL (with ?api-version=) is an azure: judge; write "
+            f"azure:{match['model']}@{urlsplit(base_url).scheme}://{_host_port(base_url)} (the portal's target URI "
+            "with its ?api-version= is accepted there too; docs/providers.md)"
+        )
     if base_url and (urlsplit(base_url).query or urlsplit(base_url).fragment):
         raise JudgeConfigError(
             f"judge {shown!r}: base URL {public_url(base_url)!r} has a query string or fragment, which the SDKs "

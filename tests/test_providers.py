@@ -315,6 +315,8 @@ def test_azure_target_uri_naming_another_deployment_is_refused() -> None:
         parse_judge_spec("azure:gpt4o@https://r.openai.azure.com/openai/deployments/other/chat/completions")
     with pytest.raises(JudgeConfigError, match=r"takes only \?api-version"):
         parse_judge_spec("azure:gpt4o@https://r.openai.azure.com/?api-version=2024-10-21&api-key=k")
+    with pytest.raises(JudgeConfigError, match="is an azure: judge; write azure:gpt4o@"):
+        parse_judge_spec("openai:gpt4o@https://r.openai.azure.com/openai/deployments/gpt4o?api-version=2024-10-21")
     with pytest.raises(JudgeConfigError, match="for Azure's /openai/v1 API use openai:MODEL@"):
         parse_judge_spec("azure:gpt4o@https://r.openai.azure.com/openai/v1")
     spec = parse_judge_spec("azure:gpt4o@https://r.openai.azure.com/openai/deployments/gpt4o?api-version=2024-06-01")

@@ -1,4 +1,5 @@
-"""Loopback HTTP server speaking the OpenAI Chat Completions and Anthropic Messages wire formats.
+"""Loopback HTTP server speaking the OpenAI Chat Completions and Anthropic Messages wire formats, and in
+front of them the URL schemes and authentication of Azure OpenAI, Bedrock, Vertex AI and Gemini (clouds.py).
 
 Lets the test suite and benchmarks run the real ``openai`` / ``anthropic`` SDKs and ``instructor`` end to
 end without internet or keys. Run standalone with ``python -m tests.fakeapi.server --port 8765``.
