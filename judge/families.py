@@ -33,7 +33,7 @@ DEFAULT_FAMILIES: dict[str, tuple[str, ...]] = {
 }
 
 _SEPARATORS = "/:_.@ -"
-_PROVIDERS = ("openai", "anthropic", "azure", "bedrock", "vertex", "ollama", "litellm")
+_PROVIDERS = ("openai", "anthropic", "azure", "bedrock", "vertex", "gemini", "ollama", "litellm")
 
 
 class FamilyError(ConfigError, ValueError):

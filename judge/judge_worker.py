@@ -42,7 +42,8 @@ from judge.verdict import JUDGED_RESPONSE, JUDGED_TURNS, failed_outcomes, is_mul
 # Answers worth a re-ask: the judge can fix these when shown the error (as instructor's own retry does).
 REASKABLE_ERRORS = (ValidationError, json.JSONDecodeError, AsyncValidationError, ResponseParsingError)
 
-# Which modes each provider offers is judges.MODES_BY_PROVIDER; this is only their instructor names.
+# Which modes each provider offers is judges.MODES_BY_PROVIDER; this is only their instructor names. A
+# provider's handlers are those of the API it speaks (JudgeSpec.wire).
 _MODES = {"tools": instructor.Mode.TOOLS, "json_schema": instructor.Mode.JSON_SCHEMA, "json": instructor.Mode.JSON}
 _PROVIDERS = {"openai": instructor.Provider.OPENAI, "anthropic": instructor.Provider.ANTHROPIC}
 
@@ -68,7 +69,7 @@ class JudgeClient:
             raise JudgeConfigError(f"judge {spec.name}: mode {spec.mode!r} is not available for {spec.provider}")
         self.spec = spec
         self.connection = Connection(spec)  # first: it imports the SDK while its TLS context is built
-        self.handlers = mode_registry.get_handlers(_PROVIDERS[spec.provider], _MODES[spec.mode])
+        self.handlers = mode_registry.get_handlers(_PROVIDERS[spec.wire], _MODES[spec.mode])
         self.decoding = request_kwargs(spec)
         self._fixed_parts: dict[type[BaseModel], RequestParts | None] = {}
 

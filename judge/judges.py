@@ -20,12 +20,18 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 from judge.bundled import read_toml
 from judge.errors import ConfigError
 
-Provider = Literal["openai", "anthropic"]
+Provider = Literal["openai", "anthropic", "azure", "bedrock", "vertex", "gemini"]
 OutputMode = Literal["tools", "json_schema", "json"]
-# json_schema is OpenAI's `response_format`; Anthropic has tool use and plain JSON.
+# json_schema is OpenAI's `response_format`; Anthropic has tool use and plain JSON. Azure OpenAI serves
+# OpenAI's API; Claude on Bedrock and Vertex serves Anthropic's. Gemini's OpenAI-compatible endpoint
+# takes tools and `response_format` json_schema (docs/providers.md).
 MODES_BY_PROVIDER: dict[str, tuple[str, ...]] = {
     "openai": ("tools", "json_schema", "json"),
     "anthropic": ("tools", "json"),
+    "azure": ("tools", "json_schema", "json"),
+    "bedrock": ("tools", "json"),
+    "vertex": ("tools", "json"),
+    "gemini": ("tools", "json_schema"),
 }
 
 # List prices in USD per million tokens (input, output), as published by the providers in 2025.
@@ -41,11 +47,90 @@ DEFAULT_PRICES: dict[str, tuple[float, float]] = {
     "claude-sonnet-4-0": (3.00, 15.00),
     "claude-haiku-4-5": (1.00, 5.00),
     "claude-opus-4-1": (15.00, 75.00),
+    # Gemini Developer API, paid tier; Gemini 2.5 Pro's price for prompts up to 200k tokens.
+    "gemini-2.5-pro": (1.25, 10.00),
+    "gemini-2.5-flash": (0.30, 2.50),
+    "gemini-2.5-flash-lite": (0.10, 0.40),
+    "gemini-2.0-flash": (0.10, 0.40),
 }
 
+# ---------------------------------------------------------------- cloud providers (docs/providers.md)
+
+Wire = Literal["openai", "anthropic"]
+# The API each provider speaks: Azure OpenAI and Gemini's OpenAI-compatible endpoint speak OpenAI's Chat
+# Completions, Claude on Amazon Bedrock and on Google Vertex AI speaks Anthropic's Messages API.
+WIRE: dict[str, Wire] = {
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "azure": "openai",
+    "gemini": "openai",
+    "bedrock": "anthropic",
+    "vertex": "anthropic",
+}
+# The variables the providers' own SDKs and tools read. Bedrock's is an Amazon Bedrock API key: without
+# it, each request is signed with AWS credentials. Vertex has no key: an access token is read from
+# `api_key_env` when the judges file names one, else from Google's application default credentials.
+CLOUD_KEY_ENV = {"azure": "AZURE_OPENAI_API_KEY", "bedrock": "AWS_BEARER_TOKEN_BEDROCK", "gemini": "GEMINI_API_KEY"}
+CLOUD_BASE_URL_ENV = {
+    "azure": "AZURE_OPENAI_ENDPOINT",
+    "bedrock": "ANTHROPIC_BEDROCK_BASE_URL",
+    "vertex": "ANTHROPIC_VERTEX_BASE_URL",
+}
+DEFAULT_BASE_URLS = {"gemini": "https://generativelanguage.googleapis.com/v1beta/openai"}
+# Azure OpenAI's latest generally available data-plane inference version (structured outputs included).
+AZURE_API_VERSION = "2024-10-21"
+AZURE_TOKEN_ENV = "AZURE_OPENAI_AD_TOKEN"  # a Microsoft Entra ID token, read by the SDK itself
+# Settings that only mean something for some providers.
+PROVIDER_SETTINGS = {"api_version": ("azure",), "region": ("bedrock", "vertex"), "project": ("vertex",)}
+# The providers whose batch APIs `--batch` drives.
+BATCH_PROVIDERS = ("openai", "anthropic")
+# A Vertex model id carries its version after an @ (claude-sonnet-4-5@20250929); a base URL follows a
+# second @ and starts with http(s)://.
+_VERTEX_SPEC = re.compile(r"^vertex:(?P<model>[^@\s]+(?:@(?!https?://)[^@\s]+)?)(?:@(?P<base_url>\S+))?$")
+_AZURE_PATH = re.compile(r"^(?P<prefix>.*?)/openai(?:/deployments/(?P<deployment>[^/]+)(?:/chat/completions)?)?/?$")
+
+
+def azure_endpoint(shown: str, model: str, base_url: str) -> tuple[str, str | None]:
+    """(the resource endpoint, the api-version) of an Azure OpenAI URL as the portal shows it: the
+    endpoint alone (https://RESOURCE.openai.azure.com), or a deployment's target URI
+    (.../openai/deployments/NAME/chat/completions?api-version=V), whose deployment must be MODEL."""
+    parts = urlsplit(base_url)
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    other = sorted(set(query) - {"api-version"})
+    if other or parts.fragment:
+        raise JudgeConfigError(
+            f"judge {shown!r}: an Azure OpenAI URL takes only ?api-version=...; drop {other or ['the fragment']} "
+            "(the key goes in AZURE_OPENAI_API_KEY or the variable api_key_env names)"
+        )
+    path = parts.path.rstrip("/")
+    match = _AZURE_PATH.match(path) if "/openai" in path else None
+    if match is not None:
+        if match["deployment"] and unquote(match["deployment"]) != model:
+            raise JudgeConfigError(
+                f"judge {shown!r}: the URL names deployment {unquote(match['deployment'])!r} but the spec "
+                f"names {model!r}; write azure:DEPLOYMENT@https://RESOURCE.openai.azure.com"
+            )
+        path = match["prefix"]
+    elif path:
+        raise JudgeConfigError(
+            f"judge {shown!r}: an azure: URL is the resource endpoint (https://RESOURCE.openai.azure.com) or a "
+            f"deployment's target URI, not the path {path!r}; for Azure's /openai/v1 API use "
+            "openai:MODEL@https://RESOURCE.openai.azure.com/openai/v1 with api_key_env = \"AZURE_OPENAI_API_KEY\""
+        )
+    endpoint = urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+    return endpoint, query.get("api-version") or None
+
+
+def check_provider_settings(settings: Mapping[str, Any], where: str, provider: str) -> None:
+    """Refuse a setting that the judge's provider does not have (api_version, region, project)."""
+    for key, providers in PROVIDER_SETTINGS.items():
+        if key in settings and provider not in providers:
+            raise JudgeConfigError(f"{where}: {key} is a setting of {' and '.join(providers)} judges, not {provider}")
+
+
 _SPEC = re.compile(r"^(?P<provider>[a-z]+):(?P<model>[^@\s]+)(?:@(?P<base_url>\S+))?$")
-_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
-_BASE_URL_ENV = {"openai": "OPENAI_BASE_URL", "anthropic": "ANTHROPIC_BASE_URL"}
+_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY", **CLOUD_KEY_ENV}
+_BASE_URL_ENV = {"openai": "OPENAI_BASE_URL", "anthropic": "ANTHROPIC_BASE_URL", **CLOUD_BASE_URL_ENV}
 
 
 class JudgeConfigError(ConfigError):
@@ -75,6 +160,9 @@ class JudgeSpec:
     timeout_s: float = 120.0
     deadline_s: float = 600.0
     api_key_env: str | None = None
+    api_version: str | None = None  # Azure OpenAI's api-version
+    region: str | None = None  # Bedrock's AWS region, Vertex's Google Cloud location
+    project: str | None = None  # Vertex's Google Cloud project
 
     def decoding_params(self) -> dict[str, Any]:
         """Everything besides the prompt that can change the judge's answer (part of the cache key)."""
@@ -102,11 +190,22 @@ class JudgeSpec:
         """Settings for run.json: never a secret (API keys are not on a spec; URL credentials are removed)."""
         return {**asdict(self), "base_url": public_url(self.base_url) if self.base_url else None}
 
-    def key_env(self) -> str:
-        return self.api_key_env or _KEY_ENV[self.provider]
+    def key_env(self) -> str | None:
+        """The variable holding the key (None: a Vertex judge without api_key_env, which uses Google's
+        default credentials)."""
+        return self.api_key_env or _KEY_ENV.get(self.provider)
+
+    def custom_base_url(self) -> str | None:
+        """The base URL given in the spec or the provider's variable, if any."""
+        return self.base_url or os.environ.get(_BASE_URL_ENV.get(self.provider, ""), "") or None
 
     def effective_base_url(self) -> str | None:
-        return self.base_url or os.environ.get(_BASE_URL_ENV[self.provider]) or None
+        return self.custom_base_url() or DEFAULT_BASE_URLS.get(self.provider)
+
+    @property
+    def wire(self) -> Wire:
+        """The API the provider speaks: "openai" (Chat Completions) or "anthropic" (Messages)."""
+        return WIRE[self.provider]
 
 
 # ---------------------------------------------------------------- base URLs may carry credentials
@@ -205,8 +304,12 @@ SETTING_RULES: dict[str, SettingRule] = {
     "timeout_s": SettingRule(_NUMBER, _above(0), "greater than 0"),
     "deadline_s": SettingRule(_NUMBER, _above(0), "greater than 0"),
     "price_cached_input_per_mtok": SettingRule(_NUMBER, _at_least(0), "0 or more"),
+    "api_version": SettingRule((str,)),
+    "region": SettingRule((str,)),
+    "project": SettingRule((str,)),
 }
-MAX_TEMPERATURE = {"openai": 2.0, "anthropic": 1.0}  # the providers' documented ranges
+# The providers' documented ranges; Bedrock and Vertex serve Anthropic's models, Azure OpenAI's.
+MAX_TEMPERATURE = {"openai": 2.0, "anthropic": 1.0, "azure": 2.0, "bedrock": 1.0, "vertex": 1.0, "gemini": 2.0}
 _TOML_FIELDS = {f for f in JudgeSpec.__dataclass_fields__ if f not in ("name", "provider", "model", "base_url")}
 
 
@@ -236,6 +339,7 @@ def check_settings(
             raise JudgeConfigError(f"{where}: {key} must be a finite number, got {value!r}")
         if rule.check is not None and not rule.check(value):
             raise JudgeConfigError(f"{where}: {key} must be {rule.rule}, got {value!r}")
+    check_provider_settings(settings, where, provider)
     modes = MODES_BY_PROVIDER[provider]
     if settings.get("mode", "tools") not in modes:
         raise JudgeConfigError(f"{where}: mode for {provider} must be one of {', '.join(modes)}")
@@ -263,18 +367,20 @@ def check_samples(judges: Iterable[JudgeSpec], samples: int, noun: str = "judge"
 
 def parse_judge_spec(text: str, name: str | None = None) -> JudgeSpec:
     """`PROVIDER:MODEL[@BASE_URL]`; an inline judge is named `provider:model@host[:port]` (see inline_judge_name)."""
-    match = _SPEC.match(text.strip())
+    stripped = text.strip()
+    match = (_VERTEX_SPEC if stripped.startswith("vertex:") else _SPEC).match(stripped)
     shown = redact_urls(text)
     if not match:
         raise JudgeConfigError(
             f"judge {shown!r}: expected PROVIDER:MODEL or PROVIDER:MODEL@BASE_URL, "
             "e.g. openai:gpt-4.1-mini, anthropic:claude-sonnet-4-5, openai:qwen2.5-72b@http://localhost:8000/v1"
         )
-    provider = match["provider"]
-    if provider not in _KEY_ENV:
+    provider = "vertex" if stripped.startswith("vertex:") else match["provider"]
+    if provider not in MODES_BY_PROVIDER:
         raise JudgeConfigError(
             f"judge {shown!r}: unknown provider {provider!r}; use openai (also for any OpenAI-compatible "
-            "server such as vLLM, Ollama, llama.cpp or LiteLLM, with @BASE_URL) or anthropic"
+            "server such as vLLM, Ollama, llama.cpp or LiteLLM, with @BASE_URL), anthropic, azure (Azure OpenAI), "
+            "bedrock or vertex (Claude on Amazon Bedrock or Google Vertex AI) or gemini (docs/providers.md)"
         )
     base_url = match["base_url"]
     if base_url and not base_url.startswith(("http://", "https://")):
@@ -291,6 +397,15 @@ def parse_judge_spec(text: str, name: str | None = None) -> JudgeSpec:
             ) from None
     if base_url and not urlsplit(base_url).hostname:
         raise JudgeConfigError(f"judge {shown!r}: base URL {public_url(base_url)!r} names no host")
+    api_version = None
+    if base_url and provider == "azure":
+        base_url, api_version = azure_endpoint(shown, match["model"], base_url)
+    if base_url and provider != "azure" and "api-version" in urlsplit(base_url).query:
+        raise JudgeConfigError(
+            f"judge {shown!r}: an Azure OpenAI URL (with ?api-version=) is an azure: judge; write "
+            f"azure:{match['model']}@{urlsplit(base_url).scheme}://{_host_port(base_url)} (the portal's target URI "
+            "with its ?api-version= is accepted there too; docs/providers.md)"
+        )
     if base_url and (urlsplit(base_url).query or urlsplit(base_url).fragment):
         raise JudgeConfigError(
             f"judge {shown!r}: base URL {public_url(base_url)!r} has a query string or fragment, which the SDKs "
@@ -302,7 +417,14 @@ def parse_judge_spec(text: str, name: str | None = None) -> JudgeSpec:
         provider=provider,  # type: ignore[arg-type]
         model=match["model"],
         base_url=base_url,
+        api_version=api_version,
     )
+
+
+def spec_fields(spec: JudgeSpec) -> dict[str, Any]:
+    """What a parsed spec string sets, to build a judge or target spec of another type from it."""
+    fields = {"name": spec.name, "provider": spec.provider, "model": spec.model, "base_url": spec.base_url}
+    return fields | ({"api_version": spec.api_version} if spec.api_version else {})
 
 
 @dataclass
@@ -351,9 +473,12 @@ def load_spec_tables(
             raise JudgeConfigError(f"{where}: {exc}") from exc
         settings = {k: v for k, v in table.items() if k != "spec"}
         check_settings(settings, where, spec.provider, fields, rules)
-        specs[name] = spec_type(
-            name=spec.name, provider=spec.provider, model=spec.model, base_url=spec.base_url, **settings
-        )
+        if spec.api_version and settings.get("api_version", spec.api_version) != spec.api_version:
+            raise JudgeConfigError(
+                f"{where}: api_version {settings['api_version']!r} differs from the URL's {spec.api_version!r}; "
+                "keep one"
+            )
+        specs[name] = spec_type(**(spec_fields(spec) | settings))
     return specs
 
 
@@ -384,13 +509,27 @@ def resolve_specs(text: str | None, named: Mapping[str, Any], parse: Callable[[s
     return specs
 
 
-def api_key_for(spec: JudgeSpec) -> str:
-    key = os.environ.get(spec.key_env())
+def api_key_for(spec: JudgeSpec) -> str | None:
+    """The judge's key from the environment; None where the SDK authenticates by other means (Bedrock's
+    AWS credentials, Vertex's Google credentials, an Entra ID token for Azure)."""
+    env = spec.key_env()
+    key = os.environ.get(env) if env else None
     if key:
         return key
-    if spec.effective_base_url():
+    if spec.provider in ("bedrock", "vertex"):
+        return None
+    if spec.provider == "azure":
+        if os.environ.get(AZURE_TOKEN_ENV):
+            return None
+        raise JudgeConfigError(
+            f"judge {spec.name}: {env} is not set; export the Azure OpenAI resource's key, or a Microsoft Entra ID "
+            f"token in {AZURE_TOKEN_ENV} (az account get-access-token --resource https://cognitiveservices.azure.com)"
+        )
+    if spec.custom_base_url():
         return "not-needed"  # local OpenAI-compatible servers accept any key
+    if spec.provider == "gemini":
+        raise JudgeConfigError(f"judge {spec.name}: {env} is not set; export a Gemini API key (Google AI Studio)")
     raise JudgeConfigError(
-        f"judge {spec.name}: {spec.key_env()} is not set; export it, or point the judge at an "
+        f"judge {spec.name}: {env} is not set; export it, or point the judge at an "
         "OpenAI-compatible server with openai:MODEL@http://localhost:8000/v1"
     )

@@ -89,7 +89,7 @@ def test_parse_judge_spec_with_a_name() -> None:
     assert judge.name == "mini" and judge.model == "gpt-4.1-mini"
 
 
-@pytest.mark.parametrize("text", ["google:gemini-2.5-pro", "azure:gpt-4o", "vllm:qwen@http://localhost:8000/v1"])
+@pytest.mark.parametrize("text", ["google:gemini-2.5-pro", "mistral:mistral-large", "vllm:qwen@http://localhost:8000/v1"])
 def test_unknown_provider_is_refused_naming_it(text: str) -> None:
     with pytest.raises(JudgeConfigError) as exc:
         parse_judge_spec(text)

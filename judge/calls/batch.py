@@ -39,6 +39,7 @@ from judge.calls.engine import ASK, RUN_STOP, CallKind, CallResult, Engine, Ledg
 from judge.calls.request_log import RequestLog
 from judge.calls.runner import CallRunFiles, RunProgress
 from judge.errors import UsageError
+from judge.judges import BATCH_PROVIDERS
 
 BATCHES_NAME = "batches.jsonl"
 # The providers' documented limits on requests per batch (OpenAI: 50,000 per input file; Anthropic:
@@ -152,6 +153,22 @@ def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
         yield items[start : start + size]
 
 
+def batchable(worker: Any) -> bool:
+    """Whether a worker's provider has a batch API that `BatchAPI` drives."""
+    spec = getattr(worker, "spec", None)
+    return spec is not None and spec.provider in BATCH_PROVIDERS
+
+
+def refuse_unbatchable(workers: dict[str, Any]) -> None:
+    """`--batch` with a judge or target whose provider has no batch API here: stop before anything is sent."""
+    others = sorted(name for name, worker in workers.items() if not batchable(worker))
+    if others:
+        raise UsageError(
+            f"--batch drives OpenAI's and Anthropic's batch APIs only; {', '.join(others)} use another provider: "
+            "run them without --batch (in another out folder, or after this run)"
+        )
+
+
 class BatchRound:
     """Submits, polls and collects the provider batches of one out directory (see the module text)."""
 
@@ -175,7 +192,9 @@ class BatchRound:
     async def collect(self, calls: Sequence[Any], known: Sequence[CallResult | None], workers: dict[str, Any]) -> None:
         from judge.calls.client import BATCH_ANSWER, BATCH_ERROR, BatchAPI
 
-        apis: dict[str, BatchAPI] = {name: worker.batch_api() for name, worker in workers.items()}
+        if self.submit:
+            refuse_unbatchable(workers)
+        apis: dict[str, BatchAPI] = {name: w.batch_api() for name, w in workers.items() if batchable(w)}
         in_flight = self.journal.in_flight()
         if self.cache is not None:  # this run holds the calls of its open batches, resumed or not
             for key in in_flight:

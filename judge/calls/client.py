@@ -19,7 +19,9 @@ through the request log, so they are parsed, re-asked and priced on the same pat
 from __future__ import annotations
 
 import email.utils
+import importlib.util
 import json
+import os
 import re
 import ssl
 import sys
@@ -36,7 +38,6 @@ from tenacity import (
     AsyncRetrying,
     RetryCallState,
     retry_if_exception,
-    stop_after_attempt,
     wait_random_exponential,
 )
 
@@ -44,7 +45,14 @@ from judge.calls.engine import CallResult, RateLimiter
 from judge.calls.pricing import Usage, add_known, sum_costs, usage_cost
 from judge.calls.request_body import BodyEncoder
 from judge.calls.request_log import RequestLog
-from judge.judges import JudgeSpec, api_key_for, without_credentials
+from judge.judges import (
+    AZURE_API_VERSION,
+    CLOUD_BASE_URL_ENV,
+    JudgeConfigError,
+    JudgeSpec,
+    api_key_for,
+    without_credentials,
+)
 
 RETRY_AFTER_CAP_S = 300.0
 
@@ -184,6 +192,101 @@ def plain_http_transport() -> Any:
     return PlainHttpTransport()
 
 
+def openai_client(spec: JudgeSpec, key: str | None, base_url: str | None, credentials: dict[str, str]) -> Any:
+    """The OpenAI SDK's async client for an OpenAI, Gemini (OpenAI-compatible) or Azure OpenAI judge."""
+    tls = tls_context_meanwhile() if encrypted(base_url) else None
+    import openai
+
+    common: dict[str, Any] = {
+        "default_headers": credentials or None,  # basic auth in place of the bearer key, as the URL asks
+        "max_retries": 0,
+        "timeout": spec.timeout_s,
+        # The SDK's aiohttp transport: less CPU per request than its default under many connections.
+        "http_client": openai.DefaultAioHttpClient(
+            timeout=spec.timeout_s,
+            **({"transport": plain_http_transport()} if tls is None else {"verify": tls.result()}),
+        ),
+    }
+    if spec.provider != "azure":
+        return openai.AsyncOpenAI(api_key=key, base_url=base_url, **common)
+    if base_url is None:
+        raise JudgeConfigError(
+            f"judge {spec.name}: no Azure OpenAI endpoint; write azure:DEPLOYMENT@https://RESOURCE.openai.azure.com "
+            f"or export {CLOUD_BASE_URL_ENV['azure']}"
+        )
+    # The deployment is the spec's model: requests go to ENDPOINT/openai/deployments/MODEL/chat/completions,
+    # with ?api-version= and the key in an `api-key` header (an Entra ID token from AZURE_OPENAI_AD_TOKEN
+    # as a bearer token instead, read by the SDK).
+    return openai.AsyncAzureOpenAI(
+        azure_endpoint=base_url,
+        azure_deployment=spec.model,
+        api_version=spec.api_version or os.environ.get("OPENAI_API_VERSION") or AZURE_API_VERSION,
+        api_key=key,
+        **common,
+    )
+
+
+def _require(module: str, extra: str, spec: JudgeSpec, why: str) -> None:
+    if importlib.util.find_spec(module) is None:
+        raise JudgeConfigError(
+            f"judge {spec.name}: {why} needs the {module} package; pip install 'trustmh-judge[{extra}]'"
+        )
+
+
+def anthropic_client(spec: JudgeSpec, key: str | None, base_url: str | None, credentials: dict[str, str]) -> Any:
+    """The Anthropic SDK's async client for an Anthropic judge, or Claude on Amazon Bedrock or Vertex AI."""
+    import anthropic
+
+    common: dict[str, Any] = {
+        "base_url": base_url,
+        "default_headers": credentials or None,
+        "max_retries": 0,
+        "timeout": spec.timeout_s,
+    }
+    if spec.provider == "anthropic":
+        return anthropic.AsyncAnthropic(api_key=key, **common)
+    if spec.provider == "bedrock":
+        if key is None:  # no Bedrock API key: the SDK signs each request (SigV4) with AWS credentials
+            _require("boto3", "bedrock", spec, f"Bedrock without an API key ({spec.key_env()})")
+        return anthropic.AsyncAnthropicBedrock(api_key=key, aws_region=spec.region, **common)
+    region = spec.region or os.environ.get("CLOUD_ML_REGION")
+    if not region:
+        raise JudgeConfigError(
+            f"judge {spec.name}: no Vertex AI region; set region = \"us-east5\" (or \"global\") in its judges file "
+            "or export CLOUD_ML_REGION"
+        )
+    project = spec.project or os.environ.get("ANTHROPIC_VERTEX_PROJECT_ID")
+    google_credentials = None
+    if key is None:  # Google's application default credentials, refreshed by google-auth
+        _require("google.auth", "vertex", spec, "Vertex AI without an access token in api_key_env")
+        google_credentials, project = google_default_credentials(spec, project)
+    if not project:
+        raise JudgeConfigError(
+            f"judge {spec.name}: no Google Cloud project; set project = \"...\" in its judges file "
+            "or export ANTHROPIC_VERTEX_PROJECT_ID"
+        )
+    return anthropic.AsyncAnthropicVertex(
+        region=region, project_id=project, access_token=key, credentials=google_credentials, **common
+    )
+
+
+def google_default_credentials(spec: JudgeSpec, project: str | None) -> tuple[Any, str | None]:
+    """Google's application default credentials (a key file, gcloud's login, the metadata server) and the
+    project they belong to unless one is given. Loaded here, once: the SDK needs the project before its first
+    request, and its requests would otherwise each load the credentials while none is loaded yet."""
+    import google.auth
+    from google.auth.exceptions import DefaultCredentialsError
+
+    try:
+        credentials, found = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+    except DefaultCredentialsError as exc:
+        raise JudgeConfigError(
+            f"judge {spec.name}: no Google credentials ({exc}); run `gcloud auth application-default login`, "
+            "or name a variable holding an access token with api_key_env"
+        ) from None
+    return credentials, project or found
+
+
 class Connection:
     """One judge's or target's SDK client (its own retries off), rate limits and per-request retries.
 
@@ -199,52 +302,37 @@ class Connection:
         self.spec = spec
         key = api_key_for(spec)
         base_url, credentials = without_credentials(spec.effective_base_url())
+        # Bedrock and Vertex clients move the model from the body into the URL: they need the body as JSON.
+        self.json_body = spec.provider in ("bedrock", "vertex")
         self.sdk: Any
-        if spec.provider == "openai":
-            tls = tls_context_meanwhile() if encrypted(base_url) else None
+        if spec.wire == "openai":
             import httpx2
-            import openai
             from openai.types.chat import ChatCompletion
 
-            self.sdk = openai.AsyncOpenAI(
-                api_key=key,
-                base_url=base_url,
-                default_headers=credentials or None,  # basic auth in place of the bearer key, as the URL asks
-                max_retries=0,
-                timeout=spec.timeout_s,
-                # The SDK's aiohttp transport: less CPU per request than its default under many connections.
-                http_client=openai.DefaultAioHttpClient(
-                    timeout=spec.timeout_s,
-                    **({"transport": plain_http_transport()} if tls is None else {"verify": tls.result()}),
-                ),
-            )
+            self.sdk = openai_client(spec, key, base_url, credentials)
             self.path, self.answer_type, self.raw_type = "/chat/completions", ChatCompletion, httpx2.Response
         else:
-            import anthropic
             import httpx
             from anthropic.types import Message
 
-            self.sdk = anthropic.AsyncAnthropic(
-                api_key=key,
-                base_url=base_url,
-                default_headers=credentials or None,
-                max_retries=0,
-                timeout=spec.timeout_s,
-            )
+            self.sdk = anthropic_client(spec, key, base_url, credentials)
             self.path, self.answer_type, self.raw_type = "/v1/messages", Message, httpx.Response
         self.limiter = RateLimiter(spec.requests_per_minute, spec.tokens_per_minute)
         self.bodies = BodyEncoder()
 
     async def post(self, body: dict[str, Any], estimate: int, tally: TokenTally) -> Any:
         """Send one request, retrying it alone on transient errors; its answer's tokens go to `tally`."""
-        content = self.bodies.encode(body)
+        content = None if self.json_body else self.bodies.encode(body)
         async for attempt in retry_policy(self.spec):
             with attempt:
                 await self.limiter.acquire(estimate)
                 spent_before = tally.spent()
                 try:
                     tally.sent += 1
-                    raw = await self.sdk.post(self.path, cast_to=self.raw_type, content=content)
+                    if self.json_body:
+                        raw = await self.sdk.post(self.path, cast_to=self.raw_type, body=body)
+                    else:
+                        raw = await self.sdk.post(self.path, cast_to=self.raw_type, content=content)
                     response = self.typed(raw.content)
                     tally.add(response)
                 finally:
@@ -329,7 +417,7 @@ def mark_cacheable(spec: JudgeSpec, messages: list[dict[str, Any]]) -> list[dict
     """Anthropic caches a prompt prefix only up to a `cache_control` marker: mark the system message
     (rules and rubric, identical for every item of a pillar) as a text block carrying it, the way
     instructor's Anthropic handlers pass system blocks through. OpenAI caches prefixes by itself."""
-    if spec.provider != "anthropic":
+    if spec.wire != "anthropic":
         return messages
     return [
         {"role": "system", "content": [{"type": "text", "text": m["content"], "cache_control": dict(CACHE_CONTROL)}]}
@@ -342,7 +430,7 @@ def mark_cacheable(spec: JudgeSpec, messages: list[dict[str, Any]]) -> list[dict
 def request_kwargs(spec: JudgeSpec) -> dict[str, Any]:
     """Decoding parameters in the form each SDK expects."""
     kwargs: dict[str, Any] = {"model": spec.model, "temperature": spec.temperature, "max_tokens": spec.max_tokens}
-    if spec.seed is not None and spec.provider == "openai":
+    if spec.seed is not None and spec.provider in ("openai", "azure"):
         kwargs["seed"] = spec.seed
     return kwargs
 
@@ -351,11 +439,21 @@ def request_kwargs(spec: JudgeSpec) -> dict[str, Any]:
 
 
 def _root_error(exc: BaseException) -> BaseException:
-    """The validation error behind an invalid answer; any other error as it is."""
-    return exc.error if isinstance(exc, InvalidAnswerError) else exc
+    """The validation error behind an invalid answer, the server error behind a repeated one; any other
+    error as it is."""
+    return exc.error if isinstance(exc, InvalidAnswerError | RepeatedServerError) else exc
 
 
-_STATUS_REASONS = {401: "auth", 403: "auth", 404: "not_found", 408: "timeout", 429: "rate_limited", 529: "overloaded"}
+# 409: a conflict on the provider's side (OpenAI's "lock timeout"), retried as both SDKs retry it.
+_STATUS_REASONS = {
+    401: "auth",
+    403: "auth",
+    404: "not_found",
+    408: "timeout",
+    409: "conflict",
+    429: "rate_limited",
+    529: "overloaded",
+}
 _SDKS = ("openai", "anthropic")
 
 
@@ -414,7 +512,7 @@ def failure_reason(exc: BaseException) -> str:
 
 
 def is_transient(exc: BaseException) -> bool:
-    return failure_reason(exc) in {"rate_limited", "overloaded", "server_error", "timeout", "connection"}
+    return failure_reason(exc) in {"rate_limited", "overloaded", "server_error", "timeout", "connection", "conflict"}
 
 
 def retry_after_seconds(exc: BaseException) -> float | None:
@@ -456,12 +554,73 @@ class WaitRetryAfter:
         return float(self._fallback(state))
 
 
+# A server error that comes back the same (status and message) this many times running is taken as the
+# server's fixed answer to this request (a model that cannot load, a gateway's error page), not as a passing
+# fault: the request stops there instead of using all its attempts. Overload and gateway statuses are
+# capacity signals that pass, and are retried to the end.
+IDENTICAL_SERVER_ERRORS = 3
+_PASSING_STATUSES = frozenset({502, 503, 504, 529})
+
+
+class RepeatedServerError(Exception):
+    """The server answered one request with the same server error IDENTICAL_SERVER_ERRORS times running;
+    `error` is the last of them."""
+
+    def __init__(self, error: BaseException, attempts: int) -> None:
+        super().__init__(f"the same server error {attempts} times running: {error}")
+        self.error = error
+        self.attempts = attempts
+
+
+def server_error_signature(exc: BaseException) -> tuple[int, str] | None:
+    """(status, the error body's message) of a 5xx that may be the server's fixed answer; None otherwise.
+    The message leaves out what changes from answer to answer (request ids)."""
+    if not isinstance(exc, _sdk_errors("APIStatusError")):
+        return None
+    if exc.status_code < 500 or exc.status_code in _PASSING_STATUSES:
+        return None
+    body = exc.body
+    detail = body.get("error", body) if isinstance(body, dict) else body
+    if isinstance(detail, dict):
+        return exc.status_code, f"{detail.get('type')}: {detail.get('message')}"
+    return exc.status_code, str(detail if detail is not None else exc.message)
+
+
+class StopRetrying:
+    """Tenacity stop of one request: its attempts are spent, or the server gave the same server error
+    IDENTICAL_SERVER_ERRORS times running (then `repeated` is True)."""
+
+    def __init__(self, max_attempts: int) -> None:
+        self.max_attempts = max_attempts
+        self._last: tuple[int, str] | None = None
+        self._run = 0
+        self.repeated = False
+
+    def __call__(self, state: RetryCallState) -> bool:
+        exc = state.outcome.exception() if state.outcome else None
+        signature = server_error_signature(exc) if exc is not None else None
+        self._run = 0 if signature is None else (self._run + 1 if signature == self._last else 1)
+        self._last = signature
+        self.repeated = self._run >= IDENTICAL_SERVER_ERRORS
+        return self.repeated or state.attempt_number >= self.max_attempts
+
+
+def _give_up(state: RetryCallState) -> Any:
+    """When a request's retries stop: raise its last error, marked when the server repeated itself."""
+    exc = state.outcome.exception() if state.outcome else None
+    assert exc is not None  # tenacity stops only after a failed attempt
+    if isinstance(state.retry_object.stop, StopRetrying) and state.retry_object.stop.repeated:
+        raise RepeatedServerError(exc, state.attempt_number) from exc
+    raise exc
+
+
 def retry_policy(spec: JudgeSpec) -> AsyncRetrying:
     """Retries of one HTTP request (never of a whole call: answered requests are not sent again)."""
     return AsyncRetrying(
         retry=retry_if_exception(is_transient),
         wait=WaitRetryAfter(spec.backoff_initial_s, spec.backoff_max_s),
-        stop=stop_after_attempt(spec.max_attempts),
+        stop=StopRetrying(spec.max_attempts),
+        retry_error_callback=_give_up,
         reraise=True,
     )
 
@@ -543,6 +702,11 @@ def describe_failure(exc: BaseException, reason: str, spec: JudgeSpec) -> str:
     status = getattr(root, "status_code", None)
     prefix = f"HTTP {status} " if status else ""
     message = str(root) or type(root).__name__
+    if isinstance(exc, RepeatedServerError):
+        return (
+            f"{reason}: {prefix}{message} (the same answer {exc.attempts} times running: the server fails this "
+            "request every time, so it was not sent again)"
+        )
     if is_transient(exc):
         return f"{reason}: {prefix}{message} (gave up after {spec.max_attempts} attempts)"
     return f"{reason}: {prefix}{message}"

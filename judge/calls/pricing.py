@@ -10,6 +10,10 @@ it; Anthropic only) are the parts of `input` billed at their own rates:
 - Anthropic caches up to a `cache_control` marker; a cache read costs 0.1 × the input price, a write
   (five-minute cache) 1.25 ×.
 - Both providers' batch APIs bill half of the live price, cache reads and writes included.
+
+Azure OpenAI and Gemini report usage as OpenAI does, Claude on Bedrock and Vertex AI as Anthropic does
+(`JudgeSpec.wire`), and are priced the same way; Gemini's default list prices are in
+`judge.judges.DEFAULT_PRICES`, and its cached input is charged at the full input price (an upper bound).
 """
 
 from __future__ import annotations
@@ -62,7 +66,7 @@ def add_known(total: int | None, more: int | None) -> int | None:
 
 def cache_prices(spec: JudgeSpec, input_price: float) -> tuple[float, float]:
     """(cache-read, cache-write) prices per million tokens for this judge or target."""
-    if spec.provider == "anthropic":
+    if spec.wire == "anthropic":  # Claude on Bedrock and Vertex bills cache reads and writes the same way
         return input_price * ANTHROPIC_CACHE_READ, input_price * ANTHROPIC_CACHE_WRITE
     read = spec.price_cached_input_per_mtok
     if read is None:

@@ -21,6 +21,7 @@ from judge.judges import (
     load_spec_tables,
     parse_judge_spec,
     resolve_specs,
+    spec_fields,
 )
 
 # A judge's output mode and re-asks are about structured verdicts; a target answers in free text.
@@ -50,7 +51,7 @@ def parse_target_spec(text: str, name: str | None = None) -> TargetSpec:
         spec = parse_judge_spec(text, name)
     except JudgeConfigError as exc:
         raise JudgeConfigError(str(exc).replace("judge ", "target ", 1)) from exc
-    return TargetSpec(name=spec.name, provider=spec.provider, model=spec.model, base_url=spec.base_url)
+    return TargetSpec(**spec_fields(spec))
 
 
 def load_targets_file(path: Path) -> dict[str, TargetSpec]:

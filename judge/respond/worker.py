@@ -51,7 +51,7 @@ class TargetWorker:
                         ]
                     body = target_request(self.spec, call.system_prompt, conversation)
                     response = await requests.send(body, call.estimate_tokens(conversation))
-                    text, cut = answer_text(self.spec.provider, response)
+                    text, cut = answer_text(self.spec.wire, response)
                     if not text.strip():
                         raise EmptyAnswerError(len(turns) + 1)
                     turns.append(text)
@@ -77,7 +77,7 @@ class TargetWorker:
 def target_request(spec: JudgeSpec, system_prompt: str | None, conversation: list[dict[str, str]]) -> dict[str, Any]:
     """A plain chat request: OpenAI takes system turns in `messages`, Anthropic in `system`."""
     body = request_kwargs(spec)
-    if spec.provider == "openai":
+    if spec.wire == "openai":
         system = [{"role": "system", "content": system_prompt}] if system_prompt else []
         return {**body, "messages": system + conversation}
     systems = [system_prompt] if system_prompt else []
@@ -88,9 +88,9 @@ def target_request(spec: JudgeSpec, system_prompt: str | None, conversation: lis
     return body
 
 
-def answer_text(provider: str, response: Any) -> tuple[str, bool]:
-    """(the answer's text, whether max_tokens cut it off) of a plain chat answer."""
-    if provider == "openai":
+def answer_text(wire: str, response: Any) -> tuple[str, bool]:
+    """(the answer's text, whether max_tokens cut it off) of a plain chat answer in the `wire` API's form."""
+    if wire == "openai":
         if not response.choices:
             return "", False
         choice = response.choices[0]

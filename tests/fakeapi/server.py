@@ -1,4 +1,5 @@
-"""Loopback HTTP server speaking the OpenAI Chat Completions and Anthropic Messages wire formats.
+"""Loopback HTTP server speaking the OpenAI Chat Completions and Anthropic Messages wire formats, and in
+front of them the URL schemes and authentication of Azure OpenAI, Bedrock, Vertex AI and Gemini (clouds.py).
 
 Lets the test suite and benchmarks run the real ``openai`` / ``anthropic`` SDKs and ``instructor`` end to
 end without internet or keys. Run standalone with ``python -m tests.fakeapi.server --port 8765``.
@@ -19,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import clouds
 from .batches import BatchStore
 from .judge_script import scripted_answerer
 from .protocol import (
@@ -72,6 +74,8 @@ class RecordedRequest:
     faulted: bool = False
     error: str | None = None  # answerer exception, client gone, …
     t_end: float | None = None
+    query: str = ""  # the URL's query string (Azure's api-version)
+    cloud: str | None = None  # azure, bedrock, vertex or gemini: a cloud provider's endpoint (clouds.py)
 
     @property
     def status(self) -> int | None:
@@ -205,6 +209,7 @@ class FakeLLMServer:
         self.faults: FaultPlan | None = faults
         self.require_auth = require_auth
         self.api_key = api_key  # when set, only this key is accepted
+        self.cloud_auth = clouds.CloudAuth(key=api_key)  # what the cloud endpoints accept (clouds.py)
         self.prompt_cache = PromptCacheLedger(cache_min_tokens)
         self.batches = BatchStore(self.answer_entry, lambda: self.base_url)
         self.batch_entries: list[ParsedRequest] = []  # requests answered inside batches, in order
@@ -269,6 +274,14 @@ class FakeLLMServer:
         return self.base_url
 
     @property
+    def gemini_base_url(self) -> str:
+        return f"{self.base_url}/v1beta/openai"
+
+    @property
+    def vertex_base_url(self) -> str:
+        return f"{self.base_url}/v1"
+
+    @property
     def requests(self) -> list[RecordedRequest]:
         """Snapshot of the request log, in arrival order."""
         with self._lock:
@@ -310,6 +323,16 @@ class FakeLLMServer:
     def _handle(self, handler: _Handler) -> None:
         path = urlsplit(handler.path).path
         headers = {k.lower(): v for k, v in handler.headers.items()}
+        if path == clouds.GOOGLE_TOKEN_PATH and handler.command == "POST":
+            raw = handler.read_body()
+            rec = self._record(handler, "anthropic", path)
+            rec.cloud = "google-oauth"
+            self._finish(handler, rec, clouds.google_token(raw, self.cloud_auth.key or clouds.GOOGLE_ACCESS_TOKEN))
+            return
+        cloud = clouds.route(path, urlsplit(handler.path).query)
+        if cloud is not None:
+            self._handle_cloud(handler, cloud, path, headers)
+            return
         endpoint = _ENDPOINTS.get(path)
         if path.startswith("/v1/messages/batches"):
             endpoint = "anthropic"
@@ -325,6 +348,34 @@ class FakeLLMServer:
             return
         rec = self._record(handler, provider, path)
         answer = self._answer(rec, provider, path, handler.command, headers, raw)
+        self._finish(handler, rec, answer)
+
+    def _handle_cloud(
+        self, handler: _Handler, cloud: clouds.CloudRoute, path: str, headers: Mapping[str, str]
+    ) -> None:
+        """A request to a cloud provider's endpoint: its URL and auth checked, then answered as the API
+        its body speaks (OpenAI's or Anthropic's) would answer it."""
+        try:
+            raw = handler.read_body()
+        except (OSError, ValueError):
+            handler.close_connection = True
+            return
+        rec = self._record(handler, cloud.provider, path)
+        rec.cloud, rec.query = cloud.cloud, urlsplit(handler.path).query
+        signed = clouds.SignedRequest(handler.command, handler.path, raw)
+        answer = (None if handler.command == "POST" else Answer(405, {"message": "Method Not Allowed"}, {})) or (
+            clouds.check(cloud, headers, self.cloud_auth, self.require_auth, signed)
+        )
+        if answer is None:
+            try:
+                rec.body = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError):
+                answer = error_answer(cloud.provider, 400, "invalid_request_error", "The body is not valid JSON.")
+        if answer is None and isinstance(rec.body, dict):
+            answer = clouds.body_error(cloud, rec.body)
+        if answer is None:
+            body = clouds.as_wire_body(cloud, rec.body) if isinstance(rec.body, dict) else rec.body
+            answer = self._respond(rec, cloud.provider, path, headers, body)
         self._finish(handler, rec, answer)
 
     def _auth_error(self, provider: Provider, headers: Mapping[str, str]) -> Answer | None:
@@ -381,8 +432,14 @@ class FakeLLMServer:
                 "invalid_request_error",
                 "There was an error parsing the body of your request.",
             )
+        return self._respond(rec, provider, path, headers, rec.body)
+
+    def _respond(
+        self, rec: RecordedRequest, provider: Provider, path: str, headers: Mapping[str, str], body: Any
+    ) -> Answer:
+        """The answer to a readable, authorised request: parsed, then a fault or the answerer's reply."""
         try:
-            req = parse_request(provider, path, rec.body, headers, rec.ordinal)
+            req = parse_request(provider, path, body, headers, rec.ordinal)
         except RequestError as exc:
             return error_answer(provider, 400, "invalid_request_error", exc.message, param=exc.param)
         rec.parsed, rec.model = req, req.model
