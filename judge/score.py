@@ -61,7 +61,7 @@ from judge.summary import CriticalFailures, LabelAgreement, ScoreMeans
 if TYPE_CHECKING:
     from judge.judge_worker import JudgeWorker
 
-JUDGE_WORKER = ("judge.judge_worker", "JudgeWorker")  # loaded only when a judge has calls to make
+JUDGE_WORKER = ("judge.judge_workers", "judge_worker")  # loaded only when a judge has calls to make
 
 SCORE_OUTPUTS = ("verdicts.jsonl", "items.jsonl", "panel.jsonl", "review.jsonl", "summary.json", "rejected.jsonl")
 

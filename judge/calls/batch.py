@@ -175,13 +175,16 @@ class BatchRound:
     async def collect(self, calls: Sequence[Any], known: Sequence[CallResult | None], workers: dict[str, Any]) -> None:
         from judge.calls.client import BATCH_ANSWER, BATCH_ERROR, BatchAPI
 
-        apis: dict[str, BatchAPI] = {name: worker.batch_api() for name, worker in workers.items()}
+        # A worker with no batch API (a mock, an `http:` or `python:` target) asks its calls live.
+        apis: dict[str, BatchAPI] = {n: w.batch_api() for n, w in workers.items() if hasattr(w, "batch_api")}
         in_flight = self.journal.in_flight()
         if self.cache is not None:  # this run holds the calls of its open batches, resumed or not
             for key in in_flight:
                 self.cache.claim(key, claim_holder(), BATCH_CLAIM_TTL_S)
         todo = requests_to_submit(calls, known, in_flight, self.log, self.cache, claim_holder()) if self.submit else {}
         for name, pending in todo.items():
+            if name not in apis:
+                continue
             api = apis[name]
             for chunk in chunks(pending, MAX_REQUESTS[api.spec.provider]):
                 bodies = [(call.request_key, workers[name].first_request(call)) for call in chunk]

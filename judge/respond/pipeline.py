@@ -45,7 +45,7 @@ from judge.settings import RunSettings
 if TYPE_CHECKING:
     from judge.respond.worker import TargetWorker
 
-TARGET_WORKER = ("judge.respond.worker", "TargetWorker")  # loaded only when a target has calls to make
+TARGET_WORKER = ("judge.respond.custom_workers", "target_worker")  # loaded only when a target has calls to make
 
 JOURNAL = "calls.jsonl"
 RESPONSES = "responses.jsonl"
