@@ -11,7 +11,7 @@ from rich.console import Console
 from judge import api
 from judge.calls.runner import print_plan_table
 from judge.cli.batch_options import DEFAULT_POLL_S, BatchOption, BatchPollOption
-from judge.cli.common import SplitCriticalOption, cache_option, public_command_line, say
+from judge.cli.common import SplitCriticalOption, cache_option, public_command_line, say, say_not_a_model
 from judge.cli.respond_cmd import TargetsFileOption, TargetsOption, print_respond_summary
 from judge.cli.suites_cmd import print_primary_table
 from judge.items import DEFAULT_MAX_RESPONSE_CHARS
@@ -137,6 +137,7 @@ def print_bench_result(result: BenchResult, recorded: str | None, quiet: bool) -
             f"{calls['planned']} judge calls: {calls['requested']} requested, {calls['cache_hits']} from cache, "
             f"{calls['failed']} failed → {result.out}/score/verdicts.jsonl",
         )
+        say_not_a_model(err_console, result.score_summary)
     if not quiet and result.scorecard is not None:
         title = f"Recorded run {recorded}" if recorded else "Ranked metric per suite"
         print_primary_table(result.scorecard, out_console, title=title)
