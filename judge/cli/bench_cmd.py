@@ -40,6 +40,14 @@ def bench(
     recorded: Annotated[
         str | None, typer.Option("--recorded", help="Import a published run instead (trustmh-bench), offline.")
     ] = None,
+    answers: Annotated[
+        Path | None,
+        typer.Option(
+            "--answers",
+            help="Judge your own harness's answers (JSONL or CSV: prompt_id, target, response) to the prompts "
+            "that `suites build` writes with the same --suites, --limit and --seed, instead of asking --targets.",
+        ),
+    ] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N prompts per suite (seeded).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the prompt sample and of the bootstrap.")] = DEFAULT_SEED,
     samples: Annotated[int, typer.Option("--samples", min=1, help="Samples per judge (use temperature > 0).")] = 1,
@@ -73,6 +81,9 @@ def bench(
 
     Example: trustmh bench --recorded trustmh-bench --out runs/published   (offline: the paper's own outputs)
 
+    Example: trustmh bench --suites safety/jailbreak --limit 50 --answers answers.jsonl --judges openai:gpt-4.1
+    --out runs/mine   (answers gathered by your own harness from `trustmh suites build`)
+
     Exit codes: 0 everything answered and judged, 3 some target or judge calls failed (they count as failures
     in the metrics), 2 bad input or usage (nothing sent), 1 internal error.
     """
@@ -101,6 +112,7 @@ def bench(
         rubrics=rubrics,
         bootstrap=bootstrap,
         split_critical=split_critical,
+        answers=answers,
         settings=settings,
     )
     if result.target_plan is not None:
