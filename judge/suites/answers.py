@@ -180,8 +180,8 @@ def _response_item(prompt: Mapping[str, Any], row: Mapping[str, Any]) -> dict[st
     for answer, followup in zip(row["turns"], prompt.get("followups") or (), strict=False):
         messages += [{"role": "assistant", "content": answer}, {"role": "user", "content": followup}]
     item: dict[str, Any] = {"id": row["id"]}
-    if prompt.get("pillar"):
-        item["pillar"] = prompt["pillar"]
+    if pillar := prompt.get("pillar"):
+        item["pillar"] = [pillar] if isinstance(pillar, str) else list(pillar)
     item |= {"messages": messages, "response": row["response"], "target": row["target"]}
     if prompt.get("reference") is not None:
         item["reference"] = prompt["reference"]
