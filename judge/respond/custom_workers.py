@@ -141,7 +141,7 @@ class MockTargetWorker(_CustomWorker):
 
 # ---------------------------------------------------------------- http: a chatbot's own API
 
-TRANSIENT_STATUS = frozenset({408, 409, 425, 429}) | frozenset(range(500, 600))
+TRANSIENT_STATUS = frozenset({408, 425, 429}) | frozenset(range(500, 600))
 
 
 class HttpStatus(Exception):
