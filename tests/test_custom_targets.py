@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from judge.judges import JudgeConfigError, parse_judge_spec
+from judge.judges import MOCK_VERSION, JudgeConfigError, load_judges_file, parse_judge_spec
 from judge.respond.custom_targets import (
     MESSAGES,
     PROMPT,
@@ -103,6 +103,11 @@ def test_custom_target_specs_inline_and_in_a_targets_file_keep_the_files_order(t
     assert json.loads(bot.request) == {"session": "t", "history": MESSAGES} and bot.max_attempts == 2
     assert bot.decoding_params()["headers"] == ["Authorization"], "header names, never their values"
     assert loaded["fn"].decoding_params()["version"] == "2" and loaded["stand-in"].provider == "mock"
+    judges = tmp_path / "judges.toml"
+    judges.write_text('[judges.fake]\nspec = "mock:j"\nconcurrency = 2\n', encoding="utf-8")
+    fake = load_judges_file(judges).judges["fake"]
+    assert (fake.provider, fake.model, fake.concurrency, fake.prices()) == ("mock", "j", 2, (0.0, 0.0))
+    assert fake.decoding_params()["mock"] == MOCK_VERSION, "a change of the mock's answers changes its keys"
 
 
 @pytest.mark.parametrize(

@@ -127,3 +127,13 @@ def test_a_killed_mock_run_resumes_from_its_journal(tmp_path: Path, judge_env: P
     summary = json.loads((out / "summary.json").read_text())
     assert 0 < summary["calls"]["resumed"] < summary["calls"]["planned"]
     assert stable(read_jsonl(out / "verdicts.jsonl")) == stable([json.loads(line) for line in journal])
+
+
+def test_with_batch_a_mock_judge_is_asked_live(tmp_path: Path, judge_env: Path, run_cli: Any) -> None:
+    items = bundled_path("examples") / "safety.jsonl"
+    out = tmp_path / "batch"
+    result = run_cli("score", items, "--judges", "mock:j", "--out", out, "--batch", "-q")
+    assert result.code == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["calls"]["failed"] == 0 and summary["calls"]["batched"] == 0
+    assert not (out / "batches.jsonl").exists() or not (out / "batches.jsonl").read_text().strip()
