@@ -160,17 +160,26 @@ def bench(
     bootstrap: int | None = None,
     report: bool = True,
     split_critical: bool = False,
+    answers: Path | str | None = None,
     settings: RunSettings | None = None,
 ) -> BenchResult:
     """TrustMH-Bench suites on chatbots: build the prompts, the targets answer, the judges judge, the scorecard
     (OUT/scorecard.json, scorecard.md) and, with `report`, OUT/report.html. With `recorded`, import a
-    published run instead (offline), given only `out`, `bootstrap` and `seed`."""
+    published run instead (offline), given only `out`, `bootstrap` and `seed`. With `answers` (a JSONL or
+    CSV file of prompt_id, target, response), the answers of your own harness to the same prompts are judged
+    instead of asking targets."""
     from judge.suites.bench import BenchOptions, run_bench, run_recorded_bench
     from judge.suites.scorecard import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 
     out = _out_folder(out)
     seed = DEFAULT_SEED if seed is None else seed
     bootstrap = DEFAULT_BOOTSTRAP if bootstrap is None else bootstrap
+    if answers is not None and (recorded is not None or targets or targets_file):
+        raise UsageError(
+            "the answers file names its targets and holds their answers: give `answers=` without `targets=`, "
+            "`targets_file=` or `recorded=`",
+            field="answers",
+        )
     if recorded is not None:
         if suites or targets or targets_file or judges or judges_file:
             raise UsageError(
@@ -184,7 +193,7 @@ def bench(
         specs, loaded = _judges(judges, judges_file)
         options = BenchOptions(
             suites=[name for name in names if name],
-            targets=_targets(targets, targets_file),
+            targets=[] if answers is not None else _targets(targets, targets_file),
             judges=specs,
             out=out,
             rubrics_dir=rubrics or bundled_path("rubrics"),
@@ -194,6 +203,7 @@ def bench(
             bootstrap=bootstrap,
             families=_families(loaded, judges_file),
             split_critical=split_critical,
+            answers=None if answers is None else _answers_file(Path(answers)),
             settings=settings or RunSettings(),
         )
         with _os_errors_under(out):
@@ -243,6 +253,12 @@ def audit(
 
 
 # ---------------------------------------------------------------- arguments
+
+
+def _answers_file(path: Path) -> Path:
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file; give the JSONL or CSV file of your harness's answers", field="answers")
+    return path
 
 
 def _out_folder(out: Path | str) -> Path:

@@ -173,11 +173,14 @@ class JudgeSpec:
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
             "seed": self.seed,
+            **({"mock": MOCK_VERSION} if self.provider == MOCK else {}),
         }
 
     def prices(self) -> tuple[float, float] | None:
         if self.price_input_per_mtok is not None and self.price_output_per_mtok is not None:
             return (self.price_input_per_mtok, self.price_output_per_mtok)
+        if self.provider == MOCK:  # answered in-process: nothing to pay
+            return (0.0, 0.0)
         return DEFAULT_PRICES.get(self.model)
 
     def cost_usd(self, input_tokens: int | None, output_tokens: int | None) -> float | None:
@@ -203,9 +206,10 @@ class JudgeSpec:
         return self.custom_base_url() or DEFAULT_BASE_URLS.get(self.provider)
 
     @property
-    def wire(self) -> Wire:
-        """The API the provider speaks: "openai" (Chat Completions) or "anthropic" (Messages)."""
-        return WIRE[self.provider]
+    def wire(self) -> Wire | None:
+        """The API the provider speaks: "openai" (Chat Completions) or "anthropic" (Messages); None for what
+        is not reached through an SDK (a mock, an `http:` or `python:` target)."""
+        return WIRE.get(self.provider)
 
 
 # ---------------------------------------------------------------- base URLs may carry credentials
@@ -376,6 +380,8 @@ def parse_judge_spec(text: str, name: str | None = None) -> JudgeSpec:
             "e.g. openai:gpt-4.1-mini, anthropic:claude-sonnet-4-5, openai:qwen2.5-72b@http://localhost:8000/v1"
         )
     provider = "vertex" if stripped.startswith("vertex:") else match["provider"]
+    if provider == MOCK:
+        return mock_spec(JudgeSpec, match["model"], match["base_url"], name, shown)
     if provider not in MODES_BY_PROVIDER:
         raise JudgeConfigError(
             f"judge {shown!r}: unknown provider {provider!r}; use openai (also for any OpenAI-compatible "
@@ -533,3 +539,36 @@ def api_key_for(spec: JudgeSpec) -> str | None:
         f"judge {spec.name}: {env} is not set; export it, or point the judge at an "
         "OpenAI-compatible server with openai:MODEL@http://localhost:8000/v1"
     )
+
+
+# ---------------------------------------------------------------- mock: a stand-in that is not a model
+
+MOCK = "mock"
+NOT_A_MODEL = "not a model: a deterministic stand-in for trying trustmh offline; its answers and scores mean nothing"
+MOCK_VERSION = 1  # part of a mock call's cache key: raise it when the mock's answers change
+MODES_BY_PROVIDER[MOCK] = ("tools",)  # a mock judge builds the typed verdict itself, whatever the mode
+MAX_TEMPERATURE[MOCK] = 2.0
+_MOCK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def is_mock(spec: JudgeSpec) -> bool:
+    return spec.provider == MOCK
+
+
+def mock_spec(spec_type: type[JudgeSpec], model: str, base_url: str | None, name: str | None, shown: str) -> Any:
+    """`mock:NAME`, as a judge or a target: answered in-process, free (see JudgeSpec.prices), no key, no URL."""
+    if base_url is not None or not _MOCK_NAME.match(model):
+        raise JudgeConfigError(
+            f"judge {shown!r}: a mock is `mock:NAME` with NAME of letters, digits, `.`, `_` or `-` "
+            "(e.g. mock:a as a target, mock:j as a judge); it takes no @BASE_URL"
+        )
+    return spec_type(
+        name=name or f"{MOCK}:{model}",
+        provider=MOCK,  # type: ignore[arg-type]
+        model=model,
+    )
+
+
+def not_a_model_names(specs: Iterable[JudgeSpec]) -> list[str]:
+    """The names of the mocks among `specs`, for the "not a model" label of every output."""
+    return [spec.name for spec in specs if is_mock(spec)]

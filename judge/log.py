@@ -203,6 +203,8 @@ class StageSummary(Record):
     # by a model with no price set}.
     calls_without_cost: dict[str, int] = {}
     wall_time_s: Number | None = None
+    # The mocks among the targets or judges, each with the note that it is not a model (`mock:` specs).
+    not_a_model: dict[str, str] = {}
 
 
 class RespondSummary(StageSummary):
@@ -356,6 +358,7 @@ class Scorecard(Record):
     unparsed: list[Unparsed] = []
     seed: int | None = None
     bootstrap: int | None = None
+    not_a_model: dict[str, str] = {}  # mock targets and judges whose answers or verdicts it holds
 
 
 # ----------------------------------------------------------------------------- calibration.json

@@ -48,7 +48,7 @@ from judge.families import Families, same_family
 from judge.item_store import StoredRead, read_into_store
 from judge.items import Item, format_rejections
 from judge.judge_calls import JudgeCalls, input_token_estimate
-from judge.judges import JudgeSpec
+from judge.judges import NOT_A_MODEL, JudgeSpec, not_a_model_names
 from judge.log import LabelAgreementRecord, ScoreSummary, document
 from judge.panel import AgreementTable, PanelCounts, PanelOptions, SelfPreference, build_panel, review_entries
 from judge.plan import CallPlan, PlannedCall, build_plan, pillar_contexts
@@ -61,7 +61,7 @@ from judge.summary import CriticalFailures, LabelAgreement, ScoreMeans
 if TYPE_CHECKING:
     from judge.judge_worker import JudgeWorker
 
-JUDGE_WORKER = ("judge.judge_worker", "JudgeWorker")  # loaded only when a judge has calls to make
+JUDGE_WORKER = ("judge.judge_workers", "judge_worker")  # loaded only when a judge has calls to make
 
 SCORE_OUTPUTS = ("verdicts.jsonl", "items.jsonl", "panel.jsonl", "review.jsonl", "summary.json", "rejected.jsonl")
 
@@ -462,6 +462,8 @@ def build_summary(
         summary.label_agreement = [LabelAgreementRecord.model_validate(r) for r in labels]
     if prepared.options.split_critical:
         summary.split_critical = True
+    if mocks := not_a_model_names(prepared.options.judges):
+        summary.not_a_model = dict.fromkeys(mocks, NOT_A_MODEL)
     return document(summary)
 
 

@@ -192,8 +192,10 @@ class BatchRound:
     async def collect(self, calls: Sequence[Any], known: Sequence[CallResult | None], workers: dict[str, Any]) -> None:
         from judge.calls.client import BATCH_ANSWER, BATCH_ERROR, BatchAPI
 
+        # A worker with no batch API (a mock, an `http:` or `python:` target) asks its calls live; an LLM
+        # judge or target whose provider has none here stops the run before anything is sent.
         if self.submit:
-            refuse_unbatchable(workers)
+            refuse_unbatchable({name: w for name, w in workers.items() if hasattr(w, "batch_api")})
         apis: dict[str, BatchAPI] = {name: w.batch_api() for name, w in workers.items() if batchable(w)}
         in_flight = self.journal.in_flight()
         if self.cache is not None:  # this run holds the calls of its open batches, resumed or not
@@ -201,6 +203,8 @@ class BatchRound:
                 self.cache.claim(key, claim_holder(), BATCH_CLAIM_TTL_S)
         todo = requests_to_submit(calls, known, in_flight, self.log, self.cache, claim_holder()) if self.submit else {}
         for name, pending in todo.items():
+            if name not in apis:
+                continue
             api = apis[name]
             for chunk in chunks(pending, MAX_REQUESTS[api.spec.provider]):
                 bodies = [(call.request_key, workers[name].first_request(call)) for call in chunk]

@@ -51,7 +51,7 @@ def make_workers(specs: Sequence[JudgeSpec], concurrency: int, worker_module: st
     """
     if not specs:
         return {}
-    with first_import_of(worker_module, *{spec.wire for spec in specs}):  # the SDKs' module names
+    with first_import_of(worker_module, *{spec.wire for spec in specs if spec.wire}):  # the SDKs' module names
         worker = getattr(importlib.import_module(worker_module), worker_class)
         try:
             return {spec.name: worker(spec, concurrency) for spec in specs}

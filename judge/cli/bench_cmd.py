@@ -11,7 +11,7 @@ from rich.console import Console
 from judge import api
 from judge.calls.runner import print_plan_table
 from judge.cli.batch_options import DEFAULT_POLL_S, BatchOption, BatchPollOption
-from judge.cli.common import SplitCriticalOption, cache_option, public_command_line, say
+from judge.cli.common import SplitCriticalOption, cache_option, public_command_line, say, say_not_a_model
 from judge.cli.respond_cmd import TargetsFileOption, TargetsOption, print_respond_summary
 from judge.cli.suites_cmd import print_primary_table
 from judge.items import DEFAULT_MAX_RESPONSE_CHARS
@@ -39,6 +39,14 @@ def bench(
     ] = None,
     recorded: Annotated[
         str | None, typer.Option("--recorded", help="Import a published run instead (trustmh-bench), offline.")
+    ] = None,
+    answers: Annotated[
+        Path | None,
+        typer.Option(
+            "--answers",
+            help="Judge your own harness's answers (JSONL or CSV: prompt_id, target, response) to the prompts "
+            "that `suites build` writes with the same --suites, --limit and --seed, instead of asking --targets.",
+        ),
     ] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N prompts per suite (seeded).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the prompt sample and of the bootstrap.")] = DEFAULT_SEED,
@@ -73,6 +81,9 @@ def bench(
 
     Example: trustmh bench --recorded trustmh-bench --out runs/published   (offline: the paper's own outputs)
 
+    Example: trustmh bench --suites safety/jailbreak --limit 50 --answers answers.jsonl --judges openai:gpt-4.1
+    --out runs/mine   (answers gathered by your own harness from `trustmh suites build`)
+
     Exit codes: 0 everything answered and judged, 3 some target or judge calls failed (they count as failures
     in the metrics), 2 bad input or usage (nothing sent), 1 internal error.
     """
@@ -101,6 +112,7 @@ def bench(
         rubrics=rubrics,
         bootstrap=bootstrap,
         split_critical=split_critical,
+        answers=answers,
         settings=settings,
     )
     if result.target_plan is not None:
@@ -137,6 +149,7 @@ def print_bench_result(result: BenchResult, recorded: str | None, quiet: bool) -
             f"{calls['planned']} judge calls: {calls['requested']} requested, {calls['cache_hits']} from cache, "
             f"{calls['failed']} failed → {result.out}/score/verdicts.jsonl",
         )
+        say_not_a_model(err_console, result.score_summary)
     if not quiet and result.scorecard is not None:
         title = f"Recorded run {recorded}" if recorded else "Ranked metric per suite"
         print_primary_table(result.scorecard, out_console, title=title)

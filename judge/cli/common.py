@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -65,3 +65,9 @@ def cache_option(cache: Path | None, no_cache: bool) -> Path | None:
 def say(console: Console, text: str) -> None:
     """One message line as is: no markup, and never wrapped, so a path or identifier is never cut in two."""
     console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def say_not_a_model(console: Console, summary: dict[str, Any] | None) -> None:
+    """One line per `mock:` target or judge of a stage's summary: its results are not a model's."""
+    for name, note in ((summary or {}).get("not_a_model") or {}).items():
+        say(console, f"{name} is {note}")

@@ -24,7 +24,14 @@ from judge.bundled import bundled_path
 from judge.calls.cache import clear_cache, default_cache_dir, read_stats
 from judge.calls.runner import print_plan_table
 from judge.cli.batch_options import DEFAULT_POLL_S, BatchOption, BatchPollOption
-from judge.cli.common import SplitCriticalOption, cache_option, flag_message, public_command_line, say
+from judge.cli.common import (
+    SplitCriticalOption,
+    cache_option,
+    flag_message,
+    public_command_line,
+    say,
+    say_not_a_model,
+)
 from judge.cli.tables import print_agreement
 from judge.errors import ExitCode, Interrupted, Note, TrustMHError, UsageError
 from judge.items import DEFAULT_MAX_RESPONSE_CHARS
@@ -235,6 +242,7 @@ def score(
         f"{calls['planned']} calls: {calls['requested']} requested, {calls['cache_hits']} from cache, "
         f"{calls['resumed']} resumed, {calls['failed']} failed → {out}/verdicts.jsonl",
     )
+    say_not_a_model(err_console, summary)
     raise typer.Exit(result.exit_code)
 
 

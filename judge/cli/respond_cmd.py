@@ -11,7 +11,7 @@ from rich.console import Console
 from judge import api
 from judge.calls.runner import print_plan_table
 from judge.cli.batch_options import DEFAULT_POLL_S, BatchOption, BatchPollOption
-from judge.cli.common import cache_option, public_command_line, say
+from judge.cli.common import cache_option, public_command_line, say, say_not_a_model
 from judge.settings import RunSettings
 
 out_console = Console()
@@ -36,6 +36,7 @@ def print_respond_summary(summary: dict, out: Path) -> None:
         f"{calls['resumed']} resumed, {calls['failed']} failed{f' ({reasons})' if reasons else ''} "
         f"→ {out}/responses.jsonl",
     )
+    say_not_a_model(err_console, summary)
 
 
 def respond(

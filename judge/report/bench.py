@@ -10,7 +10,7 @@ from markupsafe import Markup
 from judge.log import BenchRun, Scorecard, ScorecardResult, StageSummary
 from judge.report import figures
 from judge.report.page import Figure, Section, Table, fmt, num, text
-from judge.report.score import judging_sections, score_facts
+from judge.report.score import judging_sections, not_a_model_facts, score_facts
 from judge.report.stages import cost_section, failures_section
 from judge.rubric import PILLARS
 
@@ -247,4 +247,8 @@ def bench_facts(run: BenchRun) -> list[tuple[str, str]]:
         facts += [("bootstrap resamples", fmt(run.scorecard.bootstrap)), ("bootstrap seed", fmt(run.scorecard.seed))]
     if run.score is not None:
         facts += [(f"judging: {k}", v) for k, v in score_facts(run.score) if k in ("items", "judges")]
+    mocks = dict(run.scorecard.not_a_model) if run.scorecard is not None else {}
+    for stage in (run.respond, run.score.summary if run.score is not None else None):
+        mocks |= stage.not_a_model if stage is not None else {}
+    facts[:0] = not_a_model_facts(mocks)
     return facts

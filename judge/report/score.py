@@ -272,7 +272,13 @@ def score_facts(run: ScoreRun) -> list[tuple[str, str]]:
     facts = [("items", fmt(summary.items)), ("rejected lines", fmt(summary.rejected)),
              ("pillars", ", ".join(summary.pillars) or "—"), ("judges", ", ".join(summary.judges) or "—")]
     facts += [(f"verdicts {k.replace('_', ' ')}", fmt(v)) for k, v in summary.verdicts.items()]
+    facts[:0] = not_a_model_facts(summary.not_a_model)
     command = run.run.get("command_line")
     if isinstance(command, list):
         facts.append(("command", " ".join(str(c) for c in command)))
     return facts
+
+
+def not_a_model_facts(mocks: dict[str, str]) -> list[tuple[str, str]]:
+    """The first fact of a page whose run used `mock:` targets or judges: they are not models."""
+    return [("NOT A MODEL", f"{', '.join(mocks)}: {next(iter(mocks.values()))}")] if mocks else []

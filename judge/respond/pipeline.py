@@ -34,7 +34,7 @@ from judge.calls.engine import (
 from judge.errors import ExitCode, UsageError
 from judge.item_store import ItemStore, read_into_store
 from judge.items import PROMPT_SHAPE, Prompt, format_rejections
-from judge.judges import JudgeConfigError, check_samples
+from judge.judges import NOT_A_MODEL, JudgeConfigError, check_samples, not_a_model_names
 from judge.log import RespondSummary, document
 from judge.respond.calls import TargetCalls, response_item
 from judge.respond.plan import TargetPlan
@@ -45,7 +45,7 @@ from judge.settings import RunSettings
 if TYPE_CHECKING:
     from judge.respond.worker import TargetWorker
 
-TARGET_WORKER = ("judge.respond.worker", "TargetWorker")  # loaded only when a target has calls to make
+TARGET_WORKER = ("judge.respond.custom_workers", "target_worker")  # loaded only when a target has calls to make
 
 JOURNAL = "calls.jsonl"
 RESPONSES = "responses.jsonl"
@@ -216,6 +216,8 @@ def respond_summary(prepared: PreparedResponses, tally: TargetTally, wall_time_s
         calls_without_cost=paid["calls_without_cost"],
         wall_time_s=round(wall_time_s, 3),
     )
+    if mocks := not_a_model_names(prepared.options.targets):  # set only for mocks: other summaries keep their shape
+        summary.not_a_model = dict.fromkeys(mocks, NOT_A_MODEL)
     return document(summary)
 
 

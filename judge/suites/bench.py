@@ -28,6 +28,7 @@ from judge.rubric import load_rubric_dir
 from judge.rundir import OutDirLock, make_private_dir, write_json_atomic, write_jsonl_atomic
 from judge.score import ScoreOptions, dry_run_plan, execute, prepare
 from judge.settings import RunSettings
+from judge.suites.answers import check_answers, import_answers
 from judge.suites.catalogue import build_prompts
 from judge.suites.published import RECORDED, import_recorded
 from judge.suites.scorecard import DEFAULT_BOOTSTRAP, DEFAULT_SEED, iter_jsonl, scorecard_for, write_scorecard
@@ -48,6 +49,7 @@ class BenchOptions:
     bootstrap: int = DEFAULT_BOOTSTRAP
     families: Families | None = None  # a judges file's [families] over the built-in ones; None: built-in
     split_critical: bool = False  # the halo check: each critical criterion judged in a call of its own
+    answers: Path | None = None  # answers gathered elsewhere (judge.suites.answers) instead of asking targets
     settings: RunSettings = field(default_factory=RunSettings)
 
 
@@ -173,13 +175,22 @@ def run_bench(options: BenchOptions) -> BenchResult:
         known_pillars=set(load_rubric_dir(options.rubrics_dir)),
         settings=options.settings,
     )
+    if options.answers is not None:
+        options = replace(options, targets=[])  # the answers file names the targets
+        answer_targets = check_answers(options.answers, prompts)  # every problem listed before anything is written
     if options.settings.dry_run:
+        if options.answers is not None:
+            return _answers_dry_run(options, prompts, answer_targets)
         return _dry_run(options, respond_options, prompts)
     make_private_dir(options.out)
     with OutDirLock(options.out):
         started_at, started = datetime.now(UTC), time.monotonic()
         write_jsonl_atomic(options.out / "prompts.jsonl", prompts)
-        respond_code, respond_summary = execute_responses(prepare_responses(respond_options))
+        if options.answers is not None:
+            respond_summary = import_answers(options.answers, prompts, respond_options.out)
+            respond_code = ExitCode.FAILED_VERDICTS if respond_summary["calls"]["failed"] else ExitCode.OK
+        else:
+            respond_code, respond_summary = execute_responses(prepare_responses(respond_options))
         score_code, score_summary = ExitCode.OK, None
         judged = _write_judged_items(respond_options.out / "responses.jsonl", options.out / JUDGED_ITEMS,
                                      options.settings.max_response_chars)
@@ -188,7 +199,10 @@ def run_bench(options: BenchOptions) -> BenchResult:
             score_code, score_summary = execute(prepare(score_options))
         card = scorecard_for(options.out, options.bootstrap, options.seed)
         files = write_scorecard(options.out, card)
-        write_json_atomic(options.out / "bench.json", _bench_record(options, started_at, time.monotonic() - started))
+        record = _bench_record(options, started_at, time.monotonic() - started)
+        if options.answers is not None:
+            record["targets"] = respond_summary["targets"]
+        write_json_atomic(options.out / "bench.json", record)
     code = ExitCode.FAILED_VERDICTS if ExitCode.FAILED_VERDICTS in (respond_code, score_code) else ExitCode.OK
     return BenchResult(options.out, code, len(prompts), respond_summary, score_summary, card, files)
 
@@ -201,6 +215,20 @@ def _dry_run(options: BenchOptions, respond_options: RespondOptions, prompts: li
         prepared = prepare_responses(replace(respond_options, prompts=[path]))
         targets, judges = target_plan(prepared), _estimated_judge_plan(options, prepared, Path(scratch))
     return BenchResult(options.out, ExitCode.OK, len(prompts), target_plan=targets, judge_plan=judges)
+
+
+def _answers_dry_run(options: BenchOptions, prompts: list[dict[str, Any]], targets: list[str]) -> BenchResult:
+    """Price the judge calls on the answers file's own answers; nothing is written under OUT, nothing is sent."""
+    with tempfile.TemporaryDirectory() as scratch:
+        respond = Path(scratch) / "respond"
+        assert options.answers is not None
+        import_answers(options.answers, prompts, respond)
+        items = Path(scratch) / JUDGED_ITEMS
+        judged = _write_judged_items(respond / "responses.jsonl", items, options.settings.max_response_chars)
+        plan = dry_run_plan(prepare(_score_options(options, items, Path(scratch) / "score"))) if judged else None
+    rows = [{"target": t, "calls": 0, "cached": 0, "resumed": 0, "to_ask": 0, "est_input_tokens": 0,
+             "est_output_tokens": 0, "est_cost_usd": 0.0} for t in targets]  # fmt: skip
+    return BenchResult(options.out, ExitCode.OK, len(prompts), target_plan=rows, judge_plan=plan)
 
 
 def _bench_record(options: BenchOptions, started_at: datetime, wall_time_s: float) -> dict[str, Any]:
@@ -217,4 +245,5 @@ def _bench_record(options: BenchOptions, started_at: datetime, wall_time_s: floa
         "ended_at": datetime.now(UTC).isoformat(),
         "wall_time_s": round(wall_time_s, 3),
         **({"split_critical": True} if options.split_critical else {}),
+        **({"answers": str(options.answers)} if options.answers is not None else {}),
     }

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from judge.errors import RunDirError
+from judge.judges import MOCK, NOT_A_MODEL
 from judge.log import Scorecard, document
 from judge.rundir import JsonlError, parse_jsonl, write_text_atomic
 from judge.suites.catalogue import SUITES, Suite
@@ -102,6 +103,7 @@ class ScorecardBuilder:
         self.disparity: dict[tuple[str, str, str], dict[tuple[str, str], list[float]]] = {}
         self.runs: dict[tuple[str, str], None] = {}  # (target, suite) pairs with at least one call
         self.pairing: dict[str, tuple[str, str]] = {}  # prompt id -> (clean prompt id, perturbation level)
+        self.mocks: dict[str, None] = {}  # mock targets and judges seen (provider "mock"): not models
 
     # ---------------------------------------------------------- feeding
 
@@ -123,6 +125,8 @@ class ScorecardBuilder:
         if status not in ("ok", "failed"):
             raise ScorecardError(f"{where}: status must be 'ok' or 'failed', got {status!r}")
         suite = self._suite(call.get("meta"), where)
+        if call.get("provider") == MOCK:
+            self.mocks.setdefault(target)
         self.target_order.setdefault(target, len(self.target_order))
         self.prompt_order.setdefault(prompt_id, len(self.prompt_order))
         self.runs.setdefault((target, suite.id))
@@ -139,6 +143,8 @@ class ScorecardBuilder:
 
     def add_verdict(self, row: Mapping[str, Any], where: str = "verdict") -> None:
         """One verdict row; rows of other pillars than the suite's, and non-suite items, are ignored."""
+        if row.get("provider") == MOCK:
+            self.mocks.setdefault(str(row.get("judge")))
         meta = row.get("meta")
         if not isinstance(meta, dict) or meta.get("suite") not in SUITES:
             return
@@ -297,6 +303,8 @@ class ScorecardBuilder:
                                          {s: SUITES[s].pillar for s in ranks})
         card = Scorecard(results=results, ranks=ranks, pillar_ranks=pillar_ranks, unparsed=self.unparsed, seed=seed,
                          bootstrap=n_bootstrap)
+        if self.mocks:  # set only with mocks: other scorecards keep their shape
+            card.not_a_model = dict.fromkeys(self.mocks, NOT_A_MODEL)
         return document(card)
 
     def _empty_records(self, fed: set[tuple[str, str, str | None]]) -> list[dict[str, Any]]:
@@ -432,6 +440,7 @@ def scorecard_markdown(card: Mapping[str, Any]) -> str:
     """Readable tables: values per suite, ranks per suite, mean ranks per pillar, unreadable answers."""
     lines = ["# Scorecard", "", f"Intervals: 95 % percentile bootstrap over prompts ({card['bootstrap']} resamples, "
              f"seed {card['seed']}).", ""]
+    lines[2:2] = [f"**{name} is {note}.**\n" for name, note in card.get("not_a_model", {}).items()]
     by_suite: dict[str, list[Mapping[str, Any]]] = {}
     for record in card["results"]:
         by_suite.setdefault(record["suite"], []).append(record)
