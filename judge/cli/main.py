@@ -46,6 +46,7 @@ LAZY_COMMANDS = {
     "audit": ("judge.cli.audit_cmd", "audit_command"),
     "report": ("judge.cli.report_cmd", "report_command"),
     "export": ("judge.cli.export_cmd", "export_command"),
+    "compare": ("judge.cli.compare_cmd", "compare_command"),
 }
 LAZY_GROUPS = {"suites": ("judge.cli.suites_cmd", "suites_app")}
 
