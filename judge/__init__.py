@@ -112,8 +112,9 @@ def __dir__() -> list[str]:
 
 
 class _PublicModule(types.ModuleType):
-    """`judge.score`, `judge.respond` and `judge.audit` are the API's functions, although importing the
-    submodule of the same name (judge/score.py, judge/respond/, judge/audit/) sets it on the package."""
+    """`judge.score`, `judge.respond`, `judge.audit` and `judge.compare` are the API's functions, although
+    importing the submodule of the same name (judge/score.py, judge/respond/, judge/audit/, judge/compare.py)
+    sets it on the package."""
 
     def __getattribute__(self, name: str) -> Any:
         if name in _SHADOWED:
@@ -121,5 +122,5 @@ class _PublicModule(types.ModuleType):
         return super().__getattribute__(name)
 
 
-_SHADOWED = frozenset({"score", "respond", "audit"})
+_SHADOWED = frozenset({"score", "respond", "audit", "compare"})
 sys.modules[__name__].__class__ = _PublicModule

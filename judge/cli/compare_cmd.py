@@ -63,20 +63,25 @@ def print_comparison(doc: Comparison, out: Path, console: Console) -> None:
     else:
         say(console, "the runs were made with the same judges, rubrics and prompt templates")
     for pillar in dict.fromkeys(c.pillar for c in doc.criteria):
-        table = Table(title=f"{pillar}: B − A per criterion", title_justify="left", box=box.SIMPLE_HEAD,
-                      padding=(0, 1, 0, 0), show_edge=False)
-        table.add_column("criterion", no_wrap=True)
-        for column in ("n", "B − A", "interval", "p", "moved", "→fail", "→pass"):
-            table.add_column(column, justify="right", no_wrap=True)
+        rows = []
         for c in (c for c in doc.criteria if c.pillar == pillar):
-            changed = " (rubric changed)" if c.criterion_changed else ""
-            only = "" if c.in_a and c.in_b else (" (A only)" if c.in_a else " (B only)")
             shift = "—" if c.mean_difference is None else f"{c.mean_difference:+.2f}"
             interval = "—" if c.ci_low is None or c.ci_high is None else (
                 f"[{c.ci_low:+.2f},{c.ci_high:+.2f}]" + ("*" if c.small_n else ""))
-            table.add_row(c.criterion + changed + only, str(c.n), shift, interval, _number(c.wilcoxon_p, 2),
-                          str(c.changed), _number(c.pass_to_fail), _number(c.fail_to_pass))
+            pairs = str(c.n) if c.in_a and c.in_b else ("A only" if c.in_a else "B only")
+            rows.append([c.criterion + (" †" if c.criterion_changed else ""), pairs, shift, interval,
+                         _number(c.wilcoxon_p, 2), str(c.changed), _number(c.pass_to_fail), _number(c.fail_to_pass)])
+        table = Table(title=f"{pillar}: B − A per criterion", title_justify="left", box=box.SIMPLE_HEAD,
+                      padding=(0, 1, 0, 0), show_edge=False)
+        table.add_column("criterion", overflow="fold")  # a long name wraps; the numbers are never cut
+        for index, column in enumerate(("n", "B − A", "interval", "p", "moved", "→fail", "→pass"), start=1):
+            width = max(len(column), *(len(row[index]) for row in rows))
+            table.add_column(column, justify="right", no_wrap=True, min_width=width)
+        for row in rows:
+            table.add_row(*row)
         console.print(table)
+    if any(c.criterion_changed for c in doc.criteria):
+        say(console, "† the criterion's rubric changed between the runs (its hash differs)")
     if any(c.small_n and c.ci_low is not None for c in doc.criteria):
         say(console, f"* small n: an interval over fewer than {doc.meta['small_n_below']} pairs, which "
                      "understates the uncertainty")

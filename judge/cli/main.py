@@ -365,7 +365,8 @@ def rubrics_diff(
     old: Annotated[Path, typer.Argument(help="Folder of the old rubrics.")],
     new: Annotated[Path, typer.Argument(help="Folder of the new rubrics.")],
 ) -> None:
-    """Criterion-level changes between two rubric folders (what a re-grade will re-ask).
+    """Criterion-level changes between two rubric folders (what a re-grade will re-ask); after the re-grade,
+    `trustmh compare OLD_RUN NEW_RUN` shows which scores moved.
 
     Example: trustmh rubrics diff rubrics-v1/ rubrics/
     """
@@ -381,6 +382,8 @@ def rubrics_diff(
     out_console.print(table)
     pillars = sorted({c.pillar for c in changes})
     out_console.print(f"re-grading re-asks the calls of: {', '.join(pillars)}")
+    say(out_console, "to see which scores move: score the same items with the new rubrics into a new --out, then "
+                     "`trustmh compare OLD_RUN NEW_RUN`")
 
 
 # ---------------------------------------------------------------- cache

@@ -27,7 +27,6 @@ class ComparePage:
     title: str
     source: str
     generated: str
-    runs: Table  # the two runs side by side
     intro: str
     sections: list[Section]
 
@@ -35,8 +34,13 @@ class ComparePage:
 def _interval(c: CriterionChange) -> Cell:
     if c.ci_low is None or c.ci_high is None:
         return text(None)
-    return Cell(f"[{fmt(c.ci_low)}, {fmt(c.ci_high)}]" + (" ⚠ small n" if c.small_n else ""), [c.ci_low, c.ci_high],
+    return Cell(f"[{fmt(c.ci_low)}, {fmt(c.ci_high)}]" + (" ⚠" if c.small_n else ""), [c.ci_low, c.ci_high],
                 numeric=True, css="small-n" if c.small_n else "")
+
+
+def runs_section(doc: Comparison) -> Section:
+    return Section("runs", "The two runs", PART, "What each run was made with, as its run.json records it.",
+                   nothing="Rows marked “differs” are what changed between the runs.", tables=[runs_table(doc)])
 
 
 def runs_table(doc: Comparison) -> Table:
@@ -57,13 +61,13 @@ def criteria_section(doc: Comparison) -> Section:
     intro = ("B − A over the units (item × target) both runs scored: the mean paired difference with its "
              f"{doc.meta.get('confidence', 0.95):.0%} bootstrap interval over units, the two-sided Wilcoxon "
              "signed-rank test on the units that moved, and how many moved. Intervals over fewer than "
-             f"{doc.meta.get('small_n_below')} pairs are marked small n: they understate the uncertainty.")
+             f"{doc.meta.get('small_n_below')} pairs are marked ⚠ (small n): they understate the uncertainty.")
     table = Table("Per criterion", ["pillar", "criterion", "rubric changed", "pairs", "mean A", "mean B", "B − A",
-                                    "interval", "Wilcoxon p", "changed", "share changed", "up", "down", "only A",
+                                    "interval", "Wilcoxon p", "changed", "share changed", "up / down", "only A",
                                     "only B", "status changed"],
                   [[text(c.pillar), text(c.criterion), text(fmt(c.criterion_changed)), num(c.n), num(c.mean_a),
                     num(c.mean_b), num(c.mean_difference), _interval(c), num(c.wilcoxon_p), num(c.changed),
-                    num(c.changed_share), num(c.moved_up), num(c.moved_down), num(c.only_a), num(c.only_b),
+                    num(c.changed_share), text(f"{c.moved_up} / {c.moved_down}"), num(c.only_a), num(c.only_b),
                     num(c.status_changed)] for c in doc.criteria], name="criteria")
     shown = [c for c in doc.criteria if c.mean_difference is not None]
     if not shown:
@@ -138,7 +142,7 @@ def only_section(doc: Comparison) -> Section:
     empty = not criteria.rows and not items.rows
     return Section("only", title, PART, intro, tables=[criteria, items],
                    nothing="Both runs have the same items and criteria." if empty else
-                   f"{len(criteria.rows)} criteria and {len(items.rows)} items × targets are in one run only.")
+                   f"In one run only: {len(criteria.rows)} criteria, {len(items.rows)} items × targets.")
 
 
 def compare_page(run: CompareRun) -> ComparePage:
@@ -148,8 +152,9 @@ def compare_page(run: CompareRun) -> ComparePage:
              f"Bootstrap: {meta.get('bootstrap')} resamples, seed {meta.get('seed')}.")
     name = run.directory.resolve().name or str(run.directory)
     return ComparePage(title=f"Comparison: {name}", source=str(run.directory.resolve()),
-                       generated=datetime.now(UTC).isoformat(timespec="seconds"), runs=runs_table(doc), intro=intro,
-                       sections=[criteria_section(doc), gates_section(doc), changes_section(doc), only_section(doc)])
+                       generated=datetime.now(UTC).isoformat(timespec="seconds"), intro=intro,
+                       sections=[runs_section(doc), criteria_section(doc), gates_section(doc), changes_section(doc),
+                                 only_section(doc)])
 
 
 def render_compare(page: ComparePage, env: Environment) -> str:
