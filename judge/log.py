@@ -331,6 +331,7 @@ class ScorecardResult(Record):
     ci_high: Number | None = None
     n: int | None = None
     se: Number | None = None
+    small_n: bool = False  # the value rests on fewer than `Scorecard.small_n_below` prompts
     higher_is_better: bool | None = None
     source: str | None = None
     group: str | None = None
@@ -356,6 +357,7 @@ class Scorecard(Record):
     unparsed: list[Unparsed] = []
     seed: int | None = None
     bootstrap: int | None = None
+    small_n_below: int | None = None  # the small-n threshold (judge.stats.bootstrap.SMALL_N) results are marked by
 
 
 # ----------------------------------------------------------------------------- calibration.json

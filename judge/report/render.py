@@ -74,7 +74,7 @@ def write_report(directory: Path, out: Path | None = None) -> Path:
     is written then.
     """
     directory = Path(directory)
-    if directory.is_dir() and detect_kind(directory) == "compare":  # two runs side by side: a page of its own
+    if (directory / "compare.json").is_file() and detect_kind(directory) == "compare":  # a page of its own
         from judge.report.compare import compare_page, render_compare
 
         run = load_run(directory)
