@@ -374,6 +374,7 @@ class CalibrationRecord(Record):
     ci_high: Number | None = None
     n: int | None = None
     reason: str | None = None
+    small_n: bool = False  # an interval over fewer than 30 units (judge.stats.bootstrap.SMALL_N)
 
 
 class ConfusionMatrix(Record):
@@ -429,6 +430,7 @@ class AuditRecord(Record):
     ci_high: Number | None = None
     n: int | None = None
     reason: str | None = None
+    small_n: bool = False  # an interval over fewer than 30 pairs (judge.stats.bootstrap.SMALL_N)
 
 
 class AuditCoverage(Record):

@@ -17,6 +17,7 @@ from tests.conftest import judges_arg, make_items, write_jsonl
 from tests.fakeapi import FakeLLMServer
 from tests.report_fixtures import TARGETS, write_bench_run
 from tests.report_pages import read_report
+from tests.test_report import calibration_run  # noqa: F401 - module-scoped run fixture
 
 
 def _default(command: Any, name: str) -> Any:
@@ -72,3 +73,31 @@ def test_bench_report_marks_values_over_few_prompts(tmp_path: Path) -> None:
     # An older scorecard (no small_n fields) is shown as it was: no mark, no note.
     plain = write_bench_run(tmp_path / "plain", TARGETS)
     assert "small n" not in read_report(write_report(plain).read_text()).text
+
+
+def test_calibration_and_audit_records_flag_intervals_over_few_units() -> None:
+    from calibration.compute import Record as CalibrationRecord
+    from calibration.outputs import _cell as calibration_cell
+    from judge.audit.effects import Record as AuditRecord
+    from judge.audit.outputs import _cell as audit_cell
+
+    few = CalibrationRecord("risk", "j", "item", "qwk", 0.5, 0.5, 0.5, 4)
+    assert few.as_dict()["small_n"] is True and calibration_cell(few) == "0.500 [0.500, 0.500] small n"
+    enough = CalibrationRecord("risk", "j", "item", "qwk", 0.5, 0.4, 0.6, SMALL_N)
+    assert "small_n" not in enough.as_dict() and "small n" not in calibration_cell(enough)
+    no_interval = CalibrationRecord("risk", "j", "item", "qwk", 0.5, None, None, 4)
+    assert "small_n" not in no_interval.as_dict()
+    shift = AuditRecord("verbosity", None, "j", "crisis", "risk", "mean_shift", 0.25, 0.0, 0.5, 4)
+    assert shift.as_dict()["small_n"] is True and audit_cell(shift).endswith("[0.000, 0.500] small n")
+    assert "small_n" not in AuditRecord("verbosity", None, "j", "crisis", "risk", "mean_shift", 0.25, 0.0, 0.5,
+                                        SMALL_N).as_dict()
+
+
+def test_calibration_report_marks_the_flagged_records(calibration_run: Path) -> None:  # noqa: F811
+    records = json.loads((calibration_run / "calibration.json").read_text())["results"]
+    page = read_report(write_report(calibration_run, calibration_run.parent / "page.html").read_text())
+    rows = [row for table in page.tables("calibration") for row in table.records()]
+    flagged = [r for r in records if r.get("small_n")]
+    assert flagged, "the fixture's few items give small-n intervals"
+    assert sum("⚠ small n" in row["n"].text for row in rows) == sum(
+        1 for r in records if r.get("small_n") and r["against"] is None)

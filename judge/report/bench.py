@@ -9,7 +9,7 @@ from markupsafe import Markup
 
 from judge.log import BenchRun, Scorecard, ScorecardResult, StageSummary
 from judge.report import figures
-from judge.report.page import Cell, Figure, Section, Table, fmt, num, text
+from judge.report.page import Figure, Section, Table, fmt, n_cell, num, text
 from judge.report.score import judging_sections, score_facts
 from judge.report.stages import cost_section, failures_section
 from judge.rubric import PILLARS
@@ -122,8 +122,7 @@ def _result_row(r: ScorecardResult, with_group: bool) -> list:
     cells = [text(r.pillar), text(r.suite), text(r.metric)]
     if with_group:
         cells.append(text(r.group))
-    n = Cell(f"{fmt(r.n)} ⚠ small n", r.n, numeric=True) if r.small_n else num(r.n)
-    return [*cells, text(r.target), num(r.value), num(r.ci_low), num(r.ci_high), n,
+    return [*cells, text(r.target), num(r.value), num(r.ci_low), num(r.ci_high), n_cell(r.n, r.small_n),
             num(r.higher_is_better), text(r.source)]
 
 
