@@ -4,6 +4,7 @@ command end to end on two runs judged through the real SDKs against the loopback
 from __future__ import annotations
 
 import json
+import shutil
 import stat
 import statistics
 from pathlib import Path
@@ -304,4 +305,9 @@ def test_compare_refuses_what_is_not_a_run(two_runs: Any, run_cli: Any, tmp_path
     assert result.code == 2 and "a bench run with no judged stage" in result.stderr
     result = run_cli("compare", run_a, run_a, "--out", run_a)
     assert result.code == 2 and "is one of the compared runs" in result.stderr
+    other = tmp_path / "other-run"
+    shutil.copytree(run_a, other)
+    result = run_cli("compare", run_a, run_a, "--out", other)
+    assert result.code == 2 and f"--out {other}: holds a score run; choose another folder" in result.stderr
+    assert not (other / "compare.json").exists()
     assert not (tmp_path / "o").exists()  # nothing written on bad input
