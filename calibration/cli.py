@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from judge.cli.common import flag_message
+from judge.cli.common import RUNS_DIR, flag_message
 from judge.errors import TrustMHError
 
 
@@ -30,8 +30,8 @@ def calibrate_command(
     write_items: Annotated[Path | None, typer.Option(
         "--write-items", help="With --dataset elephant-oeq: write the items to judge (JSONL) and stop.",
         show_default=False)] = None,
-    out: Annotated[Path, typer.Option("--out", help="Folder for calibration.json and calibration.md.")] = Path(
-        "calibration-out"),
+    out: Annotated[Path, typer.Option("--out", help="Folder for calibration.json and calibration.md.")] = RUNS_DIR
+    / "calibration",
     level: Annotated[str, typer.Option(
         "--level", help="item: agreement on each item; target: agreement of per-system means.")] = "item",
     gate: Annotated[list[str] | None, typer.Option(

@@ -21,7 +21,7 @@ import numpy as np
 
 from calibration.annotations import CalibrationData, Scale
 from judge.stats import agreement as ag
-from judge.stats.bootstrap import percentile_ci, resample_indices
+from judge.stats.bootstrap import is_small_n, percentile_ci, resample_indices
 
 Stat = Callable[[np.ndarray], float | None]
 
@@ -45,6 +45,8 @@ class Record:
                                   "ci_low": self.ci_low, "ci_high": self.ci_high, "n": self.n}
         if self.value is None:
             out["reason"] = self.reason or "not computable for these data"
+        elif self.ci_low is not None and is_small_n(self.n):
+            out["small_n"] = True  # the interval rests on fewer than SMALL_N units
         return out
 
 

@@ -11,6 +11,7 @@ from rich.table import Table
 from calibration.compute import CalibrationResult, Record
 from judge.log import Calibration, ConfusionMatrix, document
 from judge.rundir import write_text_atomic
+from judge.stats.bootstrap import is_small_n
 from judge.textsafe import markdown_safe
 
 HEADLINE = ("alpha_ordinal_with_judge", "alpha_nominal_with_judge", "qwk", "kappa", "spearman", "pearson",
@@ -87,7 +88,8 @@ def _cell(record: Record | None) -> str:
         return "n/a"
     if record.ci_low is None or record.ci_high is None:
         return _fmt(record.value)
-    return f"{_fmt(record.value)} [{_fmt(record.ci_low)}, {_fmt(record.ci_high)}]"
+    small = " small n" if is_small_n(record.n) else ""
+    return f"{_fmt(record.value)} [{_fmt(record.ci_low)}, {_fmt(record.ci_high)}]{small}"
 
 
 def to_markdown(result: CalibrationResult, meta: dict[str, Any]) -> str:

@@ -19,8 +19,10 @@ _EXPORTS = {
     "respond": "judge.api",
     "bench": "judge.api",
     "audit": "judge.api",
+    "compare": "judge.api",
     "ScoreResult": "judge.api",
     "RespondResult": "judge.api",
+    "CompareResult": "judge.api",
     "BenchResult": "judge.suites.bench",
     "AuditResult": "judge.audit.run",
     "calibrate": "calibration.api",
@@ -44,6 +46,7 @@ __all__ = [  # the names of _EXPORTS, spelled out for type checkers and linters 
     "AuditResult",
     "BenchResult",
     "Calibration",
+    "CompareResult",
     "ConfigError",
     "DatasetError",
     "ExitCode",
@@ -63,13 +66,14 @@ __all__ = [  # the names of _EXPORTS, spelled out for type checkers and linters 
     "audit",
     "bench",
     "calibrate",
+    "compare",
     "read_run",
     "respond",
     "score",
 ]
 
 if TYPE_CHECKING:  # calibration's two names stay strings: judge never imports calibration
-    from judge.api import RespondResult, ScoreResult, audit, bench, respond, score
+    from judge.api import CompareResult, RespondResult, ScoreResult, audit, bench, compare, respond, score
     from judge.audit.run import AuditResult
     from judge.errors import (
         ConfigError,
@@ -108,8 +112,9 @@ def __dir__() -> list[str]:
 
 
 class _PublicModule(types.ModuleType):
-    """`judge.score`, `judge.respond` and `judge.audit` are the API's functions, although importing the
-    submodule of the same name (judge/score.py, judge/respond/, judge/audit/) sets it on the package."""
+    """`judge.score`, `judge.respond`, `judge.audit` and `judge.compare` are the API's functions, although
+    importing the submodule of the same name (judge/score.py, judge/respond/, judge/audit/, judge/compare.py)
+    sets it on the package."""
 
     def __getattribute__(self, name: str) -> Any:
         if name in _SHADOWED:
@@ -117,5 +122,5 @@ class _PublicModule(types.ModuleType):
         return super().__getattribute__(name)
 
 
-_SHADOWED = frozenset({"score", "respond", "audit"})
+_SHADOWED = frozenset({"score", "respond", "audit", "compare"})
 sys.modules[__name__].__class__ = _PublicModule

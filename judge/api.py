@@ -28,6 +28,7 @@ from judge.settings import RunSettings
 if TYPE_CHECKING:
     from judge.audit.run import AuditResult
     from judge.gates import AuditGate
+    from judge.log import Comparison
     from judge.respond.targets import TargetSpec
     from judge.suites.bench import BenchResult
 
@@ -250,6 +251,38 @@ def audit(
     )
     result = run_audit(options)
     return replace(result, report=_write_report(options.out)) if report else result
+
+
+@dataclass(frozen=True)
+class CompareResult:
+    """A comparison of two runs: compare.json's content and the files written (compare.json, compare.md, and
+    with `report` report.html)."""
+
+    out: Path
+    comparison: Comparison
+    files: tuple[Path, ...]
+
+
+def compare(
+    run_a: Path | str,
+    run_b: Path | str,
+    *,
+    out: Path | str,
+    bootstrap: int = 1000,
+    seed: int = 0,
+    report: bool = True,
+) -> CompareResult:
+    """Which scores moved from run A to run B (two `score` or `bench` out folders over the same items, e.g.
+    before and after a rubric or judge change): per criterion the mean paired difference B − A with its
+    bootstrap interval, the Wilcoxon signed-rank test, the share of items changed and the critical gates that
+    flipped; per item every unit that moved, and what only one run has. Writes OUT/compare.json, compare.md
+    and, with `report`, OUT/report.html."""
+    from judge.compare import compare_runs
+
+    out = _out_folder(out)
+    comparison = compare_runs(Path(run_a), Path(run_b), out, n_bootstrap=bootstrap, seed=seed)
+    files = (out / "compare.json", out / "compare.md")
+    return CompareResult(out, comparison, (*files, _write_report(out)) if report else files)
 
 
 # ---------------------------------------------------------------- arguments

@@ -26,7 +26,7 @@ from judge.errors import FramesMissingError, RunDirError
 from judge.rundir import raise_problems, read_jsonl, write_bytes_atomic, write_jsonl_atomic, write_text_atomic
 
 Number = int | float
-Kind = Literal["bench", "score", "calibration", "audit"]
+Kind = Literal["bench", "score", "calibration", "audit", "compare"]
 Status = Literal["ok", "not_applicable", "failed"]
 FRAMES_INSTALL = "pip install 'trustmh-judge[frames]'"
 EXPORT_FORMATS = ("csv", "parquet", "jsonl")
@@ -333,6 +333,7 @@ class ScorecardResult(Record):
     ci_high: Number | None = None
     n: int | None = None
     se: Number | None = None
+    small_n: bool = False  # the value rests on fewer than `Scorecard.small_n_below` prompts
     higher_is_better: bool | None = None
     source: str | None = None
     group: str | None = None
@@ -359,6 +360,7 @@ class Scorecard(Record):
     seed: int | None = None
     bootstrap: int | None = None
     not_a_model: dict[str, str] = {}  # mock targets and judges whose answers or verdicts it holds
+    small_n_below: int | None = None  # the small-n threshold (judge.stats.bootstrap.SMALL_N) results are marked by
 
 
 # ----------------------------------------------------------------------------- calibration.json
@@ -375,6 +377,7 @@ class CalibrationRecord(Record):
     ci_high: Number | None = None
     n: int | None = None
     reason: str | None = None
+    small_n: bool = False  # an interval over fewer than 30 units (judge.stats.bootstrap.SMALL_N)
 
 
 class ConfusionMatrix(Record):
@@ -430,6 +433,7 @@ class AuditRecord(Record):
     ci_high: Number | None = None
     n: int | None = None
     reason: str | None = None
+    small_n: bool = False  # an interval over fewer than 30 pairs (judge.stats.bootstrap.SMALL_N)
 
 
 class AuditCoverage(Record):
@@ -443,6 +447,112 @@ class Audit(Record):
     meta: dict[str, Any] = {}
     results: list[AuditRecord] = []
     coverage: list[AuditCoverage] = []
+
+
+# ----------------------------------------------------------------------------- compare.json
+
+
+class CompareRunFacts(Record):
+    """What a compared run was made with, as its run.json records it (null where it does not say)."""
+
+    directory: str
+    kind: str  # "score", or "bench" (its score/ stage is compared)
+    source: str  # the file its scores are read from: panel.jsonl (a panel's decisions) or verdicts.jsonl
+    version: str | None = None
+    started_at: str | None = None
+    judges: list[str] = []
+    models: list[str] = []
+    panel_method: str | None = None
+    samples: int | None = None
+    rubric_hashes: dict[str, str] = {}
+    criterion_hashes: dict[str, dict[str, str]] = {}
+    template_hash: str | None = None
+    crisis_resources_version: str | None = None
+
+
+class CriterionChange(Record):
+    """One pillar × criterion of a comparison: B − A over the units (item × target) scored in both runs."""
+
+    pillar: str
+    criterion: str
+    in_a: bool
+    in_b: bool
+    criterion_changed: bool | None  # the criterion's hash differs between the runs' rubrics (null: unknown)
+    units_a: int
+    units_b: int
+    only_a: int  # units in run A only
+    only_b: int
+    status_changed: int  # units in both whose status differs (scored in one run, n/a or undecided in the other)
+    n: int  # units scored in both: the pairs
+    mean_a: Number | None
+    mean_b: Number | None
+    mean_difference: Number | None
+    ci_low: Number | None
+    ci_high: Number | None
+    small_n: bool
+    changed: int
+    moved_up: int
+    moved_down: int
+    changed_share: Number | None
+    wilcoxon_statistic: Number | None
+    wilcoxon_p: Number | None
+    critical: bool  # a critical criterion in either run (it has a fail line)
+    failing_a: int | None = None  # of the pairs whose pass/fail is known in both runs
+    failing_b: int | None = None
+    pass_to_fail: int | None = None
+    fail_to_pass: int | None = None
+    gate_unknown: int = 0  # pairs of a critical criterion whose pass/fail one run cannot tell
+
+
+class UnitChange(Record):
+    """One item × target × pillar × criterion that differs between the runs, or is in one of them only."""
+
+    item_id: str
+    target: str | None
+    pillar: str
+    criterion: str
+    change: Literal["moved", "status", "only_a", "only_b", "gate"]
+    status_a: str | None
+    score_a: Number | None
+    critical_fail_a: bool | None
+    status_b: str | None
+    score_b: Number | None
+    critical_fail_b: bool | None
+    difference: Number | None
+    gate: Literal["pass_to_fail", "fail_to_pass"] | None = None
+
+
+class GateFlip(Record):
+    """An item × target whose pillar verdict (fails any critical criterion) differs between the runs."""
+
+    item_id: str
+    target: str | None
+    pillar: str
+    failing_a: bool
+    failing_b: bool
+    criteria: list[str]  # the critical criteria whose own pass/fail flipped
+
+
+class PillarGates(Record):
+    pillar: str
+    n: int  # items × targets whose pillar verdict is known in both runs
+    failing_a: int
+    failing_b: int
+    pass_to_fail: int
+    fail_to_pass: int
+
+
+class Comparison(Record):
+    """compare.json of `trustmh compare A B`: which scores moved from run A to run B, and how much."""
+
+    meta: dict[str, Any] = {}
+    runs: dict[str, CompareRunFacts] = {}  # "a" and "b"
+    criteria: list[CriterionChange] = []
+    pillars: list[PillarGates] = []
+    gate_flips: list[GateFlip] = []
+    changes: list[UnitChange] = []
+    items_only_a: list[dict[str, Any]] = []  # {item_id, target}: items × targets run B does not have at all
+    items_only_b: list[dict[str, Any]] = []
 
 
 def document(model: BaseModel) -> dict[str, Any]:
@@ -659,7 +769,22 @@ class AuditRun:
                                                    VerdictRow) for name, _ in self.stages}}
 
 
-Run = ScoreRun | BenchRun | CalibrationRun | AuditRun
+@dataclass
+class CompareRun:
+    """A `trustmh compare A B --out DIR` folder: compare.json (and compare.md)."""
+
+    directory: Path
+    comparison: Comparison
+    kind: Kind = "compare"
+
+    def tables(self) -> dict[str, Table[Any]]:
+        path, doc = self.directory / "compare.json", self.comparison
+        return {"criteria": _listed("criteria", path, lambda: doc.criteria),
+                "changes": _listed("changes", path, lambda: doc.changes),
+                "gate_flips": _listed("gate_flips", path, lambda: doc.gate_flips)}
+
+
+Run = ScoreRun | BenchRun | CalibrationRun | AuditRun | CompareRun
 AUDIT_STAGES = ("score", "originals", "halo")  # folders `trustmh audit` judges into: variants, new judges'
 # originals, and the halo probe's second judging of the originals (split calls, or one call per pillar)
 
@@ -675,6 +800,8 @@ def detect_kind(directory: Path) -> Kind:
         return "calibration"
     if (directory / "audit.json").is_file():
         return "audit"
+    if (directory / "compare.json").is_file():
+        return "compare"
     if (directory / "summary.json").is_file() and (directory / "verdicts.jsonl").is_file():
         return "score"
     if (directory / "summary.json").is_file() and (directory / "calls.jsonl").is_file():
@@ -682,8 +809,8 @@ def detect_kind(directory: Path) -> Kind:
                           "bench run above it, or score its responses.jsonl first")
     raise RunDirError(
         f"{directory}: nothing to report on: expected scorecard.json or bench.json (a bench run), "
-        "summary.json with verdicts.jsonl (a score run), calibration.json (a calibration directory) or audit.json "
-        "(an audit directory)"
+        "summary.json with verdicts.jsonl (a score run), calibration.json (a calibration directory), audit.json "
+        "(an audit directory) or compare.json (a comparison)"
     )
 
 
@@ -719,6 +846,8 @@ def read_run(directory: Path) -> Run:
                         [] if scorecard else ["scorecard.json"])
     if kind == "calibration":
         return CalibrationRun(directory, read_document(Calibration, directory / "calibration.json"))
+    if kind == "compare":
+        return CompareRun(directory, read_document(Comparison, directory / "compare.json"))
     stages = [(name, read_document(ScoreSummary, directory / name / "summary.json")) for name in AUDIT_STAGES
               if (directory / name / "summary.json").is_file()]
     return AuditRun(directory, read_document(Audit, directory / "audit.json"), stages)

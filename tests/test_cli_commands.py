@@ -235,6 +235,7 @@ def test_diff_reports_exactly_the_edited_criterion(
     others += [c["id"] for c in safety["criteria"]]
     assert not any(o in result.stdout for o in others if o not in target["id"]), result.stdout
     assert "re-grading re-asks the calls of: crisis" in result.stdout
+    assert "`trustmh compare OLD_RUN NEW_RUN`" in result.stdout  # the next step, on one line
 
 
 def test_diff_reports_a_rubric_level_edit_as_its_own_row(
@@ -400,6 +401,7 @@ COMMANDS = [
     ["suites", "build"],
     ["metrics"],
     ["bench"],
+    ["compare"],
 ]
 
 

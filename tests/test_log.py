@@ -243,7 +243,7 @@ def test_export_default_table_and_unknown_table(calibration_run: Path, tmp_path:
     exported = read_jsonl(out)
     assert len(exported) == len(written)
     for row, record in zip(exported, written, strict=True):  # every declared column, null where the file has none
-        assert row.items() >= record.items() and set(row) - set(record) <= {"reason"}
+        assert row.items() >= record.items() and set(row) - set(record) <= {"reason", "small_n"}
     code, _, err = _cli(capsys, "export", calibration_run, "--format", "csv", "--table", "verdicts",
                         "--out", tmp_path / "x.csv")
     assert code == 2 and "no table 'verdicts'" in err and "calibration, confusion" in err

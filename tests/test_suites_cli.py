@@ -12,6 +12,7 @@ import pytest
 from rich.console import Console
 
 from judge.errors import UsageError
+from judge.stats.bootstrap import SMALL_N
 from judge.suites.bench import run_recorded_bench
 from judge.suites.catalogue import SUBTASKS, SUITES
 
@@ -167,9 +168,13 @@ def test_metrics_gives_a_record_for_every_target_suite_and_metric(run_cli: Any, 
                         assert record["ci_low"] is None
                     else:
                         assert record["ci_low"] is not None and record["ci_low"] <= record["ci_high"], record
-    assert set(card) == {"results", "ranks", "pillar_ranks", "unparsed", "seed", "bootstrap"}
+                    assert record["small_n"] is (record["n"] < SMALL_N), record  # 16 prompts a suite: all small
+    assert set(card) == {"results", "ranks", "pillar_ranks", "unparsed", "seed", "bootstrap", "small_n_below"}
+    assert card["small_n_below"] == SMALL_N
     assert set(card["results"][0]) == {"target", "pillar", "suite", "metric", "value", "ci_low", "ci_high", "n", "se",
-                                       "higher_is_better", "source", "group"}
+                                       "small_n", "higher_is_better", "source", "group"}
+    assert "*small n*" in (run_dir / "scorecard.md").read_text()
+    assert "* small n: a value over fewer than 30 prompts" in result.stdout
     assert set(card["ranks"]) == set(THREE_PILLARS)
     assert set(card["pillar_ranks"]) == {SUITES[s].pillar for s in THREE_PILLARS}
     assert card["seed"] == 2 and card["bootstrap"] == 200

@@ -26,7 +26,7 @@ import numpy as np
 
 from judge.audit.probes import DEGRADE_TARGETS, PROBES
 from judge.rubric import Criterion, Rubric
-from judge.stats.bootstrap import percentile_interval, resample_indices
+from judge.stats.bootstrap import is_small_n, percentile_interval, resample_indices
 
 ALL_CRITERIA = "*"  # criterion of records about a whole pillar (degrade detection)
 
@@ -70,6 +70,8 @@ class Record:
         out = asdict(self)
         if self.value is not None:
             del out["reason"]
+            if self.ci_low is not None and is_small_n(self.n):
+                out["small_n"] = True  # the interval rests on fewer than SMALL_N pairs
         return out
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from judge.audit.effects import ALL_CRITERIA, Effects, Record
 from judge.audit.probes import PROBES
 from judge.log import Audit, document
+from judge.stats.bootstrap import is_small_n
 from judge.textsafe import markdown_safe
 
 WHAT_GOOD_LOOKS_LIKE = {
@@ -35,6 +36,7 @@ def _cell(record: Record | None) -> str:
         return "n/a"
     interval = (
         "" if record.ci_low is None or record.ci_high is None else f" [{_fmt(record.ci_low)}, {_fmt(record.ci_high)}]"
+        + (" small n" if is_small_n(record.n) else "")
     )
     return f"{_fmt(record.value)}{interval}"
 

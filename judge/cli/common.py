@@ -23,6 +23,10 @@ SplitCriticalOption = Annotated[
 ]
 """`--split-critical`, shared by `score` and `bench`."""
 
+RUNS_DIR = Path("runs")
+"""Where every command writes when not told (`--out` left out): a folder of its own under runs/ (which the
+project's .gitignore leaves out), never the current folder; each command prints where its files went."""
+
 invoked_args: list[str] | None = None  # what main() was given (tests call it in process), else sys.argv
 
 

@@ -14,7 +14,7 @@ from judge.log import read_run
 
 def export_command(
     run_dir: Annotated[Path, typer.Argument(
-        help="A score, bench, calibration or audit folder (the --out of the command that wrote it).",
+        help="A score, bench, calibration, audit or comparison folder (the --out of the command that wrote it).",
         show_default=False, metavar="RUN")],
     fmt: Annotated[Literal["csv", "parquet", "jsonl"], typer.Option(
         "--format", help="csv and parquet need the frames extra: pip install 'trustmh-judge[frames]'.",
@@ -23,7 +23,8 @@ def export_command(
     table: Annotated[str | None, typer.Option(
         "--table", help="verdicts, panel or review (score runs; bench runs also scorecard); calibration and "
                         "confusion (calibration folders); audit, coverage, score_verdicts, originals_verdicts "
-                        "(audit folders). Default: the first of these the run has.")] = None,
+                        "(audit folders); criteria, changes, gate_flips (comparison folders). Default: the first "
+                        "of these the run has.")] = None,
 ) -> None:
     """Write one table of RUN as csv, parquet or JSON Lines; nested fields are JSON text in csv and parquet.
 

@@ -25,6 +25,7 @@ from judge.calls.cache import clear_cache, default_cache_dir, read_stats
 from judge.calls.runner import print_plan_table
 from judge.cli.batch_options import DEFAULT_POLL_S, BatchOption, BatchPollOption
 from judge.cli.common import (
+    RUNS_DIR,
     SplitCriticalOption,
     cache_option,
     flag_message,
@@ -53,6 +54,7 @@ LAZY_COMMANDS = {
     "audit": ("judge.cli.audit_cmd", "audit_command"),
     "report": ("judge.cli.report_cmd", "report_command"),
     "export": ("judge.cli.export_cmd", "export_command"),
+    "compare": ("judge.cli.compare_cmd", "compare_command"),
 }
 LAZY_GROUPS = {"suites": ("judge.cli.suites_cmd", "suites_app")}
 
@@ -158,7 +160,7 @@ def score(
     pillars: Annotated[str | None, typer.Option("--pillars", help="Comma-separated pillars to judge.")] = None,
     rubrics: RubricsOption = None,
     samples: SamplesOption = 1,
-    out: Annotated[Path, typer.Option("--out", help="Output folder; re-running resumes it.")] = Path("trustmh-out"),
+    out: Annotated[Path, typer.Option("--out", help="Output folder; re-running resumes it.")] = RUNS_DIR / "score",
     cache: CacheOption = None,
     no_cache: NoCacheOption = False,
     concurrency: ConcurrencyOption = 8,
@@ -283,13 +285,16 @@ def panel(
 @review_app.command("export")
 def review_export(
     run_dir: Annotated[Path, typer.Argument(help="Run folder (with review.jsonl) or a review.jsonl file.")],
-    csv_path: Annotated[Path, typer.Option("--csv", help="CSV to write for the clinician.")] = Path("review.csv"),
+    csv_path: Annotated[Path | None, typer.Option(
+        "--csv", help="CSV to write for the clinician (default: review.csv beside review.jsonl).",
+        show_default=False)] = None,
 ) -> None:
     """Write the escalation queue as a CSV a clinician fills in (decision_score, reviewer, comment).
 
     Example: trustmh review export runs/r1 --csv review.csv
     """
     source = run_dir / "review.jsonl" if run_dir.is_dir() else run_dir
+    csv_path = csv_path if csv_path is not None else source.parent / "review.csv"
     count = export_review_csv(source, csv_path)
     say(out_console, f"{count} rows to review → {csv_path}")
 
@@ -299,7 +304,7 @@ def review_import(
     csv_path: Annotated[Path, typer.Argument(help="The filled review CSV.")],
     out: Annotated[
         Path, typer.Option("--out", help="Human annotations (JSONL) to pass to `trustmh calibrate --human`.")
-    ] = Path("review-annotations.jsonl"),
+    ] = RUNS_DIR / "review-annotations.jsonl",
 ) -> None:
     """Read a filled review CSV back as human annotations usable by `trustmh calibrate --human`.
 
@@ -372,7 +377,8 @@ def rubrics_diff(
     old: Annotated[Path, typer.Argument(help="Folder of the old rubrics.")],
     new: Annotated[Path, typer.Argument(help="Folder of the new rubrics.")],
 ) -> None:
-    """Criterion-level changes between two rubric folders (what a re-grade will re-ask).
+    """Criterion-level changes between two rubric folders (what a re-grade will re-ask); after the re-grade,
+    `trustmh compare OLD_RUN NEW_RUN` shows which scores moved.
 
     Example: trustmh rubrics diff rubrics-v1/ rubrics/
     """
@@ -388,6 +394,8 @@ def rubrics_diff(
     out_console.print(table)
     pillars = sorted({c.pillar for c in changes})
     out_console.print(f"re-grading re-asks the calls of: {', '.join(pillars)}")
+    say(out_console, "to see which scores move: score the same items with the new rubrics into a new --out, then "
+                     "`trustmh compare OLD_RUN NEW_RUN`")
 
 
 # ---------------------------------------------------------------- cache
@@ -449,7 +457,7 @@ def demo(
     ] = None,
     judges_file: JudgesFileOption = None,
     samples: SamplesOption = 1,
-    out: Annotated[Path, typer.Option("--out", help="Where the demo run is written.")] = Path("runs/demo"),
+    out: Annotated[Path, typer.Option("--out", help="Where the demo run is written.")] = RUNS_DIR / "demo",
     cache: CacheOption = None,
     no_cache: NoCacheOption = False,
     concurrency: ConcurrencyOption = 8,

@@ -11,7 +11,8 @@ import typer
 def report_command(
     directory: Annotated[Path, typer.Argument(
         help="A bench run (scorecard.json), a score run (summary.json + verdicts.jsonl) or a calibration "
-             "folder (calibration.json) or an audit folder (audit.json).", show_default=False)],
+             "folder (calibration.json), an audit folder (audit.json) or a comparison (compare.json).",
+        show_default=False)],
     out: Annotated[Path | None, typer.Option("--out", help="HTML file to write (default: DIR/report.html).")] = None,
 ) -> None:
     """Write one HTML file with the run's figures and the tables of their numbers; it opens with no network.

@@ -11,7 +11,7 @@ from rich.console import Console
 from judge import api
 from judge.calls.runner import print_plan_table
 from judge.cli.batch_options import DEFAULT_POLL_S, BatchOption, BatchPollOption
-from judge.cli.common import cache_option, public_command_line, say, say_not_a_model
+from judge.cli.common import RUNS_DIR, cache_option, public_command_line, say, say_not_a_model
 from judge.settings import RunSettings
 
 out_console = Console()
@@ -43,7 +43,7 @@ def respond(
     prompts: Annotated[list[Path], typer.Argument(help="Prompts: JSONL or CSV (`trustmh suites build` writes them).")],
     targets: TargetsOption = None,
     targets_file: TargetsFileOption = None,
-    out: Annotated[Path, typer.Option("--out", help="Output folder; re-running resumes it.")] = Path("trustmh-respond"),
+    out: Annotated[Path, typer.Option("--out", help="Output folder; re-running resumes it.")] = RUNS_DIR / "respond",
     samples: Annotated[int, typer.Option("--samples", min=1, help="Answers per target (use temperature > 0).")] = 1,
     cache: Annotated[Path | None, typer.Option("--cache", help="Cache folder (default: $TRUSTMH_CACHE_DIR).")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the cache.")] = False,

@@ -14,8 +14,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from judge.cli.common import say
 from judge.datasets import get_dataset
 from judge.errors import UsageError
+from judge.stats.bootstrap import SMALL_N
 from judge.suites.catalogue import SUBTASKS, SUITES, Suite, build_prompts
 from judge.suites.scorecard import DEFAULT_BOOTSTRAP, DEFAULT_SEED, scorecard_for, write_private, write_scorecard
 
@@ -164,6 +166,10 @@ def print_primary_table(card: dict[str, Any], out: Console, title: str = "Ranked
             if record is None or record["value"] is None:
                 cells.append("—")
             else:
-                cells.append(f"{record['value']:.3f} (#{entry['ranks'].get(target, '—')})")
+                mark = "*" if record.get("small_n") else ""
+                cells.append(f"{record['value']:.3f}{mark} (#{entry['ranks'].get(target, '—')})")
         table.add_row(target, *cells)
     out.print(table)
+    if any(r.get("small_n") for r in card["results"] if r["group"] is None):
+        say(out, f"* small n: a value over fewer than {card.get('small_n_below') or SMALL_N} prompts; its interval "
+                 "(in scorecard.md) understates the uncertainty")

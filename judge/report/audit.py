@@ -15,7 +15,7 @@ from judge.errors import UsageError
 from judge.log import Audit, AuditRecord, AuditRun
 from judge.report import figures
 from judge.report.figures import short_label
-from judge.report.page import Cell, Figure, Section, Table, fmt, num, text
+from judge.report.page import Cell, Figure, Section, Table, fmt, n_cell, num, text
 from judge.report.stages import cost_section, failures_section
 
 PART = "Judge audit"
@@ -58,7 +58,7 @@ def _rows(records: list[AuditRecord], with_variant: bool) -> list[list[Cell]]:
         if with_variant:
             cells.append(text(r.variant or ALL_VARIANTS))
         rows.append([*cells, text(r.judge), text(r.pillar), text(r.criterion), text(r.metric), num(r.value),
-                     num(r.ci_low), num(r.ci_high), num(r.n), text(r.reason)])
+                     num(r.ci_low), num(r.ci_high), n_cell(r.n, r.small_n), text(r.reason)])
     return rows
 
 

@@ -9,10 +9,11 @@ from markupsafe import Markup
 
 from judge.log import BenchRun, Scorecard, ScorecardResult, StageSummary
 from judge.report import figures
-from judge.report.page import Figure, Section, Table, fmt, num, text
+from judge.report.page import Figure, Section, Table, fmt, n_cell, num, text
 from judge.report.score import judging_sections, not_a_model_facts, score_facts
 from judge.report.stages import cost_section, failures_section
 from judge.rubric import PILLARS
+from judge.stats.bootstrap import SMALL_N
 
 PART = "Benchmark"
 NO_SCORECARD = ("Nothing to show: scorecard.json was not found; compute it with `trustmh metrics {dir}` once the "
@@ -121,8 +122,16 @@ def _result_row(r: ScorecardResult, with_group: bool) -> list:
     cells = [text(r.pillar), text(r.suite), text(r.metric)]
     if with_group:
         cells.append(text(r.group))
-    return [*cells, text(r.target), num(r.value), num(r.ci_low), num(r.ci_high), num(r.n),
+    return [*cells, text(r.target), num(r.value), num(r.ci_low), num(r.ci_high), n_cell(r.n, r.small_n),
             num(r.higher_is_better), text(r.source)]
+
+
+def small_n_notes(card: Scorecard, records: list[ScorecardResult]) -> list[str]:
+    """The warning under a table that has values over too few prompts (marked ⚠ small n in its n column)."""
+    if not any(r.small_n for r in records):
+        return []
+    return [f"⚠ small n: a value over fewer than {card.small_n_below or SMALL_N} prompts; its interval understates "
+            "the uncertainty (on a handful of prompts it can shrink to a single point)."]
 
 
 RESULT_COLUMNS = ["pillar", "suite", "metric", "target", "value", "ci low", "ci high", "n", "higher is better",
@@ -150,7 +159,8 @@ def suites_section(card: Scorecard) -> Section:
                   [_result_row(r, with_group=False) for r in records], name="results")
     svg = figures.interval_panels(panels, key="suites")
     return _section("suites", figure=Figure(Markup(svg), "Value and interval per target, one chart per sub-task "
-                                                         "metric."), tables=[table])
+                                                         "metric."), tables=[table],
+                    notes=small_n_notes(card, records))
 
 
 def _breakdown(card: Scorecard, section_id: str, keep: Callable[[ScorecardResult], bool], empty: str,
@@ -181,7 +191,8 @@ def _breakdown(card: Scorecard, section_id: str, keep: Callable[[ScorecardResult
                   name=section_id)
     svg = figures.bar_panels(panels, key=section_id, zero_line=zero_line)
     return _section(section_id, figure=Figure(Markup(svg), f"{title}, one chart per sub-task metric; whiskers: "
-                                                           "intervals."), tables=[table])
+                                                           "intervals."), tables=[table],
+                    notes=small_n_notes(card, records))
 
 
 def _is_level(r: ScorecardResult) -> bool:

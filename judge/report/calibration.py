@@ -8,7 +8,7 @@ from markupsafe import Markup
 
 from judge.log import Calibration, CalibrationRecord, CalibrationRun
 from judge.report import figures
-from judge.report.page import Figure, Section, Table, fmt, num, text
+from judge.report.page import Figure, Section, Table, fmt, n_cell, num, text
 
 PART = "Calibration"
 
@@ -25,7 +25,8 @@ def _record_row(r: CalibrationRecord, with_against: bool) -> list:
     cells = [text(_who(r))]
     if with_against:
         cells.append(text(r.against))
-    return [*cells, text(r.metric), num(r.value), num(r.ci_low), num(r.ci_high), num(r.n), text(r.reason)]
+    return [*cells, text(r.metric), num(r.value), num(r.ci_low), num(r.ci_high), n_cell(r.n, r.small_n),
+            text(r.reason)]
 
 
 def agreement_section(records: list[CalibrationRecord], criterion: str, level: str) -> Section:

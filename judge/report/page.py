@@ -106,3 +106,11 @@ class Page:
     facts: list[tuple[str, str]]
     sections: list[Section]
     generated: str
+
+
+SMALL_N_MARK = "⚠ small n"
+
+
+def n_cell(n: int | None, small_n: bool) -> Cell:
+    """A count of units, marked when the file flags the interval beside it as resting on too few (`small_n`)."""
+    return Cell(f"{fmt(n)} {SMALL_N_MARK}", n, numeric=True) if small_n else num(n)

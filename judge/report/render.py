@@ -11,7 +11,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from judge.log import AuditRun, BenchRun, ScoreRun
+from judge.log import AuditRun, BenchRun, CompareRun, ScoreRun, detect_kind
 from judge.report.audit import audit_facts, audit_sections
 from judge.report.bench import bench_facts, bench_sections
 from judge.report.calibration import calibration_facts, calibration_sections
@@ -29,6 +29,8 @@ KIND_TITLES = {"bench": "Benchmark run", "score": "Score run", "calibration": "J
 def build_page(directory: Path) -> Page:
     """Read `directory`, whatever kind it is, into the page's sections."""
     run = load_run(directory)
+    if isinstance(run, CompareRun):
+        raise ReportError(f"{directory}: a comparison; its page is made by write_report (compare.html.j2)")
     kind = run.kind
     if isinstance(run, BenchRun):
         sections, facts = bench_sections(run), bench_facts(run)
@@ -72,7 +74,14 @@ def write_report(directory: Path, out: Path | None = None) -> Path:
     is written then.
     """
     directory = Path(directory)
-    html = render_page(build_page(directory))
+    if (directory / "compare.json").is_file() and detect_kind(directory) == "compare":  # a page of its own
+        from judge.report.compare import compare_page, render_compare
+
+        run = load_run(directory)
+        assert isinstance(run, CompareRun)
+        html = render_compare(compare_page(run), _environment())
+    else:
+        html = render_page(build_page(directory))
     target = Path(out) if out is not None else directory / DEFAULT_NAME
     if target.is_dir():
         raise ReportError(f"{target}: is a folder; give a file name such as {target / DEFAULT_NAME}", field="out")

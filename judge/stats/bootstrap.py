@@ -7,6 +7,15 @@ from collections.abc import Callable
 
 import numpy as np
 
+SMALL_N = 30
+"""Intervals from fewer items than this carry a small-n warning: a percentile bootstrap resamples only the items
+it has, so on a handful of them it understates the uncertainty (on 4 items of one value it collapses to a point)."""
+
+
+def is_small_n(n: int | None) -> bool:
+    """Whether an interval over `n` items is to be read with the small-n warning (`SMALL_N`)."""
+    return n is not None and n < SMALL_N
+
 
 def resample_indices(n_items: int, n_resamples: int, seed: int, key: str = "") -> np.ndarray:
     """``n_resamples`` × ``n_items`` indices drawn with replacement.

@@ -23,6 +23,7 @@ from judge.errors import RunDirError
 from judge.judges import MOCK, NOT_A_MODEL
 from judge.log import Scorecard, document
 from judge.rundir import JsonlError, parse_jsonl, write_text_atomic
+from judge.stats.bootstrap import SMALL_N, is_small_n
 from judge.suites.catalogue import SUITES, Suite
 from judge.suites.metrics import (
     Summary,
@@ -302,7 +303,7 @@ class ScorecardBuilder:
         pillar_ranks = pillar_mean_ranks({s: r["ranks"] for s, r in ranks.items()},
                                          {s: SUITES[s].pillar for s in ranks})
         card = Scorecard(results=results, ranks=ranks, pillar_ranks=pillar_ranks, unparsed=self.unparsed, seed=seed,
-                         bootstrap=n_bootstrap)
+                         bootstrap=n_bootstrap, small_n_below=SMALL_N)
         if self.mocks:  # set only with mocks: other scorecards keep their shape
             card.not_a_model = dict.fromkeys(self.mocks, NOT_A_MODEL)
         return document(card)
@@ -365,7 +366,7 @@ def _result(
     measured (value null, n 0), and `extra` says why."""
     s = summary if summary is not None else Summary(None, None, None, 0)
     return {"target": target, "pillar": suite.pillar, "suite": suite.id, "metric": metric.name, "value": s.value,
-            "ci_low": s.ci_low, "ci_high": s.ci_high, "n": s.n, "se": s.se,
+            "ci_low": s.ci_low, "ci_high": s.ci_high, "n": s.n, "se": s.se, "small_n": s.n > 0 and is_small_n(s.n),
             "higher_is_better": metric.higher_is_better, "source": metric.source, "group": group, **extra}
 
 
@@ -439,7 +440,8 @@ def _fmt(value: float | None) -> str:
 def scorecard_markdown(card: Mapping[str, Any]) -> str:
     """Readable tables: values per suite, ranks per suite, mean ranks per pillar, unreadable answers."""
     lines = ["# Scorecard", "", f"Intervals: 95 % percentile bootstrap over prompts ({card['bootstrap']} resamples, "
-             f"seed {card['seed']}).", ""]
+             f"seed {card['seed']}); *small n*: a value over fewer than {SMALL_N} prompts, whose interval "
+             "understates the uncertainty.", ""]
     lines[2:2] = [f"**{name} is {note}.**\n" for name, note in card.get("not_a_model", {}).items()]
     by_suite: dict[str, list[Mapping[str, Any]]] = {}
     for record in card["results"]:
@@ -449,6 +451,7 @@ def scorecard_markdown(card: Mapping[str, Any]) -> str:
                   "|---|---|---|---:|---|---:|"]
         for r in records:
             ci = "—" if r["ci_low"] is None else f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
+            ci += " *small n*" if r.get("small_n") else ""
             arrow = "↑" if r["higher_is_better"] else "↓"
             lines.append(f"| {r['target']} | {r['metric']} {arrow} | {r['group'] or ''} | {_fmt(r['value'])} | "
                          f"{ci} | {r['n']} |")
