@@ -497,4 +497,6 @@ def test_demo_with_a_judge_writes_a_report(tmp_path: Path, judge_env: Path, run_
     assert result.code == 0, result.stderr
     report = tmp_path / "runs" / "demo" / "report.html"
     assert report.is_file() and str(Path("runs") / "demo" / "report.html") in result.stdout
+    assert "Mean score per criterion and target" in result.stdout and "all targets pooled" not in result.stdout
+    assert "Critical-failure rate (share of judged responses" in result.stdout
     assert not read_report(report.read_text(encoding="utf-8")).errors
