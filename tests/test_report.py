@@ -380,12 +380,13 @@ def test_a_bad_line_in_items_is_reported_before_any_page_is_written(score_run: P
     run = tmp_path / "run"
     shutil.copytree(score_run, run)
     (run / "report.html").unlink(missing_ok=True)
-    with (run / "verdicts.jsonl").open("a", encoding="utf-8") as handle:
-        handle.write('{"item_id": "x"\n')
-    lines = len((run / "verdicts.jsonl").read_text(encoding="utf-8").splitlines())
-    with pytest.raises(ReportError, match=rf"verdicts.jsonl:{lines}: not valid JSON"):
-        write_report(run)
-    assert not (run / "report.html").exists()
+    for bad in ('{"item_id": "x"\n', '{"item_id": "x", "score": NaN}\n'):
+        (run / "verdicts.jsonl").write_text((score_run / "verdicts.jsonl").read_text(encoding="utf-8") + bad,
+                                            encoding="utf-8")
+        lines = len((run / "verdicts.jsonl").read_text(encoding="utf-8").splitlines())
+        with pytest.raises(ReportError, match=rf"verdicts.jsonl:{lines}: not valid JSON"):
+            write_report(run)
+        assert not (run / "report.html").exists()
 
 
 def test_calls_per_stage_names_each_count_once(tmp_path: Path) -> None:

@@ -56,7 +56,7 @@ class ItemBrowser:
             yield Markup(f',"{name}":[')
             if path.is_file():
                 for index, row in enumerate(_rows(path, FIELDS[name])):
-                    yield Markup(("," if index else "") + _safe_json(row))
+                    yield Markup(("," if index else "") + row)
             yield Markup("]")
         yield Markup("}")
 
@@ -73,11 +73,15 @@ def item_browser(directory: Path, browser_id: str = "items") -> ItemBrowser | No
     return browser
 
 
-def _rows(path: Path, fields: tuple[str, ...]) -> Iterator[list[Any]]:
+def _rows(path: Path, fields: tuple[str, ...]) -> Iterator[str]:
+    """Each line of `path` as the embedded row's JSON text."""
     with path.open("rb") as handle:
         try:
-            for _, record in parse_jsonl(handle, str(path)):
-                yield [_shown(_field(record, name)) for name in fields]
+            for number, record in parse_jsonl(handle, str(path)):
+                try:
+                    yield _safe_json([_shown(_field(record, name)) for name in fields])
+                except ValueError as exc:  # NaN or Infinity: not JSON, the page could not read it
+                    raise JsonlError(str(path), number, f"not valid JSON ({exc})", decoded=True) from exc
         except JsonlError as exc:
             raise ReportError(f"{exc}; the report shows every line of the run's files, so repair or re-create "
                               "this one (running the same command again completes an interrupted run)") from exc
