@@ -65,12 +65,9 @@ def item_browser(directory: Path, browser_id: str = "items") -> ItemBrowser | No
     """The browser of a score run folder, or None when it kept no items.jsonl (a run older than the file)."""
     if not (directory / "items.jsonl").is_file():
         return None
-    browser = ItemBrowser(browser_id, directory)
-    for name, path in browser.sources.items():  # a bad line is reported now, before any page is written
-        if path.is_file():
-            for _ in _rows(path, FIELDS[name]):
-                pass
-    return browser
+    # The files are read once, while the page is written: a bad line raises ReportError then, and the
+    # page's atomic write leaves no file behind.
+    return ItemBrowser(browser_id, directory)
 
 
 def _rows(path: Path, fields: tuple[str, ...]) -> Iterator[str]:
