@@ -501,3 +501,19 @@ def test_demo_with_a_judge_writes_a_report(tmp_path: Path, judge_env: Path, run_
     assert "Mean score per criterion and target" in result.stdout and "all targets pooled" not in result.stdout
     assert "Critical-failure rate (share of judged responses" in result.stdout
     assert not read_report(report.read_text(encoding="utf-8")).errors
+
+
+def test_writing_the_item_browser_streams_the_run_files(score_run: Path, tmp_path: Path) -> None:
+    """Ten times the items must not take more memory to write: the rows go from the files to the page a line at
+    a time (a jinja macro around them built the whole block as one string)."""
+    import tracemalloc
+
+    peaks = []
+    for n_items in (300, 3000):
+        run = write_item_run(tmp_path / f"run{n_items}", score_run, n_items)
+        tracemalloc.start()
+        write_report(run)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    grown = peaks[1] - peaks[0]
+    assert grown < 4_000_000, f"peak grew by {grown:,} bytes from 300 to 3,000 items"
