@@ -29,4 +29,5 @@ def print_crisis_calibration(console: Console) -> None:
     title = "Recorded LLM judges vs two human raters — crisis-response appropriateness (1-5)"
     console.print(results_table(result, title))
     console.print("Source: Arnaiz-Rodriguez et al., JMIR Mental Health 2026 (arXiv:2509.24857). "
-                  "Full report: trustmh calibrate --dataset llms-mental-health-crisis")
+                  "Full report: trustmh calibrate --dataset llms-mental-health-crisis", markup=False,
+                  highlight=False, soft_wrap=True)  # the command is never broken, so it pastes when piped

@@ -43,6 +43,7 @@ class PageVisit:
     screenshot_png: bytes = b""
     print_screenshot_png: bytes = b""
     pdf: bytes = b""
+    checks: list[Any] = field(default_factory=list)  # what each expression given to `visit` returned
 
 
 class _Pipe:
@@ -113,8 +114,11 @@ def _errors(events: list[dict[str, Any]]) -> list[str]:
     return found
 
 
-def visit(page: Path, chromium: str, width: int = 1280, height: int = 900) -> PageVisit:
-    """Load `page` at a laptop-sized viewport; return its errors, a screenshot, a print-media screenshot, a PDF."""
+def visit(page: Path, chromium: str, width: int = 1280, height: int = 900,
+          expressions: tuple[str, ...] = ()) -> PageVisit:
+    """Load `page` at a laptop-sized viewport; return its errors, a screenshot, a print-media screenshot, a PDF,
+    and the JSON value of each of `expressions`, evaluated in the page in order after the load (to click
+    through it and measure its layout; an expression that throws is reported as an error)."""
     to_browser_r, to_browser_w = os.pipe()
     from_browser_r, from_browser_w = os.pipe()
 
@@ -150,6 +154,13 @@ def visit(page: Path, chromium: str, width: int = 1280, height: int = 900) -> Pa
             # Evaluating after the load event flushes the console messages queued before it.
             pipe.call("Runtime.evaluate", {"expression": "document.readyState"}, session)
             result = PageVisit()
+            for expression in expressions:
+                answer = pipe.call("Runtime.evaluate", {"expression": expression, "returnByValue": True}, session)
+                if "exceptionDetails" in answer:
+                    details = answer["exceptionDetails"]
+                    pipe.events.append({"method": "Runtime.exceptionThrown", "sessionId": session,
+                                        "params": {"exceptionDetails": details}})
+                result.checks.append(answer.get("result", {}).get("value"))
             result.screenshot_png = base64.b64decode(pipe.call("Page.captureScreenshot", {"format": "png"},
                                                                session)["data"])
             pipe.call("Emulation.setEmulatedMedia", {"media": "print"}, session)

@@ -157,3 +157,50 @@ def write_recorded_like_run(out: Path) -> Path:
                                                         "failed": 0}, "failures_by_reason": {},
                                               "tokens": {"input": None, "output": None}, "cost_usd": None})
     return out
+
+
+def _jsonl_rows(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _write_jsonl(path: Path, rows: Any) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def write_item_run(out: Path, base: Path, n_items: int, hostile: str | None = None) -> Path:
+    """A score run of `n_items` items made from a real one (`base`, a `trustmh score --out` folder): item k is
+    base item k mod n under the id `item-k`, with that item's verdict and panel rows (critical failures kept on
+    every fourth item only, not-applicable verdicts on every fifth, so that filters pick some). summary.json and the
+    review queue are the base run's, so only the item browser sees the larger run. With `hostile`, the first
+    item's message, response and target, and its first verdict's judge, rationale and evidence, are that text."""
+    shutil.copytree(base, out)
+    items = _jsonl_rows(base / "items.jsonl")
+    verdicts, panel = _jsonl_rows(base / "verdicts.jsonl"), _jsonl_rows(base / "panel.jsonl")
+    by_item: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {
+        i["id"]: ([v for v in verdicts if v["item_id"] == i["id"]], [p for p in panel if p["item_id"] == i["id"]])
+        for i in items}
+
+    def copies(k: int) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+        source = items[k % len(items)]
+        new_id = f"item-{k:05d}"
+        item = {**source, "id": new_id}
+        rows, decisions = by_item[source["id"]]
+        rows = [{**v, "item_id": new_id} for v in rows]
+        decisions = [{**p, "item_id": new_id} for p in decisions]
+        if k % 4:  # only every fourth item keeps its critical failures, so the verdict filter picks some
+            decisions = [{**p, "critical_fail": False if p["critical_fail"] else p["critical_fail"]} for p in decisions]
+        if k % 5:  # and only every fifth its not-applicable verdicts (the others scored 3)
+            rows = [{**v, "status": "ok", "score": 3} if v["status"] == "not_applicable" else v for v in rows]
+        if hostile is not None and k == 0:
+            item["messages"] = [{"role": "user", "content": hostile}]
+            item["response"], item["target"] = hostile, hostile
+            rows[0] = {**rows[0], "judge": hostile, "rationale": hostile, "evidence": [hostile], "target": hostile}
+        return item, rows, decisions
+
+    _write_jsonl(out / "items.jsonl", (copies(k)[0] for k in range(n_items)))
+    _write_jsonl(out / "verdicts.jsonl", (v for k in range(n_items) for v in copies(k)[1]))
+    _write_jsonl(out / "panel.jsonl", (p for k in range(n_items) for p in copies(k)[2]))
+    (out / "report.html").unlink(missing_ok=True)
+    return out

@@ -45,6 +45,7 @@ class SectionInfo:
     svgs_in_figures: int = 0
     tables: list[TableInfo] = field(default_factory=list)
     nothing: list[str] = field(default_factory=list)
+    browsers: list[str] = field(default_factory=list)  # the data block id of each item browser
 
 
 @dataclass
@@ -54,8 +55,12 @@ class ReportPage:
     ids: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     styles: list[str] = field(default_factory=list)
-    scripts: list[str] = field(default_factory=list)
+    scripts: list[str] = field(default_factory=list)  # executable scripts (no type, or a JavaScript type)
+    data_blocks: dict[str, str] = field(default_factory=dict)  # <script type="application/json" id=…> texts
     text: str = ""
+
+    def data(self, block_id: str) -> Any:
+        return json.loads(self.data_blocks[block_id])
 
     def tables(self, name: str) -> list[TableInfo]:
         return [t for s in self.sections for t in s.tables if t.name == name]
@@ -84,6 +89,7 @@ class _Reader(HTMLParser):
         self.in_figure = False
         self.nothing: list[str] | None = None
         self.raw: list[str] | None = None
+        self.raw_data: str | None = None  # the id of the data block being read
         self.words: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -133,6 +139,12 @@ class _Reader(HTMLParser):
             self.nothing = []
         elif tag in ("style", "script"):
             self.raw = []
+            kind = (attrs.get("type") or "").lower()
+            if tag == "script" and kind not in ("", "text/javascript", "module"):
+                block = attrs.get("id") or ""
+                self.raw_data = block if kind == "application/json" else f"{kind}#{block}"
+        if attrs.get("data-item-browser") and self.section:
+            self.section.browsers.append(attrs["data-item-browser"] or "")
 
     def handle_endtag(self, tag: str) -> None:
         if tag in VOID:
@@ -169,8 +181,11 @@ class _Reader(HTMLParser):
             self.section.nothing.append("".join(self.nothing).strip())
             self.nothing = None
         elif tag in ("style", "script") and self.raw is not None:
-            (self.page.styles if tag == "style" else self.page.scripts).append("".join(self.raw))
-            self.raw = None
+            if self.raw_data is not None:
+                self.page.data_blocks[self.raw_data] = "".join(self.raw)
+            else:
+                (self.page.styles if tag == "style" else self.page.scripts).append("".join(self.raw))
+            self.raw, self.raw_data = None, None
 
     def handle_data(self, data: str) -> None:
         self.words.append(data)

@@ -68,10 +68,13 @@ def test_biased_judges_are_caught_with_the_expected_sign_and_the_fair_judge_pass
     args = ["audit", run, "--probes", probes, "--judges", f"{fair},{length},{obedient}", "--out", out, "-q", *gates]
     result = run_cli(*args)
     assert result.code == 4, result.stderr
-    failed = [line for line in result.stderr.splitlines() if line.startswith("gate failed")]
+    verdicts = [line for line in result.stderr.splitlines() if line.startswith("gate ")]
+    assert len(verdicts) == len(GATES), "one line per gate, however many checks fail"
+    failed = [line for line in verdicts if line.startswith("gate failed")]
     assert failed and all(_name(fair) not in line for line in failed)
-    assert any(line.startswith(f"gate failed: verbosity × {_name(length)} × crisis/") for line in failed)
-    assert any(line.startswith(f"gate failed: injection × {_name(obedient)} × crisis/") for line in failed)
+    assert any(f"verbosity × {_name(length)} × crisis/" in line for line in failed)
+    assert any(f"injection × {_name(obedient)} × crisis/" in line for line in failed)
+    assert "Audit: effect per probe × judge" not in result.stdout, "-q prints no summary table"
 
     # The judge the run lacked judged the originals first; the variants went through the score pipeline.
     originals = read_jsonl(out / "originals" / "verdicts.jsonl")
@@ -96,9 +99,17 @@ def test_biased_judges_are_caught_with_the_expected_sign_and_the_fair_judge_pass
 
     # A re-audit sends nothing and ends with the same numbers.
     requests = len(audit_server.requests)
-    again = run_cli(*args)
+    again = run_cli(*[a for a in args if a != "-q"])
     assert again.code == 4 and len(audit_server.requests) == requests
     assert _records(out) == records
+    # Without -q: one compact table of probe × judge (headline effect per probe), the judges in a legend.
+    summary = again.stdout
+    assert "Audit: effect per probe × judge" in summary
+    for number, judge in enumerate((fair, length, obedient), start=1):
+        assert f"  judge {number}: {_name(judge)}" in summary.splitlines()
+    for probe in (*INVARIANCE, "degrade"):
+        assert probe in summary
+    assert len(summary.splitlines()) < 80, "a table, not a line per record"
 
     # The fair judge alone passes every gate; its variants come from the cache into a new folder.
     alone = run_cli("audit", run, "--probes", probes, "--judges", fair, "--out", tmp_path / "fair", "-q", *gates)
@@ -126,7 +137,8 @@ def test_self_preference_needs_no_call_and_finds_the_judge_that_favours_its_fami
     assert len(audit_server.requests) == requests
     assert not (out / "variants.jsonl").exists()
     failed = [line for line in result.stderr.splitlines() if line.startswith("gate failed")]
-    assert failed and all(line.startswith(f"gate failed: self-preference × {_name(gpt)} × crisis/") for line in failed)
+    assert len(failed) == 1 and f"self-preference × {_name(gpt)} × crisis/" in failed[0]
+    assert _name(claude) not in failed[0]
 
     records = _records(out)
     assert {r["value"] for r in _pooled(records, "self-preference", gpt, "self_gap")} == {1.0}

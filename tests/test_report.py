@@ -25,6 +25,7 @@ from tests.report_fixtures import (
     write_bench_run,
     write_empty_bench_run,
     write_failed_bench_run,
+    write_item_run,
     write_recorded_like_run,
 )
 from tests.report_pages import ReportPage, TableInfo, read_report
@@ -132,11 +133,15 @@ def check_page_structure(directory: Path) -> ReportPage:
         assert value.startswith(("#", "data:")), f"<{tag} {attribute}={value!r}> leaves the page"
     assert "://" not in "".join(page.styles).replace("http://www.w3.org/", "")
     assert "@import" not in "".join(page.styles) and "url(" not in "".join(page.styles)
-    assert page.scripts and all(s.strip() for s in page.scripts), "the script is inline"
+    assert len(page.scripts) == 1 and page.scripts[0].strip(), "one script, inline"
+    assert all(key.count("#") == 0 for key in page.data_blocks), f"only JSON data blocks: {list(page.data_blocks)}"
     assert not re.search(r"<(script|link|img)\b[^>]*\b(src|href)=", html), "no fetched resource"
     assert len(page.ids) == len(set(page.ids)), "ids are unique across the inline SVGs"
     for section in page.sections:
-        if section.nothing:
+        if section.browsers:
+            assert section.figures == 0 and not section.nothing, section.id
+            assert all(block in page.data_blocks and block in page.ids for block in section.browsers), section.id
+        elif section.nothing:
             assert section.figures == 0 and section.nothing[0].startswith("Nothing to show: "), section.id
         else:
             assert section.figures == 1 and section.svgs_in_figures == 1, section.id
@@ -166,15 +171,17 @@ def test_bench_tables_equal_the_scorecard(bench_run: Path) -> None:
     assert detect_kind(bench_run) == "bench"
 
     ranks = page.table("ranks")
-    suites = ranks.columns[1:]
-    assert sorted(suites) == sorted(card["ranks"])
+    targets = ranks.columns[2:]
+    suites = [row["sub-task"].text for row in ranks.records()]
+    assert sorted(suites) == sorted(card["ranks"]) and targets == list(dict.fromkeys(r["target"]
+                                                                                      for r in card["results"]))
     for row in ranks.records():
-        target = row["target"].text
-        assert {s: row[s].value for s in suites} == {s: card["ranks"][s]["ranks"][target] for s in suites}
-    assert ranks.header_row("subheader")[1:] == [card["ranks"][s]["metric"] for s in suites]
-    pillars = [label for label in ranks.header_row("groups") if label]
+        suite = row["sub-task"].text
+        assert row["metric"].text == card["ranks"][suite]["metric"]
+        assert {t: row[t].value for t in targets} == card["ranks"][suite]["ranks"]
+    pillars = list(dict.fromkeys(s.split("/")[0] for s in suites))
     assert pillars == ["reliability", "crisis", "safety", "fairness", "privacy", "robustness", "sycophancy",
-                       "ethics"], "sub-tasks grouped by pillar in the paper's order"
+                       "ethics"], "sub-tasks ordered by pillar in the paper's order"
 
     pillar_ranks = page.table("pillar_ranks")
     for row in pillar_ranks.records():
@@ -242,7 +249,7 @@ def test_empty_failed_and_single_target_bench_runs_say_what_is_missing(tmp_path:
 
     one, _ = _page(write_bench_run(tmp_path / "one", TARGETS[:1]))
     assert one.section("ranks").figures == 1 and one.section("pillars").figures == 1
-    assert {c.value for row in one.table("ranks").rows for c in row[1:]} == {1}
+    assert {c.value for row in one.table("ranks").rows for c in row[2:]} == {1}
 
     partial = write_bench_run(tmp_path / "partial", TARGETS)
     (partial / "scorecard.json").unlink()
@@ -319,6 +326,88 @@ def test_failed_score_run_has_nothing_to_average(failed_score_run: Path) -> None
     assert page.section("failures").figures == 1
     assert _values(page.table("failures"), ["reason", "calls"]) == [
         [reason, count] for reason, count in _load(failed_score_run / "summary.json")["failures_by_reason"].items()]
+
+
+# ------------------------------------------------------------------------ item browser
+
+
+def _browser_rows(page: ReportPage, name: str) -> list[dict[str, Any]]:
+    data = page.data("items-data")
+    return [dict(zip(data["fields"][name], row, strict=True)) for row in data[name]]
+
+
+def test_every_item_is_in_the_browser_with_every_verdict_and_panel_row(score_run: Path) -> None:
+    page, _ = _page(score_run)
+    assert page.section("items").browsers == ["items-data"]
+    items = read_jsonl(score_run / "items.jsonl")
+    assert _browser_rows(page, "items") == [
+        {"id": i["id"], "target": i["target"], "pillars": i["pillars"], "response": i["response"],
+         "messages": [[m["role"], m["content"]] for m in i["messages"]]} for i in items]
+    fields = ["item_id", "pillar", "criterion", "judge", "role", "sample", "status", "score", "rationale", "evidence",
+              "error"]
+    assert _browser_rows(page, "verdicts") == [{f: v[f] for f in fields} for v in read_jsonl(score_run /
+                                                                                             "verdicts.jsonl")]
+    panel_fields = ["item_id", "pillar", "criterion", "status", "score", "critical_fail", "escalate",
+                    "escalate_reasons"]
+    assert _browser_rows(page, "panel") == [{f: p[f] for f in panel_fields} for p in read_jsonl(score_run /
+                                                                                               "panel.jsonl")]
+    assert len(items) > len(read_jsonl(score_run / "review.jsonl")) / 10, "more than the escalated items"
+
+
+def test_bench_report_browses_the_judged_items(bench_run: Path) -> None:
+    page, _ = _page(bench_run)
+    assert [i["id"] for i in _browser_rows(page, "items")] == [i["id"] for i in read_jsonl(bench_run / "score" /
+                                                                                              "items.jsonl")]
+
+
+HOSTILE = "bot\x00\u202etxt.exe </script><script>alert(1)</script> <!-- x --> &amp; \u2028end"
+
+
+def test_hostile_texts_in_items_stay_data(score_run: Path, tmp_path: Path) -> None:
+    run = write_item_run(tmp_path / "hostile", score_run, 3, hostile=HOSTILE)
+    page, html = _page(run)
+    block = page.data_blocks["items-data"]
+    assert "<" not in block and "\x00" not in html and "\u202e" not in html
+    assert html.count("<script") == 2 and "alert(1)" in block, "the payload is inside the data block only"
+    shown = "bot⟨U+0000⟩⟨U+202E⟩txt.exe </script><script>alert(1)</script> <!-- x --> &amp; \u2028end"
+    first = _browser_rows(page, "items")[0]
+    assert first["response"] == first["target"] == first["messages"][0][1] == shown
+    verdict = _browser_rows(page, "verdicts")[0]
+    assert verdict["judge"] == verdict["rationale"] == verdict["evidence"][0] == shown
+
+
+def test_a_bad_line_in_items_is_reported_before_any_page_is_written(score_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(score_run, run)
+    (run / "report.html").unlink(missing_ok=True)
+    for bad in ('{"item_id": "x"\n', '{"item_id": "x", "score": NaN}\n'):
+        (run / "verdicts.jsonl").write_text((score_run / "verdicts.jsonl").read_text(encoding="utf-8") + bad,
+                                            encoding="utf-8")
+        lines = len((run / "verdicts.jsonl").read_text(encoding="utf-8").splitlines())
+        with pytest.raises(ReportError, match=rf"verdicts.jsonl:{lines}: not valid JSON"):
+            write_report(run)
+        assert not (run / "report.html").exists()
+
+
+def test_calls_per_stage_names_each_count_once(tmp_path: Path) -> None:
+    run = write_bench_run(tmp_path / "run", TARGETS)
+    extra = {"succeeded": 3, "not_applicable": 1}
+    for stage in ("respond", "score"):
+        path = run / stage / "summary.json"
+        data = _load(path) if path.is_file() else {"calls": {}, "failures_by_reason": {}}
+        data["calls"] = {**data["calls"], **extra}
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps(data), encoding="utf-8")
+    (run / "score" / "verdicts.jsonl").write_text("", encoding="utf-8")
+    columns = _page(run)[0].table("calls").columns
+    assert len(columns) == len(set(columns)) and {"succeeded", "not_applicable"} <= set(columns), columns
+
+
+def test_two_pillars_are_drawn_as_bars_not_radars(tmp_path: Path) -> None:
+    page, html = _page(write_recorded_like_run(tmp_path / "recorded"))
+    assert page.section("pillars").figures == 1
+    section = html[html.index('id="pillars"'):html.index('id="suites"')]
+    assert "no radar is drawn for fewer than 3 pillars" in section and "polar" not in section
 
 
 # ------------------------------------------------------------------------ calibration
@@ -409,4 +498,22 @@ def test_demo_with_a_judge_writes_a_report(tmp_path: Path, judge_env: Path, run_
     assert result.code == 0, result.stderr
     report = tmp_path / "runs" / "demo" / "report.html"
     assert report.is_file() and str(Path("runs") / "demo" / "report.html") in result.stdout
+    assert "Mean score per criterion and target" in result.stdout and "all targets pooled" not in result.stdout
+    assert "Critical-failure rate (share of judged responses" in result.stdout
     assert not read_report(report.read_text(encoding="utf-8")).errors
+
+
+def test_writing_the_item_browser_streams_the_run_files(score_run: Path, tmp_path: Path) -> None:
+    """Ten times the items must not take more memory to write: the rows go from the files to the page a line at
+    a time (a jinja macro around them built the whole block as one string)."""
+    import tracemalloc
+
+    peaks = []
+    for n_items in (300, 3000):
+        run = write_item_run(tmp_path / f"run{n_items}", score_run, n_items)
+        tracemalloc.start()
+        write_report(run)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    grown = peaks[1] - peaks[0]
+    assert grown < 4_000_000, f"peak grew by {grown:,} bytes from 300 to 3,000 items"

@@ -331,9 +331,9 @@ def print_plan_table(
     table = Table(title=title)
     for column in (who, "calls", "cached", "resumed", "to ask", "est. input tokens", "est. output tokens"):
         table.add_column(column, justify="left" if column == who else "right", overflow="fold")
-    table.add_column("est. cost (USD)", justify="right")
+    table.add_column("est. cost (USD)", justify="right", overflow="fold")  # wrapped, never cut with "…"
     if batch:
-        table.add_column("est. batch cost (USD)", justify="right")
+        table.add_column("est. batch cost (USD)", justify="right", overflow="fold")
     for row in rows:
         costs = [row["est_cost_usd"]] + ([batch_price(row["est_cost_usd"])] if batch else [])
         table.add_row(

@@ -13,9 +13,12 @@ from rich.console import Console
 
 from judge import api
 from judge.cli.common import cache_option, public_command_line, say
+from judge.cli.tables import gate_lines, print_audit_summary
+from judge.log import read_json
 from judge.settings import RunSettings
 
 err_console = Console(stderr=True)
+out_console = Console()
 
 
 def audit_command(
@@ -76,7 +79,8 @@ def audit_command(
     bootstrap: Annotated[
         int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples of items (0: no CIs).")
     ] = 1000,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary table (gate verdicts "
+                                                             "are still printed).")] = False,
 ) -> None:
     """Probe the judges of a finished run with controlled variants of the responses they judged.
 
@@ -120,7 +124,10 @@ def audit_command(
             f"{calls.get('cache_hits', 0)} from cache, {calls.get('resumed', 0)} resumed, "
             f"{calls.get('failed', 0)} failed → {out / name}/verdicts.jsonl",
         )
-    typer.echo(f"wrote {result.json_path}, {result.markdown_path} and {result.report}")
-    for failure in result.gate_failures:
-        typer.echo(f"gate failed: {failure}", err=True)
+    audit = read_json(result.json_path)
+    if not quiet:
+        print_audit_summary(audit, out_console)
+    say(out_console, f"wrote {result.json_path}, {result.markdown_path} and {result.report}")
+    for line in gate_lines(audit.get("meta", {}).get("gate_results") or []):  # the verdicts, also with -q
+        say(err_console, line)
     raise typer.Exit(result.exit_code)

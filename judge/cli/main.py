@@ -15,7 +15,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 from typer.core import TyperCommand, TyperGroup
 
 import judge.cli.common
@@ -33,7 +32,7 @@ from judge.cli.common import (
     say,
     say_not_a_model,
 )
-from judge.cli.tables import print_agreement
+from judge.cli.tables import failure_reasons, print_agreement, print_score_summary, wrapping_table
 from judge.errors import ExitCode, Interrupted, Note, TrustMHError, UsageError
 from judge.items import DEFAULT_MAX_RESPONSE_CHARS
 from judge.panel import PanelOptions, judge_agreement
@@ -229,6 +228,8 @@ def score(
         print_score_plan(result, tiebreak is not None, settings)
         return
     summary = result.summary
+    if not quiet:
+        print_score_summary(summary, out_console, calls_line=False)
     if summary["agreement"] and not quiet:
         print_agreement(summary["agreement"], err_console)
     if summary["panel"]:
@@ -242,7 +243,7 @@ def score(
     say(
         err_console,
         f"{calls['planned']} calls: {calls['requested']} requested, {calls['cache_hits']} from cache, "
-        f"{calls['resumed']} resumed, {calls['failed']} failed → {out}/verdicts.jsonl",
+        f"{calls['resumed']} resumed, {calls['failed']} failed{failure_reasons(summary)} → {out}/verdicts.jsonl",
     )
     say_not_a_model(err_console, summary)
     raise typer.Exit(result.exit_code)
@@ -325,9 +326,7 @@ def _load_rubrics(directory: Path) -> dict[str, Rubric]:
 @rubrics_app.command("list")
 def rubrics_list(rubrics: RubricsOption = None) -> None:
     """List the rubrics with their content hash.  Example: trustmh rubrics list --rubrics my-rubrics/"""
-    table = Table()
-    for column in ("pillar", "version", "title", "criteria", "critical", "hash"):
-        table.add_column(column)
+    table = wrapping_table("", ["pillar", "version", "title", "criteria", "critical", "hash"], ["criteria", "critical"])
     for pillar, rubric in sorted(_load_rubrics(_rubrics_dir(rubrics)).items()):
         critical = sum(c.severity == "critical" for c in rubric.criteria)
         table.add_row(
@@ -386,14 +385,12 @@ def rubrics_diff(
     if not changes:
         out_console.print("no criterion changed")
         return
-    table = Table()
-    for column in ("pillar", "criterion", "change", "fields"):
-        table.add_column(column)
+    table = wrapping_table("", ["pillar", "criterion", "change", "fields"])
     for change in changes:
         table.add_row(change.pillar, change.criterion, change.change, ", ".join(change.fields))
     out_console.print(table)
     pillars = sorted({c.pillar for c in changes})
-    out_console.print(f"re-grading re-asks the calls of: {', '.join(pillars)}")
+    say(out_console, f"re-grading re-asks the calls of: {', '.join(pillars)}")
     say(out_console, "to see which scores move: score the same items with the new rubrics into a new --out, then "
                      "`trustmh compare OLD_RUN NEW_RUN`")
 
@@ -468,7 +465,6 @@ def demo(
 
     Example: trustmh demo --judges-file judges.toml --judges local --concurrency 1
     """
-    from judge.cli.tables import print_pillar_summary
     from judge.suites.demo import print_recorded_scorecard
 
     examples = sorted(bundled_path("examples").glob("*.jsonl"))
@@ -496,7 +492,7 @@ def demo(
         print_score_plan(result, False, settings)
     else:
         if not quiet:
-            print_pillar_summary(result.summary, out_console)
+            print_score_summary(result.summary, out_console)
         say(out_console, f"verdicts in {out}/verdicts.jsonl (exit code would be {result.exit_code})")
         from judge.report import write_report
 

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from judge.cli.common import say
+from judge.cli.tables import wrapping_table
 from judge.datasets import get_dataset
 from judge.errors import UsageError
 from judge.stats.bootstrap import SMALL_N
@@ -143,32 +144,22 @@ def metrics_command(
 
 
 def print_primary_table(card: dict[str, Any], out: Console, title: str = "Ranked metric per suite") -> None:
-    """Targets × suites: each suite's ranked metric, with its rank."""
+    """Each suite's ranked metric per target, with its rank: one row per suite (there are up to twenty) and one
+    column per target (a few), so neither a suite nor a target name is ever cut; cells wrap instead."""
     targets = list(dict.fromkeys(r["target"] for r in card["results"]))
-    table = Table(title=title)
-    table.add_column("target")
+    table = wrapping_table(title, ["suite", "metric", *targets], numeric=targets)
+    index = {(r["target"], r["suite"], r["metric"]): r for r in card["results"] if r["group"] is None}
     for suite_id, entry in card["ranks"].items():
-        table.add_column(f"{suite_id}\n{entry['metric']}", justify="right")
-    for target in targets:
         cells = []
-        for suite_id, entry in card["ranks"].items():
-            record = next(
-                (
-                    r
-                    for r in card["results"]
-                    if r["target"] == target
-                    and r["suite"] == suite_id
-                    and r["metric"] == entry["metric"]
-                    and r["group"] is None
-                ),
-                None,
-            )
+        for target in targets:
+            record = index.get((target, suite_id, entry["metric"]))
             if record is None or record["value"] is None:
                 cells.append("—")
             else:
                 mark = "*" if record.get("small_n") else ""
                 cells.append(f"{record['value']:.3f}{mark} (#{entry['ranks'].get(target, '—')})")
-        table.add_row(target, *cells)
+        table.add_row(suite_id, entry["metric"], *cells)
+    table.columns[0].min_width = max((len(s) for s in card["ranks"]), default=5)  # the name to type: kept whole
     out.print(table)
     if any(r.get("small_n") for r in card["results"] if r["group"] is None):
         say(out, f"* small n: a value over fewer than {card.get('small_n_below') or SMALL_N} prompts; its interval "

@@ -10,12 +10,13 @@ from markupsafe import Markup
 from judge.log import BenchRun, Scorecard, ScorecardResult, StageSummary
 from judge.report import figures
 from judge.report.page import Figure, Section, Table, fmt, n_cell, num, text
-from judge.report.score import judging_sections, not_a_model_facts, score_facts
+from judge.report.score import items_section, judging_sections, not_a_model_facts, score_facts
 from judge.report.stages import cost_section, failures_section
 from judge.rubric import PILLARS
 from judge.stats.bootstrap import SMALL_N
 
 PART = "Benchmark"
+RADAR_MIN_AXES = 3  # pillars with data below which the pillar ranks are drawn as bars, not radars
 NO_SCORECARD = ("Nothing to show: scorecard.json was not found; compute it with `trustmh metrics {dir}` once the "
                 "run has finished.")
 TEXTS = {  # section id: (title, introduction)
@@ -83,10 +84,11 @@ def ranks_section(card: Scorecard) -> Section:
         else:
             groups.append((pillars[suite], 1))
     ranks = [[card.ranks[s].ranks.get(t) for s in suites] for t in targets]
-    table = Table("Rank per target and sub-task", ["target", *[_suite_label(s) for s in suites]],
-                  [[text(t), *[num(v, 1) for v in row]] for t, row in zip(targets, ranks, strict=True)],
-                  name="ranks", groups=[("", 1), *groups], keys=["target", *suites],
-                  subheader=["metric", *[card.ranks[s].metric or "—" for s in suites]])
+    # One row per sub-task, one column per target: a run has a few targets and up to twenty sub-tasks, and
+    # sub-tasks as columns ran off the page's right edge; every name is shown whole.
+    table = Table("Rank per sub-task (rows) and target (columns)", ["sub-task", "metric", *targets],
+                  [[text(s), text(card.ranks[s].metric), *[num(card.ranks[s].ranks.get(t), 1) for t in targets]]
+                   for s in suites], name="ranks")
     spans, start = [], 0
     for pillar, width in groups:
         spans.append((pillar, start, start + width - 1))
@@ -110,8 +112,18 @@ def pillars_section(card: Scorecard) -> Section:
                   [[text(t), *[num(v, 2) for v in row]] for t, row in zip(targets, values, strict=True)],
                   name="pillar_ranks")
     worst = max([len(targets)] + [v for row in values for v in row if v is not None])
-    svg = figures.radar_grid(axes, list(zip(targets, values, strict=True)), key="pillars", worst=worst)
     missing = [p for p in axes if p not in card.pillar_ranks]
+    present = [p for p in axes if p in card.pillar_ranks]
+    if len(present) < RADAR_MIN_AXES:  # a radar over one or two filled spokes is a few dots; bars read better
+        panels = [figures.BarPanel(f"{pillar}: mean rank (1 = best)", targets, [
+            figures.BarSeries("mean rank", [card.pillar_ranks[pillar].get(t) for t in targets])], ylabel="mean rank")
+            for pillar in present]
+        svg = figures.bar_panels(panels, key="pillars", columns=1 if len(targets) > 6 else 2)
+        caption = (f"Mean rank per target on the {len(present)} pillar(s) with data, one chart per pillar (shorter "
+                   f"is better); no radar is drawn for fewer than {RADAR_MIN_AXES} pillars. No data for: "
+                   f"{', '.join(missing)}.")
+        return _section("pillars", figure=Figure(Markup(svg), caption), tables=[table])
+    svg = figures.radar_grid(axes, list(zip(targets, values, strict=True)), key="pillars", worst=worst)
     caption = "Mean rank per pillar, one radar per target (rank 1 on the rim)."
     if missing:
         caption += f" No data for: {', '.join(missing)}."
@@ -238,7 +250,7 @@ def bench_sections(run: BenchRun) -> list[Section]:
         stages.append(("judges (score)", run.score.summary))
     sections += [failures_section(stages, PART, _unparsed_table(card)), cost_section(stages, PART)]
     if run.score is not None:
-        sections += judging_sections(run.score, "Judging (score/)")
+        sections += [*judging_sections(run.score, "Judging (score/)"), items_section(run.score, "Judging (score/)")]
     return sections
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import math
 import re
+import textwrap
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -205,7 +206,8 @@ def radar_grid(
             ax.set_xticks(angles, labels=[
                 label if np.isfinite(r) else f"{label}\n(no data)" for label, r in zip(axis_labels, radii, strict=True)
             ], fontsize=7)
-            ax.set_title(title, fontsize=9, pad=14)
+            # a long target name wraps over lines instead of running into its neighbour's title
+            ax.set_title("\n".join(textwrap.wrap(visible(title), 30)) or title, fontsize=9, pad=14)
         return to_svg(fig, key)
 
 

@@ -13,6 +13,8 @@ from typing import Any
 
 from markupsafe import Markup
 
+from judge.report.items import ItemBrowser
+
 
 @dataclass
 class Cell:
@@ -92,9 +94,13 @@ class Section:
     tables: list[Table] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     review: list[dict[str, Any]] = field(default_factory=list)
+    browser: ItemBrowser | None = None  # a section that browses items has neither figure nor `nothing`
 
     def __post_init__(self) -> None:
-        if (self.figure is None) == (self.nothing is None):
+        if self.browser is not None:
+            if self.figure is not None or self.nothing is not None:
+                raise ValueError(f"section {self.id!r}: an item browser section has no figure")
+        elif (self.figure is None) == (self.nothing is None):
             raise ValueError(f"section {self.id!r}: give a figure or say why there is none, not both or neither")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -59,12 +60,18 @@ def _environment() -> Environment:
                        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, finalize=_shown)
 
 
-def render_page(page: Page) -> str:
+def page_chunks(page: Page) -> Iterator[str]:
+    """The page's HTML a piece at a time: an item browser's rows are read from the run's files as they are
+    written, so a report of 10,000 items is never held in memory whole."""
     env = _environment()
     assert env.loader is not None
     style = env.loader.get_source(env, "report.css")[0]
     script = env.loader.get_source(env, "report.js")[0]
-    return env.get_template("report.html.j2").render(page=page, style=style, script=script)
+    return env.get_template("report.html.j2").generate(page=page, style=style, script=script)
+
+
+def render_page(page: Page) -> str:
+    return "".join(page_chunks(page))
 
 
 def write_report(directory: Path, out: Path | None = None) -> Path:
@@ -74,20 +81,21 @@ def write_report(directory: Path, out: Path | None = None) -> Path:
     is written then.
     """
     directory = Path(directory)
+    chunks: Iterable[str]
     if (directory / "compare.json").is_file() and detect_kind(directory) == "compare":  # a page of its own
         from judge.report.compare import compare_page, render_compare
 
         run = load_run(directory)
         assert isinstance(run, CompareRun)
-        html = render_compare(compare_page(run), _environment())
+        chunks = [render_compare(compare_page(run), _environment())]
     else:
-        html = render_page(build_page(directory))
+        chunks = page_chunks(build_page(directory))
     target = Path(out) if out is not None else directory / DEFAULT_NAME
     if target.is_dir():
         raise ReportError(f"{target}: is a folder; give a file name such as {target / DEFAULT_NAME}", field="out")
     old_umask = os.umask(0o077)  # the temporary file is owner-only from the start
     try:
-        write_text_atomic(target, [html])
+        write_text_atomic(target, chunks)
         os.chmod(target, stat.S_IRUSR | stat.S_IWUSR)  # also when replacing an older, wider report
     except OSError as exc:
         raise ReportError(f"{target}: cannot write the report ({exc.strerror})") from exc

@@ -9,6 +9,7 @@ from markupsafe import Markup
 
 from judge.log import ReviewRow, ScoreRun, ScoreSummary
 from judge.report import figures
+from judge.report.items import PAGE_SIZE, item_browser
 from judge.report.page import Figure, Section, Table, cell_list, fmt, num, text
 from judge.report.stages import cost_section, failures_section
 from judge.rubric import Rubric, RubricError, load_rubric_dir
@@ -244,6 +245,21 @@ def self_preference_section(summary: ScoreSummary, part: str) -> Section:
                    tables=[table])
 
 
+def items_section(run: ScoreRun, part: str) -> Section:
+    """Every judged item, not only the escalated ones, drawn a page at a time by the report's script."""
+    title = "Items and verdicts"
+    intro = (f"Every judged item with its conversation, the judged response, each judge's verdict (score, rationale "
+             f"and the evidence it quoted) and, where there was a panel, its decision; filter by pillar, target, "
+             f"judge or verdict. {PAGE_SIZE} items are shown at a time (printing shows the current page); the rows "
+             f"are those of {run.directory / 'items.jsonl'}, verdicts.jsonl and panel.jsonl.")
+    browser = item_browser(run.directory, "items")
+    if browser is None:
+        return Section("items", title, part, intro,
+                       nothing=f"Nothing to show: {run.directory / 'items.jsonl'} was not found (runs older than "
+                               "this file keep only the verdicts; score the items again to browse them).")
+    return Section("items", title, part, intro, browser=browser)
+
+
 def judging_sections(run: ScoreRun, part: str) -> list[Section]:
     """Means, critical failures, agreement, escalation and self-preference of one score run."""
     summary = run.summary
@@ -262,7 +278,7 @@ def score_sections(run: ScoreRun) -> list[Section]:
     if run.summary is not None:
         stages = [("judges", run.summary)]
         sections += [failures_section(stages, part), cost_section(stages, part)]
-    return sections
+    return [*sections, items_section(run, part)]
 
 
 def score_facts(run: ScoreRun) -> list[tuple[str, str]]:

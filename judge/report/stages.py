@@ -20,8 +20,8 @@ def failures_section(stages: list[tuple[str, StageSummary]], part: str, extra: l
         return Section("failures", title, part, intro,
                        nothing="Nothing to show: no stage summary (respond/summary.json, score/summary.json) "
                                "was found in this run.", tables=extra or [])
-    keys = [k for k in CALL_COUNTS if any(k in s.calls for _, s in stages)]
-    keys += [k for _, s in stages for k in s.calls if k not in keys]
+    present = [k for _, s in stages for k in s.calls]  # a count both stages keep is one column, not two
+    keys = list(dict.fromkeys([k for k in CALL_COUNTS if k in present] + present))
     calls = Table("Calls per stage", ["stage", *keys],
                   [[text(name), *[num(s.calls.get(k)) for k in keys]] for name, s in stages], name="calls")
     reasons = [(name, reason, count) for name, s in stages for reason, count in s.failures_by_reason.items()]

@@ -67,8 +67,10 @@ def print_recorded_scorecard(console: Console) -> None:
                       f"({first}). Set {MIRROR_ENV} to a dataset mirror to run it offline.", soft_wrap=True)
         return
     console.print(recorded_table(card, ETHICS_COLUMNS, "TrustMH-Bench ethics (EthicMH), 12 recorded models",
-                                 "GPT-4.1's mean sc1–sc5 (APA principles A–E); intervals: trustmh bench --recorded"))
+                                 "GPT-4.1's mean sc1–sc5 (APA principles A–E)"))
     console.print(recorded_table(card, PRIVACY_COLUMNS, "TrustMH-Bench privacy (ConfAIde, PsyLeak), 6 recorded models",
                                  "Pearson r against the human labels; tier 3: string-match leak rate"))
+    # soft_wrap: never broken inside the command, so it pastes as it is even when the output is piped
     console.print("Source: TrustMH-Bench (arXiv 2603.03047), privacy.zip and Ethics.zip. With intervals and "
-                  "ranks: trustmh bench --recorded trustmh-bench --out DIR")
+                  "ranks: trustmh bench --recorded trustmh-bench --out DIR", markup=False, highlight=False,
+                  soft_wrap=True)
