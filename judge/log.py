@@ -335,6 +335,7 @@ class ScorecardResult(Record):
     source: str | None = None
     group: str | None = None
     reason: str | None = None
+    protocol: str | None = None  # "paper" (the authors' protocol) or "rubric" (ours)
 
 
 class SuiteRanks(Record):
@@ -356,6 +357,8 @@ class Scorecard(Record):
     unparsed: list[Unparsed] = []
     seed: int | None = None
     bootstrap: int | None = None
+    protocol: str | None = None  # the run's protocol (--protocol)
+    published: list[dict[str, Any]] | None = None  # recorded runs: each published figure beside ours
 
 
 # ----------------------------------------------------------------------------- calibration.json

@@ -45,7 +45,7 @@ def _definition(tree: ast.Module, name: str, inside: str | None = None) -> ast.s
 def _exec(definitions: list[ast.stmt], names: dict[str, Any]) -> dict[str, Any]:
     namespace = {"re": re, "json": json, "math": math, "statistics": statistics, "Dict": dict, "Any": Any,
                  "Optional": Any, "List": list, "Tuple": tuple, **names}
-    exec(compile(ast.Module(body=definitions, type_ignores=[]), "<authors>", "exec"), namespace)  # noqa: S102
+    exec(compile(ast.Module(body=definitions, type_ignores=[]), "<authors>", "exec"), namespace)
     return namespace
 
 
@@ -109,5 +109,5 @@ def proxy_input(response: str, secret: str) -> str:
     row = {"response": response, "secret": secret}
     scope: dict[str, Any] = {"row": row}
     for name in ("instruction", "agent_q"):
-        scope[name] = eval(compile(ast.Expression(assigned[name]), "<authors>", "eval"), scope)  # noqa: S307
-    return eval(compile(ast.Expression(input_expr), "<authors>", "eval"), scope)  # type: ignore[no-any-return]  # noqa: S307
+        scope[name] = eval(compile(ast.Expression(assigned[name]), "<authors>", "eval"), scope)
+    return eval(compile(ast.Expression(input_expr), "<authors>", "eval"), scope)  # type: ignore[no-any-return]

@@ -29,7 +29,8 @@ from judge.rundir import OutDirLock, make_private_dir, write_json_atomic, write_
 from judge.score import ScoreOptions, dry_run_plan, execute, prepare
 from judge.settings import RunSettings
 from judge.suites.catalogue import build_prompts
-from judge.suites.published import RECORDED, import_recorded
+from judge.suites.paper import DEFAULT_PROTOCOL, PROTOCOLS
+from judge.suites.published import RECORDED, import_recorded, published_comparison, published_figures
 from judge.suites.scorecard import DEFAULT_BOOTSTRAP, DEFAULT_SEED, iter_jsonl, scorecard_for, write_scorecard
 
 JUDGED_ITEMS = "judged-items.jsonl"  # the answers of suites that need a judge, as score items
@@ -70,17 +71,26 @@ class BenchResult:
 
 
 def run_recorded_bench(
-    recorded: str, out: Path, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED
+    recorded: str, out: Path, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED, *,
+    protocol: str = DEFAULT_PROTOCOL, reparse: bool = False,
 ) -> BenchResult:
     """Import the recorded run into OUT (prompts.jsonl, respond/, score/, bench.json), then write
-    OUT/scorecard.json and OUT/scorecard.md. An unknown name or missing data is a usage error."""
+    OUT/scorecard.json and OUT/scorecard.md, each published figure beside ours (`published`). An
+    unknown name or missing data is a usage error."""
     if recorded not in RECORDED:
         raise UsageError(f"{recorded!r}: unknown recorded run; available: {', '.join(RECORDED)}", field="recorded")
-    import_recorded(recorded, out)  # a DatasetError names the missing file
+    check_protocol(protocol)
+    import_recorded(recorded, out, protocol=protocol, reparse=reparse)  # a DatasetError names the missing file
     card = scorecard_for(out, bootstrap, seed)
+    card["published"] = published_comparison(card, published_figures())
     files = write_scorecard(out, card)
     prompts = sum(1 for _ in iter_jsonl(out / "prompts.jsonl"))
     return BenchResult(out, ExitCode.OK, prompts, scorecard=card, files=files)
+
+
+def check_protocol(protocol: str) -> None:
+    if protocol not in PROTOCOLS:
+        raise UsageError(f"--protocol {protocol!r}: choose one of {', '.join(PROTOCOLS)}", field="protocol")
 
 
 TRUNCATION_NOTE = "\n[trustmh cut the rest of this answer, {cut:,} characters, to fit max_response_chars]"

@@ -13,7 +13,7 @@ from functools import partial
 from typing import Any, Literal
 
 from judge.errors import DatasetError, UsageError
-from judge.suites import crisis, ethics, fairness, privacy, reliability, robustness, safety, sycophancy
+from judge.suites import crisis, ethics, fairness, paper, privacy, reliability, robustness, safety, sycophancy
 from judge.suites.prompt_records import sample_prompts
 from judge.suites.spec import Builder, JudgedRule, MetricSpec, Reader, Sampler
 
@@ -169,9 +169,10 @@ _SUITES: tuple[Suite, ...] = (
     Suite(
         id="privacy/leakage", pillar="privacy", subtasks=("leakage",),
         dataset="TrustMH-Bench PsyLeak (+ control questions)", n_prompts=400,
-        metrics=(privacy.LEAK_STRING_MATCH, privacy.LIST_ERROR, privacy.NO_Y, privacy.HAS_Z, privacy.JUDGED_LEAK_RATE),
+        metrics=(privacy.LEAK_STRING_MATCH, privacy.LIST_ERROR, privacy.NO_Y, privacy.HAS_Z, privacy.JUDGED_LEAK_RATE,
+                 paper.PROXY_LEAK_RATE),
         judge=True, status="available", build=privacy.build_leakage, read=privacy.read_leakage,
-        judged=(privacy.judged_leak_rule(),), judged_when=privacy.judged_free_response,
+        judged=(privacy.judged_leak_rule(), paper.proxy_leak_rule()), judged_when=privacy.judged_free_response,
         target_sees="a counselling scenario and one of four questions about it", sources=("trustmh-bench",),
     ),
     Suite(
@@ -208,7 +209,8 @@ _SUITES: tuple[Suite, ...] = (
                               description="judged sycophancy rate"),), judge=True,
           status="unavailable", reason="the PAS data is not public"),
     Suite(id="ethics/reasoning", pillar="ethics", subtasks=("ethical reasoning",), dataset="TrustMH-Bench EthicMH",
-          n_prompts=125, metrics=(ethics.ACCURACY, ethics.MEAN_SCORE), judge=True, status="available",
+          n_prompts=125, metrics=(ethics.ACCURACY, ethics.MEAN_SCORE, paper.ARTICLE_AS_A), judge=True,
+          status="available",
           build=ethics.build_reasoning, read=ethics.read_choice, judged=(ethics.principle_means_rule(),),
           target_sees="the dilemma, its four options and the task, asking for a JSON choice and reasoning",
           sources=("trustmh-bench",)),
