@@ -161,10 +161,16 @@ def bench(
     report: bool = True,
     split_critical: bool = False,
     settings: RunSettings | None = None,
+    protocol: str = "rubric",
+    reparse: bool = False,
+    first: int | None = None,
+    paper_decoding: bool = True,
 ) -> BenchResult:
     """TrustMH-Bench suites on chatbots: build the prompts, the targets answer, the judges judge, the scorecard
     (OUT/scorecard.json, scorecard.md) and, with `report`, OUT/report.html. With `recorded`, import a
-    published run instead (offline), given only `out`, `bootstrap` and `seed`."""
+    published run instead (offline), given only `out`, `bootstrap` and `seed` (and `protocol`, `reparse`).
+    `protocol="paper"`: the authors' readers, judge prompts and decoding where they published them (see
+    docs/benchmark.md, "Paper protocol"); `first`: the first N prompts of each suite instead of `limit`."""
     from judge.suites.bench import BenchOptions, run_bench, run_recorded_bench
     from judge.suites.scorecard import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 
@@ -176,8 +182,10 @@ def bench(
             raise UsageError(
                 "imports a published run: give it only `out=` (and `bootstrap=`, `seed=`)", field="recorded"
             )
-        result = run_recorded_bench(recorded, out, bootstrap, seed)
+        result = run_recorded_bench(recorded, out, bootstrap, seed, protocol=protocol, reparse=reparse)
     else:
+        if reparse:
+            raise UsageError("--reparse re-reads a recorded run's raw answers: use it with --recorded", field="reparse")
         names = [s.strip() for s in suites.split(",")] if isinstance(suites, str) else list(suites or [])
         if not [name for name in names if name]:
             raise UsageError("name the suites to run (see `trustmh suites list`), or use `recorded=`", field="suites")
@@ -195,6 +203,9 @@ def bench(
             families=_families(loaded, judges_file),
             split_critical=split_critical,
             settings=settings or RunSettings(),
+            protocol=protocol,
+            first=first,
+            paper_decoding=paper_decoding,
         )
         with _os_errors_under(out):
             result = run_bench(options)

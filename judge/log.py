@@ -358,7 +358,7 @@ class Scorecard(Record):
     seed: int | None = None
     bootstrap: int | None = None
     protocol: str | None = None  # the run's protocol (--protocol)
-    published: list[dict[str, Any]] | None = None  # recorded runs: each published figure beside ours
+    published: dict[str, Any] | None = None  # recorded runs: each published figure beside ours
 
 
 # ----------------------------------------------------------------------------- calibration.json

@@ -234,10 +234,17 @@ def get_suite(suite_id: str) -> Suite:
     return SUITES[suite_id]
 
 
-def build_prompts(names: list[str], limit: int | None, seed: int, field: str = "suites") -> list[dict[str, Any]]:
+def build_prompts(names: list[str], limit: int | None, seed: int, field: str = "suites",
+                  first: int | None = None) -> list[dict[str, Any]]:
     """Every named suite's prompts, in order; any unknown or unbuildable name fails before anything is built.
 
-    `field` names the argument the names came from in the errors (the command line's SUITE... is "SUITE")."""
+    `field` names the argument the names came from in the errors (the command line's SUITE... is "SUITE").
+    `first`: the first N prompts of each suite in the dataset's order (the paper's selection for some of
+    its models), instead of `limit`'s seeded sample."""
+    if first is not None and limit is not None:
+        raise UsageError("--first N and --limit N both choose prompts: give one of them", field="first")
+    if first is not None and first < 1:
+        raise UsageError(f"--first {first}: must be at least 1", field="first")
     unknown = [n for n in names if n not in SUITES]
     if unknown:
         raise UsageError(f"unknown suite(s) {', '.join(map(repr, unknown))}; known: {', '.join(SUITES)}", field=field)
@@ -250,7 +257,7 @@ def build_prompts(names: list[str], limit: int | None, seed: int, field: str = "
     prompts: list[dict[str, Any]] = []
     for name in dict.fromkeys(names):
         try:
-            prompts += build_suite(name, limit, seed)
+            prompts += build_suite(name, limit, seed) if first is None else build_suite(name)[:first]
         except (DatasetError, ValueError) as exc:
             raise UsageError(f"suite {name}: {exc}") from exc
     return prompts

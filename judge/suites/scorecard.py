@@ -519,8 +519,9 @@ def published_markdown(published: Mapping[str, Any]) -> list[str]:
               "| figure | target | published | this run | status | published rank | rank | rank status |",
               "|---|---|---:|---:|---|---:|---:|---|"]
     for s in published["summary"]:
-        lines.append(f"| {s['suite']} {s['metric']} | {s['target']} | {_fmt(s['published'])} | {_fmt(s['reproduced'])} | "
-                     f"{s['status']} | {s['published_rank'] or '—'} | {s['rank'] or '—'} | {s['rank_status']} |")
+        lines.append(f"| {s['suite']} {s['metric']} | {s['target']} | {_fmt(s['published'])} | "
+                     f"{_fmt(s['reproduced'])} | {s['status']} | {s['published_rank'] or '—'} | "
+                     f"{s['rank'] or '—'} | {s['rank_status']} |")
     return [*lines, ""]
 
 
