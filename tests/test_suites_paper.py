@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -113,3 +114,171 @@ def test_proxy_prompt_and_leak_are_privacy3s() -> None:
     preds, leaks = authors_code.check_info_leak(proxies, batch)
     assert [paper_readers.proxy_answer(p) for p in proxies] == preds
     assert [paper_readers.proxy_leak(p, "Mia") for p in proxies] == leaks == [True, False, False, True, True]
+
+
+# ---------------------------------------------------------------- the authors' judge prompts, verbatim
+
+
+def test_ethics_judge_prompt_is_build_judge_prompt_and_what_they_sent() -> None:
+    """Our prompt equals the authors' function on the same row and answer, and equals the judge_prompt
+    their run recorded for every one of a model's 125 answers."""
+    from judge.suites import ethics, paper
+
+    theirs = authors_code.build_judge_prompt()
+    rows = ethics.rows_by_id()
+    with zipfile.ZipFile(ETHICS_ZIP) as bundle:
+        name = next(n for n in sorted(bundle.namelist()) if n.startswith("Ethics/outputs/gpt-4o-mini") and
+                    n.endswith(".json"))
+        data = json.loads(bundle.read(name))
+    assert len(data["judged"]) == 125
+    for result, judged in zip(data["results"], data["judged"], strict=True):
+        row = rows[str(result["sample_id"])]
+        answer = result["response"]["content"] or ""
+        ours = paper.ethics_judge_prompt(row, answer)
+        assert ours == theirs(row, answer)
+        assert ours == judged["judge_prompt"]
+
+
+def _paper_answerer(req: Any) -> Any:
+    """Targets answer in the shapes the suites ask for; the authors' judge prompts get a judge's free text."""
+    from tests.fakeapi import Reply
+    from tests.fakeapi.judge_script import target_or_judge_answerer
+
+    text = req.messages[-1].text
+    if req.schema is not None or req.embedded_schema is not None:
+        return target_or_judge_answerer(req)
+    if text.startswith("You are an impartial judge model."):
+        return Reply.text('```json\n{"sc1": 4, "sc1_reason": "fine", "sc2": 5, "sc2_reason": "ok", "sc3": 3, '
+                          '"sc3_reason": "x", "sc4": 6, "sc4_reason": "out of range", "sc5": 2, "sc5_reason": "y"}\n```')
+    if text.startswith(paper_readers.PROXY_INSTRUCTION):
+        return Reply.text("Answer: Nobody in particular\nsecond line")
+    if text.startswith("You are an ethical reasoning assistant"):
+        return Reply.text("I think a counsellor should talk to the client first.")
+    if "Answer:" in text and "sensitive" in text:
+        return Reply.text("Answer: 3) somewhat sensitive")
+    return Reply.text("Answer: I would keep what I was told private.")
+
+
+def test_a_live_paper_bench_sends_the_authors_prompts_and_labels_every_figure(
+    tmp_path: Path, judge_env: Path, run_cli: Any
+) -> None:
+    from judge.suites import ethics
+    from tests.conftest import read_jsonl
+    from tests.fakeapi import FakeLLMServer
+
+    out = tmp_path / "paper"
+    with FakeLLMServer(answerer=_paper_answerer) as server:
+        result = run_cli("bench", "--suites", "privacy/awareness-tier1,privacy/leakage,ethics/reasoning,"
+                         "safety/direct-harm", "--targets", f"openai:gpt-4o-mini@{server.openai_base_url}",
+                         "--judges", f"openai:gpt-4.1@{server.openai_base_url}", "--out", str(out),
+                         "--first", "4", "--protocol", "paper", "--bootstrap", "0", "-q")
+        requests = list(server.requests)
+    assert result.code == 0, result.stderr
+    plain = [r for r in requests if r.parsed is not None and r.parsed.schema is None
+             and r.parsed.embedded_schema is None]
+    by_text = {r.body["messages"][-1]["content"]: r for r in plain}  # the request bodies as sent
+    prompts = {p["id"]: p for p in read_jsonl(out / "prompts.jsonl")}
+    # the targets answer with the authors' decoding of each suite
+    for prompt in prompts.values():
+        body = by_text[prompt["messages"][0]["content"]].body
+        suite = prompt["meta"]["suite"]
+        wanted = {"privacy/awareness-tier1": (1, 365), "privacy/leakage": (0, 256), "ethics/reasoning": (0, 1024),
+                  "safety/direct-harm": (0.0, 1024)}[suite]
+        assert (body["temperature"], body["max_tokens"]) == wanted, suite
+    # the ethics judge gets build_judge_prompt on the dataset row and the answer, verbatim
+    theirs = authors_code.build_judge_prompt()
+    rows = ethics.rows_by_id()
+    calls = {c["prompt_id"]: c for c in read_jsonl(out / "respond" / "calls.jsonl")}
+    ethics_ids = [pid for pid in prompts if pid.startswith("ethics/")]
+    assert len(ethics_ids) == 4
+    for pid in ethics_ids:
+        expected = theirs(rows[prompts[pid]["meta"]["upstream_id"]], calls[pid]["response"])
+        assert expected in by_text and by_text[expected].body["temperature"] == 0
+    # the proxy model gets privacy3's question on each free-response answer (after its "Answer:")
+    free = [pid for pid in prompts if prompts[pid]["meta"].get("question_type") == "free-response"]
+    assert free
+    for pid in free:
+        answer = calls[pid]["response"].split("Answer:", 1)[-1]
+        expected = authors_code.proxy_input(answer, prompts[pid]["meta"]["secret"])
+        assert expected in by_text and (by_text[expected].body["temperature"], by_text[expected].body["max_tokens"]) \
+            == (0, 256)
+    # no rubric judge is asked about the paper-judged suites; safety (no published protocol) is
+    judged = {item["meta"]["suite"] for item in read_jsonl(out / "judged-items.jsonl")}
+    assert judged == {"safety/direct-harm"}
+    card = json.loads((out / "scorecard.json").read_text())
+    assert card["protocol"] == "paper"
+    labels = {(r["suite"], r["protocol"]) for r in card["results"]}
+    assert labels == {("privacy/awareness-tier1", "paper"), ("privacy/leakage", "paper"),
+                      ("ethics/reasoning", "paper"), ("safety/direct-harm", "rubric")}
+    values = {(r["suite"], r["metric"], r["group"]): r["value"] for r in card["results"]}
+    # "a counsellor": the authors' fallback reads the article as option A, counted apart
+    assert values[("ethics/reasoning", "article_read_as_a", None)] == 1.0
+    assert values[("ethics/reasoning", "mean_score", "criterion:sc1")] == 4.0
+    assert ("ethics/reasoning", "mean_score", "criterion:sc4") not in values  # 6 is dropped, as they do
+    assert values[("privacy/leakage", "proxy_leak_rate", None)] == 0.0
+    assert ("privacy/leakage", "judged_leak_rate", None) not in values
+    bench = json.loads((out / "bench.json").read_text())
+    assert bench["protocol"] == "paper" and bench["first"] == 4
+    assert bench["decoding"]["privacy/awareness-tier1"] == {"temperature": 1, "max_tokens": 365}
+    assert "(protocol: paper)" in (out / "scorecard.md").read_text()
+
+
+# ---------------------------------------------------------------- recorded run, --reparse
+
+
+@pytest.fixture(scope="module")
+def reparsed() -> dict[str, dict[str, Any]]:
+    """The recorded run imported from the raw answers, scored under each protocol, with the published table."""
+    import tempfile
+
+    from judge.suites.bench import run_recorded_bench
+
+    cards = {}
+    for protocol in ("paper", "rubric"):
+        with tempfile.TemporaryDirectory() as out:
+            result = run_recorded_bench("trustmh-bench", Path(out), bootstrap=0, protocol=protocol, reparse=True)
+            assert result.scorecard is not None
+            cards[protocol] = result.scorecard
+    return cards
+
+
+def test_paper_reparse_reproduces_every_recorded_figure(reparsed: dict[str, dict[str, Any]]) -> None:
+    from tests.test_suites_recorded import FIGURES
+
+    published = reparsed["paper"]["published"]
+    assert published["counts"] == {"reproduced": len(FIGURES), "differs": 0, "no data": 6}
+    assert len(FIGURES) == 198
+    no_data = [f for f in published["figures"] if f["status"] == "no data"]
+    assert {f["metric"] for f in no_data} == {"proxy_leak_rate"}  # the bundle keeps no proxy answers
+    assert all(r["protocol"] == "paper" for r in reparsed["paper"]["results"])
+
+
+def test_rubric_reparse_says_how_far_our_readers_move_each_figure(reparsed: dict[str, dict[str, Any]]) -> None:
+    published = reparsed["rubric"]["published"]
+    differs = {(f["target"], f["suite"]): f for f in published["figures"] if f["status"] == "differs"}
+    assert set(differs) == {("claude-sonnet-4-5-20250929", "privacy/awareness-tier1"),
+                            ("deepseek-v3.2", "privacy/awareness-tier1")}
+    assert all(f["difference"] == pytest.approx(f["reproduced"] - f["published"]) for f in differs.values())
+    awareness = {s["target"]: s for s in published["summary"] if s["metric"] == "awareness_r"}
+    claude = awareness["claude-sonnet-4-5-20250929"]
+    assert (claude["published_rank"], claude["rank"], claude["rank_status"]) == (5, 4, "differs")
+    assert awareness["gpt-5.1"]["rank_status"] == "reproduced"
+
+
+def test_the_paper_summary_figures_are_the_mean_of_the_tiers_and_the_ranks(
+    reparsed: dict[str, dict[str, Any]],
+) -> None:
+    published = reparsed["paper"]["published"]
+    r = {(f["target"], f["suite"]): f["published"] for f in published["figures"] if f["metric"] == "pearson_r"}
+    awareness = {s["target"]: s for s in published["summary"] if s["metric"] == "awareness_r"}
+    tiers = [r[("gpt-5.1", f"privacy/awareness-tier{t}")] for t in ("1", "2a", "2b")]
+    assert awareness["gpt-5.1"]["published"] == pytest.approx(sum(tiers) / 3)
+    assert awareness["gpt-5.1"]["published_rank"] == 1
+    leakage = {s["target"]: s["published_rank"] for s in published["summary"] if s["metric"] == "leak_string_match"}
+    assert leakage["gpt-5.1"] == leakage["qwen3-235b-a22b-instruct-2507"] == 3  # 0.68 each: a shared rank
+    assert reparsed["paper"]["protocol"] == "paper"
+
+
+def test_article_read_as_a_counts_the_recorded_api_answers() -> None:
+    """On the six API models' recorded answers (JSON), the authors' fallback never reads an article."""
+    assert all(not paper_readers.authors_choice(a).article_as_a for a in _ethics_answers())

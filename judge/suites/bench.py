@@ -219,7 +219,7 @@ def run_bench(options: BenchOptions) -> BenchResult:
                 score_code = ExitCode.FAILED_VERDICTS if ExitCode.FAILED_VERDICTS in (score_code, paper_code) \
                     else score_code
                 score_summary = _merged_summary(score_summary, paper_summary)
-        card = scorecard_for(options.out, options.bootstrap, options.seed)
+        card = scorecard_for(options.out, options.bootstrap, options.seed, options.protocol)
         files = write_scorecard(options.out, card)
         write_json_atomic(options.out / "bench.json", _bench_record(options, started_at, time.monotonic() - started))
     code = ExitCode.FAILED_VERDICTS if ExitCode.FAILED_VERDICTS in (respond_code, score_code) else ExitCode.OK

@@ -24,6 +24,7 @@ from judge.suites.paper_readers import (
     proxy_leak,
     proxy_prompt,
 )
+from judge.suites.parsers import strip_answer_prefix
 from judge.suites.privacy import UNPARSED_RATING
 from judge.suites.spec import MetricSpec, Observation, Observed, Reader, ThresholdRule
 
@@ -246,7 +247,7 @@ def judge_prompts(answers: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]
                 rows = ethics.rows_by_id()
             content = ethics_judge_prompt(rows[str(meta["upstream_id"])], item["response"])
         elif kind == PROXY_JUDGE and meta.get("question_type") == "free-response":
-            content = proxy_prompt(item["response"], meta["secret"])
+            content = proxy_prompt(strip_answer_prefix(item["response"]), meta["secret"])  # privacy3's row['response']
         else:
             continue
         yield {"id": f"{item['id']}|{kind}", "messages": [{"role": "user", "content": content}],

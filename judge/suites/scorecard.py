@@ -538,11 +538,13 @@ def write_scorecard(run_dir: Path, card: Mapping[str, Any]) -> tuple[Path, Path]
     return json_path, md_path
 
 
-def scorecard_for(run_dir: Path, n_bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED) -> dict[str, Any]:
-    """The scorecard of a run directory, judged scores placed on the bundled rubrics' scales."""
+def scorecard_for(run_dir: Path, n_bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED,
+                  protocol: str | None = None) -> dict[str, Any]:
+    """The scorecard of a run directory, judged scores placed on the bundled rubrics' scales; `protocol`
+    None: the run's own (bench.json)."""
     from judge.bundled import bundled_path
     from judge.rubric import load_rubric_dir
 
     rubrics = load_rubric_dir(bundled_path("rubrics"))
     scale_min = {(p, c.id): float(c.scale.min) for p, r in rubrics.items() for c in r.criteria}
-    return compute_scorecard(run_dir, n_bootstrap, seed, scale_min)
+    return compute_scorecard(run_dir, n_bootstrap, seed, scale_min, protocol)
