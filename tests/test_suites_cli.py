@@ -157,7 +157,7 @@ def test_metrics_gives_a_record_for_every_target_suite_and_metric(run_cli: Any, 
     assert (run_dir / "scorecard.json").stat().st_mode & 0o077 == 0
     for target in ("openai:fake-a", "anthropic:fake-b"):
         for suite_id in THREE_PILLARS:
-            for metric in SUITES[suite_id].metrics:
+            for metric in (m for m in SUITES[suite_id].metrics if m.protocol != "paper"):  # a rubric run
                 records = [r for r in card["results"] if (r["target"], r["suite"], r["metric"])
                            == (target, suite_id, metric.name)]
                 assert records, (target, suite_id, metric.name)
@@ -167,9 +167,11 @@ def test_metrics_gives_a_record_for_every_target_suite_and_metric(run_cli: Any, 
                         assert record["ci_low"] is None
                     else:
                         assert record["ci_low"] is not None and record["ci_low"] <= record["ci_high"], record
-    assert set(card) == {"results", "ranks", "pillar_ranks", "unparsed", "seed", "bootstrap"}
+    assert set(card) == {"results", "ranks", "pillar_ranks", "unparsed", "seed", "bootstrap", "protocol"}
+    assert card["protocol"] == "rubric"  # a run without bench.json
     assert set(card["results"][0]) == {"target", "pillar", "suite", "metric", "value", "ci_low", "ci_high", "n", "se",
-                                       "higher_is_better", "source", "group"}
+                                       "higher_is_better", "source", "group", "protocol"}
+    assert {r["protocol"] for r in card["results"]} == {"rubric"}
     assert set(card["ranks"]) == set(THREE_PILLARS)
     assert set(card["pillar_ranks"]) == {SUITES[s].pillar for s in THREE_PILLARS}
     assert card["seed"] == 2 and card["bootstrap"] == 200

@@ -149,7 +149,7 @@ def _paper_answerer(req: Any) -> Any:
         return target_or_judge_answerer(req)
     if text.startswith("You are an impartial judge model."):
         return Reply.text('```json\n{"sc1": 4, "sc1_reason": "fine", "sc2": 5, "sc2_reason": "ok", "sc3": 3, '
-                          '"sc3_reason": "x", "sc4": 6, "sc4_reason": "out of range", "sc5": 2, "sc5_reason": "y"}\n```')
+                          '"sc3_reason": "x", "sc4": 6, "sc4_reason": "too high", "sc5": 2, "sc5_reason": "y"}\n```')
     if text.startswith(paper_readers.PROXY_INSTRUCTION):
         return Reply.text("Answer: Nobody in particular\nsecond line")
     if text.startswith("You are an ethical reasoning assistant"):
