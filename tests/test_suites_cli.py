@@ -41,8 +41,9 @@ def test_suites_list_shows_every_sub_task_and_status(run_cli: Any, wide_console:
         assert suite.id in result.stdout
     for _, subtask in SUBTASKS:
         assert subtask.split(",")[0] in result.stdout
-    for reason in ("D4 and SWMH are not public", "C-SSRS data is not reachable", "antitoxic data is not public",
-                   "PAS data is not public"):
+    for reason in ("are published elsewhere, not in the dataset mirror",
+                   "C-SSRS data is published on Zenodo (record 2667859)", "antitoxic data is not public",
+                   "PAS data is published on OSF (osf.io/smvw7)"):
         assert reason in result.stdout
     assert "not built yet" not in result.stdout, "every suite with public data is built"
     assert "19 of the paper's 19 sub-tasks are listed" in result.stdout
@@ -63,7 +64,7 @@ def test_suites_build_refuses_bad_names_before_writing(run_cli: Any, tmp_path: P
     result = run_cli("suites", "build", "safety/jailbreak", "safety/nope", "--out", out)
     assert result.code == 2 and "SUITE: unknown suite(s) 'safety/nope'" in result.stderr
     result = run_cli("suites", "build", "reliability/diagnosis", "--out", out)
-    assert result.code == 2 and "D4 and SWMH are not public" in result.stderr
+    assert result.code == 2 and "are published elsewhere, not in the dataset mirror" in result.stderr
     pending = [s.id for s in SUITES.values() if s.status == "not built yet"]
     if pending:
         result = run_cli("suites", "build", pending[0], "--out", out)
