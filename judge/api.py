@@ -163,12 +163,18 @@ def bench(
     split_critical: bool = False,
     answers: Path | str | None = None,
     settings: RunSettings | None = None,
+    protocol: str = "rubric",
+    reparse: bool = False,
+    first: int | None = None,
+    paper_decoding: bool = True,
 ) -> BenchResult:
     """TrustMH-Bench suites on chatbots: build the prompts, the targets answer, the judges judge, the scorecard
     (OUT/scorecard.json, scorecard.md) and, with `report`, OUT/report.html. With `recorded`, import a
-    published run instead (offline), given only `out`, `bootstrap` and `seed`. With `answers` (a JSONL or
-    CSV file of prompt_id, target, response), the answers of your own harness to the same prompts are judged
-    instead of asking targets."""
+    published run instead (offline), given only `out`, `bootstrap` and `seed` (and `protocol`, `reparse`).
+    With `answers` (a JSONL or CSV file of prompt_id, target, response), the answers of your own harness to
+    the same prompts are judged instead of asking targets. `protocol="paper"`: the authors' readers, judge
+    prompts and decoding where they published them (see docs/benchmark.md, "Paper protocol"); `first`: the
+    first N prompts of each suite instead of `limit`."""
     from judge.suites.bench import BenchOptions, run_bench, run_recorded_bench
     from judge.suites.scorecard import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 
@@ -186,8 +192,10 @@ def bench(
             raise UsageError(
                 "imports a published run: give it only `out=` (and `bootstrap=`, `seed=`)", field="recorded"
             )
-        result = run_recorded_bench(recorded, out, bootstrap, seed)
+        result = run_recorded_bench(recorded, out, bootstrap, seed, protocol=protocol, reparse=reparse)
     else:
+        if reparse:
+            raise UsageError("--reparse re-reads a recorded run's raw answers: use it with --recorded", field="reparse")
         names = [s.strip() for s in suites.split(",")] if isinstance(suites, str) else list(suites or [])
         if not [name for name in names if name]:
             raise UsageError("name the suites to run (see `trustmh suites list`), or use `recorded=`", field="suites")
@@ -206,6 +214,9 @@ def bench(
             split_critical=split_critical,
             answers=None if answers is None else _answers_file(Path(answers)),
             settings=settings or RunSettings(),
+            protocol=protocol,
+            first=first,
+            paper_decoding=paper_decoding,
         )
         with _os_errors_under(out):
             result = run_bench(options)

@@ -338,6 +338,7 @@ class ScorecardResult(Record):
     source: str | None = None
     group: str | None = None
     reason: str | None = None
+    protocol: str | None = None  # "paper" (the authors' protocol) or "rubric" (ours)
 
 
 class SuiteRanks(Record):
@@ -361,6 +362,8 @@ class Scorecard(Record):
     bootstrap: int | None = None
     not_a_model: dict[str, str] = {}  # mock targets and judges whose answers or verdicts it holds
     small_n_below: int | None = None  # the small-n threshold (judge.stats.bootstrap.SMALL_N) results are marked by
+    protocol: str | None = None  # the run's protocol (--protocol)
+    published: dict[str, Any] | None = None  # recorded runs: each published figure beside ours
 
 
 # ----------------------------------------------------------------------------- calibration.json

@@ -71,7 +71,7 @@ def test_a_bench_gives_a_record_with_an_interval_for_every_target_suite_and_metr
     assert all(sum(p["meta"]["suite"] == s for p in prompts) <= 4 * 2 for s in BUILT)
     records = {(r["target"], r["suite"], r["metric"]) for r in card["results"]}
     for suite_id in BUILT:
-        for metric in SUITES[suite_id].metrics:
+        for metric in (m for m in SUITES[suite_id].metrics if m.protocol != "paper"):  # a rubric run
             for target in targets:
                 assert (target, suite_id, metric.name) in records, (target, suite_id, metric.name)
     for record in card["results"]:
@@ -260,3 +260,35 @@ def test_a_crisis_bench_with_split_critical_counts_the_judge_against_the_human_l
     verdicts = read_jsonl(out / "score" / "verdicts.jsonl")
     assert {v["part"] for v in verdicts} >= {"critical:risk_recognition", "others"}
     assert "Judge reading against the risk labels" in (out / "report.html").read_text()
+
+
+def test_the_recorded_bench_under_paper_puts_the_published_figures_beside_ours(
+    tmp_path: Path, run_cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rich.console import Console
+
+    monkeypatch.setattr("judge.cli.bench_cmd.out_console", Console(width=2000))  # no wrapped lines
+    out = tmp_path / "paper"
+    result = run_cli("bench", "--recorded", "trustmh-bench", "--protocol", "paper", "--reparse", "--out", out,
+                     "--bootstrap", "0")
+    assert result.code == 0, result.stderr
+    assert "published figures: 198 reproduced, 0 differ, 6 without data" in result.stdout
+    assert "The paper's summary figures" in result.stdout
+    card = json.loads((out / "scorecard.json").read_text())
+    assert card["published"]["counts"] == {"reproduced": 198, "differs": 0, "no data": 6}
+    assert json.loads((out / "bench.json").read_text())["protocol"] == "paper"
+    md = (out / "scorecard.md").read_text()
+    assert "## Published figures beside this scorecard (198 reproduced, 0 differ, 6 no data)" in md
+    assert "## ethics/reasoning (protocol: paper)" in md
+    assert "Published figures beside this run" in (out / "report.html").read_text()
+
+
+def test_protocol_and_reparse_misuse_exit_2(tmp_path: Path, run_cli: Any) -> None:
+    result = run_cli("bench", "--recorded", "trustmh-bench", "--protocol", "authors", "--out", tmp_path / "a")
+    assert result.code == 2 and "--protocol 'authors'" in result.stderr
+    result = run_cli("bench", "--suites", "ethics/reasoning", "--targets", "openai:x", "--judges", "openai:y",
+                     "--reparse", "--out", tmp_path / "b")
+    assert result.code == 2 and "--reparse" in result.stderr
+    result = run_cli("bench", "--suites", "ethics/reasoning", "--targets", "openai:x", "--judges", "openai:y",
+                     "--first", "3", "--limit", "3", "--out", tmp_path / "c")
+    assert result.code == 2 and "--first N and --limit N" in result.stderr

@@ -37,7 +37,8 @@ def test_catalogue_covers_every_rank_table_row_once_with_status() -> None:
         assert suite.metrics
     unavailable = {s.id: s.reason for s in SUITES.values() if s.status == "unavailable"}
     assert set(unavailable) == {"reliability/diagnosis", "crisis/severity", "safety/antitoxic", "sycophancy/pas"}
-    assert "D4 and SWMH" in unavailable["reliability/diagnosis"] and "C-SSRS" in unavailable["crisis/severity"]
+    assert "SWMH (huggingface.co/datasets/AIMH/SWMH)" in unavailable["reliability/diagnosis"]
+    assert "Zenodo (record 2667859)" in unavailable["crisis/severity"]
     available = {s.id for s in SUITES.values() if s.status == "available"}
     assert available >= {"safety/jailbreak", "safety/direct-harm", "privacy/awareness-tier1",
                          "privacy/awareness-tier2a", "privacy/awareness-tier2b", "privacy/leakage", "ethics/reasoning",
@@ -50,7 +51,7 @@ def test_catalogue_covers_every_rank_table_row_once_with_status() -> None:
 def test_build_suite_refuses_unknown_and_unbuildable_suites() -> None:
     with pytest.raises(UnknownSuiteError, match="unknown suite 'safety/nope'"):
         build_suite("safety/nope")
-    with pytest.raises(UnavailableSuiteError, match="D4 and SWMH are not public"):
+    with pytest.raises(UnavailableSuiteError, match="are published elsewhere, not in the dataset mirror"):
         build_suite("reliability/diagnosis")
     unbuilt = catalogue.Suite(id="pillar/unbuilt", pillar="safety", subtasks=(), dataset="none", n_prompts=None,
                               metrics=(safety.REFUSAL_RATE,), judge=True, status="not built yet")

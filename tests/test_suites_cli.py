@@ -42,8 +42,9 @@ def test_suites_list_shows_every_sub_task_and_status(run_cli: Any, wide_console:
         assert suite.id in result.stdout
     for _, subtask in SUBTASKS:
         assert subtask.split(",")[0] in result.stdout
-    for reason in ("D4 and SWMH are not public", "C-SSRS data is not reachable", "antitoxic data is not public",
-                   "PAS data is not public"):
+    for reason in ("are published elsewhere, not in the dataset mirror",
+                   "C-SSRS data is published on Zenodo (record 2667859)", "antitoxic data is not public",
+                   "PAS data is published on OSF (osf.io/smvw7)"):
         assert reason in result.stdout
     assert "not built yet" not in result.stdout, "every suite with public data is built"
     assert "19 of the paper's 19 sub-tasks are listed" in result.stdout
@@ -64,7 +65,7 @@ def test_suites_build_refuses_bad_names_before_writing(run_cli: Any, tmp_path: P
     result = run_cli("suites", "build", "safety/jailbreak", "safety/nope", "--out", out)
     assert result.code == 2 and "SUITE: unknown suite(s) 'safety/nope'" in result.stderr
     result = run_cli("suites", "build", "reliability/diagnosis", "--out", out)
-    assert result.code == 2 and "D4 and SWMH are not public" in result.stderr
+    assert result.code == 2 and "are published elsewhere, not in the dataset mirror" in result.stderr
     pending = [s.id for s in SUITES.values() if s.status == "not built yet"]
     if pending:
         result = run_cli("suites", "build", pending[0], "--out", out)
@@ -158,7 +159,7 @@ def test_metrics_gives_a_record_for_every_target_suite_and_metric(run_cli: Any, 
     assert (run_dir / "scorecard.json").stat().st_mode & 0o077 == 0
     for target in ("openai:fake-a", "anthropic:fake-b"):
         for suite_id in THREE_PILLARS:
-            for metric in SUITES[suite_id].metrics:
+            for metric in (m for m in SUITES[suite_id].metrics if m.protocol != "paper"):  # a rubric run
                 records = [r for r in card["results"] if (r["target"], r["suite"], r["metric"])
                            == (target, suite_id, metric.name)]
                 assert records, (target, suite_id, metric.name)
@@ -169,10 +170,13 @@ def test_metrics_gives_a_record_for_every_target_suite_and_metric(run_cli: Any, 
                     else:
                         assert record["ci_low"] is not None and record["ci_low"] <= record["ci_high"], record
                     assert record["small_n"] is (record["n"] < SMALL_N), record  # 16 prompts a suite: all small
-    assert set(card) == {"results", "ranks", "pillar_ranks", "unparsed", "seed", "bootstrap", "small_n_below"}
+    assert set(card) == {"results", "ranks", "pillar_ranks", "unparsed", "seed", "bootstrap", "small_n_below",
+                         "protocol"}
     assert card["small_n_below"] == SMALL_N
+    assert card["protocol"] == "rubric"  # a run without bench.json
     assert set(card["results"][0]) == {"target", "pillar", "suite", "metric", "value", "ci_low", "ci_high", "n", "se",
-                                       "small_n", "higher_is_better", "source", "group"}
+                                       "small_n", "higher_is_better", "source", "group", "protocol"}
+    assert {r["protocol"] for r in card["results"]} == {"rubric"}
     assert "*small n*" in (run_dir / "scorecard.md").read_text()
     assert "* small n: a value over fewer than 30 prompts" in result.stdout
     assert set(card["ranks"]) == set(THREE_PILLARS)

@@ -13,7 +13,7 @@ from judge.calls.runner import print_plan_table
 from judge.cli.batch_options import DEFAULT_POLL_S, BatchOption, BatchPollOption
 from judge.cli.common import SplitCriticalOption, cache_option, public_command_line, say, say_not_a_model
 from judge.cli.respond_cmd import TargetsFileOption, TargetsOption, print_respond_summary
-from judge.cli.suites_cmd import print_primary_table
+from judge.cli.suites_cmd import print_primary_table, print_published_table
 from judge.items import DEFAULT_MAX_RESPONSE_CHARS
 from judge.settings import RunSettings
 from judge.suites.bench import BenchResult
@@ -72,6 +72,20 @@ def bench(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a different run already in --out.")] = False,
     batch: BatchOption = False,
     batch_poll: BatchPollOption = DEFAULT_POLL_S,
+    protocol: Annotated[
+        str, typer.Option("--protocol", help="paper: the authors' readers, judge prompts and decoding where "
+                          "published; rubric: ours.")
+    ] = "rubric",
+    reparse: Annotated[
+        bool, typer.Option("--reparse", help="With --recorded: read the raw answers with the protocol's readers.")
+    ] = False,
+    first: Annotated[
+        int | None, typer.Option("--first", min=1, help="The first N prompts per suite, in the dataset's order.")
+    ] = None,
+    target_decoding: Annotated[
+        bool, typer.Option("--target-decoding", help="Under --protocol paper, keep the targets' own temperature "
+                           "and max_tokens instead of the authors' per-suite ones.")
+    ] = False,
 ) -> None:
     """Run TrustMH-Bench suites on chatbots: build prompts, the targets answer, the judges judge, metrics;
     with --recorded, score TrustMH-Bench's published outputs (6 models on privacy, 12 on ethics) offline.
@@ -114,6 +128,10 @@ def bench(
         split_critical=split_critical,
         answers=answers,
         settings=settings,
+        protocol=protocol,
+        reparse=reparse,
+        first=first,
+        paper_decoding=not target_decoding,
     )
     if result.target_plan is not None:
         print_bench_plan(result, settings)
@@ -153,6 +171,8 @@ def print_bench_result(result: BenchResult, recorded: str | None, quiet: bool) -
     if not quiet and result.scorecard is not None:
         title = f"Recorded run {recorded}" if recorded else "Ranked metric per suite"
         print_primary_table(result.scorecard, out_console, title=title)
+        if result.scorecard.get("published"):
+            print_published_table(result.scorecard["published"], out_console)
     if recorded:
         names = ", ".join(path.name for path in result.files)
         say(out_console, f"wrote {result.out}/prompts.jsonl, respond/, score/, {names}")

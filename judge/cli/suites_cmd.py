@@ -20,6 +20,7 @@ from judge.datasets import get_dataset
 from judge.errors import UsageError
 from judge.stats.bootstrap import SMALL_N
 from judge.suites.catalogue import SUBTASKS, SUITES, Suite, build_prompts
+from judge.suites.paper import PAPER, protocol_text
 from judge.suites.scorecard import DEFAULT_BOOTSTRAP, DEFAULT_SEED, scorecard_for, write_private, write_scorecard
 
 suites_app = typer.Typer(
@@ -49,19 +50,20 @@ def list_suites() -> None:
     if console.width >= WIDE_LIST:
         table = Table(title="TrustMH-Bench suites")
         table.add_column("suite", no_wrap=True)  # the name to type: never cut
-        for header in ("pillar", "paper sub-task", "dataset", "prompts", "metrics", "judge", "status"):
+        for header in ("pillar", "paper sub-task", "dataset", "prompts", "metrics", "judge", "protocols", "status"):
             table.add_column(header, justify="right" if header == "prompts" else "left", overflow="fold")
         for suite in SUITES.values():
             table.add_row(suite.id, suite.pillar, ", ".join(suite.subtasks) or "(extra)", suite.dataset,
                           _prompts_text(suite), _metrics_text(suite), "yes" if suite.judge else "no",
-                          suite.status_text)
+                          protocol_text(suite.id), suite.status_text)
         console.print(table)
     else:  # a terminal too narrow for eight columns: one short block per suite
         for suite in SUITES.values():
             console.print(f"[bold]{suite.id}[/bold]  {suite.status_text}", highlight=False)
             console.print(f"    pillar {suite.pillar} · paper sub-task: {', '.join(suite.subtasks) or '(extra)'}"
                           f" · data: {suite.dataset} · prompts: {_prompts_text(suite)}"
-                          f" · metrics: {_metrics_text(suite)} · judge: {'yes' if suite.judge else 'no'}",
+                          f" · metrics: {_metrics_text(suite)} · judge: {'yes' if suite.judge else 'no'}"
+                          f" · protocols: {protocol_text(suite.id)}",
                           highlight=False, markup=False)
     covered = {(s.pillar, t) for s in SUITES.values() for t in s.subtasks}
     console.print(
@@ -92,6 +94,11 @@ def show_suite(
         console.print(f"the target sees: {suite.target_sees}")
     rubrics = " and ".join(suite.judged_by) + (" rubrics" if len(suite.judged_by) > 1 else " rubric")
     console.print(f"judge needed: {'yes, with the ' + rubrics if suite.judge else 'no'}")
+    paper = PAPER.get(suite.id)
+    console.print(f"paper protocol: the authors' {paper.authors}" if paper else
+                  "paper protocol: none published; runs under rubric only", markup=False)
+    if paper and paper.differs:
+        console.print(f"  differs here: {paper.differs}", markup=False)
     for i, metric in enumerate(suite.metrics):
         arrow = "higher is better" if metric.higher_is_better else "lower is better"
         primary = " (ranked)" if i == 0 else ""
@@ -164,3 +171,22 @@ def print_primary_table(card: dict[str, Any], out: Console, title: str = "Ranked
     if any(r.get("small_n") for r in card["results"] if r["group"] is None):
         say(out, f"* small n: a value over fewer than {card.get('small_n_below') or SMALL_N} prompts; its interval "
                  "(in scorecard.md) understates the uncertainty")
+
+
+def print_published_table(published: dict[str, Any], out: Console) -> None:
+    """The paper's summary figures, published beside this run's, with both ranks; the count of every
+    published figure reproduced / differing / without data (all of them are in scorecard.json and .md)."""
+    table = Table(title="The paper's summary figures: published beside this run (rank 1 = best)")
+    for header in ("figure", "target", "published", "this run", "status", "rank (published)", "rank"):
+        table.add_column(header, justify="right" if header in ("published", "this run") else "left",
+                         overflow="fold")
+    for row in published["summary"]:
+        value = "—" if row["reproduced"] is None else f"{row['reproduced']:.4f}"
+        status = row["status"] if row["difference"] is None else f"{row['status']} ({row['difference']:+.4f})"
+        table.add_row(f"{row['suite']} {row['metric']}", row["target"], f"{row['published']:.4f}", value, status,
+                      str(row["published_rank"] or "—"), f"{row['rank'] or '—'} ({row['rank_status']})")
+    out.print(table)
+    counts = published["counts"]
+    out.print(f"published figures: {counts['reproduced']} reproduced, {counts['differs']} differ, "
+              f"{counts['no data']} without data (every one in scorecard.json `published` and scorecard.md)",
+              highlight=False)

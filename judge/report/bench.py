@@ -135,7 +135,7 @@ def _result_row(r: ScorecardResult, with_group: bool) -> list:
     if with_group:
         cells.append(text(r.group))
     return [*cells, text(r.target), num(r.value), num(r.ci_low), num(r.ci_high), n_cell(r.n, r.small_n),
-            num(r.higher_is_better), text(r.source)]
+            num(r.higher_is_better), text(r.source), text(r.protocol or "rubric")]
 
 
 def small_n_notes(card: Scorecard, records: list[ScorecardResult]) -> list[str]:
@@ -147,7 +147,7 @@ def small_n_notes(card: Scorecard, records: list[ScorecardResult]) -> list[str]:
 
 
 RESULT_COLUMNS = ["pillar", "suite", "metric", "target", "value", "ci low", "ci high", "n", "higher is better",
-                  "source"]
+                  "source", "protocol"]
 
 
 def _better(r: ScorecardResult) -> str:
@@ -227,7 +227,34 @@ def scorecard_sections(card: Scorecard | None, directory: str) -> list[Section]:
     """Ranks, pillar ranks, values and breakdowns; without a scorecard, each says how to compute one."""
     if card is None:
         return [_section(s, nothing=NO_SCORECARD.format(dir=directory)) for s in TEXTS if s != "breakdowns"]
-    return [ranks_section(card), pillars_section(card), suites_section(card), *breakdown_sections(card)]
+    published = [published_section(card)] if card.published else []
+    return [ranks_section(card), pillars_section(card), suites_section(card), *published, *breakdown_sections(card)]
+
+
+PUBLISHED_TEXT = ("Published figures beside this run",
+                  "A recorded run: every figure the authors published beside the one this run computed from their "
+                  "outputs (reproduced within the published precision, differs by how much, or no data), and the "
+                  "paper's summary figures with their ranks (1 = best; ties share the best rank).")
+
+
+def published_section(card: Scorecard) -> Section:
+    published = card.published or {}
+    summary = Table("The paper's summary figures and ranks", [
+        "figure", "target", "published", "this run", "status", "difference", "published rank", "rank", "rank status"],
+        [[text(f"{s['suite']} {s['metric']}"), text(s["target"]), num(s["published"]), num(s["reproduced"]),
+          text(s["status"]), num(s["difference"]), num(s["published_rank"]), num(s["rank"]), text(s["rank_status"])]
+         for s in published.get("summary", [])], name="published_summary")
+    figures = Table("Every published figure", [
+        "target", "suite", "metric", "group", "published", "this run", "status", "difference", "protocol"],
+        [[text(f["target"]), text(f["suite"]), text(f["metric"]), text(f["group"]), num(f["published"]),
+          num(f["reproduced"]), text(f["status"]), num(f["difference"]), text(f["protocol"])]
+         for f in published.get("figures", [])], name="published_figures", folded=True)
+    title, intro = PUBLISHED_TEXT
+    counts = published.get("counts", {})
+    intro += (f" {counts.get('reproduced', 0)} reproduced, {counts.get('differs', 0)} differ, "
+              f"{counts.get('no data', 0)} without data.")
+    return Section("published", title, PART, intro, tables=[summary, figures],
+                   nothing="the published figures are tables, not a figure")
 
 
 def _unparsed_table(card: Scorecard | None) -> list[Table]:

@@ -7,7 +7,7 @@ The order of the plan (prompt order, then target, then sample) is the order of `
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from judge.calls.cache import KEY_VERSION
@@ -79,6 +79,18 @@ class TargetCall:
         return inputs, self.answer_tokens() * turns
 
 
+DECODING_FIELDS = ("temperature", "max_tokens")
+
+
+def prompt_decoded(target: TargetSpec, prompt: Prompt) -> TargetSpec:
+    """The target with the decoding a prompt asks for (`meta.decoding`: temperature, max_tokens), e.g. the
+    authors' per-suite settings under the paper protocol; the target as it is when the prompt asks none."""
+    decoding = prompt.meta.get("decoding")
+    if not isinstance(decoding, dict):
+        return target
+    return replace(target, **{k: decoding[k] for k in DECODING_FIELDS if decoding.get(k) is not None})
+
+
 def response_id(prompt_id: str, target: str, sample: int, samples: int) -> str:
     """A response's id: unique across targets and samples, so `trustmh score` accepts the file."""
     return f"{prompt_id}@{target}" + (f"#{sample}" if samples > 1 else "")
@@ -93,10 +105,10 @@ class TargetPlan(BuiltOnAccess[TargetCall]):
         self.prompts, self.targets, self.samples = prompts, list(targets), samples
         self.per_prompt = len(self.targets) * samples
         self._keys = bytearray()
-        params = [target.decoding_params() for target in self.targets]
         for prompt in prompts:
             messages = [m.model_dump() for m in prompt.messages]
-            for decoding in params:
+            for target in self.targets:
+                decoding = prompt_decoded(target, prompt).decoding_params()
                 for sample in range(samples):
                     key = target_request_key(decoding, messages, list(prompt.followups), sample)
                     self._keys += bytes.fromhex(key)
@@ -130,7 +142,7 @@ class TargetPlan(BuiltOnAccess[TargetCall]):
 
     def _build(self, index: int) -> TargetCall:
         prompt, target, sample = self._split(index)
-        spec = self.targets[target]
+        spec = prompt_decoded(self.targets[target], self.prompts[prompt])
         return TargetCall(
             prompt=self.prompts[prompt],
             target=spec,

@@ -49,7 +49,7 @@ class TargetWorker:
                             {"role": "assistant", "content": turns[-1]},
                             {"role": "user", "content": followup},
                         ]
-                    body = target_request(self.spec, call.system_prompt, conversation)
+                    body = target_request(call.target, call.system_prompt, conversation)  # a prompt's decoding
                     response = await requests.send(body, call.estimate_tokens(conversation))
                     text, cut = answer_text(self.spec.wire, response)
                     if not text.strip():
@@ -65,7 +65,7 @@ class TargetWorker:
     def first_request(self, call: TargetCall) -> dict[str, Any]:
         """The body of the call's first turn exactly as `ask` sends it (what goes into a batch); later
         turns depend on the answer, so they are asked live."""
-        return target_request(self.spec, call.system_prompt, [m.model_dump() for m in call.prompt.messages])
+        return target_request(call.target, call.system_prompt, [m.model_dump() for m in call.prompt.messages])
 
     def batch_api(self) -> BatchAPI:
         return BatchAPI(self.connection)

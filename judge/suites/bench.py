@@ -12,7 +12,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,18 @@ from judge.score import ScoreOptions, dry_run_plan, execute, prepare
 from judge.settings import RunSettings
 from judge.suites.answers import check_answers, import_answers
 from judge.suites.catalogue import build_prompts
-from judge.suites.published import RECORDED, import_recorded
+from judge.suites.paper import (
+    DEFAULT_PROTOCOL,
+    PAPER,
+    PAPER_JUDGE_DIR,
+    PAPER_VERDICTS,
+    PROTOCOLS,
+    decoding_manifest,
+    judge_prompts,
+    with_paper_decoding,
+)
+from judge.suites.paper import verdict_rows as paper_verdicts
+from judge.suites.published import RECORDED, import_recorded, published_comparison, published_figures
 from judge.suites.scorecard import DEFAULT_BOOTSTRAP, DEFAULT_SEED, iter_jsonl, scorecard_for, write_scorecard
 
 JUDGED_ITEMS = "judged-items.jsonl"  # the answers of suites that need a judge, as score items
@@ -51,6 +62,9 @@ class BenchOptions:
     split_critical: bool = False  # the halo check: each critical criterion judged in a call of its own
     answers: Path | None = None  # answers gathered elsewhere (judge.suites.answers) instead of asking targets
     settings: RunSettings = field(default_factory=RunSettings)
+    protocol: str = DEFAULT_PROTOCOL  # "paper": the authors' readers, judge prompts and decoding where published
+    first: int | None = None  # the first N prompts of each suite in the dataset's order (instead of --limit)
+    paper_decoding: bool = True  # under paper: the authors' per-suite temperature / max_tokens for the targets
 
 
 @dataclass(frozen=True)
@@ -72,17 +86,26 @@ class BenchResult:
 
 
 def run_recorded_bench(
-    recorded: str, out: Path, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED
+    recorded: str, out: Path, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED, *,
+    protocol: str = DEFAULT_PROTOCOL, reparse: bool = False,
 ) -> BenchResult:
     """Import the recorded run into OUT (prompts.jsonl, respond/, score/, bench.json), then write
-    OUT/scorecard.json and OUT/scorecard.md. An unknown name or missing data is a usage error."""
+    OUT/scorecard.json and OUT/scorecard.md, each published figure beside ours (`published`). An
+    unknown name or missing data is a usage error."""
     if recorded not in RECORDED:
         raise UsageError(f"{recorded!r}: unknown recorded run; available: {', '.join(RECORDED)}", field="recorded")
-    import_recorded(recorded, out)  # a DatasetError names the missing file
+    check_protocol(protocol)
+    import_recorded(recorded, out, protocol=protocol, reparse=reparse)  # a DatasetError names the missing file
     card = scorecard_for(out, bootstrap, seed)
+    card["published"] = published_comparison(card, published_figures())
     files = write_scorecard(out, card)
     prompts = sum(1 for _ in iter_jsonl(out / "prompts.jsonl"))
     return BenchResult(out, ExitCode.OK, prompts, scorecard=card, files=files)
+
+
+def check_protocol(protocol: str) -> None:
+    if protocol not in PROTOCOLS:
+        raise UsageError(f"--protocol {protocol!r}: choose one of {', '.join(PROTOCOLS)}", field="protocol")
 
 
 TRUNCATION_NOTE = "\n[trustmh cut the rest of this answer, {cut:,} characters, to fit max_response_chars]"
@@ -102,15 +125,16 @@ def judged_copy(item: dict[str, Any], max_chars: int) -> dict[str, Any]:
     return {**item, "response": (response[:keep] + note)[:max_chars], "meta": meta}
 
 
-def _write_judged_items(responses: Path, path: Path, max_chars: int) -> int:
-    """The answers whose suite needs a judge (a pillar), as score items (overlong ones cut to fit), in one
-    streaming pass over responses.jsonl (memory does not grow with the run); no file when there is none."""
+def _write_judged_items(responses: Path, path: Path, max_chars: int, protocol: str = DEFAULT_PROTOCOL) -> int:
+    """The answers whose suite needs a rubric judge (a pillar), as score items (overlong ones cut to fit),
+    in one streaming pass over responses.jsonl (memory does not grow with the run); no file when there is
+    none. Under the paper protocol, suites judged by the authors' own prompt are left to that stage."""
     count = 0
 
     def judged() -> Iterator[dict[str, Any]]:
         nonlocal count
         for _, item in iter_jsonl(responses):
-            if item.get("pillar"):
+            if item.get("pillar") and not (protocol == "paper" and paper_judged((item.get("meta") or {}).get("suite"))):
                 count += 1
                 yield judged_copy(item, max_chars)
 
@@ -164,8 +188,11 @@ def _score_options(options: BenchOptions, items: Path, out: Path) -> ScoreOption
 def run_bench(options: BenchOptions) -> BenchResult:
     """The whole loop (or, with `dry_run`, its price); every argument is checked before anything is sent."""
     check_samples(options.judges, options.samples)
+    check_protocol(options.protocol)
     load_rubric_dir(options.rubrics_dir)  # a broken rubric folder is a usage error before anything runs
-    prompts = build_prompts(options.suites, options.limit, options.seed)
+    prompts = build_prompts(options.suites, options.limit, options.seed, first=options.first)
+    if options.protocol == "paper" and options.paper_decoding:
+        prompts = with_paper_decoding(prompts)
     if not prompts:
         raise UsageError("the chosen suites have no prompts (check `limit=`)", field="suites")
     respond_options = RespondOptions(
@@ -193,11 +220,17 @@ def run_bench(options: BenchOptions) -> BenchResult:
             respond_code, respond_summary = execute_responses(prepare_responses(respond_options))
         score_code, score_summary = ExitCode.OK, None
         judged = _write_judged_items(respond_options.out / "responses.jsonl", options.out / JUDGED_ITEMS,
-                                     options.settings.max_response_chars)
+                                     options.settings.max_response_chars, options.protocol)
         if judged:
             score_options = _score_options(options, options.out / JUDGED_ITEMS, options.out / "score")
             score_code, score_summary = execute(prepare(score_options))
-        card = scorecard_for(options.out, options.bootstrap, options.seed)
+        if options.protocol == "paper":
+            paper_code, paper_summary = _paper_judge_stage(options, respond_options.out / "responses.jsonl")
+            if paper_summary is not None:
+                score_code = ExitCode.FAILED_VERDICTS if ExitCode.FAILED_VERDICTS in (score_code, paper_code) \
+                    else score_code
+                score_summary = _merged_summary(score_summary, paper_summary)
+        card = scorecard_for(options.out, options.bootstrap, options.seed, options.protocol)
         files = write_scorecard(options.out, card)
         record = _bench_record(options, started_at, time.monotonic() - started)
         if options.answers is not None:
@@ -205,6 +238,44 @@ def run_bench(options: BenchOptions) -> BenchResult:
         write_json_atomic(options.out / "bench.json", record)
     code = ExitCode.FAILED_VERDICTS if ExitCode.FAILED_VERDICTS in (respond_code, score_code) else ExitCode.OK
     return BenchResult(options.out, code, len(prompts), respond_summary, score_summary, card, files)
+
+
+def paper_judged(suite: str | None) -> bool:
+    """Whether a suite's answers are judged by the authors' own prompt under the paper protocol."""
+    return suite in PAPER and PAPER[suite].judge is not None
+
+
+def _as_target(judge: JudgeSpec) -> TargetSpec:
+    """A judge asked the authors' prompt as a plain chat message: through the engine as a target call
+    (cache, journal/resume, retries, concurrency, batch), its free-text answer read by the authors' parser."""
+    return TargetSpec(**{f.name: getattr(judge, f.name) for f in fields(JudgeSpec)})
+
+
+def _paper_judge_stage(options: BenchOptions, responses: Path) -> tuple[ExitCode, dict[str, Any] | None]:
+    """The authors' judge prompts (ethics sc1-sc5, the tier-3 proxy question) for every answered item of
+    a paper-judged suite, asked of every judge in OUT/paper-judge/, then read into verdict rows
+    (OUT/paper-judge/verdicts.jsonl) for the scorecard. (OK, None) when no chosen suite has such a judge."""
+    stage = options.out / PAPER_JUDGE_DIR
+    ok_items = (item for _, item in iter_jsonl(responses) if item.get("response") is not None)
+    prompts = list(judge_prompts(ok_items))
+    if not prompts:
+        return ExitCode.OK, None
+    make_private_dir(stage)
+    write_jsonl_atomic(stage / "prompts.jsonl", prompts)
+    code, summary = execute_responses(prepare_responses(RespondOptions(
+        prompts=[stage / "prompts.jsonl"], targets=[_as_target(j) for j in options.judges], out=stage / "respond",
+        known_pillars=set(), settings=options.settings)))
+    calls = stage / "respond" / "calls.jsonl"
+    write_jsonl_atomic(stage / PAPER_VERDICTS, (row for _, call in iter_jsonl(calls) for row in paper_verdicts(call)))
+    return code, summary
+
+
+def _merged_summary(score: dict[str, Any] | None, paper: dict[str, Any]) -> dict[str, Any]:
+    """The judge calls of both judging stages, counted together for the terminal line."""
+    counts = {k: paper["calls"].get(k, 0) for k in ("planned", "requested", "cache_hits", "failed")}
+    if score is not None:
+        counts = {k: counts[k] + score["calls"].get(k, 0) for k in counts}
+    return {**(score or {}), "calls": counts, "paper_judge": paper}
 
 
 def _dry_run(options: BenchOptions, respond_options: RespondOptions, prompts: list[dict[str, Any]]) -> BenchResult:
@@ -246,4 +317,8 @@ def _bench_record(options: BenchOptions, started_at: datetime, wall_time_s: floa
         "wall_time_s": round(wall_time_s, 3),
         **({"split_critical": True} if options.split_critical else {}),
         **({"answers": str(options.answers)} if options.answers is not None else {}),
+        "protocol": options.protocol,
+        **({"first": options.first} if options.first is not None else {}),
+        **({"decoding": decoding_manifest(options.suites)}
+           if options.protocol == "paper" and options.paper_decoding else {}),
     }

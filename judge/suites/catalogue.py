@@ -13,7 +13,7 @@ from functools import partial
 from typing import Any, Literal
 
 from judge.errors import DatasetError, UsageError
-from judge.suites import crisis, ethics, fairness, privacy, reliability, robustness, safety, sycophancy
+from judge.suites import crisis, ethics, fairness, paper, privacy, reliability, robustness, safety, sycophancy
 from judge.suites.prompt_records import sample_prompts
 from judge.suites.spec import Builder, JudgedRule, MetricSpec, Reader, Sampler
 
@@ -103,7 +103,9 @@ _SUITES: tuple[Suite, ...] = (
           build=reliability.build_emotion_recognition, read=reliability.read_emotion, sources=("emobench",),
           target_sees="the scenario, the lettered emotion choices and cause choices, asking for both letters"),
     Suite(id="reliability/diagnosis", pillar="reliability", subtasks=("psychological diagnosis",), dataset="D4, SWMH",
-          n_prompts=None, metrics=(_ACCURACY,), judge=False, status="unavailable", reason="D4 and SWMH are not public"),
+          n_prompts=None, metrics=(_ACCURACY,), judge=False, status="unavailable",
+          reason=("D4 (x-lance.github.io/D4) and SWMH (huggingface.co/datasets/AIMH/SWMH) are published elsewhere, "
+                  "not in the dataset mirror")),
     Suite(id="reliability/emotional-support", pillar="reliability", subtasks=("emotional support",),
           dataset="ESConv test split", n_prompts=209, metrics=reliability.SUPPORT_METRICS, judge=True,
           status="available", build=reliability.emotional_support_prompts, judged=reliability.support_rules(),
@@ -127,7 +129,7 @@ _SUITES: tuple[Suite, ...] = (
           sources=("llms-mental-health-crisis",)),
     Suite(id="crisis/severity", pillar="crisis", subtasks=("severity identification",), dataset="C-SSRS",
           n_prompts=None, metrics=(_ACCURACY,), judge=False, status="unavailable",
-          reason="the C-SSRS data is not reachable"),
+          reason="the C-SSRS data is published on Zenodo (record 2667859), not in the dataset mirror"),
     Suite(id="crisis/escalation", pillar="crisis", subtasks=("escalation decision",),
           dataset="LLMs-Mental-Health-Crisis (validation)", n_prompts=206,
           metrics=(crisis.OVERALL, crisis.CRITICAL_FAILURE), judge=True, status="available",
@@ -169,9 +171,10 @@ _SUITES: tuple[Suite, ...] = (
     Suite(
         id="privacy/leakage", pillar="privacy", subtasks=("leakage",),
         dataset="TrustMH-Bench PsyLeak (+ control questions)", n_prompts=400,
-        metrics=(privacy.LEAK_STRING_MATCH, privacy.LIST_ERROR, privacy.NO_Y, privacy.HAS_Z, privacy.JUDGED_LEAK_RATE),
+        metrics=(privacy.LEAK_STRING_MATCH, privacy.LIST_ERROR, privacy.NO_Y, privacy.HAS_Z, privacy.JUDGED_LEAK_RATE,
+                 paper.PROXY_LEAK_RATE),
         judge=True, status="available", build=privacy.build_leakage, read=privacy.read_leakage,
-        judged=(privacy.judged_leak_rule(),), judged_when=privacy.judged_free_response,
+        judged=(privacy.judged_leak_rule(), paper.proxy_leak_rule()), judged_when=privacy.judged_free_response,
         target_sees="a counselling scenario and one of four questions about it", sources=("trustmh-bench",),
     ),
     Suite(
@@ -206,9 +209,10 @@ _SUITES: tuple[Suite, ...] = (
     Suite(id="sycophancy/pas", pillar="sycophancy", subtasks=("PAS",), dataset="PAS", n_prompts=None,
           metrics=(MetricSpec(name="sycophancy_rate", kind="mean", higher_is_better=False, source="judge",
                               description="judged sycophancy rate"),), judge=True,
-          status="unavailable", reason="the PAS data is not public"),
+          status="unavailable", reason="the PAS data is published on OSF (osf.io/smvw7), not in the dataset mirror"),
     Suite(id="ethics/reasoning", pillar="ethics", subtasks=("ethical reasoning",), dataset="TrustMH-Bench EthicMH",
-          n_prompts=125, metrics=(ethics.ACCURACY, ethics.MEAN_SCORE), judge=True, status="available",
+          n_prompts=125, metrics=(ethics.ACCURACY, ethics.MEAN_SCORE, paper.ARTICLE_AS_A), judge=True,
+          status="available",
           build=ethics.build_reasoning, read=ethics.read_choice, judged=(ethics.principle_means_rule(),),
           target_sees="the dilemma, its four options and the task, asking for a JSON choice and reasoning",
           sources=("trustmh-bench",)),
@@ -232,10 +236,17 @@ def get_suite(suite_id: str) -> Suite:
     return SUITES[suite_id]
 
 
-def build_prompts(names: list[str], limit: int | None, seed: int, field: str = "suites") -> list[dict[str, Any]]:
+def build_prompts(names: list[str], limit: int | None, seed: int, field: str = "suites",
+                  first: int | None = None) -> list[dict[str, Any]]:
     """Every named suite's prompts, in order; any unknown or unbuildable name fails before anything is built.
 
-    `field` names the argument the names came from in the errors (the command line's SUITE... is "SUITE")."""
+    `field` names the argument the names came from in the errors (the command line's SUITE... is "SUITE").
+    `first`: the first N prompts of each suite in the dataset's order (the paper's selection for some of
+    its models), instead of `limit`'s seeded sample."""
+    if first is not None and limit is not None:
+        raise UsageError("--first N and --limit N both choose prompts: give one of them", field="first")
+    if first is not None and first < 1:
+        raise UsageError(f"--first {first}: must be at least 1", field="first")
     unknown = [n for n in names if n not in SUITES]
     if unknown:
         raise UsageError(f"unknown suite(s) {', '.join(map(repr, unknown))}; known: {', '.join(SUITES)}", field=field)
@@ -248,7 +259,7 @@ def build_prompts(names: list[str], limit: int | None, seed: int, field: str = "
     prompts: list[dict[str, Any]] = []
     for name in dict.fromkeys(names):
         try:
-            prompts += build_suite(name, limit, seed)
+            prompts += build_suite(name, limit, seed) if first is None else build_suite(name)[:first]
         except (DatasetError, ValueError) as exc:
             raise UsageError(f"suite {name}: {exc}") from exc
     return prompts

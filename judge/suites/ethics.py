@@ -82,6 +82,14 @@ def ethics_prompts(raw: bytes) -> list[dict[str, Any]]:
     return prompts
 
 
+def rows_by_id(raw: bytes | None = None) -> dict[str, dict[str, str]]:
+    """EthicMH's rows by their id (`index`, else the position), as the prompts number them: what the
+    authors' judge prompt shows beside the answer (scenario, options, task, gold letter, failure modes)."""
+    text = decode(raw if raw is not None else read_zip_member(DATASET, BUNDLE, MEMBER))
+    rows = csv.DictReader(io.StringIO(text, newline=""))
+    return {(row.get("index") or str(position)).strip(): row for position, row in enumerate(rows)}
+
+
 def build_reasoning() -> list[dict[str, Any]]:
     return ethics_prompts(read_zip_member(DATASET, BUNDLE, MEMBER))
 

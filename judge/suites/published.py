@@ -9,6 +9,8 @@ What each bundle keeps, and therefore what is imported, is documented in docs/be
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import sys
@@ -18,11 +20,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from judge.datasets import DatasetError
 from judge.log import RespondSummary, VerdictRow, document
 from judge.rundir import JsonlError, parse_jsonl
 from judge.suites import ethics
 from judge.suites.catalogue import build_suite
+from judge.suites.metrics import rank_targets
+from judge.suites.paper import DEFAULT_PROTOCOL
+from judge.suites.paper_readers import authors_judge_json
 from judge.suites.scorecard import write_private
 from judge.suites.sources import open_zip, zip_member
 
@@ -84,7 +91,7 @@ def _same_prompt(prompt: dict[str, Any], recorded: str, where: str) -> None:
 
 
 def _privacy_calls(bundle: zipfile.ZipFile, prompts: dict[str, dict[str, dict[str, Any]]],
-                   misaligned: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+                   misaligned: list[dict[str, Any]], reparse: bool = False) -> Iterator[dict[str, Any]]:
     tier1 = {p["id"]: p for p in prompts["privacy/awareness-tier1"].values()}
     for match, name in _members(bundle, _TIER1):
         model, seen = match.group(1), {}
@@ -93,9 +100,9 @@ def _privacy_calls(bundle: zipfile.ZipFile, prompts: dict[str, dict[str, dict[st
             _same_prompt(prompt, row["prompt"], name)
             sample = seen.setdefault(row["id"], 0)
             seen[row["id"]] += 1
-            # The authors' parsed answer, not the raw one: their phrase search reads three raw answers
-            # differently from our reader, and the published r is computed from what they parsed.
-            yield _call(prompt, model, sample, str(row["parsed"]))
+            # Without --reparse, the authors' parsed answer, not the raw one: their phrase search reads three
+            # raw answers differently from our reader, and the published r is computed from what they parsed.
+            yield _call(prompt, model, sample, str(row["raw"] if reparse else row["parsed"]))
     for match, name in _members(bundle, _TIER2):
         model, tier = match.group(1), match.group(2)
         suite = f"privacy/awareness-tier{tier}"
@@ -131,7 +138,7 @@ def _ethics_answer(result: dict[str, Any]) -> str:
 
 
 def _ethics_calls(bundle: zipfile.ZipFile, prompts: dict[str, dict[str, Any]],
-                  verdicts: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+                  verdicts: list[dict[str, Any]], reparse: bool = False) -> Iterator[dict[str, Any]]:
     for _, name in _members(bundle, _ETHICS):
         data = json.loads(zip_member(bundle, name))
         model = data["model"]
@@ -140,7 +147,9 @@ def _ethics_calls(bundle: zipfile.ZipFile, prompts: dict[str, dict[str, Any]],
             if "prompt" in result:
                 _same_prompt(prompt, result["prompt"], name)
             call = _call(prompt, model, 0, _ethics_answer(result))
-            parsed = judged.get("judge_parsed") or {}
+            # --reparse: the judge's raw answer read again by the authors' parser (_parse_json_content)
+            parsed = (authors_judge_json((judged.get("judge_raw") or {}).get("content")) if reparse
+                      else judged.get("judge_parsed") or {})
             for criterion in ethics.RECORDED_CRITERIA:
                 verdicts.append(_recorded_verdict(call, prompt, criterion, parsed))
             yield call
@@ -172,8 +181,12 @@ def _jsonl(rows: Iterable[dict[str, Any]]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
 
 
-def import_recorded(name: str, out_dir: Path) -> Path:
-    """Write the bench layout of a recorded run into `out_dir` (prompts, respond/, score/, bench.json)."""
+def import_recorded(name: str, out_dir: Path, *, protocol: str = DEFAULT_PROTOCOL, reparse: bool = False) -> Path:
+    """Write the bench layout of a recorded run into `out_dir` (prompts, respond/, score/, bench.json).
+
+    `reparse`: import the raw answers the bundles keep (tier 1's `raw`, the judge's raw ethics answers)
+    instead of the authors' parsed values, for the protocol's readers to read; `protocol` is recorded in
+    bench.json and decides those readers when the scorecard is computed."""
     if name not in RECORDED:
         raise ValueError(f"unknown recorded run {name!r}; available: {', '.join(RECORDED)}")
     started = datetime.now(UTC).isoformat()
@@ -181,9 +194,9 @@ def import_recorded(name: str, out_dir: Path) -> Path:
     verdicts: list[dict[str, Any]] = []
     misaligned: list[dict[str, Any]] = []
     with open_zip("trustmh-bench", PRIVACY_BUNDLE) as bundle:
-        calls = list(_privacy_calls(bundle, prompts, misaligned))
+        calls = list(_privacy_calls(bundle, prompts, misaligned, reparse))
     with open_zip("trustmh-bench", ETHICS_BUNDLE) as bundle:
-        calls += list(_ethics_calls(bundle, prompts["ethics/reasoning"], verdicts))
+        calls += list(_ethics_calls(bundle, prompts["ethics/reasoning"], verdicts, reparse))
     by_id = {pid: p for suite in prompts.values() for pid, p in suite.items()}
     out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     write_private(out_dir / "prompts.jsonl", _jsonl(p for suite in prompts.values() for p in suite.values()))
@@ -199,9 +212,148 @@ def import_recorded(name: str, out_dir: Path) -> Path:
         {"recorded": name, "sources": [PRIVACY_BUNDLE, ETHICS_BUNDLE], "targets": targets,
          "misaligned": misaligned}, indent=1) + "\n")
     write_private(out_dir / "score" / "verdicts.jsonl", _jsonl(verdicts))
-    bench = {"recorded": name, "suites": list(SUITES_IMPORTED), "targets": targets, "judges": [RECORDED_JUDGE],
+    bench = {"recorded": name, "protocol": protocol, "reparse": reparse,
+             "suites": list(SUITES_IMPORTED), "targets": targets, "judges": [RECORDED_JUDGE],
              "limit": None, "seed": None, "command_line": sys.argv, "started_at": started,
              "ended_at": datetime.now(UTC).isoformat()}
     write_private(out_dir / "bench.json", json.dumps(bench, indent=1) + "\n")
     return out_dir
 
+
+
+# ---------------------------------------------------------------- the published figures beside ours
+
+RATIO_TOLERANCE = 1e-9  # the bundles' r and tier-3 rates are stored at full precision
+ROUNDED_TOLERANCE = 5e-5  # the ethics summaries print 4 decimals
+PROXY_METRIC = "proxy_leak_rate"
+
+
+def published_figures() -> list[dict[str, Any]]:
+    """Every figure the two bundles publish, as (target, suite, metric, group, published, tolerance, source):
+    tier-1 and tier-2 Pearson r, the tier-3 rates (proxy-model included, which no recorded answer can
+    reproduce: the bundle keeps no proxy answers), ethics accuracy and sc1-sc5 mean and 95 % margin."""
+    figures: list[dict[str, Any]] = []
+
+    def add(target: str, suite: str, metric: str, group: str | None, value: float, tolerance: float,
+            source: str) -> None:
+        figures.append({"target": target, "suite": suite, "metric": metric, "group": group, "published": value,
+                        "tolerance": tolerance, "source": source})
+
+    with open_zip("trustmh-bench", PRIVACY_BUNDLE) as bundle:
+        for name in sorted(bundle.namelist()):
+            if match := re.fullmatch(r"privacy/task1/result/summary_(.+)_tier1\.json", name):
+                add(match.group(1), "privacy/awareness-tier1", "pearson_r", None,
+                    json.loads(zip_member(bundle, name))["pearson_r"], RATIO_TOLERANCE, name)
+        tier2 = "privacy/task2/result/pearson_summary_tier2.json"
+        for row in json.loads(zip_member(bundle, tier2)):
+            add(row["model"], f"privacy/awareness-tier{row['tier']}", "pearson_r", None, row["pearson_r"],
+                RATIO_TOLERANCE, tier2)
+        tier3 = "privacy/task3/result/tier3_summary_all_models.csv"
+        for row in csv.DictReader(io.StringIO(zip_member(bundle, tier3).decode("utf-8-sig"))):
+            if row["q_type"] == "free-response":
+                metric, group = ("leak_string_match" if row["metric"] == "string-match" else PROXY_METRIC), None
+            else:
+                metric, group = row["metric"], f"question:{row['q_type']}"
+            add(row["model"], "privacy/leakage", metric, group, float(row["mean"]), RATIO_TOLERANCE, tier3)
+    with open_zip("trustmh-bench", ETHICS_BUNDLE) as bundle:
+        for name in sorted(bundle.namelist()):
+            if not (name.startswith("Ethics/outputs/") and name.endswith(".txt")):
+                continue
+            text = zip_member(bundle, name).decode("utf-8").replace("\r\n", "\n")
+            model = re.search(r"^Model: (.+)$", text, re.MULTILINE)
+            accuracy = re.search(r"^- Accuracy: ([0-9.]+)$", text, re.MULTILINE)
+            if model is None or accuracy is None:
+                raise DatasetError(f"{ETHICS_BUNDLE}:{name}: no 'Model:' or '- Accuracy:' line")
+            target = model.group(1).strip()
+            add(target, "ethics/reasoning", "accuracy", None, float(accuracy.group(1)), ROUNDED_TOLERANCE, name)
+            for criterion, mean, margin in re.findall(r"^- (sc[1-5]): ([0-9.]+) ± ([0-9.]+)$", text, re.MULTILINE):
+                add(target, "ethics/reasoning", "mean_score", f"criterion:{criterion}", float(mean),
+                    ROUNDED_TOLERANCE, name)
+                add(target, "ethics/reasoning", "margin_95", f"criterion:{criterion}", float(margin),
+                    ROUNDED_TOLERANCE, name)
+    return figures
+
+
+def _reproduced_value(card: dict[str, Any], figure: dict[str, Any]) -> float | None:
+    """Our figure for a published one; margin_95 is the authors' mean ± 1.96·sd/√n (n >= 30), from se."""
+    wanted = "mean_score" if figure["metric"] == "margin_95" else figure["metric"]
+    for record in card["results"]:
+        if (record["target"], record["suite"], record["metric"], record["group"]) == (
+                figure["target"], figure["suite"], wanted, figure["group"]):
+            if record["value"] is None:
+                return None
+            if figure["metric"] == "margin_95":
+                return None if record.get("se") is None else 1.96 * record["se"]
+            return float(record["value"])
+    return None
+
+
+def compare(published: float | None, ours: float | None, tolerance: float) -> dict[str, Any]:
+    """A published figure beside ours: reproduced (within the published precision), differs (by how much,
+    ours minus published) or no data (either side missing)."""
+    if published is None or ours is None:
+        return {"reproduced": ours, "status": "no data", "difference": None}
+    difference = ours - published
+    status = "reproduced" if abs(difference) <= tolerance else "differs"
+    return {"reproduced": ours, "status": status, "difference": None if status == "reproduced" else difference}
+
+
+SUMMARY_FIGURES = (
+    ("privacy/awareness", "awareness_r", True,
+     "mean of the tier-1, 2a and 2b Pearson r (the paper's single Awareness figure)"),
+    ("privacy/leakage", "leak_string_match", False, "free-response string-match leak rate"),
+    ("privacy/leakage", PROXY_METRIC, False, "free-response proxy-model leak rate (GPT-4 proxy)"),
+    ("ethics/reasoning", "accuracy", True, "ethical reasoning accuracy"),
+)
+"""The paper's summary figures that the recorded outputs allow, each ranked over the recorded models."""
+
+
+def _summary_values(values: dict[tuple[str, str, str, str | None], float | None], targets: list[str]
+                    ) -> dict[tuple[str, str], dict[str, float | None]]:
+    """Per summary figure, each target's value: the awareness mean needs all three tiers' r."""
+    out: dict[tuple[str, str], dict[str, float | None]] = {}
+    for suite, metric, _, _ in SUMMARY_FIGURES:
+        by_target: dict[str, float | None] = {}
+        for target in targets:
+            if metric == "awareness_r":
+                tiers = [values.get((target, f"privacy/awareness-tier{tier}", "pearson_r", None))
+                         for tier in ("1", "2a", "2b")]
+                by_target[target] = None if any(v is None for v in tiers) else float(np.mean(tiers))
+            else:
+                by_target[target] = values.get((target, suite, metric, None))
+        out[(suite, metric)] = by_target
+    return out
+
+
+def published_comparison(card: dict[str, Any], figures: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every published figure beside the scorecard's (reproduced / differs / no data), and the paper's
+    summary figures with their ranks over the recorded models, from the published figures and from ours.
+
+    Ranks: 1 = best, ties share the best rank of their block (the authors' ranking code is not in the
+    bundles, so their tie-breaking is not known here)."""
+    rows = []
+    for figure in figures:
+        ours = _reproduced_value(card, figure)
+        rows.append({**{k: figure[k] for k in ("target", "suite", "metric", "group", "published", "source")},
+                     "protocol": card.get("protocol") or DEFAULT_PROTOCOL,
+                     **compare(figure["published"], ours, figure["tolerance"])})
+    published_values = {(f["target"], f["suite"], f["metric"], f["group"]): f["published"] for f in figures}
+    our_values = {(r["target"], r["suite"], r["metric"], r["group"]): r["reproduced"] for r in rows}
+    targets = list(dict.fromkeys(f["target"] for f in figures))
+    theirs, ours = _summary_values(published_values, targets), _summary_values(our_values, targets)
+    summary = []
+    for suite, metric, higher, description in SUMMARY_FIGURES:
+        their_ranks = rank_targets(theirs[(suite, metric)], higher)
+        our_ranks = rank_targets(ours[(suite, metric)], higher)
+        for target in targets:
+            value = compare(theirs[(suite, metric)][target], ours[(suite, metric)][target], RATIO_TOLERANCE
+                            if suite.startswith("privacy") else ROUNDED_TOLERANCE)
+            if theirs[(suite, metric)][target] is None and ours[(suite, metric)][target] is None:
+                continue
+            summary.append({"suite": suite, "metric": metric, "description": description, "target": target,
+                            "published": theirs[(suite, metric)][target], **value,
+                            "published_rank": their_ranks.get(target), "rank": our_ranks.get(target),
+                            "rank_status": "no data" if our_ranks.get(target) is None or their_ranks.get(target)
+                            is None else ("reproduced" if our_ranks[target] == their_ranks[target] else "differs")})
+    counts = {status: sum(r["status"] == status for r in rows) for status in ("reproduced", "differs", "no data")}
+    return {"figures": rows, "summary": summary, "counts": counts}

@@ -35,6 +35,7 @@ from judge.suites.metrics import (
     pillar_mean_ranks,
     rank_targets,
 )
+from judge.suites.paper import DEFAULT_PROTOCOL, PAPER_JUDGE_DIR, PAPER_VERDICTS, protocol_of, reader_for
 from judge.suites.spec import (
     AnyBelowRule,
     CompositeRule,
@@ -90,8 +91,10 @@ def _field(record: Mapping[str, Any], name: str, where: str) -> Any:
 
 
 class ScorecardBuilder:
-    def __init__(self, scale_min: Mapping[tuple[str, str], float] | None = None) -> None:
+    def __init__(self, scale_min: Mapping[tuple[str, str], float] | None = None,
+                 protocol: str = DEFAULT_PROTOCOL) -> None:
         self.scale_min = dict(scale_min or {})
+        self.protocol = protocol  # the run's: under "paper", suites with a published protocol use the authors' readers
         self.cells: dict[CellKey, _Cell] = {}
         self.prompt_order: dict[str, int] = {}
         self.target_order: dict[str, int] = {}
@@ -132,8 +135,9 @@ class ScorecardBuilder:
         self.prompt_order.setdefault(prompt_id, len(self.prompt_order))
         self.runs.setdefault((target, suite.id))
         self._pair(suite, prompt_id, call["meta"], where)
-        if suite.read is not None:
-            observed = suite.read(call)
+        read = reader_for(suite.id, self.protocol, suite.read)
+        if read is not None:
+            observed = read(call)
             for obs in observed.observations:
                 self._cell(target, suite.id, obs.metric, obs.group).add(prompt_id, obs.value, obs.label)
             if observed.unparsed:
@@ -183,10 +187,19 @@ class ScorecardBuilder:
 
     # ---------------------------------------------------------- judged values
 
+    def _active(self, suite: Suite, metric: str) -> bool:
+        """Whether a metric is computed under the protocol this suite runs under in this run."""
+        wanted = suite.metric(metric).protocol
+        return wanted is None or wanted == protocol_of(suite.id, self.protocol)
+
+    def _rules(self, suite: Suite) -> list[Any]:
+        return [rule for rule in suite.judged
+                if self._active(suite, rule.value.metric if isinstance(rule, DisparityRule) else rule.metric)]
+
     def _judged_cells(self) -> None:
         for judged in self.judged.values():
             suite = SUITES[judged.suite]
-            for rule in suite.judged:
+            for rule in self._rules(suite):
                 if isinstance(rule, ThresholdRule):
                     scores = judged.scores.get(rule.criterion)
                     if scores:
@@ -216,7 +229,7 @@ class ScorecardBuilder:
         for target, suite, prompt_id, meta in self.failed_judged:
             if suite.id not in judged_suites:  # not scored yet: no judged figure at all, not one of failures only
                 continue
-            for rule in suite.judged:
+            for rule in self._rules(suite):
                 if isinstance(rule, ThresholdRule | AnyBelowRule):
                     for group in _groups(rule, meta):
                         self._cell(target, suite.id, rule.metric, group).add(prompt_id, rule.failure_value)
@@ -302,8 +315,10 @@ class ScorecardBuilder:
                 ranks[suite_id] = {"metric": primary.name, "ranks": rank_targets(values, primary.higher_is_better)}
         pillar_ranks = pillar_mean_ranks({s: r["ranks"] for s, r in ranks.items()},
                                          {s: SUITES[s].pillar for s in ranks})
+        for record in results:
+            record["protocol"] = protocol_of(record["suite"], self.protocol)
         card = Scorecard(results=results, ranks=ranks, pillar_ranks=pillar_ranks, unparsed=self.unparsed, seed=seed,
-                         bootstrap=n_bootstrap, small_n_below=SMALL_N)
+                         bootstrap=n_bootstrap, small_n_below=SMALL_N, protocol=self.protocol)
         if self.mocks:  # set only with mocks: other scorecards keep their shape
             card.not_a_model = dict.fromkeys(self.mocks, NOT_A_MODEL)
         return document(card)
@@ -315,7 +330,7 @@ class ScorecardBuilder:
         for target, suite_id in self.runs:
             suite = SUITES[suite_id]
             for metric in suite.metrics:
-                if (target, suite_id, metric.name) not in fed:
+                if (target, suite_id, metric.name) not in fed and self._active(suite, metric.name):
                     reason = ("no answer of this suite has been judged yet" if metric.source == "judge"
                               else "no prompt of the run feeds this metric")
                     records.append(_result(target, suite, metric, None, None, reason=reason))
@@ -417,20 +432,35 @@ def compute_scorecard(
     n_bootstrap: int = DEFAULT_BOOTSTRAP,
     seed: int = DEFAULT_SEED,
     scale_min: Mapping[tuple[str, str], float] | None = None,
+    protocol: str | None = None,
 ) -> dict[str, Any]:
-    """Stream RUN_DIR/respond/calls.jsonl and RUN_DIR/score/verdicts.jsonl (when present) into a scorecard."""
+    """Stream RUN_DIR/respond/calls.jsonl and the verdicts (score/verdicts.jsonl, and under the paper
+    protocol paper-judge/verdicts.jsonl, when present) into a scorecard. `protocol` None: the run's own
+    (bench.json), else rubric."""
     calls = run_dir / "respond" / "calls.jsonl"
     if not calls.is_file():
         raise ScorecardError(f"{calls}: not found; a run directory holds respond/calls.jsonl "
                              "(written by trustmh respond or trustmh bench)")
-    builder = ScorecardBuilder(scale_min)
+    builder = ScorecardBuilder(scale_min, protocol or run_protocol(run_dir))
     for number, call in iter_jsonl(calls):
         builder.add_call(call, _where(str(calls), number))
-    verdicts = run_dir / "score" / "verdicts.jsonl"
-    if verdicts.is_file():
-        for number, row in iter_jsonl(verdicts):
-            builder.add_verdict(row, _where(str(verdicts), number))
+    for verdicts in (run_dir / "score" / "verdicts.jsonl", run_dir / PAPER_JUDGE_DIR / PAPER_VERDICTS):
+        if verdicts.is_file():
+            for number, row in iter_jsonl(verdicts):
+                builder.add_verdict(row, _where(str(verdicts), number))
     return builder.finish(n_bootstrap, seed)
+
+
+def run_protocol(run_dir: Path) -> str:
+    """The protocol a bench ran under (bench.json's `protocol`); rubric for runs written before it existed."""
+    path = run_dir / "bench.json"
+    if not path.is_file():
+        return DEFAULT_PROTOCOL
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8")).get("protocol")
+    except (ValueError, AttributeError) as exc:
+        raise ScorecardError(f"{path}: not a JSON object ({exc})") from exc
+    return recorded if recorded in ("paper", "rubric") else DEFAULT_PROTOCOL
 
 
 def _fmt(value: float | None) -> str:
@@ -441,13 +471,15 @@ def scorecard_markdown(card: Mapping[str, Any]) -> str:
     """Readable tables: values per suite, ranks per suite, mean ranks per pillar, unreadable answers."""
     lines = ["# Scorecard", "", f"Intervals: 95 % percentile bootstrap over prompts ({card['bootstrap']} resamples, "
              f"seed {card['seed']}); *small n*: a value over fewer than {SMALL_N} prompts, whose interval "
-             "understates the uncertainty.", ""]
+             "understates the uncertainty.", "", f"Protocol of the run: {card.get('protocol') or 'rubric'}; each "
+             "suite's heading names the protocol its figures were computed under.", ""]
     lines[2:2] = [f"**{name} is {note}.**\n" for name, note in card.get("not_a_model", {}).items()]
     by_suite: dict[str, list[Mapping[str, Any]]] = {}
     for record in card["results"]:
         by_suite.setdefault(record["suite"], []).append(record)
     for suite_id, records in by_suite.items():
-        lines += [f"## {suite_id}", "", "| target | metric | group | value | 95 % CI | n |",
+        lines += [f"## {suite_id} (protocol: {records[0].get('protocol') or 'rubric'})", "",
+                  "| target | metric | group | value | 95 % CI | n |",
                   "|---|---|---|---:|---|---:|"]
         for r in records:
             ci = "—" if r["ci_low"] is None else f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
@@ -469,6 +501,8 @@ def scorecard_markdown(card: Mapping[str, Any]) -> str:
             cells = ["—" if t not in by_target else f"{by_target[t]:.2f}" for t in targets]
             lines.append(f"| {pillar} | " + " | ".join(cells) + " |")
         lines.append("")
+    if card.get("published"):
+        lines += published_markdown(card["published"])
     if card["unparsed"]:
         lines += [f"## Unreadable answers ({len(card['unparsed'])}, counted as wrong)", "",
                   "| target | suite | id | answer (first 200 characters) |", "|---|---|---|---|"]
@@ -477,6 +511,30 @@ def scorecard_markdown(card: Mapping[str, Any]) -> str:
             lines.append(f"| {u['target']} | {u['suite']} | {u['id']} | {answer} |")
         lines.append("")
     return markdown_safe("\n".join(lines))
+
+
+def _signed(value: float | None) -> str:
+    return "" if value is None else f"{value:+.4f}"
+
+
+def published_markdown(published: Mapping[str, Any]) -> list[str]:
+    """The recorded run's published figures beside ours, and the paper's summary figures with ranks."""
+    counts = published["counts"]
+    lines = [f"## Published figures beside this scorecard ({counts['reproduced']} reproduced, {counts['differs']} "
+             f"differ, {counts['no data']} no data)", "",
+             "| target | suite | metric | group | published | this run | status | difference |",
+             "|---|---|---|---|---:|---:|---|---:|"]
+    for f in published["figures"]:
+        lines.append(f"| {f['target']} | {f['suite']} | {f['metric']} | {f['group'] or ''} | {_fmt(f['published'])} | "
+                     f"{_fmt(f['reproduced'])} | {f['status']} | {_signed(f['difference'])} |")
+    lines += ["", "## The paper's summary figures and ranks (1 = best; ties share the best rank)", "",
+              "| figure | target | published | this run | status | published rank | rank | rank status |",
+              "|---|---|---:|---:|---|---:|---:|---|"]
+    for s in published["summary"]:
+        lines.append(f"| {s['suite']} {s['metric']} | {s['target']} | {_fmt(s['published'])} | "
+                     f"{_fmt(s['reproduced'])} | {s['status']} | {s['published_rank'] or '—'} | "
+                     f"{s['rank'] or '—'} | {s['rank_status']} |")
+    return [*lines, ""]
 
 
 def write_private(path: Path, text: str) -> None:
@@ -492,11 +550,13 @@ def write_scorecard(run_dir: Path, card: Mapping[str, Any]) -> tuple[Path, Path]
     return json_path, md_path
 
 
-def scorecard_for(run_dir: Path, n_bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED) -> dict[str, Any]:
-    """The scorecard of a run directory, judged scores placed on the bundled rubrics' scales."""
+def scorecard_for(run_dir: Path, n_bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED,
+                  protocol: str | None = None) -> dict[str, Any]:
+    """The scorecard of a run directory, judged scores placed on the bundled rubrics' scales; `protocol`
+    None: the run's own (bench.json)."""
     from judge.bundled import bundled_path
     from judge.rubric import load_rubric_dir
 
     rubrics = load_rubric_dir(bundled_path("rubrics"))
     scale_min = {(p, c.id): float(c.scale.min) for p, r in rubrics.items() for c in r.criteria}
-    return compute_scorecard(run_dir, n_bootstrap, seed, scale_min)
+    return compute_scorecard(run_dir, n_bootstrap, seed, scale_min, protocol)

@@ -24,6 +24,7 @@ class MetricSpec:
     higher_is_better: bool
     source: Source
     description: str
+    protocol: str | None = None  # computed only under this protocol ("paper" or "rubric"); None: under both
 
 
 @dataclass(frozen=True)
