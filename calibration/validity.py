@@ -88,8 +88,8 @@ class Disagreement:
     criterion: str
     judge: str
     item_id: str
-    judge_score: float
-    human_scores: dict[str, float]
+    judge_score: float | str  # a category's name for a nominal criterion
+    human_scores: dict[str, float | str]
     distance: float  # |judge − human mean| (ordinal) or share of humans with another label (nominal)
 
 
@@ -164,10 +164,8 @@ def _row(m: CriterionMatrix, dataset: str, judge: str, runs: np.ndarray, indices
     jh = _estimate(judge_humans, n_units, indices, undefined)
     hh = _estimate(humans_humans, n_units, indices, no_humans if not pairs else undefined)
     gp = _estimate(gap, n_units, indices, hh.reason or jh.reason or undefined)
-    if m.scale.kind == "nominal":
-        consensus = _column_reduce(H, "mode")
-    else:
-        consensus = round_half_up(_column_reduce(H, "median"))
+    nominal = m.scale.kind == "nominal"
+    consensus = _column_reduce(H, "mode") if nominal else round_half_up(_column_reduce(H, "median"))
     jc = _estimate(lambda idx: pair(jv[idx], consensus[idx]), n_units, indices, undefined)
     row = ValidityRow(
         dataset=dataset, criterion=m.criterion, judge=judge, published=published, critical=critical,
@@ -223,6 +221,10 @@ def gate_failures(rows: Sequence[ValidityRow]) -> list[str]:
             for r in rows if r.critical and not r.published and r.verdict != AS_CLOSE]
 
 
+def _shown(value: float, scale: Scale) -> float | str:
+    return scale.labels[int(value)] if scale.kind == "nominal" and scale.labels else value
+
+
 def disagreements(data: CalibrationData, *, dataset: str, judges: Sequence[str],
                   top: int = 5) -> list[Disagreement]:
     """Per criterion × judge, the `top` items where the judge is furthest from the humans (ties by item id)."""
@@ -242,7 +244,8 @@ def disagreements(data: CalibrationData, *, dataset: str, judges: Sequence[str],
                     distance = sum(v != jv[j] for v in scores.values()) / len(scores)
                 else:
                     distance = abs(float(jv[j]) - float(np.mean(list(scores.values()))))
-                found.append(Disagreement(dataset, m.criterion, judge, item, float(jv[j]), scores, distance))
+                found.append(Disagreement(dataset, m.criterion, judge, item, _shown(float(jv[j]), m.scale),
+                                          {h: _shown(v, m.scale) for h, v in scores.items()}, distance))
             found.sort(key=lambda d: (-d.distance, d.item_id))
             out.extend(d for d in found[:top] if d.distance > 0)
     return out

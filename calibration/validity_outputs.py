@@ -117,9 +117,10 @@ def to_markdown(document: dict[str, Any]) -> str:
         lines += ["## Largest disagreements", "", "| dataset | criterion | judge | item | judge | humans | rationale |",
                   "|---|---|---|---|---|---|---|"]
         for d in document["disagreements"]:
-            humans = ", ".join(f"{k} {v:g}" for k, v in d["human_scores"].items())
+            humans = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
+                               for k, v in d["human_scores"].items())
             lines.append(f"| {d['dataset']} | {d['criterion']} | {d['judge']} | {d['item_id']} | "
-                         f"{d['judge_score']:g} | {humans} | {(d['rationale'] or '').replace('|', '/')} |")
+                         f"{d['judge_score']} | {humans} | {(d['rationale'] or '').replace('|', '/')} |")
         lines.append("")
     gate = document["gate"]
     if gate["set"]:
@@ -128,7 +129,8 @@ def to_markdown(document: dict[str, Any]) -> str:
 
 
 def write_validity(out: Path, rows: Sequence[ValidityRow], worst: Sequence[Disagreement], sets: Sequence[Any],
-                   meta: dict[str, Any], failures: list[str], verdicts: Path, *, report: bool = True) -> tuple[Path, ...]:
+                   meta: dict[str, Any], failures: list[str], verdicts: Path, *,
+                   report: bool = True) -> tuple[Path, ...]:
     """OUT/summary.json, validity.md and (with `report`) validity.html, each owner-only and replaced atomically."""
     document = summary_document(rows, worst, sets, meta, failures, verdicts)
     summary, markdown = out / SUMMARY, out / MARKDOWN

@@ -77,7 +77,8 @@ def disagreement_section(document: dict[str, Any]) -> Section:
     table = Table("Largest disagreements", ["dataset", "criterion", "judge", "item", "judge score", "humans",
                                             "distance", "rationale of", "rationale"],
                   [[text(d["dataset"]), text(d["criterion"]), text(d["judge"]), text(d["item_id"]),
-                    num(d["judge_score"]), text(", ".join(f"{k} {v:g}" for k, v in d["human_scores"].items())),
+                    num(d["judge_score"]) if isinstance(d["judge_score"], float) else text(d["judge_score"]),
+                    text(", ".join(f"{k} {fmt(v)}" for k, v in d["human_scores"].items())),
                     num(d["distance"]), text(d["rationale_criterion"]), text(d["rationale"])] for d in found],
                   name="disagreements")
     return Section("disagreements", "Where the judge and the humans differ most", PART, intro,
