@@ -116,3 +116,137 @@ def _data(human: Path | None, judged: Path | None, dataset: str | None) -> tuple
     if problems:
         raise InputError(problems)
     return CalibrationData(human_records, judged_records), {"human": str(human), "judged": str(judged)}
+
+
+# --------------------------------------------------------------------------- validate
+
+VALIDATION_SETS = ("crisis", "empathic", "elephant")
+"""The mirror's human-rated sets `validate` judges (names of `datasets=`)."""
+
+
+@dataclass(frozen=True)
+class Validation:
+    """A validation: the validity table (`rows`), the gate's failures, the files written, or with a dry run
+    the plan of the judge calls (and no table)."""
+
+    out: Path
+    exit_code: ExitCode
+    items: int
+    rows: list[Any]  # calibration.validity.ValidityRow
+    gate_failures: list[str]
+    files: tuple[Path, ...] = ()
+    plan: list[dict[str, Any]] | None = None
+
+
+def validate(
+    *,
+    judges: Any,
+    out: Path | str,
+    datasets: Sequence[str] | None = None,
+    annotations: Path | None = None,
+    rubric: str | None = None,
+    judges_file: Path | None = None,
+    rubrics: Path | None = None,
+    limit: int | None = None,
+    samples: int = 1,
+    gate: bool = False,
+    tolerance: float | None = None,
+    min_items: int | None = None,
+    bootstrap: int = 200,
+    seed: int = 0,
+    epsilon: float = 0.2,
+    report: bool = True,
+    settings: Any = None,
+) -> Validation:
+    """Judge the human-rated sets with our rubrics (through `judge.api.score`: cache, resume, batch, dry run)
+    and compare each judge with the humans: OUT/summary.json (the validity table), validity.md and, with
+    `report`, validity.html; OUT/judged is the score run. `gate`: exit GATE when a critical criterion's
+    judge is not as close to the humans as they are to each other (within `tolerance`)."""
+    from calibration.validity import DEFAULT_MIN_ITEMS, DEFAULT_TOLERANCE, validity_rows
+    from calibration.validity import gate_failures as validity_gate_failures
+    from judge import api as judge_api
+    from judge.settings import RunSettings
+
+    settings = settings or RunSettings()
+    tolerance = DEFAULT_TOLERANCE if tolerance is None else tolerance
+    min_items = DEFAULT_MIN_ITEMS if min_items is None else min_items
+    if tolerance < 0:
+        raise UsageError(f"{tolerance}: must be 0 or more", field="tolerance")
+    if min_items < 1:
+        raise UsageError(f"{min_items}: must be at least 1", field="min_items")
+    if limit is not None and limit < 1:
+        raise UsageError(f"{limit}: must be at least 1", field="limit")
+    sets = _validation_sets(datasets, annotations, rubric, rubrics, limit)
+    items = [item for s in sets for item in s.items]
+    out = Path(out)
+    judged = out / "judged"
+    result = judge_api.score(items, judges=judges, judges_file=judges_file, out=judged, rubrics=rubrics,
+                             samples=samples, settings=settings)
+    if result.summary is None:  # a dry run
+        return Validation(out, ExitCode.OK, result.items, [], [], plan=result.plan)
+    from calibration.annotations import CalibrationData
+    from calibration.validate import iter_verdicts
+    from calibration.validity import disagreements
+
+    rows, worst = [], []
+    verdicts = judged / "verdicts.jsonl"
+    for s in sets:
+        ours = s.to_scores(iter_verdicts(verdicts))
+        data = CalibrationData(s.human, ours + s.published, s.scales)
+        found = validity_rows(data, dataset=s.name, critical=s.critical,
+                              published=frozenset(p.judge for p in s.published), tolerance=tolerance,
+                              min_items=min_items, n_bootstrap=bootstrap, seed=seed, epsilon=epsilon)
+        measures = {m.criterion: m for m in s.mappings}
+        for row in found:
+            row.rubric_criterion = measures[row.criterion].rubric_criterion
+            row.human_measure = measures[row.criterion].human_measure
+        rows += found
+        worst += disagreements(data, dataset=s.name, judges=sorted({j.judge for j in ours}))
+    failures = validity_gate_failures(rows) if gate else []
+    from calibration.validity_outputs import write_validity
+
+    meta = {"judges": sorted({r.judge for r in rows if not r.published}), "datasets": [s.name for s in sets],
+            "limit": limit, "samples": samples, "tolerance": tolerance, "min_items": min_items,
+            "bootstrap": bootstrap, "seed": seed, "epsilon": epsilon, "gate": gate,
+            "judged": str(judged), "created": datetime.now(UTC).isoformat(timespec="seconds")}
+    files = write_validity(out, rows, worst, sets, meta, failures, verdicts, report=report)
+    code = ExitCode.GATE if failures else ExitCode(result.exit_code)
+    return Validation(out, code, result.items, rows, failures, files)
+
+
+def _validation_sets(datasets: Sequence[str] | None, annotations: Path | None, rubric: str | None,
+                     rubrics: Path | None, limit: int | None) -> list[Any]:
+    """The sets to judge: the named mirror sets (all of them unless an annotation file is given) and the file."""
+    from calibration.validate import annotations_set, crisis_set, elephant_set, empathic_sets
+    from judge.bundled import bundled_path
+    from judge.rubric import load_rubric_dir
+
+    if (annotations is None) != (rubric is None):
+        raise UsageError("`annotations=` and `rubric=` go together: the file's criteria are the rubric's",
+                         field="annotations" if annotations is None else "rubric")
+    names = list(datasets) if datasets is not None else ([] if annotations else list(VALIDATION_SETS))
+    unknown = [n for n in names if n not in VALIDATION_SETS]
+    if unknown:
+        raise UsageError(f"{', '.join(unknown)}: choose from {', '.join(VALIDATION_SETS)}", field="datasets")
+    known = load_rubric_dir(rubrics or bundled_path("rubrics"))  # a RubricError names the file and line
+    sets: list[Any] = []
+    for name in dict.fromkeys(names):
+        if name == "crisis":
+            sets.append(crisis_set())
+        elif name == "empathic":
+            if "support" not in known:
+                raise UsageError("the empathic set is judged with the support rubric, which the rubric folder lacks",
+                                 field="rubrics")
+            sets += empathic_sets(known["support"])
+        else:
+            sets.append(elephant_set())
+    if annotations is not None:
+        if not annotations.is_file():
+            raise InputFileError(f"{annotations}: no such file; give a long annotation file (JSONL or CSV)")
+        if str(rubric) not in known:
+            raise UsageError(f"{rubric}: not a pillar of the rubric folder ({', '.join(sorted(known))}); a rubric of "
+                             "your own goes in a folder given with `rubrics=`", field="rubric")
+        sets.append(annotations_set(annotations, known[str(rubric)]))
+    if not sets:
+        raise UsageError("nothing to validate: name datasets or give an annotation file", field="datasets")
+    return [s.limited(limit) for s in sets]

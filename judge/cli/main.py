@@ -47,6 +47,7 @@ from judge.version import __version__
 # LAZY_GROUPS: name -> (module, typer app of subcommands), listed after the groups defined here.
 LAZY_COMMANDS = {
     "calibrate": ("calibration.cli", "calibrate_command"),
+    "validate": ("calibration.cli", "validate_command"),
     "respond": ("judge.cli.respond_cmd", "respond"),
     "bench": ("judge.cli.bench_cmd", "bench"),
     "metrics": ("judge.cli.suites_cmd", "metrics_command"),
