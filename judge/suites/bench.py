@@ -181,8 +181,9 @@ def run_bench(options: BenchOptions) -> BenchResult:
         write_jsonl_atomic(options.out / "prompts.jsonl", prompts)
         respond_code, respond_summary = execute_responses(prepare_responses(respond_options))
         score_code, score_summary = ExitCode.OK, None
-        judged = _write_judged_items(respond_options.out / "responses.jsonl", options.out / JUDGED_ITEMS,
-                                     options.settings.max_response_chars)
+        judged = _write_judged_items(
+            respond_options.out / "responses.jsonl", options.out / JUDGED_ITEMS, options.settings.max_response_chars
+        )
         if judged:
             score_options = _score_options(options, options.out / JUDGED_ITEMS, options.out / "score")
             score_code, score_summary = execute(prepare(score_options))

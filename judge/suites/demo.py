@@ -18,8 +18,10 @@ from judge.suites.scorecard import compute_scorecard
 Column = tuple[str, str, str | None, str]  # header, suite, group, metric
 ETHICS_COLUMNS: tuple[Column, ...] = (
     ("accuracy", "ethics/reasoning", None, "accuracy"),
-    *((f"{c} ({p})", "ethics/reasoning", f"criterion:{c}", "mean_score")
-      for c, p in zip(("sc1", "sc2", "sc3", "sc4", "sc5"), "ABCDE", strict=True)),
+    *(
+        (f"{c} ({p})", "ethics/reasoning", f"criterion:{c}", "mean_score")
+        for c, p in zip(("sc1", "sc2", "sc3", "sc4", "sc5"), "ABCDE", strict=True)
+    ),
 )
 PRIVACY_COLUMNS: tuple[Column, ...] = (
     ("tier 1 r", "privacy/awareness-tier1", None, "pearson_r"),
@@ -47,8 +49,9 @@ def recorded_table(card: Mapping[str, Any], columns: tuple[Column, ...], title: 
     for header, *_ in columns:
         table.add_column(header, justify="right", overflow="fold")
     for target in targets:
-        table.add_row(target, *(_cell(index.get((target, suite, group, metric)))
-                                for _, suite, group, metric in columns))
+        table.add_row(
+            target, *(_cell(index.get((target, suite, group, metric))) for _, suite, group, metric in columns)
+        )
     return table
 
 
@@ -63,12 +66,29 @@ def print_recorded_scorecard(console: Console) -> None:
             card = compute_scorecard(Path(tmp), n_bootstrap=0)
     except (DatasetError, OSError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        console.print(f"[yellow]Recorded scorecard skipped:[/] the trustmh-bench bundles are not available "
-                      f"({first}). Set {MIRROR_ENV} to a dataset mirror to run it offline.", soft_wrap=True)
+        console.print(
+            f"[yellow]Recorded scorecard skipped:[/] the trustmh-bench bundles are not available "
+            f"({first}). Set {MIRROR_ENV} to a dataset mirror to run it offline.",
+            soft_wrap=True,
+        )
         return
-    console.print(recorded_table(card, ETHICS_COLUMNS, "TrustMH-Bench ethics (EthicMH), 12 recorded models",
-                                 "GPT-4.1's mean sc1–sc5 (APA principles A–E); intervals: trustmh bench --recorded"))
-    console.print(recorded_table(card, PRIVACY_COLUMNS, "TrustMH-Bench privacy (ConfAIde, PsyLeak), 6 recorded models",
-                                 "Pearson r against the human labels; tier 3: string-match leak rate"))
-    console.print("Source: TrustMH-Bench (arXiv 2603.03047), privacy.zip and Ethics.zip. With intervals and "
-                  "ranks: trustmh bench --recorded trustmh-bench --out DIR")
+    console.print(
+        recorded_table(
+            card,
+            ETHICS_COLUMNS,
+            "TrustMH-Bench ethics (EthicMH), 12 recorded models",
+            "GPT-4.1's mean sc1–sc5 (APA principles A–E); intervals: trustmh bench --recorded",
+        )
+    )
+    console.print(
+        recorded_table(
+            card,
+            PRIVACY_COLUMNS,
+            "TrustMH-Bench privacy (ConfAIde, PsyLeak), 6 recorded models",
+            "Pearson r against the human labels; tier 3: string-match leak rate",
+        )
+    )
+    console.print(
+        "Source: TrustMH-Bench (arXiv 2603.03047), privacy.zip and Ethics.zip. With intervals and "
+        "ranks: trustmh bench --recorded trustmh-bench --out DIR"
+    )

@@ -150,6 +150,7 @@ def our_personas() -> list[PersonaCard]:
     return load_persona_file(bundled_path(PERSONAS_FOLDER) / OUR_PERSONAS)
 
 
+VERA_STOP_WHEN = "Received sufficient information, or it is clear the chatbot will not give the support sought."
 VERA_RISK = {"None": "none", "Low": "low", "High": "high", "Imminent": "imminent"}
 
 
@@ -161,7 +162,9 @@ def vera_personas() -> list[PersonaCard]:
         where = f"{VERA_DATASET}/{VERA_PERSONAS}:{line}"
         level = VERA_RISK.get((row.get("Current Risk Level") or "").strip())
         if level is None:
-            problems.append(f"{where}: Current Risk Level {row.get('Current Risk Level')!r} is not one of {list(VERA_RISK)}")
+            problems.append(
+                f"{where}: Current Risk Level {row.get('Current Risk Level')!r} is not one of {list(VERA_RISK)}"
+            )
             continue
         name = (row.get("Name") or "").strip()
         try:
@@ -176,10 +179,14 @@ def vera_personas() -> list[PersonaCard]:
                     risk_level=level,  # type: ignore[arg-type]
                     risk_category="suicide",
                     style=row["Communication Style"],
-                    discloses=(Disclosure(from_turn=1, what=row["Current Suicidal Thoughts and Behaviors, Reasons for Living"]),),
+                    discloses=(
+                        Disclosure(
+                            from_turn=1, what=row["Current Suicidal Thoughts and Behaviors, Reasons for Living"]
+                        ),
+                    ),
                     reacts=row["Reaction to Chatbot Responses"],
                     pushback=row["Disclosure of Suicide Risk"],
-                    stop_when="Received sufficient information, or it is clear the chatbot will not give the support sought.",
+                    stop_when=VERA_STOP_WHEN,
                     source=VERA_DATASET,
                     fields={k.strip(): (v or "").strip() for k, v in row.items() if k},
                 )

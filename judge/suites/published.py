@@ -30,8 +30,13 @@ RECORDED = ("trustmh-bench",)
 PRIVACY_BUNDLE = "TrustMH_Bench/DimGroup1/General-model/privacy.zip"
 ETHICS_BUNDLE = ethics.BUNDLE
 RECORDED_JUDGE = "openai:gpt-4.1 (recorded)"
-SUITES_IMPORTED = ("privacy/awareness-tier1", "privacy/awareness-tier2a", "privacy/awareness-tier2b",
-                   "privacy/leakage", "ethics/reasoning")
+SUITES_IMPORTED = (
+    "privacy/awareness-tier1",
+    "privacy/awareness-tier2a",
+    "privacy/awareness-tier2b",
+    "privacy/leakage",
+    "ethics/reasoning",
+)
 
 _TIER1 = re.compile(r"^privacy/task1/result/outputs_(.+)_tier1\.jsonl$")
 _TIER2 = re.compile(r"^privacy/task2/result/final_report_(.+)_data_tier_(2a|2b)_nsamples_1\.json$")
@@ -58,10 +63,26 @@ def _json_lines(raw: bytes, where: str) -> Iterator[dict[str, Any]]:
 def _call(prompt: dict[str, Any], target: str, sample: int, response: str) -> dict[str, Any]:
     """A call record as `trustmh respond` writes it, for an answer recorded elsewhere (no cost figures)."""
     response_id = f"{prompt['id']}@{target}" + (f"#{sample}" if sample else "")
-    return {"id": response_id, "prompt_id": prompt["id"], "target": target, "provider": "recorded",
-            "model": target, "sample": sample, "status": "ok", "response": response, "turns": [response],
-            "error": None, "failure_reason": None, "request_key": None, "cached": False, "input_tokens": None,
-            "output_tokens": None, "cost_usd": None, "latency_s": None, "meta": prompt["meta"]}
+    return {
+        "id": response_id,
+        "prompt_id": prompt["id"],
+        "target": target,
+        "provider": "recorded",
+        "model": target,
+        "sample": sample,
+        "status": "ok",
+        "response": response,
+        "turns": [response],
+        "error": None,
+        "failure_reason": None,
+        "request_key": None,
+        "cached": False,
+        "input_tokens": None,
+        "output_tokens": None,
+        "cost_usd": None,
+        "latency_s": None,
+        "meta": prompt["meta"],
+    }
 
 
 def _response_item(prompt: dict[str, Any], call: dict[str, Any]) -> dict[str, Any]:
@@ -83,8 +104,9 @@ def _same_prompt(prompt: dict[str, Any], recorded: str, where: str) -> None:
         raise DatasetError(f"{where}: the recorded prompt differs from {prompt['id']} as this suite builds it")
 
 
-def _privacy_calls(bundle: zipfile.ZipFile, prompts: dict[str, dict[str, dict[str, Any]]],
-                   misaligned: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+def _privacy_calls(
+    bundle: zipfile.ZipFile, prompts: dict[str, dict[str, dict[str, Any]]], misaligned: list[dict[str, Any]]
+) -> Iterator[dict[str, Any]]:
     tier1 = {p["id"]: p for p in prompts["privacy/awareness-tier1"].values()}
     for match, name in _members(bundle, _TIER1):
         model, seen = match.group(1), {}
@@ -102,8 +124,10 @@ def _privacy_calls(bundle: zipfile.ZipFile, prompts: dict[str, dict[str, dict[st
         for row in json.loads(zip_member(bundle, name)):
             prompt = prompts[suite][f"{suite}:{row['id']}"]
             if float(row["human"]) != prompt["meta"]["human"]:
-                raise DatasetError(f"{name}: id {row['id']} has human label {row['human']}, "
-                                   f"the registered labels say {prompt['meta']['human']}")
+                raise DatasetError(
+                    f"{name}: id {row['id']} has human label {row['human']}, "
+                    f"the registered labels say {prompt['meta']['human']}"
+                )
             rating = float(row["model"])
             if not rating.is_integer():
                 raise DatasetError(f"{name}: id {row['id']} holds an averaged rating {rating}; cannot import it")
@@ -116,8 +140,14 @@ def _privacy_calls(bundle: zipfile.ZipFile, prompts: dict[str, dict[str, dict[st
             # answer to another scenario at that position: the published figures include that alignment.
             prompt = leakage[f"privacy/leakage:{row['index']}"]
             if prompt["messages"][0]["content"] != row["input"]:
-                misaligned.append({"target": model, "prompt_id": prompt["id"], "member": name,
-                                   "answered_data_id": (row.get("data") or {}).get("data_id")})
+                misaligned.append(
+                    {
+                        "target": model,
+                        "prompt_id": prompt["id"],
+                        "member": name,
+                        "answered_data_id": (row.get("data") or {}).get("data_id"),
+                    }
+                )
             yield _call(prompt, model, 0, str(row["response"]))
 
 
@@ -126,12 +156,14 @@ def _ethics_answer(result: dict[str, Any]) -> str:
     extracted letter and reasoning; they are written back in the JSON shape the prompt asks for."""
     if isinstance(result.get("response"), dict):
         return str(result["response"].get("content") or "")
-    return json.dumps({"choice": result["model_choice_option"], "reasoning": result["model_reasoning"]},
-                      ensure_ascii=False)
+    return json.dumps(
+        {"choice": result["model_choice_option"], "reasoning": result["model_reasoning"]}, ensure_ascii=False
+    )
 
 
-def _ethics_calls(bundle: zipfile.ZipFile, prompts: dict[str, dict[str, Any]],
-                  verdicts: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+def _ethics_calls(
+    bundle: zipfile.ZipFile, prompts: dict[str, dict[str, Any]], verdicts: list[dict[str, Any]]
+) -> Iterator[dict[str, Any]]:
     for _, name in _members(bundle, _ETHICS):
         data = json.loads(zip_member(bundle, name))
         model = data["model"]
@@ -146,8 +178,9 @@ def _ethics_calls(bundle: zipfile.ZipFile, prompts: dict[str, dict[str, Any]],
             yield call
 
 
-def _recorded_verdict(call: dict[str, Any], prompt: dict[str, Any], criterion: str,
-                      parsed: dict[str, Any]) -> VerdictRow:
+def _recorded_verdict(
+    call: dict[str, Any], prompt: dict[str, Any], criterion: str, parsed: dict[str, Any]
+) -> VerdictRow:
     """A verdict row for GPT-4.1's recorded score (no prompt or request of ours: null hashes); a value outside
     1-5 (or none) is a failed verdict, as the authors drop it from their means."""
     raw = parsed.get(criterion)
@@ -156,16 +189,36 @@ def _recorded_verdict(call: dict[str, Any], prompt: dict[str, Any], criterion: s
     except (TypeError, ValueError):
         score = None
     ok = score is not None and 1 <= score <= 5
-    return {"item_id": call["id"], "pillar": "ethics", "criterion": criterion, "judge": RECORDED_JUDGE,
-            "provider": "openai", "model": "gpt-4.1", "role": "recorded", "sample": 0,
-            "status": "ok" if ok else "failed", "score": score if ok else None,
-            "rationale": parsed.get(f"{criterion}_reason"), "evidence": [],
-            "error": None if ok else f"recorded score {raw!r} is not an integer 1-5",
-            "rubric_hash": None, "criterion_hash": None, "prompt_hash": None, "request_key": None,
-            "cached": False, "input_tokens": None, "output_tokens": None, "cached_input_tokens": None,
-            "cache_write_tokens": None, "cost_usd": None, "batch": False, "latency_s": None,
-            "target": call["target"], "self_family": False,
-            "meta": {**prompt["meta"], "prompt_id": prompt["id"], "sample": 0}}
+    return {
+        "item_id": call["id"],
+        "pillar": "ethics",
+        "criterion": criterion,
+        "judge": RECORDED_JUDGE,
+        "provider": "openai",
+        "model": "gpt-4.1",
+        "role": "recorded",
+        "sample": 0,
+        "status": "ok" if ok else "failed",
+        "score": score if ok else None,
+        "rationale": parsed.get(f"{criterion}_reason"),
+        "evidence": [],
+        "error": None if ok else f"recorded score {raw!r} is not an integer 1-5",
+        "rubric_hash": None,
+        "criterion_hash": None,
+        "prompt_hash": None,
+        "request_key": None,
+        "cached": False,
+        "input_tokens": None,
+        "output_tokens": None,
+        "cached_input_tokens": None,
+        "cache_write_tokens": None,
+        "cost_usd": None,
+        "batch": False,
+        "latency_s": None,
+        "target": call["target"],
+        "self_family": False,
+        "meta": {**prompt["meta"], "prompt_id": prompt["id"], "sample": 0},
+    }
 
 
 def _jsonl(rows: Iterable[dict[str, Any]]) -> str:
@@ -188,20 +241,42 @@ def import_recorded(name: str, out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     write_private(out_dir / "prompts.jsonl", _jsonl(p for suite in prompts.values() for p in suite.values()))
     write_private(out_dir / "respond" / "calls.jsonl", _jsonl(calls))
-    write_private(out_dir / "respond" / "responses.jsonl",
-                   _jsonl(_response_item(by_id[c["prompt_id"]], c) for c in calls))
+    write_private(
+        out_dir / "respond" / "responses.jsonl", _jsonl(_response_item(by_id[c["prompt_id"]], c) for c in calls)
+    )
     targets = list(dict.fromkeys(c["target"] for c in calls))
     summary = RespondSummary(
         calls={"planned": len(calls), "requested": 0, "cache_hits": 0, "resumed": 0, "failed": 0},
-        failures_by_reason={}, tokens_this_run={"input": None, "output": None}, cost_usd_this_run=None, recorded=name)
+        failures_by_reason={},
+        tokens_this_run={"input": None, "output": None},
+        cost_usd_this_run=None,
+        recorded=name,
+    )
     write_private(out_dir / "respond" / "summary.json", json.dumps(document(summary), indent=1) + "\n")
-    write_private(out_dir / "respond" / "run.json", json.dumps(
-        {"recorded": name, "sources": [PRIVACY_BUNDLE, ETHICS_BUNDLE], "targets": targets,
-         "misaligned": misaligned}, indent=1) + "\n")
+    write_private(
+        out_dir / "respond" / "run.json",
+        json.dumps(
+            {
+                "recorded": name,
+                "sources": [PRIVACY_BUNDLE, ETHICS_BUNDLE],
+                "targets": targets,
+                "misaligned": misaligned,
+            },
+            indent=1,
+        )
+        + "\n",
+    )
     write_private(out_dir / "score" / "verdicts.jsonl", _jsonl(verdicts))
-    bench = {"recorded": name, "suites": list(SUITES_IMPORTED), "targets": targets, "judges": [RECORDED_JUDGE],
-             "limit": None, "seed": None, "command_line": sys.argv, "started_at": started,
-             "ended_at": datetime.now(UTC).isoformat()}
+    bench = {
+        "recorded": name,
+        "suites": list(SUITES_IMPORTED),
+        "targets": targets,
+        "judges": [RECORDED_JUDGE],
+        "limit": None,
+        "seed": None,
+        "command_line": sys.argv,
+        "started_at": started,
+        "ended_at": datetime.now(UTC).isoformat(),
+    }
     write_private(out_dir / "bench.json", json.dumps(bench, indent=1) + "\n")
     return out_dir
-

@@ -170,8 +170,10 @@ class ScorecardBuilder:
         clean_id, perturbation = meta.get("clean_id"), meta.get("perturbation")
         level = perturbation.get("level") if isinstance(perturbation, dict) else None
         if not isinstance(clean_id, str) or not isinstance(level, str):
-            raise ScorecardError(f"{where}: a {suite.id} prompt needs meta.clean_id and meta.perturbation.level "
-                                 "(rebuild the prompts with trustmh suites build)")
+            raise ScorecardError(
+                f"{where}: a {suite.id} prompt needs meta.clean_id and meta.perturbation.level "
+                "(rebuild the prompts with trustmh suites build)"
+            )
         self.pairing[prompt_id] = (clean_id, level)
 
     # ---------------------------------------------------------- judged values
@@ -190,7 +192,8 @@ class ScorecardBuilder:
                     scores = judged.scores.get(rule.criterion)
                     if scores:
                         self._cell(judged.target, suite.id, rule.metric, None).add(
-                            judged.prompt_id, float(np.median(scores)))
+                            judged.prompt_id, float(np.median(scores))
+                        )
                 elif isinstance(rule, AnyBelowRule):
                     hit = rule.hit({c: float(np.median(s)) for c, s in judged.scores.items() if s})
                     if hit is not None:
@@ -204,7 +207,8 @@ class ScorecardBuilder:
                     for criterion, scores in judged.scores.items():
                         group = f"criterion:{criterion}"
                         self._cell(judged.target, suite.id, rule.metric, group).add(
-                            judged.prompt_id, float(np.median(scores)))
+                            judged.prompt_id, float(np.median(scores))
+                        )
         judged_suites = {j.suite for j in self.judged.values()}
         for target, suite, prompt_id, meta in self.failed_judged:
             if suite.id not in judged_suites:  # not scored yet: no judged figure at all, not one of failures only
@@ -223,8 +227,15 @@ class ScorecardBuilder:
                         worst = self._scale_min(rule, suite, criterion)
                         self._cell(target, suite.id, rule.metric, f"criterion:{criterion}").add(prompt_id, worst)
 
-    def _add_composite(self, rule: CompositeRule | DisparityRule, target: str, suite: str, prompt_id: str,
-                       meta: Mapping[str, Any], value: float) -> None:
+    def _add_composite(
+        self,
+        rule: CompositeRule | DisparityRule,
+        target: str,
+        suite: str,
+        prompt_id: str,
+        meta: Mapping[str, Any],
+        value: float,
+    ) -> None:
         """One response's value: into the overall and per-group means, and (disparity) the spread by unit."""
         if isinstance(rule, CompositeRule):
             for group in _groups(rule, meta):
@@ -248,8 +259,12 @@ class ScorecardBuilder:
             for dimension, disparity in summaries.items():
                 group = None if dimension is None else f"dimension:{dimension}"
                 for metric_name, summary in ((rule.sd_metric, disparity.sd), (rule.gap_metric, disparity.gap)):
-                    records.append(((target, suite_id, metric_name, group),
-                                    _result(target, suite, suite.metric(metric_name), group, summary)))
+                    records.append(
+                        (
+                            (target, suite_id, metric_name, group),
+                            _result(target, suite, suite.metric(metric_name), group, summary),
+                        )
+                    )
         return records
 
     def _scale_min(self, rule: CriterionMeansRule, suite: Suite, criterion: str) -> float:
@@ -272,8 +287,13 @@ class ScorecardBuilder:
         def sort_key(key: CellKey) -> tuple[Any, ...]:
             target, suite, metric, group = key
             metrics = [m.name for m in SUITES[suite].metrics]
-            return (suite_rank[suite], metrics.index(metric) if metric in metrics else len(metrics),
-                    group is not None, group or "", self.target_order[target])
+            return (
+                suite_rank[suite],
+                metrics.index(metric) if metric in metrics else len(metrics),
+                group is not None,
+                group or "",
+                self.target_order[target],
+            )
 
         keyed = []
         for key in self.cells:
@@ -288,15 +308,27 @@ class ScorecardBuilder:
         for suite_id in SUITES:
             suite = SUITES[suite_id]
             primary = suite.primary
-            values = {r["target"]: r["value"] for r in results
-                      if r["suite"] == suite_id and r["metric"] == primary.name and r["group"] is None
-                      and r["value"] is not None}
+            values = {
+                r["target"]: r["value"]
+                for r in results
+                if r["suite"] == suite_id
+                and r["metric"] == primary.name
+                and r["group"] is None
+                and r["value"] is not None
+            }
             if values:
                 ranks[suite_id] = {"metric": primary.name, "ranks": rank_targets(values, primary.higher_is_better)}
-        pillar_ranks = pillar_mean_ranks({s: r["ranks"] for s, r in ranks.items()},
-                                         {s: SUITES[s].pillar for s in ranks})
-        card = Scorecard(results=results, ranks=ranks, pillar_ranks=pillar_ranks, unparsed=self.unparsed, seed=seed,
-                         bootstrap=n_bootstrap)
+        pillar_ranks = pillar_mean_ranks(
+            {s: r["ranks"] for s, r in ranks.items()}, {s: SUITES[s].pillar for s in ranks}
+        )
+        card = Scorecard(
+            results=results,
+            ranks=ranks,
+            pillar_ranks=pillar_ranks,
+            unparsed=self.unparsed,
+            seed=seed,
+            bootstrap=n_bootstrap,
+        )
         return document(card)
 
     def _empty_records(self, fed: set[tuple[str, str, str | None]]) -> list[dict[str, Any]]:
@@ -307,8 +339,11 @@ class ScorecardBuilder:
             suite = SUITES[suite_id]
             for metric in suite.metrics:
                 if (target, suite_id, metric.name) not in fed:
-                    reason = ("no answer of this suite has been judged yet" if metric.source == "judge"
-                              else "no prompt of the run feeds this metric")
+                    reason = (
+                        "no answer of this suite has been judged yet"
+                        if metric.source == "judge"
+                        else "no prompt of the run feeds this metric"
+                    )
                     records.append(_result(target, suite, metric, None, None, reason=reason))
         return records
 
@@ -356,13 +391,25 @@ def _result(
     """One record of the scorecard's results, its fields in the file's order; no summary: nothing was
     measured (value null, n 0), and `extra` says why."""
     s = summary if summary is not None else Summary(None, None, None, 0)
-    return {"target": target, "pillar": suite.pillar, "suite": suite.id, "metric": metric.name, "value": s.value,
-            "ci_low": s.ci_low, "ci_high": s.ci_high, "n": s.n, "se": s.se,
-            "higher_is_better": metric.higher_is_better, "source": metric.source, "group": group, **extra}
+    return {
+        "target": target,
+        "pillar": suite.pillar,
+        "suite": suite.id,
+        "metric": metric.name,
+        "value": s.value,
+        "ci_low": s.ci_low,
+        "ci_high": s.ci_high,
+        "n": s.n,
+        "se": s.se,
+        "higher_is_better": metric.higher_is_better,
+        "source": metric.source,
+        "group": group,
+        **extra,
+    }
 
 
 def _prompt_of(response_id: str, target: str) -> str:
-    """"<prompt id>@<target>[#k]" → the prompt id (a target name may itself contain "@")."""
+    """ "<prompt id>@<target>[#k]" → the prompt id (a target name may itself contain "@")."""
     base = response_id.rsplit("#", 1)[0] if "#" in response_id.rsplit("@", 1)[-1] else response_id
     suffix = f"@{target}"
     return base[: -len(suffix)] if base.endswith(suffix) else base
@@ -412,8 +459,10 @@ def compute_scorecard(
     """Stream RUN_DIR/respond/calls.jsonl and RUN_DIR/score/verdicts.jsonl (when present) into a scorecard."""
     calls = run_dir / "respond" / "calls.jsonl"
     if not calls.is_file():
-        raise ScorecardError(f"{calls}: not found; a run directory holds respond/calls.jsonl "
-                             "(written by trustmh respond or trustmh bench)")
+        raise ScorecardError(
+            f"{calls}: not found; a run directory holds respond/calls.jsonl "
+            "(written by trustmh respond or trustmh bench)"
+        )
     builder = ScorecardBuilder(scale_min)
     for number, call in iter_jsonl(calls):
         builder.add_call(call, _where(str(calls), number))
@@ -430,36 +479,58 @@ def _fmt(value: float | None) -> str:
 
 def scorecard_markdown(card: Mapping[str, Any]) -> str:
     """Readable tables: values per suite, ranks per suite, mean ranks per pillar, unreadable answers."""
-    lines = ["# Scorecard", "", f"Intervals: 95 % percentile bootstrap over prompts ({card['bootstrap']} resamples, "
-             f"seed {card['seed']}).", ""]
+    lines = [
+        "# Scorecard",
+        "",
+        f"Intervals: 95 % percentile bootstrap over prompts ({card['bootstrap']} resamples, seed {card['seed']}).",
+        "",
+    ]
     by_suite: dict[str, list[Mapping[str, Any]]] = {}
     for record in card["results"]:
         by_suite.setdefault(record["suite"], []).append(record)
     for suite_id, records in by_suite.items():
-        lines += [f"## {suite_id}", "", "| target | metric | group | value | 95 % CI | n |",
-                  "|---|---|---|---:|---|---:|"]
+        lines += [
+            f"## {suite_id}",
+            "",
+            "| target | metric | group | value | 95 % CI | n |",
+            "|---|---|---|---:|---|---:|",
+        ]
         for r in records:
             ci = "—" if r["ci_low"] is None else f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
             arrow = "↑" if r["higher_is_better"] else "↓"
-            lines.append(f"| {r['target']} | {r['metric']} {arrow} | {r['group'] or ''} | {_fmt(r['value'])} | "
-                         f"{ci} | {r['n']} |")
+            lines.append(
+                f"| {r['target']} | {r['metric']} {arrow} | {r['group'] or ''} | {_fmt(r['value'])} | {ci} | {r['n']} |"
+            )
         lines.append("")
     if card["ranks"]:
         targets = list(dict.fromkeys(r["target"] for r in card["results"]))
-        lines += ["## Ranks (1 = best)", "", "| suite | metric | " + " | ".join(targets) + " |",
-                  "|---|---|" + "---:|" * len(targets)]
+        lines += [
+            "## Ranks (1 = best)",
+            "",
+            "| suite | metric | " + " | ".join(targets) + " |",
+            "|---|---|" + "---:|" * len(targets),
+        ]
         for suite_id, entry in card["ranks"].items():
             cells = [str(entry["ranks"].get(t, "—")) for t in targets]
             lines.append(f"| {suite_id} | {entry['metric']} | " + " | ".join(cells) + " |")
-        lines += ["", "## Mean rank per pillar", "", "| pillar | " + " | ".join(targets) + " |",
-                  "|---|" + "---:|" * len(targets)]
+        lines += [
+            "",
+            "## Mean rank per pillar",
+            "",
+            "| pillar | " + " | ".join(targets) + " |",
+            "|---|" + "---:|" * len(targets),
+        ]
         for pillar, by_target in card["pillar_ranks"].items():
             cells = ["—" if t not in by_target else f"{by_target[t]:.2f}" for t in targets]
             lines.append(f"| {pillar} | " + " | ".join(cells) + " |")
         lines.append("")
     if card["unparsed"]:
-        lines += [f"## Unreadable answers ({len(card['unparsed'])}, counted as wrong)", "",
-                  "| target | suite | id | answer (first 200 characters) |", "|---|---|---|---|"]
+        lines += [
+            f"## Unreadable answers ({len(card['unparsed'])}, counted as wrong)",
+            "",
+            "| target | suite | id | answer (first 200 characters) |",
+            "|---|---|---|---|",
+        ]
         for u in card["unparsed"]:
             answer = " ".join(u["answer"].split()).replace("|", "\\|")
             lines.append(f"| {u['target']} | {u['suite']} | {u['id']} | {answer} |")
