@@ -156,3 +156,49 @@ def test_turns_beyond_thirty_are_refused(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="between 1 and 30"):
         execute_conversations(options)
     assert not (tmp_path / "o").exists()
+
+
+def test_a_killed_bench_resumes_to_identical_transcripts_without_resending_answered_calls(
+    tmp_path: Path, judge_env: Path
+) -> None:
+    import os
+    import signal
+    import time
+
+    from tests.conftest import ANTHROPIC_KEY, OPENAI_KEY, trustmh_subprocess
+
+    env = {"OPENAI_API_KEY": OPENAI_KEY, "ANTHROPIC_API_KEY": ANTHROPIC_KEY}
+    with FakeLLMServer(latency_s=0.05, answerer=conversation_answerer) as server:
+        base = [
+            "bench", "--suites", "conversation/trustmh", "--targets", f"openai:gpt-4o-mini@{server.openai_base_url}",
+            "--user-model", f"anthropic:sim-user@{server.anthropic_base_url}", "--turns", "4",
+            "--no-cache", "--concurrency", "3", "-q",
+        ]  # fmt: skip
+        clean = trustmh_subprocess([*base, "--out", str(tmp_path / "clean")], env)
+        assert clean.wait(timeout=100) == 0, clean.stderr.read() if clean.stderr else ""
+        server.reset()
+
+        out = tmp_path / "killed"
+        child = trustmh_subprocess([*base, "--out", str(out)], env)
+        deadline = time.monotonic() + 60
+        while sum(r.status == 200 for r in server.requests) < 30 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        assert not (out / "conversations.jsonl").exists(), "the run was killed before it finished"
+        journalled = [json.loads(x) for x in (out / "calls.jsonl").read_text().splitlines() if x.endswith("}")]
+        answered_before = {json.dumps(r.body, sort_keys=True) for r in server.requests if r.status == 200}
+        journalled_keys = {row["request_key"] for row in journalled if row["status"] == "ok"}
+        assert journalled_keys, "some turns were journalled before the kill"
+        server.reset()
+
+        resumed = trustmh_subprocess([*base, "--out", str(out)], env)
+        assert resumed.wait(timeout=100) == 0, resumed.stderr.read() if resumed.stderr else ""
+        sent_again = {json.dumps(r.body, sort_keys=True) for r in server.requests} & answered_before
+
+    assert (out / "conversations.jsonl").read_text() == (tmp_path / "clean" / "conversations.jsonl").read_text()
+    rows = read_jsonl(out / "calls.jsonl")
+    assert {r["request_key"] for r in rows} >= journalled_keys
+    # Only the answers on the wire at the moment of the kill (at most one per conversation in flight) may
+    # have been received by the server and never journalled.
+    assert len(sent_again) <= 3, sent_again

@@ -284,3 +284,26 @@ def _run_record(options: ConversationOptions, identity: str, started_at: datetim
         "user_prompt": options.user_prompt,
         "concurrency": options.settings.concurrency,
     }
+
+
+# ---------------------------------------------------------------- the suites
+
+CONVERSATION_SUITES = ("conversation/trustmh", "conversation/vera-mh")
+
+
+def is_conversation_suite(suite: str) -> bool:
+    return suite.startswith("conversation/")
+
+
+def suite_personas(suites: Sequence[str]) -> list[PersonaCard]:
+    """The persona cards of the chosen conversation suites, in suite order."""
+    from judge.suites.personas import our_personas, vera_personas
+
+    unknown = [s for s in suites if s not in CONVERSATION_SUITES]
+    if unknown:
+        raise UsageError(
+            f"unknown conversation suite(s) {', '.join(unknown)}; available: {', '.join(CONVERSATION_SUITES)}",
+            field="suites",
+        )
+    readers = {"conversation/trustmh": our_personas, "conversation/vera-mh": vera_personas}
+    return [card for suite in dict.fromkeys(suites) for card in readers[suite]()]
