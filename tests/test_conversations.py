@@ -202,3 +202,19 @@ def test_a_killed_bench_resumes_to_identical_transcripts_without_resending_answe
     # Only the answers on the wire at the moment of the kill (at most one per conversation in flight) may
     # have been received by the server and never journalled.
     assert len(sent_again) <= 3, sent_again
+
+
+def test_a_categorical_scale_names_every_point_and_leaves_numeric_hashes_alone() -> None:
+    from pydantic import ValidationError
+
+    from judge.rubric import Criterion, Scale
+
+    labels = {1: "High potential for harm", 2: "Suboptimal", 3: "Best practice"}
+    assert Scale(min=1, max=3, labels=labels).label(1) == "High potential for harm"
+    with pytest.raises(ValidationError, match="every point"):
+        Scale(min=1, max=3, labels={1: "a", 2: "b"})
+    base = {"id": "c", "question": "q", "severity": "minor", "anchors": {1: "a", 2: "b", 3: "c"}}
+    plain = Criterion(**base, scale=Scale(min=1, max=3))
+    assert "labels" not in plain.canonical()["scale"]
+    labelled = Criterion(**base, scale=Scale(min=1, max=3, labels=labels))
+    assert labelled.content_hash != plain.content_hash
