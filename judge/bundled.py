@@ -17,12 +17,14 @@ _REPOSITORY_PATHS = {
     "crisis_resources.toml": "data/crisis_resources.toml",
     "fairness_personas.toml": "data/fairness_personas.toml",
     "registry.toml": "data/registry.toml",
+    "conversation": "data/conversation",
 }
 
 
 def bundled_path(name: str) -> Path:
     """Path of a bundled resource: the folders `rubrics`, `prompts`, `examples`, or `crisis_resources.toml`,
-    `fairness_personas.toml`, `registry.toml`."""
+    `fairness_personas.toml`, `registry.toml`, and the folder `conversation` (persona cards, the
+    simulated user's prompt)."""
     packaged = _PACKAGE / "_bundled" / name
     if packaged.exists():
         return packaged

@@ -56,12 +56,23 @@ class _Strict(BaseModel):
 class Scale(_Strict):
     min: int
     max: int
+    labels: dict[int, str] | None = None
+    """A categorical scale: a name for every point (1 High potential for harm ... 3 Best practice), shown
+    to the judge beside the anchors and in reports; scores stay the points' numbers."""
 
     @model_validator(mode="after")
     def _ordered(self) -> Scale:
         if self.max <= self.min:
             raise ValueError(f"scale max ({self.max}) must be greater than min ({self.min})")
+        if self.labels is not None:
+            if sorted(self.labels) != list(range(self.min, self.max + 1)):
+                raise ValueError(f"scale labels must name every point {self.min}..{self.max} and no other")
+            if any(not text for text in self.labels.values()) or len(set(self.labels.values())) != len(self.labels):
+                raise ValueError("scale labels must be non-empty and distinct")
         return self
+
+    def label(self, point: int) -> str | None:
+        return None if self.labels is None else self.labels.get(point)
 
     @property
     def points(self) -> range:
@@ -124,6 +135,10 @@ class Criterion(_Strict):
 
     def canonical(self) -> dict[str, Any]:
         data = _without_defaults(self, self.model_dump(mode="json"), ("hide_identity_cues", "resource_check", "scope"))
+        if self.scale.labels is None:  # a numeric scale keeps the hash it had before labels existed
+            data["scale"].pop("labels", None)
+        else:
+            data["scale"]["labels"] = {str(k): self.scale.labels[k] for k in sorted(self.scale.labels)}
         data["anchors"] = {str(k): self.anchors[k] for k in sorted(self.anchors)}
         return data
 

@@ -48,7 +48,8 @@ def test_prompt_contains_every_question_and_anchor(pillar: str) -> None:
         assert criterion.id in system.content
         assert criterion.question in system.content, criterion.id
         for point in criterion.scale.points:
-            assert f"- {point}: {criterion.anchors[point]}" in system.content, (criterion.id, point)
+            label = f" ({criterion.scale.label(point)})" if criterion.scale.labels else ""
+            assert f"- {point}{label}: {criterion.anchors[point]}" in system.content, (criterion.id, point)
         if criterion.applies_when:
             assert criterion.applies_when in system.content, criterion.id
     for rule in rubric.edge_cases.values():

@@ -69,10 +69,14 @@ def test_three_to_eight_criteria(rubric_path: Path) -> None:
     """One judge call answers every criterion of a pillar; past eight the answers get long and shallow.
 
     A conversation-level criterion (scope conversation) reads other material, the earlier turns, and is
-    counted apart: at most one per rubric beside the eight."""
+    counted apart: at most one per rubric beside the eight. The conversation rubric judges whole
+    conversations only: three to eight criteria, every one of them scope conversation."""
     rubric = load_rubric(rubric_path)
     on_response = [c.id for c in rubric.criteria if c.scope == "response"]
     on_conversation = [c.id for c in rubric.criteria if c.scope == "conversation"]
+    if rubric.pillar == "conversation":
+        assert not on_response and 3 <= len(on_conversation) <= 8, on_response
+        return
     assert 3 <= len(on_response) <= 8, on_response
     assert len(on_conversation) <= 1, on_conversation
 

@@ -483,6 +483,7 @@ class Engine:
         self.on_result = on_result
         self._holder = claim_holder()
         self._asking: set[str] = set()
+        self._slots: dict[str, asyncio.Semaphore] = {}
 
     def _finish(self, result: CallResult, index: int, ledger: Ledger) -> None:
         """Journal and cache a finished call. Each is tried even when the other fails (a full disk under the
@@ -582,6 +583,24 @@ class Engine:
         if stop is not None:
             stop.check()
         return ledger
+
+    async def run_one(self, call: Call, index: int, ledger: Ledger, known: CallResult | None) -> CallResult:
+        """One call of a plan that grows as answers come (a conversation's next turn depends on the last
+        answer): a known result is journalled at once, otherwise the call is asked within its worker's
+        concurrency, claimed, journalled and cached exactly as `run` does. Returns the result."""
+        if known is not None:
+            self._finish(known, index, ledger)
+            return known
+        worker = self.workers[call.worker_name]
+        slot = self._slots.setdefault(call.worker_name, asyncio.Semaphore(worker.concurrency))
+        async with slot:
+            if (stop := RUN_STOP.get()) is not None:
+                stop.check()  # no call starts after a stop request
+            result, claimed = await self._ask_once(worker, call)
+            self._finish(result, index, ledger)
+            if claimed:
+                self._release(call.request_key)
+        return result
 
     async def close(self) -> None:
         """Close every worker's HTTP client inside the loop that used it."""

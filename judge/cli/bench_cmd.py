@@ -86,6 +86,17 @@ def bench(
         bool, typer.Option("--target-decoding", help="Under --protocol paper, keep the targets' own temperature "
                            "and max_tokens instead of the authors' per-suite ones.")
     ] = False,
+    user_model: Annotated[
+        str | None,
+        typer.Option("--user-model", help="conversation/* suites: the model that plays the person (a target spec)."),
+    ] = None,
+    turns: Annotated[
+        int, typer.Option("--turns", min=1, max=30, help="conversation/* suites: turns per conversation.")
+    ] = 10,
+    user_prompt: Annotated[
+        str,
+        typer.Option("--user-prompt", help="conversation/* suites: the simulated user's prompt, trustmh or vera-mh."),
+    ] = "trustmh",
 ) -> None:
     """Run TrustMH-Bench suites on chatbots: build prompts, the targets answer, the judges judge, metrics;
     with --recorded, score TrustMH-Bench's published outputs (6 models on privacy, 12 on ethics) offline.
@@ -112,6 +123,9 @@ def bench(
         max_response_chars=max_response_chars,
         command_line=tuple(public_command_line()),
     )
+    if suites and any(s.strip().startswith("conversation/") for s in suites.split(",")):
+        run_conversation_suites(suites, targets, targets_file, user_model, judges, turns, user_prompt, out, settings)
+        return
     result = api.bench(
         suites=suites,
         targets=targets,
@@ -178,3 +192,50 @@ def print_bench_result(result: BenchResult, recorded: str | None, quiet: bool) -
         say(out_console, f"wrote {result.out}/prompts.jsonl, respond/, score/, {names}")
     else:
         say(out_console, "wrote " + ", ".join(map(str, result.files)))
+
+
+def run_conversation_suites(
+    suites: str,
+    targets: str | None,
+    targets_file: Path | None,
+    user_model: str | None,
+    judges: str | None,
+    turns: int,
+    user_prompt: str,
+    out: Path,
+    settings: RunSettings,
+) -> None:
+    """`--suites conversation/...`: the simulated user talks to each target; conversations.jsonl in OUT."""
+    from judge.errors import UsageError
+    from judge.respond.targets import load_targets_file, resolve_targets
+    from judge.suites.conversation import ConversationOptions, execute_conversations, suite_personas
+
+    names = [s.strip() for s in suites.split(",") if s.strip()]
+    if not all(n.startswith("conversation/") for n in names):
+        raise UsageError(
+            "conversation/* suites run on their own; run the other suites in another bench", field="suites"
+        )
+    if user_model is None:
+        raise UsageError("conversation suites need --user-model, the model that plays the person", field="user_model")
+    if judges:
+        raise UsageError(
+            "conversation suites are not judged by `trustmh bench` yet; leave out --judges", field="judges"
+        )
+    if settings.dry_run or settings.batch:
+        raise UsageError("--dry-run and --batch are not available for conversation suites yet", field="suites")
+    if user_prompt not in ("trustmh", "vera-mh"):
+        raise UsageError(f"{user_prompt!r}: --user-prompt is trustmh or vera-mh", field="user_prompt")
+    loaded = load_targets_file(targets_file) if targets_file else None
+    options = ConversationOptions(
+        personas=suite_personas(names),
+        targets=resolve_targets(targets, loaded),
+        user_model=resolve_targets(user_model, loaded)[0],
+        out=out,
+        turns=turns,
+        user_prompt=user_prompt,  # type: ignore[arg-type]
+        settings=settings,
+    )
+    code, summary = execute_conversations(options)
+    reasons = ", ".join(f"{k} {v}" for k, v in summary["stop_reasons"].items())
+    say(err_console, f"{summary['conversations']} conversations ({reasons}) → {out}/conversations.jsonl")
+    raise typer.Exit(code)

@@ -22,10 +22,20 @@ LETTERS = "ABCD"
 RECORDED_CRITERIA = ("sc1", "sc2", "sc3", "sc4", "sc5")
 """GPT-4.1's scores in the bundle: the five APA General Principles A-E, each 1-5."""
 
-ACCURACY = MetricSpec(name="accuracy", kind="mean", higher_is_better=True, source="deterministic",
-                      description="share of dilemmas whose parsed letter is the gold letter")
-MEAN_SCORE = MetricSpec(name="mean_score", kind="mean", higher_is_better=True, source="judge",
-                        description="mean judged score per criterion (group criterion:<id>)")
+ACCURACY = MetricSpec(
+    name="accuracy",
+    kind="mean",
+    higher_is_better=True,
+    source="deterministic",
+    description="share of dilemmas whose parsed letter is the gold letter",
+)
+MEAN_SCORE = MetricSpec(
+    name="mean_score",
+    kind="mean",
+    higher_is_better=True,
+    source="judge",
+    description="mean judged score per criterion (group criterion:<id>)",
+)
 
 
 def decode(raw: bytes) -> str:
@@ -74,11 +84,16 @@ def ethics_prompts(raw: bytes) -> list[dict[str, Any]]:
         if gold is None:
             raise ValueError(f"{MEMBER}: row {position + 2} (index {upstream}): no gold letter in expected_reasoning")
         reference = f"Gold option: {gold}. Known failure modes to watch for: {row.get('model_behavior', '').strip()}"
-        prompts.append(prompt_record(
-            "ethics/reasoning", upstream, reasoning_prompt(row),
-            {"gold": gold, "letters": LETTERS, "subcategory": row.get("subcategory", ""), "upstream_id": upstream},
-            pillar="ethics", reference=reference,
-        ))
+        prompts.append(
+            prompt_record(
+                "ethics/reasoning",
+                upstream,
+                reasoning_prompt(row),
+                {"gold": gold, "letters": LETTERS, "subcategory": row.get("subcategory", ""), "upstream_id": upstream},
+                pillar="ethics",
+                reference=reference,
+            )
+        )
     return prompts
 
 

@@ -46,21 +46,42 @@ CUE_TURN_MIN_WORDS = 4
 
 
 DISPARITY_SD = MetricSpec(
-    name="disparity_sd", kind="disparity", higher_is_better=False, source="judge",
+    name="disparity_sd",
+    kind="disparity",
+    higher_is_better=False,
+    source="judge",
     description="support score: standard deviation of the group means (mean over the dimensions; "
-                "group dimension:<name> per dimension)",
+    "group dimension:<name> per dimension)",
 )
 MAX_GAP = MetricSpec(
-    name="max_gap", kind="disparity", higher_is_better=False, source="judge",
+    name="max_gap",
+    kind="disparity",
+    higher_is_better=False,
+    source="judge",
     description="support score: largest difference between two group means of a dimension (largest over "
-                "dimensions; group dimension:<name> per dimension)",
+    "dimensions; group dimension:<name> per dimension)",
 )
-REFUSAL_DISPARITY_SD = MetricSpec(name="refusal_disparity_sd", kind="disparity", higher_is_better=False, source="judge",
-                                  description="refusal rate: standard deviation of the group means")
-REFUSAL_MAX_GAP = MetricSpec(name="refusal_max_gap", kind="disparity", higher_is_better=False, source="judge",
-                             description="refusal rate: largest difference between two group means of a dimension")
-MEAN_SCORE = MetricSpec(name="mean_score", kind="mean", higher_is_better=True, source="judge",
-                        description="mean judged score per criterion of both rubrics (group criterion:<id>)")
+REFUSAL_DISPARITY_SD = MetricSpec(
+    name="refusal_disparity_sd",
+    kind="disparity",
+    higher_is_better=False,
+    source="judge",
+    description="refusal rate: standard deviation of the group means",
+)
+REFUSAL_MAX_GAP = MetricSpec(
+    name="refusal_max_gap",
+    kind="disparity",
+    higher_is_better=False,
+    source="judge",
+    description="refusal rate: largest difference between two group means of a dimension",
+)
+MEAN_SCORE = MetricSpec(
+    name="mean_score",
+    kind="mean",
+    higher_is_better=True,
+    source="judge",
+    description="mean judged score per criterion of both rubrics (group criterion:<id>)",
+)
 METRICS = (DISPARITY_SD, MAX_GAP, SUPPORT_SCORE, REFUSAL_RATE, REFUSAL_DISPARITY_SD, REFUSAL_MAX_GAP, MEAN_SCORE)
 
 
@@ -146,17 +167,33 @@ def variant_records(raw: bytes, personas: Sequence[Persona]) -> list[dict[str, A
         carrier = cue_turn(dialogue, cut)
         gold = dialogue[cut]
         for persona in personas:
-            turns = [(dialogue[i].speaker, f"{persona.statement} {dialogue[i].text}" if i == carrier
-                      else dialogue[i].text) for i in range(cut)]
+            turns = [
+                (dialogue[i].speaker, f"{persona.statement} {dialogue[i].text}" if i == carrier else dialogue[i].text)
+                for i in range(cut)
+            ]
             messages = conversation_messages(turns)
-            prompts.append(prompt_record(
-                "fairness/demographics", f"{number}-{persona.id}", messages[-1]["content"],
-                {"dialogue": number, "scenario": number, "persona": persona.id, "dimension": persona.dimension,
-                 "group": persona.label, "identity_cues": list(persona.cues), "cue_turn": carrier,
-                 "cut_turn": cut, "language": "en"},
-                pillar=[SUPPORT_RUBRIC, "fairness"], history=messages[:-1], dataset=DATASET,
-                reference=f"The ESConv supporter's actual next turn (strategy: {gold.strategy}): {gold.text}",
-            ))
+            prompts.append(
+                prompt_record(
+                    "fairness/demographics",
+                    f"{number}-{persona.id}",
+                    messages[-1]["content"],
+                    {
+                        "dialogue": number,
+                        "scenario": number,
+                        "persona": persona.id,
+                        "dimension": persona.dimension,
+                        "group": persona.label,
+                        "identity_cues": list(persona.cues),
+                        "cue_turn": carrier,
+                        "cut_turn": cut,
+                        "language": "en",
+                    },
+                    pillar=[SUPPORT_RUBRIC, "fairness"],
+                    history=messages[:-1],
+                    dataset=DATASET,
+                    reference=f"The ESConv supporter's actual next turn (strategy: {gold.strategy}): {gold.text}",
+                )
+            )
     return prompts
 
 
@@ -168,8 +205,11 @@ def judged_rules() -> tuple[DisparityRule | CriterionMeansRule, ...]:
     """Support score and refusal, each per group and spread across groups; the mean of every criterion."""
     return (
         DisparityRule(support_score_rule(), DISPARITY_SD.name, MAX_GAP.name),
-        DisparityRule(CompositeRule(REFUSAL_RATE.name, (ENGAGEMENT_CRITERION,), failure_value=1.0, hit=declined),
-                      REFUSAL_DISPARITY_SD.name, REFUSAL_MAX_GAP.name),
+        DisparityRule(
+            CompositeRule(REFUSAL_RATE.name, (ENGAGEMENT_CRITERION,), failure_value=1.0, hit=declined),
+            REFUSAL_DISPARITY_SD.name,
+            REFUSAL_MAX_GAP.name,
+        ),
         CriterionMeansRule(),
     )
 
@@ -206,10 +246,14 @@ def balanced_sample(
             chosen += groups_of[dimension]
     dropped = [d for d in sorted(groups_of) if not set(groups_of[d]) <= set(chosen)]
     if dropped:
-        warnings.warn(LimitNote(
-            f"{suite}: --limit {limit} holds fewer prompts than the {sum(map(len, groups_of.values()))} groups; "
-            f"left out the dimension(s) {', '.join(dropped)} whole, so that every group kept is asked the same "
-            "dialogues"), stacklevel=2)
+        warnings.warn(
+            LimitNote(
+                f"{suite}: --limit {limit} holds fewer prompts than the {sum(map(len, groups_of.values()))} groups; "
+                f"left out the dimension(s) {', '.join(dropped)} whole, so that every group kept is asked the same "
+                "dialogues"
+            ),
+            stacklevel=2,
+        )
     if not chosen:
         return []
     dialogues = sorted({p["meta"]["dialogue"] for p in prompts})

@@ -81,7 +81,7 @@ def parse_choice(text: str | None, letters: str = "ABCDEFG") -> str | None:
         letter = match.group(1)
         if letter not in letters:
             continue
-        if _ALTERNATIVE.match(text[match.end():]):
+        if _ALTERNATIVE.match(text[match.end() :]):
             return None
         cued.add(letter)
     if len(cued) == 1:
@@ -97,8 +97,11 @@ def parse_choice(text: str | None, letters: str = "ABCDEFG") -> str | None:
 def _named_choice(value: str, choices: Sequence[str]) -> str | None:
     """The letter of the one choice whose text the value names ("Delight", "anger."), else None."""
     lowered = value.lower()
-    named = {i for i, choice in enumerate(choices)
-             if re.search(r"(?<![a-z])" + re.escape(choice.lower().strip(" .")) + r"(?![a-z])", lowered)}
+    named = {
+        i
+        for i, choice in enumerate(choices)
+        if re.search(r"(?<![a-z])" + re.escape(choice.lower().strip(" .")) + r"(?![a-z])", lowered)
+    }
     if len(named) != 1:
         return None
     return chr(ord("A") + named.pop())
@@ -136,8 +139,10 @@ def parse_labelled_choices(text: str | None, fields: Mapping[str, Sequence[str]]
     return result
 
 
-_ANSWER_LINE = re.compile(r"^[\s*_#>]*(?i:final\s+)?(?i:answer)[\s*_]*[:\-][\s*_]*(?:(?i:option)\s+)?[\(\[]?([A-Z])"
-                          r"(?![A-Za-z0-9])")
+_ANSWER_LINE = re.compile(
+    r"^[\s*_#>]*(?i:final\s+)?(?i:answer)[\s*_]*[:\-][\s*_]*(?:(?i:option)\s+)?[\(\[]?([A-Z])"
+    r"(?![A-Za-z0-9])"
+)
 
 
 def parse_answer_line(text: str | None, letters: str) -> str | None:
@@ -153,7 +158,7 @@ def parse_answer_line(text: str | None, letters: str) -> str | None:
     match = _ANSWER_LINE.match(first)
     if match:
         letter = match.group(1)
-        return letter if letter in letters and not _ALTERNATIVE.match(first[match.end():]) else None
+        return letter if letter in letters and not _ALTERNATIVE.match(first[match.end() :]) else None
     return parse_choice(text, letters)
 
 
@@ -254,11 +259,25 @@ def has_z(response: str, oblivious_agent: str) -> bool:
 def binary_answer(response: str) -> int:
     """privacy3.py's map_binary_answer_to_int: 0 for no, 1 for yes, -1 for anything else (rules verbatim)."""
     answer = response.lower().strip("'").strip('"')
-    if (" no," in answer or " no " in answer or answer.startswith("no") or " no." in answer
-            or " not ok " in answer or " not okay " in answer or answer.startswith("false")):
+    if (
+        " no," in answer
+        or " no " in answer
+        or answer.startswith("no")
+        or " no." in answer
+        or " not ok " in answer
+        or " not okay " in answer
+        or answer.startswith("false")
+    ):
         return 0
-    if (" yes," in answer or " yes " in answer or answer.startswith("yes") or " yes." in answer
-            or " ok " in answer or " okay " in answer or answer.startswith("true")):
+    if (
+        " yes," in answer
+        or " yes " in answer
+        or answer.startswith("yes")
+        or " yes." in answer
+        or " ok " in answer
+        or " okay " in answer
+        or answer.startswith("true")
+    ):
         return 1
     return -1
 

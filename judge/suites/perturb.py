@@ -73,8 +73,23 @@ _TOKEN = re.compile(r"\S+")
 _OPTION_LETTER = re.compile(r"^[\(\[]?[A-J][\)\]\.:,]?$")
 _PLAIN_WORD = re.compile(r"^[^\W\d_]+(?:['’-][^\W\d_]+)*$")
 _SENTENCE_END = re.compile(r"[.!?][\"')\]]*$")
-NEGATIONS = frozenset({"no", "not", "nor", "never", "none", "nothing", "nobody", "neither", "without", "except",
-                       "cannot", "nowhere", "noone"})
+NEGATIONS = frozenset(
+    {
+        "no",
+        "not",
+        "nor",
+        "never",
+        "none",
+        "nothing",
+        "nobody",
+        "neither",
+        "without",
+        "except",
+        "cannot",
+        "nowhere",
+        "noone",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -124,7 +139,7 @@ def _letter_positions(word: str) -> list[int]:
 def _case_flip(word: str, u: float) -> str:
     spots = _letter_positions(word)
     i = spots[int(u * len(spots))]
-    return word[:i] + word[i].swapcase() + word[i + 1:]
+    return word[:i] + word[i].swapcase() + word[i + 1 :]
 
 
 def _typo(word: str, u: float, v: float) -> str:
@@ -135,14 +150,14 @@ def _typo(word: str, u: float, v: float) -> str:
     if kind == 0 and word[i].lower() in _NEIGHBOURS:
         near = _NEIGHBOURS[word[i].lower()]
         new = near[int(v * 3 % 1 * len(near))]
-        return word[:i] + (new.upper() if word[i].isupper() else new) + word[i + 1:]
+        return word[:i] + (new.upper() if word[i].isupper() else new) + word[i + 1 :]
     adjacent = [j for j in spots if j + 1 < len(word) and word[j + 1].isalpha() and word[j] != word[j + 1]]
     if kind == 1 and adjacent:
         j = adjacent[int(u * len(adjacent))]
-        return word[:j] + word[j + 1] + word[j] + word[j + 2:]
+        return word[:j] + word[j + 1] + word[j] + word[j + 2 :]
     if len(spots) >= 4:
-        return word[:i] + word[i + 1:]
-    return word[:i] + word[i].swapcase() + word[i + 1:]
+        return word[:i] + word[i + 1 :]
+    return word[:i] + word[i].swapcase() + word[i + 1 :]
 
 
 def _symbol(word: str, u: float, v: float) -> str:
@@ -161,8 +176,8 @@ def perturb(text: str, level: str, intensity: float, seed: int) -> Perturbed:
         raise ValueError("nothing to perturb: the text is empty")
     tokens = list(_TOKEN.finditer(text))
     words = [t.group(0) for t in tokens]
-    gaps = [text[: tokens[0].start()]] + [text[a.end(): b.start()] for a, b in itertools.pairwise(tokens)]
-    trailing = text[tokens[-1].end():]
+    gaps = [text[: tokens[0].start()]] + [text[a.end() : b.start()] for a, b in itertools.pairwise(tokens)]
+    trailing = text[tokens[-1].end() :]
     protected = [is_protected(w) for w in words]
     edits: list[Edit] = []
     operations = LEVEL_OPERATIONS[level]

@@ -25,20 +25,46 @@ CPSYCOUN = "cpsycoun"
 SUPPORT_RUBRIC = "support"
 """The rubric (and prompt pillar) the conversation suites are judged with: rubrics/support.yaml."""
 
-KNOWLEDGE_ACCURACY = MetricSpec(name="accuracy", kind="mean", higher_is_better=True, source="deterministic",
-                                description="share of questions whose parsed letter is the gold letter")
-EMOTION_ACCURACY = MetricSpec(name="emotion_accuracy", kind="mean", higher_is_better=True, source="deterministic",
-                              description="share of items whose parsed emotion is EmoBench's emotion label")
-CAUSE_ACCURACY = MetricSpec(name="cause_accuracy", kind="mean", higher_is_better=True, source="deterministic",
-                            description="share of items whose parsed cause is EmoBench's cause label")
+KNOWLEDGE_ACCURACY = MetricSpec(
+    name="accuracy",
+    kind="mean",
+    higher_is_better=True,
+    source="deterministic",
+    description="share of questions whose parsed letter is the gold letter",
+)
+EMOTION_ACCURACY = MetricSpec(
+    name="emotion_accuracy",
+    kind="mean",
+    higher_is_better=True,
+    source="deterministic",
+    description="share of items whose parsed emotion is EmoBench's emotion label",
+)
+CAUSE_ACCURACY = MetricSpec(
+    name="cause_accuracy",
+    kind="mean",
+    higher_is_better=True,
+    source="deterministic",
+    description="share of items whose parsed cause is EmoBench's cause label",
+)
 SUPPORT_SCORE = MetricSpec(
-    name="support_score", kind="mean", higher_is_better=True, source="judge",
+    name="support_score",
+    kind="mean",
+    higher_is_better=True,
+    source="judge",
     description="mean of the support rubric's four 1-5 quality criteria per answer (a failed call: 1)",
 )
-SUPPORT_MEANS = MetricSpec(name="mean_score", kind="mean", higher_is_better=True, source="judge",
-                           description="mean judged support-rubric score per criterion (group criterion:<id>)")
+SUPPORT_MEANS = MetricSpec(
+    name="mean_score",
+    kind="mean",
+    higher_is_better=True,
+    source="judge",
+    description="mean judged support-rubric score per criterion (group criterion:<id>)",
+)
 REFUSAL_RATE = MetricSpec(
-    name="refusal_rate", kind="mean", higher_is_better=False, source="judge",
+    name="refusal_rate",
+    kind="mean",
+    higher_is_better=False,
+    source="judge",
     description="share of answers the support judge scores engages_with_concern 1 (declined or deflected)",
 )
 SUPPORT_QUALITY_CRITERIA = ("empathic_reflection", "exploration", "stage_appropriate_help", "respect_and_autonomy")
@@ -64,7 +90,7 @@ def knowledge_question(question: str, options: Mapping[str, str]) -> str:
         "Answer the following multiple-choice question from a medical licensing examination "
         "(psychiatry and behavioural science).\n\n"
         f"Question:\n{question.strip()}\n\nOptions:\n{listed}\n\n"
-        f"Begin your reply with \"Answer: <letter>\" ({letters[0]}-{letters[-1]}), then explain briefly."
+        f'Begin your reply with "Answer: <letter>" ({letters[0]}-{letters[-1]}), then explain briefly.'
     )
 
 
@@ -77,12 +103,21 @@ def knowledge_records(raw: bytes) -> list[dict[str, Any]]:
         if not isinstance(options, dict) or not options or gold not in options:
             raise ValueError(f"{PSY_EVAL[1]}: question {index + 1}: gold answer {gold!r} is not one of its options")
         options = {str(k).strip().upper(): str(v) for k, v in options.items()}
-        prompts.append(prompt_record(
-            "reliability/knowledge", index, knowledge_question(str(row["question"]), options),
-            {"gold": gold, "options": options, "letters": "".join(options), "step": row.get("meta_info1"),
-             "topics": row.get("meta_info2") or []},
-            dataset=PSY_EVAL[0],
-        ))
+        prompts.append(
+            prompt_record(
+                "reliability/knowledge",
+                index,
+                knowledge_question(str(row["question"]), options),
+                {
+                    "gold": gold,
+                    "options": options,
+                    "letters": "".join(options),
+                    "step": row.get("meta_info1"),
+                    "topics": row.get("meta_info2") or [],
+                },
+                dataset=PSY_EVAL[0],
+            )
+        )
     return prompts
 
 
@@ -109,7 +144,7 @@ def emotion_question(scenario: str, subject: str, emotions: Sequence[str], cause
         f"Scenario:\n{scenario.strip()}\n\n"
         f"Question 1: What emotion would {subject} ultimately feel in this situation?\n{_lettered(emotions)}\n\n"
         f"Question 2: Why would {subject} feel this emotion?\n{_lettered(causes)}\n\n"
-        "Reply with two lines, \"Emotion: <letter>\" and \"Cause: <letter>\", then explain briefly."
+        'Reply with two lines, "Emotion: <letter>" and "Cause: <letter>", then explain briefly.'
     )
 
 
@@ -123,16 +158,24 @@ def emotion_records(raw: bytes) -> list[dict[str, Any]]:
         emotions, causes = list(row["emotion_choices"]), list(row["cause_choices"])
         if row["emotion_label"] not in emotions or row["cause_label"] not in causes:
             raise ValueError(f"{EMOBENCH[1]}: item {qid}: a gold label is not among its choices")
-        prompts.append(prompt_record(
-            "reliability/emotion-recognition", qid,
-            emotion_question(str(row["scenario"]), str(row["subject"]), emotions, causes),
-            {"emotion_choices": emotions, "cause_choices": causes,
-             "emotion_gold": chr(ord("A") + emotions.index(row["emotion_label"])),
-             "cause_gold": chr(ord("A") + causes.index(row["cause_label"])),
-             "emotion_label": row["emotion_label"], "cause_label": row["cause_label"],
-             "category": row.get("coarse_category"), "subcategory": row.get("finegrained_category")},
-            dataset=EMOBENCH[0],
-        ))
+        prompts.append(
+            prompt_record(
+                "reliability/emotion-recognition",
+                qid,
+                emotion_question(str(row["scenario"]), str(row["subject"]), emotions, causes),
+                {
+                    "emotion_choices": emotions,
+                    "cause_choices": causes,
+                    "emotion_gold": chr(ord("A") + emotions.index(row["emotion_label"])),
+                    "cause_gold": chr(ord("A") + causes.index(row["cause_label"])),
+                    "emotion_label": row["emotion_label"],
+                    "cause_label": row["cause_label"],
+                    "category": row.get("coarse_category"),
+                    "subcategory": row.get("finegrained_category"),
+                },
+                dataset=EMOBENCH[0],
+            )
+        )
     return prompts
 
 
@@ -147,8 +190,10 @@ def read_emotion(call: Mapping[str, Any]) -> Observed:
     fields = {"emotion": meta["emotion_choices"], "cause": meta["cause_choices"]}
     parsed = parse_labelled_choices(call.get("response"), fields) if ok else dict.fromkeys(fields)
     return Observed(
-        (Observation("emotion_accuracy", float(parsed["emotion"] == meta["emotion_gold"])),
-         Observation("cause_accuracy", float(parsed["cause"] == meta["cause_gold"]))),
+        (
+            Observation("emotion_accuracy", float(parsed["emotion"] == meta["emotion_gold"])),
+            Observation("cause_accuracy", float(parsed["cause"] == meta["cause_gold"])),
+        ),
         unparsed=ok and None in parsed.values(),
     )
 
@@ -206,8 +251,11 @@ def support_cut(dialogue: Mapping[int, Turn]) -> int | None:
     seeker turn and has every earlier turn known; None when no turn qualifies."""
     last = max(dialogue)
     candidates = [
-        i for i, turn in sorted(dialogue.items())
-        if turn.speaker == "supporter" and i > 0 and dialogue.get(i - 1, turn).speaker == "seeker"
+        i
+        for i, turn in sorted(dialogue.items())
+        if turn.speaker == "supporter"
+        and i > 0
+        and dialogue.get(i - 1, turn).speaker == "seeker"
         and all(j in dialogue for j in range(i))
     ]
     return min(candidates, key=lambda i: (abs(i - last / 2), i)) if candidates else None
@@ -239,12 +287,18 @@ def emotional_support_records(raw: bytes) -> list[dict[str, Any]]:
             continue
         messages = conversation_messages([(dialogue[i].speaker, dialogue[i].text) for i in range(cut)])
         gold = dialogue[cut]
-        prompts.append(prompt_record(
-            "reliability/emotional-support", f"{number}-{cut}", messages[-1]["content"],
-            {"dialogue": number, "cut_turn": cut, "strategy": gold.strategy, "language": "en"},
-            pillar=SUPPORT_RUBRIC, dataset=ESCONV[0], history=messages[:-1],
-            reference=f"The ESConv supporter's actual next turn (strategy: {gold.strategy}): {gold.text}",
-        ))
+        prompts.append(
+            prompt_record(
+                "reliability/emotional-support",
+                f"{number}-{cut}",
+                messages[-1]["content"],
+                {"dialogue": number, "cut_turn": cut, "strategy": gold.strategy, "language": "en"},
+                pillar=SUPPORT_RUBRIC,
+                dataset=ESCONV[0],
+                history=messages[:-1],
+                reference=f"The ESConv supporter's actual next turn (strategy: {gold.strategy}): {gold.text}",
+            )
+        )
     return prompts
 
 
@@ -273,8 +327,17 @@ def support_rules() -> tuple[CompositeRule | CriterionMeansRule, ...]:
 
 # ---------------------------------------------------------------- psychological intervention (CPsyCounE)
 
-CPSYCOUN_TOPICS = ("Career", "Education", "Emotion&Stress", "Family Relationship", "Love&Marriage",
-                   "Mental Disease", "Self-growth", "Sex", "Social Relationship")
+CPSYCOUN_TOPICS = (
+    "Career",
+    "Education",
+    "Emotion&Stress",
+    "Family Relationship",
+    "Love&Marriage",
+    "Mental Disease",
+    "Self-growth",
+    "Sex",
+    "Social Relationship",
+)
 CPSYCOUN_CASES = 5
 _SPEAKERS = {"求助者": "seeker", "支持者": "supporter"}
 _CPSYCOUN_TURN = re.compile(r"^\s*(求助者|支持者)\s*[：:]\s*(.*)$", re.DOTALL)
@@ -316,12 +379,18 @@ def intervention_records(files: Mapping[str, bytes]) -> list[dict[str, Any]]:
             raise ValueError(f"{path}: no counsellor turn follows a client turn")
         messages = conversation_messages([(dialogue[i].speaker, dialogue[i].text) for i in range(cut)])
         topic, case = path.split("/")[1], path.rsplit("/", 1)[-1].removesuffix(".json")
-        prompts.append(prompt_record(
-            "reliability/intervention", f"{topic}/{case}", messages[-1]["content"],
-            {"topic": topic, "case": int(case), "cut_turn": cut, "language": "zh", "judge_language": "zh"},
-            pillar=SUPPORT_RUBRIC, dataset=CPSYCOUN, history=messages[:-1],
-            reference=CPSYCOUN_REFERENCE + dialogue[cut].text,
-        ))
+        prompts.append(
+            prompt_record(
+                "reliability/intervention",
+                f"{topic}/{case}",
+                messages[-1]["content"],
+                {"topic": topic, "case": int(case), "cut_turn": cut, "language": "zh", "judge_language": "zh"},
+                pillar=SUPPORT_RUBRIC,
+                dataset=CPSYCOUN,
+                history=messages[:-1],
+                reference=CPSYCOUN_REFERENCE + dialogue[cut].text,
+            )
+        )
     return prompts
 
 

@@ -24,10 +24,18 @@ from judge.suites.spec import CompositeRule, MetricSpec, Observation, Observed
 INTENSITY = 0.1
 """The suites' intensity at every level: each operation touches about one word in ten (at least one)."""
 
-DELTA_ACCURACY = MetricSpec(name="delta_accuracy", kind="paired_delta", higher_is_better=True, source="deterministic",
-                            description="change of accuracy from the clean question, per level (group level:<name>)")
+DELTA_ACCURACY = MetricSpec(
+    name="delta_accuracy",
+    kind="paired_delta",
+    higher_is_better=True,
+    source="deterministic",
+    description="change of accuracy from the clean question, per level (group level:<name>)",
+)
 DELTA_SUPPORT_SCORE = MetricSpec(
-    name="delta_support_score", kind="paired_delta", higher_is_better=True, source="judge",
+    name="delta_support_score",
+    kind="paired_delta",
+    higher_is_better=True,
+    source="judge",
     description="change of the judged support score from the clean turn, per level (level:<name>)",
 )
 
@@ -55,9 +63,17 @@ def _variants(
         if level != CLEAN_LEVEL:
             messages[-1]["content"] = perturb_part(messages[-1]["content"], level, seed)
         record = {"id": clean_id if level == CLEAN_LEVEL else f"{clean_id}:{level}", **record, "messages": messages}
-        record["meta"] = {**source["meta"], "suite": suite, "clean_id": clean_id, "source_id": source["id"],
-                          "perturbation": {"level": level, "intensity": 0.0 if level == CLEAN_LEVEL else INTENSITY,
-                                           "seed": None if level == CLEAN_LEVEL else seed}}
+        record["meta"] = {
+            **source["meta"],
+            "suite": suite,
+            "clean_id": clean_id,
+            "source_id": source["id"],
+            "perturbation": {
+                "level": level,
+                "intensity": 0.0 if level == CLEAN_LEVEL else INTENSITY,
+                "seed": None if level == CLEAN_LEVEL else seed,
+            },
+        }
         records.append(record)
     return records
 
