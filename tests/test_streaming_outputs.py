@@ -50,7 +50,8 @@ def mixed_answerer(refusing: dict[str, bool]) -> Any:
         verdict = scripted_verdict(req)
         if req.ordinal % 3 == 0:
             for criterion, entry in verdict.items():
-                entry["score"] = score_bounds(req.schema or {}, criterion)[0]
+                if "score" in entry:  # a criterion (not the crisis judge's risk reading)
+                    entry["score"] = score_bounds(req.schema or {}, criterion)[0]
         return Reply.structured(verdict)
 
     return answer
