@@ -208,10 +208,22 @@ def validate(
     meta = {"judges": sorted({r.judge for r in rows if not r.published}), "datasets": [s.name for s in sets],
             "limit": limit, "samples": samples, "tolerance": tolerance, "min_items": min_items,
             "bootstrap": bootstrap, "seed": seed, "epsilon": epsilon, "gate": gate,
-            "judged": str(judged), "created": datetime.now(UTC).isoformat(timespec="seconds")}
+            "judged": str(judged), "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            **_validated_settings(judged, {s.pillar for s in sets})}
     files = write_validity(out, rows, worst, sets, meta, failures, verdicts, report=report)
     code = ExitCode.GATE if failures else ExitCode(result.exit_code)
     return Validation(out, code, result.items, rows, failures, files)
+
+
+def _validated_settings(judged: Path, pillars: set[str]) -> dict[str, Any]:
+    """What a bench needs to tell whether its judges were the ones validated (`bench --validity`): each judge's
+    settings and the content hashes of the rubrics of the pillars judged, as the score run recorded them."""
+    from judge.log import read_score_run
+
+    run = read_score_run(judged).run
+    hashes = run.get("rubric_hashes") or {}
+    return {"judge_settings": run.get("judges", []),
+            "rubric_hashes": {p: hashes[p] for p in sorted(pillars) if p in hashes}}
 
 
 def _validation_sets(datasets: Sequence[str] | None, annotations: Path | None, rubric: str | None,

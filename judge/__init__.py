@@ -27,6 +27,8 @@ _EXPORTS = {
     "AuditResult": "judge.audit.run",
     "calibrate": "calibration.api",
     "Calibration": "calibration.api",
+    "validate": "calibration.api",
+    "Validation": "calibration.api",
     "RunSettings": "judge.settings",
     "PanelOptions": "judge.panel",
     "Item": "judge.items",
@@ -62,6 +64,7 @@ __all__ = [  # the names of _EXPORTS, spelled out for type checkers and linters 
     "TargetSpec",
     "TrustMHError",
     "UsageError",
+    "Validation",
     "__version__",
     "audit",
     "bench",
@@ -70,9 +73,10 @@ __all__ = [  # the names of _EXPORTS, spelled out for type checkers and linters 
     "read_run",
     "respond",
     "score",
+    "validate",
 ]
 
-if TYPE_CHECKING:  # calibration's two names stay strings: judge never imports calibration
+if TYPE_CHECKING:  # calibration's names stay strings: judge never imports calibration
     from judge.api import CompareResult, RespondResult, ScoreResult, audit, bench, compare, respond, score
     from judge.audit.run import AuditResult
     from judge.errors import (

@@ -167,6 +167,7 @@ def bench(
     reparse: bool = False,
     first: int | None = None,
     paper_decoding: bool = True,
+    validity: Path | str | None = None,
 ) -> BenchResult:
     """TrustMH-Bench suites on chatbots: build the prompts, the targets answer, the judges judge, the scorecard
     (OUT/scorecard.json, scorecard.md) and, with `report`, OUT/report.html. With `recorded`, import a
@@ -174,7 +175,8 @@ def bench(
     With `answers` (a JSONL or CSV file of prompt_id, target, response), the answers of your own harness to
     the same prompts are judged instead of asking targets. `protocol="paper"`: the authors' readers, judge
     prompts and decoding where they published them (see docs/benchmark.md, "Paper protocol"); `first`: the
-    first N prompts of each suite instead of `limit`."""
+    first N prompts of each suite instead of `limit`. `validity`: the out folder of a `validate` run; the
+    scorecard's bench.json and report then say whether each judge was validated (docs/validity.md)."""
     from judge.suites.bench import BenchOptions, run_bench, run_recorded_bench
     from judge.suites.scorecard import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 
@@ -188,7 +190,7 @@ def bench(
             field="answers",
         )
     if recorded is not None:
-        if suites or targets or targets_file or judges or judges_file:
+        if suites or targets or targets_file or judges or judges_file or validity is not None:
             raise UsageError(
                 "imports a published run: give it only `out=` (and `bootstrap=`, `seed=`)", field="recorded"
             )
@@ -217,6 +219,7 @@ def bench(
             protocol=protocol,
             first=first,
             paper_decoding=paper_decoding,
+            validity=None if validity is None else Path(validity),
         )
         with _os_errors_under(out):
             result = run_bench(options)

@@ -54,6 +54,7 @@ def test_import_judge_loads_nothing_else_and_hands_on_every_public_name() -> Non
     importlib.import_module("judge.audit.run")
     assert judge.score is api.score and judge.respond is api.respond and judge.audit is api.audit
     assert judge.bench is api.bench and judge.calibrate is calibration_api.calibrate
+    assert judge.validate is calibration_api.validate and judge.Validation is calibration_api.Validation
     assert issubclass(judge.DatasetError, judge.TrustMHError) and judge.ExitCode.GATE == 4
     for name in judge.__all__:
         if name != "read_run" or importlib.util.find_spec("judge.log") is not None:

@@ -20,6 +20,7 @@ from calibration.validity import AS_CLOSE, NOT_ENOUGH, WORSE, gate_failures, val
 from judge.errors import ExitCode, UsageError
 from judge.labels import CATEGORIES
 from judge.settings import RunSettings
+from tests.browser import INSTALL_HINT, find_chromium, visit
 from tests.conftest import ANTHROPIC_KEY, OPENAI_KEY
 from tests.fakeapi import FakeLLMServer
 from tests.fakeapi.judge_script import expected_score, judged_response, scripted_verdict
@@ -329,3 +330,23 @@ def test_crisis_set_reproduces_the_published_human_mae() -> None:
     assert jury.n_items == 190
     assert set(s.scales["crisis_category"].labels[: len(CATEGORIES)]) == set(CATEGORIES)
     assert np.isfinite(jury.human_vs_human.value or np.nan)
+
+
+CHROMIUM = find_chromium()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason=f"Chromium not found; install it with: {INSTALL_HINT}")
+def test_validity_page_in_the_browser(crisis_run: dict[str, Any]) -> None:
+    """The real browser opens validity.html: no console error or failed load, the forest plot drawn, the
+    20-column table wrapping inside its frame rather than running off the page, and a PDF print."""
+    assert CHROMIUM is not None
+    seen = visit(crisis_run["out"] / "validity.html", CHROMIUM, width=1280, expressions=(
+        "[...document.querySelectorAll('.table-wrap')].filter(w => w.scrollWidth > w.clientWidth + 1).length",
+        "document.documentElement.scrollWidth",
+        "document.querySelectorAll('table[data-table=validity] tbody tr').length",
+        "document.querySelectorAll('svg').length"))
+    assert seen.errors == [], seen.errors
+    overflowing, page_width, rows, svgs = seen.checks
+    assert overflowing == 0 and page_width <= 1280
+    assert rows == len(crisis_run["summary"]["rows"]) and svgs >= 1
+    assert seen.pdf.startswith(b"%PDF-") and seen.screenshot_png

@@ -82,6 +82,11 @@ def bench(
     first: Annotated[
         int | None, typer.Option("--first", min=1, help="The first N prompts per suite, in the dataset's order.")
     ] = None,
+    validity: Annotated[
+        Path | None,
+        typer.Option("--validity", help="The --out folder of a `trustmh validate` run: the report says whether "
+                     "each judge was validated, and links its validity page."),
+    ] = None,
     target_decoding: Annotated[
         bool, typer.Option("--target-decoding", help="Under --protocol paper, keep the targets' own temperature "
                            "and max_tokens instead of the authors' per-suite ones.")
@@ -146,6 +151,7 @@ def bench(
         reparse=reparse,
         first=first,
         paper_decoding=not target_decoding,
+        validity=validity,
     )
     if result.target_plan is not None:
         print_bench_plan(result, settings)

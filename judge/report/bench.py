@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from markupsafe import Markup
@@ -266,6 +268,33 @@ def _unparsed_table(card: Scorecard | None) -> list[Table]:
                   name="unparsed", folded=True)]
 
 
+def validity_section(run: BenchRun) -> list[Section]:
+    """Whether each judge of the run was validated (`bench --validity DIR`), linking that validity page."""
+    record = run.bench.get("validity")
+    if not isinstance(record, dict):
+        return []
+    page = Path(str(record.get("page", "")))
+    link = os.path.relpath(page, run.directory.resolve()) if page.is_absolute() else str(page)
+    rows = [[text(j["judge"]), text(j["status"]), text(j["validated_as"]), num(j["rows"]),
+             text(", ".join(f"{v}: {n}" for v, n in j["verdicts"].items())),
+             text("; ".join(j["critical_short"]) or ("none" if j["rows"] else None)),
+             text(", ".join(j["rubrics_same"])),
+             text(", ".join(j["rubrics_differ"]) or ("none" if j["rows"] else None)),
+             text("; ".join(j["differences"]))] for j in record.get("judges", [])]
+    table = Table("Judge validity", ["judge", "status", "validated as", "rows", "verdicts",
+                                     "critical criteria short of the humans", "same rubric", "rubric changed since",
+                                     "settings that differ"], rows, name="validity")
+    source = Table("Validation", ["page", "created", "tolerance"],
+                   [[text(link, link=link), text(record.get("created")), num(record.get("tolerance"))]],
+                   name="validation")
+    intro = ("Whether each judge of this run was validated against the human raters (`trustmh validate`): "
+             "validated when a validated judge asked the same model the same way (provider, model, output mode, "
+             "temperature, max tokens, seed), with the verdicts of its rows in the validity table, and whether "
+             "the rubrics of the validated pillars are still the ones it was validated with.")
+    return [Section("validity", "Judge validity", PART, intro, nothing="A table only: see the validity page.",
+                    tables=[table, source])]
+
+
 def bench_sections(run: BenchRun) -> list[Section]:
     directory = str(run.directory)
     card = run.scorecard
@@ -276,6 +305,7 @@ def bench_sections(run: BenchRun) -> list[Section]:
     if run.score is not None and run.score.summary is not None:
         stages.append(("judges (score)", run.score.summary))
     sections += [failures_section(stages, PART, _unparsed_table(card)), cost_section(stages, PART)]
+    sections += validity_section(run)
     if run.score is not None:
         sections += [*judging_sections(run.score, "Judging (score/)"), items_section(run.score, "Judging (score/)")]
     return sections
@@ -301,4 +331,7 @@ def bench_facts(run: BenchRun) -> list[tuple[str, str]]:
     for stage in (run.respond, run.score.summary if run.score is not None else None):
         mocks |= stage.not_a_model if stage is not None else {}
     facts[:0] = not_a_model_facts(mocks)
+    if run.bench.get("judges") and "validity" not in run.bench:
+        facts.append(("judge validity", "not checked: validate the judges with `trustmh validate`, then give its "
+                                        "folder to `bench --validity`"))
     return facts

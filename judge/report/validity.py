@@ -32,22 +32,28 @@ def _value(estimate: dict[str, Any] | None, key: str = "value") -> Any:
 
 def table_section(document: dict[str, Any]) -> Section:
     rows = document["rows"]
-    columns = ["dataset", "criterion", "critical", "judge", "published", "n", "metric", "judge ~ humans", "ci low",
-               "ci high", "human ~ human", "gap", "gap ci low", "gap ci high", "judge ~ consensus", "MAE judge",
-               "MAE humans", "alt-test ω", "verdict", "why"]
-    cells = [[text(r["dataset"]), text(r["criterion"]), num(r["critical"]), text(r["judge"]), num(r["published"]),
-              num(r["n_items"]), text(r["metric"]), num(_value(r["judge_vs_humans"])),
-              num(_value(r["judge_vs_humans"], "ci_low")), num(_value(r["judge_vs_humans"], "ci_high")),
-              num(_value(r["human_vs_human"])), num(_value(r["gap"])), num(_value(r["gap"], "ci_low")),
-              num(_value(r["gap"], "ci_high")), num(_value(r["judge_vs_consensus"])), num(_value(r["mae_judge"])),
-              num(_value(r["mae_humans"])), num(r["alt_test"]["winning_rate"]), text(r["verdict_text"]),
+    columns = ["dataset", "criterion", "judge", "n", "metric", "judge ~ humans", "human ~ human", "gap",
+               "gap ci low", "gap ci high", "verdict", "why"]
+    cells = [[text(r["dataset"]), text(r["criterion"]), text(r["judge"]), num(r["n_items"]), text(r["metric"]),
+              num(_value(r["judge_vs_humans"])), num(_value(r["human_vs_human"])), num(_value(r["gap"])),
+              num(_value(r["gap"], "ci_low")), num(_value(r["gap"], "ci_high")), text(r["verdict_text"]),
               text(r["reason"] or r["gap"].get("reason") or r["alt_test"].get("reason"))] for r in rows]
+    # the rest of each row in a second table: twenty columns in one do not fit a page
+    detail_columns = ["dataset", "criterion", "judge", "critical", "published", "judge ~ humans ci low",
+                      "judge ~ humans ci high", "judge ~ consensus", "MAE judge", "MAE humans", "alt-test ω"]
+    detail = [[text(r["dataset"]), text(r["criterion"]), text(r["judge"]), num(r["critical"]), num(r["published"]),
+               num(_value(r["judge_vs_humans"], "ci_low")), num(_value(r["judge_vs_humans"], "ci_high")),
+               num(_value(r["judge_vs_consensus"])), num(_value(r["mae_judge"])), num(_value(r["mae_humans"])),
+               num(r["alt_test"]["winning_rate"])] for r in rows]
     intro = ("Per dataset × criterion × judge: the judge's agreement with each human, averaged (judge ~ humans), "
              "beside the humans' agreement with each other on the same items (quadratic-weighted kappa for "
              "ordinal criteria, Cohen's kappa for categories), the gap between them with a paired bootstrap "
-             f"interval, and the verdict (tolerance {fmt(document['meta']['tolerance'])}). Published judges are "
-             "the ones the dataset records: reference points, never gated.")
+             f"interval, and the verdict (tolerance {fmt(document['meta']['tolerance'])}). The second table holds "
+             "the rest of each row: whether the criterion is critical (gated), the judge's interval, its agreement "
+             "with the humans' consensus, the mean absolute errors and the alternative-annotator test's winning "
+             "rate. Published judges are the ones the dataset records: reference points, never gated.")
     table = Table("Validity table", columns, cells, name="validity")
+    tables = [table, Table("Validity table, the rest of each row", detail_columns, detail, name="validity-detail")]
     panels = []
     for dataset, criterion in dict.fromkeys((r["dataset"], r["criterion"]) for r in rows):
         members = [r for r in rows if (r["dataset"], r["criterion"]) == (dataset, criterion)]
@@ -61,13 +67,13 @@ def table_section(document: dict[str, Any]) -> Section:
             passed=[True, *[r["verdict"] != "worse than the humans" for r in members]]))
     if not panels:
         return Section("validity", "Validity table", PART, intro, nothing="Nothing to show: no criterion was "
-                       "scored by a judge and rated by the humans.", tables=[table])
+                       "scored by a judge and rated by the humans.", tables=tables)
     svg = figures.interval_panels(panels, key="validity", columns=2)
     return Section("validity", "Validity table", PART, intro,
                    figure=Figure(Markup(svg), "Forest plot: the humans' agreement with each other (first row, and the "
                                               "dashed line) and each judge's agreement with the humans, with 95 % "
                                               "bootstrap intervals; red: worse than the humans beyond the tolerance."),
-                   tables=[table])
+                   tables=tables)
 
 
 def disagreement_section(document: dict[str, Any]) -> Section:
@@ -111,8 +117,11 @@ def gate_section(document: dict[str, Any]) -> Section:
 
 def validity_page(document: dict[str, Any], source: Path) -> Page:
     meta = document["meta"]
-    facts = [(str(k), v if isinstance(v, str) else fmt(v)) for k, v in meta.items() if not isinstance(v, list)]
-    facts += [(str(k), ", ".join(map(str, v))) for k, v in meta.items() if isinstance(v, list)]
+    shown = {k: v for k, v in meta.items() if k != "judge_settings"}  # the judges' names are listed already
+    facts = [(str(k), v if isinstance(v, str) else fmt(v)) for k, v in shown.items()
+             if not isinstance(v, list | dict)]
+    facts += [(str(k), ", ".join(map(str, v))) for k, v in shown.items() if isinstance(v, list)]
+    facts += [("rubric", f"{pillar} {digest[:12]}") for pillar, digest in shown.get("rubric_hashes", {}).items()]
     sections = [table_section(document), disagreement_section(document), mapping_section(document),
                 gate_section(document)]
     return Page(title=f"Judge validity: {source.resolve().name}", kind="validity", source=str(source.resolve()),

@@ -43,6 +43,7 @@ from judge.suites.paper import (
 from judge.suites.paper import verdict_rows as paper_verdicts
 from judge.suites.published import RECORDED, import_recorded, published_comparison, published_figures
 from judge.suites.scorecard import DEFAULT_BOOTSTRAP, DEFAULT_SEED, iter_jsonl, scorecard_for, write_scorecard
+from judge.suites.validity import read_validity, validity_record
 
 JUDGED_ITEMS = "judged-items.jsonl"  # the answers of suites that need a judge, as score items
 
@@ -65,6 +66,7 @@ class BenchOptions:
     protocol: str = DEFAULT_PROTOCOL  # "paper": the authors' readers, judge prompts and decoding where published
     first: int | None = None  # the first N prompts of each suite in the dataset's order (instead of --limit)
     paper_decoding: bool = True  # under paper: the authors' per-suite temperature / max_tokens for the targets
+    validity: Path | None = None  # a `trustmh validate --out` folder: whether this bench's judges were validated
 
 
 @dataclass(frozen=True)
@@ -189,7 +191,8 @@ def run_bench(options: BenchOptions) -> BenchResult:
     """The whole loop (or, with `dry_run`, its price); every argument is checked before anything is sent."""
     check_samples(options.judges, options.samples)
     check_protocol(options.protocol)
-    load_rubric_dir(options.rubrics_dir)  # a broken rubric folder is a usage error before anything runs
+    rubrics = load_rubric_dir(options.rubrics_dir)  # a broken rubric folder is a usage error before anything runs
+    validation = read_validity(options.validity) if options.validity is not None else None
     prompts = build_prompts(options.suites, options.limit, options.seed, first=options.first)
     if options.protocol == "paper" and options.paper_decoding:
         prompts = with_paper_decoding(prompts)
@@ -235,6 +238,10 @@ def run_bench(options: BenchOptions) -> BenchResult:
         record = _bench_record(options, started_at, time.monotonic() - started)
         if options.answers is not None:
             record["targets"] = respond_summary["targets"]
+        if validation is not None and options.validity is not None:
+            record["validity"] = validity_record(options.validity, validation,
+                                                 [j.public_dict() for j in options.judges],
+                                                 {p: r.content_hash for p, r in rubrics.items()})
         write_json_atomic(options.out / "bench.json", record)
     code = ExitCode.FAILED_VERDICTS if ExitCode.FAILED_VERDICTS in (respond_code, score_code) else ExitCode.OK
     return BenchResult(options.out, code, len(prompts), respond_summary, score_summary, card, files)
