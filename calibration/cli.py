@@ -145,8 +145,8 @@ def validate_command(
     from calibration.validity_outputs import validity_table
     from judge.calls.runner import print_plan_table
     from judge.cli.common import cache_option, public_command_line, say
-    from judge.settings import RunSettings
     from judge.judges import split_spec_list
+    from judge.settings import RunSettings
 
     out_console = Console(soft_wrap=False)
     try:
