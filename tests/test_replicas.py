@@ -208,3 +208,17 @@ def test_bad_replica_entries_name_the_file_table_and_field_and_exit_2(
     result = run_cli("score", items, "--judges-file", path, "--rubrics", rubric_dir, "--out", tmp_path / "out", "-q")
     assert result.code == 2 and "[judges.local]" in result.stderr and str(path.name) in result.stderr, result.stderr
     assert not (tmp_path / "out" / "verdicts.jsonl").exists()
+
+
+def test_batch_refuses_a_judge_with_replicas_before_sending_anything(
+    tmp_path: Path, judge_env: Path, rubric_dir: Path, run_cli: Any
+) -> None:
+    with FakeLLMServer(answerer=scripted_answerer) as a, FakeLLMServer(answerer=scripted_answerer) as b:
+        items = write_jsonl(tmp_path / "items.jsonl", make_items(3))
+        out = tmp_path / "out"
+        judges_file = _replicas_file(tmp_path, [a, b])
+        result = run_cli("score", items, "--judges-file", judges_file, "--rubrics", rubric_dir, "--out", out, "--batch")
+        sent = a.requests + b.requests
+    assert result.code == 2, result.stderr
+    assert "local use another provider or replica base URLs" in result.stderr and "without --batch" in result.stderr
+    assert sent == []
