@@ -17,6 +17,7 @@ from judge.judges import JudgeConfigError, load_judges_file, parse_judge_spec, s
 from tests.conftest import make_items, read_jsonl, write_jsonl
 from tests.fakeapi import FakeLLMServer, FaultPlan, ParsedRequest, Reply
 from tests.fakeapi.judge_script import judged_response, scripted_answerer
+from tests.fakeapi.protocol import default_answerer
 from tests.fakeapi.server import RecordedRequest
 
 
@@ -222,3 +223,19 @@ def test_batch_refuses_a_judge_with_replicas_before_sending_anything(
     assert result.code == 2, result.stderr
     assert "local use another provider or replica base URLs" in result.stderr and "without --batch" in result.stderr
     assert sent == []
+
+
+def test_a_target_with_replicas_spreads_its_respond_run(tmp_path: Path, judge_env: Path, run_cli: Any) -> None:
+    rows = [{"id": f"p-{i:02d}", "pillar": "safety", "prompt": f"I feel low; what now? (case {i})"} for i in range(12)]
+    prompts = write_jsonl(tmp_path / "prompts.jsonl", rows)
+    out = tmp_path / "out"
+    with FakeLLMServer(answerer=default_answerer) as a, FakeLLMServer(answerer=default_answerer) as b:
+        target = f"openai:local-model@{a.openai_base_url},{b.openai_base_url}"
+        result = run_cli("respond", prompts, "--targets", target, "--out", out, "-q")
+        sent = {a.openai_base_url: len(a.requests), b.openai_base_url: len(b.requests)}
+    assert result.code == 0, result.stderr
+    assert all(count > 0 for count in sent.values()) and sum(sent.values()) == 12, sent
+    assert {r["prompt_id"] for r in read_jsonl(out / "calls.jsonl") if r["status"] == "ok"} == {r["id"] for r in rows}
+    summary = json.loads((out / "summary.json").read_text())
+    (counts,) = summary["replicas"].values()
+    assert {r["url"]: r["requests"] for r in counts} == sent
