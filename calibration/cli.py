@@ -145,6 +145,7 @@ def validate_command(
     from calibration.validity_outputs import validity_table
     from judge.calls.runner import print_plan_table
     from judge.cli.common import cache_option, public_command_line, say
+    from judge.judges import split_spec_list
     from judge.settings import RunSettings
 
     out_console = Console(soft_wrap=False)
@@ -152,7 +153,7 @@ def validate_command(
         settings = RunSettings(cache_dir=cache_option(cache, no_cache), concurrency=concurrency, dry_run=dry_run,
                                quiet=quiet, batch=batch, batch_poll_s=batch_poll,
                                command_line=tuple(public_command_line()))
-        done = validate(judges=[j for entry in judges or [] for j in entry.split(",") if j.strip()] or None,
+        done = validate(judges=[j for entry in judges or [] for j in split_spec_list(entry)] or None,
                         out=out, datasets=[d.strip() for d in datasets.split(",") if d.strip()] if datasets else None,
                         annotations=annotations, rubric=rubric, judges_file=judges_file, rubrics=rubrics,
                         limit=limit, samples=samples, gate=gate, tolerance=tolerance, min_items=min_items,

@@ -168,6 +168,10 @@ class JudgeWorker:
         outcomes = outcomes_from_verdict(call.rubric, verdict, multi_turn=is_multi_turn(call.item.messages))
         return call_result(call, outcomes, requests, started, None)
 
+    @property
+    def connection(self) -> Connection:
+        return self.client.connection
+
     def first_request(self, call: PlannedCall) -> dict[str, Any]:
         """The body of the call's first request exactly as `ask` sends it (what goes into a batch)."""
         messages = mark_cacheable(self.spec, [m.as_dict() for m in call.messages])

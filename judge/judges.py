@@ -1,4 +1,4 @@
-"""Judge specifications (`PROVIDER:MODEL[@BASE_URL]`, judges.toml), prices and API keys.
+"""Judge specifications (`PROVIDER:MODEL[@BASE_URL[,BASE_URL...]]`, judges.toml), prices and API keys.
 
 No network here: `client.py` builds the clients. API keys are read from the environment when a client
 is built and are never stored on a JudgeSpec, so they cannot leak into a cache key, an output file or
@@ -84,6 +84,10 @@ AZURE_TOKEN_ENV = "AZURE_OPENAI_AD_TOKEN"  # a Microsoft Entra ID token, read by
 PROVIDER_SETTINGS = {"api_version": ("azure",), "region": ("bedrock", "vertex"), "project": ("vertex",)}
 # The providers whose batch APIs `--batch` drives.
 BATCH_PROVIDERS = ("openai", "anthropic")
+# The providers whose judges and targets may name several replica base URLs: OpenAI-compatible servers
+# (vLLM, SGLang, Ollama, llama.cpp...) that one runs oneself, each replica serving the same weights.
+REPLICA_PROVIDERS = ("openai",)
+REPLICA_COOLDOWN_S = 30.0  # how long an unreachable replica is left alone before it is tried again
 # A Vertex model id carries its version after an @ (claude-sonnet-4-5@20250929); a base URL follows a
 # second @ and starts with http(s)://.
 _VERTEX_SPEC = re.compile(r"^vertex:(?P<model>[^@\s]+(?:@(?!https?://)[^@\s]+)?)(?:@(?P<base_url>\S+))?$")
@@ -163,6 +167,26 @@ class JudgeSpec:
     api_version: str | None = None  # Azure OpenAI's api-version
     region: str | None = None  # Bedrock's AWS region, Vertex's Google Cloud location
     project: str | None = None  # Vertex's Google Cloud project
+    # Replicas of a self-hosted model (docs/self-hosted.md): two or more base URLs, base_url the first;
+    # the requests are spread over them. Not in decoding_params: every replica serves the same weights.
+    base_urls: tuple[str, ...] = field(default=(), repr=False)
+    replica_concurrency: tuple[int, ...] = ()  # per replica; () shares `concurrency` evenly
+    replica_cooldown_s: float = REPLICA_COOLDOWN_S
+
+    def __post_init__(self) -> None:
+        if self.base_urls and self.base_url is None:  # a spec built in Python with base_urls only
+            object.__setattr__(self, "base_url", self.base_urls[0])
+        if self.base_urls and self.base_url != self.base_urls[0]:
+            raise JudgeConfigError(f"judge {self.name}: base_url must be the first of base_urls (or left out)")
+        if self.replica_concurrency and len(self.replica_concurrency) != len(self.base_urls):
+            raise JudgeConfigError(
+                f"judge {self.name}: replica_concurrency has {len(self.replica_concurrency)} value(s) for "
+                f"{len(self.base_urls)} replica URL(s); give one for each"
+            )
+
+    def replica_urls(self) -> tuple[str | None, ...]:
+        """The base URLs requests go to: the replicas, or the one effective base URL (None: the provider's API)."""
+        return self.base_urls or (self.effective_base_url(),)
 
     def decoding_params(self) -> dict[str, Any]:
         """Everything besides the prompt that can change the judge's answer (part of the cache key)."""
@@ -191,7 +215,11 @@ class JudgeSpec:
 
     def public_dict(self) -> dict[str, Any]:
         """Settings for run.json: never a secret (API keys are not on a spec; URL credentials are removed)."""
-        return {**asdict(self), "base_url": public_url(self.base_url) if self.base_url else None}
+        return {
+            **asdict(self),
+            "base_url": public_url(self.base_url) if self.base_url else None,
+            "base_urls": [public_url(url) for url in self.base_urls],
+        }
 
     def key_env(self) -> str | None:
         """The variable holding the key (None: a Vertex judge without api_key_env, which uses Google's
@@ -264,9 +292,11 @@ def redact_urls(text: str) -> str:
     return _URL_IN_TEXT.sub(lambda match: public_url(match[0]), text)
 
 
-def inline_judge_name(provider: str, model: str, base_url: str | None) -> str:
-    """`provider:model@host[:port]`: short enough for a table, and free of the URL's credentials and path."""
-    return f"{provider}:{model}" + (f"@{_host_port(base_url)}" if base_url else "")
+def inline_judge_name(provider: str, model: str, base_url: str | None, replicas: tuple[str, ...] = ()) -> str:
+    """`provider:model@host[:port]`: short enough for a table, and free of the URL's credentials and path;
+    with replicas, their hosts joined by `+` (`openai:m@gpu1:8000+gpu2:8000`)."""
+    hosts = "+".join(_host_port(url) for url in replicas or ((base_url,) if base_url else ()))
+    return f"{provider}:{model}" + (f"@{hosts}" if hosts else "")
 
 
 # ---------------------------------------------------------------- settings: types and ranges
@@ -311,6 +341,10 @@ SETTING_RULES: dict[str, SettingRule] = {
     "api_version": SettingRule((str,)),
     "region": SettingRule((str,)),
     "project": SettingRule((str,)),
+    # Replicas: each element is checked by replica_fields.
+    "base_urls": SettingRule((list,)),
+    "replica_concurrency": SettingRule((int, list)),
+    "replica_cooldown_s": SettingRule(_NUMBER, _above(0), "greater than 0"),
 }
 # The providers' documented ranges; Bedrock and Vertex serve Anthropic's models, Azure OpenAI's.
 MAX_TEMPERATURE = {"openai": 2.0, "anthropic": 1.0, "azure": 2.0, "bedrock": 1.0, "vertex": 1.0, "gemini": 2.0}
@@ -370,7 +404,8 @@ def check_samples(judges: Iterable[JudgeSpec], samples: int, noun: str = "judge"
 
 
 def parse_judge_spec(text: str, name: str | None = None) -> JudgeSpec:
-    """`PROVIDER:MODEL[@BASE_URL]`; an inline judge is named `provider:model@host[:port]` (see inline_judge_name)."""
+    """`PROVIDER:MODEL[@BASE_URL]`, or `openai:MODEL@URL1,URL2,...` for replicas of a self-hosted model; an
+    inline judge is named `provider:model@host[:port]` (see inline_judge_name)."""
     stripped = text.strip()
     match = (_VERTEX_SPEC if stripped.startswith("vertex:") else _SPEC).match(stripped)
     shown = redact_urls(text)
@@ -388,49 +423,178 @@ def parse_judge_spec(text: str, name: str | None = None) -> JudgeSpec:
             "server such as vLLM, Ollama, llama.cpp or LiteLLM, with @BASE_URL), anthropic, azure (Azure OpenAI), "
             "bedrock or vertex (Claude on Amazon Bedrock or Google Vertex AI) or gemini (docs/providers.md)"
         )
-    base_url = match["base_url"]
-    if base_url and not base_url.startswith(("http://", "https://")):
-        raise JudgeConfigError(
-            f"judge {shown!r}: base URL {redact_urls(base_url)!r} must start with http:// or https://"
-        )
-    if base_url:
-        try:
-            urlsplit(base_url).port  # noqa: B018 - parsing the port is the check (a bracket left open, 99999)
-        except ValueError as exc:
-            raise JudgeConfigError(
-                f"judge {shown!r}: base URL {public_url(base_url)!r} is not a valid URL ({exc}); write it as "
-                "http://HOST:PORT/PATH with a port from 1 to 65535 (an IPv6 host in brackets: http://[::1]:8000/v1)"
-            ) from None
-    if base_url and not urlsplit(base_url).hostname:
-        raise JudgeConfigError(f"judge {shown!r}: base URL {public_url(base_url)!r} names no host")
+    model = match["model"]
+    urls = match["base_url"].split(",") if match["base_url"] else []
+    if len(urls) > 1:
+        return replicas_spec(JudgeSpec, provider, model, urls, name, shown)
+    base_url = urls[0] if urls else None
     api_version = None
+    if base_url:
+        check_base_url(shown, base_url)
     if base_url and provider == "azure":
-        base_url, api_version = azure_endpoint(shown, match["model"], base_url)
-    if base_url and provider != "azure" and "api-version" in urlsplit(base_url).query:
-        raise JudgeConfigError(
-            f"judge {shown!r}: an Azure OpenAI URL (with ?api-version=) is an azure: judge; write "
-            f"azure:{match['model']}@{urlsplit(base_url).scheme}://{_host_port(base_url)} (the portal's target URI "
-            "with its ?api-version= is accepted there too; docs/providers.md)"
-        )
-    if base_url and (urlsplit(base_url).query or urlsplit(base_url).fragment):
-        raise JudgeConfigError(
-            f"judge {shown!r}: base URL {public_url(base_url)!r} has a query string or fragment, which the SDKs "
-            "would turn into part of the request path; drop it, and pass a key through the provider's variable "
-            "(OPENAI_API_KEY, ANTHROPIC_API_KEY) or api_key_env in a judges file"
-        )
+        base_url, api_version = azure_endpoint(shown, model, base_url)
+    if base_url and provider != "azure":
+        check_plain_base_url(shown, model, base_url)
     return JudgeSpec(
-        name=name or inline_judge_name(provider, match["model"], base_url),
+        name=name or inline_judge_name(provider, model, base_url),
         provider=provider,  # type: ignore[arg-type]
-        model=match["model"],
+        model=model,
         base_url=base_url,
         api_version=api_version,
     )
 
 
+def check_base_url(shown: str, base_url: str) -> None:
+    """Refuse a base URL that is not an http(s) URL with a host and a valid port."""
+    if not base_url.startswith(("http://", "https://")):
+        raise JudgeConfigError(
+            f"judge {shown!r}: base URL {redact_urls(base_url)!r} must start with http:// or https://"
+        )
+    try:
+        urlsplit(base_url).port  # noqa: B018 - parsing the port is the check (a bracket left open, 99999)
+    except ValueError as exc:
+        raise JudgeConfigError(
+            f"judge {shown!r}: base URL {public_url(base_url)!r} is not a valid URL ({exc}); write it as "
+            "http://HOST:PORT/PATH with a port from 1 to 65535 (an IPv6 host in brackets: http://[::1]:8000/v1)"
+        ) from None
+    if not urlsplit(base_url).hostname:
+        raise JudgeConfigError(f"judge {shown!r}: base URL {public_url(base_url)!r} names no host")
+
+
+def check_plain_base_url(shown: str, model: str, base_url: str) -> None:
+    """Refuse what the SDKs would mangle in a base URL that is not Azure's: a query string or a fragment."""
+    if "api-version" in urlsplit(base_url).query:
+        raise JudgeConfigError(
+            f"judge {shown!r}: an Azure OpenAI URL (with ?api-version=) is an azure: judge; write "
+            f"azure:{model}@{urlsplit(base_url).scheme}://{_host_port(base_url)} (the portal's target URI "
+            "with its ?api-version= is accepted there too; docs/providers.md)"
+        )
+    if urlsplit(base_url).query or urlsplit(base_url).fragment:
+        raise JudgeConfigError(
+            f"judge {shown!r}: base URL {public_url(base_url)!r} has a query string or fragment, which the SDKs "
+            "would turn into part of the request path; drop it, and pass a key through the provider's variable "
+            "(OPENAI_API_KEY, ANTHROPIC_API_KEY) or api_key_env in a judges file"
+        )
+
+
+# ---------------------------------------------------------------- replicas of a self-hosted model
+
+
+def _replica_identity(url: str) -> tuple[str, str, int | None, str]:
+    """What makes two replica URLs the same server: scheme, host, port and path (credentials and a final
+    slash aside)."""
+    parts = urlsplit(url)
+    default_port = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port or default_port, parts.path.rstrip("/")
+
+
+def check_replica_urls(shown: str, provider: str, model: str, urls: list[str]) -> tuple[str, ...]:
+    """Replica base URLs, each checked as a base URL: none empty, none twice, and only for the providers
+    that serve a model one runs oneself (REPLICA_PROVIDERS)."""
+    if provider not in REPLICA_PROVIDERS:
+        raise JudgeConfigError(
+            f"judge {shown!r}: several base URLs (replicas) are for OpenAI-compatible servers one runs oneself "
+            f"(vLLM, SGLang, Ollama...), written openai:MODEL@URL1,URL2; {provider} judges take one base URL "
+            "(docs/self-hosted.md)"
+        )
+    seen: dict[tuple[str, str, int | None, str], int] = {}
+    urls = [url.strip() for url in urls]
+    for number, url in enumerate(urls, start=1):
+        if not url.strip():
+            raise JudgeConfigError(
+                f"judge {shown!r}: replica URL {number} of {len(urls)} is empty; list the base URLs separated "
+                "by single commas, e.g. openai:MODEL@http://gpu1:8000/v1,http://gpu2:8000/v1"
+            )
+        check_base_url(shown, url)
+        check_plain_base_url(shown, model, url)
+        identity = _replica_identity(url)
+        if identity in seen:
+            raise JudgeConfigError(
+                f"judge {shown!r}: replica URL {number} ({public_url(url)}) repeats replica URL {seen[identity]}; "
+                "list each server once"
+            )
+        seen[identity] = number
+    return tuple(urls)
+
+
+def replicas_spec(
+    spec_type: type[JudgeSpec], provider: str, model: str, urls: list[str], name: str | None, shown: str
+) -> Any:
+    """A judge or target spec whose requests are spread over two or more replica base URLs."""
+    replicas = check_replica_urls(shown, provider, model, urls)
+    return spec_type(
+        name=name or inline_judge_name(provider, model, None, replicas),
+        provider=provider,  # type: ignore[arg-type]
+        model=model,
+        base_url=replicas[0],
+        base_urls=replicas,
+    )
+
+
+def replica_fields(spec: JudgeSpec, settings: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The replica settings of one judges- or targets-file table (`base_urls`, `replica_concurrency`,
+    `replica_cooldown_s`), checked against its spec and each other, as JudgeSpec fields.
+
+    `replica_concurrency` is one number for every replica or a list of one per replica; the judge's
+    concurrency is then their sum, so it cannot be set as well.
+    """
+    fields: dict[str, Any] = {}
+    replicas = spec.base_urls
+    listed = settings.get("base_urls")
+    if listed is not None:
+        if spec.base_url is not None:
+            raise JudgeConfigError(
+                f"{where}: base_urls and a base URL in spec both name servers; give them once, either "
+                'spec = "openai:MODEL" with base_urls = [...] or spec = "openai:MODEL@URL1,URL2"'
+            )
+        if not listed or not all(isinstance(url, str) for url in listed):
+            raise JudgeConfigError(
+                f'{where}: base_urls must be a list of base URLs, e.g. ["http://gpu1:8000/v1", "http://gpu2:8000/v1"]'
+            )
+        try:
+            replicas = check_replica_urls(f"{spec.provider}:{spec.model}", spec.provider, spec.model, listed)
+        except JudgeConfigError as exc:
+            raise JudgeConfigError(f"{where}: base_urls: {exc}") from exc
+        replicas = replicas if len(replicas) > 1 else ()  # one URL is a plain base URL
+        fields |= {"base_url": listed[0].strip(), "base_urls": replicas}
+    for key in ("replica_concurrency", "replica_cooldown_s"):
+        if key in settings and len(replicas) < 2:
+            raise JudgeConfigError(
+                f"{where}: {key} needs two or more replica base URLs "
+                '(base_urls = [...] or spec = "openai:MODEL@URL1,URL2")'
+            )
+    shares = settings.get("replica_concurrency")
+    if shares is not None:
+        if "concurrency" in settings:
+            raise JudgeConfigError(
+                f"{where}: set concurrency (shared evenly by the replicas) or replica_concurrency (per replica; "
+                "the judge's concurrency is their sum), not both"
+            )
+        values = [shares] * len(replicas) if isinstance(shares, int) else list(shares)
+        if len(values) != len(replicas) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values
+        ):
+            raise JudgeConfigError(
+                f"{where}: replica_concurrency must be a whole number of at least 1, or a list of {len(replicas)} "
+                f"of them (one per replica URL, in order), got {shares!r}"
+            )
+        fields |= {"replica_concurrency": tuple(values), "concurrency": sum(values)}
+    return fields
+
+
+def split_spec_list(text: str) -> list[str]:
+    """`--judges` / `--targets` split into specs at commas, except a comma before another base URL, which
+    continues one spec's replica list (`openai:m@http://a/v1,http://b/v1,anthropic:c`). Empty parts are
+    dropped; an empty replica entry stays inside its spec, whose parser refuses it."""
+    return [part.strip() for part in re.split(r",(?![\s,]*https?://)", text) if part.strip()]
+
+
 def spec_fields(spec: JudgeSpec) -> dict[str, Any]:
     """What a parsed spec string sets, to build a judge or target spec of another type from it."""
     fields = {"name": spec.name, "provider": spec.provider, "model": spec.model, "base_url": spec.base_url}
-    return fields | ({"api_version": spec.api_version} if spec.api_version else {})
+    return fields | ({"api_version": spec.api_version} if spec.api_version else {}) | (
+        {"base_urls": spec.base_urls} if spec.base_urls else {}
+    )
 
 
 @dataclass
@@ -479,6 +643,7 @@ def load_spec_tables(
             raise JudgeConfigError(f"{where}: {exc}") from exc
         settings = {k: v for k, v in table.items() if k != "spec"}
         check_settings(settings, where, spec.provider, fields, rules)
+        settings |= replica_fields(spec, settings, where)
         if spec.api_version and settings.get("api_version", spec.api_version) != spec.api_version:
             raise JudgeConfigError(
                 f"{where}: api_version {settings['api_version']!r} differs from the URL's {spec.api_version!r}; "
@@ -500,7 +665,7 @@ def resolve_specs(text: str | None, named: Mapping[str, Any], parse: Callable[[s
         if named:
             return list(named.values())
         raise JudgeConfigError(f"no {noun} given: pass `{option}=PROVIDER:MODEL[,...]` or `{option}_file={noun}s.toml`")
-    parts = [part.strip() for part in text.split(",") if part.strip()]
+    parts = split_spec_list(text)
     specs = [named[part] if part in named else parse(part) for part in parts]
     if not specs:
         raise JudgeConfigError(f"{redact_urls(text)!r} names no {noun}; give PROVIDER:MODEL[,...]", field=option)

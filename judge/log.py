@@ -190,6 +190,12 @@ class Tokens(Record):
     cache_write: int | None = None
 
 
+class ReplicaUse(Record):
+    url: str  # without credentials
+    requests: int
+    failures: int
+
+
 class StageSummary(Record):
     """The parts every stage summary shares: `respond/summary.json` (target calls), `summary.json` (judge calls)."""
 
@@ -205,6 +211,15 @@ class StageSummary(Record):
     wall_time_s: Number | None = None
     # The mocks among the targets or judges, each with the note that it is not a model (`mock:` specs).
     not_a_model: dict[str, str] = {}
+    # Judges or targets with replica base URLs: per replica, the requests this process sent and those that
+    # got no answer (docs/self-hosted.md). Set only when a replica was used.
+    replicas: dict[str, list[ReplicaUse]] = {}
+
+    def set_replicas(self, used: dict[str, list[dict[str, Any]]]) -> None:
+        """Set `replicas` from the counts of `judge.calls.runner.replica_use`, when there are any (a summary
+        without replicas keeps its shape)."""
+        if used:
+            self.replicas = {name: [ReplicaUse.model_validate(c) for c in counts] for name, counts in used.items()}
 
 
 class RespondSummary(StageSummary):

@@ -40,6 +40,7 @@ from judge.calls.runner import (
     common_record,
     locked_run,
     make_workers,
+    replica_use,
     run_calls,
     write_in_plan_order,
 )
@@ -309,7 +310,7 @@ async def _judge_panel_then_tiebreak(
     if known.count(ASK) and tiebreak.name not in engine.workers:
         for name, worker in make_workers([tiebreak], options.settings.concurrency, *JUDGE_WORKER).items():
             worker.log = files.log
-            engine.workers[name] = worker
+            engine.workers[name] = prepared.workers[name] = worker  # in prepared too: its replicas' counts
     progress.grow(len(extra))
     judged.tiebreak_plan, judged.tiebreak = extra, await engine.run(extra, known)
     return judged
@@ -464,6 +465,7 @@ def build_summary(
         summary.split_critical = True
     if mocks := not_a_model_names(prepared.options.judges):
         summary.not_a_model = dict.fromkeys(mocks, NOT_A_MODEL)
+    summary.set_replicas(replica_use(prepared.workers))
     return document(summary)
 
 

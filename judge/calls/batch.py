@@ -154,9 +154,10 @@ def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
 
 
 def batchable(worker: Any) -> bool:
-    """Whether a worker's provider has a batch API that `BatchAPI` drives."""
+    """Whether a worker's provider has a batch API that `BatchAPI` drives (a judge or target with replica
+    base URLs is a server of one's own: its requests are spread live over the replicas)."""
     spec = getattr(worker, "spec", None)
-    return spec is not None and spec.provider in BATCH_PROVIDERS
+    return spec is not None and spec.provider in BATCH_PROVIDERS and not spec.base_urls
 
 
 def refuse_unbatchable(workers: dict[str, Any]) -> None:
@@ -164,7 +165,8 @@ def refuse_unbatchable(workers: dict[str, Any]) -> None:
     others = sorted(name for name, worker in workers.items() if not batchable(worker))
     if others:
         raise UsageError(
-            f"--batch drives OpenAI's and Anthropic's batch APIs only; {', '.join(others)} use another provider: "
+            f"--batch drives OpenAI's and Anthropic's batch APIs only; {', '.join(others)} use another provider "
+            "or replica base URLs: "
             "run them without --batch (in another out folder, or after this run)"
         )
 

@@ -43,6 +43,7 @@ from tenacity import (
 
 from judge.calls.engine import CallResult, RateLimiter
 from judge.calls.pricing import Usage, add_known, sum_costs, usage_cost
+from judge.calls.replicas import ReplicaCounts, ReplicaPool
 from judge.calls.request_body import BodyEncoder
 from judge.calls.request_log import RequestLog
 from judge.judges import (
@@ -51,6 +52,7 @@ from judge.judges import (
     JudgeConfigError,
     JudgeSpec,
     api_key_for,
+    public_url,
     without_credentials,
 )
 
@@ -296,6 +298,12 @@ class Connection:
     bytes its encoder would write, with the parts shared by many requests encoded once
     (`judge.calls.request_body`); answers come back as bytes and are typed as the SDK's response models
     (`typed`).
+
+    A spec with replica base URLs (`base_urls`) gets one client per replica and a `ReplicaPool`: each
+    attempt of a request goes to the least-loaded healthy replica, and a replica that cannot be reached is
+    down for its cooldown while the request goes at once to another replica it has not tried, without
+    counting as one of its attempts (`ReplicaUnreachable`). When no untried replica is up, the failure
+    counts, with the usual backoff, and the next attempt may try every replica again.
     """
 
     def __init__(self, spec: JudgeSpec) -> None:
@@ -319,25 +327,61 @@ class Connection:
             self.path, self.answer_type, self.raw_type = "/v1/messages", Message, httpx.Response
         self.limiter = RateLimiter(spec.requests_per_minute, spec.tokens_per_minute)
         self.bodies = BodyEncoder()
+        self.clients: list[Any] = [self.sdk]  # one per replica; the first is `sdk` (also the batch API's)
+        self.replicas: ReplicaPool | None = None
+        if spec.base_urls:
+            self.clients += [openai_client(spec, key, *without_credentials(url)) for url in spec.base_urls[1:]]
+            shares = spec.replica_concurrency or (1,) * len(spec.base_urls)  # equal shares of `concurrency`
+            self.replicas = ReplicaPool([public_url(url) for url in spec.base_urls], shares, spec.replica_cooldown_s)
 
     async def post(self, body: dict[str, Any], estimate: int, tally: TokenTally) -> Any:
         """Send one request, retrying it alone on transient errors; its answer's tokens go to `tally`."""
         content = None if self.json_body else self.bodies.encode(body)
+        tried: set[int] = set()  # replicas this attempt of the request could not reach
         async for attempt in retry_policy(self.spec):
             with attempt:
                 await self.limiter.acquire(estimate)
                 spent_before = tally.spent()
+                replica = None if self.replicas is None else self.replicas.take(time.monotonic(), frozenset(tried))
+                sdk = self.sdk if replica is None else self.clients[replica]
                 try:
                     tally.sent += 1
-                    if self.json_body:
-                        raw = await self.sdk.post(self.path, cast_to=self.raw_type, body=body)
-                    else:
-                        raw = await self.sdk.post(self.path, cast_to=self.raw_type, content=content)
+                    try:
+                        if self.json_body:
+                            raw = await sdk.post(self.path, cast_to=self.raw_type, body=body)
+                        else:
+                            raw = await sdk.post(self.path, cast_to=self.raw_type, content=content)
+                    except BaseException as exc:
+                        if replica is not None:
+                            self._replica_failed(replica, exc, tried)
+                        raise
+                    if replica is not None:
+                        self.replicas.answered(replica)  # type: ignore[union-attr]
                     response = self.typed(raw.content)
                     tally.add(response)
                 finally:
                     self.limiter.settle(estimate, tally.spent() - spent_before)
         return response
+
+    def _replica_failed(self, replica: int, exc: BaseException, tried: set[int]) -> None:
+        """Count a replica's failed request; raise ReplicaUnreachable (free, immediate failover) when it
+        could not be reached and another untried replica is up."""
+        pool = self.replicas
+        assert pool is not None
+        if not isinstance(exc, Exception):  # cancelled: the call's deadline, a stopped run
+            pool.abandoned(replica)
+            return
+        now = time.monotonic()
+        unreachable = replica_unreachable(exc)
+        pool.failed(replica, now, unreachable=unreachable)
+        tried.add(replica)
+        if unreachable and pool.another_healthy(now, frozenset(tried)):
+            raise ReplicaUnreachable(exc, pool.counts[replica].url) from exc
+        tried.clear()  # the failure counts: the next attempt may try every replica again
+
+    def replica_counts(self) -> list[ReplicaCounts]:
+        """Requests and failures per replica in this process; empty without replicas."""
+        return [] if self.replicas is None else list(self.replicas.counts)
 
     def typed(self, answer: bytes | dict[str, Any]) -> Any:
         """An answer (its bytes, or its JSON as a batch or the request log holds it) as the SDK's response
@@ -355,7 +399,8 @@ class Connection:
             return self.answer_type.construct(**data)
 
     async def close(self) -> None:
-        await self.sdk.close()
+        for client in self.clients:
+            await client.close()
 
 
 BATCH_ANSWER, BATCH_ERROR = "batch_answer", "batch_error"  # request-log entries written by judge.calls.batch
@@ -439,9 +484,26 @@ def request_kwargs(spec: JudgeSpec) -> dict[str, Any]:
 
 
 def _root_error(exc: BaseException) -> BaseException:
-    """The validation error behind an invalid answer, the server error behind a repeated one; any other
-    error as it is."""
-    return exc.error if isinstance(exc, InvalidAnswerError | RepeatedServerError) else exc
+    """The validation error behind an invalid answer, the server error behind a repeated one, the connection
+    error behind an unreachable replica; any other error as it is."""
+    return exc.error if isinstance(exc, InvalidAnswerError | RepeatedServerError | ReplicaUnreachable) else exc
+
+
+class ReplicaUnreachable(Exception):
+    """A replica could not be reached (connection refused or dropped, timed out) while another that the
+    request has not tried is up: the request goes there at once, and this failure is not one of its
+    attempts (see WaitRetryAfter and StopRetrying). `error` is the SDK's error."""
+
+    def __init__(self, error: BaseException, url: str) -> None:
+        super().__init__(f"replica {url} unreachable: {error}")
+        self.error = error
+        self.url = url
+
+
+def replica_unreachable(exc: BaseException) -> bool:
+    """Whether a request's error means its server could not be reached or did not answer in time (both
+    SDKs' APITimeoutError is an APIConnectionError), as opposed to an answer with an error status."""
+    return isinstance(exc, _sdk_errors("APIConnectionError"))
 
 
 # 409: a conflict on the provider's side (OpenAI's "lock timeout"), retried as both SDKs retry it.
@@ -549,6 +611,8 @@ class WaitRetryAfter:
 
     def __call__(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, ReplicaUnreachable):  # another replica is up: go there now
+            return 0.0
         if exc is not None and (asked := retry_after_seconds(exc)) is not None:
             return min(asked, RETRY_AFTER_CAP_S)
         return float(self._fallback(state))
@@ -595,14 +659,18 @@ class StopRetrying:
         self._last: tuple[int, str] | None = None
         self._run = 0
         self.repeated = False
+        self.failovers = 0  # sends that went to an unreachable replica while another was up: not attempts
 
     def __call__(self, state: RetryCallState) -> bool:
         exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, ReplicaUnreachable):
+            self.failovers += 1
+            return False
         signature = server_error_signature(exc) if exc is not None else None
         self._run = 0 if signature is None else (self._run + 1 if signature == self._last else 1)
         self._last = signature
         self.repeated = self._run >= IDENTICAL_SERVER_ERRORS
-        return self.repeated or state.attempt_number >= self.max_attempts
+        return self.repeated or state.attempt_number - self.failovers >= self.max_attempts
 
 
 def _give_up(state: RetryCallState) -> Any:

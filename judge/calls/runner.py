@@ -20,7 +20,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,18 @@ from judge.rundir import OutDirLock, make_private_dir, write_text_atomic
 from judge.version import __version__
 
 REQUEST_LOG_NAME = "inflight.jsonl"
+
+
+def replica_use(workers: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Per judge or target with replica base URLs, each replica's requests and failures in this process
+    (for the run's summary); empty when no worker has replicas."""
+    used: dict[str, list[dict[str, Any]]] = {}
+    for name, worker in workers.items():
+        connection = getattr(worker, "connection", None)
+        counts = connection.replica_counts() if connection is not None else []
+        if counts:
+            used[name] = [asdict(count) for count in counts]
+    return used
 
 
 def make_workers(specs: Sequence[JudgeSpec], concurrency: int, worker_module: str, worker_class: str) -> dict[str, Any]:

@@ -218,6 +218,7 @@ def respond_summary(prepared: PreparedResponses, tally: TargetTally, wall_time_s
     )
     if mocks := not_a_model_names(prepared.options.targets):  # set only for mocks: other summaries keep their shape
         summary.not_a_model = dict.fromkeys(mocks, NOT_A_MODEL)
+    summary.set_replicas(runner.replica_use(prepared.workers))
     return document(summary)
 
 
