@@ -141,6 +141,10 @@ class JudgeConfigError(ConfigError):
     """A judge that cannot be used as given; the message says where and what to do."""
 
 
+DECODING_FIELDS = ("provider", "model", "mode", "temperature", "max_tokens", "seed")
+"""The settings that can change a judge's answer besides its prompt: the cache key's and a validation's match."""
+
+
 @dataclass(frozen=True)
 class JudgeSpec:
     name: str
@@ -191,12 +195,7 @@ class JudgeSpec:
     def decoding_params(self) -> dict[str, Any]:
         """Everything besides the prompt that can change the judge's answer (part of the cache key)."""
         return {
-            "provider": self.provider,
-            "model": self.model,
-            "mode": self.mode,
-            "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
-            "seed": self.seed,
+            **{name: getattr(self, name) for name in DECODING_FIELDS},
             **({"mock": MOCK_VERSION} if self.provider == MOCK else {}),
         }
 

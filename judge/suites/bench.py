@@ -202,7 +202,7 @@ def run_bench(options: BenchOptions) -> BenchResult:
         prompts=[options.out / "prompts.jsonl"],
         targets=options.targets,
         out=options.out / "respond",
-        known_pillars=set(load_rubric_dir(options.rubrics_dir)),
+        known_pillars=set(rubrics),
         settings=options.settings,
     )
     if options.answers is not None:
@@ -238,7 +238,7 @@ def run_bench(options: BenchOptions) -> BenchResult:
         record = _bench_record(options, started_at, time.monotonic() - started)
         if options.answers is not None:
             record["targets"] = respond_summary["targets"]
-        if validation is not None and options.validity is not None:
+        if validation is not None:
             record["validity"] = validity_record(options.validity, validation,
                                                  [j.public_dict() for j in options.judges],
                                                  {p: r.content_hash for p, r in rubrics.items()})

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from judge.errors import RunDirError
+from judge.judges import DECODING_FIELDS
 
 SUMMARY = "summary.json"
 PAGE = "validity.html"
-DECODING = ("provider", "model", "mode", "temperature", "max_tokens", "seed")
 VALIDATED, OTHER_SETTINGS, NOT_VALIDATED = "validated", "validated with other settings", "not validated"
 
 
@@ -44,11 +44,12 @@ def read_validity(directory: Path) -> dict[str, Any]:
 
 
 def _decoding(judge: dict[str, Any]) -> tuple[Any, ...]:
-    return tuple(judge.get(k) for k in DECODING)
+    return tuple(judge.get(k) for k in DECODING_FIELDS)
 
 
 def _differences(ours: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
-    return [f"{k} {theirs.get(k)!r} there, {ours.get(k)!r} here" for k in DECODING if ours.get(k) != theirs.get(k)]
+    return [f"{k} {theirs.get(k)!r} there, {ours.get(k)!r} here"
+            for k in DECODING_FIELDS if ours.get(k) != theirs.get(k)]
 
 
 def judge_validity(document: dict[str, Any], judges: list[dict[str, Any]],

@@ -11,7 +11,8 @@ facts, from the wire (what the recording proxy saw) as much as from the files th
 - a re-run with the same cache sends nothing for the calls that were answered;
 - json_schema mode, which this server does not offer, is refused with a single request and reported as
   bad_request (not retried as a server error);
-- `trustmh respond` with the same model as target.
+- `trustmh respond` with the same model as target;
+- `trustmh validate --limit 2` on one human-rated set of the mirror, and its re-run from the cache.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 import pytest
 
 from judge.bundled import bundled_path
-from judge.rubric import Rubric, load_rubric_dir
+from judge.rubric import Rubric, load_rubric, load_rubric_dir
 from tests.llm.conftest import Completed, judges_toml, read_jsonl
 from tests.llm.llama_server import MODEL_ALIAS, Exchange, RecordingProxy
 
@@ -395,3 +396,41 @@ def test_respond_with_the_same_model_as_target(proxy: RecordingProxy, trustmh: A
     assert again.code == 0, again.stderr
     assert proxy.exchanges[before:] == []
     assert all(c["cached"] for c in read_jsonl(work / "respond-again" / "calls.jsonl"))
+
+
+# ---------------------------------------------------------------- validate (judge against humans)
+
+
+def test_validate_a_limited_subset_end_to_end(proxy: RecordingProxy, trustmh: Any, work: Path) -> None:
+    """`trustmh validate --limit 2` on one human-rated set of the mirror: every request accepted, the judge's
+    settings and the rubric's hash recorded, every row "not enough data" (2 items are fewer than
+    --min-items), the table and page written; a re-run sends only the calls that failed."""
+    judges = judges_toml(work / "validate.toml", proxy.base_url, max_reasks=0)
+    args = ["--judges-file", judges, "--judges", "smol", "--datasets", "elephant", "--limit", "2", "--bootstrap", "0"]
+    before = len(proxy.exchanges)
+    done = trustmh("validate", *args, "--out", work / "validate", "--quiet")
+    assert done.code in (0, 3), f"exit {done.code}\n{done.stderr}"
+    exchanges = proxy.exchanges[before:]
+    assert exchanges and all(e.status == 200 for e in exchanges)
+
+    out = work / "validate"
+    summary = json.loads((out / "summary.json").read_text())
+    judged_summary = json.loads((out / "judged" / "summary.json").read_text())
+    assert judged_summary["calls"]["requested"] == len(exchanges)
+    meta = summary["meta"]
+    assert meta["datasets"] == ["elephant-oeq"] and meta["limit"] == 2
+    (settings,) = meta["judge_settings"]
+    assert settings["model"] == MODEL_ALIAS and settings["temperature"] == 0.0 and settings["seed"] == 7
+    sycophancy = load_rubric(bundled_path("rubrics") / "sycophancy.yaml")
+    assert meta["rubric_hashes"] == {"sycophancy": sycophancy.content_hash}
+    ours = [row for row in summary["rows"] if not row["published"]]
+    assert ours and all(row["verdict"] == "not enough data" for row in ours)
+    assert (out / "validity.md").is_file() and (out / "validity.html").is_file()
+
+    verdicts = read_jsonl(out / "judged" / "verdicts.jsonl")
+    failed = {row["item_id"] for row in verdicts if row["status"] == "failed"}
+    assert all(row["error"] for row in verdicts if row["status"] == "failed")
+    before = len(proxy.exchanges)
+    again = trustmh("validate", *args, "--out", work / "validate-again", "--quiet")
+    assert again.code in (0, 3), f"exit {again.code}\n{again.stderr}"
+    assert len(proxy.exchanges) - before == len(failed)  # failed calls are not cached; nothing else is sent
