@@ -190,12 +190,14 @@ def validate(
 
     rows, worst = [], []
     verdicts = judged / "verdicts.jsonl"
+    validated = _validated_settings(judged, {s.pillar for s in sets})
+    asked = [judge["name"] for judge in validated["judge_settings"]]
     for s in sets:
         ours = s.to_scores(iter_verdicts(verdicts))
         data = CalibrationData(s.human, ours + s.published, s.scales)
         found = validity_rows(data, dataset=s.name, critical=s.critical,
                               published=frozenset(p.judge for p in s.published), tolerance=tolerance,
-                              min_items=min_items, n_bootstrap=bootstrap, seed=seed, epsilon=epsilon)
+                              min_items=min_items, n_bootstrap=bootstrap, seed=seed, epsilon=epsilon, judges=asked)
         measures = {m.criterion: m for m in s.mappings}
         for row in found:
             row.rubric_criterion = measures[row.criterion].rubric_criterion
@@ -205,11 +207,11 @@ def validate(
     failures = validity_gate_failures(rows) if gate else []
     from calibration.validity_outputs import write_validity
 
-    meta = {"judges": sorted({r.judge for r in rows if not r.published}), "datasets": [s.name for s in sets],
+    meta = {"judges": sorted(asked), "datasets": [s.name for s in sets],
             "limit": limit, "samples": samples, "tolerance": tolerance, "min_items": min_items,
             "bootstrap": bootstrap, "seed": seed, "epsilon": epsilon, "gate": gate,
             "judged": str(judged), "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            **_validated_settings(judged, {s.pillar for s in sets})}
+            **validated}
     files = write_validity(out, rows, worst, sets, meta, failures, verdicts, report=report)
     code = ExitCode.GATE if failures else ExitCode(result.exit_code)
     return Validation(out, code, result.items, rows, failures, files)

@@ -126,13 +126,17 @@ def validity_rows(
     n_bootstrap: int = 200,
     seed: int = 0,
     epsilon: float = 0.2,
+    judges: Sequence[str] = (),
 ) -> list[ValidityRow]:
-    """One row per criterion × judge of `data` (criteria without a judge give no row)."""
+    """One row per criterion × judge of `data` (criteria without a judge give no row). Each of `judges` (the
+    judges that were asked) gets its row on every criterion even where it scored nothing, every call having
+    failed: the table then says "not enough data" for it rather than leaving it out."""
     rows = []
     for m in build_matrices(data, "item"):
         indices = resample_indices(len(m.units), n_bootstrap, seed, f"{dataset}/{m.criterion}") if n_bootstrap \
             else np.empty((0, len(m.units)), dtype=int)
-        for judge, runs in m.judges.items():
+        unscored = {judge: np.full((1, len(m.units)), np.nan) for judge in judges if judge not in m.judges}
+        for judge, runs in sorted({**m.judges, **unscored}.items()):
             rows.append(_row(m, dataset, judge, runs, indices, critical=m.criterion in critical,
                              published=judge in published, tolerance=tolerance, min_items=min_items,
                              epsilon=epsilon))

@@ -350,3 +350,18 @@ def test_validity_page_in_the_browser(crisis_run: dict[str, Any]) -> None:
     assert overflowing == 0 and page_width <= 1280
     assert rows == len(crisis_run["summary"]["rows"]) and svgs >= 1
     assert seen.pdf.startswith(b"%PDF-") and seen.screenshot_png
+
+
+def test_a_judge_whose_every_call_failed_still_has_its_row() -> None:
+    """A judge that was asked but scored nothing (every call failed) is in the table as "not enough data"
+    with 0 items, not left out as if it had never been asked."""
+    humans = [_ann(i, r, v) for r in ("A", "B") for i, v in enumerate((1, 2, 3, 4))]
+    judged = [JudgeScore(f"i{i}", "c", "J", float(v)) for i, v in enumerate((1, 2, 3, 4))]
+    scale = Scale("ordinal", ("1", "2", "3", "4", "5"))
+    data = CalibrationData(humans, judged, {"c": scale})
+    rows = validity_rows(data, dataset="d", min_items=4, n_bootstrap=0, judges=["J", "K"])
+    assert [r.judge for r in rows] == ["J", "K"]
+    failed = rows[1]
+    assert failed.n_items == 0 and failed.verdict == NOT_ENOUGH
+    assert failed.reason == "0 item(s) scored by the judge and two humans, fewer than 4"
+    assert rows[0] == validity_rows(data, dataset="d", min_items=4, n_bootstrap=0)[0]  # the other judge unchanged

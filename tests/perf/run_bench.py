@@ -64,7 +64,7 @@ from judge.settings import RunSettings  # noqa: E402
 from judge.verdict import JUDGED_RESPONSE  # noqa: E402
 from tests.perf.sdk_floor import post_all  # noqa: E402
 
-PROJECT_PACKAGES = ("judge", "calibration", "cli", "respond", "suites", "audit", "report")  # pyproject's wheel
+PROJECT_PACKAGES = ("judge", "calibration")  # pyproject's wheel
 DUMMY_KEYS = {"OPENAI_API_KEY": "sk-bench-dummy-openai", "ANTHROPIC_API_KEY": "sk-ant-bench-dummy"}
 MODEL = "gpt-4.1-mini"
 PILLAR = "crisis"
