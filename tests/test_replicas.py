@@ -1,5 +1,5 @@
 """Replica base URLs: the least-loaded choice (plain values), the parsing of specs and judges files, and
-`trustmh score` against two loopback replicas, one of them stopped mid-run."""
+`trustmh score` and `trustmh respond` against two loopback replicas, one of them stopped or hanging mid-run."""
 
 from __future__ import annotations
 
@@ -153,6 +153,58 @@ def test_a_replica_stopped_mid_run_loses_nothing_and_pays_for_nothing_twice(
     assert counts[b.openai_base_url]["requests"] >= b_seen  # and those refused after its stop, never recorded
     assert counts[b.openai_base_url]["failures"] == counts[b.openai_base_url]["requests"] - answered_before_stop
     assert summary["calls"]["failed"] == 0
+
+
+def test_a_replica_that_does_not_answer_in_time_is_left_and_its_calls_answered_by_the_other(
+    tmp_path: Path, judge_env: Path, rubric_dir: Path, run_cli: Any
+) -> None:
+    """Replica b holds every request past timeout_s: each call fails over to a at once (free, with one
+    attempt per call), b is skipped for its cooldown, and its timed-out requests count as its failures."""
+    hanging = FaultPlan.when(lambda r: True, lambda r: Reply.slow(3.0), times=None)
+    with FakeLLMServer(answerer=scripted_answerer) as a, FakeLLMServer(answerer=scripted_answerer, faults=hanging) as b:
+        judges_file = _replicas_file(tmp_path, [a, b], extra="replica_cooldown_s = 30\nmax_attempts = 1\n")
+        judges_file.write_text(judges_file.read_text().replace("timeout_s = 5.0", "timeout_s = 0.5"))
+        result, out = _score(run_cli, tmp_path, judges_file, rubric_dir, items=8)
+        a_answered = len(_answered(a))
+        b_seen = len(b.requests)
+    assert result.code == 0, result.stderr
+    _every_verdict_present(out, 8)
+    assert a_answered == 8 and 1 <= b_seen <= 2  # b: the first request(s) before its cooldown began
+    summary = json.loads((out / "summary.json").read_text())
+    counts = {r["url"]: r for r in summary["replicas"]["local"]}
+    assert counts[b.openai_base_url]["failures"] == counts[b.openai_base_url]["requests"] == b_seen
+    assert counts[a.openai_base_url] == {"url": a.openai_base_url, "requests": 8, "failures": 0}
+
+
+def test_a_target_replica_stopped_mid_respond_loses_no_prompt(tmp_path: Path, judge_env: Path, run_cli: Any) -> None:
+    """respond with a target on two replicas, b stopping after 3 answers: every prompt answered once."""
+    answered_before_stop = 3
+    holder: list[FakeLLMServer] = []
+
+    def stop_when_idle(server: FakeLLMServer) -> None:
+        while any(r.answer is None for r in server.requests):
+            time.sleep(0.01)
+        server.stop()
+
+    def then_stop(request: ParsedRequest) -> Reply:
+        threading.Thread(target=stop_when_idle, args=holder, daemon=True).start()
+        return Reply.disconnect()
+
+    dying = FaultPlan.when(lambda r: r.ordinal > answered_before_stop, then_stop, times=None)
+    rows = [{"id": f"p-{i:02d}", "pillar": "safety", "prompt": f"I feel low; what now? (case {i})"} for i in range(16)]
+    prompts = write_jsonl(tmp_path / "prompts.jsonl", rows)
+    out = tmp_path / "out"
+    with FakeLLMServer(answerer=default_answerer) as a, FakeLLMServer(answerer=default_answerer, faults=dying) as b:
+        holder.append(b)
+        target = f"openai:local-model@{a.openai_base_url},{b.openai_base_url}"
+        result = run_cli("respond", prompts, "--targets", target, "--out", out, "-q")
+        answered = _answered(a) + _answered(b)
+    assert result.code == 0, result.stderr
+    assert len(_answered(b)) == answered_before_stop
+    per_prompt = Counter(r.parsed.messages[-1].text for r in answered if r.parsed is not None)
+    assert len(per_prompt) == 16 and set(per_prompt.values()) == {1}, "each prompt answered exactly once"
+    calls = read_jsonl(out / "calls.jsonl")
+    assert sorted(c["prompt_id"] for c in calls if c["status"] == "ok") == [r["id"] for r in rows]
 
 
 # ---------------------------------------------------------------- judges files
