@@ -79,6 +79,22 @@ def _answered(server: FakeLLMServer) -> list[RecordedRequest]:
     return [r for r in server.requests if r.status == 200 and r.error is None]
 
 
+def _stops_after(answered: int, holder: list[FakeLLMServer]) -> FaultPlan:
+    """Faults of a replica that answers `answered` requests, drops the next connection and stops (the
+    server, put in `holder` once it exists, stops when the answers it is already sending are out)."""
+
+    def stop_when_idle(server: FakeLLMServer) -> None:
+        while any(r.answer is None for r in server.requests):
+            time.sleep(0.01)
+        server.stop()
+
+    def then_stop(request: ParsedRequest) -> Reply:
+        threading.Thread(target=stop_when_idle, args=holder, daemon=True).start()
+        return Reply.disconnect()
+
+    return FaultPlan.when(lambda r: r.ordinal > answered, then_stop, times=None)
+
+
 def _replicas_file(tmp_path: Path, servers: list[FakeLLMServer], extra: str = "") -> Path:
     urls = ", ".join(f'"{s.openai_base_url}"' for s in servers)
     path = tmp_path / "judges.toml"
@@ -122,19 +138,8 @@ def test_a_replica_stopped_mid_run_loses_nothing_and_pays_for_nothing_twice(
 ) -> None:
     """Replica b answers 5 requests, drops the next connection and stops: its calls go to a, none twice."""
     answered_before_stop = 5
-
-    def stop_when_idle(server: FakeLLMServer) -> None:
-        while any(r.answer is None for r in server.requests):  # let the answers already being sent finish
-            time.sleep(0.01)
-        server.stop()
-
     holder: list[FakeLLMServer] = []
-
-    def then_stop(request: ParsedRequest) -> Reply:
-        threading.Thread(target=stop_when_idle, args=holder, daemon=True).start()
-        return Reply.disconnect()
-
-    dying = FaultPlan.when(lambda r: r.ordinal > answered_before_stop, then_stop, times=None)
+    dying = _stops_after(answered_before_stop, holder)
     with FakeLLMServer(answerer=scripted_answerer) as a, FakeLLMServer(answerer=scripted_answerer, faults=dying) as b:
         holder.append(b)
         # One attempt per call: a call whose replica died lives only by the free failover to the other one.
@@ -180,17 +185,7 @@ def test_a_target_replica_stopped_mid_respond_loses_no_prompt(tmp_path: Path, ju
     """respond with a target on two replicas, b stopping after 3 answers: every prompt answered once."""
     answered_before_stop = 3
     holder: list[FakeLLMServer] = []
-
-    def stop_when_idle(server: FakeLLMServer) -> None:
-        while any(r.answer is None for r in server.requests):
-            time.sleep(0.01)
-        server.stop()
-
-    def then_stop(request: ParsedRequest) -> Reply:
-        threading.Thread(target=stop_when_idle, args=holder, daemon=True).start()
-        return Reply.disconnect()
-
-    dying = FaultPlan.when(lambda r: r.ordinal > answered_before_stop, then_stop, times=None)
+    dying = _stops_after(answered_before_stop, holder)
     rows = [{"id": f"p-{i:02d}", "pillar": "safety", "prompt": f"I feel low; what now? (case {i})"} for i in range(16)]
     prompts = write_jsonl(tmp_path / "prompts.jsonl", rows)
     out = tmp_path / "out"
