@@ -98,7 +98,11 @@ def score(
     check_samples(specs, samples)
     with contextlib.ExitStack() as scratch:
         paths = _record_files(items, "items", scratch)
-        if problems := item_file_problems(paths):  # even with skip_invalid: that skips records, not files
+        if engine == "ray":
+            from judge.distributed import check_inputs
+
+            check_inputs(paths)  # JSON Lines or Parquet, each an existing file given once
+        elif problems := item_file_problems(paths):  # even with skip_invalid: that skips records, not files
             raise UsageError(format_rejections(problems) + "\nnothing was judged; check the file names")
         options = ScoreOptions(
             items=paths,

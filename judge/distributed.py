@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib
 import itertools
 import json
+import logging
 import shutil
 import time
 from collections.abc import Iterator
@@ -62,13 +62,15 @@ SHARDS = "shards"
 def require_ray() -> Any:
     """The `ray` module, or a usage error saying how to install it."""
     try:
-        return importlib.import_module("ray")
+        import ray
     except ImportError:
         raise UsageError(f"--engine ray needs Ray, which is not installed; install it with: {INSTALL_HINT}") from None
+    return ray
 
 
 def check_inputs(paths: list[Path]) -> None:
     """Ray Data reads JSON Lines and Parquet; anything else is named before a cluster is started."""
+    seen: set[str] = set()
     for path in paths:
         if str(path) == "-":
             raise UsageError("--engine ray reads files, not standard input; save the items to a JSONL file first")
@@ -78,18 +80,33 @@ def check_inputs(paths: list[Path]) -> None:
                 f"({', '.join(PARQUET_SUFFIXES)}) files; convert it, or run without --engine ray",
                 field="items",
             )
+        if not path.is_file():
+            raise UsageError(
+                f"{path}: {'is a folder' if path.is_dir() else 'no such file'}; nothing was judged", field="items"
+            )
+        if (real := str(path.resolve())) in seen:
+            raise UsageError(f"{path}: is given twice; pass each file once", field="items")
+        seen.add(real)
 
 
 def connect(ray: Any, address: str | None) -> None:
     """Join the cluster at `address`, or start a small local one; the workers import this checkout's code."""
     if ray.is_initialized():
         return
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # no per-dataset progress lines on stderr
+    ray.data.DataContext.get_current().enable_progress_bars = False
     package_root = str(Path(__file__).resolve().parents[1])
     runtime_env = {"env_vars": {"PYTHONPATH": package_root}} if address is None else None
     if address is None:
-        ray.init(num_cpus=LOCAL_CPUS, include_dashboard=False, log_to_driver=False, runtime_env=runtime_env)
+        ray.init(
+            num_cpus=LOCAL_CPUS,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+            runtime_env=runtime_env,
+        )
     else:
-        ray.init(address=address, log_to_driver=False)
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
 
 
 # ---------------------------------------------------------------- reading with Ray Data
