@@ -191,6 +191,29 @@ def test_ray_writes_the_files_of_a_local_run_from_jsonl_and_parquet(tmp_path: Pa
 
 
 @pytest.mark.ray
+@pytest.mark.usefixtures("judge_env")
+def test_a_panel_with_a_tiebreaker_merges_into_the_local_runs_files(tmp_path: Path, ray_address: str) -> None:
+    from tests.test_panel_cli import DISSENT_ON, arranged_answerer, judges_spec
+
+    items = write_jsonl(tmp_path / "items.jsonl", make_items(10))
+    with FakeLLMServer(answerer=arranged_answerer) as server:
+        panel = {"judges": judges_spec(server).split(","), "tiebreak": f"openai:judge-t@{server.openai_base_url}"}
+        local = api.score([items], out=tmp_path / "local", settings=settings(), **panel)
+        on_ray = api.score([items], out=tmp_path / "ray", settings=settings(), engine="ray", ray_address=ray_address,
+                           ray_shard_items=4, **panel)  # fmt: skip
+    assert local.exit_code == on_ray.exit_code == 0
+    rows = stable(read_jsonl(tmp_path / "ray" / "verdicts.jsonl"))
+    assert rows == stable(read_jsonl(tmp_path / "local" / "verdicts.jsonl"))
+    assert {row["item_id"] for row in rows if row["role"] == "tiebreak"} == DISSENT_ON  # asked in 2 of the 3 shards
+    for name in ("panel.jsonl", "review.jsonl"):
+        assert (tmp_path / "ray" / name).read_text() == (tmp_path / "local" / name).read_text(), name
+    summaries = [json.loads((tmp_path / run / "summary.json").read_text()) for run in ("local", "ray")]
+    for summary in summaries:
+        summary.pop("wall_time_s")
+    assert summaries[1] == summaries[0]
+
+
+@pytest.mark.ray
 def test_one_actor_hands_out_each_workers_budget_to_the_whole_cluster(ray_address: str) -> None:
     import ray
 
