@@ -93,8 +93,10 @@ def connect(ray: Any, address: str | None) -> None:
     """Join the cluster at `address`, or start a small local one; the workers import this checkout's code."""
     if ray.is_initialized():
         return
-    logging.getLogger("ray.data").setLevel(logging.WARNING)  # no per-dataset progress lines on stderr
+    data_log = logging.getLogger("ray.data")  # after Ray Data's own logging set-up (on import): no INFO lines,
+    data_log.setLevel(logging.ERROR)  # no progress bars, and no warning that they are off
     ray.data.DataContext.get_current().enable_progress_bars = False
+    data_log.setLevel(logging.WARNING)
     package_root = str(Path(__file__).resolve().parents[1])
     runtime_env = {"env_vars": {"PYTHONPATH": package_root}} if address is None else None
     if address is None:

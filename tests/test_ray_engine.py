@@ -196,7 +196,7 @@ def test_a_panel_with_a_tiebreaker_merges_into_the_local_runs_files(tmp_path: Pa
     from tests.test_panel_cli import DISSENT_ON, arranged_answerer, judges_spec
 
     items = write_jsonl(tmp_path / "items.jsonl", make_items(10))
-    with FakeLLMServer(answerer=arranged_answerer) as server:
+    with FakeLLMServer(answerer=arranged_answerer, cache_min_tokens=10**9) as server:  # no prompt-cache warm-up
         panel = {"judges": judges_spec(server).split(","), "tiebreak": f"openai:judge-t@{server.openai_base_url}"}
         local = api.score([items], out=tmp_path / "local", settings=settings(), **panel)
         on_ray = api.score([items], out=tmp_path / "ray", settings=settings(), engine="ray", ray_address=ray_address,
