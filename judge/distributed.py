@@ -217,7 +217,7 @@ def run_shard(options: ScoreOptions, keeper: Any) -> ShardOutcome:
     finally:
         engine.share_budgets(None)
     assert prepared.tally is not None
-    return ShardOutcome(prepared.tally, {k: v for k, v in summary.get("replicas", {}).items()})
+    return ShardOutcome(prepared.tally, dict(summary.get("replicas", {})))
 
 
 # ---------------------------------------------------------------- the driver
