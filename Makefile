@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export TRUSTMH_DATA_MIRROR ?= $(abspath ../shared/datasets)
 
-.PHONY: demo test test-llm fuzz lint bench chaos clean
+.PHONY: demo test test-llm test-ray fuzz lint bench chaos clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,19 @@ $(LLM_STAMP): $(STAMP) tests/llm/model.txt
 
 test-llm: $(LLM_STAMP)
 	$(BIN)/python -m pytest -q -s -m llm tests/llm
+
+# `score --engine ray` on a local two-CPU Ray cluster (tests/test_ray_engine.py, marked `ray`, which `make test`
+# deselects: Ray's start-up stays out of it); installs the ray extra first (ray[data], about 80 MB).
+RAY_STAMP := $(VENV)/.ray-stamp
+
+$(RAY_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,ray]'
+	touch $(RAY_STAMP)
+
+# Hypothesis's plugin is left out: these tests use none of it, and its import at the end of a session
+# once failed (a SystemError from `ast`) while Ray's threads were still running.
+test-ray: $(RAY_STAMP)
+	$(BIN)/python -m pytest -q -p no:hypothesispytest -m ray tests/test_ray_engine.py
 
 # The reader fuzz tests, 10,000 examples per damage test (tests/fuzz/conftest.py; 8.5 min on 2 shared cores);
 # not run by `make test` nor .ci/run.

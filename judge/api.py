@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from judge.bundled import bundled_path
 from judge.errors import ExitCode, TrustMHError, UsageError
@@ -73,21 +73,36 @@ def score(
     tiebreak: str | JudgeSpec | None = None,
     split_critical: bool = False,
     settings: RunSettings | None = None,
+    engine: Literal["local", "ray"] = "local",
+    ray_address: str | None = None,
+    ray_shard_items: int = 1000,
 ) -> ScoreResult:
     """Judge responses (JSONL/CSV/TSV files, or item dicts / `Item`s) against the pillar rubrics.
 
     `judges`: "PROVIDER:MODEL[@BASE_URL]" strings, names from `judges_file`, or JudgeSpecs (None: the file's).
     Writes OUT/verdicts.jsonl, items.jsonl, summary.json (and panel.jsonl, review.jsonl for a panel);
     a run into the same `out` resumes it. `split_critical`: judge each critical criterion in a call of its
-    own (the halo check; `audit(probes="halo")` compares the two ways)."""
+    own (the halo check; `audit(probes="halo")` compares the two ways). `engine="ray"`: the items (JSONL or
+    Parquet) are judged in shards of `ray_shard_items` on the Ray cluster at `ray_address` (None: a small
+    local one), each shard by the same engine, and merged into the same files (docs/scale.md)."""
     settings = settings or RunSettings()
+    if engine not in ("local", "ray"):
+        raise UsageError(f"{engine!r}: unknown engine; use local or ray", field="engine")
+    if engine == "ray":
+        from judge.distributed import require_ray
+
+        require_ray()  # before anything is read: say how to install it
     out = _out_folder(out)
     specs, loaded = _judges(judges, judges_file)
     tiebreak_spec = _judges(tiebreak, judges_file, field="tiebreak")[0][0] if tiebreak else None
     check_samples(specs, samples)
     with contextlib.ExitStack() as scratch:
         paths = _record_files(items, "items", scratch)
-        if problems := item_file_problems(paths):  # even with skip_invalid: that skips records, not files
+        if engine == "ray":
+            from judge.distributed import check_inputs
+
+            check_inputs(paths)  # JSON Lines or Parquet, each an existing file given once
+        elif problems := item_file_problems(paths):  # even with skip_invalid: that skips records, not files
             raise UsageError(format_rejections(problems) + "\nnothing was judged; check the file names")
         options = ScoreOptions(
             items=paths,
@@ -103,6 +118,12 @@ def score(
             tiebreak=tiebreak_spec,
             split_critical=split_critical,
         )
+        if engine == "ray":
+            from judge.distributed import score_on_ray
+
+            with _os_errors_under(out):
+                code, summary, *counts = score_on_ray(options, address=ray_address, shard_items=ray_shard_items)
+            return ScoreResult(out, code, *counts, summary=summary)
         prepared = prepare(options)
         counts = len(prepared.read.items), len(prepared.read.rejections)
         if settings.dry_run:

@@ -101,6 +101,7 @@ class Prepared:
     resumed: JournalIndex
     kind: JudgeCalls
     workers: dict[str, JudgeWorker]  # clients of the judges with calls to make; none for a dry run
+    tally: RunTally | None = None  # the run's counts, once `execute` has run (a cluster's shards add theirs up)
 
 
 def prepare(options: ScoreOptions) -> Prepared:
@@ -285,27 +286,36 @@ def _judge_all(prepared: Prepared, progress: RunProgress, on_result: Callable[[C
     return body
 
 
-async def _judge_panel_then_tiebreak(
-    prepared: Prepared, engine: Engine, progress: RunProgress, files: CallRunFiles
-) -> Judged:
-    options, calls = prepared.options, prepared.calls
-    judged = Judged(files.journal, await engine.run(calls, prepared.known))
-    tiebreak = options.tiebreak
+def tiebreak_plan(prepared: Prepared, judged: Judged) -> CallPlan | None:
+    """The tie-breaker's calls once the panel's are journalled: one per escalated item × pillar (it answers
+    every criterion), by pillar then item id, noted in `judged.tiebreak_of_group`; None when none is asked."""
+    options, calls, tiebreak = prepared.options, prepared.calls, prepared.options.tiebreak
     if tiebreak is None:
-        return judged
+        return None
     escalated = [
         group
         for group in range(calls.groups)
         if any(row["escalate"] for row in build_panel(judged.group_rows(calls, group), prepared.rubrics, options.panel))
     ]
     if not escalated:
-        return judged
-    # one tie-breaker call per escalated item × pillar (it answers every criterion), by pillar then item id
+        return None
     escalated.sort(key=lambda group: (calls.pillar_of_group(group), calls.item_id_of_group(group)))
     extra = CallPlan(calls.items, calls.contexts, [tiebreak], prepared.renderer, role="tiebreak")
     for number, group in enumerate(escalated):
         extra.add_group(calls.group_item[group], calls.pillar_of_group(group), parts=[calls.group_part[group]])
         judged.tiebreak_of_group[group] = number
+    return extra
+
+
+async def _judge_panel_then_tiebreak(
+    prepared: Prepared, engine: Engine, progress: RunProgress, files: CallRunFiles
+) -> Judged:
+    options = prepared.options
+    judged = Judged(files.journal, await engine.run(prepared.calls, prepared.known))
+    tiebreak = options.tiebreak
+    extra = tiebreak_plan(prepared, judged)
+    if tiebreak is None or extra is None:
+        return judged
     known = known_results(extra, prepared.resumed, prepared.cache, prepared.kind)
     if known.count(ASK) and tiebreak.name not in engine.workers:
         for name, worker in make_workers([tiebreak], options.settings.concurrency, *JUDGE_WORKER).items():
@@ -346,7 +356,7 @@ def _execute_locked(
         )
     verdicts_path = options.out / "verdicts.jsonl"
     progress = RunProgress("judging", len(prepared.calls), options.settings.quiet)
-    tally = RunTally()
+    tally = prepared.tally = RunTally()
     contexts = prepared.calls.contexts
     stats = VerdictStats(prepared.rubrics, lambda pillar: contexts[pillar][0].part)
 

@@ -41,7 +41,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from judge.calls.engine import CallResult, RateLimiter
+from judge.calls.engine import CallResult, rate_limiter
 from judge.calls.pricing import Usage, add_known, sum_costs, usage_cost
 from judge.calls.replicas import ReplicaCounts, ReplicaPool
 from judge.calls.request_body import BodyEncoder
@@ -325,7 +325,7 @@ class Connection:
 
             self.sdk = anthropic_client(spec, key, base_url, credentials)
             self.path, self.answer_type, self.raw_type = "/v1/messages", Message, httpx.Response
-        self.limiter = RateLimiter(spec.requests_per_minute, spec.tokens_per_minute)
+        self.limiter = rate_limiter(spec.name, spec.requests_per_minute, spec.tokens_per_minute)
         self.bodies = BodyEncoder()
         self.clients: list[Any] = [self.sdk]  # one per replica; the first is `sdk` (also the batch API's)
         self.replicas: ReplicaPool | None = None

@@ -148,6 +148,34 @@ class RateLimiter:
             self._tokens -= actual - min(estimated, self._tpm)
 
 
+class Budget(Protocol):
+    """Where a worker takes its request and token budget from: its own `RateLimiter`, or a budget shared by
+    every process of a cluster (`judge.distributed`: one Ray actor holds the limiters and hands out budget)."""
+
+    async def acquire(self, tokens: int) -> None: ...
+
+    def settle(self, estimated: int, actual: int) -> None: ...
+
+
+SharedBudgets = Callable[[str, float | None, float | None], Budget]  # (worker name, rpm, tpm) → its budget
+_shared_budgets: SharedBudgets | None = None
+
+
+def share_budgets(source: SharedBudgets | None) -> None:
+    """Make the limiters of workers built after this draw from `source` (None: each process its own again).
+    A process-wide setting: a process of a cluster runs one shard at a time, and its workers are built for it."""
+    global _shared_budgets
+    _shared_budgets = source
+
+
+def rate_limiter(name: str, rpm: float | None, tpm: float | None) -> Budget:
+    """The budget of worker `name` (a judge or target) with its per-minute limits: a shared one when
+    `share_budgets` named a source and the worker has limits, else a `RateLimiter` of this process."""
+    if _shared_budgets is not None and (rpm or tpm):
+        return _shared_budgets(name, rpm, tpm)
+    return RateLimiter(rpm, tpm)
+
+
 # ---------------------------------------------------------------- token arithmetic shared by the kinds
 
 

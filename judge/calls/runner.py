@@ -277,6 +277,20 @@ class RunTally:
                 self.cost_usd += cost
                 self.priced += 1
 
+    def merge(self, other: RunTally) -> None:
+        """Add another part's counts (a shard of a run spread over a cluster, judge.distributed)."""
+        for name, count in other.counts.items():
+            self.counts[name] += count
+        self.reasons.update(other.reasons)
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.cached_input_tokens += other.cached_input_tokens
+        self.cache_write_tokens += other.cache_write_tokens
+        self.cost_usd += other.cost_usd
+        self.priced += other.priced
+        for name, count in other.without_cost.items():
+            self.without_cost[name] += count
+
     def spend(self) -> dict[str, Any]:
         return {
             "tokens": {

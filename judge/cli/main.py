@@ -192,6 +192,18 @@ def score(
     ] = False,
     batch: BatchOption = False,
     batch_poll: BatchPollOption = DEFAULT_POLL_S,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine", help="local, or ray: shards judged on a Ray cluster (pip install 'trustmh-judge[ray]')."
+        ),
+    ] = "local",
+    ray_address: Annotated[
+        str | None, typer.Option("--ray-address", help="The Ray cluster to join (default: start a local one).")
+    ] = None,
+    ray_shard_items: Annotated[
+        int, typer.Option("--ray-shard-items", min=1, help="Items per shard with --engine ray.")
+    ] = 1000,
 ) -> None:
     """Judge responses against the pillar rubrics with one or more LLM judges.
 
@@ -224,6 +236,9 @@ def score(
         tiebreak=tiebreak,
         split_critical=split_critical,
         settings=settings,
+        engine=engine,  # type: ignore[arg-type]  # checked by api.score
+        ray_address=ray_address,
+        ray_shard_items=ray_shard_items,
     )
     if result.summary is None:
         print_score_plan(result, tiebreak is not None, settings)

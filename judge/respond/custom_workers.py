@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
 from typing import Any
 
-from judge.calls.engine import CallResult, RateLimiter
+from judge.calls.engine import CallResult, rate_limiter
 from judge.calls.request_log import RequestLog
 from judge.judges import MOCK, NOT_A_MODEL, JudgeConfigError, public_url
 from judge.respond.custom_targets import fill_template, follow_reply_path, parse_reply_path
@@ -188,7 +188,7 @@ class HttpTargetWorker(_CustomWorker):
         self.headers = {"Content-Type": "application/json", **{h: os.environ[v] for h, v in spec.headers}}
         self.template = json.loads(spec.request)
         self.path = parse_reply_path(spec.reply)
-        self.limiter = RateLimiter(spec.requests_per_minute, None)  # tokens are unknown here
+        self.limiter = rate_limiter(spec.name, spec.requests_per_minute, None)  # tokens are unknown here
         self.session: Any = None  # made in the run's event loop, on the first request
 
     async def _post(self, body: bytes) -> Any:

@@ -14,6 +14,9 @@ The figures, each against a target from the performance issues:
 * memory       peak RSS of `trustmh score` over 10,000 and 100,000 items, fresh and all cached, and the ratio
 * million      a 1,000,000-item dry run: time and peak RSS
 * million_cached (only when named with --only) a fully cached 1,000,000-item run: time and peak RSS
+* ray          (only when named with --only; needs the ray extra) the time per call of `score --engine ray`
+               on a local two-CPU Ray cluster vs. the local engine on the same calls; the cluster's start-up
+               is timed apart
 
 The fake server always runs in its own process (so its CPU is not charged to the client's event loop) and
 binds 127.0.0.1 only; `trustmh score` runs as a subprocess, as a user would run it, except where the
@@ -69,7 +72,8 @@ DUMMY_KEYS = {"OPENAI_API_KEY": "sk-bench-dummy-openai", "ANTHROPIC_API_KEY": "s
 MODEL = "gpt-4.1-mini"
 PILLAR = "crisis"
 PHASES = ("throughput", "respond", "startup", "overhead", "cache", "memory", "million", "batch")
-EXTRA_PHASES = ("million_cached",)  # about 15 minutes on 2 cores: run with --only million_cached
+# million_cached: about 15 minutes on 2 cores; ray: needs the ray extra (pip install 'trustmh-judge[ray]')
+EXTRA_PHASES = ("million_cached", "ray")
 TARGETS = {
     "throughput": 0.93,
     "throughput_process": 0.85,
@@ -96,6 +100,9 @@ class Sizes:
     memory_items: tuple[int, int] = (10_000, 100_000)
     million_items: int = 1_000_000
     batch_items: int = 200
+    ray_calls: int = 600  # and twice as many
+    ray_shard_items: int = 150  # 4 shards on the local cluster's 2 CPUs
+    ray_repeats: int = 3
 
 
 QUICK = Sizes(
@@ -108,6 +115,9 @@ QUICK = Sizes(
     memory_items=(1000, 10_000),
     million_items=20_000,
     batch_items=40,
+    ray_calls=80,
+    ray_shard_items=20,
+    ray_repeats=1,
 )
 
 
@@ -598,6 +608,73 @@ def bench_overhead(sizes: Sizes, work: Path) -> dict[str, Any]:
     return result
 
 
+def bench_ray(sizes: Sizes, work: Path) -> dict[str, Any]:
+    """Time per call of `score --engine ray` vs. the local engine: the same items, judge and concurrency,
+    server latency 0, both in this process, alternating, `ray_repeats` rounds (the median counts), at two
+    sizes, so that the marginal cost of a call (the slope) is told apart from the fixed cost of a run.
+
+    The Ray figure is timed around `judge.distributed.score_on_ray` (reading with Ray Data, the check and
+    plan on the driver, the shard files, scheduling the shard tasks, each shard's own prepare and execute,
+    the merge); the local one around `prepare` + `execute`. The cluster is started (and its workers warmed
+    by one small run) before the rounds, and that start-up is reported apart: a cluster is started once
+    for many runs. With 2 CPUs, the fake server, the driver and the two shard workers share the cores.
+    """
+    import ray
+
+    from judge.distributed import connect, score_on_ray
+
+    shard, concurrency = sizes.ray_shard_items, 8
+    counts = (sizes.ray_calls, 2 * sizes.ray_calls)
+    warm = write_items(work / "ray-warm.jsonl", 2 * shard, "rwarm")
+    result: dict[str, Any] = {"calls": list(counts), "shard_items": shard, "concurrency": concurrency,
+                              "repeats": sizes.ray_repeats}  # fmt: skip
+    started = time.perf_counter()
+    connect(ray, None)
+    result["cluster_start_s"] = round(time.perf_counter() - started, 2)
+    seconds: dict[str, list[float]] = {"local": [], "ray": []}
+    try:
+        with fake_server(0.0, work) as server:
+            started = time.perf_counter()
+            warm_options = options(warm, server.judge, work / "ray-warm", cache=None, concurrency=concurrency)
+            score_on_ray(warm_options, address=None, shard_items=shard)
+            result["warm_run_s"] = round(time.perf_counter() - started, 2)
+            for n in counts:
+                items = write_items(work / f"ray-{n}.jsonl", n, f"ray{n}")
+                local_s, ray_s = [], []
+                for repeat in range(sizes.ray_repeats):
+                    local_s.append(_ours(items, server.judge, work / f"local-{n}-{repeat}", concurrency))
+                    out = work / f"ray-{n}-{repeat}"
+                    started = time.perf_counter()
+                    code, *_ = score_on_ray(
+                        options(items, server.judge, out, cache=None, concurrency=concurrency),
+                        address=None,
+                        shard_items=shard,
+                    )
+                    if code != 0:
+                        raise RuntimeError(f"the Ray run failed with exit code {code}; see {out}")
+                    ray_s.append(time.perf_counter() - started)
+                seconds["local"].append(statistics.median(local_s))
+                seconds["ray"].append(statistics.median(ray_s))
+                result[str(n)] = {"local_rounds_s": [round(x, 3) for x in local_s],
+                                  "ray_rounds_s": [round(x, 3) for x in ray_s]}  # fmt: skip
+    finally:
+        ray.shutdown()
+    extra = counts[1] - counts[0]
+    for engine_name, (small, large) in seconds.items():
+        marginal = (large - small) / extra
+        result[engine_name] = {
+            "s": [round(small, 3), round(large, 3)],
+            "ms_per_call": [round(small * 1000 / counts[0], 3), round(large * 1000 / counts[1], 3)],
+            "marginal_ms_per_call": round(marginal * 1000, 3),
+            "fixed_s": round(small - marginal * counts[0], 3),
+        }
+    result["overhead_marginal_ms_per_call"] = round(
+        result["ray"]["marginal_ms_per_call"] - result["local"]["marginal_ms_per_call"], 3
+    )
+    result["overhead_fixed_s"] = round(result["ray"]["fixed_s"] - result["local"]["fixed_s"], 3)
+    return result
+
+
 def bench_cache(sizes: Sizes, work: Path) -> dict[str, Any]:
     """Populate a fresh cache, then repeat the run into a new --out: every call is a cache hit."""
     items = write_items(work / "cache.jsonl", sizes.cache_items, "cache")
@@ -796,8 +873,7 @@ def print_report(results: dict[str, Any]) -> None:
         )
         table.add_row(
             "  whole process",
-            f"{rp['process_ratio_of_ideal']:.2f} × ideal (runs "
-            f"{_ratios(rp['process_ratios_of_ideal'])})",
+            f"{rp['process_ratio_of_ideal']:.2f} × ideal (runs {_ratios(rp['process_ratios_of_ideal'])})",
             "",
             "",
         )
@@ -879,6 +955,18 @@ def print_report(results: dict[str, Any]) -> None:
                 "completes",
                 verdict(True),
             )
+    if ry := results.get("ray"):
+        small, large = ry["calls"]
+        table.add_row(
+            f"--engine ray vs local, {small} and {large} calls @ 0 ms, shards of {ry['shard_items']}, "
+            f"c{ry['concurrency']}",
+            f"ray {ry['ray']['ms_per_call'][0]} / {ry['ray']['ms_per_call'][1]} ms/call, local "
+            f"{ry['local']['ms_per_call'][0]} / {ry['local']['ms_per_call'][1]} ms/call; a call costs "
+            f"{ry['overhead_marginal_ms_per_call']:+} ms more on Ray, a run {ry['overhead_fixed_s']:+} s "
+            f"(cluster start {ry['cluster_start_s']} s, apart)",
+            "(reported)",
+            "",
+        )
     console.print(table)
     for name, command in commands:
         console.print(f"[bold]{name}[/bold]: {command}", soft_wrap=True, highlight=False)
@@ -938,6 +1026,7 @@ def main(argv: list[str] | None = None) -> int:
         "million": lambda work: bench_million(sizes, work),
         "million_cached": lambda work: bench_million_cached(sizes, work),
         "batch": lambda work: bench_batch(sizes, work),
+        "ray": lambda work: bench_ray(sizes, work),
     }
     with tempfile.TemporaryDirectory(prefix="trustmh-bench-") as tmp:
         for phase in phases:
