@@ -139,6 +139,36 @@ def test_a_larger_bound_later_asks_only_the_new_rounds(tmp_path: Path, judge_env
     assert _figure(out) == pytest.approx(_expected_r([4, 2, 0]))
 
 
+def test_a_failed_reask_keeps_the_answer_before_it_and_a_resumed_run_asks_only_it(
+    tmp_path: Path, judge_env: Path, run_cli: Any
+) -> None:
+    from tests.fakeapi import FakeLLMServer, Reply
+
+    script = ScriptedTargets()
+    second = build_prompts([SUITE], None, 0, first=3)[1]["messages"][0]["content"]
+    failing = True
+
+    def answerer(req: Any) -> Any:  # the second prompt's re-asks fail (400: not retried) while `failing`
+        if failing and req.messages[-1].text == second and script.asked[second] >= 1:
+            return Reply.error(400, message="scripted failure")
+        return script(req)
+
+    out = tmp_path / "paper"
+    with FakeLLMServer(answerer=answerer) as server:
+        broken = _bench(run_cli, server, out, "--protocol", "paper", "--max-reasks", "1")
+        assert broken.code == 3, broken.stderr
+        assert len(server.requests) == 3 + 2
+        card = json.loads((out / "scorecard.json").read_text())
+        assert _counts(card)["unparsable"] == 2  # the failed re-ask left its rejected first answer, read as 0
+        assert [u["answer"] for u in card["unparsed"]] == [REJECTED, REJECTED]
+        failing = False
+        resumed = _bench(run_cli, server, out, "--protocol", "paper", "--max-reasks", "1")
+        assert resumed.code == 0, resumed.stderr
+        assert len(server.requests) == 3 + 2 + 1  # only the failed re-ask is asked again
+    assert _counts(json.loads((out / "scorecard.json").read_text())) == {
+        "suite": SUITE, "max_reasks": 1, "answers": 3, "reasked": 2, "reasks": 2, "unparsable": 2}
+
+
 def test_max_reasks_0_asks_once_and_the_rubric_protocol_never_reasks(
     tmp_path: Path, judge_env: Path, run_cli: Any
 ) -> None:
@@ -210,3 +240,23 @@ def test_the_dry_run_prints_the_reasks_and_the_authors_judge_prompts(
                      "--no-cache", "--protocol", "paper")
     assert result.code == 0, result.stderr
     assert "re-asks of the targets" in result.stdout and "the authors' prompts" in result.stdout
+
+
+def test_the_published_ethics_accuracies_hold_the_three_ties_the_docs_name() -> None:
+    """docs/benchmark.md: the paper's tie-breaking is not in the mirror; these are the ties it would decide."""
+    import tempfile
+
+    from judge.suites.bench import run_recorded_bench
+
+    with tempfile.TemporaryDirectory() as out:
+        card = run_recorded_bench("trustmh-bench", Path(out), bootstrap=0, protocol="paper").scorecard
+    assert card is not None
+    ethics = {s["target"]: s for s in card["published"]["summary"] if s["metric"] == "accuracy"}
+    tied = {}
+    for target, s in ethics.items():
+        tied.setdefault(s["published"], []).append((target, s["published_rank"]))
+    assert {value: sorted(pairs) for value, pairs in tied.items() if len(pairs) > 1} == {
+        0.736: [("Simpsybot", 3), ("gpt-4o-mini", 3)],
+        0.728: [("SoulChat2", 5), ("qwen3-235b-a22b-instruct-2507", 5)],
+        0.672: [("MentalLLaMA", 8), ("deepseek-v3.2", 8)],
+    }
