@@ -260,3 +260,22 @@ def test_the_published_ethics_accuracies_hold_the_three_ties_the_docs_name() -> 
         0.728: [("SoulChat2", 5), ("qwen3-235b-a22b-instruct-2507", 5)],
         0.672: [("MentalLLaMA", 8), ("deepseek-v3.2", 8)],
     }
+
+
+def test_the_dry_run_of_an_answers_file_prices_the_authors_judge_prompts(tmp_path: Path, judge_env: Path) -> None:
+    from judge import api
+    from judge.settings import RunSettings
+
+    prompts = build_prompts(["ethics/reasoning"], None, 0, first=2)
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text("".join(json.dumps({"prompt_id": p["id"], "target": "mine", "response": "A, because"}) + "\n"
+                               for p in prompts))
+
+    def plan(protocol: str) -> Any:
+        return api.bench(suites=["ethics/reasoning"], answers=answers, judges="openai:gpt-4.1", out=tmp_path / "d",
+                         first=2, protocol=protocol, settings=RunSettings(dry_run=True, cache_dir=None))
+
+    paper = plan("paper")
+    assert paper.judge_plan is None and paper.paper_judge_plan[0]["calls"] == 2
+    rubric = plan("rubric")
+    assert rubric.judge_plan[0]["calls"] == 2 and rubric.paper_judge_plan is None

@@ -188,16 +188,15 @@ def _estimated_judge_plan(
 
 
 def _estimated_paper_judge_plan(
-    options: BenchOptions, prepared_responses: PreparedResponses, scratch: Path
+    options: BenchOptions, answers: Iterator[dict[str, Any]], scratch: Path
 ) -> list[dict[str, Any]] | None:
     """Under paper: the authors' judge prompts (ethics sc1-sc5, the tier-3 proxy question) the bench would
-    send, built on the known or stand-in answers and priced per judge as the calls they are (plain chat
+    send on these answers (known, imported or stand-ins), priced per judge as the calls they are (plain chat
     calls through the engine, see `_paper_judge_stage`); None when no chosen suite has such a judge."""
     if options.protocol != "paper":
         return None
     stage = scratch / PAPER_JUDGE_DIR
     make_private_dir(stage)
-    answers = _stand_in_answers(prepared_responses, lambda call: paper_judged(call.prompt.meta.get("suite")))
     write_jsonl_atomic(stage / "prompts.jsonl", judge_prompts(answers))
     if (stage / "prompts.jsonl").stat().st_size == 0:
         return None
@@ -339,7 +338,8 @@ def _dry_run(options: BenchOptions, respond_options: RespondOptions, prompts: li
         write_jsonl_atomic(path, prompts)
         prepared = prepare_responses(replace(respond_options, prompts=[path]))
         targets, judges = target_plan(prepared), _estimated_judge_plan(options, prepared, Path(scratch))
-        paper_judges = _estimated_paper_judge_plan(options, prepared, Path(scratch))
+        paper_judges = _estimated_paper_judge_plan(options, _stand_in_answers(
+            prepared, lambda call: paper_judged(call.prompt.meta.get("suite"))), Path(scratch))
         reasks = reask_dry_run(respond_options, path, Path(scratch), options.max_reasks) \
             if reasking(options) else None
     return BenchResult(options.out, ExitCode.OK, len(prompts), target_plan=targets, judge_plan=judges,
@@ -353,11 +353,15 @@ def _answers_dry_run(options: BenchOptions, prompts: list[dict[str, Any]], targe
         assert options.answers is not None
         import_answers(options.answers, prompts, respond)
         items = Path(scratch) / JUDGED_ITEMS
-        judged = _write_judged_items(respond / "responses.jsonl", items, options.settings.max_response_chars)
+        judged = _write_judged_items(respond / "responses.jsonl", items, options.settings.max_response_chars,
+                                     options.protocol)
         plan = dry_run_plan(prepare(_score_options(options, items, Path(scratch) / "score"))) if judged else None
+        answered = (item for _, item in iter_jsonl(respond / "responses.jsonl"))
+        paper_judges = _estimated_paper_judge_plan(options, answered, Path(scratch))
     rows = [{"target": t, "calls": 0, "cached": 0, "resumed": 0, "to_ask": 0, "est_input_tokens": 0,
              "est_output_tokens": 0, "est_cost_usd": 0.0} for t in targets]  # fmt: skip
-    return BenchResult(options.out, ExitCode.OK, len(prompts), target_plan=rows, judge_plan=plan)
+    return BenchResult(options.out, ExitCode.OK, len(prompts), target_plan=rows, judge_plan=plan,
+                       paper_judge_plan=paper_judges)
 
 
 def _bench_record(options: BenchOptions, started_at: datetime, wall_time_s: float) -> dict[str, Any]:
