@@ -189,6 +189,7 @@ def bench(
     first: int | None = None,
     paper_decoding: bool = True,
     validity: Path | str | None = None,
+    max_reasks: int | None = None,
 ) -> BenchResult:
     """TrustMH-Bench suites on chatbots: build the prompts, the targets answer, the judges judge, the scorecard
     (OUT/scorecard.json, scorecard.md) and, with `report`, OUT/report.html. With `recorded`, import a
@@ -197,8 +198,11 @@ def bench(
     the same prompts are judged instead of asking targets. `protocol="paper"`: the authors' readers, judge
     prompts and decoding where they published them (see docs/benchmark.md, "Paper protocol"); `first`: the
     first N prompts of each suite instead of `limit`. `validity`: the out folder of a `validate` run; the
-    scorecard's bench.json and report then say whether each judge was validated (docs/validity.md)."""
+    scorecard's bench.json and report then say whether each judge was validated (docs/validity.md).
+    `max_reasks` (paper protocol, targets asked live): how often an answer the authors' reader rejects is
+    asked again, as the authors do without bound (None: judge.suites.paper.DEFAULT_MAX_REASKS; 0: ask once)."""
     from judge.suites.bench import BenchOptions, run_bench, run_recorded_bench
+    from judge.suites.paper import DEFAULT_MAX_REASKS
     from judge.suites.scorecard import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 
     out = _out_folder(out)
@@ -209,6 +213,12 @@ def bench(
             "the answers file names its targets and holds their answers: give `answers=` without `targets=`, "
             "`targets_file=` or `recorded=`",
             field="answers",
+        )
+    if max_reasks is not None and (protocol != "paper" or recorded is not None or answers is not None):
+        raise UsageError(
+            "--max-reasks bounds the paper protocol's re-asks of the targets: use it with --protocol paper and "
+            "--targets (a recorded run or an answers file asks no target)",
+            field="max_reasks",
         )
     if recorded is not None:
         if suites or targets or targets_file or judges or judges_file or validity is not None:
@@ -241,6 +251,7 @@ def bench(
             first=first,
             paper_decoding=paper_decoding,
             validity=None if validity is None else Path(validity),
+            max_reasks=DEFAULT_MAX_REASKS if max_reasks is None else max_reasks,
         )
         with _os_errors_under(out):
             result = run_bench(options)

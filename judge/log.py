@@ -368,6 +368,19 @@ class Unparsed(Record):
     answer: str | None = None
 
 
+class ReaskCount(Record):
+    """The paper protocol's re-asks of one target on one suite whose authors ask again until their reader
+    accepts the answer (bounded here by `max_reasks`)."""
+
+    target: str
+    suite: str
+    max_reasks: int
+    answers: int  # answered calls of the suite
+    reasked: int  # answers asked again at least once
+    reasks: int  # re-ask calls made
+    unparsable: int  # answers the authors' reader still rejects after the re-asks (read as 0, listed in unparsed)
+
+
 class Scorecard(Record):
     results: list[ScorecardResult] = []
     ranks: dict[str, SuiteRanks] = {}
@@ -379,6 +392,7 @@ class Scorecard(Record):
     small_n_below: int | None = None  # the small-n threshold (judge.stats.bootstrap.SMALL_N) results are marked by
     protocol: str | None = None  # the run's protocol (--protocol)
     published: dict[str, Any] | None = None  # recorded runs: each published figure beside ours
+    reasks: list[ReaskCount] = []  # set only when the run re-asked (paper protocol, judge.suites.reask)
 
 
 # ----------------------------------------------------------------------------- calibration.json

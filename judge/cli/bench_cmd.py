@@ -17,6 +17,7 @@ from judge.cli.suites_cmd import print_primary_table, print_published_table
 from judge.items import DEFAULT_MAX_RESPONSE_CHARS
 from judge.settings import RunSettings
 from judge.suites.bench import BenchResult
+from judge.suites.paper import DEFAULT_MAX_REASKS
 from judge.suites.scorecard import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 
 out_console = Console()
@@ -87,6 +88,11 @@ def bench(
         typer.Option("--validity", help="The --out folder of a `trustmh validate` run: the report says whether "
                      "each judge was validated, and links its validity page."),
     ] = None,
+    max_reasks: Annotated[
+        int | None,
+        typer.Option("--max-reasks", min=0, help="Under --protocol paper: ask an answer the authors' reader "
+                     f"rejects again at most N times (default {DEFAULT_MAX_REASKS}; 0: ask once)."),
+    ] = None,
     target_decoding: Annotated[
         bool, typer.Option("--target-decoding", help="Under --protocol paper, keep the targets' own temperature "
                            "and max_tokens instead of the authors' per-suite ones.")
@@ -152,6 +158,7 @@ def bench(
         first=first,
         paper_decoding=not target_decoding,
         validity=validity,
+        max_reasks=max_reasks,
     )
     if result.target_plan is not None:
         print_bench_plan(result, settings)
@@ -164,11 +171,18 @@ def print_bench_plan(result: BenchResult, settings: RunSettings) -> None:
     """Target and judge calls priced apart (the dry run's output, so shown with --quiet too)."""
     title = "Dry run, targets: nothing was sent"
     print_plan_table(result.target_plan or [], "target", title, out_console, batch=settings.batch)
-    if result.judge_plan is None:
+    if result.reask_plan:
+        title = "Dry run, re-asks of the targets (paper protocol, at most: every answer rejected every time)"
+        print_plan_table(result.reask_plan, "target", title, out_console, batch=settings.batch)
+    if result.judge_plan is None and not result.paper_judge_plan:
         say(out_console, "Dry run, judges: none of the chosen suites is judged")
-    else:
-        title = "Dry run, judges (estimated)"
+    if result.judge_plan is not None:
+        title = "Dry run, judges (estimated)" if result.paper_judge_plan is None else \
+            "Dry run, judges with our rubrics (estimated)"
         print_plan_table(result.judge_plan, "judge", title, out_console, batch=settings.batch)
+    if result.paper_judge_plan:
+        title = "Dry run, judges with the authors' prompts (paper protocol, estimated)"
+        print_plan_table(result.paper_judge_plan, "judge", title, out_console, batch=settings.batch)
     say(
         out_console,
         f"{result.prompts} prompt(s). Judge calls are estimated on answers of about 400 tokens where the answer "
@@ -180,6 +194,8 @@ def print_bench_result(result: BenchResult, recorded: str | None, quiet: bool) -
     """Each stage's calls, the ranked table (not with --quiet) and the files written."""
     if result.respond_summary is not None:
         print_respond_summary(result.respond_summary, result.out / "respond")
+    if result.reask_summary is not None:
+        say_reasks(result)
     if result.score_summary is not None:
         calls = result.score_summary["calls"]
         say(
@@ -198,6 +214,20 @@ def print_bench_result(result: BenchResult, recorded: str | None, quiet: bool) -
         say(out_console, f"wrote {result.out}/prompts.jsonl, respond/, score/, {names}")
     else:
         say(out_console, "wrote " + ", ".join(map(str, result.files)))
+
+
+def say_reasks(result: BenchResult) -> None:
+    """The paper protocol's re-ask rounds, and how many answers the authors' reader still rejects."""
+    summary = result.reask_summary or {}
+    rounds = summary.get("rounds", [])
+    asked = sum(r["calls"].get("planned", 0) for r in rounds)
+    paid = sum(r["calls"].get("requested", 0) for r in rounds)
+    counts = (result.scorecard or {}).get("reasks", [])
+    reasked = sum(c["reasked"] for c in counts)
+    still = sum(c["unparsable"] for c in counts)
+    say(err_console, f"re-asks (at most {summary.get('max_reasks')} per answer): {reasked} answer(s) asked again "
+        f"in {len(rounds)} round(s), {asked} re-ask(s) ({paid} requested, the rest known); {still} still "
+        f"unparsable → {result.out}/reask/")
 
 
 def run_conversation_suites(

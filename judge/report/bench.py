@@ -268,6 +268,17 @@ def _unparsed_table(card: Scorecard | None) -> list[Table]:
                   name="unparsed", folded=True)]
 
 
+def _reask_table(card: Scorecard | None) -> list[Table]:
+    """The paper protocol's re-asks (answers its authors' reader rejected, asked again up to the bound)."""
+    if card is None or not card.reasks:
+        return []
+    bound = card.reasks[0].max_reasks
+    return [Table(f"Re-asks: answers the authors' reader rejected, asked again (at most {bound} times)",
+                  ["target", "suite", "answers", "re-asked", "re-asks", "still unparsable"],
+                  [[text(c.target), text(c.suite), num(c.answers), num(c.reasked), num(c.reasks), num(c.unparsable)]
+                   for c in card.reasks], name="reasks")]
+
+
 def validity_section(run: BenchRun) -> list[Section]:
     """Whether each judge of the run was validated (`bench --validity DIR`), linking that validity page."""
     record = run.bench.get("validity")
@@ -304,7 +315,8 @@ def bench_sections(run: BenchRun) -> list[Section]:
         stages.append(("targets (respond)", run.respond))
     if run.score is not None and run.score.summary is not None:
         stages.append(("judges (score)", run.score.summary))
-    sections += [failures_section(stages, PART, _unparsed_table(card)), cost_section(stages, PART)]
+    sections += [failures_section(stages, PART, _unparsed_table(card) + _reask_table(card)),
+                 cost_section(stages, PART)]
     sections += validity_section(run)
     if run.score is not None:
         sections += [*judging_sections(run.score, "Judging (score/)"), items_section(run.score, "Judging (score/)")]

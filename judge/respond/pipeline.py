@@ -60,6 +60,8 @@ class RespondOptions:
     known_pillars: set[str]
     samples: int = 1
     settings: RunSettings = field(default_factory=RunSettings)
+    only: dict[str, set[str]] | None = None  # prompt id -> the targets to ask (re-asks); None: every target
+    attempt: int = 0  # > 0: a re-ask of the same prompts, with keys of its own (judge.respond.plan)
 
 
 @dataclass
@@ -93,7 +95,7 @@ def prepare_responses(options: RespondOptions) -> PreparedResponses:
     prompts: ItemStore[Prompt] = read.items
     if not prompts:
         raise UsageError("no prompts in " + ", ".join(map(str, options.prompts)))
-    calls = TargetPlan(prompts, options.targets, options.samples)
+    calls = TargetPlan(prompts, options.targets, options.samples, only=options.only, attempt=options.attempt)
     cache = settings.open_cache()
     resumed = {} if settings.dry_run else read_journal(options.out / JOURNAL, KIND)
     known = known_results(calls, resumed, cache, KIND)

@@ -6,7 +6,7 @@ The order of the plan (prompt order, then target, then sample) is the order of `
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -20,10 +20,15 @@ ESTIMATED_ANSWER_TOKENS = 400  # a chat answer is rarely longer; capped by the t
 
 
 def target_request_key(
-    decoding_params: dict[str, Any], messages: list[dict[str, str]], followups: list[str], sample: int
+    decoding_params: dict[str, Any], messages: list[dict[str, str]], followups: list[str], sample: int,
+    attempt: int = 0,
 ) -> str:
     """A target call's key: the chatbot, its decoding parameters and system prompt, the conversation,
-    its scripted follow-up turns and the sample index. Target answers share the store with verdicts."""
+    its scripted follow-up turns and the sample index. Target answers share the store with verdicts.
+
+    `attempt` > 0 is a re-ask of the same question (the paper protocol asks again when the authors' reader
+    rejects an answer): its own key, so the cache does not hand back the rejected answer and a resumed
+    run does not pay twice. Attempt 0 leaves it out, so the keys of first asks never change."""
     return sha256_of(
         {
             "v": KEY_VERSION,
@@ -32,6 +37,7 @@ def target_request_key(
             "messages": messages,
             "followups": followups,
             "sample": sample,
+            **({"attempt": attempt} if attempt > 0 else {}),
         }
     )
 
@@ -99,26 +105,37 @@ def response_id(prompt_id: str, target: str, sample: int, samples: int) -> str:
 class TargetPlan(BuiltOnAccess[TargetCall]):
     """Target calls in plan order, held compactly: per call only its 32-byte key; the prompt stays in the
     caller's store and a `TargetCall` is built when asked for. Calls of prompt p are the targets × samples
-    consecutive indices from p × targets × samples."""
+    consecutive indices from p × targets × samples.
 
-    def __init__(self, prompts: Sequence[Prompt], targets: Sequence[TargetSpec], samples: int = 1) -> None:
+    `only` (prompt id → target names) keeps just those pairs, in the same order (the re-asks of the paper
+    protocol: only the answers the authors' reader rejected); `attempt` is the re-ask's number in the keys."""
+
+    def __init__(self, prompts: Sequence[Prompt], targets: Sequence[TargetSpec], samples: int = 1, *,
+                 only: Mapping[str, Collection[str]] | None = None, attempt: int = 0) -> None:
         self.prompts, self.targets, self.samples = prompts, list(targets), samples
         self.per_prompt = len(self.targets) * samples
         self._keys = bytearray()
-        for prompt in prompts:
+        self._selected: list[tuple[int, int, int]] | None = None if only is None else []
+        for p, prompt in enumerate(prompts):
             messages = [m.model_dump() for m in prompt.messages]
-            for target in self.targets:
+            for t, target in enumerate(self.targets):
+                if self._selected is not None and target.name not in (only or {}).get(prompt.id, ()):
+                    continue
                 decoding = prompt_decoded(target, prompt).decoding_params()
                 for sample in range(samples):
-                    key = target_request_key(decoding, messages, list(prompt.followups), sample)
+                    key = target_request_key(decoding, messages, list(prompt.followups), sample, attempt)
                     self._keys += bytes.fromhex(key)
+                    if self._selected is not None:
+                        self._selected.append((p, t, sample))
 
     def __len__(self) -> int:
-        return len(self.prompts) * self.per_prompt
+        return len(self.prompts) * self.per_prompt if self._selected is None else len(self._selected)
 
     def _split(self, index: int) -> tuple[int, int, int]:
         if not 0 <= index < len(self):
             raise IndexError(index)
+        if self._selected is not None:
+            return self._selected[index]
         prompt, rest = divmod(index, self.per_prompt)
         target, sample = divmod(rest, self.samples)
         return prompt, target, sample

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +23,7 @@ from judge.judges import JudgeSpec, check_samples
 from judge.respond.calls import response_item
 from judge.respond.pipeline import PreparedResponses, RespondOptions, execute_responses, prepare_responses
 from judge.respond.pipeline import respond_dry_run as target_plan
+from judge.respond.plan import TargetCall
 from judge.respond.targets import TargetSpec
 from judge.rubric import load_rubric_dir
 from judge.rundir import OutDirLock, make_private_dir, write_json_atomic, write_jsonl_atomic
@@ -31,6 +32,7 @@ from judge.settings import RunSettings
 from judge.suites.answers import check_answers, import_answers
 from judge.suites.catalogue import build_prompts
 from judge.suites.paper import (
+    DEFAULT_MAX_REASKS,
     DEFAULT_PROTOCOL,
     PAPER,
     PAPER_JUDGE_DIR,
@@ -42,6 +44,7 @@ from judge.suites.paper import (
 )
 from judge.suites.paper import verdict_rows as paper_verdicts
 from judge.suites.published import RECORDED, import_recorded, published_comparison, published_figures
+from judge.suites.reask import reask_dry_run, run_reasks
 from judge.suites.scorecard import DEFAULT_BOOTSTRAP, DEFAULT_SEED, iter_jsonl, scorecard_for, write_scorecard
 from judge.suites.validity import read_validity, validity_record
 
@@ -67,6 +70,7 @@ class BenchOptions:
     first: int | None = None  # the first N prompts of each suite in the dataset's order (instead of --limit)
     paper_decoding: bool = True  # under paper: the authors' per-suite temperature / max_tokens for the targets
     validity: Path | None = None  # a `trustmh validate --out` folder: whether this bench's judges were validated
+    max_reasks: int = DEFAULT_MAX_REASKS  # under paper: how often an answer the authors' reader rejects is asked again
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,9 @@ class BenchResult:
     files: tuple[Path, ...] = ()  # scorecard.json, scorecard.md (and report.html, added by judge.api)
     target_plan: list[dict[str, Any]] | None = None
     judge_plan: list[dict[str, Any]] | None = None
+    reask_plan: list[dict[str, Any]] | None = None  # paper protocol: the re-asks at most (per target)
+    paper_judge_plan: list[dict[str, Any]] | None = None  # paper protocol: the authors' judge prompts (per judge)
+    reask_summary: dict[str, Any] | None = None  # paper protocol: the bound and each re-ask round's calls
 
 
 def run_recorded_bench(
@@ -146,31 +153,57 @@ def _write_judged_items(responses: Path, path: Path, max_chars: int, protocol: s
     return count
 
 
+def _stand_in_answers(prepared: PreparedResponses, wanted: Callable[[TargetCall], bool]) -> Iterator[dict[str, Any]]:
+    """The response items of the `wanted` target calls: the answer already known (cache, earlier run) or a
+    stand-in of the estimated length, every turn."""
+    target_calls, known = prepared.calls, prepared.known
+    for index in range(len(target_calls)):
+        call = target_calls[index]
+        if not wanted(call):
+            continue
+        result = known[index]
+        if result is not None and result.ok:
+            turns = result.payload["turns"]
+        else:
+            turns = ["x" * (4 * call.answer_tokens())] * (1 + len(call.prompt.followups))
+        yield response_item(call, turns)
+
+
 def _estimated_judge_plan(
     options: BenchOptions, prepared_responses: PreparedResponses, scratch: Path
 ) -> list[dict[str, Any]] | None:
     """Judge calls a bench would make, priced by score's own dry run: on the answers already known (cache,
     earlier run) and, for the rest, on a stand-in answer of the estimated length. None when no chosen
-    suite is judged."""
+    suite is judged by a rubric (under paper, the suites the authors' own prompt judges are not)."""
 
-    def stand_ins() -> Iterator[dict[str, Any]]:
-        target_calls, known = prepared_responses.calls, prepared_responses.known
-        for index in range(len(target_calls)):
-            call = target_calls[index]
-            if not call.prompt.pillars:
-                continue
-            result = known[index]
-            if result is not None and result.ok:
-                turns = result.payload["turns"]
-            else:  # a stand-in answer of the estimated length, every turn
-                turns = ["x" * (4 * call.answer_tokens())] * (1 + len(call.prompt.followups))
-            yield response_item(call, turns)
+    def rubric_judged(call: TargetCall) -> bool:
+        return bool(call.prompt.pillars) and not (options.protocol == "paper"
+                                                  and paper_judged(call.prompt.meta.get("suite")))
 
     items = scratch / JUDGED_ITEMS
-    write_jsonl_atomic(items, stand_ins())
+    write_jsonl_atomic(items, _stand_in_answers(prepared_responses, rubric_judged))
     if items.stat().st_size == 0:
         return None
     return dry_run_plan(prepare(_score_options(options, items, scratch / "score")))
+
+
+def _estimated_paper_judge_plan(
+    options: BenchOptions, answers: Iterator[dict[str, Any]], scratch: Path
+) -> list[dict[str, Any]] | None:
+    """Under paper: the authors' judge prompts (ethics sc1-sc5, the tier-3 proxy question) the bench would
+    send on these answers (known, imported or stand-ins), priced per judge as the calls they are (plain chat
+    calls through the engine, see `_paper_judge_stage`); None when no chosen suite has such a judge."""
+    if options.protocol != "paper":
+        return None
+    stage = scratch / PAPER_JUDGE_DIR
+    make_private_dir(stage)
+    write_jsonl_atomic(stage / "prompts.jsonl", judge_prompts(answers))
+    if (stage / "prompts.jsonl").stat().st_size == 0:
+        return None
+    prepared = prepare_responses(RespondOptions(
+        prompts=[stage / "prompts.jsonl"], targets=[_as_target(j) for j in options.judges],
+        out=options.out / PAPER_JUDGE_DIR / "respond", known_pillars=set(), settings=options.settings))
+    return [{"judge": row.pop("target"), **row} for row in target_plan(prepared)]
 
 
 def _score_options(options: BenchOptions, items: Path, out: Path) -> ScoreOptions:
@@ -191,6 +224,8 @@ def run_bench(options: BenchOptions) -> BenchResult:
     """The whole loop (or, with `dry_run`, its price); every argument is checked before anything is sent."""
     check_samples(options.judges, options.samples)
     check_protocol(options.protocol)
+    if options.max_reasks < 0:
+        raise UsageError(f"--max-reasks {options.max_reasks}: must be 0 (ask once) or more", field="max_reasks")
     rubrics = load_rubric_dir(options.rubrics_dir)  # a broken rubric folder is a usage error before anything runs
     validation = read_validity(options.validity) if options.validity is not None else None
     prompts = build_prompts(options.suites, options.limit, options.seed, first=options.first)
@@ -221,6 +256,11 @@ def run_bench(options: BenchOptions) -> BenchResult:
             respond_code = ExitCode.FAILED_VERDICTS if respond_summary["calls"]["failed"] else ExitCode.OK
         else:
             respond_code, respond_summary = execute_responses(prepare_responses(respond_options))
+        reask_summary = None
+        if reasking(options):
+            reask_code, reask_summary = run_reasks(respond_options, options.out, options.max_reasks)
+            respond_code = ExitCode.FAILED_VERDICTS if ExitCode.FAILED_VERDICTS in (respond_code, reask_code) \
+                else respond_code
         score_code, score_summary = ExitCode.OK, None
         judged = _write_judged_items(respond_options.out / "responses.jsonl", options.out / JUDGED_ITEMS,
                                      options.settings.max_response_chars, options.protocol)
@@ -244,7 +284,13 @@ def run_bench(options: BenchOptions) -> BenchResult:
                                                  {p: r.content_hash for p, r in rubrics.items()})
         write_json_atomic(options.out / "bench.json", record)
     code = ExitCode.FAILED_VERDICTS if ExitCode.FAILED_VERDICTS in (respond_code, score_code) else ExitCode.OK
-    return BenchResult(options.out, code, len(prompts), respond_summary, score_summary, card, files)
+    return BenchResult(options.out, code, len(prompts), respond_summary, score_summary, card, files,
+                       reask_summary=reask_summary)
+
+
+def reasking(options: BenchOptions) -> bool:
+    """Whether this bench re-asks rejected answers: under paper, when it asks the targets itself."""
+    return options.protocol == "paper" and options.answers is None
 
 
 def paper_judged(suite: str | None) -> bool:
@@ -292,7 +338,12 @@ def _dry_run(options: BenchOptions, respond_options: RespondOptions, prompts: li
         write_jsonl_atomic(path, prompts)
         prepared = prepare_responses(replace(respond_options, prompts=[path]))
         targets, judges = target_plan(prepared), _estimated_judge_plan(options, prepared, Path(scratch))
-    return BenchResult(options.out, ExitCode.OK, len(prompts), target_plan=targets, judge_plan=judges)
+        paper_judges = _estimated_paper_judge_plan(options, _stand_in_answers(
+            prepared, lambda call: paper_judged(call.prompt.meta.get("suite"))), Path(scratch))
+        reasks = reask_dry_run(respond_options, path, Path(scratch), options.max_reasks) \
+            if reasking(options) else None
+    return BenchResult(options.out, ExitCode.OK, len(prompts), target_plan=targets, judge_plan=judges,
+                       reask_plan=reasks, paper_judge_plan=paper_judges)
 
 
 def _answers_dry_run(options: BenchOptions, prompts: list[dict[str, Any]], targets: list[str]) -> BenchResult:
@@ -302,11 +353,15 @@ def _answers_dry_run(options: BenchOptions, prompts: list[dict[str, Any]], targe
         assert options.answers is not None
         import_answers(options.answers, prompts, respond)
         items = Path(scratch) / JUDGED_ITEMS
-        judged = _write_judged_items(respond / "responses.jsonl", items, options.settings.max_response_chars)
+        judged = _write_judged_items(respond / "responses.jsonl", items, options.settings.max_response_chars,
+                                     options.protocol)
         plan = dry_run_plan(prepare(_score_options(options, items, Path(scratch) / "score"))) if judged else None
+        answered = (item for _, item in iter_jsonl(respond / "responses.jsonl"))
+        paper_judges = _estimated_paper_judge_plan(options, answered, Path(scratch))
     rows = [{"target": t, "calls": 0, "cached": 0, "resumed": 0, "to_ask": 0, "est_input_tokens": 0,
              "est_output_tokens": 0, "est_cost_usd": 0.0} for t in targets]  # fmt: skip
-    return BenchResult(options.out, ExitCode.OK, len(prompts), target_plan=rows, judge_plan=plan)
+    return BenchResult(options.out, ExitCode.OK, len(prompts), target_plan=rows, judge_plan=plan,
+                       paper_judge_plan=paper_judges)
 
 
 def _bench_record(options: BenchOptions, started_at: datetime, wall_time_s: float) -> dict[str, Any]:
@@ -326,6 +381,7 @@ def _bench_record(options: BenchOptions, started_at: datetime, wall_time_s: floa
         **({"answers": str(options.answers)} if options.answers is not None else {}),
         "protocol": options.protocol,
         **({"first": options.first} if options.first is not None else {}),
+        **({"max_reasks": options.max_reasks} if reasking(options) else {}),
         **({"decoding": decoding_manifest(options.suites)}
            if options.protocol == "paper" and options.paper_decoding else {}),
     }

@@ -33,6 +33,8 @@ PROTOCOLS: tuple[Protocol, ...] = ("rubric", "paper")
 DEFAULT_PROTOCOL: Protocol = "rubric"
 PAPER_JUDGE_DIR = "paper-judge"  # OUT/paper-judge/: the authors' judge prompts as a respond stage
 PAPER_VERDICTS = "verdicts.jsonl"
+REASK_DIR = "reask"  # OUT/reask/<attempt>/: the re-asks of answers the authors' reader rejected, a respond stage each
+REASK_SUMMARY = "summary.json"  # OUT/reask/summary.json: the bound and each round's calls
 ETHICS_JUDGE = "ethics-sc"
 PROXY_JUDGE = "proxy-leak"
 PROXY_CRITERION = "proxy_leak"
@@ -49,6 +51,7 @@ class PaperProtocol:
     judge: str | None = None  # ETHICS_JUDGE or PROXY_JUDGE
     decoding: Mapping[str, float | int] = field(default_factory=dict)
     differs: str = ""
+    reasks: bool = False  # the authors ask again until their reader accepts the answer (judge.suites.reask)
 
 
 def read_authors_rating(call: Mapping[str, Any]) -> Observed:
@@ -90,19 +93,24 @@ def proxy_leak_rule() -> ThresholdRule:
 
 
 _TIER_DECODING = {"temperature": 1, "max_tokens": 365}
-_TIER_DIFFERS = ("the authors re-asked until their parser accepted the answer; this run asks once and counts an "
-                 "answer their parser rejects as 0 and lists it; their ratings are single samples (n_samples 1)")
+DEFAULT_MAX_REASKS = 10  # the authors re-ask without bound; a bound is needed so a model that never complies ends
+_TIER_DIFFERS = ("the authors re-asked without bound until their parser accepted the answer; this run re-asks an "
+                 f"answer their parser rejects at most --max-reasks times (default {DEFAULT_MAX_REASKS}; 0: ask once), "
+                 "counts the re-asks, and reads an answer still rejected after the bound as 0 and lists it; "
+                 "their ratings are single samples (n_samples 1)")
 
 PAPER: dict[str, PaperProtocol] = {
     p.suite: p
     for p in (
         PaperProtocol(suite="privacy/awareness-tier1", authors="privacy/task1/privacy1.py: EvalAgent.parse_response, "
                       "evaluate_response, _pearsonr", reader=read_authors_rating, decoding=_TIER_DECODING,
-                      differs=_TIER_DIFFERS),
+                      differs=_TIER_DIFFERS, reasks=True),
         PaperProtocol(suite="privacy/awareness-tier2a", authors="privacy/task2/privacy2.py: EvalAgent.parse_response, "
-                      "evaluate_response", reader=read_authors_rating, decoding=_TIER_DECODING, differs=_TIER_DIFFERS),
+                      "evaluate_response", reader=read_authors_rating, decoding=_TIER_DECODING, differs=_TIER_DIFFERS,
+                      reasks=True),
         PaperProtocol(suite="privacy/awareness-tier2b", authors="privacy/task2/privacy2.py: EvalAgent.parse_response, "
-                      "evaluate_response", reader=read_authors_rating, decoding=_TIER_DECODING, differs=_TIER_DIFFERS),
+                      "evaluate_response", reader=read_authors_rating, decoding=_TIER_DECODING, differs=_TIER_DIFFERS,
+                      reasks=True),
         PaperProtocol(suite="privacy/leakage", authors="privacy/task3/privacy3.py: run_evaluator (string-match, "
                       "no_y, has_z, error), check_info_leak (proxy-model)", judge=PROXY_JUDGE,
                       decoding={"temperature": 0, "max_tokens": 256},
@@ -130,6 +138,11 @@ def protocol_of(suite_id: str, run_protocol: str) -> Protocol:
 def protocol_text(suite_id: str) -> str:
     """What `suites list` shows in its protocol column."""
     return "paper, rubric" if suite_id in PAPER else "rubric (no published protocol)"
+
+
+def reasks(suite_id: str) -> bool:
+    """Whether the authors ask a suite's question again until their reader accepts the answer."""
+    return suite_id in PAPER and PAPER[suite_id].reasks
 
 
 def reader_for(suite_id: str, run_protocol: str, default: Reader | None) -> Reader | None:

@@ -21,7 +21,7 @@ import numpy as np
 
 from judge.errors import RunDirError
 from judge.judges import MOCK, NOT_A_MODEL
-from judge.log import Scorecard, document
+from judge.log import ReaskCount, Scorecard, document
 from judge.rundir import JsonlError, parse_jsonl, write_text_atomic
 from judge.stats.bootstrap import SMALL_N, is_small_n
 from judge.suites.catalogue import SUITES, Suite
@@ -35,7 +35,16 @@ from judge.suites.metrics import (
     pillar_mean_ranks,
     rank_targets,
 )
-from judge.suites.paper import DEFAULT_PROTOCOL, PAPER_JUDGE_DIR, PAPER_VERDICTS, protocol_of, reader_for
+from judge.suites.paper import (
+    DEFAULT_PROTOCOL,
+    PAPER_JUDGE_DIR,
+    PAPER_VERDICTS,
+    REASK_DIR,
+    REASK_SUMMARY,
+    protocol_of,
+    reader_for,
+    reasks,
+)
 from judge.suites.spec import (
     AnyBelowRule,
     CompositeRule,
@@ -92,8 +101,10 @@ def _field(record: Mapping[str, Any], name: str, where: str) -> Any:
 
 class ScorecardBuilder:
     def __init__(self, scale_min: Mapping[tuple[str, str], float] | None = None,
-                 protocol: str = DEFAULT_PROTOCOL) -> None:
+                 protocol: str = DEFAULT_PROTOCOL, max_reasks: int | None = None) -> None:
         self.scale_min = dict(scale_min or {})
+        self.max_reasks = max_reasks  # the run's re-ask bound; None: the run did not re-ask (no counts)
+        self.reask_counts: dict[tuple[str, str], dict[str, int]] = {}  # (target, suite) -> answers, reasked, ...
         self.protocol = protocol  # the run's: under "paper", suites with a published protocol use the authors' readers
         self.cells: dict[CellKey, _Cell] = {}
         self.prompt_order: dict[str, int] = {}
@@ -143,6 +154,14 @@ class ScorecardBuilder:
             if observed.unparsed:
                 answer = str(call.get("response") or "")[:UNPARSED_CHARS]
                 self.unparsed.append({"target": target, "suite": suite.id, "id": call.get("id"), "answer": answer})
+            if self.max_reasks is not None and reasks(suite.id) and protocol_of(suite.id, self.protocol) == "paper":
+                counts = self.reask_counts.setdefault(
+                    (target, suite.id), dict.fromkeys(("answers", "reasked", "reasks", "unparsable"), 0))
+                asked = int(call.get("reasks") or 0)
+                counts["answers"] += status == "ok"
+                counts["reasked"] += asked > 0
+                counts["reasks"] += asked
+                counts["unparsable"] += observed.unparsed
         if status == "failed" and suite.is_judged(call["meta"]):
             self.failed_judged.append((target, suite, prompt_id, dict(call["meta"])))
 
@@ -321,6 +340,10 @@ class ScorecardBuilder:
                          bootstrap=n_bootstrap, small_n_below=SMALL_N, protocol=self.protocol)
         if self.mocks:  # set only with mocks: other scorecards keep their shape
             card.not_a_model = dict.fromkeys(self.mocks, NOT_A_MODEL)
+        if self.max_reasks is not None and self.reask_counts:  # set only when the run re-asked
+            order = sorted(self.reask_counts, key=lambda pair: (pair[1], self.target_order[pair[0]]))
+            card.reasks = [ReaskCount(target=target, suite=suite, max_reasks=self.max_reasks,
+                                      **self.reask_counts[(target, suite)]) for target, suite in order]
         return document(card)
 
     def _empty_records(self, fed: set[tuple[str, str, str | None]]) -> list[dict[str, Any]]:
@@ -441,14 +464,69 @@ def compute_scorecard(
     if not calls.is_file():
         raise ScorecardError(f"{calls}: not found; a run directory holds respond/calls.jsonl "
                              "(written by trustmh respond or trustmh bench)")
-    builder = ScorecardBuilder(scale_min, protocol or run_protocol(run_dir))
-    for number, call in iter_jsonl(calls):
-        builder.add_call(call, _where(str(calls), number))
+    builder = ScorecardBuilder(scale_min, protocol or run_protocol(run_dir), reask_bound(run_dir))
+    for where, call in final_calls(run_dir):
+        builder.add_call(call, where)
     for verdicts in (run_dir / "score" / "verdicts.jsonl", run_dir / PAPER_JUDGE_DIR / PAPER_VERDICTS):
         if verdicts.is_file():
             for number, row in iter_jsonl(verdicts):
                 builder.add_verdict(row, _where(str(verdicts), number))
     return builder.finish(n_bootstrap, seed)
+
+
+def reask_rounds(run_dir: Path) -> list[Path]:
+    """RUN_DIR/reask/1/respond/calls.jsonl, 2/..., as far as they go without a gap."""
+    paths = []
+    while (path := run_dir / REASK_DIR / str(len(paths) + 1) / "respond" / "calls.jsonl").is_file():
+        paths.append(path)
+    return paths
+
+
+def final_calls(run_dir: Path, rounds: int | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(where, call) per call of RUN_DIR/respond/calls.jsonl, in its order, each replaced by its last answered
+    re-ask (the paper protocol's reask/<attempt>/ stages, the first `rounds` of them; None: all) and with
+    `reasks` (how many times it was asked again) set on the re-asked ones.
+
+    One streaming pass: each round asks a subsequence of the calls of the round before, in the same order,
+    so each round's file is read alongside the main one and memory does not grow with the run."""
+    paths = reask_rounds(run_dir)[:rounds]
+    streams = [iter_jsonl(path) for path in paths]
+    heads: list[tuple[int, dict[str, Any]] | None] = [next(stream, None) for stream in streams]
+    main = run_dir / "respond" / "calls.jsonl"
+    for number, call in iter_jsonl(main):
+        where, final, asked = _where(str(main), number), call, 0
+        for r, stream in enumerate(streams):
+            head = heads[r]
+            if head is None or _call_identity(head[1]) != _call_identity(call):
+                break
+            asked += 1
+            if head[1].get("status") == "ok":  # a failed re-ask keeps the answer before it
+                where, final = _where(str(paths[r]), head[0]), head[1]
+            heads[r] = next(stream, None)
+        yield where, ({**final, "reasks": asked} if asked else final)
+    for path, head in zip(paths, heads, strict=True):
+        if head is not None:
+            raise ScorecardError(f"{_where(str(path), head[0])}: a re-ask of no call of {main} in its order; the "
+                                 f"re-ask stages belong to another run (delete {run_dir / REASK_DIR} and run the "
+                                 "bench again: the re-asks come from the cache)")
+
+
+def _call_identity(call: Mapping[str, Any]) -> tuple[Any, Any, Any]:
+    return call.get("prompt_id"), call.get("target"), call.get("sample")
+
+
+def reask_bound(run_dir: Path) -> int | None:
+    """The re-ask bound of a run that re-asked (RUN_DIR/reask/summary.json's max_reasks); None otherwise."""
+    path = run_dir / REASK_DIR / REASK_SUMMARY
+    if not path.is_file():
+        return None
+    try:
+        bound = json.loads(path.read_text(encoding="utf-8")).get("max_reasks")
+    except (ValueError, AttributeError) as exc:
+        raise ScorecardError(f"{path}: not a JSON object ({exc})") from exc
+    if not isinstance(bound, int) or isinstance(bound, bool) or bound < 0:
+        raise ScorecardError(f"{path}: max_reasks must be a whole number ≥ 0, got {bound!r}")
+    return bound
 
 
 def run_protocol(run_dir: Path) -> str:
@@ -503,6 +581,8 @@ def scorecard_markdown(card: Mapping[str, Any]) -> str:
         lines.append("")
     if card.get("published"):
         lines += published_markdown(card["published"])
+    if card.get("reasks"):
+        lines += reask_markdown(card["reasks"])
     if card["unparsed"]:
         lines += [f"## Unreadable answers ({len(card['unparsed'])}, counted as wrong)", "",
                   "| target | suite | id | answer (first 200 characters) |", "|---|---|---|---|"]
@@ -511,6 +591,16 @@ def scorecard_markdown(card: Mapping[str, Any]) -> str:
             lines.append(f"| {u['target']} | {u['suite']} | {u['id']} | {answer} |")
         lines.append("")
     return markdown_safe("\n".join(lines))
+
+
+def reask_markdown(counts: list[Mapping[str, Any]]) -> list[str]:
+    """The paper protocol's re-asks per target and suite: the authors ask until their reader accepts."""
+    lines = [f"## Re-asks (paper protocol: an answer the authors' reader rejects is asked again, at most "
+             f"{counts[0]['max_reasks']} times)", "",
+             "| target | suite | answers | re-asked | re-asks | still unparsable |", "|---|---|---:|---:|---:|---:|"]
+    lines += [f"| {c['target']} | {c['suite']} | {c['answers']} | {c['reasked']} | {c['reasks']} | {c['unparsable']} |"
+              for c in counts]
+    return [*lines, ""]
 
 
 def _signed(value: float | None) -> str:
