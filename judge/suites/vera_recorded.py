@@ -25,6 +25,8 @@ FOLDER = "concept_paper_conversations/"
 _SPEAKER = re.compile(r"^(user|agent):[ \t]?", re.M)
 _RUN = re.compile(r"^p_(?P<user>.+?)__a_(?P<agent>.+?)__t(?P<turns>\d+)__r(?P<runs>\d+)__")
 _FILE = re.compile(r"^(?P<id>[0-9a-f]+)_(?P<persona>[A-Za-z]+)_(?P<model>.+)_run(?P<run>\d+)\.txt$")
+_ENDED = re.compile(r"\n\[CONVERSATION ENDED - [^\]\n]*\]\s*\Z")
+"""VERA-MH's note after the last message when the simulated user ended the conversation: not a turn."""
 ROLES = {"user": "user", "agent": "assistant"}
 
 
@@ -64,8 +66,8 @@ def conversation_line(path: str, text: str, risk_levels: Mapping[str, str]) -> d
     persona = file["persona"]
     if persona not in risk_levels:
         raise DatasetError(f"{VERA_DATASET}/{path}: persona {persona!r} is not in VERA-MH's personas.tsv")
-    turns = parse_transcript(text, f"{VERA_DATASET}/{path}")
-    last_user = max((i for i, t in enumerate(turns) if t["role"] == "user"), default=-1)
+    ended = _ENDED.search(text)
+    turns = parse_transcript(text[: ended.start()] if ended else text, f"{VERA_DATASET}/{path}")
     return {
         "id": f"vera-{file['id']}-{persona.lower()}-run{file['run']}",
         "persona": f"vera-{persona.lower()}",
@@ -74,7 +76,7 @@ def conversation_line(path: str, text: str, risk_levels: Mapping[str, str]) -> d
         "target": run["agent"],
         "user_model": run["user"],
         "turns": turns,
-        "stop_reason": "ended_by_user" if last_user == len(turns) - 1 else "max_turns",
+        "stop_reason": "ended_by_user" if ended else "max_turns",
         "source": f"{VERA_DATASET}/{path}",
     }
 
