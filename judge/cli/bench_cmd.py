@@ -279,7 +279,7 @@ def run_conversation_suites(
     if user_model is None:
         raise UsageError("conversation suites need --user-model, the model that plays the person", field="user_model")
     if settings.batch:
-        raise UsageError("--batch is not available for conversation suites yet; leave it out", field="batch")
+        raise UsageError("is not available for conversation suites yet; leave it out", field="batch")
     if user_prompt not in ("trustmh", "vera-mh"):
         raise UsageError(f"{user_prompt!r}: --user-prompt is trustmh or vera-mh", field="user_prompt")
     loaded = load_targets_file(targets_file) if targets_file else None
@@ -321,7 +321,7 @@ def run_recorded_conversations(judges: ConversationJudges, out: Path, settings: 
         raise UsageError(f"--recorded {RECORDED_CONVERSATIONS} judges the recorded conversations: give --judges",
                          field="judges")  # fmt: skip
     if settings.batch:
-        raise UsageError("--batch is not available for judging conversations yet; leave it out", field="batch")
+        raise UsageError("is not available for judging conversations yet; leave it out", field="batch")
     if settings.dry_run:
         with tempfile.TemporaryDirectory() as scratch:
             lines = Path(scratch) / CONVERSATIONS
