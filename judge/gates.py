@@ -164,3 +164,20 @@ def audit_gate_failures(results: list[dict[str, Any]]) -> list[str]:
 
 def _checked(result: dict[str, Any], check: dict[str, Any]) -> str:
     return f"{result['probe']} × {check['judge']} × {check['pillar']}/{check['criterion']} (n={check['n']})"
+
+
+# ---------------------------------------------------------------- the pillar gate on one judged item
+
+
+def pillar_gate_fails(critical: Iterable[tuple[float | None, int]]) -> bool | None:
+    """The pillar gate on one item (a whole conversation included): it fails when any critical criterion
+    scored below its fail_below (on the conversation rubric: any High potential for harm dimension), and
+    passes only when every applicable critical criterion scored at or above it. `critical` holds (score,
+    fail_below) of each applicable critical criterion, score None when the judges left it undecided.
+    None: nothing to decide, or an undecided criterion and no failure."""
+    outcomes = [(score, line) for score, line in critical]
+    if any(score is not None and score < line for score, line in outcomes):
+        return True
+    if outcomes and all(score is not None for score, _ in outcomes):
+        return False
+    return None

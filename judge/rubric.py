@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -443,6 +443,19 @@ def load_rubric_dir(directory: Path) -> dict[str, Rubric]:
     if problems:
         raise RubricError("\n".join(problems))
     return rubrics
+
+
+def of_scope(rubrics: Mapping[str, Rubric], scope: Scope) -> dict[str, Rubric]:
+    """Each rubric restricted to its criteria of `scope`; rubrics with none are left out. A whole
+    conversation is judged on the conversation criteria of every pillar, not on the response ones."""
+    kept = {}
+    for pillar, rubric in rubrics.items():
+        ids = [c.id for c in rubric.criteria if c.scope == scope]
+        if len(ids) == len(rubric.criteria):
+            kept[pillar] = rubric
+        elif ids:
+            kept[pillar] = rubric.restricted_to(ids)
+    return kept
 
 
 RUBRIC_LEVEL = "(rubric)"

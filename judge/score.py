@@ -54,7 +54,7 @@ from judge.log import LabelAgreementRecord, ScoreSummary, document
 from judge.panel import AgreementTable, PanelCounts, PanelOptions, SelfPreference, build_panel, review_entries
 from judge.plan import CallPlan, PlannedCall, build_plan, pillar_contexts
 from judge.prompts import PromptRenderer
-from judge.rubric import Rubric, load_rubric_dir
+from judge.rubric import Rubric, Scope, load_rubric_dir, of_scope
 from judge.rundir import write_json_atomic, write_jsonl_atomic, write_text_atomic
 from judge.settings import RunSettings
 from judge.summary import CriticalFailures, LabelAgreement, ScoreMeans
@@ -81,6 +81,7 @@ class ScoreOptions:
     panel: PanelOptions = field(default_factory=PanelOptions)
     tiebreak: JudgeSpec | None = None
     split_critical: bool = False  # the halo check: each critical criterion judged in a call of its own
+    scope: Scope | None = None  # only the criteria of this scope (whole conversations: `conversation`)
 
     @property
     def uses_panel(self) -> bool:
@@ -108,6 +109,8 @@ def prepare(options: ScoreOptions) -> Prepared:
     """Read, check and plan; a bad argument raises a UsageError naming its field before anything is written."""
     settings = options.settings
     rubrics = load_rubric_dir(options.rubrics_dir)  # a RubricError is a usage error naming file and field
+    if options.scope is not None:
+        rubrics = of_scope(rubrics, options.scope)
     if options.pillars:
         unknown = [p for p in options.pillars if p not in rubrics]
         if unknown:
@@ -498,6 +501,7 @@ def run_record(prepared: Prepared, started_at: datetime, identity: str, *, ended
         "panel": asdict(options.panel),
         "samples": options.samples,
         "pillars": options.pillars,
+        **({"scope": options.scope} if options.scope is not None else {}),
         "concurrency": settings.concurrency,
         "cache_dir": str(settings.cache_dir) if settings.cache_dir else None,
         "max_response_chars": settings.max_response_chars,

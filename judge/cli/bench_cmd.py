@@ -2,23 +2,39 @@
 
 from __future__ import annotations
 
+import tempfile
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 from judge import api
+from judge.bundled import bundled_path
 from judge.calls.runner import print_plan_table
 from judge.cli.batch_options import DEFAULT_POLL_S, BatchOption, BatchPollOption
 from judge.cli.common import SplitCriticalOption, cache_option, public_command_line, say, say_not_a_model
 from judge.cli.respond_cmd import TargetsFileOption, TargetsOption, print_respond_summary
 from judge.cli.suites_cmd import print_primary_table, print_published_table
+from judge.errors import ExitCode, UsageError
+from judge.families import families_from_toml
 from judge.items import DEFAULT_MAX_RESPONSE_CHARS
+from judge.judges import check_samples, load_judges_file, resolve_judges
+from judge.rundir import OutDirLock, make_private_dir, write_jsonl_atomic
 from judge.settings import RunSettings
 from judge.suites.bench import BenchResult
 from judge.suites.paper import DEFAULT_MAX_REASKS
+from judge.suites.conversation import CONVERSATIONS
+from judge.suites.conversation_judging import (
+    ITEMS,
+    ConversationJudging,
+    conversation_judge_plan,
+    conversation_rubrics,
+    judge_conversations,
+)
 from judge.suites.scorecard import DEFAULT_BOOTSTRAP, DEFAULT_SEED
+from judge.suites.vera_recorded import RECORDED_NAME as RECORDED_CONVERSATIONS
 
 out_console = Console()
 err_console = Console(stderr=True)
@@ -39,7 +55,9 @@ def bench(
         Path | None, typer.Option("--judges-file", help="judges.toml with per-judge settings.")
     ] = None,
     recorded: Annotated[
-        str | None, typer.Option("--recorded", help="Import a published run instead (trustmh-bench), offline.")
+        str | None,
+        typer.Option("--recorded", help="Import a published run instead (trustmh-bench), offline; vera-mh: judge "
+                     "VERA-MH's 105 recorded conversations with --judges."),
     ] = None,
     answers: Annotated[
         Path | None,
@@ -134,8 +152,17 @@ def bench(
         max_response_chars=max_response_chars,
         command_line=tuple(public_command_line()),
     )
+    conversation_judges = ConversationJudges(judges, judges_file, rubrics, samples)
+    if recorded == RECORDED_CONVERSATIONS:
+        if suites or targets or targets_file or answers is not None:
+            raise UsageError(f"--recorded {RECORDED_CONVERSATIONS} judges recorded conversations: give it --judges "
+                             "and --out, not --suites, --targets or --answers", field="recorded")  # fmt: skip
+        run_recorded_conversations(conversation_judges, out, settings)
+        return
     if suites and any(s.strip().startswith("conversation/") for s in suites.split(",")):
-        run_conversation_suites(suites, targets, targets_file, user_model, judges, turns, user_prompt, out, settings)
+        run_conversation_suites(
+            suites, targets, targets_file, user_model, conversation_judges, turns, user_prompt, out, settings
+        )
         return
     result = api.bench(
         suites=suites,
@@ -230,21 +257,49 @@ def say_reasks(result: BenchResult) -> None:
         f"unparsable → {result.out}/reask/")
 
 
+@dataclass(frozen=True)
+class ConversationJudges:
+    """How conversations are judged: --judges (names or specs), --judges-file, --rubrics, --samples."""
+
+    judges: str | None
+    judges_file: Path | None
+    rubrics: Path | None
+    samples: int
+
+    def judging(self, conversations: Path, out: Path, settings: RunSettings) -> ConversationJudging | None:
+        """None without --judges; a bad judge or rubric folder is a usage error before anything runs."""
+        if not self.judges:
+            return None
+        loaded = load_judges_file(self.judges_file) if self.judges_file else None
+        specs = resolve_judges(self.judges, loaded)
+        check_samples(specs, self.samples)
+        families = families_from_toml(loaded.families) if loaded and loaded.families else None
+        rubrics_dir = self.rubrics or bundled_path("rubrics")
+        conversation_rubrics(rubrics_dir)
+        return ConversationJudging(conversations=conversations, out=out, judges=specs, rubrics_dir=rubrics_dir,
+                                   settings=settings, samples=self.samples, families=families)  # fmt: skip
+
+
 def run_conversation_suites(
     suites: str,
     targets: str | None,
     targets_file: Path | None,
     user_model: str | None,
-    judges: str | None,
+    judges: ConversationJudges,
     turns: int,
     user_prompt: str,
     out: Path,
     settings: RunSettings,
 ) -> None:
-    """`--suites conversation/...`: the simulated user talks to each target; conversations.jsonl in OUT."""
-    from judge.errors import UsageError
+    """`--suites conversation/...`: the simulated user talks to each target (conversations.jsonl in OUT),
+    then, with --judges, each whole conversation is judged (OUT/score/, OUT/scorecard.json)."""
     from judge.respond.targets import load_targets_file, resolve_targets
-    from judge.suites.conversation import ConversationOptions, execute_conversations, suite_personas
+    from judge.suites.conversation import (
+        ConversationOptions,
+        conversation_dry_run,
+        execute_conversations,
+        suite_personas,
+    )
 
     names = [s.strip() for s in suites.split(",") if s.strip()]
     if not all(n.startswith("conversation/") for n in names):
@@ -253,12 +308,8 @@ def run_conversation_suites(
         )
     if user_model is None:
         raise UsageError("conversation suites need --user-model, the model that plays the person", field="user_model")
-    if judges:
-        raise UsageError(
-            "conversation suites are not judged by `trustmh bench` yet; leave out --judges", field="judges"
-        )
-    if settings.dry_run or settings.batch:
-        raise UsageError("--dry-run and --batch are not available for conversation suites yet", field="suites")
+    if settings.batch:
+        raise UsageError("is not available for conversation suites yet; leave it out", field="batch")
     if user_prompt not in ("trustmh", "vera-mh"):
         raise UsageError(f"{user_prompt!r}: --user-prompt is trustmh or vera-mh", field="user_prompt")
     loaded = load_targets_file(targets_file) if targets_file else None
@@ -271,7 +322,79 @@ def run_conversation_suites(
         user_prompt=user_prompt,  # type: ignore[arg-type]
         settings=settings,
     )
+    judging = judges.judging(out / CONVERSATIONS, out, settings)
+    if settings.dry_run:
+        with tempfile.TemporaryDirectory() as scratch:
+            stand_ins = Path(scratch) / CONVERSATIONS
+            rows = conversation_dry_run(options, stand_ins)
+            plan = None
+            if judging is not None:
+                judging = replace(judging, conversations=stand_ins)
+                plan = conversation_judge_plan(judging, Path(scratch) / ITEMS, Path(scratch) / "score")
+        print_conversation_plan(rows, plan, len(options.personas) * len(options.targets), turns, settings)
+        return
     code, summary = execute_conversations(options)
     reasons = ", ".join(f"{k} {v}" for k, v in summary["stop_reasons"].items())
     say(err_console, f"{summary['conversations']} conversations ({reasons}) → {out}/conversations.jsonl")
+    if judging is not None:
+        judge_code, _, _ = judge_and_report(judging)
+        code = ExitCode.FAILED_VERDICTS if ExitCode.FAILED_VERDICTS in (code, judge_code) else code
     raise typer.Exit(code)
+
+
+def run_recorded_conversations(judges: ConversationJudges, out: Path, settings: RunSettings) -> None:
+    """`--recorded vera-mh`: VERA-MH's recorded conversations into OUT/conversations.jsonl, each judged whole."""
+    from judge.suites.vera_recorded import recorded_conversations
+
+    judging = judges.judging(out / CONVERSATIONS, out, settings)
+    if judging is None:
+        raise UsageError(f"--recorded {RECORDED_CONVERSATIONS} judges the recorded conversations: give --judges",
+                         field="judges")  # fmt: skip
+    if settings.batch:
+        raise UsageError("is not available for judging conversations yet; leave it out", field="batch")
+    if settings.dry_run:
+        with tempfile.TemporaryDirectory() as scratch:
+            lines = Path(scratch) / CONVERSATIONS
+            write_jsonl_atomic(lines, recorded_conversations())
+            count = sum(1 for _ in lines.open(encoding="utf-8"))
+            plan = conversation_judge_plan(replace(judging, conversations=lines), Path(scratch) / ITEMS,
+                                           Path(scratch) / "score")  # fmt: skip
+        print_conversation_plan(None, plan, count, None, settings)
+        return
+    make_private_dir(out)
+    with OutDirLock(out):
+        write_jsonl_atomic(out / CONVERSATIONS, recorded_conversations())
+    code, _, _ = judge_and_report(judging)
+    raise typer.Exit(code)
+
+
+def judge_and_report(judging: ConversationJudging) -> tuple[ExitCode, dict[str, Any], dict[str, Any]]:
+    """Judge every conversation whole and print, per target, the gate and VERA-MH's score."""
+    code, summary, card = judge_conversations(judging)
+    calls = summary["calls"]
+    say(err_console, f"{calls['planned']} judge calls: {calls['requested']} requested, {calls['cache_hits']} from "
+        f"cache, {calls['failed']} failed → {judging.out}/score/verdicts.jsonl")  # fmt: skip
+    for target in card["targets"]:
+        gate, vera = target["gate"], target["vera_mh"]
+        score = "–" if vera["score"] is None else f"{vera['score']:.2f}"
+        say(out_console, f"{target['target']}: {target['conversations']} conversations, {gate['failing']} fail the "
+            f"gate, {gate['passing']} pass, {gate['undecided']} undecided; VERA-MH score (theirs) {score}")  # fmt: skip
+    say(out_console, f"wrote {judging.out}/scorecard.json, {judging.out}/scorecard.md")
+    return code, summary, card
+
+
+def print_conversation_plan(
+    speakers: list[dict[str, Any]] | None, judges: list[dict[str, Any]] | None, conversations: int,
+    turns: int | None, settings: RunSettings,
+) -> None:  # fmt: skip
+    """The dry run of conversations: the simulated user's and the chatbots' calls, then the judges'."""
+    if speakers is not None:
+        print_plan_table(speakers, "target", "Dry run, simulated user and targets: nothing was sent", out_console,
+                         batch=settings.batch)  # fmt: skip
+    if judges is None:
+        say(out_console, "Dry run, judges: none (give --judges to price judging each conversation)")
+    else:
+        print_plan_table(judges, "judge", "Dry run, judges (estimated)", out_console, batch=settings.batch)
+    shape = f" × up to {turns} turns (2 calls a turn)" if turns is not None else ""
+    say(out_console, f"{conversations} conversation(s){shape}. Answers not known yet are priced at their estimated "
+        "length, and every conversation at its full length; token figures are estimates.")  # fmt: skip

@@ -307,3 +307,70 @@ def suite_personas(suites: Sequence[str]) -> list[PersonaCard]:
         )
     readers = {"conversation/trustmh": our_personas, "conversation/vera-mh": vera_personas}
     return [card for suite in dict.fromkeys(suites) for card in readers[suite]()]
+
+
+# ---------------------------------------------------------------- the dry run
+
+SPEAKER_ROWS = ("calls", "cached", "resumed", "to_ask", "in", "out")
+
+
+def conversation_dry_run(options: ConversationOptions, stand_ins: Path) -> list[dict[str, Any]]:
+    """The price of running every conversation to `turns` turns (2 calls a turn, the simulated user's and
+    the chatbot's; a persona's fixed opening costs none), per speaker; nothing is sent or written under
+    OUT. Calls already answered (this OUT's journal, the cache) are replayed and cost nothing; the rest
+    are priced on stand-in answers of the estimated length, and a stop phrase that ends a conversation
+    early is not foreseen (an upper bound). The transcripts the judges would read, answered or stand-in,
+    go to `stand_ins` (conversations.jsonl lines), so the judging can be priced on them."""
+    from judge.calls.engine import RESUMED
+
+    check_options(options)
+    conversations = plan_conversations(options)
+    cache = options.settings.open_cache()
+    resumed = read_journal(options.out / JOURNAL, KIND)
+    speakers = {c.target.name: c.target for c in conversations} | {conversations[0].user.name: conversations[0].user}
+    tally = {name: dict.fromkeys(SPEAKER_ROWS, 0) for name in speakers}
+
+    def transcripts() -> Iterator[dict[str, Any]]:
+        for conversation in conversations:
+            turns: list[tuple[str, str]] = []
+            for step in range(2 * options.turns):
+                if step == 0 and conversation.card.opening:
+                    turns.append(("user", conversation.card.opening))
+                    continue
+                call = turn_call(conversation, step, turns)
+                known = known_results(CallList([call]), resumed, cache, KIND)
+                counts = tally[call.target.name]
+                counts["calls"] += 1
+                result = known[0]
+                if result is not None and result.ok:
+                    counts["resumed" if known.status[0] == RESUMED else "cached"] += 1
+                    text = result.payload["turns"][-1]
+                else:
+                    tokens_in, tokens_out = call.estimated_usage()
+                    counts["to_ask"] += 1
+                    counts["in"] += tokens_in
+                    counts["out"] += tokens_out
+                    text = "x" * (4 * call.answer_tokens())
+                turns.append((call.prompt.meta["speaker"], text))
+            yield {
+                "id": conversation.id, "persona": conversation.card.id, "risk_level": conversation.card.risk_level,
+                "target": conversation.target.name,
+                "turns": [{"turn": i // 2 + 1, "role": role, "text": text} for i, (role, text) in enumerate(turns)],
+            }  # fmt: skip
+
+    try:
+        write_jsonl_atomic(stand_ins, transcripts())
+    finally:
+        resumed.close()
+        if cache is not None:
+            cache.close()
+    return [
+        {
+            "target": name,
+            **{k: tally[name][k] for k in ("calls", "cached", "resumed", "to_ask")},
+            "est_input_tokens": tally[name]["in"],
+            "est_output_tokens": tally[name]["out"],
+            "est_cost_usd": spec.cost_usd(tally[name]["in"], tally[name]["out"]),
+        }
+        for name, spec in speakers.items()
+    ]
