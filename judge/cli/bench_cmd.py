@@ -24,7 +24,6 @@ from judge.judges import check_samples, load_judges_file, resolve_judges
 from judge.rundir import OutDirLock, make_private_dir, write_jsonl_atomic
 from judge.settings import RunSettings
 from judge.suites.bench import BenchResult
-from judge.suites.paper import DEFAULT_MAX_REASKS
 from judge.suites.conversation import CONVERSATIONS
 from judge.suites.conversation_judging import (
     ITEMS,
@@ -33,6 +32,7 @@ from judge.suites.conversation_judging import (
     conversation_rubrics,
     judge_conversations,
 )
+from judge.suites.paper import DEFAULT_MAX_REASKS
 from judge.suites.scorecard import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 from judge.suites.vera_recorded import RECORDED_NAME as RECORDED_CONVERSATIONS
 
