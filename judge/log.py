@@ -379,6 +379,7 @@ class Scorecard(Record):
     small_n_below: int | None = None  # the small-n threshold (judge.stats.bootstrap.SMALL_N) results are marked by
     protocol: str | None = None  # the run's protocol (--protocol)
     published: dict[str, Any] | None = None  # recorded runs: each published figure beside ours
+    suite_notes: dict[str, list[str]] = {}  # suite -> where it departs from the paper (judge/suites/provenance.py)
 
 
 # ----------------------------------------------------------------------------- calibration.json

@@ -36,6 +36,7 @@ from judge.suites.metrics import (
     rank_targets,
 )
 from judge.suites.paper import DEFAULT_PROTOCOL, PAPER_JUDGE_DIR, PAPER_VERDICTS, protocol_of, reader_for
+from judge.suites.provenance import suite_notes
 from judge.suites.spec import (
     AnyBelowRule,
     CompositeRule,
@@ -321,6 +322,8 @@ class ScorecardBuilder:
                          bootstrap=n_bootstrap, small_n_below=SMALL_N, protocol=self.protocol)
         if self.mocks:  # set only with mocks: other scorecards keep their shape
             card.not_a_model = dict.fromkeys(self.mocks, NOT_A_MODEL)
+        card.suite_notes = {suite: list(suite_notes(suite)) for suite in dict.fromkeys(r["suite"] for r in results)
+                            if suite_notes(suite)}
         return document(card)
 
     def _empty_records(self, fed: set[tuple[str, str, str | None]]) -> list[dict[str, Any]]:
@@ -478,7 +481,9 @@ def scorecard_markdown(card: Mapping[str, Any]) -> str:
     for record in card["results"]:
         by_suite.setdefault(record["suite"], []).append(record)
     for suite_id, records in by_suite.items():
+        notes = [f"> {note}" for note in card.get("suite_notes", {}).get(suite_id, [])]
         lines += [f"## {suite_id} (protocol: {records[0].get('protocol') or 'rubric'})", "",
+                  *([*notes, ""] if notes else []),
                   "| target | metric | group | value | 95 % CI | n |",
                   "|---|---|---|---:|---|---:|"]
         for r in records:
