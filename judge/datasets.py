@@ -301,8 +301,8 @@ def fetch_data(name: str, registry: Path = REGISTRY_PATH, download: Fetch = _htt
                 "must print it." if entry.git_blob else "")
         raise NotDownloadable(
             f"{name}: {registry} has no {' and no '.join(lacking)} for it, so it cannot be downloaded and "
-            f"checked here. {entry.where}.{blob} Fetch it by hand and put it under "
-            f"$TRUSTMH_DATA_MIRROR/{name}/ (then export {MIRROR_ENV} pointing at that folder)"
+            f"checked here. {entry.where}.{blob} Fetch it by hand, put it in a folder DIR/{name}/ and set "
+            f"{MIRROR_ENV}=DIR"
             + (f"; {entry.note}" if entry.note else "")
         )
     assert entry.url is not None and entry.sha256 is not None and entry.local_name

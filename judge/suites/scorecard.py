@@ -322,8 +322,10 @@ class ScorecardBuilder:
                          bootstrap=n_bootstrap, small_n_below=SMALL_N, protocol=self.protocol)
         if self.mocks:  # set only with mocks: other scorecards keep their shape
             card.not_a_model = dict.fromkeys(self.mocks, NOT_A_MODEL)
-        card.suite_notes = {suite: list(suite_notes(suite)) for suite in dict.fromkeys(r["suite"] for r in results)
-                            if suite_notes(suite)}
+        notes = {suite: list(suite_notes(suite)) for suite in dict.fromkeys(r["suite"] for r in results)
+                 if suite_notes(suite)}
+        if notes:  # set only where a suite departs from the paper: other scorecards keep their shape
+            card.suite_notes = notes
         return document(card)
 
     def _empty_records(self, fed: set[tuple[str, str, str | None]]) -> list[dict[str, Any]]:
