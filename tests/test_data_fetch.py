@@ -9,7 +9,7 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -24,10 +24,10 @@ GOOD = b"id,text\n1,hello\n"
 
 
 class _Files(http.server.BaseHTTPRequestHandler):
-    files: dict[str, bytes] = {}
-    hits: list[str] = []
+    files: ClassVar[dict[str, bytes]] = {}  # each server gets its own (the fixture subclasses)
+    hits: ClassVar[list[str]] = []
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         self.hits.append(self.path)
         body = self.files.get(self.path)
         if body is None:

@@ -4,6 +4,10 @@ paper's fairness dimensions run or not)."""
 
 from __future__ import annotations
 
+import html
+import json
+import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -66,3 +70,23 @@ def test_every_fairness_dimension_the_paper_lists_is_run_or_says_why_not() -> No
     assert {d.what for d in PAPER_FAIRNESS if d.status == "not run"} == {"Intervene"}
     assert paper_definitions("fairness/demographics") == PAPER_FAIRNESS
     assert suite_notes("ethics/reasoning") == ()
+
+
+MIRROR = Path(os.environ.get("TRUSTMH_DATA_MIRROR")
+              or Path(__file__).resolve().parents[1].parent / "shared" / "datasets")
+
+
+@pytest.mark.skipif(not MIRROR.is_dir(), reason="no dataset mirror")
+def test_a_bench_writes_the_notes_into_bench_json_scorecard_and_report(
+        run_cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRUSTMH_DATA_MIRROR", str(MIRROR))
+    monkeypatch.setenv("TRUSTMH_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    result = run_cli("bench", "--suites", "robustness/knowledge,safety/direct-harm", "--targets", "mock:a",
+                     "--judges", "mock:j", "--limit", "4", "--out", out)
+    assert result.code == 0, result.stderr
+    expected = {"robustness/knowledge": [STAND_IN, OURS_PERTURBATIONS]}
+    assert json.loads((out / "bench.json").read_text(encoding="utf-8"))["suite_notes"] == expected
+    assert json.loads((out / "scorecard.json").read_text(encoding="utf-8"))["suite_notes"] == expected
+    report = html.unescape((out / "report.html").read_text(encoding="utf-8"))
+    assert f"robustness/knowledge: {STAND_IN}" in report
