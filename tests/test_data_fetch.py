@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from rich.console import Console
 
 from judge import datasets
 from judge.datasets import DatasetError, get_dataset, load_published
@@ -204,3 +205,13 @@ def test_published_entries_name_known_suites_and_unavailable_suites_say_where() 
             for entry in published.values():
                 if suite.id in entry.suites and entry.git_blob is None:
                     assert entry.page in suite.status_text, (suite.id, entry.name)
+
+
+def test_data_list_shows_the_mirror_datasets_and_where_the_rest_is_published(
+        run_cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("judge.cli.data_cmd.console", Console(width=2000))
+    result = run_cli("data", "list")
+    assert result.code == 0, result.stderr
+    for text in ("trustmh-bench", "yes (sha256-checked)", "Data not in the dataset mirror (data/registry.toml "
+                 "[published])", "https://zenodo.org/records/2667859", "no: no file URL and no sha256 known"):
+        assert text in result.stdout, text

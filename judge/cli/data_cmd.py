@@ -10,8 +10,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from judge.cli.suites_cmd import fetch_text, print_published_data
+from judge.cli.suites_cmd import print_published_data
 from judge.cli.tables import wrapping_table
 from judge.datasets import CACHE_ENV, MIRROR_ENV, REGISTRY_PATH, data_dir, fetch_data, load_registry
 
@@ -35,11 +36,11 @@ def list_data(registry: RegistryOption = REGISTRY_PATH) -> None:
 
     Example: trustmh data list
     """
-    table = wrapping_table(f"Datasets of the mirror's layout ({registry.name} [datasets])",
+    table = wrapping_table(escape(f"Datasets of the mirror's layout ({registry.name} [datasets])"),
                            ["name", "source", "files", "licence", "trustmh data fetch"])
     for dataset in load_registry(registry).values():
         table.add_row(dataset.name, f"{dataset.repository}@{dataset.commit[:12]}", str(len(dataset.files)),
-                      dataset.licence, fetch_text("pinned", "registered"))
+                      dataset.licence, "yes (sha256-checked)")
     console.print(table)
     print_published_data(console)
     console.print(f"Data is read from {data_dir()} ({MIRROR_ENV} when set, else the download cache, {CACHE_ENV}).",

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from judge.cli.common import say
@@ -93,7 +94,7 @@ def _status_with_notes(suite: Suite) -> str:
 
 def print_published_data(out: Console) -> None:
     """The registry's data that is not in the mirror: where it is published, and whether `data fetch` can get it."""
-    table = wrapping_table("Data not in the dataset mirror (data/registry.toml [published])",
+    table = wrapping_table(escape("Data not in the dataset mirror (data/registry.toml [published])"),
                            ["name", "what", "published at", "named by", "suites", "trustmh data fetch"])
     for entry in load_published().values():
         table.add_row(entry.name, entry.title, entry.page, entry.named_by, ", ".join(entry.suites) or "—",
