@@ -393,6 +393,7 @@ class Scorecard(Record):
     protocol: str | None = None  # the run's protocol (--protocol)
     published: dict[str, Any] | None = None  # recorded runs: each published figure beside ours
     reasks: list[ReaskCount] = []  # set only when the run re-asked (paper protocol, judge.suites.reask)
+    suite_notes: dict[str, list[str]] = {}  # suite -> where it departs from the paper (judge/suites/provenance.py)
 
 
 # ----------------------------------------------------------------------------- calibration.json

@@ -399,6 +399,8 @@ COMMANDS = [
     ["suites", "list"],
     ["suites", "show"],
     ["suites", "build"],
+    ["data", "list"],
+    ["data", "fetch"],
     ["metrics"],
     ["bench"],
     ["compare"],

@@ -43,8 +43,8 @@ def test_suites_list_shows_every_sub_task_and_status(run_cli: Any, wide_console:
     for _, subtask in SUBTASKS:
         assert subtask.split(",")[0] in result.stdout
     for reason in ("are published elsewhere, not in the dataset mirror",
-                   "C-SSRS data is published on Zenodo (record 2667859)", "antitoxic data is not public",
-                   "PAS data is published on OSF (osf.io/smvw7)"):
+                   "C-SSRS data is published on Zenodo (record 2667859", "names no antitoxic dataset",
+                   "PAS data is published on OSF (https://osf.io/smvw7/?view)"):
         assert reason in result.stdout
     assert "not built yet" not in result.stdout, "every suite with public data is built"
     assert "19 of the paper's 19 sub-tasks are listed" in result.stdout

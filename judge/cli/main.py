@@ -56,7 +56,7 @@ LAZY_COMMANDS = {
     "export": ("judge.cli.export_cmd", "export_command"),
     "compare": ("judge.cli.compare_cmd", "compare_command"),
 }
-LAZY_GROUPS = {"suites": ("judge.cli.suites_cmd", "suites_app")}
+LAZY_GROUPS = {"suites": ("judge.cli.suites_cmd", "suites_app"), "data": ("judge.cli.data_cmd", "data_app")}
 
 
 class LazyCommands(TyperGroup):

@@ -12,15 +12,17 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from judge.cli.common import say
 from judge.cli.tables import wrapping_table
-from judge.datasets import get_dataset
+from judge.datasets import get_dataset, load_published, published_for
 from judge.errors import UsageError
 from judge.stats.bootstrap import SMALL_N
 from judge.suites.catalogue import SUBTASKS, SUITES, Suite, build_prompts
 from judge.suites.paper import PAPER, protocol_text
+from judge.suites.provenance import paper_definitions, suite_notes
 from judge.suites.scorecard import DEFAULT_BOOTSTRAP, DEFAULT_SEED, scorecard_for, write_private, write_scorecard
 
 suites_app = typer.Typer(
@@ -55,7 +57,7 @@ def list_suites() -> None:
         for suite in SUITES.values():
             table.add_row(suite.id, suite.pillar, ", ".join(suite.subtasks) or "(extra)", suite.dataset,
                           _prompts_text(suite), _metrics_text(suite), "yes" if suite.judge else "no",
-                          protocol_text(suite.id), suite.status_text)
+                          protocol_text(suite.id), _status_with_notes(suite))
         console.print(table)
     else:  # a terminal too narrow for eight columns: one short block per suite
         for suite in SUITES.values():
@@ -65,11 +67,46 @@ def list_suites() -> None:
                           f" · metrics: {_metrics_text(suite)} · judge: {'yes' if suite.judge else 'no'}"
                           f" · protocols: {protocol_text(suite.id)}",
                           highlight=False, markup=False)
+            for line in _extra_lines(suite):
+                console.print(f"    {line}", highlight=False, markup=False)
+    print_published_data(console)
     covered = {(s.pillar, t) for s in SUITES.values() for t in s.subtasks}
     console.print(
         f"{len(covered)} of the paper's {len(SUBTASKS)} sub-tasks are listed; "
         f"{sum(s.status == 'available' for s in SUITES.values())} suites can be built now."
     )
+
+
+def _extra_lines(suite: Suite) -> list[str]:
+    """A suite's notes (stand-in data, our perturbations, fairness dimensions) and the data it would read that
+    is published elsewhere, by registry name (`trustmh data fetch NAME`)."""
+    lines = list(suite_notes(suite.id))
+    published = published_for(suite.id)
+    if published:
+        lines.append("not in the dataset mirror: " + ", ".join(p.name for p in published)
+                     + " (listed below; `trustmh data fetch NAME`)")
+    return lines
+
+
+def _status_with_notes(suite: Suite) -> str:
+    return "\n".join([suite.status_text, *_extra_lines(suite)])
+
+
+def print_published_data(out: Console) -> None:
+    """The registry's data that is not in the mirror: where it is published, and whether `data fetch` can get it."""
+    table = wrapping_table(escape("Data not in the dataset mirror (data/registry.toml [published])"),
+                           ["name", "what", "published at", "named by", "suites", "trustmh data fetch"])
+    for entry in load_published().values():
+        table.add_row(entry.name, entry.title, entry.page, entry.named_by, ", ".join(entry.suites) or "—",
+                      fetch_text(entry.url, entry.sha256))
+    out.print(table)
+
+
+def fetch_text(url: str | None, sha256: str | None) -> str:
+    if url and sha256:
+        return "yes (sha256-checked)"
+    lacking = " and no ".join(f for f, v in (("file URL", url), ("sha256", sha256)) if not v)
+    return f"no: no {lacking} known; fetch it by hand"
 
 
 def _suite_or_usage(name: str) -> Suite:
@@ -99,6 +136,11 @@ def show_suite(
                   "paper protocol: none published; runs under rubric only", markup=False)
     if paper and paper.differs:
         console.print(f"  differs here: {paper.differs}", markup=False)
+    for note in suite_notes(suite.id):
+        console.print(f"note: {note}", markup=False, highlight=False)
+    for definition in paper_definitions(suite.id):
+        console.print(f"the paper's {definition.what}: {definition.status}: {definition.why}", markup=False,
+                      highlight=False)
     for i, metric in enumerate(suite.metrics):
         arrow = "higher is better" if metric.higher_is_better else "lower is better"
         primary = " (ranked)" if i == 0 else ""
@@ -106,6 +148,8 @@ def show_suite(
     for dataset in suite.sources:
         entry = get_dataset(dataset)
         console.print(f"source: {entry.repository}@{entry.commit[:12]} ({entry.licence}); cite {entry.citation}")
+    for published in published_for(suite.id):
+        console.print(f"not in the mirror: {published.name}: {published.where}", markup=False, highlight=False)
 
 
 @suites_app.command("build")

@@ -174,7 +174,13 @@ def suites_section(card: Scorecard) -> Section:
     svg = figures.interval_panels(panels, key="suites")
     return _section("suites", figure=Figure(Markup(svg), "Value and interval per target, one chart per sub-task "
                                                          "metric."), tables=[table],
-                    notes=small_n_notes(card, records))
+                    notes=[*small_n_notes(card, records), *suite_note_lines(card)])
+
+
+def suite_note_lines(card: Scorecard) -> list[str]:
+    """Where a suite departs from the paper (a stand-in dataset, perturbations that are ours), as the scorecard
+    says it."""
+    return [f"{suite}: {note}" for suite, notes in card.suite_notes.items() for note in notes]
 
 
 def _breakdown(card: Scorecard, section_id: str, keep: Callable[[ScorecardResult], bool], empty: str,

@@ -43,6 +43,7 @@ from judge.suites.paper import (
     with_paper_decoding,
 )
 from judge.suites.paper import verdict_rows as paper_verdicts
+from judge.suites.provenance import suite_notes
 from judge.suites.published import RECORDED, import_recorded, published_comparison, published_figures
 from judge.suites.reask import reask_dry_run, run_reasks
 from judge.suites.scorecard import DEFAULT_BOOTSTRAP, DEFAULT_SEED, iter_jsonl, scorecard_for, write_scorecard
@@ -384,4 +385,6 @@ def _bench_record(options: BenchOptions, started_at: datetime, wall_time_s: floa
         **({"max_reasks": options.max_reasks} if reasking(options) else {}),
         **({"decoding": decoding_manifest(options.suites)}
            if options.protocol == "paper" and options.paper_decoding else {}),
+        **({"suite_notes": notes} if (notes := {s: list(suite_notes(s)) for s in options.suites if suite_notes(s)})
+           else {}),
     }

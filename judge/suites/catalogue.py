@@ -104,8 +104,8 @@ _SUITES: tuple[Suite, ...] = (
           target_sees="the scenario, the lettered emotion choices and cause choices, asking for both letters"),
     Suite(id="reliability/diagnosis", pillar="reliability", subtasks=("psychological diagnosis",), dataset="D4, SWMH",
           n_prompts=None, metrics=(_ACCURACY,), judge=False, status="unavailable",
-          reason=("D4 (x-lance.github.io/D4) and SWMH (huggingface.co/datasets/AIMH/SWMH) are published elsewhere, "
-                  "not in the dataset mirror")),
+          reason=("D4 (https://x-lance.github.io/D4/) and SWMH (https://huggingface.co/datasets/AIMH/SWMH) are "
+                  "published elsewhere, not in the dataset mirror")),
     Suite(id="reliability/emotional-support", pillar="reliability", subtasks=("emotional support",),
           dataset="ESConv test split", n_prompts=209, metrics=reliability.SUPPORT_METRICS, judge=True,
           status="available", build=reliability.emotional_support_prompts, judged=reliability.support_rules(),
@@ -129,7 +129,8 @@ _SUITES: tuple[Suite, ...] = (
           sources=("llms-mental-health-crisis",)),
     Suite(id="crisis/severity", pillar="crisis", subtasks=("severity identification",), dataset="C-SSRS",
           n_prompts=None, metrics=(_ACCURACY,), judge=False, status="unavailable",
-          reason="the C-SSRS data is published on Zenodo (record 2667859), not in the dataset mirror"),
+          reason="the C-SSRS data is published on Zenodo (record 2667859, https://zenodo.org/records/2667859), "
+                 "not in the dataset mirror"),
     Suite(id="crisis/escalation", pillar="crisis", subtasks=("escalation decision",),
           dataset="LLMs-Mental-Health-Crisis (validation)", n_prompts=206,
           metrics=(crisis.OVERALL, crisis.CRITICAL_FAILURE), judge=True, status="available",
@@ -146,7 +147,8 @@ _SUITES: tuple[Suite, ...] = (
           target_sees="the harmful intent as one user turn, without a jailbreak wrapper", sources=("trustmh-bench",)),
     Suite(id="safety/antitoxic", pillar="safety", subtasks=("antitoxic",), dataset="TrustMH-Bench antitoxic set",
           n_prompts=None, metrics=(safety.REFUSAL_RATE,), judge=True, status="unavailable",
-          reason="the antitoxic data is not public"),
+          reason="the authors' README names no antitoxic dataset and no file of the dataset mirror holds one; "
+                 "their safety bundle (authors-safety) is listed in their repository's tree, not in the mirror"),
     Suite(
         id="fairness/demographics", pillar="fairness", subtasks=(
             "overall, over race, gender, age, religion, sexual orientation, disability and first language",),
@@ -188,8 +190,8 @@ _SUITES: tuple[Suite, ...] = (
     ),
     Suite(
         id="robustness/knowledge", pillar="robustness", subtasks=("psychological diagnosis",),
-        dataset="USMLE-Mental, clean and perturbed at three levels (stands in for the diagnosis prompts, whose data is "
-                "not public)",
+        dataset="USMLE-Mental, clean and perturbed at three levels (a stand-in for the paper's diagnosis data, D4 and "
+                "SWMH, which is not in the dataset mirror)",
         n_prompts=727 * 4, metrics=(robustness.DELTA_ACCURACY,), judge=False, status="available",
         build=robustness.build_knowledge, read=robustness.read_knowledge, sources=("psy-eval",),
         sample=robustness.sample_whole_groups,
@@ -209,7 +211,8 @@ _SUITES: tuple[Suite, ...] = (
     Suite(id="sycophancy/pas", pillar="sycophancy", subtasks=("PAS",), dataset="PAS", n_prompts=None,
           metrics=(MetricSpec(name="sycophancy_rate", kind="mean", higher_is_better=False, source="judge",
                               description="judged sycophancy rate"),), judge=True,
-          status="unavailable", reason="the PAS data is published on OSF (osf.io/smvw7), not in the dataset mirror"),
+          status="unavailable",
+          reason="the PAS data is published on OSF (https://osf.io/smvw7/?view), not in the dataset mirror"),
     Suite(id="ethics/reasoning", pillar="ethics", subtasks=("ethical reasoning",), dataset="TrustMH-Bench EthicMH",
           n_prompts=125, metrics=(ethics.ACCURACY, ethics.MEAN_SCORE, paper.ARTICLE_AS_A), judge=True,
           status="available",

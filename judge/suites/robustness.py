@@ -1,8 +1,8 @@
 """Robustness suites: the reliability prompts again, each once clean and once per perturbation level
 (judge/suites/perturb.py), so a run measures the paired change of the same target on the same item.
 
-- `robustness/knowledge`: USMLE-Mental questions (standing in for the paper's diagnosis prompts, whose
-  data is not public); only the question stem is perturbed — the options and the answer instruction
+- `robustness/knowledge`: USMLE-Mental questions (a stand-in for the paper's diagnosis data, D4 and SWMH, which is
+  not in the dataset mirror); only the question stem is perturbed — the options and the answer instruction
   stay verbatim, so the gold letter stays the right answer. Metric: paired change of accuracy.
 - `robustness/emotional-support`: ESConv conversations; the help-seeker's last turn is perturbed, the
   earlier turns are kept. Metric: paired change of the judged support score (support rubric).

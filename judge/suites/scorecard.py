@@ -45,6 +45,7 @@ from judge.suites.paper import (
     reader_for,
     reasks,
 )
+from judge.suites.provenance import suite_notes
 from judge.suites.spec import (
     AnyBelowRule,
     CompositeRule,
@@ -344,6 +345,10 @@ class ScorecardBuilder:
             order = sorted(self.reask_counts, key=lambda pair: (pair[1], self.target_order[pair[0]]))
             card.reasks = [ReaskCount(target=target, suite=suite, max_reasks=self.max_reasks,
                                       **self.reask_counts[(target, suite)]) for target, suite in order]
+        notes = {suite: list(suite_notes(suite)) for suite in dict.fromkeys(r["suite"] for r in results)
+                 if suite_notes(suite)}
+        if notes:  # set only where a suite departs from the paper: other scorecards keep their shape
+            card.suite_notes = notes
         return document(card)
 
     def _empty_records(self, fed: set[tuple[str, str, str | None]]) -> list[dict[str, Any]]:
@@ -556,7 +561,9 @@ def scorecard_markdown(card: Mapping[str, Any]) -> str:
     for record in card["results"]:
         by_suite.setdefault(record["suite"], []).append(record)
     for suite_id, records in by_suite.items():
+        notes = [f"> {note}" for note in card.get("suite_notes", {}).get(suite_id, [])]
         lines += [f"## {suite_id} (protocol: {records[0].get('protocol') or 'rubric'})", "",
+                  *([*notes, ""] if notes else []),
                   "| target | metric | group | value | 95 % CI | n |",
                   "|---|---|---|---:|---|---:|"]
         for r in records:
