@@ -128,3 +128,7 @@ def test_conversations_run_turn_by_turn_and_resume_without_a_request(
         if not failed:
             assert proxy.exchanges[before:] == [], "a re-run sent a request for an answered call"
             assert again_lines == lines
+            again_calls = json.loads((again_out / "summary.json").read_text())["calls"]
+            source = "cache_hits" if again_out != out else "resumed"
+            assert again_calls[source] == again_calls["planned"] == len(rows)
+            assert again_calls["http_requests_this_process"] == 0
