@@ -186,7 +186,10 @@ def test_a_killed_bench_resumes_to_identical_transcripts_without_resending_answe
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
         assert not (out / "conversations.jsonl").exists(), "the run was killed before it finished"
-        journalled = [json.loads(x) for x in (out / "calls.jsonl").read_text().splitlines() if x.endswith("}")]
+        # A kill can cut the journal's last write anywhere (even just after a nested "}"): a call counts as
+        # answered before the kill only when its row (one per call) was written whole, newline included.
+        text = (out / "calls.jsonl").read_text()
+        journalled = [json.loads(line) for line in text[: text.rfind("\n") + 1].splitlines()]
         answered_before = {json.dumps(r.body, sort_keys=True) for r in server.requests if r.status == 200}
         journalled_keys = {row["request_key"] for row in journalled if row["status"] == "ok"}
         assert journalled_keys, "some turns were journalled before the kill"
@@ -194,11 +197,17 @@ def test_a_killed_bench_resumes_to_identical_transcripts_without_resending_answe
 
         resumed = trustmh_subprocess([*base, "--out", str(out)], env)
         assert resumed.wait(timeout=100) == 0, resumed.stderr.read() if resumed.stderr else ""
-        sent_again = {json.dumps(r.body, sort_keys=True) for r in server.requests} & answered_before
+        requests_after = list(server.requests)
+        sent_again = {json.dumps(r.body, sort_keys=True) for r in requests_after} & answered_before
 
     assert (out / "conversations.jsonl").read_text() == (tmp_path / "clean" / "conversations.jsonl").read_text()
     rows = read_jsonl(out / "calls.jsonl")
     assert {r["request_key"] for r in rows} >= journalled_keys
+    # Every call journalled before the kill was taken from the journal, and every other one asked once.
+    calls = json.loads((out / "summary.json").read_text())["calls"]
+    assert all(row["status"] == "ok" for row in journalled)
+    assert calls["resumed"] == len(journalled) and calls["failed"] == 0
+    assert calls["http_requests_this_process"] == calls["planned"] - len(journalled) == len(requests_after)
     # Only the answers on the wire at the moment of the kill (at most one per conversation in flight) may
     # have been received by the server and never journalled.
     assert len(sent_again) <= 3, sent_again

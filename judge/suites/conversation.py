@@ -167,6 +167,10 @@ def execute_conversations(options: ConversationOptions) -> tuple[ExitCode, dict[
     settings = options.settings
     conversations = plan_conversations(options)
     identity = run_identity(options, conversations)
+    specs = {c.target.name: c.target for c in conversations} | {conversations[0].user.name: conversations[0].user}
+    # Built before the run's clock starts, as `trustmh respond` and `score` build theirs while preparing:
+    # importing the SDKs is start-up, and a missing key stops the run before its out directory is made.
+    workers = runner.make_workers(list(specs.values()), settings.concurrency, *TARGET_WORKER)
     out = options.out
     make_private_dir(out)
     started_at, started = datetime.now(UTC), time.monotonic()
@@ -175,8 +179,6 @@ def execute_conversations(options: ConversationOptions) -> tuple[ExitCode, dict[
         write_json_atomic(out / "run.json", _run_record(options, identity, started_at, ended=False))
         cache = settings.open_cache()
         resumed = read_journal(out / JOURNAL, KIND)
-        specs = {c.target.name: c.target for c in conversations} | {conversations[0].user.name: conversations[0].user}
-        workers = runner.make_workers(list(specs.values()), settings.concurrency, *TARGET_WORKER)
         ledger = Ledger(len(conversations) * 2 * options.turns)
         progress = runner.RunProgress("conversing", 0, settings.quiet)
         tally = TargetTally(list(specs.values()))

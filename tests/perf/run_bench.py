@@ -17,6 +17,9 @@ The figures, each against a target from the performance issues:
 * ray          (only when named with --only; needs the ray extra) the time per call of `score --engine ray`
                on a local two-CPU Ray cluster vs. the local engine on the same calls; the cluster's start-up
                is timed apart
+* conversation N conversations of T turns (simulated user + chatbot, 2 calls a turn) at 250 ms latency and
+               concurrency c, against the ideal ceil(N / c) x T x 2 x latency; peak RSS at two numbers of
+               conversations
 
 The fake server always runs in its own process (so its CPU is not charged to the client's event loop) and
 binds 127.0.0.1 only; `trustmh score` runs as a subprocess, as a user would run it, except where the
@@ -71,7 +74,7 @@ PROJECT_PACKAGES = ("judge", "calibration")  # pyproject's wheel
 DUMMY_KEYS = {"OPENAI_API_KEY": "sk-bench-dummy-openai", "ANTHROPIC_API_KEY": "sk-ant-bench-dummy"}
 MODEL = "gpt-4.1-mini"
 PILLAR = "crisis"
-PHASES = ("throughput", "respond", "startup", "overhead", "cache", "memory", "million", "batch")
+PHASES = ("throughput", "respond", "startup", "overhead", "cache", "memory", "million", "batch", "conversation")
 # million_cached: about 15 minutes on 2 cores; ray: needs the ray extra (pip install 'trustmh-judge[ray]')
 EXTRA_PHASES = ("million_cached", "ray")
 TARGETS = {
@@ -82,6 +85,7 @@ TARGETS = {
     "overhead": 0.25,
     "cache": 5000.0,
     "memory_ratio": 2.0,
+    "conversation": 0.85,
 }
 
 console = Console(width=None if sys.stdout.isatty() else 140)
@@ -103,6 +107,10 @@ class Sizes:
     ray_calls: int = 600  # and twice as many
     ray_shard_items: int = 150  # 4 shards on the local cluster's 2 CPUs
     ray_repeats: int = 3
+    conversations: int = 64  # at concurrency 16: 4 waves
+    conversation_turns: int = 10
+    conversation_memory: tuple[int, int] = (100, 1000)  # conversations of `conversation_memory_turns` turns
+    conversation_memory_turns: int = 4
 
 
 QUICK = Sizes(
@@ -118,6 +126,9 @@ QUICK = Sizes(
     ray_calls=80,
     ray_shard_items=20,
     ray_repeats=1,
+    conversations=32,
+    conversation_turns=4,
+    conversation_memory=(50, 200),
 )
 
 
@@ -800,6 +811,100 @@ def bench_million_cached(sizes: Sizes, work: Path) -> dict[str, Any]:
     }
 
 
+CONVERSATION_RUN = REPO / "tests" / "perf" / "conversation_run.py"
+
+
+def _conversation_run(server: FakeServer, out: Path, n: int, turns: int, concurrency: int) -> ScoreRun:
+    """tests/perf/conversation_run.py (N copies of our persona cards, one target, one simulated user) as a
+    whole process; its summary is the JSON it prints."""
+    args = [str(CONVERSATION_RUN), server.openai_base_url, str(out), str(n), str(turns), str(concurrency)]
+    err_path = out.with_name(out.name + ".stderr")
+    code, max_rss_mib, cpu_s, process_s = launch([sys.executable, *args], err_path)
+    summary_path = out / "summary.json"
+    if code != 0 or not summary_path.exists():
+        raise RuntimeError(f"conversation_run.py exited {code}:\n{err_path.read_text()[-2000:]}")
+    summary = json.loads(summary_path.read_text())
+    shown_args = " ".join(args).replace(str(REPO) + os.sep, "").replace(tempfile.gettempdir() + os.sep, "$TMP/")
+    command = f"python {shown_args}"
+    return ScoreRun(code, summary, process_s, max_rss_mib, cpu_s, err_path.read_text(), command)
+
+
+def _check_every_turn_ran(run: ScoreRun, calls_each: int) -> None:
+    """The ideal counts 2 calls a turn for every turn: a conversation that ended early would flatter the ratio."""
+    summary = run.summary
+    if summary["stop_reasons"]["max_turns"] != summary["conversations"] or summary["calls"]["requested"] != (
+        summary["conversations"] * calls_each
+    ):
+        raise RuntimeError(f"{run.command}: not every conversation ran all its turns: {summary}")
+
+
+def bench_conversation(sizes: Sizes, work: Path) -> dict[str, Any]:
+    """Conversations against the ideal wall time, and peak RSS as the number of conversations grows.
+
+    Speed: N conversations of T turns at 250 ms latency, concurrency c = 16; each turn is 2 calls in order
+    (simulated user, then chatbot), so the ideal is ceil(N / c) waves x T x 2 x latency. Measured over
+    summary.json's wall_time_s (the run: out-directory lock to the last output) and over the whole process.
+    Then the same as a user runs it, `trustmh bench --suites conversation/trustmh`, at a concurrency of the
+    number of its cards: one wave, so the ideal is T x 2 x latency (a card that opens with a fixed message
+    makes a call fewer; the longest conversation, which sets the ideal, has none). Memory: peak RSS over two numbers of
+    conversations at 0 ms latency and the larger's ÷ the smaller's (transcripts stream through the journal)."""
+    latency, concurrency = 0.25, 16
+    n, turns = sizes.conversations, sizes.conversation_turns
+    ideal_s = -(-n // concurrency) * turns * 2 * latency
+    with fake_server(latency, work, judge_script=False) as server:
+        run = _conversation_run(server, work / "conv-speed", n, turns, concurrency)
+    _check_every_turn_ran(run, 2 * turns)
+    from judge.suites.personas import our_personas
+
+    cards = len(our_personas())  # conversation/trustmh plays each card once: all of them in one wave
+    with fake_server(latency, work, judge_script=False) as server:
+        out = work / "conv-bench"
+        target = f"openai:{MODEL}@{server.openai_base_url}"
+        user = f"openai:sim-user@{server.openai_base_url}"
+        args = ["bench", "--suites", "conversation/trustmh", "--targets", target, "--user-model", user,
+                "--turns", str(turns), "--concurrency", str(cards), "--no-cache", "--out", str(out), "-q"]  # fmt: skip
+        cli = run_trustmh(args, out)
+    if cli.summary["stop_reasons"]["max_turns"] != cards:
+        raise RuntimeError(f"{cli.command}: expected {cards} conversations, each to its last turn: {cli.summary}")
+    cli_ideal_s = turns * 2 * latency
+    result: dict[str, Any] = {
+        "command": run.command,
+        "conversations": n,
+        "turns": turns,
+        "latency_s": latency,
+        "concurrency": concurrency,
+        "calls": run.summary["calls"]["requested"],
+        "ideal_wall_time_s": ideal_s,
+        "wall_time_s": run.summary["wall_time_s"],
+        "process_s": round(run.process_s, 3),
+        "ratio_of_ideal": round(ideal_s / run.summary["wall_time_s"], 3),
+        "process_ratio_of_ideal": round(ideal_s / run.process_s, 3),
+        "client_cpu_ms_per_call": round(run.cpu_s * 1000 / run.summary["calls"]["requested"], 2),
+        "cli_command": cli.command,
+        "cli_conversations": cli.summary["conversations"],
+        "cli_ideal_wall_time_s": cli_ideal_s,
+        "cli_wall_time_s": cli.summary["wall_time_s"],
+        "cli_ratio_of_ideal": round(cli_ideal_s / cli.summary["wall_time_s"], 3),
+        "cli_process_ratio_of_ideal": round(cli_ideal_s / cli.process_s, 3),
+        "memory_sizes": list(sizes.conversation_memory),
+        "memory_turns": sizes.conversation_memory_turns,
+    }
+    with fake_server(0.0, work, judge_script=False) as server:
+        for size in sizes.conversation_memory:
+            turns = sizes.conversation_memory_turns
+            run = _conversation_run(server, work / f"conv-mem-{size}", size, turns, 32)
+            _check_every_turn_ran(run, 2 * turns)
+            result[f"memory_{size}"] = {
+                "command": run.command,
+                "peak_rss_mib": round(run.max_rss_mib, 1),
+                "process_s": round(run.process_s, 2),
+                "calls": run.summary["calls"]["requested"],
+            }
+    small, large = (result[f"memory_{size}"]["peak_rss_mib"] for size in sizes.conversation_memory)
+    result["memory_ratio"] = round(large / small, 2)
+    return result
+
+
 # ---------------------------------------------------------------- report
 
 
@@ -945,6 +1050,34 @@ def print_report(results: dict[str, Any]) -> None:
                 f"≤ {TARGETS['memory_ratio']:g}",
                 verdict(me[f"{kind}_ratio"] <= TARGETS["memory_ratio"]),
             )
+    if cv := results.get("conversation"):
+        commands += [("conversation", cv["command"]), ("conversation, trustmh bench", cv["cli_command"])]
+        table.add_row(
+            f"{cv['conversations']} conversations × {cv['turns']} turns @ {cv['latency_s'] * 1000:g} ms, "
+            f"concurrency {cv['concurrency']} ({cv['calls']} calls)",
+            f"ideal {cv['ideal_wall_time_s']:g} s ÷ {cv['wall_time_s']} s = {cv['ratio_of_ideal']:.2f}; whole "
+            f"process {cv['process_s']} s = {cv['process_ratio_of_ideal']:.2f}; "
+            f"client CPU {cv['client_cpu_ms_per_call']} ms/call",
+            f"≥ {TARGETS['conversation']}",
+            verdict(cv["ratio_of_ideal"] >= TARGETS["conversation"]),
+        )
+        table.add_row(
+            f"  trustmh bench --suites conversation/trustmh ({cv['cli_conversations']} conversations, one wave)",
+            f"ideal {cv['cli_ideal_wall_time_s']:g} s ÷ {cv['cli_wall_time_s']} s = {cv['cli_ratio_of_ideal']:.2f}; "
+            f"whole process {cv['cli_process_ratio_of_ideal']:.2f}",
+            "(reported)",
+            "",
+        )
+        small, large = cv["memory_sizes"]
+        for size in cv["memory_sizes"]:
+            commands.append((f"conversation memory {size:,}", cv[f"memory_{size}"]["command"]))
+        table.add_row(
+            f"  peak RSS, {small:,} / {large:,} conversations × {cv['memory_turns']} turns @ 0 ms",
+            f"{cv[f'memory_{small}']['peak_rss_mib']} / {cv[f'memory_{large}']['peak_rss_mib']} MiB "
+            f"= {cv['memory_ratio']:.2f}",
+            f"≤ {TARGETS['memory_ratio']:g}",
+            verdict(cv["memory_ratio"] <= TARGETS["memory_ratio"]),
+        )
     for key, label in (("million", "dry run"), ("million_cached", "fully cached run")):
         if mi := results.get(key):
             commands.append((key, mi["command"]))
@@ -1027,6 +1160,7 @@ def main(argv: list[str] | None = None) -> int:
         "million_cached": lambda work: bench_million_cached(sizes, work),
         "batch": lambda work: bench_batch(sizes, work),
         "ray": lambda work: bench_ray(sizes, work),
+        "conversation": lambda work: bench_conversation(sizes, work),
     }
     with tempfile.TemporaryDirectory(prefix="trustmh-bench-") as tmp:
         for phase in phases:
