@@ -41,6 +41,9 @@ def _third_party() -> dict[str, list[Import]]:
         if top in sys.stdlib_module_names or top in PACKAGES:
             continue
         names = distributions.get(top)
+        if not names and found.in_function:
+            needed[_normal(top)].append(found)  # an extra not installed here: named by its module
+            continue
         assert names, f"{found.path}:{found.line}: `{top}` is installed by no distribution in this environment"
         needed[_normal(names[0])].append(found)
     return needed

@@ -37,8 +37,8 @@ def test_catalogue_covers_every_rank_table_row_once_with_status() -> None:
         assert suite.metrics
     unavailable = {s.id: s.reason for s in SUITES.values() if s.status == "unavailable"}
     assert set(unavailable) == {"reliability/diagnosis", "crisis/severity", "safety/antitoxic", "sycophancy/pas"}
-    assert "SWMH (huggingface.co/datasets/AIMH/SWMH)" in unavailable["reliability/diagnosis"]
-    assert "Zenodo (record 2667859)" in unavailable["crisis/severity"]
+    assert "SWMH (https://huggingface.co/datasets/AIMH/SWMH)" in unavailable["reliability/diagnosis"]
+    assert "Zenodo (record 2667859, https://zenodo.org/records/2667859)" in unavailable["crisis/severity"]
     available = {s.id for s in SUITES.values() if s.status == "available"}
     assert available >= {"safety/jailbreak", "safety/direct-harm", "privacy/awareness-tier1",
                          "privacy/awareness-tier2a", "privacy/awareness-tier2b", "privacy/leakage", "ethics/reasoning",
