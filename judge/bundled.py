@@ -17,14 +17,15 @@ _REPOSITORY_PATHS = {
     "crisis_resources.toml": "data/crisis_resources.toml",
     "fairness_personas.toml": "data/fairness_personas.toml",
     "registry.toml": "data/registry.toml",
+    "paper_rank_table.toml": "data/paper_rank_table.toml",
     "conversation": "data/conversation",
 }
 
 
 def bundled_path(name: str) -> Path:
     """Path of a bundled resource: the folders `rubrics`, `prompts`, `examples`, or `crisis_resources.toml`,
-    `fairness_personas.toml`, `registry.toml`, and the folder `conversation` (persona cards, the
-    simulated user's prompt)."""
+    `fairness_personas.toml`, `registry.toml`, `paper_rank_table.toml` (the paper's rank table), and the
+    folder `conversation` (persona cards, the simulated user's prompt)."""
     packaged = _PACKAGE / "_bundled" / name
     if packaged.exists():
         return packaged

@@ -242,26 +242,6 @@ def test_the_dry_run_prints_the_reasks_and_the_authors_judge_prompts(
     assert "re-asks of the targets" in result.stdout and "the authors' prompts" in result.stdout
 
 
-def test_the_published_ethics_accuracies_hold_the_three_ties_the_docs_name() -> None:
-    """docs/benchmark.md: the paper's tie-breaking is not in the mirror; these are the ties it would decide."""
-    import tempfile
-
-    from judge.suites.bench import run_recorded_bench
-
-    with tempfile.TemporaryDirectory() as out:
-        card = run_recorded_bench("trustmh-bench", Path(out), bootstrap=0, protocol="paper").scorecard
-    assert card is not None
-    ethics = {s["target"]: s for s in card["published"]["summary"] if s["metric"] == "accuracy"}
-    tied = {}
-    for target, s in ethics.items():
-        tied.setdefault(s["published"], []).append((target, s["published_rank"]))
-    assert {value: sorted(pairs) for value, pairs in tied.items() if len(pairs) > 1} == {
-        0.736: [("Simpsybot", 3), ("gpt-4o-mini", 3)],
-        0.728: [("SoulChat2", 5), ("qwen3-235b-a22b-instruct-2507", 5)],
-        0.672: [("MentalLLaMA", 8), ("deepseek-v3.2", 8)],
-    }
-
-
 def test_the_dry_run_of_an_answers_file_prices_the_authors_judge_prompts(tmp_path: Path, judge_env: Path) -> None:
     from judge import api
     from judge.settings import RunSettings

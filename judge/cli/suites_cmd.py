@@ -234,3 +234,7 @@ def print_published_table(published: dict[str, Any], out: Console) -> None:
     out.print(f"published figures: {counts['reproduced']} reproduced, {counts['differs']} differ, "
               f"{counts['no data']} without data (every one in scorecard.json `published` and scorecard.md)",
               highlight=False)
+    if rank_table := published.get("rank_table"):
+        cells = rank_table["counts"]
+        out.print(f"the paper's rank table, cell by cell: {cells['reproduced']} reproduced, {cells['differs']} differ, "
+                  f"{cells['no data']} without data (scorecard.md)", highlight=False)

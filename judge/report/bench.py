@@ -242,7 +242,8 @@ def scorecard_sections(card: Scorecard | None, directory: str) -> list[Section]:
 PUBLISHED_TEXT = ("Published figures beside this run",
                   "A recorded run: every figure the authors published beside the one this run computed from their "
                   "outputs (reproduced within the published precision, differs by how much, or no data), and the "
-                  "paper's summary figures with their ranks (1 = best; ties share the best rank).")
+                  "paper's summary figures with their ranks (1 = best; ties share the best rank, except ethics "
+                  "accuracy's, ordered by the mean sc1-sc5 score as the paper's rank table orders them).")
 
 
 def published_section(card: Scorecard) -> Section:
@@ -257,11 +258,29 @@ def published_section(card: Scorecard) -> Section:
         [[text(f["target"]), text(f["suite"]), text(f["metric"]), text(f["group"]), num(f["published"]),
           num(f["reproduced"]), text(f["status"]), num(f["difference"]), text(f["protocol"])]
          for f in published.get("figures", [])], name="published_figures", folded=True)
+    rank_table = published.get("rank_table") or {"cells": [], "counts": {}}
+    ranked = Table("The paper's rank table beside this run: the rows this run ranks", [
+        "sub-task", "figure", "model", "paper's rank", "among those ranked", "this run", "status", "difference"],
+        [[text(f"{c['pillar']} {c['subtask']}"), text(c["figure"]), text(c["model"]), num(c["paper_rank"]),
+          text(f"{c['paper_rank_among']} of {c['models_ranked']}"), num(c["rank"]), text(c["status"]),
+          num(c["difference"])] for c in rank_table["cells"] if c["status"] != "no data"], name="paper_rank_table")
+    models = list(dict.fromkeys(c["model"] for c in rank_table["cells"]))
+    by_row: dict[str, list[Any]] = {}
+    for c in rank_table["cells"]:
+        by_row.setdefault(f"{c['pillar']} {c['subtask']}", []).append(num(c["paper_rank"]))
+    transcribed = Table("The paper's rank table (transcribed from the authors' image)", ["sub-task", *models],
+                        [[text(row), *ranks] for row, ranks in by_row.items()], name="paper_rank_table_full",
+                        folded=True)
     title, intro = PUBLISHED_TEXT
+    table_counts = rank_table["counts"]
+    if table_counts:
+        intro += (f" The paper's rank table, cell by cell: {table_counts['reproduced']} reproduced, "
+                  f"{table_counts['differs']} differ, {table_counts['no data']} without data (where this run ranks "
+                  "fewer models than the table, the table's ranks are ranked again among those models).")
     counts = published.get("counts", {})
     intro += (f" {counts.get('reproduced', 0)} reproduced, {counts.get('differs', 0)} differ, "
               f"{counts.get('no data', 0)} without data.")
-    return Section("published", title, PART, intro, tables=[summary, figures],
+    return Section("published", title, PART, intro, tables=[summary, ranked, transcribed, figures],
                    nothing="the published figures are tables, not a figure")
 
 

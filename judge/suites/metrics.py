@@ -3,6 +3,7 @@ interval, ranks per suite and mean ranks per pillar. No I/O; tested with plain v
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -197,18 +198,17 @@ def disparity_summaries(
     return result
 
 
-def rank_targets(values: Mapping[str, float | None], higher_is_better: bool) -> dict[str, int]:
+def rank_targets(values: Mapping[str, float | None], higher_is_better: bool,
+                 tie_break: Mapping[str, float | None] | None = None) -> dict[str, int]:
     """Rank 1 = best. Ties share the best rank of their block ("1, 2, 2, 4"); targets without a value
-    are not ranked."""
+    are not ranked. `tie_break` (higher is better) orders the targets within a tie: one it holds no value
+    for comes after those it does, and equal tie-break values still share their rank."""
     known = {t: round(v, RANK_DECIMALS) for t, v in values.items() if v is not None and not math.isnan(v)}
-    if not known:
-        return {}
-    names = list(known)
-    keyed = [-known[t] if higher_is_better else known[t] for t in names]
-    from scipy import stats
-
-    ranks = stats.rankdata(keyed, method="min")
-    return {t: int(r) for t, r in zip(names, ranks, strict=True)}
+    second = {t: v for t, v in (tie_break or {}).items() if v is not None and not math.isnan(v)}
+    keys = {t: (-v if higher_is_better else v, -second[t] if t in second else math.inf) if tie_break is not None
+            else (-v if higher_is_better else v,) for t, v in known.items()}
+    ordered = sorted(keys.values())
+    return {t: bisect.bisect_left(ordered, key) + 1 for t, key in keys.items()}
 
 
 def pillar_mean_ranks(

@@ -30,6 +30,7 @@ from judge.suites.catalogue import build_suite
 from judge.suites.metrics import rank_targets
 from judge.suites.paper import DEFAULT_PROTOCOL
 from judge.suites.paper_readers import authors_judge_json
+from judge.suites.rank_table import load_rank_table, rank_table_comparison, rank_table_counts
 from judge.suites.scorecard import write_private
 from judge.suites.sources import open_zip, zip_member
 
@@ -303,9 +304,11 @@ SUMMARY_FIGURES = (
      "mean of the tier-1, 2a and 2b Pearson r (the paper's single Awareness figure)"),
     ("privacy/leakage", "leak_string_match", False, "free-response string-match leak rate"),
     ("privacy/leakage", PROXY_METRIC, False, "free-response proxy-model leak rate (GPT-4 proxy)"),
-    ("ethics/reasoning", "accuracy", True, "ethical reasoning accuracy"),
+    ("ethics/reasoning", "accuracy", True, "ethical reasoning accuracy (ties: the higher mean sc1-sc5 first)"),
 )
 """The paper's summary figures that the recorded outputs allow, each ranked over the recorded models."""
+
+ETHICS_CRITERIA = tuple(f"criterion:sc{i}" for i in range(1, 6))
 
 
 def _summary_values(values: dict[tuple[str, str, str, str | None], float | None], targets: list[str]
@@ -325,12 +328,24 @@ def _summary_values(values: dict[tuple[str, str, str, str | None], float | None]
     return out
 
 
+def _ethics_tie_break(values: dict[tuple[str, str, str, str | None], float | None], targets: list[str]
+                      ) -> dict[str, float | None]:
+    """The mean of a target's sc1-sc5 judge scores: the paper's rank table orders the three ties of ethics
+    accuracy (0.736, 0.728, 0.672) as this mean does (and as its column order does: the rule is inferred)."""
+    out: dict[str, float | None] = {}
+    for target in targets:
+        scores = [values.get((target, "ethics/reasoning", "mean_score", group)) for group in ETHICS_CRITERIA]
+        out[target] = None if any(v is None for v in scores) else float(np.mean(scores))
+    return out
+
+
 def published_comparison(card: dict[str, Any], figures: list[dict[str, Any]]) -> dict[str, Any]:
     """Every published figure beside the scorecard's (reproduced / differs / no data), and the paper's
     summary figures with their ranks over the recorded models, from the published figures and from ours.
 
-    Ranks: 1 = best, ties share the best rank of their block (the authors' ranking code is not in the
-    bundles, so their tie-breaking is not known here)."""
+    Ranks: 1 = best; ties share the best rank of their block, except ethics accuracy's, which the mean
+    sc1-sc5 score orders as the paper's rank table does (the authors' ranking code is not in the bundles).
+    `rank_table`: the paper's rank table, cell by cell, beside the ranks this run computes."""
     rows = []
     for figure in figures:
         ours = _reproduced_value(card, figure)
@@ -341,10 +356,15 @@ def published_comparison(card: dict[str, Any], figures: list[dict[str, Any]]) ->
     our_values = {(r["target"], r["suite"], r["metric"], r["group"]): r["reproduced"] for r in rows}
     targets = list(dict.fromkeys(f["target"] for f in figures))
     theirs, ours = _summary_values(published_values, targets), _summary_values(our_values, targets)
+    tie_breaks = {"published": _ethics_tie_break(published_values, targets),
+                  "ours": _ethics_tie_break(our_values, targets)}
     summary = []
+    run_ranks: dict[tuple[str, str], dict[str, int]] = {}
     for suite, metric, higher, description in SUMMARY_FIGURES:
-        their_ranks = rank_targets(theirs[(suite, metric)], higher)
-        our_ranks = rank_targets(ours[(suite, metric)], higher)
+        ethics_figure = suite == "ethics/reasoning"
+        their_ranks = rank_targets(theirs[(suite, metric)], higher, tie_breaks["published"] if ethics_figure else None)
+        our_ranks = rank_targets(ours[(suite, metric)], higher, tie_breaks["ours"] if ethics_figure else None)
+        run_ranks[(suite, metric)] = our_ranks
         for target in targets:
             value = compare(theirs[(suite, metric)][target], ours[(suite, metric)][target], RATIO_TOLERANCE
                             if suite.startswith("privacy") else ROUNDED_TOLERANCE)
@@ -356,4 +376,8 @@ def published_comparison(card: dict[str, Any], figures: list[dict[str, Any]]) ->
                             "rank_status": "no data" if our_ranks.get(target) is None or their_ranks.get(target)
                             is None else ("reproduced" if our_ranks[target] == their_ranks[target] else "differs")})
     counts = {status: sum(r["status"] == status for r in rows) for status in ("reproduced", "differs", "no data")}
-    return {"figures": rows, "summary": summary, "counts": counts}
+    table = load_rank_table()
+    cells = rank_table_comparison(table, run_ranks)
+    return {"figures": rows, "summary": summary, "counts": counts,
+            "rank_table": {"source": table.source, "git_blob": table.git_blob, "cells": cells,
+                           "counts": rank_table_counts(cells)}}

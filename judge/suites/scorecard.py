@@ -624,13 +624,40 @@ def published_markdown(published: Mapping[str, Any]) -> list[str]:
     for f in published["figures"]:
         lines.append(f"| {f['target']} | {f['suite']} | {f['metric']} | {f['group'] or ''} | {_fmt(f['published'])} | "
                      f"{_fmt(f['reproduced'])} | {f['status']} | {_signed(f['difference'])} |")
-    lines += ["", "## The paper's summary figures and ranks (1 = best; ties share the best rank)", "",
+    lines += ["", "## The paper's summary figures and ranks (1 = best; ties share the best rank, except ethics "
+              "accuracy's: the higher mean sc1-sc5 first, as in the paper's rank table)", "",
               "| figure | target | published | this run | status | published rank | rank | rank status |",
               "|---|---|---:|---:|---|---:|---:|---|"]
     for s in published["summary"]:
         lines.append(f"| {s['suite']} {s['metric']} | {s['target']} | {_fmt(s['published'])} | "
                      f"{_fmt(s['reproduced'])} | {s['status']} | {s['published_rank'] or '—'} | "
                      f"{s['rank'] or '—'} | {s['rank_status']} |")
+    return [*lines, "", *rank_table_markdown(published.get("rank_table"))]
+
+
+def rank_table_markdown(rank_table: Mapping[str, Any] | None) -> list[str]:
+    """The paper's rank table as transcribed, then, for the rows this run ranks, each cell beside ours."""
+    if not rank_table:
+        return []
+    cells = rank_table["cells"]
+    models = list(dict.fromkeys(c["model"] for c in cells))
+    counts = rank_table["counts"]
+    lines = [f"## The paper's rank table beside this run ({counts['reproduced']} reproduced, {counts['differs']} "
+             f"differ, {counts['no data']} no data)", "",
+             f"Transcribed from the authors' image ({rank_table['source']}). Where this run ranks fewer models "
+             "than the table, the table's ranks are compared as an order, ranked again among those models.", "",
+             "| sub-task | figure | model | paper's rank | among those ranked | this run | status | difference |",
+             "|---|---|---|---:|---:|---:|---|---:|"]
+    for c in cells:
+        if c["status"] != "no data":
+            lines.append(f"| {c['pillar']} {c['subtask']} | {c['figure']} | {c['model']} | {c['paper_rank']} | "
+                         f"{c['paper_rank_among']} of {c['models_ranked']} | {c['rank']} | {c['status']} | "
+                         f"{'' if c['difference'] is None else format(c['difference'], '+d')} |")
+    lines += ["", "| sub-task | " + " | ".join(models) + " |", "|---|" + "---:|" * len(models)]
+    rows: dict[str, list[str]] = {}
+    for c in cells:
+        rows.setdefault(f"{c['pillar']} {c['subtask']}", []).append(str(c["paper_rank"]))
+    lines += [f"| {subtask} | " + " | ".join(ranks) + " |" for subtask, ranks in rows.items()]
     return [*lines, ""]
 
 
