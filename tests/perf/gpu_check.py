@@ -46,7 +46,11 @@ JUDGE = "gpu-check"
 # Failures where the server answered but the answer was not a whole verdict: it failed validation after
 # every re-ask, stopped at max_tokens, or was empty. The other reasons (timeouts, HTTP errors) are transport.
 STRUCTURED_REASONS = ("invalid_answer", "truncated", "empty_answer")
-_ERROR_PREFIXES = {"invalid answer after ": "invalid_answer", "truncated:": "truncated", "empty_answer:": "empty_answer"}
+_ERROR_PREFIXES = {
+    "invalid answer after ": "invalid_answer",
+    "truncated:": "truncated",
+    "empty_answer:": "empty_answer",
+}
 MEMORY_QUERY = ["nvidia-smi", "--query-gpu=name,memory.used,memory.total", "--format=csv,noheader,nounits"]
 
 
