@@ -402,7 +402,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         problems.append("--gpu-memory-utilization must be above 0 and at most 1")
     if args.base_url and not args.base_url.startswith(("http://", "https://")):
         problems.append(f"--base-url {args.base_url!r} must start with http:// or https://")
-    if args.out.exists() and any(args.out.iterdir()):
+    if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
         problems.append(f"--out {args.out} is not empty; name a new folder (the run must ask every call)")
     if not args.base_url and shutil.which("vllm") is None:
         problems.append("vllm is not installed here: pip install vllm, or pass --base-url of a running server")
