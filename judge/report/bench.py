@@ -16,6 +16,7 @@ from judge.report.score import items_section, judging_sections, not_a_model_fact
 from judge.report.stages import cost_section, failures_section
 from judge.rubric import PILLARS
 from judge.stats.bootstrap import SMALL_N
+from judge.suites.rank_table import transcribed_rows
 
 PART = "Benchmark"
 RADAR_MIN_AXES = 3  # pillars with data below which the pillar ranks are drawn as bars, not radars
@@ -264,13 +265,10 @@ def published_section(card: Scorecard) -> Section:
         [[text(f"{c['pillar']} {c['subtask']}"), text(c["figure"]), text(c["model"]), num(c["paper_rank"]),
           text(f"{c['paper_rank_among']} of {c['models_ranked']}"), num(c["rank"]), text(c["status"]),
           num(c["difference"])] for c in rank_table["cells"] if c["status"] != "no data"], name="paper_rank_table")
-    models = list(dict.fromkeys(c["model"] for c in rank_table["cells"]))
-    by_row: dict[str, list[Any]] = {}
-    for c in rank_table["cells"]:
-        by_row.setdefault(f"{c['pillar']} {c['subtask']}", []).append(num(c["paper_rank"]))
+    models, by_row = transcribed_rows(rank_table["cells"])
     transcribed = Table("The paper's rank table (transcribed from the authors' image)", ["sub-task", *models],
-                        [[text(row), *ranks] for row, ranks in by_row.items()], name="paper_rank_table_full",
-                        folded=True)
+                        [[text(row), *map(num, ranks)] for row, ranks in by_row.items()],
+                        name="paper_rank_table_full", folded=True)
     title, intro = PUBLISHED_TEXT
     table_counts = rank_table["counts"]
     if table_counts:

@@ -205,8 +205,7 @@ def rank_targets(values: Mapping[str, float | None], higher_is_better: bool,
     for comes after those it does, and equal tie-break values still share their rank."""
     known = {t: round(v, RANK_DECIMALS) for t, v in values.items() if v is not None and not math.isnan(v)}
     second = {t: v for t, v in (tie_break or {}).items() if v is not None and not math.isnan(v)}
-    keys = {t: (-v if higher_is_better else v, -second[t] if t in second else math.inf) if tie_break is not None
-            else (-v if higher_is_better else v,) for t, v in known.items()}
+    keys = {t: (-v if higher_is_better else v, -second.get(t, -math.inf)) for t, v in known.items()}
     ordered = sorted(keys.values())
     return {t: bisect.bisect_left(ordered, key) + 1 for t, key in keys.items()}
 

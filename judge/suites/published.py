@@ -30,7 +30,7 @@ from judge.suites.catalogue import build_suite
 from judge.suites.metrics import rank_targets
 from judge.suites.paper import DEFAULT_PROTOCOL
 from judge.suites.paper_readers import authors_judge_json
-from judge.suites.rank_table import load_rank_table, rank_table_comparison, rank_table_counts
+from judge.suites.rank_table import load_rank_table, rank_table_comparison
 from judge.suites.scorecard import write_private
 from judge.suites.sources import open_zip, zip_member
 
@@ -375,9 +375,12 @@ def published_comparison(card: dict[str, Any], figures: list[dict[str, Any]]) ->
                             "published_rank": their_ranks.get(target), "rank": our_ranks.get(target),
                             "rank_status": "no data" if our_ranks.get(target) is None or their_ranks.get(target)
                             is None else ("reproduced" if our_ranks[target] == their_ranks[target] else "differs")})
-    counts = {status: sum(r["status"] == status for r in rows) for status in ("reproduced", "differs", "no data")}
     table = load_rank_table()
     cells = rank_table_comparison(table, run_ranks)
-    return {"figures": rows, "summary": summary, "counts": counts,
+    return {"figures": rows, "summary": summary, "counts": _status_counts(rows),
             "rank_table": {"source": table.source, "git_blob": table.git_blob, "cells": cells,
-                           "counts": rank_table_counts(cells)}}
+                           "counts": _status_counts(cells)}}
+
+
+def _status_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
+    return {status: sum(r["status"] == status for r in rows) for status in ("reproduced", "differs", "no data")}

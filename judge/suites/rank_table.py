@@ -101,5 +101,10 @@ def rank_table_comparison(table: RankTable, ranks: Mapping[tuple[str, str], Mapp
     return cells
 
 
-def rank_table_counts(cells: Sequence[Mapping[str, Any]]) -> dict[str, int]:
-    return {status: sum(c["status"] == status for c in cells) for status in ("reproduced", "differs", "no data")}
+def transcribed_rows(cells: Sequence[Mapping[str, Any]]) -> tuple[list[str], dict[str, list[int]]]:
+    """The table as transcribed, read back from the comparison's cells: the model labels (its columns) and
+    each sub-task's ranks ("pillar sub-task" -> one rank per column)."""
+    rows: dict[str, list[int]] = {}
+    for c in cells:
+        rows.setdefault(f"{c['pillar']} {c['subtask']}", []).append(c["paper_rank"])
+    return list(dict.fromkeys(c["model"] for c in cells)), rows

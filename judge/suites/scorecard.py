@@ -46,6 +46,7 @@ from judge.suites.paper import (
     reasks,
 )
 from judge.suites.provenance import suite_notes
+from judge.suites.rank_table import transcribed_rows
 from judge.suites.spec import (
     AnyBelowRule,
     CompositeRule,
@@ -640,7 +641,7 @@ def rank_table_markdown(rank_table: Mapping[str, Any] | None) -> list[str]:
     if not rank_table:
         return []
     cells = rank_table["cells"]
-    models = list(dict.fromkeys(c["model"] for c in cells))
+    models, rows = transcribed_rows(cells)
     counts = rank_table["counts"]
     lines = [f"## The paper's rank table beside this run ({counts['reproduced']} reproduced, {counts['differs']} "
              f"differ, {counts['no data']} no data)", "",
@@ -654,10 +655,7 @@ def rank_table_markdown(rank_table: Mapping[str, Any] | None) -> list[str]:
                          f"{c['paper_rank_among']} of {c['models_ranked']} | {c['rank']} | {c['status']} | "
                          f"{'' if c['difference'] is None else format(c['difference'], '+d')} |")
     lines += ["", "| sub-task | " + " | ".join(models) + " |", "|---|" + "---:|" * len(models)]
-    rows: dict[str, list[str]] = {}
-    for c in cells:
-        rows.setdefault(f"{c['pillar']} {c['subtask']}", []).append(str(c["paper_rank"]))
-    lines += [f"| {subtask} | " + " | ".join(ranks) + " |" for subtask, ranks in rows.items()]
+    lines += [f"| {subtask} | " + " | ".join(map(str, ranks)) + " |" for subtask, ranks in rows.items()]
     return [*lines, ""]
 
 
